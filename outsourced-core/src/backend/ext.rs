@@ -1,0 +1,148 @@
+//! Conveniences over [`Backend`], and the trait's implementations for `Arc` and `Box`.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use super::{Backend, CountFilter, JobFilter, ReclaimOptions, ReserveOptions};
+use crate::error::{Error, Result};
+use crate::state::JobState;
+use crate::types::{
+    Actor, Failure, Heartbeat, HistoryEntry, JobId, JobRecord, LeaseRef, NewJob, Owner, QueueInfo,
+    QueueLimit, QueueUpdate, Reserved, StateCount, StateCounts, WorkerInstance, by_state,
+};
+
+/// Calls built on the [`Backend`] trait, for every backend alike.
+///
+/// Implemented for every `Backend`; backends MUST NOT implement it themselves, so that these
+/// calls mean the same everywhere.
+#[async_trait]
+pub trait BackendExt: Backend {
+    /// Reports the success of one leased job (see [`Backend::complete_batch`]).
+    async fn complete(&self, by: &WorkerInstance, lease: &LeaseRef) -> Result<()> {
+        let mut results = self.complete_batch(by, std::slice::from_ref(lease)).await?;
+        results.pop().unwrap_or_else(|| {
+            Err(Error::Backend {
+                backend: "core",
+                message: "complete_batch returned no result for one lease".into(),
+                retryable: false,
+                source: None,
+            })
+        })
+    }
+
+    /// One queue by name; `UnknownQueue` when there is none.
+    async fn queue(&self, by: &Actor, name: &str) -> Result<QueueInfo> {
+        let queues = self.queues(by).await?;
+        queues
+            .into_iter()
+            .find(|q| q.name == name)
+            .ok_or_else(|| Error::UnknownQueue {
+                queue: name.to_owned(),
+            })
+    }
+
+    /// How many jobs an owner has in each state, over all queues.
+    async fn owner_counts(&self, by: &Actor, owner: &Owner) -> Result<StateCounts> {
+        let filter = CountFilter {
+            queue: None,
+            owner: Some(owner.clone()),
+        };
+        Ok(by_state(&self.counts(by, filter).await?))
+    }
+}
+
+impl<T: Backend + ?Sized> BackendExt for T {}
+
+/// Implements [`Backend`] for a smart pointer by forwarding every call to the pointee.
+macro_rules! forward_backend {
+    ($wrapper:ident) => {
+        #[async_trait]
+        #[deny(clippy::missing_trait_methods)]
+        impl<T: Backend + ?Sized> Backend for $wrapper<T> {
+            async fn enqueue(&self, by: &Actor, job: NewJob) -> Result<JobRecord> {
+                (**self).enqueue(by, job).await
+            }
+            async fn enqueue_batch(&self, by: &Actor, jobs: Vec<NewJob>) -> Result<Vec<JobId>> {
+                (**self).enqueue_batch(by, jobs).await
+            }
+            async fn reserve(
+                &self,
+                by: &WorkerInstance,
+                opts: ReserveOptions,
+            ) -> Result<Vec<Reserved>> {
+                (**self).reserve(by, opts).await
+            }
+            async fn heartbeat(&self, by: &WorkerInstance, lease: &LeaseRef) -> Result<Heartbeat> {
+                (**self).heartbeat(by, lease).await
+            }
+            async fn complete_batch(
+                &self,
+                by: &WorkerInstance,
+                leases: &[LeaseRef],
+            ) -> Result<Vec<Result<()>>> {
+                (**self).complete_batch(by, leases).await
+            }
+            async fn fail(
+                &self,
+                by: &WorkerInstance,
+                lease: &LeaseRef,
+                failure: Failure,
+            ) -> Result<JobState> {
+                (**self).fail(by, lease, failure).await
+            }
+            async fn release(&self, by: &WorkerInstance, lease: &LeaseRef) -> Result<()> {
+                (**self).release(by, lease).await
+            }
+            async fn release_all(&self, by: &WorkerInstance) -> Result<u64> {
+                (**self).release_all(by).await
+            }
+            async fn reclaim_expired(&self, by: &Actor, opts: ReclaimOptions) -> Result<u64> {
+                (**self).reclaim_expired(by, opts).await
+            }
+            async fn job(&self, by: &Actor, id: JobId) -> Result<JobRecord> {
+                (**self).job(by, id).await
+            }
+            async fn history(&self, by: &Actor, id: JobId) -> Result<Vec<HistoryEntry>> {
+                (**self).history(by, id).await
+            }
+            async fn jobs(&self, by: &Actor, filter: JobFilter) -> Result<Vec<JobRecord>> {
+                (**self).jobs(by, filter).await
+            }
+            async fn counts(&self, by: &Actor, filter: CountFilter) -> Result<Vec<StateCount>> {
+                (**self).counts(by, filter).await
+            }
+            async fn cancel(&self, by: &Actor, id: JobId) -> Result<JobState> {
+                (**self).cancel(by, id).await
+            }
+            async fn retry(&self, by: &Actor, id: JobId) -> Result<JobRecord> {
+                (**self).retry(by, id).await
+            }
+            async fn create_queue(
+                &self,
+                by: &Actor,
+                name: &str,
+                limit: QueueLimit,
+            ) -> Result<QueueInfo> {
+                (**self).create_queue(by, name, limit).await
+            }
+            async fn update_queue(
+                &self,
+                by: &Actor,
+                name: &str,
+                update: QueueUpdate,
+            ) -> Result<QueueInfo> {
+                (**self).update_queue(by, name, update).await
+            }
+            async fn delete_queue(&self, by: &Actor, name: &str) -> Result<()> {
+                (**self).delete_queue(by, name).await
+            }
+            async fn queues(&self, by: &Actor) -> Result<Vec<QueueInfo>> {
+                (**self).queues(by).await
+            }
+        }
+    };
+}
+
+forward_backend!(Arc);
+forward_backend!(Box);

@@ -1,0 +1,198 @@
+//! The [`Backend`] trait: the contract every storage (SQL) and transport (HTTP) implements.
+//!
+//! Each bullet in a method's docs is a promise with a scenario in the conformance suite
+//! (`docs/conformance.md` maps them).
+
+mod ext;
+mod options;
+
+pub use ext::BackendExt;
+pub use options::{CountFilter, JobFilter, ReclaimOptions, ReserveOptions};
+
+use async_trait::async_trait;
+
+use crate::error::Result;
+use crate::state::JobState;
+use crate::types::{
+    Actor, Failure, Heartbeat, HistoryEntry, JobId, JobRecord, LeaseRef, NewJob, QueueInfo,
+    QueueLimit, QueueUpdate, Reserved, StateCount, WorkerInstance,
+};
+
+/// Where jobs live: enqueue, lease, report, inspect, administer.
+///
+/// Object safe; the worker and the HTTP server hold an `Arc<dyn Backend>`. Every call says who
+/// makes it, so that history names the actor and the HTTP server can authorize it. Times are
+/// the backend's own clock, never the caller's; they are kept to the millisecond.
+///
+/// Conveniences built on these calls live in [`BackendExt`], which backends do not implement.
+#[async_trait]
+pub trait Backend: Send + Sync {
+    /// Stores one new job.
+    ///
+    /// - Unset options take the defaults: queue `default`, priority 0, run time now, 25 attempts
+    ///   at most, polynomial back-off; what the job sets is kept as given.
+    /// - A run time in the future makes it `scheduled`, otherwise `available`.
+    /// - Writes its first history row: seq 1, from nothing to the initial state, reason
+    ///   `enqueued`, the caller as actor, attempt 0.
+    /// - An unknown queue is `UnknownQueue` unless the backend creates queues on first use
+    ///   (with the default limit); a queue at its limit is `QueueFull`; a paused queue accepts.
+    /// - An empty class or queue name, `max_attempts` 0, or arguments over the backend's size
+    ///   limit are `InvalidInput`. Whenever it fails, nothing is stored.
+    /// - Wakes reservers that long-poll.
+    async fn enqueue(&self, by: &Actor, job: NewJob) -> Result<JobRecord>;
+
+    /// Stores several new jobs, all or none.
+    ///
+    /// - Each job is stored as [`enqueue`](Backend::enqueue) stores one; the ids come back in the
+    ///   order of the jobs.
+    /// - If any job is refused (invalid, unknown queue, or the batch would take a queue over its
+    ///   limit), the error is that job's and nothing is stored.
+    /// - An empty batch stores nothing and succeeds.
+    async fn enqueue_batch(&self, by: &Actor, jobs: Vec<NewJob>) -> Result<Vec<JobId>>;
+
+    /// Leases up to `limit` jobs to a worker instance.
+    ///
+    /// - Takes `scheduled`, `available` and `retrying` jobs whose run time has come; never a job
+    ///   due later, a running one or a finished one.
+    /// - Orders by priority (lowest first), then run time, then id; `min_priority` and
+    ///   `max_priority` are inclusive bounds.
+    /// - Takes only from the given queues, or from every queue when none are given; never from a
+    ///   paused queue.
+    /// - Each job handed out is `running`: its attempt is counted, it gets a fresh lease token,
+    ///   the caller as holder and an expiry of now plus the lease length (the asked length,
+    ///   clamped to the backend's bounds); a `reserved` history row records the token.
+    /// - A leased job is handed to no one else until its lease ends, even under concurrent calls.
+    /// - When nothing is ready and `wait` is set, waits until a job is enqueued (and returns it)
+    ///   or the wait ends (and returns an empty list, not an error).
+    /// - A `limit` of 0 is `InvalidInput`.
+    async fn reserve(&self, by: &WorkerInstance, opts: ReserveOptions) -> Result<Vec<Reserved>>;
+
+    /// Renews a lease.
+    ///
+    /// - Moves the expiry to now plus the lease's length and returns it, with whether a cancel
+    ///   was requested (the worker should then stop the job and release it).
+    /// - A token that is not the job's current lease held by the caller (expired and reclaimed,
+    ///   released, finished, someone else's) is `StaleLease` and changes nothing.
+    /// - An unknown job is `NotFound`.
+    async fn heartbeat(&self, by: &WorkerInstance, lease: &LeaseRef) -> Result<Heartbeat>;
+
+    /// Reports the success of leased jobs; each lease gets its own result, in order.
+    ///
+    /// - The job becomes `succeeded` with a `completed` history row, and frees its queue slot.
+    /// - A repeating job then goes back to `scheduled` at its next run time with its attempts
+    ///   reset (a second, `repeat`, history row) and keeps its slot; not when a cancel was
+    ///   requested.
+    /// - The same success reported again with the same token succeeds and changes nothing.
+    /// - A stale token is `StaleLease` and changes nothing; an unknown job is `NotFound`.
+    /// - The outer error is for a failure of the backend itself.
+    async fn complete_batch(
+        &self,
+        by: &WorkerInstance,
+        leases: &[LeaseRef],
+    ) -> Result<Vec<Result<()>>>;
+
+    /// Reports a failed attempt and returns the job's new state.
+    ///
+    /// - With an attempt left, the job is `retrying`, due after the job's stored back-off
+    ///   (`RetryPlan::Backoff`) or the given wait (`RetryPlan::After`); history row
+    ///   `retry_scheduled`.
+    /// - When its attempts reach `max_attempts`, or the plan is `RetryPlan::Never`, it is
+    ///   `failed` for good and frees its slot; history row `failed`.
+    /// - When a cancel was requested, it is `cancelled` instead.
+    /// - The history row keeps the full error (message, causes, backtrace); the job keeps the
+    ///   message as its last error.
+    /// - The same failure reported again with the same token returns the state and changes
+    ///   nothing; a stale token is `StaleLease` and changes nothing, attempts included.
+    async fn fail(
+        &self,
+        by: &WorkerInstance,
+        lease: &LeaseRef,
+        failure: Failure,
+    ) -> Result<JobState>;
+
+    /// Gives a lease back without using up an attempt.
+    ///
+    /// - The job is `available` again at once, its attempt count as before the reserve; history
+    ///   row `released`. When a cancel was requested it is `cancelled` instead.
+    /// - A stale token is `StaleLease` and changes nothing.
+    async fn release(&self, by: &WorkerInstance, lease: &LeaseRef) -> Result<()>;
+
+    /// Releases every lease the worker instance holds (at a clean exit) and returns how many.
+    ///
+    /// - Each job is released as by [`release`](Backend::release).
+    /// - Leases of other instances, even of the same worker, are left alone.
+    async fn release_all(&self, by: &WorkerInstance) -> Result<u64>;
+
+    /// Reclaims running jobs whose lease has expired (expiry at or before now), at most
+    /// `opts.limit` of them, and returns how many.
+    ///
+    /// - An expiry counts as a failed attempt: `retrying` after the job's stored back-off, or
+    ///   `failed` when its attempts are used up; `cancelled` when a cancel was requested.
+    /// - History row `lease_expired` with the caller as actor, the expired token and an error
+    ///   that says so. The expired token is stale from then on.
+    /// - Leases that have not expired, and jobs that finished meanwhile, are left alone.
+    async fn reclaim_expired(&self, by: &Actor, opts: ReclaimOptions) -> Result<u64>;
+
+    /// One job.
+    ///
+    /// - Shows the lease's holder and expiry while it runs, never its token.
+    /// - An unknown job is `NotFound`.
+    async fn job(&self, by: &Actor, id: JobId) -> Result<JobRecord>;
+
+    /// A job's history, oldest first.
+    ///
+    /// - One row per transition (and per cancel request), numbered from 1 without gaps.
+    /// - An unknown job is `NotFound`.
+    async fn history(&self, by: &Actor, id: JobId) -> Result<Vec<HistoryEntry>>;
+
+    /// Jobs matching a filter, newest first.
+    ///
+    /// - Filters by queue, state, class and owner, all optional and combined.
+    /// - Pages by cursor: `before` returns jobs older than that id; at most `limit` per page.
+    async fn jobs(&self, by: &Actor, filter: JobFilter) -> Result<Vec<JobRecord>>;
+
+    /// Counts jobs by queue and state.
+    ///
+    /// - One group per queue and state that has jobs; restricted to a queue or an owner when
+    ///   the filter says so.
+    async fn counts(&self, by: &Actor, filter: CountFilter) -> Result<Vec<StateCount>>;
+
+    /// Cancels a job and returns its state afterwards.
+    ///
+    /// - A waiting job is `cancelled` at once and frees its slot (history row `cancelled`).
+    /// - A running job stays `running` with a cancel request (history row `cancel_requested`),
+    ///   which heartbeats report; the attempt then ends `cancelled` unless it succeeds.
+    /// - Cancelling a cancelled job again changes nothing; a succeeded or failed job is
+    ///   `InvalidTransition`; an unknown job is `NotFound`.
+    async fn cancel(&self, by: &Actor, id: JobId) -> Result<JobState>;
+
+    /// Makes a job run now (again) and returns it.
+    ///
+    /// - A `failed` or `cancelled` job becomes `available` with a fresh attempt budget and takes a
+    ///   queue slot again: a full queue is `QueueFull`, a deleted one `UnknownQueue`, and then
+    ///   nothing changes.
+    /// - A `scheduled` or `retrying` job becomes `available` now, keeping its attempts.
+    /// - History row `retried`. Any other state is `InvalidTransition`; a running job is never
+    ///   copied.
+    async fn retry(&self, by: &Actor, id: JobId) -> Result<JobRecord>;
+
+    /// Creates a queue.
+    ///
+    /// - `QueueLimit::default()` is a finite limit; unlimited only when asked.
+    /// - An existing name is `Conflict`; an empty or malformed name is `InvalidInput`.
+    async fn create_queue(&self, by: &Actor, name: &str, limit: QueueLimit) -> Result<QueueInfo>;
+
+    /// Changes a queue's limit or pauses or resumes it.
+    ///
+    /// - A paused queue accepts jobs but hands none out until resumed.
+    /// - An unknown queue is `UnknownQueue`.
+    async fn update_queue(&self, by: &Actor, name: &str, update: QueueUpdate) -> Result<QueueInfo>;
+
+    /// Deletes a queue that holds no live jobs (its finished jobs stay, with their history).
+    ///
+    /// - A queue with live jobs is `Conflict`; an unknown queue is `UnknownQueue`.
+    async fn delete_queue(&self, by: &Actor, name: &str) -> Result<()>;
+
+    /// Every queue with its settings and per-state counts, by name.
+    async fn queues(&self, by: &Actor) -> Result<Vec<QueueInfo>>;
+}

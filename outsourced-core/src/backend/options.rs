@@ -1,0 +1,114 @@
+//! Options of backend calls, passed as structs so that a new field breaks no backend.
+
+use std::time::Duration;
+
+use crate::state::JobState;
+use crate::types::{JobId, Owner};
+
+/// What [`Backend::reserve`](crate::Backend::reserve) may hand out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReserveOptions {
+    /// The most jobs to lease at once (at least 1).
+    pub limit: u32,
+    /// Only these queues; empty means every queue.
+    pub queues: Vec<String>,
+    /// Only priorities at or above this (inclusive).
+    pub min_priority: Option<i32>,
+    /// Only priorities at or below this (inclusive).
+    pub max_priority: Option<i32>,
+    /// Wait up to this long for a job when none is ready (long-poll); `None` returns at once.
+    pub wait: Option<Duration>,
+    /// The lease length to ask for; the backend's default when `None`, clamped to its bounds.
+    pub lease: Option<Duration>,
+}
+
+impl Default for ReserveOptions {
+    fn default() -> Self {
+        ReserveOptions {
+            limit: 1,
+            queues: Vec::new(),
+            min_priority: None,
+            max_priority: None,
+            wait: None,
+            lease: None,
+        }
+    }
+}
+
+impl ReserveOptions {
+    /// Up to `limit` jobs from any queue.
+    pub fn up_to(limit: u32) -> Self {
+        ReserveOptions {
+            limit,
+            ..ReserveOptions::default()
+        }
+    }
+
+    /// Restricts to `queues`.
+    pub fn queues<I, S>(mut self, queues: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.queues = queues.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Waits up to `wait` for a job.
+    pub fn wait(mut self, wait: Duration) -> Self {
+        self.wait = Some(wait);
+        self
+    }
+}
+
+/// Which jobs [`Backend::counts`](crate::Backend::counts) counts.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CountFilter {
+    /// Only this queue.
+    pub queue: Option<String>,
+    /// Only this owner's jobs.
+    pub owner: Option<Owner>,
+}
+
+/// Which jobs [`Backend::jobs`](crate::Backend::jobs) lists, newest first.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JobFilter {
+    /// Only this queue.
+    pub queue: Option<String>,
+    /// Only this state.
+    pub state: Option<JobState>,
+    /// Only this class.
+    pub class: Option<String>,
+    /// Only this owner's jobs.
+    pub owner: Option<Owner>,
+    /// Only jobs older than this one (the cursor: the last id of the previous page).
+    pub before: Option<JobId>,
+    /// The page size (the backend caps it).
+    pub limit: u32,
+}
+
+impl Default for JobFilter {
+    fn default() -> Self {
+        JobFilter {
+            queue: None,
+            state: None,
+            class: None,
+            owner: None,
+            before: None,
+            limit: 100,
+        }
+    }
+}
+
+/// How much one [`Backend::reclaim_expired`](crate::Backend::reclaim_expired) pass may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReclaimOptions {
+    /// The most jobs to reclaim in this pass (bounded, so one pass never holds a long write).
+    pub limit: u32,
+}
+
+impl Default for ReclaimOptions {
+    fn default() -> Self {
+        ReclaimOptions { limit: 1000 }
+    }
+}

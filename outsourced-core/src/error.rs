@@ -1,0 +1,145 @@
+//! The one error type every [`Backend`](crate::Backend) returns.
+
+use std::sync::Arc;
+
+use crate::state::{Event, JobState};
+use crate::types::JobId;
+
+/// A shareable underlying cause (kept behind an `Arc` so that [`Error`] stays `Clone`, which
+/// per-item results of batch calls need).
+pub type Source = Arc<dyn std::error::Error + Send + Sync>;
+
+/// What went wrong in a backend call. Each variant says what the caller can do about it; see
+/// [`Error::is_retryable`].
+#[non_exhaustive]
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum Error {
+    /// The queue already holds as many live jobs as its limit allows; nothing was stored.
+    #[error("queue {queue:?} is full: it holds its limit of {limit} live jobs")]
+    QueueFull {
+        /// The queue that is full.
+        queue: String,
+        /// Its limit on live jobs.
+        limit: u64,
+    },
+    /// No queue of that name exists (and the backend does not create queues on first use).
+    #[error("unknown queue {queue:?}")]
+    UnknownQueue {
+        /// The name that was asked for.
+        queue: String,
+    },
+    /// No job with that id exists (or the caller may not see it).
+    #[error("job {id} not found")]
+    NotFound {
+        /// The id that was asked for.
+        id: JobId,
+    },
+    /// The lease presented is not the job's current lease: it expired and was reclaimed, was
+    /// released, or belongs to another worker. Nothing was changed.
+    #[error("the lease on job {id} is stale: it expired, was released, or is held by someone else")]
+    StaleLease {
+        /// The job whose lease was presented.
+        id: JobId,
+    },
+    /// The job's state does not allow the operation.
+    #[error("cannot {event} job {id}: it is {from}")]
+    InvalidTransition {
+        /// The job.
+        id: JobId,
+        /// The state it is in.
+        from: JobState,
+        /// The refused event.
+        event: Event,
+    },
+    /// A job's payload names an unknown class or cannot be decoded into its type.
+    #[error("bad payload: {message}")]
+    BadPayload {
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The request itself is malformed (an empty class, an oversized payload, a bad name ...).
+    #[error("invalid input: {message}")]
+    InvalidInput {
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The operation conflicts with what is stored (a queue that already exists, a queue that
+    /// still holds live jobs ...).
+    #[error("conflict: {message}")]
+    Conflict {
+        /// What conflicts.
+        message: String,
+    },
+    /// The caller's role may not do this.
+    #[error("forbidden: {message}")]
+    Forbidden {
+        /// What was refused.
+        message: String,
+    },
+    /// The storage or the network failed. `retryable` is true for transient faults (a lost
+    /// connection, a busy database, a timeout).
+    #[error("{backend} backend failed: {message}")]
+    Backend {
+        /// Which backend ("sql", "http").
+        backend: &'static str,
+        /// A one-line description.
+        message: String,
+        /// Whether trying again later may succeed.
+        retryable: bool,
+        /// The underlying error, if any.
+        #[source]
+        source: Option<Source>,
+    },
+}
+
+impl Error {
+    /// Whether the same call may succeed later without any change by the caller: a full queue
+    /// may drain, a transient backend fault may pass. Everything else needs a different request.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::QueueFull { .. } => true,
+            Error::Backend { retryable, .. } => *retryable,
+            _ => false,
+        }
+    }
+
+    /// Shorthand for [`Error::InvalidInput`].
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Error::InvalidInput {
+            message: message.into(),
+        }
+    }
+
+    /// Shorthand for [`Error::Conflict`].
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Error::Conflict {
+            message: message.into(),
+        }
+    }
+}
+
+/// The result type of backend calls.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retryability_is_explicit() {
+        let full = Error::QueueFull {
+            queue: "q".into(),
+            limit: 1,
+        };
+        assert!(full.is_retryable());
+        assert!(!Error::StaleLease { id: JobId(1) }.is_retryable());
+        assert!(!Error::invalid("x").is_retryable());
+        let transient = Error::Backend {
+            backend: "sql",
+            message: "database is busy".into(),
+            retryable: true,
+            source: None,
+        };
+        assert!(transient.is_retryable());
+    }
+}

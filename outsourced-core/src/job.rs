@@ -1,0 +1,262 @@
+//! The [`Job`] trait for the user's own serde structs, the context a job runs with, and the
+//! error a job returns.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::backend::Backend;
+use crate::error::{Error, Result};
+use crate::types::{Actor, ErrorInfo, JobId, JobRecord, NewJob};
+
+/// A job: a serde struct with a class name and a `perform` method.
+///
+/// The struct is the job's arguments: it is stored as the JSON of `{"class": CLASS, "args":
+/// <the struct>}` and decoded again by the worker's [`Registry`](crate::Registry). The optional
+/// methods mirror delayed_job's; the hooks run in its order (see [`invoke`](crate::invoke)).
+#[async_trait]
+pub trait Job: Serialize + DeserializeOwned + Send + Sync + 'static {
+    /// The class name the job is stored and registered under; keep it stable.
+    const CLASS: &'static str;
+
+    /// Does the work. An `Err` is a failed attempt, retried per the back-off unless it is
+    /// [permanent](JobError::permanent) or the attempts are used up.
+    async fn perform(&self, ctx: &JobContext) -> Result<(), JobError>;
+
+    /// The name in logs; the class unless overridden.
+    fn display_name(&self) -> String {
+        Self::CLASS.to_owned()
+    }
+
+    /// Attempts at most; the backend's default (25) when `None`.
+    fn max_attempts(&self) -> Option<u32> {
+        None
+    }
+
+    /// The time limit per attempt; the worker's when `None`, and never more than it.
+    fn max_run_time(&self) -> Option<Duration> {
+        None
+    }
+
+    /// When to try again after the failure of attempt number `attempts`; the stored back-off
+    /// when `None`.
+    fn reschedule_at(&self, _now: DateTime<Utc>, _attempts: u32) -> Option<DateTime<Utc>> {
+        None
+    }
+
+    /// The queue to enqueue into when the caller names none; `default` when `None`.
+    fn queue(&self) -> Option<String> {
+        None
+    }
+
+    /// The priority (lower runs first) when the caller sets none; 0 when `None`.
+    fn priority(&self) -> Option<i32> {
+        None
+    }
+
+    /// Runs before `perform`; an error skips `perform` and takes the error path.
+    async fn before(&self, _ctx: &JobContext) -> Result<(), JobError> {
+        Ok(())
+    }
+
+    /// Runs after a successful `perform`; an error turns the attempt into a failure.
+    async fn success(&self, _ctx: &JobContext) -> Result<(), JobError> {
+        Ok(())
+    }
+
+    /// Runs when `before`, `perform` or `success` failed, with that error; an error it returns
+    /// replaces the original.
+    async fn error(&self, _ctx: &JobContext, _error: &JobError) -> Result<(), JobError> {
+        Ok(())
+    }
+
+    /// Runs last, whatever happened; an error it returns replaces the outcome.
+    async fn after(&self, _ctx: &JobContext) -> Result<(), JobError> {
+        Ok(())
+    }
+
+    /// Runs once when the job has failed for good; its error is logged and ignored.
+    async fn failure(&self, _ctx: &JobContext) -> Result<(), JobError> {
+        Ok(())
+    }
+}
+
+/// Enqueueing for every [`Job`].
+#[async_trait]
+pub trait JobExt: Job {
+    /// The job as a [`NewJob`], with the options the job sets for itself.
+    fn to_new_job(&self) -> Result<NewJob> {
+        let args = serde_json::to_value(self).map_err(|e| Error::BadPayload {
+            message: format!("cannot serialize {}: {e}", Self::CLASS),
+        })?;
+        let mut job = NewJob::new(Self::CLASS, args);
+        if let Some(queue) = self.queue() {
+            job.queue = queue;
+        }
+        job.priority = self.priority().unwrap_or(0);
+        job.max_attempts = self.max_attempts();
+        job.max_run_time = self.max_run_time();
+        Ok(job)
+    }
+
+    /// Enqueues the job as the application's producer.
+    async fn enqueue(&self, backend: &dyn Backend) -> Result<JobRecord> {
+        self.enqueue_as(backend, &Actor::application()).await
+    }
+
+    /// Enqueues the job on behalf of `by`.
+    async fn enqueue_as(&self, backend: &dyn Backend, by: &Actor) -> Result<JobRecord> {
+        backend.enqueue(by, self.to_new_job()?).await
+    }
+}
+
+impl<J: Job> JobExt for J {}
+
+/// What a running job knows about itself.
+#[derive(Clone, Debug)]
+pub struct JobContext {
+    /// The job's id.
+    pub id: JobId,
+    /// Its queue.
+    pub queue: String,
+    /// Its class.
+    pub class: String,
+    /// This attempt's number (1 for the first).
+    pub attempt: u32,
+    /// Attempts at most.
+    pub max_attempts: u32,
+    cancel: Arc<AtomicBool>,
+}
+
+impl JobContext {
+    /// The context of the current attempt of `job`.
+    pub fn new(job: &JobRecord) -> Self {
+        JobContext {
+            id: job.id,
+            queue: job.queue.clone(),
+            class: job.class.clone(),
+            attempt: job.attempts,
+            max_attempts: job.max_attempts,
+            cancel: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Whether a cancel was requested; a long job should check it and stop early.
+    pub fn is_cancel_requested(&self) -> bool {
+        self.cancel.load(Ordering::Relaxed)
+    }
+
+    /// Marks a cancel request (the worker does this when a heartbeat reports one).
+    pub fn request_cancel(&self) {
+        self.cancel.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The error of a job: a full report (message, causes, backtrace) and whether it is permanent.
+///
+/// Any `std::error::Error` (and any string) converts into it with `?`, so `perform` can use
+/// the errors of the libraries it calls.
+pub struct JobError {
+    info: ErrorInfo,
+    permanent: bool,
+}
+
+impl JobError {
+    /// An error with only a message.
+    pub fn msg(message: impl Into<String>) -> Self {
+        JobError {
+            info: ErrorInfo::new(message),
+            permanent: false,
+        }
+    }
+
+    /// An error from a full report.
+    pub fn from_info(info: ErrorInfo) -> Self {
+        JobError {
+            info,
+            permanent: false,
+        }
+    }
+
+    /// Marks the error permanent: the job fails for good without further attempts.
+    pub fn permanent(mut self) -> Self {
+        self.permanent = true;
+        self
+    }
+
+    /// Whether the error is permanent.
+    pub fn is_permanent(&self) -> bool {
+        self.permanent
+    }
+
+    /// The full report.
+    pub fn info(&self) -> &ErrorInfo {
+        &self.info
+    }
+
+    /// The report, consuming the error.
+    pub fn into_info(self) -> ErrorInfo {
+        self.info
+    }
+}
+
+impl<E> From<E> for JobError
+where
+    E: Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+{
+    fn from(error: E) -> Self {
+        let error = error.into();
+        let mut info = ErrorInfo::from_error(error.as_ref());
+        let backtrace = std::backtrace::Backtrace::capture();
+        if backtrace.status() == std::backtrace::BacktraceStatus::Captured {
+            info.backtrace = Some(backtrace.to_string());
+        }
+        JobError {
+            info,
+            permanent: false,
+        }
+    }
+}
+
+impl fmt::Display for JobError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.info.fmt(f)
+    }
+}
+
+impl fmt::Debug for JobError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JobError")
+            .field("info", &self.info)
+            .field("permanent", &self.permanent)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn io_errors_convert_with_their_message() {
+        fn read() -> Result<(), JobError> {
+            Err(std::io::Error::other("disk on fire"))?;
+            Ok(())
+        }
+        let error = read().err().map(|e| e.into_info().message);
+        assert_eq!(error.as_deref(), Some("disk on fire"));
+    }
+
+    #[test]
+    fn permanence_is_opt_in() {
+        let error = JobError::msg("nope");
+        assert!(!error.is_permanent());
+        assert!(error.permanent().is_permanent());
+    }
+}

@@ -1,0 +1,16 @@
+//! The data that crosses the [`Backend`](crate::Backend) trait.
+
+mod ids;
+mod queue;
+mod record;
+mod spec;
+
+pub use ids::{Actor, JobId, Owner, WorkerInstance};
+pub use queue::{
+    DEFAULT_QUEUE_LIMIT, QueueInfo, QueueLimit, QueueUpdate, StateCount, StateCounts, by_state,
+};
+pub use record::{
+    ErrorInfo, Failure, Heartbeat, HistoryEntry, JobRecord, Lease, LeaseInfo, LeaseRef, Reason,
+    Reserved, RetryPlan,
+};
+pub use spec::{Backoff, DEFAULT_MAX_ATTEMPTS, DEFAULT_QUEUE, NewJob, Repeat};

@@ -1,0 +1,157 @@
+//! Queues: their limit on live jobs, their settings, and counts of jobs by state.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use crate::state::JobState;
+
+/// The limit on live jobs a new queue gets unless the admin says otherwise.
+pub const DEFAULT_QUEUE_LIMIT: u64 = 10_000;
+
+/// How many live jobs (scheduled, available, retrying or running) a queue may hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QueueLimit {
+    /// At most this many; enqueue past it fails with `QueueFull`.
+    Max(u64),
+    /// No limit (only when the admin asks for it).
+    Unlimited,
+}
+
+impl Default for QueueLimit {
+    fn default() -> Self {
+        QueueLimit::Max(DEFAULT_QUEUE_LIMIT)
+    }
+}
+
+impl QueueLimit {
+    /// The limit as a number, `None` when unlimited.
+    pub fn max(self) -> Option<u64> {
+        match self {
+            QueueLimit::Max(n) => Some(n),
+            QueueLimit::Unlimited => None,
+        }
+    }
+
+    /// The limit from a number, `None` meaning unlimited.
+    pub fn from_max(max: Option<u64>) -> Self {
+        max.map_or(QueueLimit::Unlimited, QueueLimit::Max)
+    }
+}
+
+impl fmt::Display for QueueLimit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            QueueLimit::Max(n) => n.fmt(f),
+            QueueLimit::Unlimited => f.write_str("unlimited"),
+        }
+    }
+}
+
+/// A change to a queue's settings; `None` fields stay as they are.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct QueueUpdate {
+    /// A new limit. Lowering it below the live count refuses new jobs until enough finish.
+    pub limit: Option<QueueLimit>,
+    /// Pause (workers get nothing from it; enqueue still works) or resume.
+    pub paused: Option<bool>,
+}
+
+/// A queue with its settings and how many jobs it holds in each state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueueInfo {
+    /// Its name.
+    pub name: String,
+    /// Its limit on live jobs.
+    pub limit: QueueLimit,
+    /// Whether workers are kept from it.
+    pub paused: bool,
+    /// Its jobs by state.
+    pub counts: StateCounts,
+}
+
+/// Job counts by state.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StateCounts(BTreeMap<JobState, u64>);
+
+impl StateCounts {
+    /// The count of one state (0 when none).
+    pub fn get(&self, state: JobState) -> u64 {
+        self.0.get(&state).copied().unwrap_or(0)
+    }
+
+    /// Adds `count` jobs in `state`.
+    pub fn add(&mut self, state: JobState, count: u64) {
+        *self.0.entry(state).or_insert(0) += count;
+    }
+
+    /// Jobs holding a queue slot: waiting or running.
+    pub fn live(&self) -> u64 {
+        self.iter()
+            .filter(|(s, _)| s.is_live())
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    /// All jobs counted.
+    pub fn total(&self) -> u64 {
+        self.0.values().sum()
+    }
+
+    /// The non-zero counts, in lifecycle order.
+    pub fn iter(&self) -> impl Iterator<Item = (JobState, u64)> + '_ {
+        self.0.iter().map(|(s, n)| (*s, *n)).filter(|(_, n)| *n > 0)
+    }
+}
+
+impl FromIterator<(JobState, u64)> for StateCounts {
+    fn from_iter<I: IntoIterator<Item = (JobState, u64)>>(iter: I) -> Self {
+        let mut counts = StateCounts::default();
+        for (state, n) in iter {
+            counts.add(state, n);
+        }
+        counts
+    }
+}
+
+/// One group of a count: how many jobs of a queue are in a state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StateCount {
+    /// The queue.
+    pub queue: String,
+    /// The state.
+    pub state: JobState,
+    /// How many.
+    pub count: u64,
+}
+
+/// Sums count groups by state, over all queues.
+pub fn by_state<'a>(groups: impl IntoIterator<Item = &'a StateCount>) -> StateCounts {
+    groups.into_iter().map(|g| (g.state, g.count)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_sum_live_and_total() {
+        let counts: StateCounts = [
+            (JobState::Available, 2),
+            (JobState::Running, 1),
+            (JobState::Succeeded, 4),
+            (JobState::Available, 1),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(counts.get(JobState::Available), 3);
+        assert_eq!(counts.get(JobState::Failed), 0);
+        assert_eq!(counts.live(), 4);
+        assert_eq!(counts.total(), 8);
+    }
+
+    #[test]
+    fn default_limit_is_finite() {
+        assert_eq!(QueueLimit::default().max(), Some(DEFAULT_QUEUE_LIMIT));
+        assert_eq!(QueueLimit::from_max(None), QueueLimit::Unlimited);
+    }
+}

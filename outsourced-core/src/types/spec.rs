@@ -1,0 +1,305 @@
+//! What a producer asks for: a new job, its retry back-off and its repeat schedule.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use crate::error::Error;
+use crate::types::Owner;
+
+/// The queue a job goes to when it names none.
+pub const DEFAULT_QUEUE: &str = "default";
+/// How many times a job runs at most unless it says otherwise (delayed_job's default).
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 25;
+
+/// How long a job waits before its next attempt after a failure. Stored with the job, so the
+/// reclaimer applies the same policy to an expired lease as the worker would to an error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Backoff {
+    /// delayed_job's `attempts⁴ + 5` seconds: 6 s, 21 s, 86 s ... about 20 days over 25 attempts.
+    #[default]
+    Polynomial,
+    /// The same wait after every failure.
+    Constant(Duration),
+    /// `base × 2^(attempts − 1)`, never more than `max`.
+    Exponential {
+        /// The wait after the first failure.
+        base: Duration,
+        /// The longest wait.
+        max: Duration,
+    },
+}
+
+impl Backoff {
+    /// The wait after the failure of attempt number `attempts` (1 for the first attempt).
+    pub fn delay(&self, attempts: u32) -> Duration {
+        match *self {
+            Backoff::Polynomial => Duration::from_secs(u64::from(attempts).saturating_pow(4) + 5),
+            Backoff::Constant(wait) => wait,
+            Backoff::Exponential { base, max } => {
+                let factor = 2u32.saturating_pow(attempts.saturating_sub(1));
+                base.saturating_mul(factor).min(max)
+            }
+        }
+    }
+}
+
+impl fmt::Display for Backoff {
+    /// The stored form: `polynomial`, `constant:MS` or `exponential:BASE_MS:MAX_MS`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Backoff::Polynomial => f.write_str("polynomial"),
+            Backoff::Constant(wait) => write!(f, "constant:{}", wait.as_millis()),
+            Backoff::Exponential { base, max } => {
+                write!(f, "exponential:{}:{}", base.as_millis(), max.as_millis())
+            }
+        }
+    }
+}
+
+impl FromStr for Backoff {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || {
+            Error::invalid(format!(
+                "{s:?} is not a back-off: expected polynomial, constant:MS or exponential:BASE_MS:MAX_MS"
+            ))
+        };
+        let mut parts = s.split(':');
+        let backoff = match parts.next() {
+            Some("polynomial") => Backoff::Polynomial,
+            Some("constant") => Backoff::Constant(parse_ms(parts.next()).ok_or_else(bad)?),
+            Some("exponential") => Backoff::Exponential {
+                base: parse_ms(parts.next()).ok_or_else(bad)?,
+                max: parse_ms(parts.next()).ok_or_else(bad)?,
+            },
+            _ => return Err(bad()),
+        };
+        match parts.next() {
+            None => Ok(backoff),
+            Some(_) => Err(bad()),
+        }
+    }
+}
+
+/// When a job runs again after it succeeded. Each run shows in the job's history.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Repeat {
+    /// Every fixed interval, counted from the previous run time (runs missed while the job
+    /// was waiting are skipped, not run in a burst).
+    Every(Duration),
+}
+
+impl Repeat {
+    /// The next run time after a run that was due at `run_at` and finished at `now`: the first
+    /// point on the schedule that is later than `now`.
+    pub fn next_after(&self, run_at: DateTime<Utc>, now: DateTime<Utc>) -> DateTime<Utc> {
+        match *self {
+            Repeat::Every(interval) => {
+                let step = interval.as_millis().max(1) as i64;
+                let behind = (now - run_at).num_milliseconds().max(0);
+                let steps = behind / step + 1;
+                run_at + chrono::Duration::milliseconds(steps * step)
+            }
+        }
+    }
+}
+
+impl fmt::Display for Repeat {
+    /// The stored form: `every:MS`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Repeat::Every(interval) => write!(f, "every:{}", interval.as_millis()),
+        }
+    }
+}
+
+impl FromStr for Repeat {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.split_once(':') {
+            Some(("every", ms)) => match parse_ms(Some(ms)) {
+                Some(interval) if !interval.is_zero() => Ok(Repeat::Every(interval)),
+                _ => Err(Error::invalid(format!(
+                    "{s:?}: a repeat interval must be positive"
+                ))),
+            },
+            _ => Err(Error::invalid(format!(
+                "{s:?} is not a repeat: expected every:MS"
+            ))),
+        }
+    }
+}
+
+fn parse_ms(part: Option<&str>) -> Option<Duration> {
+    part?.parse().ok().map(Duration::from_millis)
+}
+
+/// A job to enqueue: a class name and JSON arguments (resque style), plus options.
+///
+/// Build it with [`NewJob::new`] and the setters, or from a typed job with
+/// [`JobExt::to_new_job`](crate::JobExt::to_new_job). Unset options take the backend's defaults.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewJob {
+    /// The job class, which the worker's registry maps to code.
+    pub class: String,
+    /// The arguments: any JSON value; an array is the usual case.
+    pub args: Value,
+    /// The queue; [`DEFAULT_QUEUE`] unless set.
+    pub queue: String,
+    /// Lower runs first; 0 unless set.
+    pub priority: i32,
+    /// Not before this time; now unless set.
+    pub run_at: Option<DateTime<Utc>>,
+    /// Attempts at most; [`DEFAULT_MAX_ATTEMPTS`] unless set.
+    pub max_attempts: Option<u32>,
+    /// The job's own time limit per attempt; the worker's limit unless set (and never more).
+    pub max_run_time: Option<Duration>,
+    /// The wait between attempts.
+    pub backoff: Backoff,
+    /// Run again after each success.
+    pub repeat: Option<Repeat>,
+    /// The thing this job belongs to.
+    pub owner: Option<Owner>,
+}
+
+impl NewJob {
+    /// A job of `class` with `args`, in the default queue, with default options.
+    pub fn new(class: impl Into<String>, args: Value) -> Self {
+        NewJob {
+            class: class.into(),
+            args,
+            queue: DEFAULT_QUEUE.to_owned(),
+            priority: 0,
+            run_at: None,
+            max_attempts: None,
+            max_run_time: None,
+            backoff: Backoff::default(),
+            repeat: None,
+            owner: None,
+        }
+    }
+
+    /// Sets the queue.
+    pub fn queue(mut self, queue: impl Into<String>) -> Self {
+        self.queue = queue.into();
+        self
+    }
+
+    /// Sets the priority (lower runs first).
+    pub fn priority(mut self, priority: i32) -> Self {
+        self.priority = priority;
+        self
+    }
+
+    /// Sets the earliest run time.
+    pub fn run_at(mut self, run_at: DateTime<Utc>) -> Self {
+        self.run_at = Some(run_at);
+        self
+    }
+
+    /// Sets the number of attempts at most.
+    pub fn max_attempts(mut self, max_attempts: u32) -> Self {
+        self.max_attempts = Some(max_attempts);
+        self
+    }
+
+    /// Sets the job's own time limit per attempt.
+    pub fn max_run_time(mut self, max_run_time: Duration) -> Self {
+        self.max_run_time = Some(max_run_time);
+        self
+    }
+
+    /// Sets the back-off between attempts.
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    /// Makes the job run again after each success.
+    pub fn repeat(mut self, repeat: Repeat) -> Self {
+        self.repeat = Some(repeat);
+        self
+    }
+
+    /// Sets the owner.
+    pub fn owner(mut self, owner: Owner) -> Self {
+        self.owner = Some(owner);
+        self
+    }
+
+    /// The payload as stored and sent: `{"class": ..., "args": ...}`.
+    pub fn payload(&self) -> Value {
+        serde_json::json!({ "class": self.class, "args": self.args })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn polynomial_backoff_matches_delayed_job() {
+        let secs = |attempts| Backoff::Polynomial.delay(attempts).as_secs();
+        let expected = [
+            (1, 6),
+            (2, 21),
+            (3, 86),
+            (4, 261),
+            (5, 630),
+            (10, 10_005),
+            (24, 331_781),
+        ];
+        for (attempts, wait) in expected {
+            assert_eq!(secs(attempts), wait, "after attempt {attempts}");
+        }
+        let total: u64 = (1..=24).map(secs).sum();
+        assert_eq!(total, 1_763_140);
+    }
+
+    #[test]
+    fn exponential_backoff_is_capped() {
+        let backoff = Backoff::Exponential {
+            base: Duration::from_secs(1),
+            max: Duration::from_secs(60),
+        };
+        assert_eq!(backoff.delay(1), Duration::from_secs(1));
+        assert_eq!(backoff.delay(3), Duration::from_secs(4));
+        assert_eq!(backoff.delay(40), Duration::from_secs(60));
+    }
+
+    #[test]
+    fn backoff_and_repeat_round_trip_through_text() {
+        let backoffs = [
+            Backoff::Polynomial,
+            Backoff::Constant(Duration::from_millis(1500)),
+            Backoff::Exponential {
+                base: Duration::from_secs(2),
+                max: Duration::from_secs(90),
+            },
+        ];
+        for backoff in backoffs {
+            assert_eq!(backoff.to_string().parse::<Backoff>().ok(), Some(backoff));
+        }
+        assert!("constant".parse::<Backoff>().is_err());
+        assert!("polynomial:1".parse::<Backoff>().is_err());
+        let repeat = Repeat::Every(Duration::from_secs(60));
+        assert_eq!(repeat.to_string().parse::<Repeat>().ok(), Some(repeat));
+        assert!("every:0".parse::<Repeat>().is_err());
+    }
+
+    #[test]
+    fn repeat_skips_missed_runs() {
+        let start = DateTime::<Utc>::UNIX_EPOCH;
+        let every = Repeat::Every(Duration::from_secs(60));
+        let secs = |s| start + chrono::Duration::seconds(s);
+        assert_eq!(every.next_after(start, secs(1)), secs(60));
+        assert_eq!(every.next_after(start, secs(60)), secs(120));
+        assert_eq!(every.next_after(start, secs(601)), secs(660));
+    }
+}
