@@ -1,1 +1,47 @@
+//! The SQL backend of outsourced: jobs, bounded queues and the full history of every
+//! transition, in SQLite (an embedded file by default), PostgreSQL or MariaDB/MySQL.
+//!
+//! ```no_run
+//! # async fn demo() -> outsourced_core::Result<()> {
+//! use outsourced_backend_sql::SqlBackend;
+//! let backend = SqlBackend::connect("sqlite://outsourced.db").await?;
+//! # Ok(()) }
+//! ```
+//!
+//! One operation per module, each a transaction of its own:
+//! - [`enqueue`](crate::enqueue): slots, rows and first history rows;
+//! - `reserve`: the atomic claim of a batch, and long-polling;
+//! - `heartbeat`, `complete`, `fail`, `release`: reports on a lease, checked in `lease`;
+//! - `reclaim`: expired leases as failed attempts;
+//! - `admin`: cancel and retry; `queues`: queue administration; `read`: lookups and counts.
+//!
+//! Shared machinery: `transition` applies a change as a compare-and-set with its history rows,
+//! `slots` keeps the queue limits exact, `connect` opens pools and migrates, `migration` holds
+//! the schema, `entity` the tables, `convert` rows to core types, `error` classifies database
+//! errors, `wake` wakes long-polling reservers.
 
+mod admin;
+mod backend;
+mod complete;
+mod config;
+mod connect;
+mod convert;
+mod enqueue;
+mod entity;
+mod error;
+mod fail;
+mod heartbeat;
+mod lease;
+mod migration;
+mod queues;
+mod read;
+mod reclaim;
+mod release;
+mod reserve;
+mod slots;
+mod transition;
+mod wake;
+
+pub use backend::SqlBackend;
+pub use config::{SqlConfig, SqliteSync, redact};
+pub use sea_orm;

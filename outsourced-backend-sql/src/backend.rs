@@ -1,0 +1,206 @@
+//! [`SqlBackend`]: the handle, and its implementation of the core's `Backend` trait by the
+//! operations in the modules beside this one.
+
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    DatabaseConnection, DatabaseTransaction, DbBackend, SqliteTransactionMode, TransactionOptions,
+    TransactionTrait,
+};
+
+use crate::config::SqlConfig;
+use crate::connect::{self, Pools};
+use crate::error::db_error;
+use crate::wake::Wake;
+use crate::{admin, complete, enqueue, fail, heartbeat, queues, read, reclaim, release, reserve};
+use outsourced_core::{
+    Actor, Backend, Clock, CountFilter, Failure, Heartbeat, HistoryEntry, JobFilter, JobId,
+    JobRecord, JobState, LeaseRef, NewJob, QueueInfo, QueueLimit, QueueUpdate, ReclaimOptions,
+    ReserveOptions, Reserved, Result, StateCount, SystemClock, WorkerInstance,
+};
+
+/// The SQL backend: jobs, queues and history in SQLite (by default), PostgreSQL or
+/// MariaDB/MySQL. Cheap to clone; clones share the pools.
+#[derive(Clone, Debug)]
+pub struct SqlBackend {
+    pub(crate) inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub(crate) pools: Pools,
+    pub(crate) config: SqlConfig,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) wake: Wake,
+    /// When reserve last reclaimed expired leases, by the backend's clock.
+    pub(crate) last_reclaim: Mutex<Option<DateTime<Utc>>>,
+}
+
+impl SqlBackend {
+    /// Opens the database `config.url` (creating a SQLite file when missing) and migrates it.
+    pub async fn open(config: SqlConfig) -> Result<Self> {
+        Self::open_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    /// Opens with the defaults for the database at `url`.
+    pub async fn connect(url: &str) -> Result<Self> {
+        Self::open(SqlConfig::new(url)).await
+    }
+
+    /// Opens with a clock of the caller's (tests move a [`TestClock`](outsourced_core::TestClock)).
+    pub async fn open_with_clock(config: SqlConfig, clock: Arc<dyn Clock>) -> Result<Self> {
+        let pools = connect::open(&config).await?;
+        Ok(SqlBackend {
+            inner: Arc::new(Inner {
+                pools,
+                config,
+                clock,
+                wake: Wake::new(),
+                last_reclaim: Mutex::new(None),
+            }),
+        })
+    }
+
+    /// The connection writes go through, for the host application's own queries.
+    pub fn connection(&self) -> &DatabaseConnection {
+        &self.inner.pools.writer
+    }
+
+    /// The settings it was opened with.
+    pub fn config(&self) -> &SqlConfig {
+        &self.inner.config
+    }
+
+    /// Which database it talks to.
+    pub fn database(&self) -> DbBackend {
+        self.inner.pools.backend
+    }
+
+    pub(crate) fn now(&self) -> DateTime<Utc> {
+        self.inner.clock.now()
+    }
+
+    pub(crate) fn reader(&self) -> &DatabaseConnection {
+        &self.inner.pools.reader
+    }
+
+    /// Begins a write transaction: `BEGIN IMMEDIATE` on SQLite, so that a transaction that
+    /// reads before it writes waits for the write lock (with the busy timeout) instead of
+    /// failing when another process wrote in between; the database's default (READ COMMITTED
+    /// on PostgreSQL) elsewhere.
+    pub(crate) async fn begin_write(&self) -> Result<DatabaseTransaction> {
+        let options = match self.database() {
+            DbBackend::Sqlite => TransactionOptions {
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                ..TransactionOptions::default()
+            },
+            _ => TransactionOptions::default(),
+        };
+        self.inner
+            .pools
+            .writer
+            .begin_with_options(options)
+            .await
+            .map_err(db_error)
+    }
+
+    /// Wakes reservers that long-poll in this process.
+    pub(crate) fn wake(&self) {
+        self.inner.wake.notify();
+    }
+}
+
+#[async_trait]
+impl Backend for SqlBackend {
+    async fn enqueue(&self, by: &Actor, job: NewJob) -> Result<JobRecord> {
+        enqueue::one(self, by, job).await
+    }
+
+    async fn enqueue_batch(&self, by: &Actor, jobs: Vec<NewJob>) -> Result<Vec<JobId>> {
+        enqueue::batch(self, by, jobs).await
+    }
+
+    async fn reserve(&self, by: &WorkerInstance, opts: ReserveOptions) -> Result<Vec<Reserved>> {
+        reserve::reserve(self, by, opts).await
+    }
+
+    async fn heartbeat(&self, by: &WorkerInstance, lease: &LeaseRef) -> Result<Heartbeat> {
+        heartbeat::heartbeat(self, by, lease).await
+    }
+
+    async fn complete_batch(
+        &self,
+        by: &WorkerInstance,
+        leases: &[LeaseRef],
+    ) -> Result<Vec<Result<()>>> {
+        complete::complete_batch(self, by, leases).await
+    }
+
+    async fn fail(
+        &self,
+        by: &WorkerInstance,
+        lease: &LeaseRef,
+        failure: Failure,
+    ) -> Result<JobState> {
+        fail::fail(self, by, lease, failure).await
+    }
+
+    async fn release(&self, by: &WorkerInstance, lease: &LeaseRef) -> Result<()> {
+        release::release(self, by, lease).await
+    }
+
+    async fn release_all(&self, by: &WorkerInstance) -> Result<u64> {
+        release::release_all(self, by).await
+    }
+
+    async fn reclaim_expired(&self, by: &Actor, opts: ReclaimOptions) -> Result<u64> {
+        reclaim::reclaim_expired(self, by, opts).await
+    }
+
+    async fn job(&self, _by: &Actor, id: JobId) -> Result<JobRecord> {
+        read::job(self, id).await
+    }
+
+    async fn history(&self, _by: &Actor, id: JobId) -> Result<Vec<HistoryEntry>> {
+        read::history(self, id).await
+    }
+
+    async fn jobs(&self, _by: &Actor, filter: JobFilter) -> Result<Vec<JobRecord>> {
+        read::jobs(self, filter).await
+    }
+
+    async fn counts(&self, _by: &Actor, filter: CountFilter) -> Result<Vec<StateCount>> {
+        read::counts(self, filter).await
+    }
+
+    async fn cancel(&self, by: &Actor, id: JobId) -> Result<JobState> {
+        admin::cancel(self, by, id).await
+    }
+
+    async fn retry(&self, by: &Actor, id: JobId) -> Result<JobRecord> {
+        admin::retry(self, by, id).await
+    }
+
+    async fn create_queue(&self, _by: &Actor, name: &str, limit: QueueLimit) -> Result<QueueInfo> {
+        queues::create(self, name, limit).await
+    }
+
+    async fn update_queue(
+        &self,
+        _by: &Actor,
+        name: &str,
+        update: QueueUpdate,
+    ) -> Result<QueueInfo> {
+        queues::update(self, name, update).await
+    }
+
+    async fn delete_queue(&self, _by: &Actor, name: &str) -> Result<()> {
+        queues::delete(self, name).await
+    }
+
+    async fn queues(&self, _by: &Actor) -> Result<Vec<QueueInfo>> {
+        queues::list(self).await
+    }
+}

@@ -1,0 +1,99 @@
+//! Opening the database: pools, SQLite's pragmas, and the migrations.
+
+use std::time::Duration;
+
+use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend};
+use sea_orm_migration::MigratorTrait;
+
+use crate::config::{SqlConfig, SqliteSync};
+use crate::error::db_error;
+use crate::migration::Migrator;
+use outsourced_core::Result;
+
+/// The pools of one backend. On a SQLite file every write goes through `writer`, a pool of one
+/// connection, so writes are serialized in the process and "database is locked" never
+/// reaches a caller; `reader` serves reads beside it (WAL lets them run during a write).
+/// Everywhere else the two are the same pool.
+#[derive(Clone, Debug)]
+pub(crate) struct Pools {
+    pub(crate) writer: DatabaseConnection,
+    pub(crate) reader: DatabaseConnection,
+    pub(crate) backend: DbBackend,
+}
+
+/// Opens the database at `config.url` and brings its schema up to date.
+pub(crate) async fn open(config: &SqlConfig) -> Result<Pools> {
+    let pools = if config.url.starts_with("sqlite:") {
+        open_sqlite(config).await?
+    } else {
+        let mut options = ConnectOptions::new(config.url.clone());
+        options
+            .max_connections(config.max_connections)
+            .sqlx_logging(false);
+        let db = Database::connect(options).await.map_err(db_error)?;
+        let backend = db.get_database_backend();
+        Pools {
+            writer: db.clone(),
+            reader: db,
+            backend,
+        }
+    };
+    Migrator::up(&pools.writer, None).await.map_err(db_error)?;
+    Ok(pools)
+}
+
+fn is_memory(url: &str) -> bool {
+    url.contains(":memory:") || url.contains("mode=memory")
+}
+
+async fn open_sqlite(config: &SqlConfig) -> Result<Pools> {
+    let memory = is_memory(&config.url);
+    let writer = sqlite_pool(config, 1, false).await?;
+    if memory {
+        // Each connection to an in-memory database is a database of its own, so readers
+        // would see nothing: everything shares the one connection.
+        return Ok(Pools {
+            reader: writer.clone(),
+            writer,
+            backend: DbBackend::Sqlite,
+        });
+    }
+    // Readers open after the writer, which has created the file and switched it to WAL.
+    let reader = sqlite_pool(config, config.sqlite_readers.max(1), true).await?;
+    Ok(Pools {
+        writer,
+        reader,
+        backend: DbBackend::Sqlite,
+    })
+}
+
+async fn sqlite_pool(config: &SqlConfig, size: u32, read_only: bool) -> Result<DatabaseConnection> {
+    let sync = match config.sqlite_sync {
+        SqliteSync::Full => SqliteSynchronous::Full,
+        SqliteSync::Normal => SqliteSynchronous::Normal,
+    };
+    let busy = config.sqlite_busy_timeout;
+    let memory = is_memory(&config.url);
+    let mut options = ConnectOptions::new(config.url.clone());
+    options
+        .max_connections(size)
+        .min_connections(1)
+        .acquire_timeout(Duration::from_secs(60))
+        .sqlx_logging(false)
+        .map_sqlx_sqlite_opts(move |opts: SqliteConnectOptions| {
+            let opts = opts.busy_timeout(busy).synchronous(sync).foreign_keys(true);
+            match (memory, read_only) {
+                (true, _) => opts,
+                (false, true) => opts.read_only(true),
+                (false, false) => opts
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal),
+            }
+        });
+    if memory {
+        // Closing the only connection would drop the database.
+        options.idle_timeout(None).max_lifetime(None);
+    }
+    Database::connect(options).await.map_err(db_error)
+}

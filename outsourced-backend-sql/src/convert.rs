@@ -1,0 +1,114 @@
+//! Rows to core types and back: times as epoch milliseconds, enums as their text forms.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::entity::{history, job};
+use crate::error::corrupt;
+use outsourced_core::{
+    Actor, ErrorInfo, HistoryEntry, JobId, JobRecord, JobState, LeaseInfo, Owner, Result,
+    WorkerInstance,
+};
+
+/// A time as stored: epoch milliseconds.
+pub(crate) fn ms(time: DateTime<Utc>) -> i64 {
+    time.timestamp_millis()
+}
+
+/// A stored time back as a time.
+pub(crate) fn time(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or(DateTime::UNIX_EPOCH)
+}
+
+/// A duration as stored: whole milliseconds.
+pub(crate) fn duration_ms(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn parse<T: FromStr>(column: &str, text: &str) -> Result<T> {
+    text.parse()
+        .map_err(|_| corrupt(format!("{column} = {text:?}")))
+}
+
+/// A job row as a record.
+pub(crate) fn job_record(row: &job::Model) -> Result<JobRecord> {
+    let args = serde_json::from_str(&row.args).map_err(|e| corrupt(format!("args: {e}")))?;
+    let owner = match (&row.owner_type, &row.owner_id) {
+        (Some(kind), Some(id)) => Some(Owner::new(kind, id)),
+        _ => None,
+    };
+    let lease = match (&row.lease_worker, &row.lease_instance, row.lease_expires_at) {
+        (Some(worker), Some(instance), Some(expires)) => Some(LeaseInfo {
+            holder: WorkerInstance::new(worker, instance),
+            expires_at: time(expires),
+        }),
+        _ => None,
+    };
+    Ok(JobRecord {
+        id: JobId(row.id),
+        queue: row.queue.clone(),
+        class: row.class.clone(),
+        args,
+        priority: row.priority,
+        state: parse("state", &row.state)?,
+        run_at: time(row.run_at),
+        attempts: row.attempts.max(0) as u32,
+        max_attempts: row.max_attempts.max(0) as u32,
+        max_run_time: row
+            .max_run_time_ms
+            .map(|ms| Duration::from_millis(ms.max(0) as u64)),
+        backoff: parse("backoff", &row.backoff)?,
+        repeat: row
+            .repeat
+            .as_deref()
+            .map(|r| parse("repeat", r))
+            .transpose()?,
+        owner,
+        enqueued_by: parse("enqueued_by", &row.enqueued_by)?,
+        cancel_requested: row.cancel_requested,
+        lease,
+        last_error: row.last_error.clone(),
+        created_at: time(row.created_at),
+        updated_at: time(row.updated_at),
+        finished_at: row.finished_at.map(time),
+    })
+}
+
+/// The stored state of a job row.
+pub(crate) fn state(row: &job::Model) -> Result<JobState> {
+    parse("state", &row.state)
+}
+
+/// A history row as an entry.
+pub(crate) fn history_entry(row: history::Model) -> Result<HistoryEntry> {
+    let error = match row.error_message {
+        Some(message) => Some(ErrorInfo {
+            message,
+            causes: match row.error_causes {
+                Some(causes) => serde_json::from_str(&causes)
+                    .map_err(|e| corrupt(format!("error_causes: {e}")))?,
+                None => Vec::new(),
+            },
+            backtrace: row.error_backtrace,
+        }),
+        None => None,
+    };
+    Ok(HistoryEntry {
+        job_id: JobId(row.job_id),
+        seq: row.seq.max(0) as u32,
+        from: row
+            .from_state
+            .as_deref()
+            .map(|s| parse("from_state", s))
+            .transpose()?,
+        to: parse("to_state", &row.to_state)?,
+        at: time(row.at),
+        actor: parse::<Actor>("actor", &row.actor)?,
+        attempt: row.attempt.max(0) as u32,
+        reason: parse("reason", &row.reason)?,
+        lease_token: row.lease_token,
+        error,
+    })
+}

@@ -1,0 +1,180 @@
+//! Enqueue: validate, take the queue slots, insert the jobs and their first history rows, all
+//! in one transaction, then wake the reservers.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::NotSet, ConnectionTrait, EntityTrait, IntoActiveModel,
+};
+
+use crate::backend::SqlBackend;
+use crate::convert::{duration_ms, job_record, ms};
+use crate::entity::job;
+use crate::error::db_error;
+use crate::queues::check_name;
+use crate::slots;
+use crate::transition::{Step, history_row, insert_history};
+use outsourced_core::{
+    Actor, DEFAULT_MAX_ATTEMPTS, Error, JobId, JobRecord, NewJob, Reason, Result, initial_state,
+};
+
+/// Job rows per insert statement, well under every database's limit on bound parameters.
+const JOB_CHUNK: usize = 500;
+
+/// Enqueues one job and returns it as stored.
+pub(crate) async fn one(backend: &SqlBackend, by: &Actor, job: NewJob) -> Result<JobRecord> {
+    let mut rows = insert(backend, by, vec![job]).await?;
+    let row = rows.pop().ok_or_else(|| Error::Backend {
+        backend: "sql",
+        message: "the insert returned no row".into(),
+        retryable: false,
+        source: None,
+    })?;
+    job_record(&row)
+}
+
+/// Enqueues jobs, all or none, and returns their ids in order.
+pub(crate) async fn batch(
+    backend: &SqlBackend,
+    by: &Actor,
+    jobs: Vec<NewJob>,
+) -> Result<Vec<JobId>> {
+    if jobs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = insert(backend, by, jobs).await?;
+    Ok(rows.into_iter().map(|row| JobId(row.id)).collect())
+}
+
+async fn insert(backend: &SqlBackend, by: &Actor, jobs: Vec<NewJob>) -> Result<Vec<job::Model>> {
+    let config = backend.config();
+    for job in &jobs {
+        validate(job, config.max_args_bytes)?;
+    }
+    let now = backend.now();
+    let mut rows: Vec<job::Model> = jobs.iter().map(|job| new_row(job, by, now)).collect();
+    let txn = backend.begin_write().await?;
+    // Queues in name order, so that concurrent batches lock them in the same order.
+    let mut per_queue = BTreeMap::<&str, u64>::new();
+    for job in &jobs {
+        *per_queue.entry(job.queue.as_str()).or_default() += 1;
+    }
+    let create_at = config.create_queues_on_first_use.then_some(now);
+    for (queue, n) in per_queue {
+        slots::take(&txn, queue, n, create_at).await?;
+    }
+    let ids = insert_rows(&txn, &rows).await?;
+    for (row, id) in rows.iter_mut().zip(ids) {
+        row.id = id;
+    }
+    insert_history(
+        &txn,
+        rows.iter().map(|row| first_history(row, by, now)).collect(),
+    )
+    .await?;
+    txn.commit().await.map_err(db_error)?;
+    backend.wake();
+    Ok(rows)
+}
+
+/// Refuses a job that cannot be stored.
+fn validate(job: &NewJob, max_args_bytes: usize) -> Result<()> {
+    if job.class.trim().is_empty() || job.class.len() > 191 {
+        return Err(Error::invalid("a job class must be 1 to 191 characters"));
+    }
+    check_name(&job.queue)?;
+    if job.max_attempts == Some(0) {
+        return Err(Error::invalid("max_attempts must be at least 1"));
+    }
+    if let Some(owner) = &job.owner
+        && (owner.kind.is_empty()
+            || owner.id.is_empty()
+            || owner.kind.len() > 191
+            || owner.id.len() > 191)
+    {
+        return Err(Error::invalid(
+            "an owner's type and id must be 1 to 191 characters",
+        ));
+    }
+    let size = job.args.to_string().len();
+    if size > max_args_bytes {
+        return Err(Error::invalid(format!(
+            "the arguments take {size} bytes as JSON; the limit is {max_args_bytes}"
+        )));
+    }
+    Ok(())
+}
+
+/// The row a new job starts as (its id is the database's to assign).
+fn new_row(job: &NewJob, by: &Actor, now: DateTime<Utc>) -> job::Model {
+    let run_at = job.run_at.unwrap_or(now);
+    let state = initial_state(run_at > now);
+    job::Model {
+        id: 0,
+        queue: job.queue.clone(),
+        class: job.class.clone(),
+        args: job.args.to_string(),
+        priority: job.priority,
+        state: state.as_str().to_owned(),
+        waiting: state.is_waiting(),
+        run_at: ms(run_at),
+        attempts: 0,
+        max_attempts: job
+            .max_attempts
+            .unwrap_or(DEFAULT_MAX_ATTEMPTS)
+            .min(i32::MAX as u32) as i32,
+        max_run_time_ms: job.max_run_time.map(duration_ms),
+        backoff: job.backoff.to_string(),
+        repeat: job.repeat.map(|r| r.to_string()),
+        owner_type: job.owner.as_ref().map(|o| o.kind.clone()),
+        owner_id: job.owner.as_ref().map(|o| o.id.clone()),
+        enqueued_by: by.to_string(),
+        cancel_requested: false,
+        lease_token: None,
+        lease_worker: None,
+        lease_instance: None,
+        lease_expires_at: None,
+        lease_ms: None,
+        seq: 1,
+        last_error: None,
+        created_at: ms(now),
+        updated_at: ms(now),
+        finished_at: None,
+    }
+}
+
+/// Inserts the rows and returns their ids, in order.
+async fn insert_rows(db: &impl ConnectionTrait, rows: &[job::Model]) -> Result<Vec<i64>> {
+    let mut ids = Vec::with_capacity(rows.len());
+    for chunk in rows.chunks(JOB_CHUNK) {
+        let models = chunk.iter().map(|row| {
+            // Every column is written, except the id the database assigns.
+            let mut model = row.clone().into_active_model().reset_all();
+            model.id = NotSet;
+            model
+        });
+        let keys = job::Entity::insert_many(models)
+            .exec_with_returning_keys(db)
+            .await
+            .map_err(db_error)?;
+        ids.extend(keys);
+    }
+    Ok(ids)
+}
+
+fn first_history(
+    row: &job::Model,
+    by: &Actor,
+    now: DateTime<Utc>,
+) -> crate::entity::history::ActiveModel {
+    let state = initial_state(row.run_at > ms(now));
+    let step = Step {
+        event: None,
+        reason: Reason::Enqueued,
+        attempt: 0,
+        error: None,
+        token: None,
+    };
+    history_row(row.id, 1, None, state, &step, now, by)
+}

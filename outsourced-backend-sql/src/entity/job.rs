@@ -1,0 +1,51 @@
+//! `outsourced_jobs`: one row per job, in its current state.
+
+use sea_orm::entity::prelude::*;
+
+/// A job row.
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "outsourced_jobs")]
+pub(crate) struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i64,
+    pub queue: String,
+    pub class: String,
+    /// The arguments as JSON text.
+    #[sea_orm(column_type = "Text")]
+    pub args: String,
+    pub priority: i32,
+    pub state: String,
+    /// True exactly when the state is scheduled, available or retrying: the leading column of
+    /// the reserve index, so that one index range holds every job reserve may take.
+    pub waiting: bool,
+    pub run_at: i64,
+    pub attempts: i32,
+    pub max_attempts: i32,
+    pub max_run_time_ms: Option<i64>,
+    pub backoff: String,
+    pub repeat: Option<String>,
+    pub owner_type: Option<String>,
+    pub owner_id: Option<String>,
+    pub enqueued_by: String,
+    pub cancel_requested: bool,
+    /// Set exactly while the job runs.
+    pub lease_token: Option<String>,
+    pub lease_worker: Option<String>,
+    pub lease_instance: Option<String>,
+    pub lease_expires_at: Option<i64>,
+    /// The lease length granted at reserve, which heartbeats renew by.
+    pub lease_ms: Option<i64>,
+    /// The number of history rows: the sequence number of the latest one, and the version that
+    /// every change compares and sets.
+    pub seq: i32,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub last_error: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub finished_at: Option<i64>,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub(crate) enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

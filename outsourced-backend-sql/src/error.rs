@@ -1,0 +1,105 @@
+//! Database errors, classified by kind (driver error codes), never by message text.
+
+use std::sync::Arc;
+
+use sea_orm::sqlx;
+use sea_orm::{DbErr, RuntimeErr};
+
+use outsourced_core::Error;
+
+/// What a database error means to the caller.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum DbErrorKind {
+    /// A unique key already exists.
+    UniqueViolation,
+    /// Contention or a lost connection: the same call may succeed later.
+    Transient,
+    /// Anything else.
+    Other,
+}
+
+/// Classifies a database error by the driver's error kind and code.
+pub(crate) fn kind(error: &DbErr) -> DbErrorKind {
+    let sqlx_error = match error {
+        DbErr::ConnectionAcquire(_) => return DbErrorKind::Transient,
+        DbErr::Conn(RuntimeErr::SqlxError(e))
+        | DbErr::Exec(RuntimeErr::SqlxError(e))
+        | DbErr::Query(RuntimeErr::SqlxError(e)) => e.as_ref(),
+        _ => return DbErrorKind::Other,
+    };
+    match sqlx_error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => DbErrorKind::Transient,
+        sqlx::Error::Database(db) => {
+            if db.is_unique_violation() {
+                return DbErrorKind::UniqueViolation;
+            }
+            if is_contention(db.as_ref()) {
+                DbErrorKind::Transient
+            } else {
+                DbErrorKind::Other
+            }
+        }
+        _ => DbErrorKind::Other,
+    }
+}
+
+/// Contention, by each driver's own codes: SQLite BUSY and LOCKED (with their extended codes),
+/// PostgreSQL serialization failure, deadlock, lock timeout and admin shutdown, MySQL lock wait
+/// timeout and deadlock.
+fn is_contention(db: &dyn sqlx::error::DatabaseError) -> bool {
+    if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+        let code = db.code().and_then(|c| c.parse::<i32>().ok()).unwrap_or(0);
+        return sqlite_is_busy(code);
+    }
+    if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+        return matches!(pg.code(), "40001" | "40P01" | "55P03" | "57P01");
+    }
+    if let Some(my) = db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
+        return matches!(my.number(), 1205 | 1213);
+    }
+    false
+}
+
+/// SQLITE_BUSY (5) and SQLITE_LOCKED (6), whatever their extended code.
+fn sqlite_is_busy(code: i32) -> bool {
+    matches!(code & 0xff, 5 | 6)
+}
+
+/// Converts a database error into the core error, keeping it as the source.
+pub(crate) fn db_error(error: DbErr) -> Error {
+    let retryable = kind(&error) == DbErrorKind::Transient;
+    Error::Backend {
+        backend: "sql",
+        message: error.to_string(),
+        retryable,
+        source: Some(Arc::new(error)),
+    }
+}
+
+/// An error for data in the database that the backend cannot read back (a corrupt row).
+pub(crate) fn corrupt(what: impl std::fmt::Display) -> Error {
+    Error::Backend {
+        backend: "sql",
+        message: format!("unreadable row: {what}"),
+        retryable: false,
+        source: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_busy_and_locked_are_contention_with_any_extended_code() {
+        for code in [5, 261, 517, 6, 262] {
+            assert!(sqlite_is_busy(code), "{code}");
+        }
+        for code in [0, 1, 19, 2067] {
+            assert!(!sqlite_is_busy(code), "{code}");
+        }
+    }
+}

@@ -1,0 +1,79 @@
+//! Checking a lease a worker presents: the job must run under that token, held by that worker
+//! instance. A retransmitted report of an attempt that already ended is recognised by its
+//! token in the job's history.
+
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter};
+
+use crate::entity::{history, job};
+use crate::error::db_error;
+use outsourced_core::{Error, JobId, JobState, LeaseRef, Reason, Result, WorkerInstance};
+
+/// How often a change is tried again when the job changed between its read and its write.
+pub(crate) const CAS_TRIES: usize = 5;
+
+/// What a presented lease turned out to be.
+pub(crate) enum Check {
+    /// The job's current lease, held by the caller.
+    Held(job::Model),
+    /// An attempt that already ended the way the caller reports it: a retransmission.
+    Repeated(job::Model),
+}
+
+/// Loads a job row.
+pub(crate) async fn load(db: &impl ConnectionTrait, id: JobId) -> Result<Option<job::Model>> {
+    job::Entity::find_by_id(id.0)
+        .one(db)
+        .await
+        .map_err(db_error)
+}
+
+/// Loads a job row or fails with `NotFound`.
+pub(crate) async fn load_existing(db: &impl ConnectionTrait, id: JobId) -> Result<job::Model> {
+    load(db, id).await?.ok_or(Error::NotFound { id })
+}
+
+/// Checks `lease` against the job. `ended_by` lists the history reasons that mean the caller's
+/// own report already ended this attempt; anything else not held is `StaleLease`.
+pub(crate) async fn check(
+    db: &impl ConnectionTrait,
+    by: &WorkerInstance,
+    lease: &LeaseRef,
+    ended_by: &[Reason],
+) -> Result<Check> {
+    let row = load_existing(db, lease.job_id).await?;
+    if holds(&row, by, &lease.token) {
+        return Ok(Check::Held(row));
+    }
+    let reasons = ended_by.iter().map(|r| r.as_str());
+    let repeats = history::Entity::find()
+        .filter(history::Column::JobId.eq(row.id))
+        .filter(history::Column::LeaseToken.eq(lease.token.as_str()))
+        .filter(history::Column::Actor.eq(outsourced_core::Actor::Worker(by.clone()).to_string()))
+        .filter(history::Column::Reason.is_in(reasons))
+        .count(db)
+        .await
+        .map_err(db_error)?;
+    if repeats > 0 {
+        Ok(Check::Repeated(row))
+    } else {
+        Err(Error::StaleLease { id: lease.job_id })
+    }
+}
+
+/// Whether `by` holds the job's current lease `token`.
+pub(crate) fn holds(row: &job::Model, by: &WorkerInstance, token: &str) -> bool {
+    row.state == JobState::Running.as_str()
+        && row.lease_token.as_deref() == Some(token)
+        && row.lease_worker.as_deref() == Some(by.worker.as_str())
+        && row.lease_instance.as_deref() == Some(by.instance.as_str())
+}
+
+/// The error when a job kept changing under a report.
+pub(crate) fn contended(id: JobId) -> Error {
+    Error::Backend {
+        backend: "sql",
+        message: format!("job {id} kept changing during the update; try again"),
+        retryable: true,
+        source: None,
+    }
+}

@@ -1,0 +1,173 @@
+//! The schema, as sea-orm-migration migrations that run when a backend opens the database.
+
+use outsourced_core::{DEFAULT_QUEUE, DEFAULT_QUEUE_LIMIT};
+use sea_orm::DbBackend;
+use sea_orm_migration::prelude::*;
+
+/// All migrations, oldest first.
+pub(crate) struct Migrator;
+
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(Initial)]
+    }
+
+    fn migration_table_name() -> DynIden {
+        "outsourced_migrations".into_iden()
+    }
+}
+
+/// Queues, jobs and their history, with the indexes reserve, the reclaimer, owners and the
+/// lookups of a worker's leases need.
+struct Initial;
+
+impl MigrationName for Initial {
+    fn name(&self) -> &str {
+        "m0001_initial"
+    }
+}
+
+/// A column for text of any length: `LONGTEXT` on MySQL/MariaDB, whose `TEXT` stops at 64 KiB.
+fn long_text(backend: DbBackend, name: &'static str) -> ColumnDef {
+    let mut column = ColumnDef::new(name);
+    match backend {
+        DbBackend::MySql => column.custom("LONGTEXT"),
+        _ => column.text(),
+    };
+    column
+}
+
+fn name(name: &'static str, len: u32) -> ColumnDef {
+    ColumnDef::new(name).string_len(len).to_owned()
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for Initial {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let backend = manager.get_database_backend();
+        manager.create_table(queues()).await?;
+        manager.create_table(jobs(backend)).await?;
+        manager.create_table(history(backend)).await?;
+        for index in job_indexes() {
+            manager.create_index(index).await?;
+        }
+        manager.exec_stmt(default_queue()).await
+    }
+}
+
+fn queues() -> TableCreateStatement {
+    Table::create()
+        .table("outsourced_queues")
+        .col(name("name", 191).not_null().primary_key())
+        .col(ColumnDef::new("max_live").big_integer().null())
+        .col(ColumnDef::new("live").big_integer().not_null().default(0))
+        .col(ColumnDef::new("paused").boolean().not_null().default(false))
+        .col(ColumnDef::new("created_at").big_integer().not_null())
+        .to_owned()
+}
+
+/// The queue jobs go to when they name none, so that enqueue works out of the box.
+fn default_queue() -> InsertStatement {
+    let now = chrono::Utc::now().timestamp_millis();
+    Query::insert()
+        .into_table("outsourced_queues")
+        .columns(["name", "max_live", "live", "paused", "created_at"])
+        .values_panic([
+            DEFAULT_QUEUE.into(),
+            (DEFAULT_QUEUE_LIMIT as i64).into(),
+            0i64.into(),
+            false.into(),
+            now.into(),
+        ])
+        .to_owned()
+}
+
+fn jobs(backend: DbBackend) -> TableCreateStatement {
+    Table::create()
+        .table("outsourced_jobs")
+        .col(
+            ColumnDef::new("id")
+                .big_integer()
+                .not_null()
+                .auto_increment()
+                .primary_key(),
+        )
+        .col(name("queue", 191).not_null())
+        .col(name("class", 191).not_null())
+        .col(long_text(backend, "args").not_null())
+        .col(ColumnDef::new("priority").integer().not_null())
+        .col(name("state", 16).not_null())
+        .col(ColumnDef::new("waiting").boolean().not_null())
+        .col(ColumnDef::new("run_at").big_integer().not_null())
+        .col(ColumnDef::new("attempts").integer().not_null())
+        .col(ColumnDef::new("max_attempts").integer().not_null())
+        .col(ColumnDef::new("max_run_time_ms").big_integer().null())
+        .col(name("backoff", 64).not_null())
+        .col(name("repeat", 255).null())
+        .col(name("owner_type", 191).null())
+        .col(name("owner_id", 191).null())
+        .col(name("enqueued_by", 255).not_null())
+        .col(ColumnDef::new("cancel_requested").boolean().not_null())
+        .col(name("lease_token", 64).null())
+        .col(name("lease_worker", 191).null())
+        .col(name("lease_instance", 64).null())
+        .col(ColumnDef::new("lease_expires_at").big_integer().null())
+        .col(ColumnDef::new("lease_ms").big_integer().null())
+        .col(ColumnDef::new("seq").integer().not_null())
+        .col(long_text(backend, "last_error").null())
+        .col(ColumnDef::new("created_at").big_integer().not_null())
+        .col(ColumnDef::new("updated_at").big_integer().not_null())
+        .col(ColumnDef::new("finished_at").big_integer().null())
+        .to_owned()
+}
+
+fn history(backend: DbBackend) -> TableCreateStatement {
+    Table::create()
+        .table("outsourced_job_history")
+        .col(ColumnDef::new("job_id").big_integer().not_null())
+        .col(ColumnDef::new("seq").integer().not_null())
+        .col(name("from_state", 16).null())
+        .col(name("to_state", 16).not_null())
+        .col(ColumnDef::new("at").big_integer().not_null())
+        .col(name("actor", 255).not_null())
+        .col(ColumnDef::new("attempt").integer().not_null())
+        .col(name("reason", 32).not_null())
+        .col(name("lease_token", 64).null())
+        .col(long_text(backend, "error_message").null())
+        .col(long_text(backend, "error_causes").null())
+        .col(long_text(backend, "error_backtrace").null())
+        .primary_key(Index::create().col("job_id").col("seq"))
+        .to_owned()
+}
+
+fn job_indexes() -> Vec<IndexCreateStatement> {
+    let index = |name: &str, cols: &[&'static str]| {
+        let mut index = Index::create();
+        index.name(name).table("outsourced_jobs");
+        for col in cols {
+            index.col(*col);
+        }
+        index.to_owned()
+    };
+    vec![
+        // Reserve: the waiting jobs in the order they are handed out.
+        index(
+            "outsourced_jobs_reserve",
+            &["waiting", "priority", "run_at", "id"],
+        ),
+        // The reclaimer: running jobs by lease expiry (other states have no expiry).
+        index("outsourced_jobs_lease_expiry", &["lease_expires_at"]),
+        // Releasing everything a worker instance holds.
+        index(
+            "outsourced_jobs_lease_holder",
+            &["lease_worker", "lease_instance"],
+        ),
+        // Counts and listings by queue, owner and class.
+        index("outsourced_jobs_queue_state", &["queue", "state"]),
+        index(
+            "outsourced_jobs_owner",
+            &["owner_type", "owner_id", "state"],
+        ),
+        index("outsourced_jobs_class", &["class"]),
+    ]
+}

@@ -1,0 +1,155 @@
+//! Queue administration: create, change, delete and list, with per-state counts.
+
+use std::collections::BTreeMap;
+
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+
+use crate::backend::SqlBackend;
+use crate::convert::ms;
+use crate::entity::queue;
+use crate::error::db_error;
+use crate::read;
+use outsourced_core::{
+    CountFilter, Error, QueueInfo, QueueLimit, QueueUpdate, Result, StateCounts,
+};
+
+/// Refuses a queue name that is empty, too long or has characters other than letters, digits
+/// and `_ - . :`.
+pub(crate) fn check_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 191
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(format!(
+            "{name:?} is not a queue name: use 1 to 191 letters, digits, '_', '-', '.' or ':'"
+        )))
+    }
+}
+
+/// Creates a queue; an existing name is `Conflict`.
+pub(crate) async fn create(
+    backend: &SqlBackend,
+    name: &str,
+    limit: QueueLimit,
+) -> Result<QueueInfo> {
+    check_name(name)?;
+    let row = queue::ActiveModel {
+        name: Set(name.to_owned()),
+        max_live: Set(limit.max().map(clamp)),
+        live: Set(0),
+        paused: Set(false),
+        created_at: Set(ms(backend.now())),
+    };
+    let inserted = queue::Entity::insert(row)
+        .on_conflict(
+            OnConflict::column(queue::Column::Name)
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(backend.connection())
+        .await
+        .map_err(db_error)?;
+    if inserted == 0 {
+        return Err(Error::conflict(format!("queue {name:?} already exists")));
+    }
+    info(backend, name).await
+}
+
+/// Changes a queue's limit or paused flag.
+pub(crate) async fn update(
+    backend: &SqlBackend,
+    name: &str,
+    update: QueueUpdate,
+) -> Result<QueueInfo> {
+    let mut query = queue::Entity::update_many().filter(queue::Column::Name.eq(name));
+    if let Some(limit) = update.limit {
+        query = query.col_expr(queue::Column::MaxLive, Expr::value(limit.max().map(clamp)));
+    }
+    if let Some(paused) = update.paused {
+        query = query.col_expr(queue::Column::Paused, Expr::value(paused));
+    }
+    if update.limit.is_some() || update.paused.is_some() {
+        query.exec(backend.connection()).await.map_err(db_error)?;
+    }
+    let info = info(backend, name).await?;
+    if update.paused == Some(false) {
+        backend.wake();
+    }
+    Ok(info)
+}
+
+/// Deletes a queue without live jobs.
+pub(crate) async fn delete(backend: &SqlBackend, name: &str) -> Result<()> {
+    let deleted = queue::Entity::delete_many()
+        .filter(queue::Column::Name.eq(name))
+        .filter(queue::Column::Live.eq(0))
+        .exec(backend.connection())
+        .await
+        .map_err(db_error)?;
+    if deleted.rows_affected == 1 {
+        return Ok(());
+    }
+    let info = info(backend, name).await?;
+    Err(Error::conflict(format!(
+        "queue {name:?} still holds {} live jobs",
+        info.counts.live()
+    )))
+}
+
+/// Every queue, by name, with its counts.
+pub(crate) async fn list(backend: &SqlBackend) -> Result<Vec<QueueInfo>> {
+    let rows = queue::Entity::find()
+        .order_by_asc(queue::Column::Name)
+        .all(backend.reader())
+        .await
+        .map_err(db_error)?;
+    let mut counts = BTreeMap::<String, StateCounts>::new();
+    for group in read::counts(backend, CountFilter::default()).await? {
+        counts
+            .entry(group.queue)
+            .or_default()
+            .add(group.state, group.count);
+    }
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let counts = counts.remove(&row.name).unwrap_or_default();
+            queue_info(row, counts)
+        })
+        .collect())
+}
+
+/// One queue with its counts; `UnknownQueue` when missing.
+pub(crate) async fn info(backend: &SqlBackend, name: &str) -> Result<QueueInfo> {
+    let row = queue::Entity::find_by_id(name)
+        .one(backend.connection())
+        .await
+        .map_err(db_error)?
+        .ok_or_else(|| Error::UnknownQueue {
+            queue: name.to_owned(),
+        })?;
+    let filter = CountFilter {
+        queue: Some(name.to_owned()),
+        owner: None,
+    };
+    let counts = outsourced_core::by_state(&read::counts(backend, filter).await?);
+    Ok(queue_info(row, counts))
+}
+
+fn queue_info(row: queue::Model, counts: StateCounts) -> QueueInfo {
+    QueueInfo {
+        name: row.name,
+        limit: QueueLimit::from_max(row.max_live.map(|n| n.max(0) as u64)),
+        paused: row.paused,
+        counts,
+    }
+}
+
+fn clamp(limit: u64) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}

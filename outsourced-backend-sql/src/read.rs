@@ -1,0 +1,103 @@
+//! Reads: one job, its history, listings and counts. They go to the reader pool.
+
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+
+use crate::backend::SqlBackend;
+use crate::convert::{history_entry, job_record};
+use crate::entity::{history, job};
+use crate::error::{corrupt, db_error};
+use crate::lease::load_existing;
+use outsourced_core::{
+    CountFilter, HistoryEntry, JobFilter, JobId, JobRecord, JobState, Owner, Result, StateCount,
+};
+
+/// The most jobs one listing returns.
+const MAX_PAGE: u32 = 1000;
+
+/// One job.
+pub(crate) async fn job(backend: &SqlBackend, id: JobId) -> Result<JobRecord> {
+    job_record(&load_existing(backend.reader(), id).await?)
+}
+
+/// A job's history, oldest first.
+pub(crate) async fn history(backend: &SqlBackend, id: JobId) -> Result<Vec<HistoryEntry>> {
+    load_existing(backend.reader(), id).await?;
+    history::Entity::find()
+        .filter(history::Column::JobId.eq(id.0))
+        .order_by_asc(history::Column::Seq)
+        .all(backend.reader())
+        .await
+        .map_err(db_error)?
+        .into_iter()
+        .map(history_entry)
+        .collect()
+}
+
+/// Jobs matching the filter, newest first.
+pub(crate) async fn jobs(backend: &SqlBackend, filter: JobFilter) -> Result<Vec<JobRecord>> {
+    let mut select = job::Entity::find();
+    if let Some(queue) = &filter.queue {
+        select = select.filter(job::Column::Queue.eq(queue.as_str()));
+    }
+    if let Some(state) = filter.state {
+        select = select.filter(job::Column::State.eq(state.as_str()));
+    }
+    if let Some(class) = &filter.class {
+        select = select.filter(job::Column::Class.eq(class.as_str()));
+    }
+    if let Some(owner) = &filter.owner {
+        select = owned_by(select, owner);
+    }
+    if let Some(before) = filter.before {
+        select = select.filter(job::Column::Id.lt(before.0));
+    }
+    let rows = select
+        .order_by_desc(job::Column::Id)
+        .limit(u64::from(filter.limit.clamp(1, MAX_PAGE)))
+        .all(backend.reader())
+        .await
+        .map_err(db_error)?;
+    rows.iter().map(job_record).collect()
+}
+
+/// Job counts by queue and state.
+pub(crate) async fn counts(backend: &SqlBackend, filter: CountFilter) -> Result<Vec<StateCount>> {
+    let mut select = job::Entity::find();
+    if let Some(queue) = &filter.queue {
+        select = select.filter(job::Column::Queue.eq(queue.as_str()));
+    }
+    if let Some(owner) = &filter.owner {
+        select = owned_by(select, owner);
+    }
+    let groups: Vec<(String, String, i64)> = select
+        .select_only()
+        .column(job::Column::Queue)
+        .column(job::Column::State)
+        .column_as(job::Column::Id.count(), "count")
+        .group_by(job::Column::Queue)
+        .group_by(job::Column::State)
+        .order_by_asc(job::Column::Queue)
+        .into_tuple()
+        .all(backend.reader())
+        .await
+        .map_err(db_error)?;
+    groups
+        .into_iter()
+        .map(|(queue, state, count)| {
+            let state: JobState = state
+                .parse()
+                .map_err(|_| corrupt(format!("state = {state:?}")))?;
+            Ok(StateCount {
+                queue,
+                state,
+                count: count.max(0) as u64,
+            })
+        })
+        .collect()
+}
+
+fn owned_by(select: sea_orm::Select<job::Entity>, owner: &Owner) -> sea_orm::Select<job::Entity> {
+    select
+        .filter(job::Column::OwnerType.eq(owner.kind.as_str()))
+        .filter(job::Column::OwnerId.eq(owner.id.as_str()))
+}

@@ -1,0 +1,124 @@
+//! Reclaiming expired leases: each is a failed attempt ("lease expired"), retried after the
+//! job's stored back-off or failed for good when its attempts are used up.
+//!
+//! Each job moves by compare-and-set on its sequence number, so a job that was completed,
+//! failed or re-leased after the reclaimer read it is left as it is, and two reclaimers in two
+//! processes reclaim each expiry once.
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{LockBehavior, LockType};
+use sea_orm::{ColumnTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Value};
+
+use crate::backend::SqlBackend;
+use crate::convert::{self, ms};
+use crate::entity::job;
+use crate::error::{corrupt, db_error};
+use crate::transition::{Step, Transition};
+use outsourced_core::{Actor, ErrorInfo, Event, JobState, Reason, ReclaimOptions, Result};
+
+/// Reclaims up to `opts.limit` expired leases and returns how many it reclaimed.
+pub(crate) async fn reclaim_expired(
+    backend: &SqlBackend,
+    by: &Actor,
+    opts: ReclaimOptions,
+) -> Result<u64> {
+    let now = backend.now();
+    let txn = backend.begin_write().await?;
+    let mut select = job::Entity::find()
+        .filter(job::Column::State.eq(JobState::Running.as_str()))
+        .filter(job::Column::LeaseExpiresAt.lte(ms(now)))
+        .order_by_asc(job::Column::LeaseExpiresAt)
+        .limit(u64::from(opts.limit));
+    if backend.database() != DbBackend::Sqlite {
+        select = select.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+    }
+    let rows = select.all(&txn).await.map_err(db_error)?;
+    let mut reclaimed = 0;
+    for row in &rows {
+        if expire(&txn, row, by, now).await? {
+            reclaimed += 1;
+        }
+    }
+    txn.commit().await.map_err(db_error)?;
+    if reclaimed > 0 {
+        backend.wake();
+    }
+    Ok(reclaimed)
+}
+
+/// Moves one expired job on; false when it changed since it was read.
+async fn expire(
+    db: &impl sea_orm::ConnectionTrait,
+    row: &job::Model,
+    by: &Actor,
+    now: DateTime<Utc>,
+) -> Result<bool> {
+    let attempts = row.attempts.max(0) as u32;
+    let retry = attempts < row.max_attempts.max(0) as u32;
+    let mut set = Vec::new();
+    let event = if row.cancel_requested {
+        Event::Cancel
+    } else if retry {
+        let backoff: outsourced_core::Backoff = row
+            .backoff
+            .parse()
+            .map_err(|_| corrupt(format!("backoff = {:?}", row.backoff)))?;
+        let due = now + chrono::Duration::from_std(backoff.delay(attempts)).unwrap_or_default();
+        set.push((job::Column::RunAt, Value::from(ms(due))));
+        Event::Expire { retry: true }
+    } else {
+        Event::Expire { retry: false }
+    };
+    let error = expiry_error(row);
+    set.push((job::Column::LastError, Value::from(error.message.clone())));
+    let step = Step {
+        event: Some(event),
+        reason: Reason::LeaseExpired,
+        attempt: attempts,
+        error: Some(&error),
+        token: row.lease_token.as_deref(),
+    };
+    let transition = Transition {
+        row,
+        actor: by,
+        steps: vec![step],
+        set,
+    };
+    transition.apply(db, now).await
+}
+
+fn expiry_error(row: &job::Model) -> ErrorInfo {
+    let holder = format!(
+        "{}/{}",
+        row.lease_worker.as_deref().unwrap_or("?"),
+        row.lease_instance.as_deref().unwrap_or("?")
+    );
+    let expired = row
+        .lease_expires_at
+        .map(convert::time)
+        .map(|t| t.to_rfc3339());
+    ErrorInfo::new(format!(
+        "lease expired at {} without an answer from worker {holder}",
+        expired.as_deref().unwrap_or("?")
+    ))
+}
+
+/// Reclaims expired leases if the last pass was at least `reclaim_every` ago, so that workers
+/// alone keep a queue moving after a crash, without a separate reaper process.
+pub(crate) async fn now_and_then(backend: &SqlBackend) -> Result<()> {
+    let now = backend.now();
+    {
+        let mut last = backend
+            .inner
+            .last_reclaim
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let every = chrono::Duration::from_std(backend.config().reclaim_every).unwrap_or_default();
+        if last.is_some_and(|last| now < last + every) {
+            return Ok(());
+        }
+        *last = Some(now);
+    }
+    reclaim_expired(backend, &Actor::Reaper, ReclaimOptions::default()).await?;
+    Ok(())
+}

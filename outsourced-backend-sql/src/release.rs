@@ -1,0 +1,92 @@
+//! Release: give a lease back without using up its attempt.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Value};
+
+use crate::backend::SqlBackend;
+use crate::entity::job;
+use crate::error::db_error;
+use crate::lease::{CAS_TRIES, Check, check, contended};
+use crate::transition::{Step, Transition};
+use outsourced_core::{Actor, Event, JobId, JobState, LeaseRef, Reason, Result, WorkerInstance};
+
+/// Releases one lease.
+pub(crate) async fn release(
+    backend: &SqlBackend,
+    by: &WorkerInstance,
+    lease: &LeaseRef,
+) -> Result<()> {
+    let now = backend.now();
+    let txn = backend.begin_write().await?;
+    release_one(&txn, by, lease, now).await?;
+    txn.commit().await.map_err(db_error)?;
+    backend.wake();
+    Ok(())
+}
+
+/// Releases every lease the worker instance holds.
+pub(crate) async fn release_all(backend: &SqlBackend, by: &WorkerInstance) -> Result<u64> {
+    let now = backend.now();
+    let txn = backend.begin_write().await?;
+    let held = job::Entity::find()
+        .filter(job::Column::LeaseWorker.eq(by.worker.as_str()))
+        .filter(job::Column::LeaseInstance.eq(by.instance.as_str()))
+        .filter(job::Column::State.eq(JobState::Running.as_str()))
+        .all(&txn)
+        .await
+        .map_err(db_error)?;
+    for row in &held {
+        let lease = LeaseRef {
+            job_id: JobId(row.id),
+            token: row.lease_token.clone().unwrap_or_default(),
+        };
+        release_one(&txn, by, &lease, now).await?;
+    }
+    txn.commit().await.map_err(db_error)?;
+    backend.wake();
+    Ok(held.len() as u64)
+}
+
+async fn release_one(
+    db: &impl ConnectionTrait,
+    by: &WorkerInstance,
+    lease: &LeaseRef,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let actor = Actor::Worker(by.clone());
+    for _ in 0..CAS_TRIES {
+        let row = match check(db, by, lease, &[Reason::Released, Reason::Cancelled]).await? {
+            Check::Held(row) => row,
+            Check::Repeated(_) => return Ok(()),
+        };
+        let attempt = row.attempts.max(0) as u32;
+        let (event, reason, set) = if row.cancel_requested {
+            (Event::Cancel, Reason::Cancelled, Vec::new())
+        } else {
+            // The attempt was counted at reserve; giving it back uncounts it.
+            let attempts = Value::from(row.attempts.saturating_sub(1).max(0));
+            (
+                Event::Release,
+                Reason::Released,
+                vec![(job::Column::Attempts, attempts)],
+            )
+        };
+        let step = Step {
+            event: Some(event),
+            reason,
+            attempt,
+            error: None,
+            token: Some(&lease.token),
+        };
+        let transition = Transition {
+            row: &row,
+            actor: &actor,
+            steps: vec![step],
+            set,
+        };
+        if transition.apply(db, now).await? {
+            return Ok(());
+        }
+    }
+    Err(contended(lease.job_id))
+}

@@ -1,0 +1,280 @@
+//! Reserve: claim a batch of ready jobs atomically, or long-poll until one is enqueued.
+//!
+//! One write transaction selects the batch in hand-out order (`FOR UPDATE SKIP LOCKED` where
+//! the database has it; on SQLite the transaction holds the write lock from `BEGIN IMMEDIATE`),
+//! marks it running with a fresh token per job in one `UPDATE`, and writes one history row per
+//! job. Reading the batch first keeps each job's previous state for its history row, and is
+//! the same code on every database.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rand::RngCore;
+use sea_orm::sea_query::{CaseStatement, Expr, ExprTrait, LockBehavior, LockType, Query};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+};
+
+use crate::backend::SqlBackend;
+use crate::convert::{self, duration_ms, ms};
+use crate::entity::{job, queue};
+use crate::error::db_error;
+use crate::reclaim;
+use crate::transition::{Step, history_row, insert_history};
+use outsourced_core::{
+    Actor, Error, Event, JobId, JobState, Lease, Reason, ReserveOptions, Reserved, Result,
+    WorkerInstance,
+};
+
+/// Leases up to `opts.limit` jobs, waiting for one when `opts.wait` says so.
+pub(crate) async fn reserve(
+    backend: &SqlBackend,
+    by: &WorkerInstance,
+    opts: ReserveOptions,
+) -> Result<Vec<Reserved>> {
+    if opts.limit == 0 {
+        return Err(Error::invalid("reserve needs a limit of at least 1"));
+    }
+    reclaim::now_and_then(backend).await?;
+    let wait = opts.wait.unwrap_or_default();
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        // Subscribe before looking, so an enqueue that lands in between still wakes us.
+        let mut woken = backend.inner.wake.subscribe();
+        let jobs = claim(backend, by, &opts).await?;
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if !jobs.is_empty() || left.is_zero() {
+            return Ok(jobs);
+        }
+        let nap = next_due_in(backend, &opts)
+            .await?
+            .map_or(left, |due| due.min(left));
+        let nap = nap.min(backend.config().idle_recheck);
+        tokio::select! {
+            _ = woken.changed() => {}
+            _ = tokio::time::sleep(nap) => {}
+        }
+    }
+}
+
+/// How long until the next scheduled job of these queues comes due, by the backend's clock.
+async fn next_due_in(backend: &SqlBackend, opts: &ReserveOptions) -> Result<Option<Duration>> {
+    let now = backend.now();
+    let next: Option<Option<i64>> = filtered(job::Entity::find(), opts)
+        .filter(job::Column::Waiting.eq(true))
+        .filter(job::Column::RunAt.gt(ms(now)))
+        .select_only()
+        .column_as(job::Column::RunAt.min(), "next")
+        .into_tuple()
+        .one(backend.reader())
+        .await
+        .map_err(db_error)?;
+    Ok(next
+        .flatten()
+        .map(|next| (convert::time(next) - now).to_std().unwrap_or_default()))
+}
+
+/// The queue and priority filters of a reserve.
+fn filtered(
+    select: sea_orm::Select<job::Entity>,
+    opts: &ReserveOptions,
+) -> sea_orm::Select<job::Entity> {
+    let mut select = select;
+    if !opts.queues.is_empty() {
+        select = select.filter(job::Column::Queue.is_in(opts.queues.iter().map(String::as_str)));
+    }
+    if let Some(min) = opts.min_priority {
+        select = select.filter(job::Column::Priority.gte(min));
+    }
+    if let Some(max) = opts.max_priority {
+        select = select.filter(job::Column::Priority.lte(max));
+    }
+    select
+}
+
+/// One attempt at claiming a batch.
+async fn claim(
+    backend: &SqlBackend,
+    by: &WorkerInstance,
+    opts: &ReserveOptions,
+) -> Result<Vec<Reserved>> {
+    let now = backend.now();
+    let limit = std::cmp::min(opts.limit, backend.config().max_reserve);
+    let lease = backend.config().lease_for(opts.lease);
+    let txn = backend.begin_write().await?;
+    let paused = Query::select()
+        .column(queue::Column::Name)
+        .from(queue::Entity)
+        .and_where(Expr::col(queue::Column::Paused).eq(true))
+        .to_owned();
+    let mut select = filtered(job::Entity::find(), opts)
+        .filter(job::Column::Waiting.eq(true))
+        .filter(job::Column::RunAt.lte(ms(now)))
+        .filter(Expr::col(job::Column::Queue).not_in_subquery(paused))
+        .order_by_asc(job::Column::Priority)
+        .order_by_asc(job::Column::RunAt)
+        .order_by_asc(job::Column::Id)
+        .limit(u64::from(limit));
+    if backend.database() != DbBackend::Sqlite {
+        select = select.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+    }
+    let rows = select.all(&txn).await.map_err(db_error)?;
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let grant = Grant::new(by, rows, now, lease);
+    grant.mark_running(&txn).await?;
+    insert_history(&txn, grant.history()).await?;
+    txn.commit().await.map_err(db_error)?;
+    grant.into_reserved()
+}
+
+/// A batch being handed to one worker instance: the rows as read and a token for each.
+struct Grant<'a> {
+    by: &'a WorkerInstance,
+    rows: Vec<job::Model>,
+    tokens: Vec<String>,
+    now: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+    lease: Duration,
+}
+
+impl<'a> Grant<'a> {
+    fn new(
+        by: &'a WorkerInstance,
+        rows: Vec<job::Model>,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> Self {
+        let tokens = rows.iter().map(|_| new_token()).collect();
+        let expires_at = now + chrono::Duration::milliseconds(duration_ms(lease));
+        Grant {
+            by,
+            rows,
+            tokens,
+            now,
+            expires_at,
+            lease,
+        }
+    }
+
+    /// One `UPDATE` for the whole batch; each job gets its own token through a `CASE`.
+    async fn mark_running(&self, db: &impl ConnectionTrait) -> Result<()> {
+        let mut tokens = CaseStatement::new();
+        for (row, token) in self.rows.iter().zip(&self.tokens) {
+            tokens = tokens.case(job::Column::Id.eq(row.id), token.as_str());
+        }
+        let ids: Vec<i64> = self.rows.iter().map(|row| row.id).collect();
+        let running = JobState::Running.as_str();
+        let result = job::Entity::update_many()
+            .col_expr(job::Column::State, Expr::value(running))
+            .col_expr(job::Column::Waiting, Expr::value(false))
+            .col_expr(
+                job::Column::Attempts,
+                Expr::col(job::Column::Attempts).add(1),
+            )
+            .col_expr(job::Column::Seq, Expr::col(job::Column::Seq).add(1))
+            .col_expr(job::Column::LeaseToken, Into::<Expr>::into(tokens))
+            .col_expr(
+                job::Column::LeaseWorker,
+                Expr::value(self.by.worker.as_str()),
+            )
+            .col_expr(
+                job::Column::LeaseInstance,
+                Expr::value(self.by.instance.as_str()),
+            )
+            .col_expr(
+                job::Column::LeaseExpiresAt,
+                Expr::value(ms(self.expires_at)),
+            )
+            .col_expr(job::Column::LeaseMs, Expr::value(duration_ms(self.lease)))
+            .col_expr(job::Column::UpdatedAt, Expr::value(ms(self.now)))
+            .filter(job::Column::Id.is_in(ids))
+            .filter(job::Column::Waiting.eq(true))
+            .exec(db)
+            .await
+            .map_err(db_error)?;
+        if result.rows_affected != self.rows.len() as u64 {
+            // Cannot happen while the rows are locked (or the SQLite write lock is held); if it
+            // does, the transaction is dropped and nothing is handed out.
+            return Err(Error::Backend {
+                backend: "sql",
+                message: "jobs changed while being reserved; try again".into(),
+                retryable: true,
+                source: None,
+            });
+        }
+        Ok(())
+    }
+
+    /// One `reserved` history row per job.
+    fn history(&self) -> Vec<crate::entity::history::ActiveModel> {
+        let actor = Actor::Worker(self.by.clone());
+        self.rows
+            .iter()
+            .zip(&self.tokens)
+            .map(|(row, token)| {
+                let step = Step {
+                    event: Some(Event::Reserve),
+                    reason: Reason::Reserved,
+                    attempt: (row.attempts + 1) as u32,
+                    error: None,
+                    token: Some(token),
+                };
+                let from = convert::state(row).ok();
+                history_row(
+                    row.id,
+                    row.seq + 1,
+                    from,
+                    JobState::Running,
+                    &step,
+                    self.now,
+                    &actor,
+                )
+            })
+            .collect()
+    }
+
+    /// The jobs as they are now, with their leases.
+    fn into_reserved(self) -> Result<Vec<Reserved>> {
+        let Grant {
+            by,
+            rows,
+            tokens,
+            now,
+            expires_at,
+            lease,
+        } = self;
+        rows.into_iter()
+            .zip(tokens)
+            .map(|(mut row, token)| {
+                row.state = JobState::Running.as_str().to_owned();
+                row.waiting = false;
+                row.attempts += 1;
+                row.seq += 1;
+                row.updated_at = ms(now);
+                row.lease_token = Some(token.clone());
+                row.lease_worker = Some(by.worker.clone());
+                row.lease_instance = Some(by.instance.clone());
+                row.lease_expires_at = Some(ms(expires_at));
+                row.lease_ms = Some(duration_ms(lease));
+                let job = convert::job_record(&row)?;
+                let lease = Lease {
+                    job_id: JobId(row.id),
+                    token,
+                    expires_at,
+                    attempt: job.attempts,
+                    holder: by.clone(),
+                };
+                Ok(Reserved { job, lease })
+            })
+            .collect()
+    }
+}
+
+/// A fresh lease token: 128 random bits as hex, unguessable and unique.
+fn new_token() -> String {
+    let mut bytes = [0u8; 16];
+    rand::rng().fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
