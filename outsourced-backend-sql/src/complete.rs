@@ -1,14 +1,16 @@
 //! Complete: the job succeeded; a repeating one is scheduled for its next run.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, Value};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Value};
 
 use crate::backend::SqlBackend;
 use crate::convert::{self, ms};
 use crate::entity::job;
 use crate::error::{corrupt, db_error};
-use crate::lease::{CAS_TRIES, Check, check, contended};
-use crate::transition::{Step, Transition};
+use crate::lease::{CAS_TRIES, Check, check_row, contended, load_existing};
+use crate::transition::{Step, Transition, Writes};
 use outsourced_core::{Actor, Error, Event, LeaseRef, Reason, Repeat, Result, WorkerInstance};
 
 /// Completes each lease in one transaction; each gets its own result.
@@ -19,30 +21,54 @@ pub(crate) async fn complete_batch(
 ) -> Result<Vec<Result<()>>> {
     let now = backend.now();
     let txn = backend.begin_write().await?;
+    // One read for the whole batch; the history rows and freed slots are written at the end.
+    let ids = leases.iter().map(|lease| lease.job_id.0);
+    let rows = job::Entity::find()
+        .filter(job::Column::Id.is_in(ids))
+        .all(&txn)
+        .await
+        .map_err(db_error)?;
+    let mut rows: HashMap<i64, job::Model> = rows.into_iter().map(|row| (row.id, row)).collect();
+    let mut writes = Writes::default();
+    let mut answered = HashMap::<&LeaseRef, Result<()>>::new();
     let mut results = Vec::with_capacity(leases.len());
     for lease in leases {
-        let result = complete_one(&txn, by, lease, now).await;
+        // The same lease twice in one batch gets the same answer twice.
+        if let Some(result) = answered.get(lease) {
+            results.push(result.clone());
+            continue;
+        }
+        let row = rows.remove(&lease.job_id.0);
+        let result = complete_one(&txn, by, lease, row, now, &mut writes).await;
         // A failure of the database itself fails the whole batch (the transaction may be
         // unusable); a stale or unknown lease is that lease's answer alone.
         if let Err(error @ Error::Backend { .. }) = result {
             return Err(error);
         }
+        answered.insert(lease, result.clone());
         results.push(result);
     }
+    writes.flush(&txn).await?;
     txn.commit().await.map_err(db_error)?;
-    backend.wake();
     Ok(results)
 }
 
+/// Completes one lease; `row` is the job as read with the batch, if it exists.
 async fn complete_one(
     db: &impl ConnectionTrait,
     by: &WorkerInstance,
     lease: &LeaseRef,
+    mut row: Option<job::Model>,
     now: DateTime<Utc>,
+    writes: &mut Writes,
 ) -> Result<()> {
     let actor = Actor::Worker(by.clone());
     for _ in 0..CAS_TRIES {
-        let row = match check(db, by, lease, &[Reason::Completed]).await? {
+        let read = match row.take() {
+            Some(read) => read,
+            None => load_existing(db, lease.job_id).await?,
+        };
+        let row = match check_row(db, read, by, lease, &[Reason::Completed]).await? {
             Check::Held(row) => row,
             Check::Repeated(_) => return Ok(()),
         };
@@ -69,13 +95,8 @@ async fn complete_one(
             set.push((job::Column::RunAt, Value::from(ms(next))));
             set.push((job::Column::Attempts, Value::from(0)));
         }
-        let transition = Transition {
-            row: &row,
-            actor: &actor,
-            steps,
-            set,
-        };
-        if transition.apply(db, now).await? {
+        let transition = Transition { row: &row, actor: &actor, steps, set };
+        if transition.apply_deferred(db, now, writes).await? {
             return Ok(());
         }
     }

@@ -41,6 +41,17 @@ pub(crate) async fn check(
     ended_by: &[Reason],
 ) -> Result<Check> {
     let row = load_existing(db, lease.job_id).await?;
+    check_row(db, row, by, lease, ended_by).await
+}
+
+/// [`check`] for a row the caller has already loaded.
+pub(crate) async fn check_row(
+    db: &impl ConnectionTrait,
+    row: job::Model,
+    by: &WorkerInstance,
+    lease: &LeaseRef,
+    ended_by: &[Reason],
+) -> Result<Check> {
     if holds(&row, by, &lease.token) {
         return Ok(Check::Held(row));
     }

@@ -1,6 +1,8 @@
 //! Applying a job's transition: a compare-and-set of the job row on its sequence number, its
 //! history rows, and its queue slot, all in the caller's transaction.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Value};
@@ -42,6 +44,20 @@ impl Transition<'_> {
     /// whether it did. Taking a queue slot back can fail with `QueueFull` or `UnknownQueue`; the
     /// caller then drops the transaction, so nothing is changed.
     pub(crate) async fn apply(self, db: &impl ConnectionTrait, now: DateTime<Utc>) -> Result<bool> {
+        let mut writes = Writes::default();
+        let applied = self.apply_deferred(db, now, &mut writes).await?;
+        writes.flush(db).await?;
+        Ok(applied)
+    }
+
+    /// Like [`apply`](Self::apply), but leaves the history rows and the freed queue slots in
+    /// `writes`, so that a batch writes them in one statement each.
+    pub(crate) async fn apply_deferred(
+        self,
+        db: &impl ConnectionTrait,
+        now: DateTime<Utc>,
+        writes: &mut Writes,
+    ) -> Result<bool> {
         let from = convert::state(self.row)?;
         let states = self.states(from)?;
         let to = states.last().copied().unwrap_or(from);
@@ -73,25 +89,16 @@ impl Transition<'_> {
             return Ok(false);
         }
         if from.is_live() && !to.is_live() {
-            slots::free(db, &self.row.queue, 1).await?;
+            *writes.freed.entry(self.row.queue.clone()).or_default() += 1;
         } else if !from.is_live() && to.is_live() {
             slots::take(db, &self.row.queue, 1, None).await?;
         }
-        let mut rows = Vec::with_capacity(self.steps.len());
         let mut before = from;
         for (seq, (step, &to)) in (self.row.seq + 1..).zip(self.steps.iter().zip(&states)) {
-            rows.push(history_row(
-                self.row.id,
-                seq,
-                Some(before),
-                to,
-                step,
-                now,
-                self.actor,
-            ));
+            let row = history_row(self.row.id, seq, Some(before), to, step, now, self.actor);
+            writes.history.push(row);
             before = to;
         }
-        insert_history(db, rows).await?;
         Ok(true)
     }
 
@@ -110,6 +117,24 @@ impl Transition<'_> {
             states.push(state);
         }
         Ok(states)
+    }
+}
+
+/// Writes that a batch of transitions collects and makes in one statement each.
+#[derive(Default)]
+pub(crate) struct Writes {
+    history: Vec<history::ActiveModel>,
+    /// Queue slots freed, by queue.
+    freed: BTreeMap<String, u64>,
+}
+
+impl Writes {
+    /// Inserts the history rows and gives the freed slots back.
+    pub(crate) async fn flush(self, db: &impl ConnectionTrait) -> Result<()> {
+        for (queue, n) in &self.freed {
+            slots::free(db, queue, *n).await?;
+        }
+        insert_history(db, self.history).await
     }
 }
 

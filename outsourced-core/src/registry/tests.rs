@@ -193,3 +193,31 @@ fn unknown_classes_and_bad_arguments_are_bad_payloads() {
 fn registering_a_class_twice_panics() {
     registry().register::<CallbackJob>();
 }
+
+/// delayed_job's `NamedJob`: a display name of its own.
+#[derive(Serialize, Deserialize)]
+struct NamedJob;
+
+#[async_trait]
+impl Job for NamedJob {
+    const CLASS: &'static str = "NamedJob";
+
+    async fn perform(&self, _ctx: &JobContext) -> Result<(), JobError> {
+        Ok(())
+    }
+
+    fn display_name(&self) -> String {
+        "named_job".into()
+    }
+}
+
+#[test]
+fn the_display_name_defaults_to_the_class() {
+    let args = json!({ "id": 99, "fail_in": [] });
+    let job = registry().decode("CallbackJob", &args).expect("decodes");
+    assert_eq!(job.display_name(), "CallbackJob", "SS-39");
+    let mut registry = registry();
+    registry.register::<NamedJob>();
+    let named = registry.decode("NamedJob", &json!(null)).expect("decodes");
+    assert_eq!(named.display_name(), "named_job", "SS-40");
+}
