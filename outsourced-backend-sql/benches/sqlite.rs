@@ -26,9 +26,17 @@ struct Sizes {
 async fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let sizes = if quick {
-        Sizes { single: 500, batched: 5_000, burn_down: 5_000 }
+        Sizes {
+            single: 500,
+            batched: 5_000,
+            burn_down: 5_000,
+        }
     } else {
-        Sizes { single: 2_000, batched: 100_000, burn_down: 20_000 }
+        Sizes {
+            single: 2_000,
+            batched: 100_000,
+            burn_down: 20_000,
+        }
     };
     for sync in [SqliteSync::Full, SqliteSync::Normal] {
         println!("# SQLite file, WAL, synchronous={sync:?}");
@@ -42,11 +50,17 @@ async fn main() {
 /// A fresh backend on a new file, with an unlimited queue `bench`.
 async fn fresh(sync: SqliteSync) -> (tempfile::TempDir, Arc<SqlBackend>) {
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let mut config = SqlConfig::new(format!("sqlite://{}", dir.path().join("bench.db").display()));
+    let mut config = SqlConfig::new(format!(
+        "sqlite://{}",
+        dir.path().join("bench.db").display()
+    ));
     config.sqlite_sync = sync;
     let backend = SqlBackend::open(config).await.expect("open");
     let admin = Actor::Admin("bench".into());
-    backend.create_queue(&admin, "bench", QueueLimit::Unlimited).await.expect("create the queue");
+    backend
+        .create_queue(&admin, "bench", QueueLimit::Unlimited)
+        .await
+        .expect("create the queue");
     (dir, Arc::new(backend))
 }
 
@@ -56,11 +70,17 @@ fn job(i: usize) -> NewJob {
 
 fn report(what: &str, jobs: usize, elapsed: Duration) {
     let rate = jobs as f64 / elapsed.as_secs_f64();
-    println!("{what:<58} {jobs:>7} jobs {:>8.2} s {rate:>10.0} jobs/s", elapsed.as_secs_f64());
+    println!(
+        "{what:<58} {jobs:>7} jobs {:>8.2} s {rate:>10.0} jobs/s",
+        elapsed.as_secs_f64()
+    );
 }
 
 async fn stored(backend: &SqlBackend) -> u64 {
-    let info = backend.queue(&Actor::Admin("bench".into()), "bench").await.expect("queue");
+    let info = backend
+        .queue(&Actor::Admin("bench".into()), "bench")
+        .await
+        .expect("queue");
     info.counts.total()
 }
 
@@ -76,10 +96,17 @@ async fn enqueue_one_at_a_time(sync: SqliteSync, jobs: usize, producers: usize) 
             }
         })
     });
-    join_all(tasks).await.into_iter().for_each(|r| r.expect("producer"));
+    join_all(tasks)
+        .await
+        .into_iter()
+        .for_each(|r| r.expect("producer"));
     let elapsed = start.elapsed();
     assert_eq!(stored(&backend).await, jobs as u64);
-    report(&format!("enqueue one at a time, {producers} producer(s)"), jobs, elapsed);
+    report(
+        &format!("enqueue one at a time, {producers} producer(s)"),
+        jobs,
+        elapsed,
+    );
 }
 
 async fn enqueue_in_batches(sync: SqliteSync, jobs: usize, batch: usize) {
@@ -87,7 +114,9 @@ async fn enqueue_in_batches(sync: SqliteSync, jobs: usize, batch: usize) {
     let me = Actor::Producer("bulk".into());
     let start = Instant::now();
     for chunk in (0..jobs).collect::<Vec<_>>().chunks(batch) {
-        let ids = backend.enqueue_batch(&me, chunk.iter().map(|i| job(*i)).collect()).await;
+        let ids = backend
+            .enqueue_batch(&me, chunk.iter().map(|i| job(*i)).collect())
+            .await;
         assert_eq!(ids.expect("enqueue a batch").len(), chunk.len());
     }
     let elapsed = start.elapsed();
@@ -117,16 +146,26 @@ async fn burn_down(sync: SqliteSync, jobs: usize, workers: usize, batch: u32) {
                     return done;
                 }
                 let leases: Vec<_> = got.iter().map(|r| r.lease.to_ref()).collect();
-                let results = backend.complete_batch(&me, &leases).await.expect("complete");
+                let results = backend
+                    .complete_batch(&me, &leases)
+                    .await
+                    .expect("complete");
                 assert!(results.iter().all(Result::is_ok));
                 done += got.len();
             }
         })
     });
-    let done: usize = join_all(tasks).await.into_iter().map(|r| r.expect("worker")).sum();
+    let done: usize = join_all(tasks)
+        .await
+        .into_iter()
+        .map(|r| r.expect("worker"))
+        .sum();
     let elapsed = start.elapsed();
     assert_eq!(done, jobs);
-    let info = backend.queue(&Actor::Admin("bench".into()), "bench").await.expect("queue");
+    let info = backend
+        .queue(&Actor::Admin("bench".into()), "bench")
+        .await
+        .expect("queue");
     assert_eq!(info.counts.get(JobState::Succeeded), jobs as u64);
     report(
         &format!("burn-down, {workers} workers, reserve and complete {batch} at a time"),

@@ -95,7 +95,12 @@ async fn complete_one(
             set.push((job::Column::RunAt, Value::from(ms(next))));
             set.push((job::Column::Attempts, Value::from(0)));
         }
-        let transition = Transition { row: &row, actor: &actor, steps, set };
+        let transition = Transition {
+            row: &row,
+            actor: &actor,
+            steps,
+            set,
+        };
         if transition.apply_deferred(db, now, writes).await? {
             return Ok(());
         }
