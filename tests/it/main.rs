@@ -4,4 +4,4 @@
 mod support;
 
 mod sql;
-mod sql_concurrency;
+mod sqlite;

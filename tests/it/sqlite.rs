@@ -1,5 +1,6 @@
-//! SQLite under concurrent load: no "database is locked" reaches a caller, every job runs
-//! exactly once, and a bounded queue stays exact across two backends on one file.
+//! SQLite-specific behaviour: concurrent load with no "database is locked" reaching a caller,
+//! every job run exactly once, bounded queues exact across two backends on one file, pragmas,
+//! durability across a reopen, and queues created on first use.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -183,5 +184,33 @@ async fn a_reopened_file_keeps_its_jobs() {
     assert_eq!(
         (job.class.as_str(), job.state),
         ("Keep", JobState::Available)
+    );
+}
+
+#[tokio::test]
+async fn queues_can_be_created_on_first_use_with_the_default_limit() {
+    let mut config = test_config("sqlite::memory:");
+    config.create_queues_on_first_use = true;
+    let backend = SqlBackend::open(config).await.expect("open");
+    let job = NewJob::new("Hello", json!([])).queue("made-on-the-fly");
+    let stored = backend
+        .enqueue(&Actor::application(), job)
+        .await
+        .expect("enqueue");
+    assert_eq!(stored.queue, "made-on-the-fly");
+    let info = backend
+        .queue(&admin(), "made-on-the-fly")
+        .await
+        .expect("the new queue");
+    assert_eq!(
+        info.limit,
+        QueueLimit::Max(outsourced_core::DEFAULT_QUEUE_LIMIT)
+    );
+    assert_eq!(info.counts.live(), 1);
+    let bad = NewJob::new("Hello", json!([])).queue("not a name");
+    let refused = backend.enqueue(&Actor::application(), bad).await;
+    assert!(
+        matches!(refused, Err(Error::InvalidInput { .. })),
+        "{refused:?}"
     );
 }
