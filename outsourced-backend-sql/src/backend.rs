@@ -51,7 +51,8 @@ impl SqlBackend {
 
     /// Opens with a clock of the caller's (tests move a [`TestClock`](outsourced_core::TestClock)).
     pub async fn open_with_clock(config: SqlConfig, clock: Arc<dyn Clock>) -> Result<Self> {
-        let pools = connect::open(&config).await?;
+        // Boxed: opening and migrating is a deep future, too deep to lay out inline in callers'.
+        let pools = Box::pin(connect::open(&config)).await?;
         Ok(SqlBackend {
             inner: Arc::new(Inner {
                 pools,

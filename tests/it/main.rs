@@ -5,3 +5,4 @@ mod support;
 
 mod sql;
 mod sqlite;
+mod worker;

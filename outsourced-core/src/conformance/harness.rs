@@ -229,12 +229,12 @@ impl WorkerClient {
 }
 
 /// A job of class `Noop` with no arguments, in the default queue.
-pub(crate) fn noop() -> NewJob {
+pub fn noop() -> NewJob {
     NewJob::new("Noop", json!([]))
 }
 
 /// The value of a successful call, or a panic that says which call failed and how.
-pub(crate) fn ok<T, E: Debug>(result: std::result::Result<T, E>, what: &str) -> T {
+pub fn ok<T, E: Debug>(result: std::result::Result<T, E>, what: &str) -> T {
     match result {
         Ok(value) => value,
         Err(error) => panic!("could not {what}: {error:?}"),

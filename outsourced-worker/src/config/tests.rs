@@ -1,0 +1,114 @@
+//! Config files: what parses, what is refused and how the refusal names the key and the file.
+
+use std::io::Write;
+
+use super::*;
+
+fn load(text: &str) -> Result<WorkerConfig, ConfigError> {
+    let mut file = tempfile::NamedTempFile::new().expect("a temporary file");
+    file.write_all(text.as_bytes()).expect("write the config");
+    WorkerConfig::load(file.path())
+}
+
+fn error_of(text: &str) -> String {
+    match load(text) {
+        Ok(config) => panic!("expected an error, got {config:?}"),
+        Err(error) => error.to_string(),
+    }
+}
+
+#[test]
+fn a_full_config_parses() {
+    let config = load(
+        "worker: mailer\n\
+         backend:\n  sql:\n    url: sqlite://x.db\n\
+         queues: [mail, bulk]\n\
+         concurrency: 8\n\
+         max_run_time: 90s\n\
+         lease: 10s\n\
+         exit_on_complete: true\n\
+         commands:\n  SendMail:\n    program: ./send.sh\n    args: [--fast]\n",
+    )
+    .expect("a valid config");
+    assert_eq!(config.worker, "mailer");
+    assert_eq!(
+        config.backend,
+        BackendConfig::Sql {
+            url: "sqlite://x.db".into()
+        }
+    );
+    let options = config.options();
+    assert_eq!(options.queues, ["mail", "bulk"]);
+    assert_eq!(options.concurrency, 8);
+    assert_eq!(options.max_run_time, Duration::from_secs(90));
+    assert_eq!(options.lease, Duration::from_secs(10));
+    assert!(options.exit_on_complete);
+    let send = &config.commands["SendMail"];
+    assert!(
+        send.program.is_absolute(),
+        "resolved against the file's directory"
+    );
+    assert!(send.program.ends_with("send.sh"));
+    assert_eq!(send.args, ["--fast"]);
+}
+
+#[test]
+fn written_configs_read_back() {
+    let config = WorkerConfig {
+        worker: "w".into(),
+        backend: BackendConfig::Http {
+            url: "https://jobs.example.com/outsourced".into(),
+            consumer_key: "key".into(),
+            consumer_secret: "secret".into(),
+            ca_file: None,
+        },
+        queues: vec!["a".into()],
+        concurrency: Some(2),
+        batch: None,
+        max_run_time: Some(Duration::from_secs(3600)),
+        lease: None,
+        idle_wait: None,
+        shutdown_grace: None,
+        min_priority: None,
+        max_priority: None,
+        exit_on_complete: false,
+        commands: BTreeMap::new(),
+    };
+    assert_eq!(load(&config.to_yaml()).expect("reads back"), config);
+}
+
+#[test]
+fn unknown_keys_are_named() {
+    let error = error_of("worker: w\nbackend:\n  sql:\n    url: x\nconcurency: 3\n");
+    assert!(error.contains("concurency"), "{error}");
+    assert!(error.contains("invalid worker config"), "{error}");
+    assert!(
+        error.contains(".yml") || error.contains("tmp"),
+        "names the file: {error}"
+    );
+}
+
+#[test]
+fn bad_values_are_named() {
+    let error = error_of("worker: w\nbackend:\n  sql:\n    url: x\nconcurrency: lots\n");
+    assert!(
+        error.contains("lots") || error.contains("concurrency"),
+        "{error}"
+    );
+    let error = error_of("worker: w\nbackend:\n  sql:\n    url: x\nconcurrency: 0\n");
+    assert!(error.contains("`concurrency`"), "{error}");
+    let error = error_of("worker: w\nbackend:\n  sql:\n    url: x\nmax_run_time: soon\n");
+    assert!(
+        error.contains("soon") || error.contains("max_run_time"),
+        "{error}"
+    );
+    let error = error_of("worker: w\nbackend:\n  ftp:\n    url: x\n");
+    assert!(error.contains("ftp"), "{error}");
+}
+
+#[test]
+fn a_missing_file_is_named() {
+    let error = WorkerConfig::load(Path::new("/no/such/worker.yml")).map(|_| ());
+    let error = error.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(error.contains("/no/such/worker.yml"), "{error}");
+}

@@ -1,0 +1,25 @@
+//! The worker of outsourced: a loop that leases jobs from any [`Backend`](outsourced_core::Backend),
+//! runs them (Rust [`Job`](outsourced_core::Job) types from a registry, or programs named in
+//! a config file), keeps their leases alive and reports how they ended.
+//!
+//! - [`Worker`]: the loop, `work_off(n)` and `run(shutdown)`;
+//! - `execute`: one job's run, time limit, heartbeats, panics and report;
+//! - [`command`]: command handlers;
+//! - [`config`]: the YAML config file of the `outsourced-worker` binary;
+//! - [`shutdown`]: SIGTERM/SIGINT handling (drain, then stop).
+
+pub mod cli;
+pub mod command;
+pub mod config;
+#[cfg(feature = "conformance")]
+pub mod conformance;
+mod execute;
+mod options;
+pub mod shutdown;
+mod worker;
+
+pub use command::CommandSpec;
+pub use config::WorkerConfig;
+pub use options::WorkerOptions;
+pub use shutdown::{Shutdown, ShutdownTrigger, Stage};
+pub use worker::{WorkOff, Worker};

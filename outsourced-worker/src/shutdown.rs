@@ -1,0 +1,127 @@
+//! Shutdown: the first SIGTERM or SIGINT drains (stop reserving, let running jobs finish
+//! within the grace period, release the rest); a second one stops at once.
+
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+/// How far a shutdown has gone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Stage {
+    /// Working.
+    Running,
+    /// Reserve nothing more; let running jobs finish within the grace period.
+    Draining,
+    /// Stop running jobs now and release them.
+    Now,
+}
+
+/// The worker's view of shutdown requests.
+#[derive(Clone, Debug)]
+pub struct Shutdown {
+    stage: watch::Receiver<Stage>,
+    /// Keeps the channel open for a shutdown nobody can trigger.
+    _keep: Option<Arc<watch::Sender<Stage>>>,
+}
+
+/// The side that requests a shutdown.
+#[derive(Clone, Debug)]
+pub struct ShutdownTrigger(watch::Sender<Stage>);
+
+impl Shutdown {
+    /// A shutdown requested by hand, through the returned trigger.
+    pub fn manual() -> (ShutdownTrigger, Shutdown) {
+        let (tx, rx) = watch::channel(Stage::Running);
+        let shutdown = Shutdown {
+            stage: rx,
+            _keep: None,
+        };
+        (ShutdownTrigger(tx), shutdown)
+    }
+
+    /// A shutdown that is never requested.
+    pub fn never() -> Shutdown {
+        let (tx, rx) = watch::channel(Stage::Running);
+        Shutdown {
+            stage: rx,
+            _keep: Some(Arc::new(tx)),
+        }
+    }
+
+    /// A shutdown requested by SIGTERM or SIGINT (ctrl-c): the first drains, the second stops.
+    pub fn on_signals() -> Shutdown {
+        let (trigger, shutdown) = Shutdown::manual();
+        tokio::spawn(async move {
+            let mut signals = Signals::new();
+            for stage in [Stage::Draining, Stage::Now] {
+                signals.next().await;
+                tracing::warn!(?stage, "shutdown signal received");
+                trigger.advance(stage);
+            }
+        });
+        shutdown
+    }
+
+    /// The current stage.
+    pub fn stage(&self) -> Stage {
+        *self.stage.borrow()
+    }
+
+    /// Waits until the stage is at least `stage` (forever if it can no longer get there).
+    pub async fn reached(&mut self, stage: Stage) {
+        if self
+            .stage
+            .wait_for(|current| *current >= stage)
+            .await
+            .is_err()
+        {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+impl ShutdownTrigger {
+    /// Moves the shutdown to `stage` (never back).
+    pub fn advance(&self, stage: Stage) {
+        self.0.send_if_modified(|current| {
+            let later = stage > *current;
+            if later {
+                *current = stage;
+            }
+            later
+        });
+    }
+}
+
+/// SIGTERM and SIGINT, listened to from the start so that a quick second signal is not lost.
+struct Signals {
+    #[cfg(unix)]
+    streams: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl Signals {
+    fn new() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let streams = signal(SignalKind::terminate())
+                .and_then(|term| Ok((term, signal(SignalKind::interrupt())?)))
+                .ok();
+            Signals { streams }
+        }
+        #[cfg(not(unix))]
+        Signals {}
+    }
+
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        if let Some((term, int)) = &mut self.streams {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            return;
+        }
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

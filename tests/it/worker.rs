@@ -1,0 +1,145 @@
+//! How the worker treats its backend: an idle worker waits in long polls instead of asking
+//! again and again, and a failing backend is retried with a growing pause, not in a spin.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use outsourced_backend_sql::SqlBackend;
+use outsourced_core::{
+    Actor, Backend, CountFilter, Error, Failure, Heartbeat, HistoryEntry, JobFilter, JobId,
+    JobRecord, JobState, LeaseRef, NewJob, QueueInfo, QueueLimit, QueueUpdate, ReclaimOptions,
+    ReserveOptions, Reserved, Result, StateCount, WorkerInstance,
+};
+use outsourced_worker::{Shutdown, Stage, Worker, WorkerOptions};
+
+use crate::support::test_config;
+
+/// A backend that counts reserve calls and can be told to fail them.
+struct Counting {
+    inner: Arc<dyn Backend>,
+    reserves: AtomicUsize,
+    failing: bool,
+}
+
+fn down() -> Error {
+    Error::Backend {
+        backend: "test",
+        message: "the database is down".into(),
+        retryable: true,
+        source: None,
+    }
+}
+
+#[async_trait]
+impl Backend for Counting {
+    async fn enqueue(&self, by: &Actor, job: NewJob) -> Result<JobRecord> {
+        self.inner.enqueue(by, job).await
+    }
+    async fn enqueue_batch(&self, by: &Actor, jobs: Vec<NewJob>) -> Result<Vec<JobId>> {
+        self.inner.enqueue_batch(by, jobs).await
+    }
+    async fn reserve(&self, by: &WorkerInstance, opts: ReserveOptions) -> Result<Vec<Reserved>> {
+        self.reserves.fetch_add(1, Ordering::SeqCst);
+        if self.failing {
+            return Err(down());
+        }
+        self.inner.reserve(by, opts).await
+    }
+    async fn heartbeat(&self, by: &WorkerInstance, lease: &LeaseRef) -> Result<Heartbeat> {
+        self.inner.heartbeat(by, lease).await
+    }
+    async fn complete_batch(
+        &self,
+        by: &WorkerInstance,
+        leases: &[LeaseRef],
+    ) -> Result<Vec<Result<()>>> {
+        self.inner.complete_batch(by, leases).await
+    }
+    async fn fail(&self, by: &WorkerInstance, lease: &LeaseRef, f: Failure) -> Result<JobState> {
+        self.inner.fail(by, lease, f).await
+    }
+    async fn release(&self, by: &WorkerInstance, lease: &LeaseRef) -> Result<()> {
+        self.inner.release(by, lease).await
+    }
+    async fn release_all(&self, by: &WorkerInstance) -> Result<u64> {
+        self.inner.release_all(by).await
+    }
+    async fn reclaim_expired(&self, by: &Actor, opts: ReclaimOptions) -> Result<u64> {
+        self.inner.reclaim_expired(by, opts).await
+    }
+    async fn job(&self, by: &Actor, id: JobId) -> Result<JobRecord> {
+        self.inner.job(by, id).await
+    }
+    async fn history(&self, by: &Actor, id: JobId) -> Result<Vec<HistoryEntry>> {
+        self.inner.history(by, id).await
+    }
+    async fn jobs(&self, by: &Actor, filter: JobFilter) -> Result<Vec<JobRecord>> {
+        self.inner.jobs(by, filter).await
+    }
+    async fn counts(&self, by: &Actor, filter: CountFilter) -> Result<Vec<StateCount>> {
+        self.inner.counts(by, filter).await
+    }
+    async fn cancel(&self, by: &Actor, id: JobId) -> Result<JobState> {
+        self.inner.cancel(by, id).await
+    }
+    async fn retry(&self, by: &Actor, id: JobId) -> Result<JobRecord> {
+        self.inner.retry(by, id).await
+    }
+    async fn create_queue(&self, by: &Actor, name: &str, limit: QueueLimit) -> Result<QueueInfo> {
+        self.inner.create_queue(by, name, limit).await
+    }
+    async fn update_queue(&self, by: &Actor, name: &str, u: QueueUpdate) -> Result<QueueInfo> {
+        self.inner.update_queue(by, name, u).await
+    }
+    async fn delete_queue(&self, by: &Actor, name: &str) -> Result<()> {
+        self.inner.delete_queue(by, name).await
+    }
+    async fn queues(&self, by: &Actor) -> Result<Vec<QueueInfo>> {
+        self.inner.queues(by).await
+    }
+}
+
+async fn counting(failing: bool) -> Arc<Counting> {
+    let sql = SqlBackend::open(test_config("sqlite::memory:"))
+        .await
+        .expect("open");
+    Arc::new(Counting {
+        inner: Arc::new(sql),
+        reserves: AtomicUsize::new(0),
+        failing,
+    })
+}
+
+/// Runs a worker for `window` of real time and returns how many reserves it made. The window
+/// is the measurement itself: a rate needs time.
+async fn reserves_in(backend: Arc<Counting>, window: Duration) -> usize {
+    let options = WorkerOptions {
+        idle_wait: Duration::from_secs(2),
+        ..WorkerOptions::default()
+    };
+    let worker = Worker::new(backend.clone(), "idle").options(options);
+    let (trigger, shutdown) = Shutdown::manual();
+    let run = tokio::spawn(async move { worker.run(shutdown).await });
+    tokio::time::sleep(window).await;
+    trigger.advance(Stage::Now);
+    run.await.expect("join").expect("the worker stops cleanly");
+    backend.reserves.load(Ordering::SeqCst)
+}
+
+#[tokio::test]
+async fn an_idle_worker_long_polls_instead_of_spinning() {
+    let backend = counting(false).await;
+    let calls = reserves_in(backend, Duration::from_secs(3)).await;
+    // One long poll of 2 s, then a second one: a couple of calls, not hundreds.
+    assert!((1..=3).contains(&calls), "{calls} reserve calls in 3 s");
+}
+
+#[tokio::test]
+async fn a_failing_backend_is_retried_with_a_growing_pause() {
+    let backend = counting(true).await;
+    let calls = reserves_in(backend, Duration::from_secs(3)).await;
+    // Pauses of 0.1, 0.2, 0.4, 0.8 and 1.6 s: about six calls in 3 s, not a spin.
+    assert!((4..=8).contains(&calls), "{calls} reserve calls in 3 s");
+}
