@@ -15,6 +15,9 @@
 //! - `reclaim`: expired leases as failed attempts;
 //! - `admin`: cancel and retry; `queues`: queue administration; `read`: lookups and counts.
 //!
+//! Beside the jobs: [`directory`] keeps workers, producers and admins with their credentials
+//! and queue access; [`secrets`] encrypts their secrets under the server key.
+//!
 //! Shared machinery: `transition` applies a change as a compare-and-set with its history rows,
 //! `slots` keeps the queue limits exact, `connect` opens pools and migrates, `migration` holds
 //! the schema, `entity` the tables, `convert` rows to core types, `error` classifies database
@@ -26,6 +29,7 @@ mod complete;
 mod config;
 mod connect;
 mod convert;
+pub mod directory;
 mod enqueue;
 mod entity;
 mod error;
@@ -38,10 +42,13 @@ mod read;
 mod reclaim;
 mod release;
 mod reserve;
+pub mod secrets;
 mod slots;
 mod transition;
 mod wake;
 
 pub use backend::SqlBackend;
 pub use config::{SqlConfig, SqliteSync, redact};
+pub use directory::{Credentials, Directory, Principal, Role};
 pub use sea_orm;
+pub use secrets::ServerKey;

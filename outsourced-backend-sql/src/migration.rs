@@ -9,7 +9,7 @@ pub(crate) struct Migrator;
 
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(Initial)]
+        vec![Box::new(Initial), Box::new(Principals)]
     }
 
     fn migration_table_name() -> DynIden {
@@ -170,4 +170,53 @@ fn job_indexes() -> Vec<IndexCreateStatement> {
         ),
         index("outsourced_jobs_class", &["class"]),
     ]
+}
+
+/// Workers, producers and admins with their credentials, and the queues each may use.
+struct Principals;
+
+impl MigrationName for Principals {
+    fn name(&self) -> &str {
+        "m0002_principals"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for Principals {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let backend = manager.get_database_backend();
+        let principals = Table::create()
+            .table("outsourced_principals")
+            .col(
+                ColumnDef::new("id")
+                    .big_integer()
+                    .not_null()
+                    .auto_increment()
+                    .primary_key(),
+            )
+            .col(name("role", 16).not_null())
+            .col(name("name", 191).not_null())
+            .col(name("consumer_key", 64).not_null().unique_key())
+            .col(long_text(backend, "secret").not_null())
+            .col(ColumnDef::new("locked").boolean().not_null())
+            .col(ColumnDef::new("created_at").big_integer().not_null())
+            .col(ColumnDef::new("last_seen_at").big_integer().null())
+            .to_owned();
+        manager.create_table(principals).await?;
+        let by_name = Index::create()
+            .name("outsourced_principals_role_name")
+            .table("outsourced_principals")
+            .col("role")
+            .col("name")
+            .unique()
+            .to_owned();
+        manager.create_index(by_name).await?;
+        let access = Table::create()
+            .table("outsourced_access")
+            .col(ColumnDef::new("principal_id").big_integer().not_null())
+            .col(name("queue", 191).not_null())
+            .primary_key(Index::create().col("principal_id").col("queue"))
+            .to_owned();
+        manager.create_table(access).await
+    }
 }

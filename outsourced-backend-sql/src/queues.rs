@@ -7,7 +7,7 @@ use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrde
 
 use crate::backend::SqlBackend;
 use crate::convert::ms;
-use crate::entity::queue;
+use crate::entity::{access, queue};
 use crate::error::db_error;
 use crate::read;
 use outsourced_core::{
@@ -83,17 +83,24 @@ pub(crate) async fn update(
     Ok(info)
 }
 
-/// Deletes a queue without live jobs.
+/// Deletes a queue without live jobs, and every hire and grant of it.
 pub(crate) async fn delete(backend: &SqlBackend, name: &str) -> Result<()> {
+    let txn = backend.begin_write().await?;
     let deleted = queue::Entity::delete_many()
         .filter(queue::Column::Name.eq(name))
         .filter(queue::Column::Live.eq(0))
-        .exec(backend.connection())
+        .exec(&txn)
         .await
         .map_err(db_error)?;
     if deleted.rows_affected == 1 {
-        return Ok(());
+        access::Entity::delete_many()
+            .filter(access::Column::Queue.eq(name))
+            .exec(&txn)
+            .await
+            .map_err(db_error)?;
+        return txn.commit().await.map_err(db_error);
     }
+    drop(txn);
     let info = info(backend, name).await?;
     Err(Error::conflict(format!(
         "queue {name:?} still holds {} live jobs",

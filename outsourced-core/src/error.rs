@@ -34,6 +34,14 @@ pub enum Error {
         /// The id that was asked for.
         id: JobId,
     },
+    /// No worker, producer or admin of that name exists.
+    #[error("unknown {kind} {name:?}")]
+    Unknown {
+        /// What was looked for ("worker", "producer", "admin").
+        kind: &'static str,
+        /// The name that was asked for.
+        name: String,
+    },
     /// The lease presented is not the job's current lease: it expired and was reclaimed, was
     /// released, or belongs to another worker. Nothing was changed.
     #[error("the lease on job {id} is stale: it expired, was released, or is held by someone else")]

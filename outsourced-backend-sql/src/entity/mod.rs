@@ -1,5 +1,7 @@
 //! The tables, as sea-orm entities. Times are integer epoch milliseconds on every database.
 
+pub(crate) mod access;
 pub(crate) mod history;
 pub(crate) mod job;
+pub(crate) mod principal;
 pub(crate) mod queue;

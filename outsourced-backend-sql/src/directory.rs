@@ -1,0 +1,388 @@
+//! The directory of principals: workers, producers and admins, each with OAuth 1.0a consumer
+//! credentials (the secret encrypted under the server key), a locked flag, and the queues a
+//! worker is hired for or a producer may enqueue into.
+
+use std::fmt;
+use std::str::FromStr;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use rand::RngCore;
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
+};
+
+use crate::backend::SqlBackend;
+use crate::convert::{ms, time};
+use crate::entity::{access, principal, queue};
+use crate::error::db_error;
+use crate::secrets::ServerKey;
+use outsourced_core::{Error, Result};
+
+/// What a principal may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// Reserves and runs jobs from the queues it is hired for.
+    Worker,
+    /// Enqueues into the queues it was granted, and sees the jobs it enqueued.
+    Producer,
+    /// Does everything.
+    Admin,
+}
+
+impl Role {
+    /// The lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Worker => "worker",
+            Role::Producer => "producer",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Role {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "worker" => Ok(Role::Worker),
+            "producer" => Ok(Role::Producer),
+            "admin" => Ok(Role::Admin),
+            _ => Err(Error::invalid(format!("{s:?} is not a role"))),
+        }
+    }
+}
+
+/// A worker, producer or admin as the directory shows it (never its secret).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Principal {
+    /// Its role.
+    pub role: Role,
+    /// Its name, unique within its role.
+    pub name: String,
+    /// Its OAuth consumer key.
+    pub consumer_key: String,
+    /// A locked principal is refused everything.
+    pub locked: bool,
+    /// The queues it is hired for (worker) or granted (producer), by name.
+    pub queues: Vec<String>,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it last made a signed request.
+    pub last_seen_at: Option<DateTime<Utc>>,
+}
+
+/// A consumer key and its secret, as a client needs them.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// The consumer key (public).
+    pub consumer_key: String,
+    /// The consumer secret.
+    pub consumer_secret: String,
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("consumer_key", &self.consumer_key)
+            .field("consumer_secret", &"***")
+            .finish()
+    }
+}
+
+/// The principals stored beside the jobs.
+#[derive(Clone, Debug)]
+pub struct Directory {
+    backend: SqlBackend,
+}
+
+fn random_text(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    rand::rng().fill_bytes(&mut buf);
+    URL_SAFE_NO_PAD.encode(buf)
+}
+
+fn check_name(role: Role, name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 191
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if ok {
+        return Ok(());
+    }
+    Err(Error::invalid(format!(
+        "{name:?} is not a {role} name: use 1 to 191 letters, digits, '_', '-' or '.'"
+    )))
+}
+
+impl Directory {
+    /// The directory in the backend's database.
+    pub fn new(backend: SqlBackend) -> Self {
+        Directory { backend }
+    }
+
+    fn unknown(role: Role, name: &str) -> Error {
+        Error::Unknown {
+            kind: role.as_str(),
+            name: name.to_owned(),
+        }
+    }
+
+    async fn row(&self, role: Role, name: &str) -> Result<principal::Model> {
+        principal::Entity::find()
+            .filter(principal::Column::Role.eq(role.as_str()))
+            .filter(principal::Column::Name.eq(name))
+            .one(self.backend.connection())
+            .await
+            .map_err(db_error)?
+            .ok_or_else(|| Self::unknown(role, name))
+    }
+
+    async fn queues_of(&self, id: i64) -> Result<Vec<String>> {
+        let rows = access::Entity::find()
+            .filter(access::Column::PrincipalId.eq(id))
+            .order_by_asc(access::Column::Queue)
+            .all(self.backend.connection())
+            .await
+            .map_err(db_error)?;
+        Ok(rows.into_iter().map(|row| row.queue).collect())
+    }
+
+    async fn principal(&self, row: principal::Model) -> Result<Principal> {
+        let queues = self.queues_of(row.id).await?;
+        Ok(Principal {
+            role: row.role.parse()?,
+            name: row.name,
+            consumer_key: row.consumer_key,
+            locked: row.locked,
+            queues,
+            created_at: time(row.created_at),
+            last_seen_at: row.last_seen_at.map(time),
+        })
+    }
+
+    /// Creates a principal with fresh credentials; an existing name is `Conflict`.
+    pub async fn create(
+        &self,
+        key: &ServerKey,
+        role: Role,
+        name: &str,
+    ) -> Result<(Principal, Credentials)> {
+        check_name(role, name)?;
+        let credentials = Credentials {
+            consumer_key: random_text(15),
+            consumer_secret: random_text(30),
+        };
+        let row = principal::ActiveModel {
+            role: Set(role.as_str().to_owned()),
+            name: Set(name.to_owned()),
+            consumer_key: Set(credentials.consumer_key.clone()),
+            secret: Set(key.encrypt(&credentials.consumer_secret)),
+            locked: Set(false),
+            created_at: Set(ms(self.backend.now())),
+            last_seen_at: Set(None),
+            ..Default::default()
+        };
+        let inserted = principal::Entity::insert(row)
+            .on_conflict(
+                OnConflict::columns([principal::Column::Role, principal::Column::Name])
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .exec_without_returning(self.backend.connection())
+            .await
+            .map_err(db_error)?;
+        if inserted == 0 {
+            return Err(Error::conflict(format!("{role} {name:?} already exists")));
+        }
+        Ok((self.get(role, name).await?, credentials))
+    }
+
+    /// One principal.
+    pub async fn get(&self, role: Role, name: &str) -> Result<Principal> {
+        let row = self.row(role, name).await?;
+        self.principal(row).await
+    }
+
+    /// Every principal of a role, by name.
+    pub async fn list(&self, role: Role) -> Result<Vec<Principal>> {
+        let rows = principal::Entity::find()
+            .filter(principal::Column::Role.eq(role.as_str()))
+            .order_by_asc(principal::Column::Name)
+            .all(self.backend.connection())
+            .await
+            .map_err(db_error)?;
+        let mut principals = Vec::with_capacity(rows.len());
+        for row in rows {
+            principals.push(self.principal(row).await?);
+        }
+        Ok(principals)
+    }
+
+    /// Locks a principal out (or lets it back in).
+    pub async fn set_locked(&self, role: Role, name: &str, locked: bool) -> Result<Principal> {
+        let row = self.row(role, name).await?;
+        principal::Entity::update_many()
+            .col_expr(principal::Column::Locked, Expr::value(locked))
+            .filter(principal::Column::Id.eq(row.id))
+            .exec(self.backend.connection())
+            .await
+            .map_err(db_error)?;
+        self.get(role, name).await
+    }
+
+    /// Gives a principal a new secret (its key stays); the old secret stops working at once.
+    pub async fn rotate_secret(
+        &self,
+        key: &ServerKey,
+        role: Role,
+        name: &str,
+    ) -> Result<Credentials> {
+        let row = self.row(role, name).await?;
+        let secret = random_text(30);
+        principal::Entity::update_many()
+            .col_expr(principal::Column::Secret, Expr::value(key.encrypt(&secret)))
+            .filter(principal::Column::Id.eq(row.id))
+            .exec(self.backend.connection())
+            .await
+            .map_err(db_error)?;
+        Ok(Credentials {
+            consumer_key: row.consumer_key,
+            consumer_secret: secret,
+        })
+    }
+
+    /// A principal's credentials, decrypted (for `worker config`).
+    pub async fn credentials(
+        &self,
+        key: &ServerKey,
+        role: Role,
+        name: &str,
+    ) -> Result<Credentials> {
+        let row = self.row(role, name).await?;
+        Ok(Credentials {
+            consumer_secret: key.decrypt(&row.secret)?,
+            consumer_key: row.consumer_key,
+        })
+    }
+
+    /// The principal with a consumer key and its decrypted secret, if any (for verifying a
+    /// signed request).
+    pub async fn by_consumer_key(
+        &self,
+        key: &ServerKey,
+        consumer_key: &str,
+    ) -> Result<Option<(Principal, String)>> {
+        let row = principal::Entity::find()
+            .filter(principal::Column::ConsumerKey.eq(consumer_key))
+            .one(self.backend.connection())
+            .await
+            .map_err(db_error)?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let secret = key.decrypt(&row.secret)?;
+        Ok(Some((self.principal(row).await?, secret)))
+    }
+
+    /// Deletes a principal and its access.
+    pub async fn delete(&self, role: Role, name: &str) -> Result<()> {
+        let row = self.row(role, name).await?;
+        let txn = self.backend.begin_write().await?;
+        access::Entity::delete_many()
+            .filter(access::Column::PrincipalId.eq(row.id))
+            .exec(&txn)
+            .await
+            .map_err(db_error)?;
+        principal::Entity::delete_by_id(row.id)
+            .exec(&txn)
+            .await
+            .map_err(db_error)?;
+        txn.commit().await.map_err(db_error)
+    }
+
+    /// Hires a worker for a queue, or grants a producer a queue. Doing it twice is fine.
+    pub async fn grant(&self, role: Role, name: &str, queue_name: &str) -> Result<Principal> {
+        let row = self.row(role, name).await?;
+        let known = queue::Entity::find_by_id(queue_name)
+            .one(self.backend.connection())
+            .await
+            .map_err(db_error)?;
+        if known.is_none() {
+            return Err(Error::UnknownQueue {
+                queue: queue_name.to_owned(),
+            });
+        }
+        let grant = access::ActiveModel {
+            principal_id: Set(row.id),
+            queue: Set(queue_name.to_owned()),
+        };
+        access::Entity::insert(grant)
+            .on_conflict(
+                OnConflict::columns([access::Column::PrincipalId, access::Column::Queue])
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .exec_without_returning(self.backend.connection())
+            .await
+            .map_err(db_error)?;
+        self.get(role, name).await
+    }
+
+    /// Fires a worker from a queue, or takes a producer's grant back. Doing it twice is fine.
+    pub async fn revoke(&self, role: Role, name: &str, queue_name: &str) -> Result<Principal> {
+        let row = self.row(role, name).await?;
+        access::Entity::delete_many()
+            .filter(access::Column::PrincipalId.eq(row.id))
+            .filter(access::Column::Queue.eq(queue_name))
+            .exec(self.backend.connection())
+            .await
+            .map_err(db_error)?;
+        self.get(role, name).await
+    }
+
+    /// Records that a principal made a request (at most the backend clock's now).
+    pub async fn touch(&self, role: Role, name: &str) -> Result<()> {
+        principal::Entity::update_many()
+            .col_expr(
+                principal::Column::LastSeenAt,
+                Expr::value(ms(self.backend.now())),
+            )
+            .filter(principal::Column::Role.eq(role.as_str()))
+            .filter(principal::Column::Name.eq(name))
+            .exec(self.backend.connection())
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    /// Re-encrypts every secret from `old` to `new` in one transaction (key rotation).
+    pub async fn reencrypt(&self, old: &ServerKey, new: &ServerKey) -> Result<u64> {
+        let txn = self.backend.connection().begin().await.map_err(db_error)?;
+        let rows = principal::Entity::find()
+            .all(&txn)
+            .await
+            .map_err(db_error)?;
+        for row in &rows {
+            let secret = old.decrypt(&row.secret)?;
+            principal::Entity::update_many()
+                .col_expr(principal::Column::Secret, Expr::value(new.encrypt(&secret)))
+                .filter(principal::Column::Id.eq(row.id))
+                .exec(&txn)
+                .await
+                .map_err(db_error)?;
+        }
+        txn.commit().await.map_err(db_error)?;
+        Ok(rows.len() as u64)
+    }
+}
