@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
-use outsourced_backend_sql::SqlBackend;
+use outsourced_backend_sql::{Directory, Role, SqlBackend};
 use outsourced_core::Backend;
 
 use crate::config::{BackendConfig, WorkerConfig};
@@ -38,15 +38,15 @@ pub async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let backend = match connect(&config).await {
+    let mut options = config.options();
+    options.exit_on_complete |= args.exit_on_complete;
+    let backend = match connect(&config, &mut options).await {
         Ok(backend) => backend,
         Err(error) => {
             eprintln!("outsourced-worker: {error}");
             return ExitCode::from(1);
         }
     };
-    let mut options = config.options();
-    options.exit_on_complete |= args.exit_on_complete;
     let worker = Worker::new(backend, &config.worker)
         .options(options)
         .commands(config.commands.clone());
@@ -59,16 +59,49 @@ pub async fn main() -> ExitCode {
     }
 }
 
-/// The backend the config names.
-pub async fn connect(config: &WorkerConfig) -> Result<Arc<dyn Backend>, String> {
+/// Next to the database, the worker applies what the server would: a locked worker does not
+/// start, and without queues in its config it works the queues it is hired for.
+async fn assignment(
+    config: &WorkerConfig,
+    directory: Directory,
+    options: &mut crate::WorkerOptions,
+) -> Result<(), String> {
+    let worker = match directory.get(Role::Worker, &config.worker).await {
+        Ok(worker) => worker,
+        Err(outsourced_core::Error::Unknown { .. }) if !options.queues.is_empty() => return Ok(()),
+        Err(outsourced_core::Error::Unknown { .. }) => {
+            tracing::warn!(worker = %config.worker, "not in the directory: working every queue");
+            return Ok(());
+        }
+        Err(error) => return Err(error.to_string()),
+    };
+    if worker.locked {
+        return Err(format!("worker {} is locked out", worker.name));
+    }
+    if options.queues.is_empty() {
+        if worker.queues.is_empty() {
+            return Err(format!(
+                "worker {0} is hired for no queue: hire it with `outsourcer queue hire QUEUE {0}`",
+                worker.name
+            ));
+        }
+        options.queues = worker.queues;
+    }
+    Ok(())
+}
+
+/// The backend the config names; for a database, also the worker's queues and lock state.
+pub async fn connect(
+    config: &WorkerConfig,
+    options: &mut crate::WorkerOptions,
+) -> Result<Arc<dyn Backend>, String> {
     match &config.backend {
         BackendConfig::Sql { url } => {
             let backend = SqlBackend::connect(url).await.map_err(|e| {
-                format!(
-                    "cannot open the database {}: {e}",
-                    outsourced_backend_sql::redact(url)
-                )
+                let url = outsourced_backend_sql::redact(url);
+                format!("cannot open the database {url}: {e}")
             })?;
+            assignment(config, Directory::new(backend.clone()), options).await?;
             Ok(Arc::new(backend))
         }
         BackendConfig::Http { url, .. } => Err(format!(

@@ -15,7 +15,7 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -144,7 +144,12 @@ impl WorkerConfig {
         let base = path.parent().unwrap_or(Path::new("."));
         for spec in config.commands.values_mut() {
             if spec.program.is_relative() && spec.program.components().count() > 1 {
-                spec.program = base.join(&spec.program);
+                let relative: PathBuf = spec
+                    .program
+                    .components()
+                    .filter(|c| !matches!(c, Component::CurDir))
+                    .collect();
+                spec.program = base.join(relative);
             }
         }
         Ok(config)

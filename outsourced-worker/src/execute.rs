@@ -6,11 +6,12 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use outsourced_core::{
-    AnyJob, Backend, BackendExt, Error, ErrorInfo, Failure, JobContext, JobError, JobRecord,
-    JobState, LeaseRef, Reserved, RetryPlan, invoke,
+    AnyJob, Backend, Error, ErrorInfo, Failure, JobContext, JobError, JobRecord, JobState,
+    LeaseRef, Reserved, RetryPlan, invoke,
 };
 use tokio::task::JoinHandle;
 
+use crate::report::Reporter;
 use crate::worker::Inner;
 
 /// How one job ended, from the worker's side.
@@ -35,8 +36,9 @@ enum Ending {
     LostLease,
 }
 
-/// Runs a reserved job to its end and reports the outcome to the backend.
-pub(crate) async fn execute(inner: Arc<Inner>, reserved: Reserved) -> Outcome {
+/// Runs a reserved job to its end and reports the outcome to the backend (successes through
+/// the reporter, which batches them).
+pub(crate) async fn execute(inner: Arc<Inner>, reporter: Reporter, reserved: Reserved) -> Outcome {
     let Reserved { job, lease } = reserved;
     let lease = lease.to_ref();
     let started = Instant::now();
@@ -60,7 +62,7 @@ pub(crate) async fn execute(inner: Arc<Inner>, reserved: Reserved) -> Outcome {
         )
     };
     let ending = supervise(&inner, &lease, &ctx, work, limit).await;
-    let (outcome, error) = report(&inner, &lease, &ctx, runnable.as_ref(), ending).await;
+    let (outcome, error) = report(&inner, &reporter, &lease, &ctx, runnable.as_ref(), ending).await;
     log_outcome(&job, &name, outcome, started, error.as_deref());
     outcome
 }
@@ -131,13 +133,17 @@ fn panic_message(join: tokio::task::JoinError) -> String {
 /// Reports the ending; returns the outcome and the error text, if any.
 async fn report(
     inner: &Inner,
+    reporter: &Reporter,
     lease: &LeaseRef,
     ctx: &JobContext,
     runnable: &dyn AnyJob,
     ending: Ending,
 ) -> (Outcome, Option<String>) {
     let (info, plan) = match ending {
-        Ending::Done(Ok(())) => return (report_success(inner, lease).await, None),
+        Ending::Done(Ok(())) => {
+            let completed = retrying(|| reporter.complete(lease.clone())).await;
+            return (settled(completed, Outcome::Succeeded), None);
+        }
         Ending::Done(Err(error)) => {
             let plan = retry_plan(&error, runnable, ctx.attempt);
             (error.into_info(), plan)
@@ -181,11 +187,6 @@ fn retry_plan(error: &JobError, runnable: &dyn AnyJob, attempt: u32) -> RetryPla
         Some(at) => RetryPlan::After((at - now).to_std().unwrap_or_default()),
         None => RetryPlan::Backoff,
     }
-}
-
-async fn report_success(inner: &Inner, lease: &LeaseRef) -> Outcome {
-    let completed = retrying(|| inner.backend.complete(&inner.id, lease)).await;
-    settled(completed, Outcome::Succeeded)
 }
 
 async fn report_failure(

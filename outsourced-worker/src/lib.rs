@@ -15,6 +15,7 @@ pub mod config;
 pub mod conformance;
 mod execute;
 mod options;
+mod report;
 pub mod shutdown;
 mod worker;
 

@@ -13,6 +13,7 @@ use tokio::task::JoinSet;
 use crate::command::{CommandJob, CommandSpec};
 use crate::execute::{Outcome, execute};
 use crate::options::WorkerOptions;
+use crate::report::Reporter;
 use crate::shutdown::{Shutdown, Stage};
 
 /// What a run did.
@@ -138,6 +139,7 @@ impl Worker {
         let options = &self.inner.options;
         tracing::info!(worker = %self.inner.id, queues = ?options.queues, "Starting job worker");
         let mut tasks = JoinSet::new();
+        let reporter = Reporter::start(self.inner.backend.clone(), self.inner.id.clone());
         let mut tally = WorkOff::default();
         let mut started = 0usize;
         let mut pause = Pause::new();
@@ -148,7 +150,12 @@ impl Worker {
             let left = limit.map_or(usize::MAX, |n| n - started.min(n));
             let room = options.concurrency.saturating_sub(tasks.len());
             let wanted = room.min(options.batch as usize).min(left);
-            if wanted == 0 {
+            // While jobs run, wait until a useful batch fits rather than reserving one job
+            // per finished job: fewer, larger claims.
+            let worth_it = (options.concurrency / 2)
+                .clamp(1, options.batch as usize)
+                .min(left);
+            if wanted == 0 || (!tasks.is_empty() && wanted < worth_it) {
                 if tasks.is_empty() {
                     break;
                 }
@@ -159,7 +166,14 @@ impl Worker {
                 continue;
             }
             let wait = (tasks.is_empty() && !exit_when_idle).then_some(options.idle_wait);
-            let reserved = match self.reserve(wanted, wait).await {
+            // A shutdown ends a long poll at once. Should the reserve have claimed jobs just
+            // before it was dropped, the drain's release of everything this instance holds
+            // gives them back.
+            let reserving = tokio::select! {
+                reserved = self.reserve(wanted, wait) => reserved,
+                _ = shutdown.reached(Stage::Draining) => break,
+            };
+            let reserved = match reserving {
                 Ok(reserved) => reserved,
                 Err(error) => {
                     let wait = pause.next();
@@ -189,7 +203,7 @@ impl Worker {
             }
             started += reserved.len();
             for job in reserved {
-                tasks.spawn(execute(self.inner.clone(), job));
+                tasks.spawn(execute(self.inner.clone(), reporter.clone(), job));
             }
         }
         self.drain(tasks, shutdown, &mut tally).await;

@@ -1,8 +1,11 @@
-//! The one integration-test binary: the conformance suite against every backend, and the
-//! tests that only make sense for one of them.
+//! The one integration-test binary: the conformance suite against every backend, the real
+//! binaries, and the tests that only make sense for one backend.
 
+mod bins;
 mod support;
 
+mod cli;
 mod sql;
 mod sqlite;
 mod worker;
+mod worker_bin;

@@ -1,0 +1,1 @@
+//! Runnable examples of outsourced: see `typed_job.rs` and `command-handlers/`.

@@ -1,0 +1,63 @@
+//! Batched completions: running jobs hand their successes to one reporter task, which sends
+//! whatever has gathered in one `complete_batch` call. Under load that is one transaction for
+//! many jobs; when idle it is one call per job, without waiting for company.
+
+use std::sync::Arc;
+
+use outsourced_core::{Backend, Error, LeaseRef, WorkerInstance};
+use tokio::sync::{mpsc, oneshot};
+
+/// The most completions one call carries.
+const MAX_BATCH: usize = 200;
+
+type Request = (LeaseRef, oneshot::Sender<Result<(), Error>>);
+
+/// The handle jobs report their success through.
+#[derive(Clone)]
+pub(crate) struct Reporter(mpsc::UnboundedSender<Request>);
+
+impl Reporter {
+    /// Starts the reporter task; it ends when every handle is dropped.
+    pub(crate) fn start(backend: Arc<dyn Backend>, id: WorkerInstance) -> Reporter {
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(run(backend, id, rx));
+        Reporter(tx)
+    }
+
+    /// Reports one success and waits for the backend's answer about it.
+    pub(crate) async fn complete(&self, lease: LeaseRef) -> Result<(), Error> {
+        let (tx, rx) = oneshot::channel();
+        let gone = || Error::Backend {
+            backend: "worker",
+            message: "the completion reporter stopped".into(),
+            retryable: false,
+            source: None,
+        };
+        self.0.send((lease, tx)).map_err(|_| gone())?;
+        rx.await.map_err(|_| gone())?
+    }
+}
+
+async fn run(
+    backend: Arc<dyn Backend>,
+    id: WorkerInstance,
+    mut rx: mpsc::UnboundedReceiver<Request>,
+) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let leases: Vec<LeaseRef> = batch.iter().map(|(lease, _)| lease.clone()).collect();
+        let results = backend.complete_batch(&id, &leases).await;
+        match results {
+            Ok(results) => {
+                for ((_, reply), result) in batch.drain(..).zip(results) {
+                    let _ = reply.send(result);
+                }
+            }
+            Err(error) => {
+                for (_, reply) in batch.drain(..) {
+                    let _ = reply.send(Err(error.clone()));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,279 @@
+//! The command line, as clap sees it.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Administer outsourced: queues, workers, producers, admins and jobs.
+#[derive(Debug, Parser)]
+#[command(name = "outsourcer", version, about, propagate_version = true)]
+pub(crate) struct Cli {
+    /// The database (SQLite file by default; also postgres:// and mysql:// URLs).
+    #[arg(
+        long,
+        global = true,
+        env = "OUTSOURCED_DATABASE_URL",
+        default_value = "sqlite://outsourced.db"
+    )]
+    pub(crate) database: String,
+    /// The server key that encrypts consumer secrets (created on first use). The key itself
+    /// may instead be given in OUTSOURCED_SERVER_KEY.
+    #[arg(long, global = true, env = "OUTSOURCED_KEY_FILE")]
+    pub(crate) key_file: Option<PathBuf>,
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Create, change, list and delete queues; hire and fire workers.
+    #[command(subcommand)]
+    Queue(QueueCommand),
+    /// Create workers and write their config files.
+    #[command(subcommand)]
+    Worker(PrincipalCommand),
+    /// Create producers (clients that enqueue over HTTP) and grant them queues.
+    #[command(subcommand)]
+    Producer(PrincipalCommand),
+    /// Create admin clients.
+    #[command(subcommand)]
+    Admin(PrincipalCommand),
+    /// Enqueue, list, inspect, retry and cancel jobs.
+    #[command(subcommand)]
+    Job(JobCommand),
+    /// Run the whole flow on a fresh SQLite file and show what happened.
+    Demo(DemoArgs),
+    /// Bring the database schema up to date (every command also does this).
+    Migrate,
+    /// Rotate the server key: re-encrypt every secret under a new key.
+    RotateKey {
+        /// Where to write the new key.
+        #[arg(long)]
+        new_key_file: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum QueueCommand {
+    /// Create a queue (with the default limit unless told otherwise).
+    Create {
+        /// Its name.
+        name: String,
+        #[command(flatten)]
+        limit: LimitArgs,
+    },
+    /// List every queue with its counts.
+    List,
+    /// Show one queue.
+    Show {
+        /// Its name.
+        name: String,
+    },
+    /// Change a queue's limit, or pause or resume it.
+    Update {
+        /// Its name.
+        name: String,
+        #[command(flatten)]
+        limit: LimitArgs,
+        /// Hand out no jobs until resumed (enqueue still works).
+        #[arg(long, conflicts_with = "resume")]
+        pause: bool,
+        /// Hand out jobs again.
+        #[arg(long)]
+        resume: bool,
+    },
+    /// Delete a queue that holds no live jobs.
+    Delete {
+        /// Its name.
+        name: String,
+    },
+    /// Hire a worker for a queue.
+    Hire {
+        /// The queue.
+        queue: String,
+        /// The worker.
+        worker: String,
+    },
+    /// Fire a worker from a queue.
+    Fire {
+        /// The queue.
+        queue: String,
+        /// The worker.
+        worker: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct LimitArgs {
+    /// The most live jobs the queue may hold.
+    #[arg(long, conflicts_with = "unlimited")]
+    pub(crate) limit: Option<u64>,
+    /// No limit at all.
+    #[arg(long)]
+    pub(crate) unlimited: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum PrincipalCommand {
+    /// Create one, with fresh OAuth credentials.
+    Create {
+        /// Its name.
+        name: String,
+    },
+    /// List them.
+    List,
+    /// Show one.
+    Show {
+        /// Its name.
+        name: String,
+    },
+    /// Lock one out: it is refused everything.
+    Lock {
+        /// Its name.
+        name: String,
+    },
+    /// Let a locked one back in.
+    Unlock {
+        /// Its name.
+        name: String,
+    },
+    /// Give one a new consumer secret; the old one stops working.
+    RotateSecret {
+        /// Its name.
+        name: String,
+    },
+    /// Delete one.
+    Delete {
+        /// Its name.
+        name: String,
+    },
+    /// Grant a producer a queue (workers are hired with `queue hire`).
+    Grant {
+        /// Its name.
+        name: String,
+        /// The queue.
+        queue: String,
+    },
+    /// Take a producer's grant back.
+    Revoke {
+        /// Its name.
+        name: String,
+        /// The queue.
+        queue: String,
+    },
+    /// Write the config file a worker needs (every connection detail and its queues).
+    Config {
+        /// The worker's name.
+        name: String,
+        /// Write to this file (owner-only) instead of standard output.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        /// Talk to a server at this URL instead of the database directly.
+        #[arg(long)]
+        url: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum JobCommand {
+    /// Enqueue a job, or many from a JSON-lines file.
+    Enqueue(EnqueueArgs),
+    /// List jobs, newest first.
+    List(ListArgs),
+    /// Show one job.
+    Show {
+        /// Its id.
+        id: i64,
+    },
+    /// Show a job's history: every transition with its actor and error.
+    History {
+        /// Its id.
+        id: i64,
+    },
+    /// Run a failed or cancelled job again (or a waiting one now).
+    Retry {
+        /// Its id.
+        id: i64,
+    },
+    /// Cancel a waiting job, or ask a running one to stop.
+    Cancel {
+        /// Its id.
+        id: i64,
+    },
+    /// Count jobs by state, for an owner or a queue.
+    Count {
+        /// Only this owner's jobs (TYPE/ID).
+        #[arg(long)]
+        owner: Option<String>,
+        /// Only this queue.
+        #[arg(long)]
+        queue: Option<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct EnqueueArgs {
+    /// The job class.
+    #[arg(required_unless_present = "from")]
+    pub(crate) class: Option<String>,
+    /// The queue.
+    #[arg(long, short, default_value = "default")]
+    pub(crate) queue: String,
+    /// The arguments, as JSON.
+    #[arg(long, default_value = "[]")]
+    pub(crate) args: String,
+    /// Lower runs first.
+    #[arg(long, allow_hyphen_values = true)]
+    pub(crate) priority: Option<i32>,
+    /// Not before: an RFC 3339 time, or `+` and a duration (`+5m`).
+    #[arg(long)]
+    pub(crate) run_at: Option<String>,
+    /// The owner, TYPE/ID.
+    #[arg(long)]
+    pub(crate) owner: Option<String>,
+    /// Attempts at most.
+    #[arg(long)]
+    pub(crate) max_attempts: Option<u32>,
+    /// Enqueue every line of this JSON-lines file: {"class", "args", "queue", "priority",
+    /// "run_at", "owner", "max_attempts"}.
+    #[arg(long, conflicts_with = "class")]
+    pub(crate) from: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ListArgs {
+    /// Only this queue.
+    #[arg(long)]
+    pub(crate) queue: Option<String>,
+    /// Only this state.
+    #[arg(long)]
+    pub(crate) state: Option<String>,
+    /// Only this class.
+    #[arg(long)]
+    pub(crate) class: Option<String>,
+    /// Only this owner's jobs (TYPE/ID).
+    #[arg(long)]
+    pub(crate) owner: Option<String>,
+    /// Jobs older than this id (the next page).
+    #[arg(long)]
+    pub(crate) before: Option<i64>,
+    /// The page size.
+    #[arg(long, default_value_t = 50)]
+    pub(crate) limit: u32,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DemoArgs {
+    /// How many jobs to enqueue.
+    #[arg(long, default_value_t = 3000)]
+    pub(crate) jobs: usize,
+    /// How many worker processes' worth of workers to run.
+    #[arg(long, default_value_t = 2)]
+    pub(crate) workers: usize,
+    /// Keep the demo's database instead of deleting it.
+    #[arg(long)]
+    pub(crate) keep: bool,
+}

@@ -1,0 +1,242 @@
+//! `outsourcer job ...`
+
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use indicatif::{ProgressBar, ProgressStyle};
+use outsourced_core::{
+    Backend, CountFilter, Error, JobFilter, JobId, JobState, NewJob, Owner, Result, by_state,
+};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::args::{EnqueueArgs, JobCommand, ListArgs};
+use crate::context::Ctx;
+use crate::output::{
+    counts_json, history_json, history_text, job_json, job_text, jobs_table, print_json, table,
+};
+
+pub(crate) async fn run(ctx: &Ctx, command: JobCommand) -> Result<()> {
+    let (backend, by) = (&ctx.backend, ctx.actor());
+    match command {
+        JobCommand::Enqueue(args) => match &args.from {
+            Some(file) => enqueue_file(ctx, file).await,
+            None => enqueue_one(ctx, &args).await,
+        },
+        JobCommand::List(args) => {
+            let jobs = backend.jobs(&by, filter(&args)?).await?;
+            if ctx.json {
+                print_json(&jobs.iter().map(job_json).collect());
+            } else {
+                println!("{}", jobs_table(&jobs));
+            }
+            Ok(())
+        }
+        JobCommand::Show { id } => show(ctx, &backend.job(&by, JobId(id)).await?),
+        JobCommand::History { id } => {
+            let rows = backend.history(&by, JobId(id)).await?;
+            if ctx.json {
+                print_json(&history_json(&rows));
+            } else {
+                println!("{}", history_text(&rows));
+            }
+            Ok(())
+        }
+        JobCommand::Retry { id } => show(ctx, &backend.retry(&by, JobId(id)).await?),
+        JobCommand::Cancel { id } => {
+            let state = backend.cancel(&by, JobId(id)).await?;
+            if ctx.json {
+                print_json(&json!({ "id": id, "state": state.as_str() }));
+            } else if state == JobState::Running {
+                println!("job {id} is running: asked its worker to stop it");
+            } else {
+                println!("job {id} is cancelled");
+            }
+            Ok(())
+        }
+        JobCommand::Count { owner, queue } => {
+            let owner = owner.as_deref().map(str::parse::<Owner>).transpose()?;
+            let groups = backend.counts(&by, CountFilter { queue, owner }).await?;
+            let counts = by_state(&groups);
+            if ctx.json {
+                print_json(&counts_json(&counts));
+            } else {
+                let mut t = table(&["state", "jobs"]);
+                for state in JobState::ALL {
+                    t.add_row(vec![state.to_string(), counts.get(state).to_string()]);
+                }
+                t.add_row(vec!["total".to_owned(), counts.total().to_string()]);
+                println!("{t}");
+            }
+            Ok(())
+        }
+    }
+}
+
+fn show(ctx: &Ctx, job: &outsourced_core::JobRecord) -> Result<()> {
+    if ctx.json {
+        print_json(&job_json(job));
+    } else {
+        println!("{}", job_text(job));
+    }
+    Ok(())
+}
+
+fn filter(args: &ListArgs) -> Result<JobFilter> {
+    Ok(JobFilter {
+        queue: args.queue.clone(),
+        state: args
+            .state
+            .as_deref()
+            .map(|s| {
+                s.parse::<JobState>()
+                    .map_err(|e| Error::invalid(e.to_string()))
+            })
+            .transpose()?,
+        class: args.class.clone(),
+        owner: args.owner.as_deref().map(str::parse).transpose()?,
+        before: args.before.map(JobId),
+        limit: args.limit,
+    })
+}
+
+/// `+5m` from now, or an RFC 3339 time.
+fn run_at(text: &str) -> Result<DateTime<Utc>> {
+    if let Some(after) = text.strip_prefix('+') {
+        let after = humantime::parse_duration(after)
+            .map_err(|e| Error::invalid(format!("--run-at {text:?}: {e}")))?;
+        return Ok(Utc::now() + chrono::Duration::from_std(after).unwrap_or_default());
+    }
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| {
+            Error::invalid(format!(
+                "--run-at {text:?} is neither +DURATION nor an RFC 3339 time: {e}"
+            ))
+        })
+}
+
+async fn enqueue_one(ctx: &Ctx, args: &EnqueueArgs) -> Result<()> {
+    let job_args: Value = serde_json::from_str(&args.args)
+        .map_err(|e| Error::invalid(format!("--args is not valid JSON: {e}")))?;
+    let line = Line {
+        class: args.class.clone().unwrap_or_default(),
+        args: job_args,
+        queue: Some(args.queue.clone()),
+        priority: args.priority,
+        run_at: args.run_at.clone(),
+        owner: args.owner.clone(),
+        max_attempts: args.max_attempts,
+    };
+    let job = ctx.backend.enqueue(&ctx.actor(), line.into_job()?).await?;
+    if ctx.json {
+        print_json(&job_json(&job));
+    } else {
+        println!(
+            "enqueued job {} ({} in queue {}, {})",
+            job.id, job.class, job.queue, job.state
+        );
+    }
+    Ok(())
+}
+
+/// One line of a `--from` file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Line {
+    class: String,
+    #[serde(default = "empty_args")]
+    args: Value,
+    queue: Option<String>,
+    priority: Option<i32>,
+    run_at: Option<String>,
+    owner: Option<String>,
+    max_attempts: Option<u32>,
+}
+
+fn empty_args() -> Value {
+    json!([])
+}
+
+impl Line {
+    fn into_job(self) -> Result<NewJob> {
+        let mut job = NewJob::new(self.class, self.args);
+        if let Some(queue) = self.queue {
+            job = job.queue(queue);
+        }
+        if let Some(priority) = self.priority {
+            job = job.priority(priority);
+        }
+        if let Some(at) = self.run_at {
+            job = job.run_at(run_at(&at)?);
+        }
+        if let Some(owner) = self.owner {
+            job = job.owner(owner.parse()?);
+        }
+        if let Some(max) = self.max_attempts {
+            job = job.max_attempts(max);
+        }
+        Ok(job)
+    }
+}
+
+/// Jobs per enqueue batch of a `--from` file; each batch is all or none.
+const BATCH: usize = 1000;
+
+async fn enqueue_file(ctx: &Ctx, path: &Path) -> Result<()> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::invalid(format!("cannot read {}: {e}", path.display())))?;
+    // Every line is checked before anything is enqueued.
+    let mut jobs = Vec::new();
+    for (n, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let parsed: Line = serde_json::from_str(line)
+            .map_err(|e| Error::invalid(format!("{} line {}: {e}", path.display(), n + 1)))?;
+        let job = parsed
+            .into_job()
+            .map_err(|e| Error::invalid(format!("{} line {}: {e}", path.display(), n + 1)))?;
+        jobs.push(job);
+    }
+    let bar = progress(ctx, jobs.len() as u64, "enqueueing");
+    let total = jobs.len();
+    let mut done = 0usize;
+    for chunk in jobs.chunks(BATCH) {
+        if let Err(error) = ctx
+            .backend
+            .enqueue_batch(&ctx.actor(), chunk.to_vec())
+            .await
+        {
+            bar.abandon();
+            return Err(Error::invalid(format!(
+                "enqueued {done} of {total} jobs, then: {error}"
+            )));
+        }
+        done += chunk.len();
+        bar.inc(chunk.len() as u64);
+    }
+    bar.finish_and_clear();
+    if ctx.json {
+        print_json(&json!({ "enqueued": done }));
+    } else {
+        println!("enqueued {done} jobs from {}", path.display());
+    }
+    Ok(())
+}
+
+/// A progress bar on standard error, hidden with `--json` or when it is not a terminal.
+pub(crate) fn progress(ctx: &Ctx, len: u64, what: &str) -> ProgressBar {
+    let bar = if ctx.json {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(len)
+    };
+    let style = ProgressStyle::with_template("{msg:>12} [{bar:40}] {pos}/{len} ({per_sec}, {eta})")
+        .map(|s| s.progress_chars("=> "))
+        .unwrap_or_else(|_| ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar.set_message(what.to_owned());
+    bar
+}

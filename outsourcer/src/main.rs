@@ -1,0 +1,86 @@
+//! `outsourcer`: the admin CLI of outsourced (the seed's `script/outsourcer`).
+//!
+//! - `args`: the command line; `context`: the open database, key and output mode;
+//! - `queue`, `principal`, `job`: the commands; `demo`: the whole flow on a fresh file;
+//! - `output`: tables and JSON.
+
+mod args;
+mod context;
+mod demo;
+mod job;
+mod output;
+mod principal;
+mod queue;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use outsourced_backend_sql::{Directory, Role, ServerKey, secrets::write_private};
+use outsourced_core::Result;
+
+use crate::args::{Cli, Command};
+use crate::context::Ctx;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logs(matches!(cli.command, Command::Demo(_)));
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("outsourcer: cannot start: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(Box::pin(run(cli))) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("outsourcer: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs go to standard error at `warn` (the demo: nothing) unless `RUST_LOG` says otherwise.
+fn init_logs(quiet: bool) {
+    use tracing_subscriber::EnvFilter;
+    let default = if quiet { "off" } else { "warn" };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    let ctx = Ctx::open(&cli).await?;
+    match cli.command {
+        Command::Queue(command) => queue::run(&ctx, command).await,
+        Command::Worker(command) => principal::run(&ctx, Role::Worker, command).await,
+        Command::Producer(command) => principal::run(&ctx, Role::Producer, command).await,
+        Command::Admin(command) => principal::run(&ctx, Role::Admin, command).await,
+        Command::Job(command) => job::run(&ctx, command).await,
+        Command::Demo(args) => demo::run(&ctx, args).await,
+        Command::Migrate => {
+            // Opening the database already migrated it.
+            println!(
+                "the database {} is up to date",
+                outsourced_backend_sql::redact(&ctx.url)
+            );
+            Ok(())
+        }
+        Command::RotateKey { new_key_file } => {
+            let old = ctx.key()?;
+            let new = ServerKey::generate();
+            // The new key is on disk before any secret depends on it.
+            write_private(&new_key_file, &new.to_base64())?;
+            let count = Directory::new(ctx.backend.clone())
+                .reencrypt(&old, &new)
+                .await?;
+            println!(
+                "re-encrypted {count} secrets under the new key {}; use it from now on",
+                new_key_file.display()
+            );
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,225 @@
+//! Printing: human-readable tables by default, JSON with `--json`.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use comfy_table::{ContentArrangement, Table, presets::UTF8_BORDERS_ONLY};
+use outsourced_backend_sql::Principal;
+use outsourced_core::{HistoryEntry, JobRecord, JobState, QueueInfo, StateCounts};
+use serde_json::{Value, json};
+
+/// A table with a header row.
+pub(crate) fn table(header: &[&str]) -> Table {
+    let mut table = Table::new();
+    table
+        .load_preset(UTF8_BORDERS_ONLY)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_header(header.to_vec());
+    table
+}
+
+/// Prints JSON, pretty.
+pub(crate) fn print_json(value: &Value) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).unwrap_or_default()
+    );
+}
+
+pub(crate) fn time(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn opt_time(at: Option<DateTime<Utc>>) -> Value {
+    at.map_or(Value::Null, |t| json!(time(t)))
+}
+
+pub(crate) fn counts_json(counts: &StateCounts) -> Value {
+    let map: serde_json::Map<String, Value> = JobState::ALL
+        .iter()
+        .map(|s| (s.as_str().to_owned(), json!(counts.get(*s))))
+        .collect();
+    Value::Object(map)
+}
+
+pub(crate) fn queue_json(queue: &QueueInfo) -> Value {
+    json!({
+        "name": queue.name,
+        "limit": queue.limit.max(),
+        "paused": queue.paused,
+        "live": queue.counts.live(),
+        "counts": counts_json(&queue.counts),
+    })
+}
+
+pub(crate) fn queues_table(queues: &[QueueInfo]) -> Table {
+    let mut header = vec!["queue", "limit", "paused", "live"];
+    header.extend(JobState::ALL.iter().map(|s| s.as_str()));
+    let mut t = table(&header);
+    for q in queues {
+        let mut row = vec![
+            q.name.clone(),
+            q.limit.to_string(),
+            if q.paused { "yes".into() } else { "no".into() },
+            q.counts.live().to_string(),
+        ];
+        row.extend(JobState::ALL.iter().map(|s| q.counts.get(*s).to_string()));
+        t.add_row(row);
+    }
+    t
+}
+
+pub(crate) fn job_json(job: &JobRecord) -> Value {
+    json!({
+        "id": job.id.0,
+        "queue": job.queue,
+        "class": job.class,
+        "args": job.args,
+        "priority": job.priority,
+        "state": job.state.as_str(),
+        "run_at": time(job.run_at),
+        "attempts": job.attempts,
+        "max_attempts": job.max_attempts,
+        "max_run_time_ms": job.max_run_time.map(|d| d.as_millis() as u64),
+        "backoff": job.backoff.to_string(),
+        "repeat": job.repeat.map(|r| r.to_string()),
+        "owner": job.owner.as_ref().map(|o| o.to_string()),
+        "enqueued_by": job.enqueued_by.to_string(),
+        "cancel_requested": job.cancel_requested,
+        "lease": job.lease.as_ref().map(|l| json!({
+            "holder": l.holder.to_string(),
+            "expires_at": time(l.expires_at),
+        })),
+        "last_error": job.last_error,
+        "created_at": time(job.created_at),
+        "updated_at": time(job.updated_at),
+        "finished_at": opt_time(job.finished_at),
+    })
+}
+
+pub(crate) fn jobs_table(jobs: &[JobRecord]) -> Table {
+    let mut t = table(&[
+        "id", "queue", "class", "state", "attempts", "run at", "owner",
+    ]);
+    for job in jobs {
+        t.add_row(vec![
+            job.id.to_string(),
+            job.queue.clone(),
+            job.class.clone(),
+            job.state.to_string(),
+            format!("{}/{}", job.attempts, job.max_attempts),
+            time(job.run_at),
+            job.owner
+                .as_ref()
+                .map(|o| o.to_string())
+                .unwrap_or_default(),
+        ]);
+    }
+    t
+}
+
+/// One job as "key: value" lines.
+pub(crate) fn job_text(job: &JobRecord) -> String {
+    let fields = job_json(job);
+    let mut lines = Vec::new();
+    if let Value::Object(map) = fields {
+        for (key, value) in map {
+            let text = match value {
+                Value::Null => continue,
+                Value::String(s) => s,
+                other => other.to_string(),
+            };
+            lines.push(format!("{key:>16}: {text}"));
+        }
+    }
+    lines.join("\n")
+}
+
+pub(crate) fn history_json(rows: &[HistoryEntry]) -> Value {
+    Value::Array(
+        rows.iter()
+            .map(|r| {
+                json!({
+                    "seq": r.seq,
+                    "from": r.from.map(|s| s.as_str()),
+                    "to": r.to.as_str(),
+                    "at": time(r.at),
+                    "actor": r.actor.to_string(),
+                    "attempt": r.attempt,
+                    "reason": r.reason.as_str(),
+                    "lease_token": r.lease_token,
+                    "error": r.error.as_ref().map(|e| json!({
+                        "message": e.message,
+                        "causes": e.causes,
+                        "backtrace": e.backtrace,
+                    })),
+                })
+            })
+            .collect(),
+    )
+}
+
+/// How many lines of a backtrace or a command's standard error a history shows.
+const TRACE_LINES: usize = 20;
+
+/// A history as a table, each error's message, causes and backtrace under its row.
+pub(crate) fn history_text(rows: &[HistoryEntry]) -> String {
+    let mut t = table(&["seq", "at", "from", "to", "reason", "attempt", "actor"]);
+    for r in rows {
+        t.add_row(vec![
+            r.seq.to_string(),
+            time(r.at),
+            r.from.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
+            r.to.to_string(),
+            r.reason.to_string(),
+            r.attempt.to_string(),
+            r.actor.to_string(),
+        ]);
+    }
+    let mut text = t.to_string();
+    for r in rows {
+        if let Some(error) = &r.error {
+            text.push_str(&format!("\n\n#{} {}: {}", r.seq, r.reason, error.message));
+            for cause in &error.causes {
+                text.push_str(&format!("\n  caused by: {cause}"));
+            }
+            if let Some(trace) = &error.backtrace {
+                let lines: Vec<&str> = trace.lines().collect();
+                for line in lines.iter().take(TRACE_LINES) {
+                    text.push_str(&format!("\n  | {line}"));
+                }
+                if lines.len() > TRACE_LINES {
+                    let more = lines.len() - TRACE_LINES;
+                    text.push_str(&format!(
+                        "\n  | ... {more} more lines (--json shows them all)"
+                    ));
+                }
+            }
+        }
+    }
+    text
+}
+
+pub(crate) fn principal_json(p: &Principal) -> Value {
+    json!({
+        "role": p.role.as_str(),
+        "name": p.name,
+        "consumer_key": p.consumer_key,
+        "locked": p.locked,
+        "queues": p.queues,
+        "created_at": time(p.created_at),
+        "last_seen_at": opt_time(p.last_seen_at),
+    })
+}
+
+pub(crate) fn principals_table(principals: &[Principal]) -> Table {
+    let mut t = table(&["name", "consumer key", "locked", "queues", "last seen"]);
+    for p in principals {
+        t.add_row(vec![
+            p.name.clone(),
+            p.consumer_key.clone(),
+            if p.locked { "yes".into() } else { "no".into() },
+            p.queues.join(", "),
+            p.last_seen_at.map(time).unwrap_or_else(|| "never".into()),
+        ]);
+    }
+    t
+}

@@ -1,0 +1,327 @@
+//! `outsourcer`, through the real binary: every command, its JSON, and its errors.
+
+use serde_json::{Value, json};
+
+use crate::bins::Scratch;
+
+#[test]
+fn queues_are_created_changed_listed_and_deleted() {
+    let s = Scratch::new();
+    let created = s.json(&["queue", "create", "mail", "--limit", "2"]);
+    assert_eq!(created["name"], "mail");
+    assert_eq!(created["limit"], 2);
+    let unlimited = s.json(&["queue", "create", "firehose", "--unlimited"]);
+    assert_eq!(unlimited["limit"], Value::Null);
+    let default = s.json(&["queue", "create", "reports"]);
+    assert_eq!(default["limit"], 10_000, "a finite default");
+    let listed = s.json(&["queue", "list"]);
+    let names: Vec<&str> = listed
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter_map(|q| q["name"].as_str())
+        .collect();
+    assert_eq!(names, ["default", "firehose", "mail", "reports"]);
+    let table = s.ok(&["queue", "list"]);
+    assert!(table.contains("queue") && table.contains("mail") && table.contains("succeeded"));
+    let paused = s.json(&["queue", "update", "mail", "--limit", "5", "--pause"]);
+    assert_eq!(
+        (&paused["limit"], &paused["paused"]),
+        (&json!(5), &json!(true))
+    );
+    let resumed = s.json(&["queue", "update", "mail", "--resume"]);
+    assert_eq!(resumed["paused"], false);
+    assert_eq!(s.json(&["queue", "show", "mail"])["limit"], 5);
+    assert_eq!(
+        s.json(&["queue", "delete", "reports"])["deleted"],
+        "reports"
+    );
+    assert!(
+        s.fails(&["queue", "show", "reports"])
+            .contains("unknown queue \"reports\"")
+    );
+    assert!(
+        s.fails(&["queue", "create", "mail"])
+            .contains("already exists")
+    );
+    assert!(
+        s.fails(&["queue", "create", "bad name"])
+            .contains("is not a queue name")
+    );
+    s.ok(&["job", "enqueue", "Send", "--queue", "mail"]);
+    assert!(
+        s.fails(&["queue", "delete", "mail"])
+            .contains("still holds 1 live jobs")
+    );
+}
+
+#[test]
+fn workers_are_created_hired_locked_rotated_and_deleted() {
+    let s = Scratch::new();
+    s.ok(&["queue", "create", "stuff_to_do"]);
+    let created = s.json(&["worker", "create", "w1"]);
+    let (key, secret) = (
+        created["consumer_key"].clone(),
+        created["consumer_secret"].clone(),
+    );
+    assert!(key.as_str().is_some_and(|k| k.len() >= 16));
+    assert!(secret.as_str().is_some_and(|k| k.len() >= 32));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(s.path("server.key")).map(|m| m.permissions().mode() & 0o777);
+        assert_eq!(
+            mode.ok(),
+            Some(0o600),
+            "the server key is the owner's alone"
+        );
+    }
+    let hired = s.json(&["queue", "hire", "stuff_to_do", "w1"]);
+    assert_eq!(hired["queues"], json!(["stuff_to_do"]));
+    assert_eq!(
+        s.json(&["worker", "show", "w1"])["queues"],
+        json!(["stuff_to_do"])
+    );
+    assert!(
+        s.fails(&["queue", "hire", "nope", "w1"])
+            .contains("unknown queue")
+    );
+    assert!(
+        s.fails(&["queue", "hire", "stuff_to_do", "ghost"])
+            .contains("unknown worker")
+    );
+    assert!(
+        s.fails(&["worker", "create", "w1"])
+            .contains("already exists")
+    );
+    assert_eq!(s.json(&["worker", "lock", "w1"])["locked"], true);
+    assert_eq!(s.json(&["worker", "unlock", "w1"])["locked"], false);
+    let rotated = s.json(&["worker", "rotate-secret", "w1"]);
+    assert_eq!(rotated["consumer_key"], key);
+    assert_ne!(rotated["consumer_secret"], secret);
+    let fired = s.json(&["queue", "fire", "stuff_to_do", "w1"]);
+    assert_eq!(fired["queues"], json!([]));
+    let listed = s.json(&["worker", "list"]);
+    assert_eq!(listed.as_array().map(Vec::len), Some(1));
+    assert!(
+        !listed.to_string().contains("consumer_secret"),
+        "listings never show secrets"
+    );
+    s.ok(&["worker", "delete", "w1"]);
+    assert!(
+        s.fails(&["worker", "show", "w1"])
+            .contains("unknown worker \"w1\"")
+    );
+}
+
+#[test]
+fn producers_get_grants_and_admins_exist() {
+    let s = Scratch::new();
+    s.ok(&["queue", "create", "orders"]);
+    s.ok(&["producer", "create", "shop"]);
+    let granted = s.json(&["producer", "grant", "shop", "orders"]);
+    assert_eq!(granted["queues"], json!(["orders"]));
+    let revoked = s.json(&["producer", "revoke", "shop", "orders"]);
+    assert_eq!(revoked["queues"], json!([]));
+    s.ok(&["worker", "create", "w"]);
+    assert!(
+        s.fails(&["worker", "grant", "w", "orders"])
+            .contains("queue hire")
+    );
+    let admin = s.json(&["admin", "create", "root"]);
+    assert_eq!(admin["role"], "admin");
+    assert_eq!(s.json(&["admin", "list"]).as_array().map(Vec::len), Some(1));
+}
+
+#[test]
+fn worker_config_writes_every_detail_the_worker_needs() {
+    let s = Scratch::new();
+    s.ok(&["queue", "create", "stuff_to_do"]);
+    let created = s.json(&["worker", "create", "w1"]);
+    s.ok(&["queue", "hire", "stuff_to_do", "w1"]);
+    let file = s.path("foo.yml");
+    s.ok(&[
+        "worker",
+        "config",
+        "w1",
+        "-o",
+        file.to_str().expect("a path"),
+    ]);
+    let text = std::fs::read_to_string(&file).expect("the config");
+    let config = outsourced_worker::WorkerConfig::load(&file).expect("a valid config");
+    assert_eq!(config.worker, "w1");
+    assert_eq!(config.queues, ["stuff_to_do"]);
+    let expected = outsourced_worker::config::BackendConfig::Sql { url: s.database() };
+    assert_eq!(config.backend, expected, "{text}");
+    let over_http = s.ok(&[
+        "worker",
+        "config",
+        "w1",
+        "--url",
+        "https://jobs.example.com/outsourced",
+    ]);
+    assert!(over_http.contains(created["consumer_key"].as_str().expect("a key")));
+    assert!(over_http.contains(created["consumer_secret"].as_str().expect("a secret")));
+    assert!(
+        s.fails(&["worker", "config", "ghost"])
+            .contains("unknown worker")
+    );
+}
+
+#[test]
+fn a_rotated_server_key_still_decrypts_every_secret() {
+    let s = Scratch::new();
+    let created = s.json(&["worker", "create", "w1"]);
+    let new_key = s.path("new.key");
+    s.ok(&[
+        "rotate-key",
+        "--new-key-file",
+        new_key.to_str().expect("a path"),
+    ]);
+    std::fs::rename(&new_key, s.path("server.key")).expect("use the new key");
+    let config = s.ok(&["worker", "config", "w1", "--url", "http://localhost:9"]);
+    assert!(config.contains(created["consumer_secret"].as_str().expect("a secret")));
+    std::fs::write(
+        s.path("server.key"),
+        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n",
+    )
+    .expect("write");
+    let wrong = s.fails(&["worker", "config", "w1", "--url", "http://localhost:9"]);
+    assert!(
+        wrong.contains("not the one it was encrypted with"),
+        "{wrong}"
+    );
+}
+
+#[test]
+fn jobs_are_enqueued_listed_shown_cancelled_and_counted() {
+    let s = Scratch::new();
+    s.ok(&["queue", "create", "mail", "--limit", "3"]);
+    let job = s.json(&[
+        "job",
+        "enqueue",
+        "SendMail",
+        "--queue",
+        "mail",
+        "--args",
+        r#"["bob@example.com"]"#,
+        "--priority",
+        "-5",
+        "--owner",
+        "User/42",
+        "--max-attempts",
+        "3",
+    ]);
+    assert_eq!(job["args"], json!(["bob@example.com"]));
+    assert_eq!(
+        (&job["priority"], &job["owner"]),
+        (&json!(-5), &json!("User/42"))
+    );
+    assert_eq!(job["max_attempts"], 3);
+    let later = s.json(&[
+        "job", "enqueue", "SendMail", "--queue", "mail", "--run-at", "+5m",
+    ]);
+    assert_eq!(later["state"], "scheduled");
+    let id = job["id"].as_i64().expect("an id").to_string();
+    assert_eq!(s.json(&["job", "show", &id])["class"], "SendMail");
+    let history = s.json(&["job", "history", &id]);
+    assert_eq!(history[0]["reason"], "enqueued");
+    let listed = s.json(&["job", "list", "--queue", "mail", "--state", "available"]);
+    assert_eq!(listed.as_array().map(Vec::len), Some(1));
+    let owned = s.json(&["job", "list", "--owner", "User/42"]);
+    assert_eq!(owned[0]["id"], job["id"]);
+    let counts = s.json(&["job", "count", "--owner", "User/42"]);
+    assert_eq!(
+        (&counts["available"], &counts["failed"]),
+        (&json!(1), &json!(0))
+    );
+    assert_eq!(s.json(&["job", "cancel", &id])["state"], "cancelled");
+    let retried = s.json(&["job", "retry", &id]);
+    assert_eq!(retried["state"], "available");
+    s.ok(&["job", "enqueue", "SendMail", "--queue", "mail"]);
+    // Errors: a full queue, an unknown queue, bad JSON, bad options, unknown jobs.
+    assert!(
+        s.fails(&["job", "enqueue", "X", "--queue", "mail"])
+            .contains("is full")
+    );
+    assert!(
+        s.fails(&["job", "enqueue", "X", "--queue", "nope"])
+            .contains("unknown queue")
+    );
+    assert!(
+        s.fails(&["job", "enqueue", "X", "--args", "{oops"])
+            .contains("not valid JSON")
+    );
+    assert!(
+        s.fails(&["job", "enqueue", "X", "--owner", "nobody"])
+            .contains("TYPE/ID")
+    );
+    assert!(
+        s.fails(&["job", "enqueue", "X", "--run-at", "soon"])
+            .contains("--run-at")
+    );
+    assert!(
+        s.fails(&["job", "show", "9999"])
+            .contains("job 9999 not found")
+    );
+    assert!(
+        s.fails(&["job", "list", "--state", "done"])
+            .contains("unknown job state")
+    );
+    let running = s.fails(&["job", "retry", &id]);
+    assert!(running.contains("cannot retry"), "{running}");
+}
+
+#[test]
+fn a_jsonl_file_is_enqueued_all_checked_first() {
+    let s = Scratch::new();
+    s.ok(&["queue", "create", "bulk", "--unlimited"]);
+    let lines: Vec<String> = (0..2500)
+        .map(|i| {
+            json!({"class": "Import", "args": [i], "queue": "bulk", "owner": "Batch/7"}).to_string()
+        })
+        .collect();
+    std::fs::write(s.path("jobs.jsonl"), lines.join("\n")).expect("write");
+    let done = s.json(&["job", "enqueue", "--from", "jobs.jsonl"]);
+    assert_eq!(done["enqueued"], 2500);
+    assert_eq!(
+        s.json(&["job", "count", "--owner", "Batch/7"])["available"],
+        2500
+    );
+    std::fs::write(
+        s.path("bad.jsonl"),
+        "{\"class\": \"A\"}\n{\"clas\": \"B\"}\n",
+    )
+    .expect("write");
+    let error = s.fails(&["job", "enqueue", "--from", "bad.jsonl"]);
+    assert!(error.contains("line 2"), "{error}");
+    assert_eq!(
+        s.json(&["job", "count", "--queue", "default"])["available"],
+        0,
+        "nothing stored"
+    );
+}
+
+#[test]
+fn migrate_and_usage_errors() {
+    let s = Scratch::new();
+    assert!(s.ok(&["migrate"]).contains("up to date"));
+    let usage = s.outsourcer(&["queue", "frobnicate"]);
+    assert_eq!(usage.status.code(), Some(2), "clap's usage error");
+}
+
+#[test]
+fn the_demo_runs_the_whole_flow() {
+    let s = Scratch::new();
+    let out = s.ok(&["demo", "--jobs", "300"]);
+    assert!(out.contains("succeeded"), "{out}");
+    assert!(out.contains("worked them off"), "{out}");
+    assert!(
+        out.contains("the job that failed for good: Demo::Report"),
+        "{out}"
+    );
+    assert!(
+        out.contains("lease") || out.contains("retry_scheduled"),
+        "{out}"
+    );
+}

@@ -1,0 +1,264 @@
+//! `outsourced-worker --config foo.yml`, through the real binary, with the file that
+//! `outsourcer worker config` writes.
+
+use std::process::{Command, Output, Stdio};
+
+use serde_json::json;
+
+use crate::bins::{Scratch, bin};
+
+fn worker(s: &Scratch, config: &str, extra: &[&str]) -> Output {
+    Command::new(bin("outsourced-worker"))
+        .arg("--config")
+        .arg(s.path(config))
+        .args(extra)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run outsourced-worker")
+}
+
+/// A queue, a worker hired for it, its config file `w1.yml`, and a command handler for
+/// class `Shell` added to it.
+fn setup(s: &Scratch, handler: &str) {
+    s.ok(&["queue", "create", "stuff_to_do"]);
+    s.ok(&["queue", "create", "other"]);
+    s.ok(&["worker", "create", "w1"]);
+    s.ok(&["queue", "hire", "stuff_to_do", "w1"]);
+    s.ok(&["worker", "config", "w1", "-o", "w1.yml"]);
+    let script = s.path("handler.sh");
+    std::fs::write(&script, format!("#!/bin/sh\n{handler}\n")).expect("write the handler");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    let mut config = std::fs::read_to_string(s.path("w1.yml")).expect("the config");
+    config.push_str("\ncommands:\n  Shell:\n    program: ./handler.sh\n");
+    std::fs::write(s.path("w1.yml"), config).expect("write the config");
+}
+
+#[test]
+fn a_worker_from_a_written_config_works_its_queues_only() {
+    let s = Scratch::new();
+    setup(
+        &s,
+        "cat > \"$(dirname \"$0\")/seen-$OUTSOURCED_JOB_ID.json\"",
+    );
+    for i in 0..3 {
+        let args = json!([i]).to_string();
+        s.ok(&[
+            "job",
+            "enqueue",
+            "Shell",
+            "--queue",
+            "stuff_to_do",
+            "--args",
+            &args,
+        ]);
+    }
+    let elsewhere = s.json(&["job", "enqueue", "Shell", "--queue", "other"]);
+    let out = worker(&s, "w1.yml", &["--exit-on-complete"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let counts = s.json(&["job", "count", "--queue", "stuff_to_do"]);
+    assert_eq!(counts["succeeded"], 3);
+    let mut seen: Vec<String> = std::fs::read_dir(s.dir.path())
+        .expect("the scratch directory")
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path.to_string_lossy().contains("seen-"))
+        .map(|path| std::fs::read_to_string(path).expect("the handler's input"))
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        ["[0]", "[1]", "[2]"],
+        "each job's arguments on its handler's stdin"
+    );
+    let id = elsewhere["id"].as_i64().expect("an id").to_string();
+    assert_eq!(
+        s.json(&["job", "show", &id])["state"],
+        "available",
+        "not hired for it"
+    );
+    let logs = String::from_utf8_lossy(&out.stderr);
+    assert!(logs.contains("COMPLETED"), "one log line per job: {logs}");
+}
+
+#[test]
+fn a_failing_handler_leaves_its_stderr_in_the_history() {
+    let s = Scratch::new();
+    setup(&s, "echo 'cannot reach the printer' >&2; exit 4");
+    let job = s.json(&[
+        "job",
+        "enqueue",
+        "Shell",
+        "--queue",
+        "stuff_to_do",
+        "--max-attempts",
+        "1",
+    ]);
+    let out = worker(&s, "w1.yml", &["--exit-on-complete"]);
+    assert!(out.status.success());
+    let id = job["id"].as_i64().expect("an id").to_string();
+    assert_eq!(s.json(&["job", "show", &id])["state"], "failed");
+    let history = s.json(&["job", "history", &id]);
+    let error = &history[2]["error"];
+    let handler = s.path("handler.sh");
+    let expected = format!("command {} exited with status 4", handler.display());
+    assert_eq!(error["message"], expected);
+    assert!(
+        error["backtrace"]
+            .as_str()
+            .is_some_and(|e| e.contains("cannot reach the printer"))
+    );
+    let text = s.ok(&["job", "history", &id]);
+    assert!(text.contains("cannot reach the printer"), "{text}");
+}
+
+#[test]
+fn unknown_classes_fail_at_once_and_can_be_retried() {
+    let s = Scratch::new();
+    setup(&s, "exit 0");
+    let job = s.json(&["job", "enqueue", "NoSuchClass", "--queue", "stuff_to_do"]);
+    let out = worker(&s, "w1.yml", &["--exit-on-complete"]);
+    assert!(out.status.success());
+    let id = job["id"].as_i64().expect("an id").to_string();
+    let failed = s.json(&["job", "show", &id]);
+    assert_eq!(
+        (&failed["state"], &failed["attempts"]),
+        (&json!("failed"), &json!(1))
+    );
+    assert!(
+        failed["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("unknown job class"))
+    );
+    assert_eq!(s.json(&["job", "retry", &id])["state"], "available");
+}
+
+#[test]
+fn a_locked_worker_does_not_start_and_a_bad_config_names_its_key() {
+    let s = Scratch::new();
+    setup(&s, "exit 0");
+    s.ok(&["worker", "lock", "w1"]);
+    let out = worker(&s, "w1.yml", &["--exit-on-complete"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("locked out"));
+    std::fs::write(
+        s.path("bad.yml"),
+        "worker: w1\nbackend:\n  sql:\n    url: x\nconcurency: 2\n",
+    )
+    .expect("write");
+    let out = worker(&s, "bad.yml", &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("concurency") && stderr.contains("bad.yml"),
+        "{stderr}"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn sigterm_lets_the_running_job_finish_and_leaves_nothing_leased() {
+    let s = Scratch::new();
+    // The handler announces itself on one pipe and waits for a word on another.
+    for fifo in ["started", "finish"] {
+        let made = Command::new("mkfifo")
+            .arg(s.path(fifo))
+            .status()
+            .expect("mkfifo");
+        assert!(made.success());
+    }
+    setup(
+        &s,
+        "echo go > \"$(dirname \"$0\")/started\"; read word < \"$(dirname \"$0\")/finish\"",
+    );
+    let job = s.json(&["job", "enqueue", "Shell", "--queue", "stuff_to_do"]);
+    let waiting = s.json(&[
+        "job",
+        "enqueue",
+        "Other",
+        "--queue",
+        "stuff_to_do",
+        "--run-at",
+        "+1h",
+    ]);
+    let mut child = Command::new(bin("outsourced-worker"))
+        .arg("--config")
+        .arg(s.path("w1.yml"))
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the worker");
+    // Blocks until the handler runs.
+    let started = std::fs::read_to_string(s.path("started")).expect("the handler started");
+    assert_eq!(started.trim(), "go");
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    assert!(term.expect("kill").success());
+    std::fs::write(s.path("finish"), "done\n").expect("let the handler finish");
+    let status = child.wait().expect("the worker exits");
+    assert!(status.success(), "a clean exit after SIGTERM");
+    let id = job["id"].as_i64().expect("an id").to_string();
+    assert_eq!(s.json(&["job", "show", &id])["state"], "succeeded");
+    let counts = s.json(&["job", "count", "--queue", "stuff_to_do"]);
+    assert_eq!(counts["running"], 0, "nothing is left leased");
+    let later = waiting["id"].as_i64().expect("an id").to_string();
+    assert_eq!(s.json(&["job", "show", &later])["state"], "scheduled");
+}
+
+#[test]
+fn the_command_handler_example_runs_as_documented() {
+    let s = Scratch::new();
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples/command-handlers/worker.yml");
+    s.ok(&["queue", "create", "images"]);
+    let good = s.json(&[
+        "job",
+        "enqueue",
+        "Thumbnail",
+        "--queue",
+        "images",
+        "--args",
+        r#"{"image": "cat.png", "width": 120}"#,
+    ]);
+    let bad = s.json(&[
+        "job",
+        "enqueue",
+        "Thumbnail",
+        "--queue",
+        "images",
+        "--args",
+        "[]",
+        "--max-attempts",
+        "1",
+    ]);
+    let out = Command::new(bin("outsourced-worker"))
+        .arg("--config")
+        .arg(&example)
+        .arg("--exit-on-complete")
+        .current_dir(s.dir.path())
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run the example worker");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let good = good["id"].as_i64().expect("an id").to_string();
+    assert_eq!(s.json(&["job", "show", &good])["state"], "succeeded");
+    let bad = bad["id"].as_i64().expect("an id").to_string();
+    let failed = s.json(&["job", "show", &bad]);
+    assert_eq!(failed["state"], "failed");
+    let history = s.json(&["job", "history", &bad]);
+    let stderr = history[2]["error"]["backtrace"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(stderr.contains("no image in the arguments"), "{stderr}");
+}
