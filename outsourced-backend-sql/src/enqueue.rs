@@ -12,7 +12,6 @@ use crate::backend::SqlBackend;
 use crate::convert::{duration_ms, job_record, ms};
 use crate::entity::job;
 use crate::error::db_error;
-use crate::queues::check_name;
 use crate::slots;
 use crate::transition::{Step, history_row, insert_history};
 use outsourced_core::{
@@ -50,7 +49,7 @@ pub(crate) async fn batch(
 async fn insert(backend: &SqlBackend, by: &Actor, jobs: Vec<NewJob>) -> Result<Vec<job::Model>> {
     let config = backend.config();
     for job in &jobs {
-        validate(job, config.max_args_bytes)?;
+        job.check(config.max_args_bytes)?;
     }
     let now = backend.now();
     let mut rows: Vec<job::Model> = jobs.iter().map(|job| new_row(job, by, now)).collect();
@@ -76,34 +75,6 @@ async fn insert(backend: &SqlBackend, by: &Actor, jobs: Vec<NewJob>) -> Result<V
     txn.commit().await.map_err(db_error)?;
     backend.wake();
     Ok(rows)
-}
-
-/// Refuses a job that cannot be stored.
-fn validate(job: &NewJob, max_args_bytes: usize) -> Result<()> {
-    if job.class.trim().is_empty() || job.class.len() > 191 {
-        return Err(Error::invalid("a job class must be 1 to 191 characters"));
-    }
-    check_name(&job.queue)?;
-    if job.max_attempts == Some(0) {
-        return Err(Error::invalid("max_attempts must be at least 1"));
-    }
-    if let Some(owner) = &job.owner
-        && (owner.kind.is_empty()
-            || owner.id.is_empty()
-            || owner.kind.len() > 191
-            || owner.id.len() > 191)
-    {
-        return Err(Error::invalid(
-            "an owner's type and id must be 1 to 191 characters",
-        ));
-    }
-    let size = job.args.to_string().len();
-    if size > max_args_bytes {
-        return Err(Error::invalid(format!(
-            "the arguments take {size} bytes as JSON; the limit is {max_args_bytes}"
-        )));
-    }
-    Ok(())
 }
 
 /// The row a new job starts as (its id is the database's to assign).

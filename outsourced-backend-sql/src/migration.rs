@@ -9,7 +9,7 @@ pub(crate) struct Migrator;
 
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(Initial), Box::new(Principals)]
+        vec![Box::new(Initial), Box::new(Principals), Box::new(Nonces)]
     }
 
     fn migration_table_name() -> DynIden {
@@ -218,5 +218,40 @@ impl MigrationTrait for Principals {
             .primary_key(Index::create().col("principal_id").col("queue"))
             .to_owned();
         manager.create_table(access).await
+    }
+}
+
+/// The OAuth nonces seen within the timestamp window.
+struct Nonces;
+
+impl MigrationName for Nonces {
+    fn name(&self) -> &str {
+        "m0003_nonces"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for Nonces {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let nonces = Table::create()
+            .table("outsourced_nonces")
+            .col(name("consumer_key", 64).not_null())
+            .col(ColumnDef::new("timestamp").big_integer().not_null())
+            .col(name("nonce", 128).not_null())
+            .col(ColumnDef::new("seen_at").big_integer().not_null())
+            .primary_key(
+                Index::create()
+                    .col("consumer_key")
+                    .col("timestamp")
+                    .col("nonce"),
+            )
+            .to_owned();
+        manager.create_table(nonces).await?;
+        let by_time = Index::create()
+            .name("outsourced_nonces_timestamp")
+            .table("outsourced_nonces")
+            .col("timestamp")
+            .to_owned();
+        manager.create_index(by_time).await
     }
 }

@@ -11,25 +11,8 @@ use crate::entity::{access, queue};
 use crate::error::db_error;
 use crate::read;
 use outsourced_core::{
-    CountFilter, Error, QueueInfo, QueueLimit, QueueUpdate, Result, StateCounts,
+    CountFilter, Error, QueueInfo, QueueLimit, QueueUpdate, Result, StateCounts, check_queue_name,
 };
-
-/// Refuses a queue name that is empty, too long or has characters other than letters, digits
-/// and `_ - . :`.
-pub(crate) fn check_name(name: &str) -> Result<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 191
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'));
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::invalid(format!(
-            "{name:?} is not a queue name: use 1 to 191 letters, digits, '_', '-', '.' or ':'"
-        )))
-    }
-}
 
 /// Creates a queue; an existing name is `Conflict`.
 pub(crate) async fn create(
@@ -37,7 +20,7 @@ pub(crate) async fn create(
     name: &str,
     limit: QueueLimit,
 ) -> Result<QueueInfo> {
-    check_name(name)?;
+    check_queue_name(name)?;
     let row = queue::ActiveModel {
         name: Set(name.to_owned()),
         max_live: Set(limit.max().map(clamp)),
@@ -142,7 +125,7 @@ pub(crate) async fn info(backend: &SqlBackend, name: &str) -> Result<QueueInfo> 
         })?;
     let filter = CountFilter {
         queue: Some(name.to_owned()),
-        owner: None,
+        ..CountFilter::default()
     };
     let counts = outsourced_core::by_state(&read::counts(backend, filter).await?);
     Ok(queue_info(row, counts))

@@ -48,6 +48,9 @@ pub(crate) async fn jobs(backend: &SqlBackend, filter: JobFilter) -> Result<Vec<
     if let Some(owner) = &filter.owner {
         select = owned_by(select, owner);
     }
+    if let Some(by) = &filter.enqueued_by {
+        select = select.filter(job::Column::EnqueuedBy.eq(by.to_string()));
+    }
     if let Some(before) = filter.before {
         select = select.filter(job::Column::Id.lt(before.0));
     }
@@ -68,6 +71,9 @@ pub(crate) async fn counts(backend: &SqlBackend, filter: CountFilter) -> Result<
     }
     if let Some(owner) = &filter.owner {
         select = owned_by(select, owner);
+    }
+    if let Some(by) = &filter.enqueued_by {
+        select = select.filter(job::Column::EnqueuedBy.eq(by.to_string()));
     }
     let groups: Vec<(String, String, i64)> = select
         .select_only()

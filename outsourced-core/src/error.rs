@@ -78,6 +78,15 @@ pub enum Error {
         /// What conflicts.
         message: String,
     },
+    /// The request's credentials were refused (a bad or replayed signature, a clock too far
+    /// off, a locked client); `code` says which.
+    #[error("not authenticated ({code}): {message}")]
+    Unauthorized {
+        /// The machine-readable reason.
+        code: String,
+        /// What to do about it.
+        message: String,
+    },
     /// The caller's role may not do this.
     #[error("forbidden: {message}")]
     Forbidden {

@@ -128,19 +128,55 @@ pub enum Event {
     Retry,
 }
 
-impl fmt::Display for Event {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let name = match self {
+impl Event {
+    /// A stable snake_case name, for storage and the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
             Event::Reserve => "reserve",
             Event::Complete => "complete",
             Event::Repeat => "repeat",
+            Event::Fail { retry: true } => "fail_retry",
+            Event::Fail { retry: false } => "fail_final",
+            Event::Expire { retry: true } => "expire_retry",
+            Event::Expire { retry: false } => "expire_final",
+            Event::Release => "release",
+            Event::Cancel => "cancel",
+            Event::Retry => "retry",
+        }
+    }
+}
+
+impl FromStr for Event {
+    type Err = UnknownState;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let events = [
+            Event::Reserve,
+            Event::Complete,
+            Event::Repeat,
+            Event::Fail { retry: true },
+            Event::Fail { retry: false },
+            Event::Expire { retry: true },
+            Event::Expire { retry: false },
+            Event::Release,
+            Event::Cancel,
+            Event::Retry,
+        ];
+        events
+            .into_iter()
+            .find(|event| event.as_str() == s)
+            .ok_or_else(|| UnknownState(s.to_owned()))
+    }
+}
+
+impl fmt::Display for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = match self {
             Event::Fail { retry: true } => "fail (retry)",
             Event::Fail { retry: false } => "fail (final)",
             Event::Expire { retry: true } => "expire (retry)",
             Event::Expire { retry: false } => "expire (final)",
-            Event::Release => "release",
-            Event::Cancel => "cancel",
-            Event::Retry => "retry",
+            other => other.as_str(),
         };
         f.write_str(name)
     }
@@ -279,6 +315,21 @@ mod tests {
             for event in events {
                 check(from, event, None);
             }
+        }
+    }
+
+    #[test]
+    fn event_names_round_trip() {
+        let events = [
+            Event::Reserve,
+            FAIL_RETRY,
+            FAIL_FINAL,
+            EXPIRE_RETRY,
+            EXPIRE_FINAL,
+            Event::Retry,
+        ];
+        for event in events {
+            assert_eq!(event.as_str().parse::<Event>(), Ok(event));
         }
     }
 

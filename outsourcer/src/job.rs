@@ -56,7 +56,16 @@ pub(crate) async fn run(ctx: &Ctx, command: JobCommand) -> Result<()> {
         }
         JobCommand::Count { owner, queue } => {
             let owner = owner.as_deref().map(str::parse::<Owner>).transpose()?;
-            let groups = backend.counts(&by, CountFilter { queue, owner }).await?;
+            let groups = backend
+                .counts(
+                    &by,
+                    CountFilter {
+                        queue,
+                        owner,
+                        ..CountFilter::default()
+                    },
+                )
+                .await?;
             let counts = by_state(&groups);
             if ctx.json {
                 print_json(&counts_json(&counts));
@@ -95,6 +104,7 @@ fn filter(args: &ListArgs) -> Result<JobFilter> {
             .transpose()?,
         class: args.class.clone(),
         owner: args.owner.as_deref().map(str::parse).transpose()?,
+        enqueued_by: None,
         before: args.before.map(JobId),
         limit: args.limit,
     })

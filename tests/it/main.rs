@@ -5,6 +5,7 @@ mod bins;
 mod support;
 
 mod cli;
+mod http;
 mod sql;
 mod sqlite;
 mod worker;

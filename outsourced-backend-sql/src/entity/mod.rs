@@ -3,5 +3,6 @@
 pub(crate) mod access;
 pub(crate) mod history;
 pub(crate) mod job;
+pub(crate) mod nonce;
 pub(crate) mod principal;
 pub(crate) mod queue;

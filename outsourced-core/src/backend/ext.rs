@@ -45,8 +45,8 @@ pub trait BackendExt: Backend {
     /// How many jobs an owner has in each state, over all queues.
     async fn owner_counts(&self, by: &Actor, owner: &Owner) -> Result<StateCounts> {
         let filter = CountFilter {
-            queue: None,
             owner: Some(owner.clone()),
+            ..CountFilter::default()
         };
         Ok(by_state(&self.counts(by, filter).await?))
     }

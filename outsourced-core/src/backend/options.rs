@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::state::JobState;
-use crate::types::{JobId, Owner};
+use crate::types::{Actor, JobId, Owner};
 
 /// What [`Backend::reserve`](crate::Backend::reserve) may hand out.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -68,6 +68,8 @@ pub struct CountFilter {
     pub queue: Option<String>,
     /// Only this owner's jobs.
     pub owner: Option<Owner>,
+    /// Only jobs this caller enqueued (the HTTP server sets it for producers).
+    pub enqueued_by: Option<Actor>,
 }
 
 /// Which jobs [`Backend::jobs`](crate::Backend::jobs) lists, newest first.
@@ -81,6 +83,8 @@ pub struct JobFilter {
     pub class: Option<String>,
     /// Only this owner's jobs.
     pub owner: Option<Owner>,
+    /// Only jobs this caller enqueued (the HTTP server sets it for producers).
+    pub enqueued_by: Option<Actor>,
     /// Only jobs older than this one (the cursor: the last id of the previous page).
     pub before: Option<JobId>,
     /// The page size (the backend caps it).
@@ -94,6 +98,7 @@ impl Default for JobFilter {
             state: None,
             class: None,
             owner: None,
+            enqueued_by: None,
             before: None,
             limit: 100,
         }

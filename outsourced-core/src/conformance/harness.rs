@@ -55,6 +55,8 @@ pub struct Harness {
     /// Called after each queue the harness creates.
     pub on_queue: Option<QueueHook>,
     next_queue: Arc<AtomicU32>,
+    /// Whatever must live as long as the harness (a server, a temporary directory).
+    kept: Vec<Arc<dyn std::any::Any + Send + Sync>>,
 }
 
 impl Harness {
@@ -78,7 +80,14 @@ impl Harness {
             lease,
             on_queue: None,
             next_queue: Arc::new(AtomicU32::new(0)),
+            kept: Vec::new(),
         }
+    }
+
+    /// Keeps `thing` alive as long as the harness (and its clones) live.
+    pub fn keep(mut self, thing: impl std::any::Any + Send + Sync) -> Self {
+        self.kept.push(Arc::new(thing));
+        self
     }
 
     /// Sets the hook called after each queue the harness creates.

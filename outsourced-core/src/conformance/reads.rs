@@ -144,7 +144,7 @@ pub(crate) async fn counts_by_queue_state_and_owner(h: &Harness) {
     };
     let in_a = counts(CountFilter {
         queue: Some(a.clone()),
-        owner: None,
+        ..CountFilter::default()
     })
     .await;
     assert_eq!(
@@ -155,8 +155,8 @@ pub(crate) async fn counts_by_queue_state_and_owner(h: &Harness) {
         ]
     );
     let bobs = counts(CountFilter {
-        queue: None,
         owner: Some(bob.clone()),
+        ..CountFilter::default()
     })
     .await;
     assert_eq!(

@@ -237,6 +237,50 @@ impl NewJob {
     pub fn payload(&self) -> Value {
         serde_json::json!({ "class": self.class, "args": self.args })
     }
+
+    /// Refuses a job no backend can store: an empty or overlong class, a bad queue name,
+    /// `max_attempts` 0, an empty owner part, or arguments over `max_args_bytes` as JSON.
+    pub fn check(&self, max_args_bytes: usize) -> Result<(), Error> {
+        if self.class.trim().is_empty() || self.class.len() > 191 {
+            return Err(Error::invalid("a job class must be 1 to 191 characters"));
+        }
+        check_queue_name(&self.queue)?;
+        if self.max_attempts == Some(0) {
+            return Err(Error::invalid("max_attempts must be at least 1"));
+        }
+        if let Some(owner) = &self.owner {
+            let part = |s: &str| !s.is_empty() && s.len() <= 191;
+            if !part(&owner.kind) || !part(&owner.id) {
+                return Err(Error::invalid(
+                    "an owner's type and id must be 1 to 191 characters",
+                ));
+            }
+        }
+        let size = self.args.to_string().len();
+        if size > max_args_bytes {
+            return Err(Error::invalid(format!(
+                "the arguments take {size} bytes as JSON; the limit is {max_args_bytes}"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Refuses a queue name that is empty, longer than 191 bytes, or has characters other than
+/// letters, digits and `_ - . :`.
+pub fn check_queue_name(name: &str) -> Result<(), Error> {
+    let ok = !name.is_empty()
+        && name.len() <= 191
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(format!(
+            "{name:?} is not a queue name: use 1 to 191 letters, digits, '_', '-', '.' or ':'"
+        )))
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,277 @@
+//! `Backend` for [`HttpBackend`]: each call is one signed request to `/v1`. The server decides
+//! who the caller is from its credentials; the `by` of each call only supplies the worker
+//! instance id.
+
+use async_trait::async_trait;
+use reqwest::Method;
+
+use crate::client::HttpBackend;
+use crate::wire::{
+    BatchCompleteRequest, BatchCompleteResponse, CountDto, CreateQueueRequest, ErrorInfoDto,
+    FailRequest, HeartbeatDto, HistoryDto, IdsDto, InstanceRequest, JobDto, LeaseKeyDto,
+    LeaseRequest, NewJobDto, QueueDto, ReclaimRequest, ReserveRequest, ReservedList, RetryDto,
+    StateCountDto, StateDto, UpdateQueueRequest, job_from_dto,
+};
+use outsourced_core::{
+    Actor, Backend, CountFilter, Error, Failure, Heartbeat, HistoryEntry, JobFilter, JobId,
+    JobRecord, JobState, LeaseRef, NewJob, QueueInfo, QueueLimit, QueueUpdate, ReclaimOptions,
+    ReserveOptions, Reserved, Result, StateCount, WorkerInstance,
+};
+
+const NONE: Option<&()> = None;
+
+fn state(dto: StateDto) -> Result<JobState> {
+    dto.state
+        .parse()
+        .map_err(|_| Error::invalid(format!("the server sent an unknown state {:?}", dto.state)))
+}
+
+fn ms(duration: std::time::Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn lease_body(by: &WorkerInstance, lease: &LeaseRef) -> LeaseRequest {
+    LeaseRequest {
+        instance: by.instance.clone(),
+        token: lease.token.clone(),
+    }
+}
+
+fn limit_fields(limit: QueueLimit) -> (Option<u64>, bool) {
+    match limit {
+        QueueLimit::Max(n) => (Some(n), false),
+        QueueLimit::Unlimited => (None, true),
+    }
+}
+
+#[async_trait]
+impl Backend for HttpBackend {
+    async fn enqueue(&self, _by: &Actor, job: NewJob) -> Result<JobRecord> {
+        let dto: JobDto = self
+            .call(
+                Method::POST,
+                "jobs",
+                &[],
+                Some(&NewJobDto::from(&job)),
+                None,
+            )
+            .await?;
+        job_from_dto(dto)
+    }
+
+    async fn enqueue_batch(&self, _by: &Actor, jobs: Vec<NewJob>) -> Result<Vec<JobId>> {
+        if jobs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let body: Vec<NewJobDto> = jobs.iter().map(NewJobDto::from).collect();
+        let ids: IdsDto = self
+            .call(Method::POST, "jobs/batch", &[], Some(&body), None)
+            .await?;
+        Ok(ids.ids.into_iter().map(JobId).collect())
+    }
+
+    async fn reserve(&self, by: &WorkerInstance, opts: ReserveOptions) -> Result<Vec<Reserved>> {
+        let body = ReserveRequest {
+            instance: by.instance.clone(),
+            limit: opts.limit,
+            queues: opts.queues,
+            min_priority: opts.min_priority,
+            max_priority: opts.max_priority,
+            wait_ms: opts.wait.map(ms),
+            lease_ms: opts.lease.map(ms),
+        };
+        let list: ReservedList = self
+            .call(Method::POST, "reserve", &[], Some(&body), opts.wait)
+            .await?;
+        list.jobs
+            .into_iter()
+            .map(|dto| dto.into_reserved(by))
+            .collect()
+    }
+
+    async fn heartbeat(&self, by: &WorkerInstance, lease: &LeaseRef) -> Result<Heartbeat> {
+        let path = format!("jobs/{}/heartbeat", lease.job_id);
+        let dto: HeartbeatDto = self
+            .call(Method::POST, &path, &[], Some(&lease_body(by, lease)), None)
+            .await?;
+        Ok(dto.into())
+    }
+
+    async fn complete_batch(
+        &self,
+        by: &WorkerInstance,
+        leases: &[LeaseRef],
+    ) -> Result<Vec<Result<()>>> {
+        if let [lease] = leases {
+            // One lease: the simple route, whose answer is the lease's own.
+            let path = format!("jobs/{}/complete", lease.job_id);
+            let result = self
+                .call_empty(Method::POST, &path, Some(&lease_body(by, lease)))
+                .await;
+            return match result {
+                Err(error @ Error::Backend { .. }) => Err(error),
+                other => Ok(vec![other]),
+            };
+        }
+        let body = BatchCompleteRequest {
+            instance: by.instance.clone(),
+            leases: leases
+                .iter()
+                .map(|l| LeaseKeyDto {
+                    id: l.job_id.0,
+                    token: l.token.clone(),
+                })
+                .collect(),
+        };
+        let answer: BatchCompleteResponse = self
+            .call(Method::POST, "complete", &[], Some(&body), None)
+            .await?;
+        Ok(answer
+            .results
+            .into_iter()
+            .map(|result| match result {
+                None => Ok(()),
+                Some(error) => Err(error.into_error(409)),
+            })
+            .collect())
+    }
+
+    async fn fail(
+        &self,
+        by: &WorkerInstance,
+        lease: &LeaseRef,
+        failure: Failure,
+    ) -> Result<JobState> {
+        let body = FailRequest {
+            instance: by.instance.clone(),
+            token: lease.token.clone(),
+            error: ErrorInfoDto::from(&failure.error),
+            retry: RetryDto::from(failure.retry),
+        };
+        let path = format!("jobs/{}/fail", lease.job_id);
+        state(
+            self.call(Method::POST, &path, &[], Some(&body), None)
+                .await?,
+        )
+    }
+
+    async fn release(&self, by: &WorkerInstance, lease: &LeaseRef) -> Result<()> {
+        let path = format!("jobs/{}/release", lease.job_id);
+        self.call_empty(Method::POST, &path, Some(&lease_body(by, lease)))
+            .await
+    }
+
+    async fn release_all(&self, by: &WorkerInstance) -> Result<u64> {
+        let body = InstanceRequest {
+            instance: by.instance.clone(),
+        };
+        let count: CountDto = self
+            .call(Method::POST, "release-all", &[], Some(&body), None)
+            .await?;
+        Ok(count.count)
+    }
+
+    async fn reclaim_expired(&self, _by: &Actor, opts: ReclaimOptions) -> Result<u64> {
+        let body = ReclaimRequest { limit: opts.limit };
+        let count: CountDto = self
+            .call(Method::POST, "reclaim", &[], Some(&body), None)
+            .await?;
+        Ok(count.count)
+    }
+
+    async fn job(&self, _by: &Actor, id: JobId) -> Result<JobRecord> {
+        let dto: JobDto = self
+            .call(Method::GET, &format!("jobs/{id}"), &[], NONE, None)
+            .await?;
+        job_from_dto(dto)
+    }
+
+    async fn history(&self, _by: &Actor, id: JobId) -> Result<Vec<HistoryEntry>> {
+        let path = format!("jobs/{id}/history");
+        let rows: Vec<HistoryDto> = self.call(Method::GET, &path, &[], NONE, None).await?;
+        rows.into_iter().map(|row| row.into_entry(id)).collect()
+    }
+
+    async fn jobs(&self, _by: &Actor, filter: JobFilter) -> Result<Vec<JobRecord>> {
+        let mut query = vec![("limit", filter.limit.to_string())];
+        let optional = [
+            ("queue", filter.queue),
+            ("state", filter.state.map(|s| s.as_str().to_owned())),
+            ("class", filter.class),
+            ("owner", filter.owner.map(|o| o.to_string())),
+            ("before", filter.before.map(|b| b.to_string())),
+        ];
+        query.extend(optional.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))));
+        let dtos: Vec<JobDto> = self.call(Method::GET, "jobs", &query, NONE, None).await?;
+        dtos.into_iter().map(job_from_dto).collect()
+    }
+
+    async fn counts(&self, _by: &Actor, filter: CountFilter) -> Result<Vec<StateCount>> {
+        let optional = [
+            ("queue", filter.queue),
+            ("owner", filter.owner.map(|o| o.to_string())),
+        ];
+        let query: Vec<(&str, String)> = optional
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| (k, v)))
+            .collect();
+        let dtos: Vec<StateCountDto> = self.call(Method::GET, "counts", &query, NONE, None).await?;
+        dtos.into_iter().map(StateCount::try_from).collect()
+    }
+
+    async fn cancel(&self, _by: &Actor, id: JobId) -> Result<JobState> {
+        state(
+            self.call(Method::POST, &format!("jobs/{id}/cancel"), &[], NONE, None)
+                .await?,
+        )
+    }
+
+    async fn retry(&self, _by: &Actor, id: JobId) -> Result<JobRecord> {
+        let dto: JobDto = self
+            .call(Method::POST, &format!("jobs/{id}/retry"), &[], NONE, None)
+            .await?;
+        job_from_dto(dto)
+    }
+
+    async fn create_queue(&self, _by: &Actor, name: &str, limit: QueueLimit) -> Result<QueueInfo> {
+        let (limit, unlimited) = limit_fields(limit);
+        let body = CreateQueueRequest {
+            name: name.to_owned(),
+            limit,
+            unlimited,
+        };
+        let dto: QueueDto = self
+            .call(Method::POST, "queues", &[], Some(&body), None)
+            .await?;
+        dto.try_into()
+    }
+
+    async fn update_queue(
+        &self,
+        _by: &Actor,
+        name: &str,
+        update: QueueUpdate,
+    ) -> Result<QueueInfo> {
+        let (limit, unlimited) = update.limit.map_or((None, false), limit_fields);
+        let body = UpdateQueueRequest {
+            limit,
+            unlimited,
+            paused: update.paused,
+        };
+        let path = format!("queues/{}", crate::oauth::encode(name));
+        let dto: QueueDto = self
+            .call(Method::PATCH, &path, &[], Some(&body), None)
+            .await?;
+        dto.try_into()
+    }
+
+    async fn delete_queue(&self, _by: &Actor, name: &str) -> Result<()> {
+        let path = format!("queues/{}", crate::oauth::encode(name));
+        self.call_empty(Method::DELETE, &path, NONE).await
+    }
+
+    async fn queues(&self, _by: &Actor) -> Result<Vec<QueueInfo>> {
+        let dtos: Vec<QueueDto> = self.call(Method::GET, "queues", &[], NONE, None).await?;
+        dtos.into_iter().map(QueueInfo::try_from).collect()
+    }
+}

@@ -1,0 +1,231 @@
+//! [`HttpBackend`]: the `Backend` trait by signed calls to an outsourced server, with reqwest
+//! (rustls) and reqwest-oauth1 behind our own signer type.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use reqwest::Method;
+use reqwest_oauth1::{OAuthClientProvider, OAuthParameters, Secrets};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+
+use crate::oauth::{BODY_HASH_PARAM, HmacSha256, SignatureMethod};
+use crate::wire::error_from_response;
+use outsourced_core::{Error, Result};
+
+/// How to reach and sign for a server.
+#[derive(Clone)]
+pub struct HttpConfig {
+    /// The server's URL, mount prefix included: `https://jobs.example.com/outsourced`.
+    pub url: String,
+    /// The consumer key.
+    pub consumer_key: String,
+    /// The consumer secret.
+    pub consumer_secret: String,
+    /// HMAC-SHA256 (the default) or HMAC-SHA1.
+    pub signature_method: SignatureMethod,
+    /// A PEM file of certificate authorities to trust besides the system's.
+    pub ca_file: Option<PathBuf>,
+    /// How long a request may take, long polls excepted (which get their wait on top) (30 s).
+    pub timeout: Duration,
+}
+
+impl HttpConfig {
+    /// The defaults for a server and credentials.
+    pub fn new(
+        url: impl Into<String>,
+        consumer_key: impl Into<String>,
+        consumer_secret: impl Into<String>,
+    ) -> Self {
+        HttpConfig {
+            url: url.into(),
+            consumer_key: consumer_key.into(),
+            consumer_secret: consumer_secret.into(),
+            signature_method: SignatureMethod::HmacSha256,
+            ca_file: None,
+            timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl std::fmt::Debug for HttpConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpConfig")
+            .field("url", &self.url)
+            .field("consumer_key", &self.consumer_key)
+            .field("consumer_secret", &"***")
+            .field("signature_method", &self.signature_method)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The backend of a remote server. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct HttpBackend {
+    pub(crate) http: reqwest::Client,
+    pub(crate) base: url::Url,
+    pub(crate) config: HttpConfig,
+}
+
+/// How often a request that could not connect is tried, each time signed afresh.
+const CONNECT_TRIES: u32 = 3;
+
+fn transport(message: String, retryable: bool) -> Error {
+    Error::Backend {
+        backend: "http",
+        message,
+        retryable,
+        source: None,
+    }
+}
+
+impl HttpBackend {
+    /// A backend for the server `config.url`.
+    pub fn new(config: HttpConfig) -> Result<Self> {
+        let mut url = config.url.trim_end_matches('/').to_owned();
+        url.push('/');
+        let base = url::Url::parse(&url)
+            .map_err(|e| Error::invalid(format!("{url:?} is not a URL: {e}")))?;
+        let mut builder = reqwest::Client::builder()
+            .use_rustls_tls()
+            .connect_timeout(Duration::from_secs(10));
+        if let Some(ca) = &config.ca_file {
+            let pem = std::fs::read(ca)
+                .map_err(|e| Error::invalid(format!("cannot read {}: {e}", ca.display())))?;
+            let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| {
+                Error::invalid(format!("{} is not a PEM certificate: {e}", ca.display()))
+            })?;
+            builder = builder.add_root_certificate(cert);
+        }
+        let http = builder
+            .build()
+            .map_err(|e| transport(e.to_string(), false))?;
+        Ok(HttpBackend { http, base, config })
+    }
+
+    /// Calls `path` (relative to `/v1/`) and decodes a JSON answer.
+    pub(crate) async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&(impl Serialize + ?Sized)>,
+        wait: Option<Duration>,
+    ) -> Result<T> {
+        let bytes = self.send(method, path, query, body, wait).await?;
+        serde_json::from_slice(&bytes).map_err(|e| {
+            transport(
+                format!("the server's answer to {path} is not valid: {e}"),
+                false,
+            )
+        })
+    }
+
+    /// Calls `path` and expects no answer body.
+    pub(crate) async fn call_empty(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&(impl Serialize + ?Sized)>,
+    ) -> Result<()> {
+        self.send(method, path, &[], body, None).await.map(|_| ())
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&(impl Serialize + ?Sized)>,
+        wait: Option<Duration>,
+    ) -> Result<Vec<u8>> {
+        let url = self
+            .base
+            .join(&format!("v1/{path}"))
+            .map_err(|e| Error::invalid(format!("bad path {path:?}: {e}")))?;
+        let body = body
+            .map(serde_json::to_vec)
+            .transpose()
+            .map_err(|e| Error::invalid(format!("cannot encode the request: {e}")))?;
+        let mut query: Vec<(&str, String)> = query.to_vec();
+        if let Some(body) = &body {
+            // The signature covers the query, so it covers the body through its hash.
+            query.push((
+                BODY_HASH_PARAM,
+                URL_SAFE_NO_PAD.encode(Sha256::digest(body)),
+            ));
+        }
+        let timeout = self.config.timeout + wait.unwrap_or_default();
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let request =
+                self.signed(method.clone(), url.clone(), &query, body.clone(), timeout)?;
+            match request.send().await {
+                Err(error) if error.is_connect() && tries < CONNECT_TRIES => {
+                    tokio::time::sleep(Duration::from_millis(100 * u64::from(tries))).await;
+                }
+                Err(error) => {
+                    let retryable = error.is_connect() || error.is_timeout() || error.is_request();
+                    return Err(transport(format!("{method} {url}: {error}"), retryable));
+                }
+                Ok(response) => return read(response).await,
+            }
+        }
+    }
+
+    /// One signed request, ready to send (a new nonce and timestamp every time).
+    fn signed(
+        &self,
+        method: Method,
+        url: url::Url,
+        query: &[(&str, String)],
+        body: Option<Vec<u8>>,
+        timeout: Duration,
+    ) -> Result<reqwest::RequestBuilder> {
+        let secrets = Secrets::new(
+            self.config.consumer_key.as_str(),
+            self.config.consumer_secret.as_str(),
+        );
+        let signed = match self.config.signature_method {
+            SignatureMethod::HmacSha1 => {
+                let builder = self.http.clone().oauth1(secrets).request(method, url);
+                builder.query(query).generate_signature()
+            }
+            SignatureMethod::HmacSha256 => {
+                let params = OAuthParameters::new().signature_method(HmacSha256);
+                let client = self.http.clone().oauth1_with_params(secrets, params);
+                client
+                    .request(method, url)
+                    .query(query)
+                    .generate_signature()
+            }
+        };
+        let builder = signed
+            .map_err(|e| transport(format!("cannot sign the request: {e}"), false))?
+            .timeout(timeout);
+        Ok(match body {
+            Some(body) => builder
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body),
+            None => builder,
+        })
+    }
+}
+
+/// The body of a successful response, or the core error of a failed one.
+async fn read(response: reqwest::Response) -> Result<Vec<u8>> {
+    let status = response.status();
+    let bytes = response
+        .bytes()
+        .await
+        .map_err(|e| transport(format!("reading the answer: {e}"), true))?;
+    if status.is_success() {
+        Ok(bytes.to_vec())
+    } else {
+        Err(error_from_response(status.as_u16(), &bytes))
+    }
+}

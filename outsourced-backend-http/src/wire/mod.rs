@@ -1,0 +1,362 @@
+//! The JSON of the `/v1` API: one type per request and response body. Core types are not
+//! serializable by accident; this module is where they become JSON, and back.
+
+mod convert;
+mod error;
+
+pub use convert::{job_from_dto, job_to_dto};
+pub use error::{ErrorBody, error_from_response, status_of};
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+/// A job to enqueue. Unset options take the server's defaults.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewJobDto {
+    /// The job class.
+    pub class: String,
+    /// The arguments: any JSON value.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub args: Value,
+    /// The queue (`default` when omitted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<String>,
+    /// Lower runs first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<i32>,
+    /// Not before this time (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_at: Option<DateTime<Utc>>,
+    /// Attempts at most.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_attempts: Option<u32>,
+    /// The job's own time limit per attempt, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_run_time_ms: Option<u64>,
+    /// `polynomial`, `constant:MS` or `exponential:BASE_MS:MAX_MS`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backoff: Option<String>,
+    /// `every:MS`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repeat: Option<String>,
+    /// `TYPE/ID`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+}
+
+/// A stored job.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct JobDto {
+    /// Its id.
+    pub id: i64,
+    /// Its queue.
+    pub queue: String,
+    /// Its class.
+    pub class: String,
+    /// Its arguments.
+    #[schema(value_type = Object)]
+    pub args: Value,
+    /// Lower runs first.
+    pub priority: i32,
+    /// `scheduled`, `available`, `retrying`, `running`, `succeeded`, `failed` or `cancelled`.
+    pub state: String,
+    /// Not before this time.
+    pub run_at: DateTime<Utc>,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// Attempts at most.
+    pub max_attempts: u32,
+    /// The job's own time limit per attempt, in milliseconds.
+    pub max_run_time_ms: Option<u64>,
+    /// Its back-off.
+    pub backoff: String,
+    /// Its repeat schedule.
+    pub repeat: Option<String>,
+    /// Its owner, `TYPE/ID`.
+    pub owner: Option<String>,
+    /// Who enqueued it.
+    pub enqueued_by: String,
+    /// Whether a cancel was requested while it runs.
+    pub cancel_requested: bool,
+    /// The lease's holder and expiry while it runs.
+    pub lease: Option<LeaseInfoDto>,
+    /// Its latest failure's message.
+    pub last_error: Option<String>,
+    /// When it was enqueued.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+    /// When it finished.
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// Who holds a running job, until when.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct LeaseInfoDto {
+    /// The worker's name.
+    pub worker: String,
+    /// The worker process's instance id.
+    pub instance: String,
+    /// When the lease runs out.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A lease granted by reserve.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct LeaseDto {
+    /// The fencing token to present with every report.
+    pub token: String,
+    /// When it runs out unless renewed.
+    pub expires_at: DateTime<Utc>,
+    /// The attempt it is for.
+    pub attempt: u32,
+}
+
+/// A job handed to a worker.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ReservedDto {
+    /// The job.
+    pub job: JobDto,
+    /// Its lease.
+    pub lease: LeaseDto,
+}
+
+/// What to reserve.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReserveRequest {
+    /// The worker process's instance id.
+    pub instance: String,
+    /// The most jobs to lease.
+    pub limit: u32,
+    /// Only these queues (of those the worker is hired for); empty for all of them.
+    #[serde(default)]
+    pub queues: Vec<String>,
+    /// Inclusive priority bounds.
+    #[serde(default)]
+    pub min_priority: Option<i32>,
+    /// Inclusive priority bounds.
+    #[serde(default)]
+    pub max_priority: Option<i32>,
+    /// Wait up to this long for a job (long-poll), at most 30,000.
+    #[serde(default)]
+    pub wait_ms: Option<u64>,
+    /// The lease length to ask for.
+    #[serde(default)]
+    pub lease_ms: Option<u64>,
+}
+
+/// The jobs a reserve handed out.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ReservedList {
+    /// The jobs, each with its lease.
+    pub jobs: Vec<ReservedDto>,
+}
+
+/// A lease a worker presents.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LeaseRequest {
+    /// The worker process's instance id.
+    pub instance: String,
+    /// The lease's token.
+    pub token: String,
+}
+
+/// The answer to a heartbeat.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct HeartbeatDto {
+    /// The lease's new expiry.
+    pub expires_at: DateTime<Utc>,
+    /// Whether a cancel was requested.
+    pub cancel_requested: bool,
+}
+
+/// One lease of a batch complete.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LeaseKeyDto {
+    /// The job.
+    pub id: i64,
+    /// The lease's token.
+    pub token: String,
+}
+
+/// Several successes at once.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchCompleteRequest {
+    /// The worker process's instance id.
+    pub instance: String,
+    /// The leases.
+    pub leases: Vec<LeaseKeyDto>,
+}
+
+/// One answer per lease of a batch complete: `null` for success, else the error.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct BatchCompleteResponse {
+    /// In the order of the request's leases.
+    pub results: Vec<Option<ErrorBody>>,
+}
+
+/// A full error report.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorInfoDto {
+    /// The message.
+    pub message: String,
+    /// The causes' messages, outermost first.
+    #[serde(default)]
+    pub causes: Vec<String>,
+    /// A backtrace or a command's standard error.
+    #[serde(default)]
+    pub backtrace: Option<String>,
+}
+
+/// What to do after a failed attempt.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum RetryDto {
+    /// Wait as the job's stored back-off says.
+    Backoff,
+    /// Wait this long.
+    After {
+        /// Milliseconds.
+        after_ms: u64,
+    },
+    /// Do not retry.
+    Never,
+}
+
+/// A failed attempt.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FailRequest {
+    /// The worker process's instance id.
+    pub instance: String,
+    /// The lease's token.
+    pub token: String,
+    /// The error.
+    pub error: ErrorInfoDto,
+    /// What to do next.
+    pub retry: RetryDto,
+}
+
+/// A job's state after a change.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct StateDto {
+    /// The state.
+    pub state: String,
+}
+
+/// A worker instance, for releasing all it holds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InstanceRequest {
+    /// The worker process's instance id.
+    pub instance: String,
+}
+
+/// How much one reclaim pass may do.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReclaimRequest {
+    /// The most jobs to reclaim.
+    pub limit: u32,
+}
+
+/// A number of jobs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CountDto {
+    /// How many.
+    pub count: u64,
+}
+
+/// The ids of enqueued jobs, in order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct IdsDto {
+    /// The ids.
+    pub ids: Vec<i64>,
+}
+
+/// One history row.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct HistoryDto {
+    /// 1 for the enqueue, then one more per row.
+    pub seq: u32,
+    /// The state before.
+    pub from: Option<String>,
+    /// The state after.
+    pub to: String,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// Who.
+    pub actor: String,
+    /// The attempt.
+    pub attempt: u32,
+    /// Why.
+    pub reason: String,
+    /// The lease it concerns.
+    pub lease_token: Option<String>,
+    /// The error of a failed attempt.
+    pub error: Option<ErrorInfoDto>,
+}
+
+/// How many jobs of a queue are in a state.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct StateCountDto {
+    /// The queue.
+    pub queue: String,
+    /// The state.
+    pub state: String,
+    /// How many.
+    pub count: u64,
+}
+
+/// A queue with its settings and counts.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct QueueDto {
+    /// Its name.
+    pub name: String,
+    /// Its limit on live jobs; `null` when unlimited.
+    pub limit: Option<u64>,
+    /// Whether it hands out nothing.
+    pub paused: bool,
+    /// Jobs by state.
+    pub counts: BTreeMap<String, u64>,
+}
+
+/// A queue to create.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateQueueRequest {
+    /// Its name.
+    pub name: String,
+    /// Its limit (the default when omitted).
+    #[serde(default)]
+    pub limit: Option<u64>,
+    /// No limit at all.
+    #[serde(default)]
+    pub unlimited: bool,
+}
+
+/// A change to a queue.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateQueueRequest {
+    /// A new limit.
+    #[serde(default)]
+    pub limit: Option<u64>,
+    /// Remove the limit.
+    #[serde(default)]
+    pub unlimited: bool,
+    /// Pause or resume.
+    #[serde(default)]
+    pub paused: Option<bool>,
+}

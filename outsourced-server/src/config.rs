@@ -1,0 +1,42 @@
+//! The server's settings.
+
+use std::time::Duration;
+
+/// How the server authenticates and bounds requests. Every field has a default.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// How far a request's `oauth_timestamp` may be from the server's clock (300 s).
+    pub timestamp_window: Duration,
+    /// Refuse requests with a body but without the `body_sha256` query parameter (off, so that
+    /// ordinary OAuth 1.0a clients work; our client always sends it).
+    pub require_body_hash: bool,
+    /// The scheme and authority clients use, e.g. `https://jobs.example.com`, when the server
+    /// sits behind a proxy that terminates TLS; the signature covers them. By default the
+    /// request's `Host` and the listener's scheme.
+    pub public_origin: Option<String>,
+    /// The longest long-poll a reserve may ask for (30 s).
+    pub max_wait: Duration,
+    /// The largest request body on most routes (1 MiB).
+    pub body_limit: usize,
+    /// The largest request body of a batch enqueue (32 MiB).
+    pub batch_body_limit: usize,
+    /// How long a connection may take to send its request headers (10 s).
+    pub header_timeout: Duration,
+    /// How long a request may take in all, long polls included (75 s).
+    pub request_timeout: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            timestamp_window: Duration::from_secs(300),
+            require_body_hash: false,
+            public_origin: None,
+            max_wait: Duration::from_secs(30),
+            body_limit: 1 << 20,
+            batch_body_limit: 32 << 20,
+            header_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(75),
+        }
+    }
+}

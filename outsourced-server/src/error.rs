@@ -1,0 +1,79 @@
+//! Every error response: the status and JSON body of `outsourced_backend_http::wire`, with
+//! `Retry-After` where waiting helps and no internals in the body.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use outsourced_backend_http::wire::{ErrorBody, status_of};
+use outsourced_core::Error;
+
+/// An error as a response.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    // Boxed: errors travel in every handler's `Result`; keep that small.
+    body: Box<ErrorBody>,
+}
+
+impl ApiError {
+    /// A response with this status, code and sentence.
+    pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            body: Box::new(ErrorBody::new(code, message)),
+        }
+    }
+
+    /// 401 with an authentication code.
+    pub fn unauthorized(code: &str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, code, message)
+    }
+
+    /// 400 for a malformed request.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_input", message)
+    }
+
+    /// 403 for a route the caller's role may not use.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+
+    /// The machine-readable code.
+    pub fn code(&self) -> &str {
+        &self.body.code
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(error: Error) -> Self {
+        if matches!(error, Error::Backend { .. }) {
+            // The body says nothing of it; the log does.
+            tracing::error!(%error, "backend failure");
+        }
+        let status =
+            StatusCode::from_u16(status_of(&error)).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        ApiError {
+            status,
+            body: Box::new(ErrorBody::from_error(&error)),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, Json(*self.body)).into_response();
+        let headers = response.headers_mut();
+        if matches!(
+            self.status,
+            StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
+        ) {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        response
+    }
+}
+
+/// The result of a handler.
+pub(crate) type ApiResult<T> = Result<T, ApiError>;

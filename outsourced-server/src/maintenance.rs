@@ -1,0 +1,39 @@
+//! What the server does on its own: reclaim expired leases every second, and forget nonces
+//! that have aged out of the timestamp window.
+
+use std::future::Future;
+use std::time::Duration;
+
+use outsourced_core::{Actor, Backend, ReclaimOptions};
+
+use crate::state::AppState;
+
+/// Runs until `shutdown` resolves.
+pub async fn maintain(state: AppState, shutdown: impl Future<Output = ()>) {
+    tokio::pin!(shutdown);
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut ticks: u64 = 0;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = &mut shutdown => return,
+        }
+        ticks += 1;
+        match state
+            .backend()
+            .reclaim_expired(&Actor::Reaper, ReclaimOptions::default())
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(reclaimed = n, "reclaimed expired leases"),
+            Err(error) => tracing::warn!(%error, "reclaiming expired leases failed"),
+        }
+        if ticks.is_multiple_of(60) {
+            let window = state.config().timestamp_window.as_secs() as i64;
+            let before = chrono::Utc::now().timestamp() - window - 60;
+            if let Err(error) = state.nonces().purge(before).await {
+                tracing::warn!(%error, "purging old nonces failed");
+            }
+        }
+    }
+}

@@ -1,0 +1,88 @@
+//! Authorization: who may see and touch what. Denials of a job or queue the caller may not
+//! see are 404 whether or not it exists, so they reveal nothing.
+
+use outsourced_backend_sql::Role;
+use outsourced_core::{Actor, Backend, Error, JobId, JobRecord, WorkerInstance};
+
+use crate::auth::{Caller, require};
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+/// The actor the backend records for a caller that is not acting as a worker instance.
+pub(crate) fn actor(caller: &Caller) -> Actor {
+    let name = caller.principal.name.clone();
+    match caller.principal.role {
+        Role::Producer => Actor::Producer(name),
+        Role::Admin => Actor::Admin(name),
+        Role::Worker => Actor::Worker(WorkerInstance::new(name, "-")),
+    }
+}
+
+/// The worker instance of a worker's request: its authenticated name and the instance id it
+/// sends.
+pub(crate) fn instance(caller: &Caller, instance: &str) -> ApiResult<WorkerInstance> {
+    require(caller, &[Role::Worker])?;
+    let ok = !instance.is_empty()
+        && instance.len() <= 64
+        && instance
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if !ok {
+        return Err(ApiError::bad_request(
+            "instance must be 1 to 64 letters, digits, '-', '_' or '.'",
+        ));
+    }
+    Ok(WorkerInstance::new(caller.principal.name.clone(), instance))
+}
+
+/// Whether the caller may use a queue: an admin any, a worker those it is hired for, a
+/// producer those it was granted.
+pub(crate) fn may_use_queue(caller: &Caller, queue: &str) -> bool {
+    caller.principal.role == Role::Admin || caller.principal.queues.iter().any(|q| q == queue)
+}
+
+/// A queue the caller may use, else `UnknownQueue` (404) as if it did not exist.
+pub(crate) fn queue_access(caller: &Caller, queue: &str) -> ApiResult<()> {
+    if may_use_queue(caller, queue) {
+        return Ok(());
+    }
+    Err(Error::UnknownQueue {
+        queue: queue.to_owned(),
+    }
+    .into())
+}
+
+fn not_found(id: JobId) -> ApiError {
+    Error::NotFound { id }.into()
+}
+
+/// A job the caller may read: an admin any; a producer those it enqueued; a worker those whose
+/// lease it holds. Otherwise 404.
+pub(crate) async fn readable_job(
+    state: &AppState,
+    caller: &Caller,
+    id: JobId,
+) -> ApiResult<JobRecord> {
+    let admin = Actor::Admin("server".into());
+    let job = state.backend().job(&admin, id).await?;
+    let visible = match caller.principal.role {
+        Role::Admin => true,
+        Role::Producer => job.enqueued_by == actor(caller),
+        Role::Worker => job
+            .lease
+            .as_ref()
+            .is_some_and(|l| l.holder.worker == caller.principal.name),
+    };
+    if visible { Ok(job) } else { Err(not_found(id)) }
+}
+
+/// A worker may report on jobs of the queues it is hired for (stale leases are then the
+/// backend's 409); any other job is 404.
+pub(crate) async fn lease_access(state: &AppState, caller: &Caller, id: JobId) -> ApiResult<()> {
+    let admin = Actor::Admin("server".into());
+    match state.backend().job(&admin, id).await {
+        Ok(job) if may_use_queue(caller, &job.queue) => Ok(()),
+        Ok(_) | Err(Error::NotFound { .. }) => Err(not_found(id)),
+        Err(error) => Err(error.into()),
+    }
+}

@@ -1,0 +1,209 @@
+//! Producers' and admins' routes: enqueue, look up, list, count, cancel, retry.
+
+use axum::Json;
+use axum::extract::{Extension, State};
+use axum::http::StatusCode;
+use outsourced_backend_http::wire::{
+    CountDto, HistoryDto, IdsDto, JobDto, NewJobDto, StateCountDto, StateDto, job_to_dto,
+};
+use outsourced_backend_sql::Role;
+use outsourced_core::{Backend, CountFilter, JobFilter, JobId, NewJob};
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use super::access::{actor, queue_access, readable_job};
+use crate::auth::{Caller, require};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{JsonBody, PathArg, QueryArgs};
+use crate::state::AppState;
+
+/// A job from its JSON, checked as the backend would, then the caller's right to its queue.
+fn new_job(state: &AppState, caller: &Caller, dto: NewJobDto) -> ApiResult<NewJob> {
+    let job = NewJob::try_from(dto)?;
+    job.check(state.backend().config().max_args_bytes)?;
+    queue_access(caller, &job.queue)?;
+    Ok(job)
+}
+
+fn enqueuer(caller: &Caller) -> ApiResult<()> {
+    require(caller, &[Role::Producer, Role::Admin])
+}
+
+/// Enqueue one job.
+#[utoipa::path(post, path = "/v1/jobs", request_body = NewJobDto, tag = "jobs",
+    responses((status = 201, body = JobDto), (status = 429, description = "queue full", body = outsourced_backend_http::wire::ErrorBody)))]
+pub(crate) async fn enqueue(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    JsonBody(dto): JsonBody<NewJobDto>,
+) -> ApiResult<(StatusCode, Json<JobDto>)> {
+    enqueuer(&caller)?;
+    let job = new_job(&state, &caller, dto)?;
+    let stored = state.backend().enqueue(&actor(&caller), job).await?;
+    Ok((StatusCode::CREATED, Json(job_to_dto(&stored))))
+}
+
+/// Enqueue several jobs, all or none.
+#[utoipa::path(post, path = "/v1/jobs/batch", request_body = Vec<NewJobDto>, tag = "jobs",
+    responses((status = 201, body = IdsDto)))]
+pub(crate) async fn enqueue_batch(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    JsonBody(dtos): JsonBody<Vec<NewJobDto>>,
+) -> ApiResult<(StatusCode, Json<IdsDto>)> {
+    enqueuer(&caller)?;
+    let jobs = dtos
+        .into_iter()
+        .map(|dto| new_job(&state, &caller, dto))
+        .collect::<ApiResult<Vec<_>>>()?;
+    let ids = state.backend().enqueue_batch(&actor(&caller), jobs).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(IdsDto {
+            ids: ids.into_iter().map(|id| id.0).collect(),
+        }),
+    ))
+}
+
+/// One job: an admin sees any, a producer those it enqueued, a worker those it holds.
+#[utoipa::path(get, path = "/v1/jobs/{id}", tag = "jobs", responses((status = 200, body = JobDto)))]
+pub(crate) async fn get(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    PathArg(id): PathArg<i64>,
+) -> ApiResult<Json<JobDto>> {
+    let job = readable_job(&state, &caller, JobId(id)).await?;
+    Ok(Json(job_to_dto(&job)))
+}
+
+/// A job's history, oldest first.
+#[utoipa::path(get, path = "/v1/jobs/{id}/history", tag = "jobs", responses((status = 200, body = Vec<HistoryDto>)))]
+pub(crate) async fn history(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    PathArg(id): PathArg<i64>,
+) -> ApiResult<Json<Vec<HistoryDto>>> {
+    readable_job(&state, &caller, JobId(id)).await?;
+    let rows = state.backend().history(&actor(&caller), JobId(id)).await?;
+    Ok(Json(rows.iter().map(HistoryDto::from).collect()))
+}
+
+/// Filters of a job listing.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ListQuery {
+    queue: Option<String>,
+    state: Option<String>,
+    class: Option<String>,
+    /// `TYPE/ID`.
+    owner: Option<String>,
+    /// Jobs older than this id.
+    before: Option<i64>,
+    limit: Option<u32>,
+    /// Our client's body hash (none on a GET).
+    #[serde(rename = "body_sha256")]
+    _body_sha256: Option<String>,
+}
+
+/// Jobs, newest first: an admin's all, a producer's own.
+#[utoipa::path(get, path = "/v1/jobs", params(ListQuery), tag = "jobs", responses((status = 200, body = Vec<JobDto>)))]
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    QueryArgs(query): QueryArgs<ListQuery>,
+) -> ApiResult<Json<Vec<JobDto>>> {
+    enqueuer(&caller)?;
+    let filter = JobFilter {
+        queue: query.queue,
+        state: query
+            .state
+            .map(|s| {
+                s.parse()
+                    .map_err(|e: outsourced_core::state::UnknownState| {
+                        ApiError::bad_request(e.to_string())
+                    })
+            })
+            .transpose()?,
+        class: query.class,
+        owner: query.owner.map(|o| o.parse()).transpose()?,
+        enqueued_by: (caller.principal.role == Role::Producer).then(|| actor(&caller)),
+        before: query.before.map(JobId),
+        limit: query.limit.unwrap_or(100),
+    };
+    let jobs = state.backend().jobs(&actor(&caller), filter).await?;
+    Ok(Json(jobs.iter().map(job_to_dto).collect()))
+}
+
+/// Filters of a count.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CountQuery {
+    queue: Option<String>,
+    /// `TYPE/ID`.
+    owner: Option<String>,
+    #[serde(rename = "body_sha256")]
+    _body_sha256: Option<String>,
+}
+
+/// Job counts by queue and state: an admin's of all jobs, a producer's of its own.
+#[utoipa::path(get, path = "/v1/counts", params(CountQuery), tag = "jobs", responses((status = 200, body = Vec<StateCountDto>)))]
+pub(crate) async fn counts(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    QueryArgs(query): QueryArgs<CountQuery>,
+) -> ApiResult<Json<Vec<StateCountDto>>> {
+    enqueuer(&caller)?;
+    let filter = CountFilter {
+        queue: query.queue,
+        owner: query.owner.map(|o| o.parse()).transpose()?,
+        enqueued_by: (caller.principal.role == Role::Producer).then(|| actor(&caller)),
+    };
+    let groups = state.backend().counts(&actor(&caller), filter).await?;
+    Ok(Json(groups.iter().map(StateCountDto::from).collect()))
+}
+
+/// Cancel a job: an admin any, a producer its own.
+#[utoipa::path(post, path = "/v1/jobs/{id}/cancel", tag = "jobs", responses((status = 200, body = StateDto)))]
+pub(crate) async fn cancel(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    PathArg(id): PathArg<i64>,
+) -> ApiResult<Json<StateDto>> {
+    enqueuer(&caller)?;
+    readable_job(&state, &caller, JobId(id)).await?;
+    let state_after = state.backend().cancel(&actor(&caller), JobId(id)).await?;
+    Ok(Json(StateDto {
+        state: state_after.as_str().to_owned(),
+    }))
+}
+
+/// Run a job now (again): admins only.
+#[utoipa::path(post, path = "/v1/jobs/{id}/retry", tag = "jobs", responses((status = 200, body = JobDto)))]
+pub(crate) async fn retry(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    PathArg(id): PathArg<i64>,
+) -> ApiResult<Json<JobDto>> {
+    require(&caller, &[Role::Admin])?;
+    let job = state.backend().retry(&actor(&caller), JobId(id)).await?;
+    Ok(Json(job_to_dto(&job)))
+}
+
+/// Reclaim expired leases now: admins only (the server also does it every second).
+#[utoipa::path(post, path = "/v1/reclaim", request_body = outsourced_backend_http::wire::ReclaimRequest, tag = "admin",
+    responses((status = 200, body = CountDto)))]
+pub(crate) async fn reclaim(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    JsonBody(request): JsonBody<outsourced_backend_http::wire::ReclaimRequest>,
+) -> ApiResult<Json<CountDto>> {
+    require(&caller, &[Role::Admin])?;
+    let opts = outsourced_core::ReclaimOptions {
+        limit: request.limit.clamp(1, 10_000),
+    };
+    let count = state
+        .backend()
+        .reclaim_expired(&actor(&caller), opts)
+        .await?;
+    Ok(Json(CountDto { count }))
+}

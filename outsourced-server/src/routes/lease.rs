@@ -1,0 +1,196 @@
+//! Workers' routes: reserve (with long-polling), heartbeat, complete (one or a batch), fail,
+//! release, release everything an instance holds.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Extension, State};
+use axum::http::StatusCode;
+use outsourced_backend_http::wire::{
+    BatchCompleteRequest, BatchCompleteResponse, CountDto, ErrorBody, FailRequest, HeartbeatDto,
+    InstanceRequest, LeaseRequest, ReserveRequest, ReservedDto, ReservedList, StateDto,
+};
+use outsourced_core::{Backend, BackendExt, Error, JobId, LeaseRef, ReserveOptions};
+
+use super::access::{instance, lease_access, may_use_queue};
+use crate::auth::Caller;
+use crate::error::ApiResult;
+use crate::extract::{JsonBody, PathArg};
+use crate::state::AppState;
+
+/// Lease jobs from the queues the worker is hired for (those of them it asks for), waiting up
+/// to `wait_ms` (at most the server's limit) when none is ready.
+#[utoipa::path(post, path = "/v1/reserve", request_body = ReserveRequest, tag = "workers",
+    responses((status = 200, body = ReservedList)))]
+pub(crate) async fn reserve(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    JsonBody(request): JsonBody<ReserveRequest>,
+) -> ApiResult<Json<ReservedList>> {
+    let by = instance(&caller, &request.instance)?;
+    let hired = &caller.principal.queues;
+    let queues: Vec<String> = if request.queues.is_empty() {
+        hired.clone()
+    } else {
+        request
+            .queues
+            .iter()
+            .filter(|q| may_use_queue(&caller, q))
+            .cloned()
+            .collect()
+    };
+    if queues.is_empty() {
+        // Hired for nothing (or asking only for queues it is not hired for): nothing to hand out.
+        return Ok(Json(ReservedList { jobs: Vec::new() }));
+    }
+    let max_wait = state.config().max_wait;
+    let opts = ReserveOptions {
+        limit: request.limit,
+        queues,
+        min_priority: request.min_priority,
+        max_priority: request.max_priority,
+        wait: request
+            .wait_ms
+            .map(|ms| Duration::from_millis(ms).min(max_wait)),
+        lease: request.lease_ms.map(Duration::from_millis),
+    };
+    let reserved = state.backend().reserve(&by, opts).await?;
+    Ok(Json(ReservedList {
+        jobs: reserved.iter().map(ReservedDto::from).collect(),
+    }))
+}
+
+/// Renew a lease; says whether a cancel was requested.
+#[utoipa::path(post, path = "/v1/jobs/{id}/heartbeat", request_body = LeaseRequest, tag = "workers",
+    responses((status = 200, body = HeartbeatDto), (status = 409, description = "stale lease", body = ErrorBody)))]
+pub(crate) async fn heartbeat(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    PathArg(id): PathArg<i64>,
+    JsonBody(request): JsonBody<LeaseRequest>,
+) -> ApiResult<Json<HeartbeatDto>> {
+    let by = instance(&caller, &request.instance)?;
+    lease_access(&state, &caller, JobId(id)).await?;
+    let lease = LeaseRef {
+        job_id: JobId(id),
+        token: request.token,
+    };
+    let beat = state.backend().heartbeat(&by, &lease).await?;
+    Ok(Json(HeartbeatDto::from(&beat)))
+}
+
+/// Report a success.
+#[utoipa::path(post, path = "/v1/jobs/{id}/complete", request_body = LeaseRequest, tag = "workers",
+    responses((status = 204), (status = 409, description = "stale lease", body = ErrorBody)))]
+pub(crate) async fn complete(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    PathArg(id): PathArg<i64>,
+    JsonBody(request): JsonBody<LeaseRequest>,
+) -> ApiResult<StatusCode> {
+    let by = instance(&caller, &request.instance)?;
+    lease_access(&state, &caller, JobId(id)).await?;
+    let lease = LeaseRef {
+        job_id: JobId(id),
+        token: request.token,
+    };
+    state.backend().complete(&by, &lease).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Report several successes; each lease gets its own answer.
+#[utoipa::path(post, path = "/v1/complete", request_body = BatchCompleteRequest, tag = "workers",
+    responses((status = 200, body = BatchCompleteResponse)))]
+pub(crate) async fn complete_batch(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    JsonBody(request): JsonBody<BatchCompleteRequest>,
+) -> ApiResult<Json<BatchCompleteResponse>> {
+    let by = instance(&caller, &request.instance)?;
+    // Leases on jobs the worker may not see are answered `not_found` without asking the backend.
+    let mut allowed = Vec::with_capacity(request.leases.len());
+    let mut answers: Vec<Option<Option<ErrorBody>>> = Vec::with_capacity(request.leases.len());
+    for lease in &request.leases {
+        match lease_access(&state, &caller, JobId(lease.id)).await {
+            Ok(()) => {
+                allowed.push(LeaseRef {
+                    job_id: JobId(lease.id),
+                    token: lease.token.clone(),
+                });
+                answers.push(None);
+            }
+            Err(_) => answers.push(Some(Some(ErrorBody::from_error(&Error::NotFound {
+                id: JobId(lease.id),
+            })))),
+        }
+    }
+    let mut results = state
+        .backend()
+        .complete_batch(&by, &allowed)
+        .await?
+        .into_iter();
+    let results = answers
+        .into_iter()
+        .map(|answer| match answer {
+            Some(denied) => denied,
+            None => results
+                .next()
+                .and_then(|r| r.err())
+                .map(|e| ErrorBody::from_error(&e)),
+        })
+        .collect();
+    Ok(Json(BatchCompleteResponse { results }))
+}
+
+/// Report a failed attempt.
+#[utoipa::path(post, path = "/v1/jobs/{id}/fail", request_body = FailRequest, tag = "workers",
+    responses((status = 200, body = StateDto), (status = 409, description = "stale lease", body = ErrorBody)))]
+pub(crate) async fn fail(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    PathArg(id): PathArg<i64>,
+    JsonBody(request): JsonBody<FailRequest>,
+) -> ApiResult<Json<StateDto>> {
+    let by = instance(&caller, &request.instance)?;
+    lease_access(&state, &caller, JobId(id)).await?;
+    let lease = LeaseRef {
+        job_id: JobId(id),
+        token: request.token.clone(),
+    };
+    let after = state.backend().fail(&by, &lease, request.failure()).await?;
+    Ok(Json(StateDto {
+        state: after.as_str().to_owned(),
+    }))
+}
+
+/// Give a lease back without using up its attempt.
+#[utoipa::path(post, path = "/v1/jobs/{id}/release", request_body = LeaseRequest, tag = "workers",
+    responses((status = 204), (status = 409, description = "stale lease", body = ErrorBody)))]
+pub(crate) async fn release(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    PathArg(id): PathArg<i64>,
+    JsonBody(request): JsonBody<LeaseRequest>,
+) -> ApiResult<StatusCode> {
+    let by = instance(&caller, &request.instance)?;
+    lease_access(&state, &caller, JobId(id)).await?;
+    let lease = LeaseRef {
+        job_id: JobId(id),
+        token: request.token,
+    };
+    state.backend().release(&by, &lease).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Release every lease the worker instance holds (at a clean exit).
+#[utoipa::path(post, path = "/v1/release-all", request_body = InstanceRequest, tag = "workers",
+    responses((status = 200, body = CountDto)))]
+pub(crate) async fn release_all(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    JsonBody(request): JsonBody<InstanceRequest>,
+) -> ApiResult<Json<CountDto>> {
+    let by = instance(&caller, &request.instance)?;
+    let count = state.backend().release_all(&by).await?;
+    Ok(Json(CountDto { count }))
+}

@@ -1,0 +1,119 @@
+//! The `/v1` API as an axum `Router`, and its OpenAPI document.
+
+mod access;
+mod jobs;
+mod lease;
+mod queues;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::middleware;
+use axum::routing::{get, patch, post};
+use tower_http::timeout::TimeoutLayer;
+use utoipa::OpenApi;
+
+use crate::auth;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Who may do what, by role; also the OpenAPI document's description.
+pub const AUTHORIZATION: &str = "\
+Every request under /v1 (but /v1/openapi.json and /v1/health) is signed with two-legged OAuth \
+1.0a (HMAC-SHA1 or HMAC-SHA256). Authorization by role:
+
+| route | worker | producer | admin |
+|---|---|---|---|
+| POST /v1/jobs, POST /v1/jobs/batch (enqueue) | 403 | queues it was granted (others: 404) | any queue |
+| GET /v1/jobs/{id}, GET /v1/jobs/{id}/history | jobs whose lease it holds | jobs it enqueued | any job |
+| GET /v1/jobs, GET /v1/counts | 403 | its own jobs | all jobs |
+| POST /v1/jobs/{id}/cancel | 403 | jobs it enqueued | any job |
+| POST /v1/jobs/{id}/retry, POST /v1/reclaim | 403 | 403 | yes |
+| POST /v1/reserve | queues it is hired for | 403 | 403 |
+| POST /v1/jobs/{id}/heartbeat, complete, fail, release; POST /v1/complete | jobs of its queues, with the lease token (others: 404; stale: 409) | 403 | 403 |
+| POST /v1/release-all | its own instance's leases | 403 | 403 |
+| GET /v1/queues | queues it is hired for | queues it was granted | all |
+| POST /v1/queues, PATCH and DELETE /v1/queues/{name} | 403 | 403 | yes |
+
+A job or queue the caller may not see is 404 whether or not it exists.";
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "outsourced", description = "The job queue's HTTP API. See the authorization table below.\n\n"),
+    paths(
+        jobs::enqueue, jobs::enqueue_batch, jobs::get, jobs::history, jobs::list, jobs::counts,
+        jobs::cancel, jobs::retry, jobs::reclaim,
+        lease::reserve, lease::heartbeat, lease::complete, lease::complete_batch, lease::fail,
+        lease::release, lease::release_all,
+        queues::list, queues::create, queues::update, queues::delete,
+    ),
+    tags((name = "jobs"), (name = "workers"), (name = "queues"), (name = "admin"))
+)]
+struct ApiDoc;
+
+/// The OpenAPI document of the `/v1` API.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    let description = doc.info.description.get_or_insert_with(String::new);
+    description.push_str(AUTHORIZATION);
+    doc
+}
+
+async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
+    Json(openapi())
+}
+
+async fn health() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+async fn no_route() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "no_route",
+        "no such route; see /v1/openapi.json",
+    )
+}
+
+/// The router a host application mounts (`.nest("/outsourced", router(state))`): every route
+/// under `/v1`.
+pub fn router(state: AppState) -> Router {
+    let config = state.config().clone();
+    let signed = Router::new()
+        .route("/jobs", post(jobs::enqueue).get(jobs::list))
+        .route("/jobs/batch", post(jobs::enqueue_batch))
+        .route("/jobs/{id}", get(jobs::get))
+        .route("/jobs/{id}/history", get(jobs::history))
+        .route("/jobs/{id}/cancel", post(jobs::cancel))
+        .route("/jobs/{id}/retry", post(jobs::retry))
+        .route("/jobs/{id}/heartbeat", post(lease::heartbeat))
+        .route("/jobs/{id}/complete", post(lease::complete))
+        .route("/jobs/{id}/fail", post(lease::fail))
+        .route("/jobs/{id}/release", post(lease::release))
+        .route("/reserve", post(lease::reserve))
+        .route("/complete", post(lease::complete_batch))
+        .route("/release-all", post(lease::release_all))
+        .route("/reclaim", post(jobs::reclaim))
+        .route("/counts", get(jobs::counts))
+        .route("/queues", get(queues::list).post(queues::create))
+        .route(
+            "/queues/{name}",
+            patch(queues::update).delete(queues::delete),
+        )
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate,
+        ));
+    let api = signed
+        .route("/openapi.json", get(openapi_json))
+        .route("/health", get(health))
+        .fallback(no_route)
+        .layer(DefaultBodyLimit::max(config.batch_body_limit))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            config.request_timeout,
+        ))
+        .with_state(state);
+    Router::new().nest("/v1", api).fallback(no_route)
+}

@@ -1,0 +1,84 @@
+//! Queues: everyone sees the queues they may use; admins create, change and delete them.
+
+use axum::Json;
+use axum::extract::{Extension, State};
+use axum::http::StatusCode;
+use outsourced_backend_http::wire::{CreateQueueRequest, QueueDto, UpdateQueueRequest};
+use outsourced_backend_sql::Role;
+use outsourced_core::{Backend, QueueLimit, QueueUpdate};
+
+use super::access::{actor, may_use_queue};
+use crate::auth::{Caller, require};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{JsonBody, PathArg};
+use crate::state::AppState;
+
+/// The queues the caller may use (an admin: all), with their counts.
+#[utoipa::path(get, path = "/v1/queues", tag = "queues", responses((status = 200, body = Vec<QueueDto>)))]
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> ApiResult<Json<Vec<QueueDto>>> {
+    let queues = state.backend().queues(&actor(&caller)).await?;
+    let visible = queues.iter().filter(|q| may_use_queue(&caller, &q.name));
+    Ok(Json(visible.map(QueueDto::from).collect()))
+}
+
+fn limit(limit: Option<u64>, unlimited: bool) -> Result<Option<QueueLimit>, ApiError> {
+    match (limit, unlimited) {
+        (Some(_), true) => Err(ApiError::bad_request("give a limit or unlimited, not both")),
+        (_, true) => Ok(Some(QueueLimit::Unlimited)),
+        (Some(n), false) => Ok(Some(QueueLimit::Max(n))),
+        (None, false) => Ok(None),
+    }
+}
+
+/// Create a queue (admins).
+#[utoipa::path(post, path = "/v1/queues", request_body = CreateQueueRequest, tag = "queues",
+    responses((status = 201, body = QueueDto), (status = 409, description = "exists")))]
+pub(crate) async fn create(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    JsonBody(request): JsonBody<CreateQueueRequest>,
+) -> ApiResult<(StatusCode, Json<QueueDto>)> {
+    require(&caller, &[Role::Admin])?;
+    let limit = limit(request.limit, request.unlimited)?.unwrap_or_default();
+    let queue = state
+        .backend()
+        .create_queue(&actor(&caller), &request.name, limit)
+        .await?;
+    Ok((StatusCode::CREATED, Json(QueueDto::from(&queue))))
+}
+
+/// Change a queue's limit, or pause or resume it (admins).
+#[utoipa::path(patch, path = "/v1/queues/{name}", request_body = UpdateQueueRequest, tag = "queues",
+    responses((status = 200, body = QueueDto)))]
+pub(crate) async fn update(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    PathArg(name): PathArg<String>,
+    JsonBody(request): JsonBody<UpdateQueueRequest>,
+) -> ApiResult<Json<QueueDto>> {
+    require(&caller, &[Role::Admin])?;
+    let update = QueueUpdate {
+        limit: limit(request.limit, request.unlimited)?,
+        paused: request.paused,
+    };
+    let queue = state
+        .backend()
+        .update_queue(&actor(&caller), &name, update)
+        .await?;
+    Ok(Json(QueueDto::from(&queue)))
+}
+
+/// Delete a queue without live jobs (admins).
+#[utoipa::path(delete, path = "/v1/queues/{name}", tag = "queues", responses((status = 204)))]
+pub(crate) async fn delete(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    PathArg(name): PathArg<String>,
+) -> ApiResult<StatusCode> {
+    require(&caller, &[Role::Admin])?;
+    state.backend().delete_queue(&actor(&caller), &name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

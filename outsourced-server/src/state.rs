@@ -1,0 +1,89 @@
+//! The server's shared state: the SQL backend, the directory of principals, the nonce store,
+//! the server key and the settings.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use outsourced_backend_sql::{Directory, NonceStore, Principal, ServerKey, SqlBackend};
+
+use crate::config::ServerConfig;
+
+/// Everything a request handler needs. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    backend: SqlBackend,
+    directory: Directory,
+    nonces: NonceStore,
+    key: ServerKey,
+    config: ServerConfig,
+    scheme: &'static str,
+}
+
+impl AppState {
+    /// The state of a server over `backend`, decrypting secrets with `key`; `tls` says which
+    /// scheme clients sign (unless the config names a public origin).
+    pub fn new(backend: SqlBackend, key: ServerKey, config: ServerConfig, tls: bool) -> Self {
+        AppState {
+            inner: Arc::new(Inner {
+                directory: Directory::new(backend.clone()),
+                nonces: NonceStore::new(backend.clone()),
+                backend,
+                key,
+                config,
+                scheme: if tls { "https" } else { "http" },
+            }),
+        }
+    }
+
+    /// The SQL backend.
+    pub fn backend(&self) -> &SqlBackend {
+        &self.inner.backend
+    }
+
+    /// The directory of principals.
+    pub fn directory(&self) -> &Directory {
+        &self.inner.directory
+    }
+
+    pub(crate) fn nonces(&self) -> &NonceStore {
+        &self.inner.nonces
+    }
+
+    pub(crate) fn key(&self) -> &ServerKey {
+        &self.inner.key
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &ServerConfig {
+        &self.inner.config
+    }
+
+    pub(crate) fn scheme(&self) -> &'static str {
+        self.inner.scheme
+    }
+
+    /// The wall clock, for OAuth timestamps (the backend's own clock decides leases).
+    pub(crate) fn wall_clock(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+
+    /// Notes a principal's request, at most every half minute (each note is a write).
+    pub(crate) async fn seen(&self, principal: &Principal) {
+        let stale = principal
+            .last_seen_at
+            .is_none_or(|at| self.wall_clock() - at > chrono::Duration::seconds(30));
+        if stale
+            && let Err(error) = self
+                .inner
+                .directory
+                .touch(principal.role, &principal.name)
+                .await
+        {
+            tracing::warn!(%error, "could not record a principal's last contact");
+        }
+    }
+}
