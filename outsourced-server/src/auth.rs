@@ -223,10 +223,14 @@ async fn verify_signature(state: &AppState, signed: &SignedRequest) -> Result<Pr
             "invalid_signature",
             "this server uses two-legged OAuth 1.0a: send no oauth_token",
         )),
-        _ => Err(ApiError::unauthorized(
-            "invalid_signature",
-            "the signature does not match the request and the consumer's credentials",
-        )),
+        _ => {
+            // The base string holds no secret; it shows a client's author what to compare.
+            tracing::debug!(base_string = %signed.base_string, "signature mismatch");
+            Err(ApiError::unauthorized(
+                "invalid_signature",
+                "the signature does not match the request and the consumer's credentials",
+            ))
+        }
     }
 }
 

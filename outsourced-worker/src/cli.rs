@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
+use outsourced_backend_http::{HttpBackend, HttpConfig};
 use outsourced_backend_sql::{Directory, Role, SqlBackend};
 use outsourced_core::Backend;
 
@@ -104,9 +105,18 @@ pub async fn connect(
             assignment(config, Directory::new(backend.clone()), options).await?;
             Ok(Arc::new(backend))
         }
-        BackendConfig::Http { url, .. } => Err(format!(
-            "this build cannot talk to a server over HTTP yet ({url}); use a `sql` backend"
-        )),
+        BackendConfig::Http {
+            url,
+            consumer_key,
+            consumer_secret,
+            ca_file,
+        } => {
+            // The server decides the worker's queues and refuses a locked worker.
+            let mut http = HttpConfig::new(url, consumer_key, consumer_secret);
+            http.ca_file = ca_file.clone();
+            let backend = HttpBackend::new(http).map_err(|e| e.to_string())?;
+            Ok(Arc::new(backend))
+        }
     }
 }
 

@@ -46,6 +46,8 @@ pub(crate) enum Command {
     Job(JobCommand),
     /// Run the whole flow on a fresh SQLite file and show what happened.
     Demo(DemoArgs),
+    /// Serve the HTTP API (and reclaim expired leases) until SIGTERM or SIGINT.
+    Serve(ServeArgs),
     /// Bring the database schema up to date (every command also does this).
     Migrate,
     /// Rotate the server key: re-encrypt every secret under a new key.
@@ -276,4 +278,27 @@ pub(crate) struct DemoArgs {
     /// Keep the demo's database instead of deleting it.
     #[arg(long)]
     pub(crate) keep: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// The address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub(crate) bind: String,
+    /// The path the API is mounted under (the URL workers are given ends with it).
+    #[arg(long, default_value = "/outsourced")]
+    pub(crate) mount: String,
+    /// A PEM certificate chain: serve HTTPS.
+    #[arg(long, requires = "tls_key")]
+    pub(crate) tls_cert: Option<PathBuf>,
+    /// The PEM private key of the certificate.
+    #[arg(long, requires = "tls_cert")]
+    pub(crate) tls_key: Option<PathBuf>,
+    /// The scheme and host clients use, when a proxy in front terminates TLS
+    /// (e.g. https://jobs.example.com); signatures cover it.
+    #[arg(long)]
+    pub(crate) public_origin: Option<String>,
+    /// Refuse bodies without the signed body_sha256 query parameter.
+    #[arg(long)]
+    pub(crate) require_body_hash: bool,
 }

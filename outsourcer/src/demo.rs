@@ -1,17 +1,21 @@
 //! `outsourcer demo`: the whole flow on a fresh SQLite file. It creates a queue and a worker,
-//! hires it, enqueues a few thousand jobs (some fail once and are retried, some have an owner,
-//! one fails for good), works them off with workers, and shows what happened.
+//! hires it, serves the HTTP API on a local port, enqueues a few thousand jobs (some fail once
+//! and are retried, some have an owner, one fails for good), works them off with workers that
+//! talk to the server over HTTP with signed requests, and shows what happened.
 
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use outsourced_backend_sql::{Directory, Role, ServerKey, SqlBackend, SqlConfig};
+use outsourced_backend_http::{HttpBackend, HttpConfig};
+use outsourced_backend_sql::{Credentials, Directory, Role, ServerKey, SqlBackend, SqlConfig};
 use outsourced_core::{
     Actor, Backend, BackendExt, Backoff, Job, JobContext, JobError, JobExt, JobFilter, JobState,
     NewJob, Owner, QueueLimit, Registry, Result,
 };
+use outsourced_server::{AppState, ServerConfig, serve};
 use outsourced_worker::{Shutdown, Stage, Worker, WorkerOptions};
 use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
 
 use crate::args::DemoArgs;
 use crate::context::Ctx;
@@ -132,13 +136,17 @@ pub(crate) async fn run(ctx: &Ctx, args: DemoArgs) -> Result<()> {
     config.sqlite_sync = outsourced_backend_sql::SqliteSync::Normal;
     let backend = SqlBackend::open(config).await?;
     let admin = ctx.actor();
-    setup(&backend, &admin, args.jobs).await?;
+    // The demo's own server key: nothing it creates outlives it.
+    let key = ServerKey::generate();
+    let credentials = setup(&backend, &key, &admin, args.jobs).await?;
+    let (url, _server) = start_server(&backend, key).await?;
     let jobs = jobs(args.jobs)?;
     let total = jobs.len();
     let started = Instant::now();
     enqueue(ctx, &backend, jobs).await?;
     let enqueued_in = started.elapsed();
-    let worked_in = work(ctx, &backend, args.workers, total).await?;
+    let remote = HttpConfig::new(url, credentials.consumer_key, credentials.consumer_secret);
+    let worked_in = work(ctx, &backend, remote, args.workers, total).await?;
     report(&backend, &admin, total, enqueued_in, worked_in).await?;
     if args.keep {
         let kept = dir.keep();
@@ -151,17 +159,43 @@ pub(crate) async fn run(ctx: &Ctx, args: DemoArgs) -> Result<()> {
 }
 
 /// A queue, a worker with credentials, and the hire.
-async fn setup(backend: &SqlBackend, admin: &Actor, jobs: usize) -> Result<()> {
+async fn setup(
+    backend: &SqlBackend,
+    key: &ServerKey,
+    admin: &Actor,
+    jobs: usize,
+) -> Result<Credentials> {
     let limit = QueueLimit::Max(jobs as u64 + 100);
     backend.create_queue(admin, QUEUE, limit).await?;
     let directory = Directory::new(backend.clone());
-    // The demo's own key: nothing it creates outlives it.
-    directory
-        .create(&ServerKey::generate(), Role::Worker, WORKER)
-        .await?;
+    let (_, credentials) = directory.create(key, Role::Worker, WORKER).await?;
     directory.grant(Role::Worker, WORKER, QUEUE).await?;
     println!("created queue {QUEUE} (limit {limit}) and worker {WORKER}, hired for {QUEUE}");
-    Ok(())
+    Ok(credentials)
+}
+
+/// A server on a free local port; it stops when the returned sender is dropped.
+async fn start_server(
+    backend: &SqlBackend,
+    key: ServerKey,
+) -> Result<(String, oneshot::Sender<()>)> {
+    let failed =
+        |what: &str, e: std::io::Error| outsourced_core::Error::invalid(format!("{what}: {e}"));
+    let state = AppState::new(backend.clone(), key, ServerConfig::default(), false);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| failed("cannot listen", e))?;
+    let addr = listener.local_addr().map_err(|e| failed("no address", e))?;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let app = crate::serve::app(state, "/outsourced");
+    let shutdown = async move {
+        let _ = stopped.await;
+    };
+    let header_timeout = ServerConfig::default().header_timeout;
+    tokio::spawn(serve(listener, app, None, header_timeout, shutdown));
+    let url = format!("http://{addr}/outsourced");
+    println!("serving the API at {url}; the workers sign every request with OAuth 1.0a");
+    Ok((url, stop))
 }
 
 async fn enqueue(ctx: &Ctx, backend: &SqlBackend, jobs: Vec<NewJob>) -> Result<()> {
@@ -175,8 +209,14 @@ async fn enqueue(ctx: &Ctx, backend: &SqlBackend, jobs: Vec<NewJob>) -> Result<(
     Ok(())
 }
 
-/// Runs `workers` worker processes' worth of workers until every job has finished.
-async fn work(ctx: &Ctx, backend: &SqlBackend, workers: usize, total: usize) -> Result<Duration> {
+/// Runs `workers` workers over HTTP until every job has finished.
+async fn work(
+    ctx: &Ctx,
+    backend: &SqlBackend,
+    remote: HttpConfig,
+    workers: usize,
+    total: usize,
+) -> Result<Duration> {
     let started = Instant::now();
     let (trigger, shutdown) = Shutdown::manual();
     let mut running = Vec::new();
@@ -187,7 +227,8 @@ async fn work(ctx: &Ctx, backend: &SqlBackend, workers: usize, total: usize) -> 
             batch: 50,
             ..WorkerOptions::default()
         };
-        let worker = Worker::new(std::sync::Arc::new(backend.clone()), WORKER)
+        let client = HttpBackend::new(remote.clone())?;
+        let worker = Worker::new(std::sync::Arc::new(client), WORKER)
             .registry(registry())
             .options(options);
         let shutdown = shutdown.clone();

@@ -11,6 +11,7 @@ mod job;
 mod output;
 mod principal;
 mod queue;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -23,7 +24,7 @@ use crate::context::Ctx;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logs(matches!(cli.command, Command::Demo(_)));
+    init_logs(&cli.command);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -40,10 +41,15 @@ fn main() -> ExitCode {
     }
 }
 
-/// Logs go to standard error at `warn` (the demo: nothing) unless `RUST_LOG` says otherwise.
-fn init_logs(quiet: bool) {
+/// Logs go to standard error unless `RUST_LOG` says otherwise: `info` for the server, nothing
+/// for the demo, `warn` for the rest.
+fn init_logs(command: &Command) {
     use tracing_subscriber::EnvFilter;
-    let default = if quiet { "off" } else { "warn" };
+    let default = match command {
+        Command::Demo(_) => "off",
+        Command::Serve(_) => "info",
+        _ => "warn",
+    };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -60,6 +66,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Admin(command) => principal::run(&ctx, Role::Admin, command).await,
         Command::Job(command) => job::run(&ctx, command).await,
         Command::Demo(args) => demo::run(&ctx, args).await,
+        Command::Serve(args) => serve::run(&ctx, args).await,
         Command::Migrate => {
             // Opening the database already migrated it.
             println!(

@@ -24,8 +24,18 @@ pub(crate) struct RunningServer {
 impl RunningServer {
     /// A server mounted under `/outsourced` over `sql`.
     pub(crate) async fn start(sql: SqlBackend, config: ServerConfig) -> RunningServer {
+        Self::start_with_tls(sql, config, None).await
+    }
+
+    /// The same, over TLS when `tls` is given (the URL is then `https://localhost:PORT`).
+    pub(crate) async fn start_with_tls(
+        sql: SqlBackend,
+        config: ServerConfig,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+    ) -> RunningServer {
         let key = ServerKey::generate();
-        let state = AppState::new(sql.clone(), key.clone(), config.clone(), false);
+        let https = tls.is_some();
+        let state = AppState::new(sql.clone(), key.clone(), config.clone(), https);
         let app = axum::Router::new().nest("/outsourced", outsourced_server::router(state));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -35,15 +45,14 @@ impl RunningServer {
         let shutdown = async move {
             let _ = stopped.await;
         };
-        tokio::spawn(outsourced_server::serve(
-            listener,
-            app,
-            None,
-            config.header_timeout,
-            shutdown,
-        ));
+        let serving = outsourced_server::serve(listener, app, tls, config.header_timeout, shutdown);
+        tokio::spawn(serving);
+        let url = match https {
+            true => format!("https://localhost:{}/outsourced", addr.port()),
+            false => format!("http://{addr}/outsourced"),
+        };
         RunningServer {
-            url: format!("http://{addr}/outsourced"),
+            url,
             sql,
             key,
             _stop: stop,

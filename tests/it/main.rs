@@ -2,10 +2,14 @@
 //! binaries, and the tests that only make sense for one backend.
 
 mod bins;
+mod signing;
 mod support;
 
 mod cli;
 mod http;
+mod http_authz;
+mod http_refusals;
+mod interop;
 mod sql;
 mod sqlite;
 mod worker;

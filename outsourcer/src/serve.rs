@@ -1,0 +1,70 @@
+//! `outsourcer serve`: the HTTP API on its own, with the server's maintenance beside it.
+
+use outsourced_core::{Error, Result};
+use outsourced_server::{AppState, ServerConfig, maintenance, router, serve, tls_acceptor};
+use outsourced_worker::{Shutdown, Stage};
+
+use crate::args::ServeArgs;
+use crate::context::Ctx;
+
+fn io(what: &str, error: std::io::Error) -> Error {
+    Error::invalid(format!("{what}: {error}"))
+}
+
+/// The app with the API under `mount`.
+pub(crate) fn app(state: AppState, mount: &str) -> axum::Router {
+    let mount = mount.trim_end_matches('/');
+    if mount.is_empty() {
+        router(state)
+    } else {
+        axum::Router::new().nest(mount, router(state))
+    }
+}
+
+pub(crate) async fn run(ctx: &Ctx, args: ServeArgs) -> Result<()> {
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => {
+            Some(tls_acceptor(cert, key).map_err(|e| io("cannot load the TLS certificate", e))?)
+        }
+        _ => None,
+    };
+    let config = ServerConfig {
+        public_origin: args.public_origin.clone(),
+        require_body_hash: args.require_body_hash,
+        ..ServerConfig::default()
+    };
+    let state = AppState::new(
+        ctx.backend.clone(),
+        ctx.key()?,
+        config.clone(),
+        tls.is_some(),
+    );
+    let listener = tokio::net::TcpListener::bind(&args.bind)
+        .await
+        .map_err(|e| io(&format!("cannot listen on {}", args.bind), e))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| io("no local address", e))?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    println!(
+        "serving {scheme}://{addr}{} (database {})",
+        args.mount.trim_end_matches('/'),
+        outsourced_backend_sql::redact(&ctx.url)
+    );
+    let shutdown = Shutdown::on_signals();
+    let stopped = |mut shutdown: Shutdown| async move { shutdown.reached(Stage::Draining).await };
+    let maintaining = tokio::spawn(maintenance::maintain(
+        state.clone(),
+        stopped(shutdown.clone()),
+    ));
+    let served = serve(
+        listener,
+        app(state, &args.mount),
+        tls,
+        config.header_timeout,
+        stopped(shutdown),
+    )
+    .await;
+    maintaining.abort();
+    served.map_err(|e| io("the server failed", e))
+}

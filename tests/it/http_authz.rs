@@ -1,0 +1,320 @@
+//! The authorization matrix: every route against the rightful worker, a worker of another
+//! queue, a producer, another producer, no credentials, and an admin.
+
+use outsourced_backend_sql::{Credentials, Role, SqlBackend};
+use outsourced_core::{Actor, Backend, JobId, NewJob, QueueLimit, ReserveOptions, WorkerInstance};
+use outsourced_server::ServerConfig;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::http::RunningServer;
+use crate::signing::Signed;
+use crate::support::test_config;
+
+/// The callers, in the order of every row below.
+const CALLERS: [&str; 6] = [
+    "worker",
+    "other worker",
+    "producer",
+    "other producer",
+    "nobody",
+    "admin",
+];
+
+struct World {
+    server: RunningServer,
+    callers: Vec<Option<Credentials>>,
+    running: JobId,
+    token: String,
+    waiting: JobId,
+}
+
+impl World {
+    async fn new() -> World {
+        let sql = SqlBackend::open(test_config("sqlite::memory:"))
+            .await
+            .expect("open");
+        let server = RunningServer::start(sql, ServerConfig::default()).await;
+        let admin = Actor::Admin("root".into());
+        for queue in ["a", "b"] {
+            server
+                .sql
+                .create_queue(&admin, queue, QueueLimit::default())
+                .await
+                .expect("a queue");
+        }
+        let mut callers = Vec::new();
+        for (role, name, queue) in [
+            (Role::Worker, "w1", Some("a")),
+            (Role::Worker, "w2", Some("b")),
+            (Role::Producer, "shop", Some("a")),
+            (Role::Producer, "shop2", Some("b")),
+        ] {
+            let (_, credentials) = server.client(role, name).await;
+            if let Some(queue) = queue {
+                server
+                    .directory()
+                    .grant(role, name, queue)
+                    .await
+                    .expect("access");
+            }
+            callers.push(Some(credentials));
+        }
+        callers.push(None);
+        callers.push(Some(server.client(Role::Admin, "root").await.1));
+        let shop = Actor::Producer("shop".into());
+        let job = |queue: &str| NewJob::new("Work", json!([])).queue(queue);
+        let running = server.sql.enqueue(&shop, job("a")).await.expect("a job").id;
+        let w1 = WorkerInstance::new("w1", "i");
+        let reserved = server
+            .sql
+            .reserve(&w1, ReserveOptions::up_to(1).queues(["a"]))
+            .await
+            .expect("reserve");
+        let token = reserved[0].lease.token.clone();
+        let waiting = server.sql.enqueue(&shop, job("a")).await.expect("a job").id;
+        server
+            .sql
+            .enqueue(&Actor::Producer("shop2".into()), job("b"))
+            .await
+            .expect("a job");
+        World {
+            server,
+            callers,
+            running,
+            token,
+            waiting,
+        }
+    }
+
+    /// Calls a route as caller `i`; returns the status and the JSON answer.
+    async fn call(
+        &self,
+        i: usize,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let url = format!("{}/v1/{path}", self.server.url);
+        let response = match &self.callers[i] {
+            Some(c) => {
+                Signed::new(method, &url, &c.consumer_key, body)
+                    .sign(&c.consumer_secret)
+                    .send()
+                    .await
+            }
+            None => {
+                let request = reqwest::Client::new().request(method, url);
+                let request = match body {
+                    Some(body) => request.json(&body),
+                    None => request,
+                };
+                request.send().await.expect("an answer")
+            }
+        };
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or_default())
+    }
+
+    /// Checks a route's status for every caller (`expected` in the order of [`CALLERS`]).
+    async fn row(&self, method: Method, path: &str, body: Option<Value>, expected: [u16; 6]) {
+        for (i, want) in expected.into_iter().enumerate() {
+            let (got, answer) = self.call(i, method.clone(), path, body.clone()).await;
+            assert_eq!(got, want, "{method} {path} as {}: {answer}", CALLERS[i]);
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_route_answers_each_role_as_the_table_says() {
+    let w = World::new().await;
+    let (running, waiting) = (w.running.0, w.waiting.0);
+    let lease = json!({"instance": "i", "token": w.token});
+    //                                                          w1   w2   shop shop2 none admin
+    w.row(
+        Method::GET,
+        &format!("jobs/{running}"),
+        None,
+        [200, 404, 200, 404, 401, 200],
+    )
+    .await;
+    w.row(
+        Method::GET,
+        &format!("jobs/{running}/history"),
+        None,
+        [200, 404, 200, 404, 401, 200],
+    )
+    .await;
+    w.row(
+        Method::GET,
+        &format!("jobs/{waiting}"),
+        None,
+        [404, 404, 200, 404, 401, 200],
+    )
+    .await;
+    w.row(Method::GET, "jobs", None, [403, 403, 200, 200, 401, 200])
+        .await;
+    w.row(Method::GET, "counts", None, [403, 403, 200, 200, 401, 200])
+        .await;
+    w.row(
+        Method::POST,
+        "reclaim",
+        Some(json!({"limit": 10})),
+        [403, 403, 403, 403, 401, 200],
+    )
+    .await;
+    w.row(
+        Method::POST,
+        &format!("jobs/{waiting}/retry"),
+        None,
+        [403, 403, 403, 403, 401, 409],
+    )
+    .await;
+    w.row(
+        Method::POST,
+        "queues",
+        Some(json!({"name": "c"})),
+        [403, 403, 403, 403, 401, 201],
+    )
+    .await;
+    w.row(
+        Method::PATCH,
+        "queues/c",
+        Some(json!({"paused": true})),
+        [403, 403, 403, 403, 401, 200],
+    )
+    .await;
+    w.row(
+        Method::POST,
+        &format!("jobs/{running}/heartbeat"),
+        Some(lease.clone()),
+        [200, 404, 403, 403, 401, 403],
+    )
+    .await;
+    let enqueue = json!({"class": "Work", "queue": "a"});
+    w.row(
+        Method::POST,
+        "jobs",
+        Some(enqueue),
+        [403, 403, 201, 404, 401, 201],
+    )
+    .await;
+    // Cancel a job: its producer and admins only (the waiting job is cancelled by the first).
+    w.row(
+        Method::POST,
+        &format!("jobs/{waiting}/cancel"),
+        None,
+        [403, 403, 200, 404, 401, 200],
+    )
+    .await;
+    // Reports on a lease: only the worker whose queue it is, with the token.
+    let failure = json!({"instance": "i", "token": w.token, "error": {"message": "x"}, "retry": {"kind": "backoff"}});
+    for (route, body, rightful) in [
+        ("fail", failure, 200),
+        ("release", lease.clone(), 409),
+        ("complete", lease.clone(), 409),
+    ] {
+        // The rightful worker's failure ends the attempt, so its release and complete are stale.
+        let path = format!("jobs/{running}/{route}");
+        w.row(
+            Method::POST,
+            &path,
+            Some(body),
+            [rightful, 404, 403, 403, 401, 403],
+        )
+        .await;
+    }
+    let batch = json!({"instance": "i", "leases": [{"id": running, "token": w.token}]});
+    w.row(
+        Method::POST,
+        "complete",
+        Some(batch),
+        [200, 200, 403, 403, 401, 403],
+    )
+    .await;
+    let (_, answer) = w
+        .call(
+            1,
+            Method::POST,
+            "complete",
+            Some(json!({"instance": "i", "leases": [{"id": running, "token": w.token}]})),
+        )
+        .await;
+    assert_eq!(
+        answer["results"][0]["code"], "not_found",
+        "another queue's job is not found"
+    );
+    w.row(
+        Method::POST,
+        "release-all",
+        Some(json!({"instance": "i"})),
+        [200, 200, 403, 403, 401, 403],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn each_role_sees_only_its_queues_and_jobs() {
+    let w = World::new().await;
+    let names = |answer: &Value| -> Vec<String> {
+        answer.as_array().map_or_else(Vec::new, |list| {
+            list.iter()
+                .filter_map(|q| q["name"].as_str().map(str::to_owned))
+                .collect()
+        })
+    };
+    let expected: [&[&str]; 6] = [&["a"], &["b"], &["a"], &["b"], &[], &["a", "b", "default"]];
+    for (i, want) in expected.iter().enumerate().filter(|(i, _)| *i != 4) {
+        let (status, answer) = w.call(i, Method::GET, "queues", None).await;
+        assert_eq!(
+            (status, names(&answer)),
+            (200, want.iter().map(|s| s.to_string()).collect()),
+            "{}",
+            CALLERS[i]
+        );
+    }
+    let (_, jobs) = w.call(3, Method::GET, "jobs", None).await;
+    let by: Vec<&str> = jobs.as_array().map_or_else(Vec::new, |l| {
+        l.iter().filter_map(|j| j["enqueued_by"].as_str()).collect()
+    });
+    assert_eq!(
+        by,
+        ["producer:shop2"],
+        "a producer lists only what it enqueued"
+    );
+    // A worker of another queue reserving that queue gets nothing, and learns nothing.
+    let (status, answer) = w
+        .call(
+            1,
+            Method::POST,
+            "reserve",
+            Some(json!({"instance": "i", "limit": 5, "queues": ["a"]})),
+        )
+        .await;
+    assert_eq!((status, answer["jobs"].clone()), (200, json!([])));
+    let (status, answer) = w
+        .call(
+            0,
+            Method::POST,
+            "reserve",
+            Some(json!({"instance": "i", "limit": 5})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        answer["jobs"].as_array().map(Vec::len),
+        Some(1),
+        "the rightful worker gets its queue's job"
+    );
+    for i in [2, 3, 5] {
+        let (status, _) = w
+            .call(
+                i,
+                Method::POST,
+                "reserve",
+                Some(json!({"instance": "i", "limit": 5})),
+            )
+            .await;
+        assert_eq!(status, 403, "{} may not reserve", CALLERS[i]);
+    }
+}

@@ -1,0 +1,353 @@
+//! Every bad request is refused with its status and code, and changes nothing: bad or replayed
+//! signatures, stale timestamps, tampered parts, malformed and oversized bodies, full queues.
+
+use std::time::Duration;
+
+use outsourced_backend_sql::{Role, SqlBackend};
+use outsourced_core::{Actor, Backend, BackendExt, CountFilter, NewJob, QueueLimit, by_state};
+use outsourced_server::ServerConfig;
+use reqwest::Method;
+use serde_json::json;
+
+use crate::http::RunningServer;
+use crate::signing::{Signed, status_and_code};
+use crate::support::test_config;
+
+struct Setup {
+    server: RunningServer,
+    key: String,
+    secret: String,
+}
+
+impl Setup {
+    async fn new(config: ServerConfig) -> Setup {
+        let sql = SqlBackend::open(test_config("sqlite::memory:"))
+            .await
+            .expect("open");
+        let server = RunningServer::start(sql, config).await;
+        let (_, credentials) = server.client(Role::Producer, "shop").await;
+        let admin = Actor::Admin("root".into());
+        server
+            .sql
+            .create_queue(&admin, "mail", QueueLimit::Max(1))
+            .await
+            .expect("a queue");
+        server
+            .directory()
+            .grant(Role::Producer, "shop", "mail")
+            .await
+            .expect("grant");
+        Setup {
+            server,
+            key: credentials.consumer_key,
+            secret: credentials.consumer_secret,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}/v1/{path}", self.server.url)
+    }
+
+    /// A signed enqueue of a job into `mail`.
+    fn enqueue(&self) -> Signed {
+        let body = json!({"class": "Send", "args": [1], "queue": "mail"});
+        Signed::new(Method::POST, &self.url("jobs"), &self.key, Some(body)).sign(&self.secret)
+    }
+
+    async fn stored(&self) -> u64 {
+        let groups = self
+            .server
+            .sql
+            .counts(&Actor::Admin("root".into()), CountFilter::default())
+            .await;
+        by_state(&groups.expect("counts")).total()
+    }
+
+    /// Sends `request`, expects `status` and `code`, and checks that nothing was stored.
+    async fn refused(&self, request: &Signed, status: u16, code: &str) {
+        let before = self.stored().await;
+        let answer = status_and_code(request.send().await).await;
+        assert_eq!(answer, (status, code.to_owned()), "{request:?}");
+        assert_eq!(
+            self.stored().await,
+            before,
+            "a refused request changed nothing"
+        );
+    }
+}
+
+#[tokio::test]
+async fn bad_signatures_are_refused_before_anything_happens() {
+    let s = Setup::new(ServerConfig::default()).await;
+    // Unsigned.
+    let unsigned = reqwest::Client::new()
+        .post(s.url("jobs"))
+        .json(&json!({"class": "X"}))
+        .send()
+        .await;
+    assert_eq!(
+        status_and_code(unsigned.expect("an answer")).await,
+        (401, "unsigned".into())
+    );
+    // A wrong secret, and an unknown key: the same answer.
+    s.refused(
+        &s.enqueue().sign("not the secret"),
+        401,
+        "invalid_signature",
+    )
+    .await;
+    let mut stranger = s.enqueue();
+    stranger.consumer_key = "nobody".into();
+    s.refused(&stranger.sign("whatever"), 401, "invalid_signature")
+        .await;
+    // Each signed part tampered with after signing.
+    let mut method = s.enqueue();
+    method.method = Method::GET;
+    s.refused(&method, 401, "invalid_signature").await;
+    let mut path = s.enqueue();
+    path.url = url::Url::parse(&s.url("jobs/batch")).expect("a URL");
+    s.refused(&path, 401, "invalid_signature").await;
+    let mut query = s.enqueue();
+    query.url.set_query(Some("extra=1"));
+    s.refused(&query, 401, "invalid_signature").await;
+    let mut timestamp = s.enqueue();
+    timestamp.timestamp -= 1;
+    s.refused(&timestamp, 401, "invalid_signature").await;
+    let mut nonce = s.enqueue();
+    nonce.nonce.push('x');
+    s.refused(&nonce, 401, "invalid_signature").await;
+    let mut signature = s.enqueue();
+    signature.signature = signature
+        .signature
+        .replace(|c: char| c.is_ascii_digit(), "A");
+    s.refused(&signature, 401, "invalid_signature").await;
+    // PLAINTEXT is refused outright.
+    let mut plaintext = s.enqueue();
+    plaintext.signature_method = "PLAINTEXT";
+    s.refused(&plaintext, 400, "invalid_oauth").await;
+    // And the good request goes through.
+    let ok = s.enqueue().send().await;
+    assert_eq!(ok.status().as_u16(), 201);
+}
+
+#[tokio::test]
+async fn replays_and_stale_timestamps_are_refused() {
+    let s = Setup::new(ServerConfig::default()).await;
+    let request = s.enqueue();
+    assert_eq!(request.send().await.status().as_u16(), 201);
+    // Byte for byte again: the nonce was used.
+    let admin = Actor::Admin("root".into());
+    s.server
+        .sql
+        .update_queue(
+            &admin,
+            "mail",
+            outsourced_core::QueueUpdate {
+                limit: Some(QueueLimit::Max(10)),
+                paused: None,
+            },
+        )
+        .await
+        .expect("room");
+    s.refused(&request, 401, "nonce_used").await;
+    // The same nonce written differently (%61 is `a`) is the same nonce.
+    let mut spelled = s.enqueue();
+    spelled.nonce = "abc".into();
+    let spelled = spelled.sign(&s.secret);
+    assert_eq!(spelled.send().await.status().as_u16(), 201);
+    let header = spelled
+        .authorization()
+        .replace("oauth_nonce=\"abc\"", "oauth_nonce=\"%61bc\"");
+    let replay = reqwest::Client::new()
+        .post(spelled.url.clone())
+        .header("authorization", header)
+        .header("content-type", "application/json")
+        .body(spelled.body.clone().unwrap_or_default())
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(status_and_code(replay).await, (401, "nonce_used".into()));
+    // A bad signature does not burn the nonce it carries.
+    let mut first = s.enqueue();
+    first.nonce = "saved-for-later".into();
+    let bad = first.clone().sign("wrong");
+    s.refused(&bad, 401, "invalid_signature").await;
+    assert_eq!(first.sign(&s.secret).send().await.status().as_u16(), 201);
+    // Five minutes and a second away from the server's clock, either way.
+    for skew in [-301, 301] {
+        let mut old = s.enqueue();
+        old.timestamp += skew;
+        let old = old.sign(&s.secret);
+        let response = old.send().await;
+        assert!(
+            response.headers().contains_key("date"),
+            "the server's time, to correct skew"
+        );
+        assert_eq!(
+            status_and_code(response).await,
+            (401, "timestamp_refused".into())
+        );
+    }
+    let mut within = s.enqueue();
+    within.timestamp -= 299;
+    assert_eq!(within.sign(&s.secret).send().await.status().as_u16(), 201);
+}
+
+#[tokio::test]
+async fn locked_clients_and_missing_body_hashes_are_refused() {
+    let s = Setup::new(ServerConfig {
+        require_body_hash: true,
+        ..ServerConfig::default()
+    })
+    .await;
+    // An ordinary OAuth client sends no body hash: refused when the server requires one.
+    s.refused(&s.enqueue(), 401, "body_hash_required").await;
+    // A body hash that does not match the body.
+    let mut tampered = s.enqueue();
+    tampered.url.set_query(Some("body_sha256=AAAA"));
+    let tampered = tampered.sign(&s.secret);
+    s.refused(&tampered, 401, "body_hash_mismatch").await;
+    s.server
+        .directory()
+        .set_locked(Role::Producer, "shop", true)
+        .await
+        .expect("lock");
+    let mut locked = s.enqueue();
+    let hash = {
+        use base64::Engine;
+        use sha2::Digest;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(
+            locked.body.clone().unwrap_or_default(),
+        ))
+    };
+    locked.url.set_query(Some(&format!("body_sha256={hash}")));
+    s.refused(&locked.sign(&s.secret), 401, "locked").await;
+}
+
+#[tokio::test]
+async fn malformed_and_oversized_bodies_are_refused() {
+    let s = Setup::new(ServerConfig {
+        body_limit: 64 * 1024,
+        ..ServerConfig::default()
+    })
+    .await;
+    let send = |body: Vec<u8>| {
+        let mut request = Signed::new(Method::POST, &s.url("jobs"), &s.key, None);
+        request.body = Some(body);
+        request.sign(&s.secret)
+    };
+    s.refused(&send(b"{not json".to_vec()), 400, "invalid_input")
+        .await;
+    s.refused(
+        &send(b"{\"class\": \"X\", \"surprise\": 1}".to_vec()),
+        400,
+        "invalid_input",
+    )
+    .await;
+    let deep = format!(
+        "{{\"class\": \"X\", \"args\": {}{}}}",
+        "[".repeat(5000),
+        "]".repeat(5000)
+    );
+    s.refused(&send(deep.into_bytes()), 400, "invalid_input")
+        .await;
+    let huge = format!(
+        "{{\"class\": \"X\", \"args\": \"{}\"}}",
+        "a".repeat(100 * 1024)
+    );
+    s.refused(&send(huge.into_bytes()), 413, "too_large").await;
+    let bad_backoff = json!({"class": "X", "queue": "mail", "backoff": "sometimes"}).to_string();
+    s.refused(&send(bad_backoff.into_bytes()), 400, "invalid_input")
+        .await;
+    let bad_id = Signed::new(Method::GET, &s.url("jobs/abc"), &s.key, None).sign(&s.secret);
+    s.refused(&bad_id, 400, "invalid_input").await;
+    let header = r#"OAuth oauth_consumer_key="%zz", oauth_nonce="n", oauth_signature_method="HMAC-SHA1", oauth_timestamp="1", oauth_signature="x""#;
+    let response = reqwest::Client::new()
+        .get(s.url("queues"))
+        .header("authorization", header)
+        .send()
+        .await;
+    assert_eq!(
+        status_and_code(response.expect("an answer")).await,
+        (400, "invalid_oauth".into())
+    );
+}
+
+#[tokio::test]
+async fn a_full_queue_answers_429_with_retry_after() {
+    let s = Setup::new(ServerConfig::default()).await;
+    assert_eq!(s.enqueue().send().await.status().as_u16(), 201);
+    let before = s.stored().await;
+    let response = s.enqueue().send().await;
+    assert_eq!(
+        response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some("1")
+    );
+    assert_eq!(status_and_code(response).await, (429, "queue_full".into()));
+    assert_eq!(s.stored().await, before);
+    // Through the client, the same refusal is the core's QueueFull.
+    let producer = outsourced_backend_http::HttpBackend::new(
+        outsourced_backend_http::HttpConfig::new(&s.server.url, &s.key, &s.secret),
+    )
+    .expect("a client");
+    let refused = producer
+        .enqueue(
+            &Actor::Producer("shop".into()),
+            NewJob::new("X", json!([])).queue("mail"),
+        )
+        .await;
+    assert!(
+        matches!(
+            refused,
+            Err(outsourced_core::Error::QueueFull { limit: 1, .. })
+        ),
+        "{refused:?}"
+    );
+    let queues = producer
+        .queues(&Actor::Producer("shop".into()))
+        .await
+        .expect("queues");
+    assert_eq!(
+        queues.iter().map(|q| q.name.as_str()).collect::<Vec<_>>(),
+        ["mail"],
+        "only its own queues"
+    );
+    let _ = producer
+        .queue(&Actor::Producer("shop".into()), "mail")
+        .await
+        .expect("its queue");
+}
+
+#[tokio::test]
+async fn slow_clients_are_cut_off_after_the_header_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let config = ServerConfig {
+        header_timeout: Duration::from_millis(500),
+        ..ServerConfig::default()
+    };
+    let s = Setup::new(config).await;
+    let addr = s
+        .server
+        .url
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream
+        .write_all(b"GET /outsourced/v1/health HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .expect("write");
+    // Never finish the headers: the server must close the connection on its own. The outer
+    // timeout only bounds a failing test.
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut buf)).await;
+    assert!(
+        read.is_ok(),
+        "the server kept a slow client's connection open"
+    );
+}

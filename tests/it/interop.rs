@@ -1,0 +1,115 @@
+//! Clients that are not ours: a worker written in Python with an ordinary OAuth 1.0a library,
+//! and our client over TLS with a certificate authority of its own.
+
+use std::process::Command;
+
+use outsourced_backend_http::{HttpBackend, HttpConfig};
+use outsourced_backend_sql::{Role, SqlBackend};
+use outsourced_core::{Actor, Backend, BackendExt, JobState, NewJob};
+use outsourced_server::ServerConfig;
+use serde_json::json;
+
+use crate::http::RunningServer;
+use crate::support::test_config;
+
+/// Whether Python with requests-oauthlib is here; under CI it must be (`.ci/run` installs it).
+fn python_ready() -> bool {
+    let ok = Command::new("python3")
+        .args(["-c", "import requests_oauthlib, oauthlib"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI needs python3 with requests-oauthlib (pip install requests-oauthlib)"
+        );
+        eprintln!("SKIPPED: python3 with requests-oauthlib is not installed");
+    }
+    ok
+}
+
+#[tokio::test]
+async fn a_python_worker_with_an_ordinary_oauth_library_works_jobs() {
+    if !python_ready() {
+        return;
+    }
+    let sql = SqlBackend::open(test_config("sqlite::memory:"))
+        .await
+        .expect("open");
+    let server = RunningServer::start(sql, ServerConfig::default()).await;
+    let (_, credentials) = server.client(Role::Worker, "py").await;
+    server
+        .directory()
+        .grant(Role::Worker, "py", "default")
+        .await
+        .expect("hire");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/interop/worker.py");
+    for method in ["HMAC-SHA1", "HMAC-SHA256"] {
+        let job = server
+            .sql
+            .enqueue(&Actor::application(), NewJob::new("Py", json!([method])))
+            .await
+            .expect("enqueue");
+        let out = tokio::process::Command::new("python3")
+            .args([
+                script,
+                &server.url,
+                &credentials.consumer_key,
+                &credentials.consumer_secret,
+                method,
+            ])
+            .output()
+            .await
+            .expect("run python");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{method}: {stderr}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1");
+        let stored = server
+            .sql
+            .job(&Actor::Admin("t".into()), job.id)
+            .await
+            .expect("the job");
+        assert_eq!(stored.state, JobState::Succeeded, "{method}");
+    }
+}
+
+#[tokio::test]
+async fn our_client_talks_tls_to_a_server_with_its_own_certificate() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let key_pair = rcgen::KeyPair::generate().expect("a key");
+    let params = rcgen::CertificateParams::new(vec!["localhost".into()]).expect("params");
+    let cert = params.self_signed(&key_pair).expect("a certificate");
+    let (cert_file, key_file) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_file, cert.pem()).expect("write the certificate");
+    std::fs::write(&key_file, key_pair.serialize_pem()).expect("write the key");
+    let tls = outsourced_server::tls_acceptor(&cert_file, &key_file).expect("TLS");
+    let sql = SqlBackend::open(test_config("sqlite::memory:"))
+        .await
+        .expect("open");
+    let server = RunningServer::start_with_tls(sql, ServerConfig::default(), Some(tls)).await;
+    let (_, credentials) = server.client(Role::Admin, "root").await;
+    let mut config = HttpConfig::new(
+        &server.url,
+        &credentials.consumer_key,
+        &credentials.consumer_secret,
+    );
+    config.ca_file = Some(cert_file.clone());
+    let admin = HttpBackend::new(config).expect("a client");
+    let queue = admin
+        .queue(&Actor::Admin("root".into()), "default")
+        .await
+        .expect("over TLS");
+    assert_eq!(queue.name, "default");
+    // Without the certificate authority, the client refuses the server.
+    let untrusting = HttpBackend::new(HttpConfig::new(
+        &server.url,
+        &credentials.consumer_key,
+        &credentials.consumer_secret,
+    ))
+    .expect("a client");
+    let refused = untrusting.queues(&Actor::Admin("root".into())).await;
+    assert!(
+        refused.is_err(),
+        "a self-signed certificate is not trusted by default"
+    );
+}
