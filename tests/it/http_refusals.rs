@@ -351,3 +351,34 @@ async fn slow_clients_are_cut_off_after_the_header_timeout() {
         "the server kept a slow client's connection open"
     );
 }
+
+#[tokio::test]
+async fn the_openapi_document_is_served_without_a_signature() {
+    let s = Setup::new(ServerConfig::default()).await;
+    let response = reqwest::get(s.url("openapi.json"))
+        .await
+        .expect("an answer");
+    assert_eq!(response.status().as_u16(), 200);
+    let doc: serde_json::Value = response.json().await.expect("JSON");
+    assert!(
+        doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")),
+        "{doc}"
+    );
+    for path in [
+        "/v1/jobs",
+        "/v1/reserve",
+        "/v1/jobs/{id}/heartbeat",
+        "/v1/queues/{name}",
+    ] {
+        assert!(doc["paths"].get(path).is_some(), "{path} is documented");
+    }
+    let description = doc["info"]["description"].as_str().unwrap_or_default();
+    assert!(
+        description.contains("| POST /v1/reserve | queues it is hired for |"),
+        "the authorization table"
+    );
+    let unknown = reqwest::get(s.url("no/such/route"))
+        .await
+        .expect("an answer");
+    assert_eq!(status_and_code(unknown).await, (404, "no_route".into()));
+}
