@@ -1,11 +1,11 @@
 //! An admin's (or producer's) changes to one job: cancel and retry.
 
-use sea_orm::Value;
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, Value};
 
 use crate::backend::SqlBackend;
 use crate::convert::{self, job_record, ms};
 use crate::entity::job;
-use crate::error::db_error;
 use crate::lease::{CAS_TRIES, contended, load_existing};
 use crate::transition::{Step, Transition};
 use outsourced_core::{Actor, Event, JobId, JobRecord, JobState, Reason, Result};
@@ -14,8 +14,18 @@ use outsourced_core::{Actor, Event, JobId, JobRecord, JobState, Reason, Result};
 pub(crate) async fn cancel(backend: &SqlBackend, by: &Actor, id: JobId) -> Result<JobState> {
     let now = backend.now();
     let txn = backend.begin_write().await?;
+    let result = cancel_in(&txn, by, id, now).await;
+    backend.finish(txn, result).await
+}
+
+async fn cancel_in(
+    db: &impl ConnectionTrait,
+    by: &Actor,
+    id: JobId,
+    now: DateTime<Utc>,
+) -> Result<JobState> {
     for _ in 0..CAS_TRIES {
-        let row = load_existing(&txn, id).await?;
+        let row = load_existing(db, id).await?;
         let state = convert::state(&row)?;
         let (event, reason, set) = match state {
             JobState::Cancelled => return Ok(state),
@@ -40,13 +50,9 @@ pub(crate) async fn cancel(backend: &SqlBackend, by: &Actor, id: JobId) -> Resul
             steps: vec![step],
             set,
         };
-        if transition.apply(&txn, now).await? {
-            txn.commit().await.map_err(db_error)?;
-            return Ok(if state == JobState::Running {
-                state
-            } else {
-                JobState::Cancelled
-            });
+        if transition.apply(db, now).await? {
+            let running = state == JobState::Running;
+            return Ok(if running { state } else { JobState::Cancelled });
         }
     }
     Err(contended(id))
@@ -57,8 +63,20 @@ pub(crate) async fn cancel(backend: &SqlBackend, by: &Actor, id: JobId) -> Resul
 pub(crate) async fn retry(backend: &SqlBackend, by: &Actor, id: JobId) -> Result<JobRecord> {
     let now = backend.now();
     let txn = backend.begin_write().await?;
+    let result = retry_in(&txn, by, id, now).await;
+    let job = backend.finish(txn, result).await?;
+    backend.wake();
+    Ok(job)
+}
+
+async fn retry_in(
+    db: &impl ConnectionTrait,
+    by: &Actor,
+    id: JobId,
+    now: DateTime<Utc>,
+) -> Result<JobRecord> {
     for _ in 0..CAS_TRIES {
-        let row = load_existing(&txn, id).await?;
+        let row = load_existing(db, id).await?;
         let mut set = vec![(job::Column::RunAt, Value::from(ms(now)))];
         if convert::state(&row)?.is_terminal() {
             set.push((job::Column::Attempts, Value::from(0)));
@@ -77,11 +95,8 @@ pub(crate) async fn retry(backend: &SqlBackend, by: &Actor, id: JobId) -> Result
             steps: vec![step],
             set,
         };
-        if transition.apply(&txn, now).await? {
-            let row = load_existing(&txn, id).await?;
-            txn.commit().await.map_err(db_error)?;
-            backend.wake();
-            return job_record(&row);
+        if transition.apply(db, now).await? {
+            return job_record(&load_existing(db, id).await?);
         }
     }
     Err(contended(id))

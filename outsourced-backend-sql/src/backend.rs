@@ -6,12 +6,13 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    DatabaseConnection, DatabaseTransaction, DbBackend, SqliteTransactionMode, TransactionOptions,
+    DatabaseConnection, DatabaseTransaction, SqliteTransactionMode, TransactionOptions,
     TransactionTrait,
 };
 
 use crate::config::SqlConfig;
 use crate::connect::{self, Pools};
+use crate::dialect::Flavor;
 use crate::error::db_error;
 use crate::wake::Wake;
 use crate::{admin, complete, enqueue, fail, heartbeat, queues, read, reclaim, release, reserve};
@@ -75,8 +76,8 @@ impl SqlBackend {
     }
 
     /// Which database it talks to.
-    pub fn database(&self) -> DbBackend {
-        self.inner.pools.backend
+    pub fn flavor(&self) -> Flavor {
+        self.inner.pools.flavor
     }
 
     pub(crate) fn now(&self) -> DateTime<Utc> {
@@ -92,8 +93,8 @@ impl SqlBackend {
     /// failing when another process wrote in between; the database's default (READ COMMITTED
     /// on PostgreSQL) elsewhere.
     pub(crate) async fn begin_write(&self) -> Result<DatabaseTransaction> {
-        let options = match self.database() {
-            DbBackend::Sqlite => TransactionOptions {
+        let options = match self.flavor() {
+            Flavor::Sqlite => TransactionOptions {
                 sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
                 ..TransactionOptions::default()
             },
@@ -107,7 +108,26 @@ impl SqlBackend {
             .map_err(db_error)
     }
 
+    /// Ends a write transaction: commits on success, rolls back on failure. Never leave one to
+    /// be dropped: on PostgreSQL and MySQL its rollback would wait for the connection's next
+    /// use, and its row locks with it (making SKIP LOCKED skip rows nobody is working on).
+    pub(crate) async fn finish<T>(&self, txn: DatabaseTransaction, result: Result<T>) -> Result<T> {
+        match result {
+            Ok(value) => {
+                txn.commit().await.map_err(db_error)?;
+                Ok(value)
+            }
+            Err(error) => {
+                if let Err(rollback) = txn.rollback().await {
+                    tracing::warn!(%rollback, "rolling back a failed transaction failed");
+                }
+                Err(error)
+            }
+        }
+    }
+
     /// Wakes reservers that long-poll in this process.
+
     pub(crate) fn wake(&self) {
         self.inner.wake.notify();
     }

@@ -21,11 +21,21 @@ pub(crate) async fn complete_batch(
 ) -> Result<Vec<Result<()>>> {
     let now = backend.now();
     let txn = backend.begin_write().await?;
+    let result = complete_in(&txn, by, leases, now).await;
+    backend.finish(txn, result).await
+}
+
+async fn complete_in(
+    db: &impl ConnectionTrait,
+    by: &WorkerInstance,
+    leases: &[LeaseRef],
+    now: DateTime<Utc>,
+) -> Result<Vec<Result<()>>> {
     // One read for the whole batch; the history rows and freed slots are written at the end.
     let ids = leases.iter().map(|lease| lease.job_id.0);
     let rows = job::Entity::find()
         .filter(job::Column::Id.is_in(ids))
-        .all(&txn)
+        .all(db)
         .await
         .map_err(db_error)?;
     let mut rows: HashMap<i64, job::Model> = rows.into_iter().map(|row| (row.id, row)).collect();
@@ -39,7 +49,7 @@ pub(crate) async fn complete_batch(
             continue;
         }
         let row = rows.remove(&lease.job_id.0);
-        let result = complete_one(&txn, by, lease, row, now, &mut writes).await;
+        let result = complete_one(db, by, lease, row, now, &mut writes).await;
         // A failure of the database itself fails the whole batch (the transaction may be
         // unusable); a stale or unknown lease is that lease's answer alone.
         if let Err(error @ Error::Backend { .. }) = result {
@@ -48,8 +58,7 @@ pub(crate) async fn complete_batch(
         answered.insert(lease, result.clone());
         results.push(result);
     }
-    writes.flush(&txn).await?;
-    txn.commit().await.map_err(db_error)?;
+    writes.flush(db).await?;
     Ok(results)
 }
 

@@ -48,6 +48,9 @@ pub struct SqlConfig {
     pub sqlite_readers: u32,
     /// Connections for PostgreSQL and MySQL (10).
     pub max_connections: u32,
+    /// PostgreSQL only: the schema to keep the tables in (its `search_path`); the user's
+    /// default when `None`.
+    pub schema: Option<String>,
 }
 
 impl SqlConfig {
@@ -67,6 +70,7 @@ impl SqlConfig {
             sqlite_busy_timeout: Duration::from_secs(5),
             sqlite_readers: 4,
             max_connections: 10,
+            schema: None,
         }
     }
 

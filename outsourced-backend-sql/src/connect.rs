@@ -7,6 +7,7 @@ use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend};
 use sea_orm_migration::MigratorTrait;
 
 use crate::config::{SqlConfig, SqliteSync};
+use crate::dialect::Flavor;
 use crate::error::db_error;
 use crate::migration::Migrator;
 use outsourced_core::Result;
@@ -19,7 +20,7 @@ use outsourced_core::Result;
 pub(crate) struct Pools {
     pub(crate) writer: DatabaseConnection,
     pub(crate) reader: DatabaseConnection,
-    pub(crate) backend: DbBackend,
+    pub(crate) flavor: Flavor,
 }
 
 /// Opens the database at `config.url` and brings its schema up to date.
@@ -27,20 +28,58 @@ pub(crate) async fn open(config: &SqlConfig) -> Result<Pools> {
     let pools = if config.url.starts_with("sqlite:") {
         open_sqlite(config).await?
     } else {
-        let mut options = ConnectOptions::new(config.url.clone());
-        options
-            .max_connections(config.max_connections)
-            .sqlx_logging(false);
-        let db = Database::connect(options).await.map_err(db_error)?;
-        let backend = db.get_database_backend();
-        Pools {
-            writer: db.clone(),
-            reader: db,
-            backend,
-        }
+        open_server(config).await?
     };
     Migrator::up(&pools.writer, None).await.map_err(db_error)?;
     Ok(pools)
+}
+
+/// PostgreSQL or MySQL/MariaDB: one pool. On MySQL every connection runs at READ COMMITTED,
+/// which claims with SKIP LOCKED need (REPEATABLE READ, its default, adds gap locks).
+async fn open_server(config: &SqlConfig) -> Result<Pools> {
+    let mut options = ConnectOptions::new(config.url.clone());
+    options
+        .max_connections(config.max_connections)
+        .acquire_timeout(Duration::from_secs(30))
+        .sqlx_logging(false);
+    if let Some(schema) = &config.schema {
+        options.set_schema_search_path(schema.clone());
+    }
+    options.map_sqlx_mysql_pool_opts(|pool| {
+        pool.after_connect(|conn, _| {
+            Box::pin(async move {
+                use sea_orm::sqlx::Executor;
+                conn.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+                    .await?;
+                Ok(())
+            })
+        })
+    });
+    let db = Database::connect(options).await.map_err(db_error)?;
+    let flavor = match db.get_database_backend() {
+        DbBackend::Postgres => Flavor::Postgres,
+        _ => mysql_flavor(&db).await?,
+    };
+    Ok(Pools {
+        writer: db.clone(),
+        reader: db,
+        flavor,
+    })
+}
+
+/// MariaDB or MySQL, by what the server says it is.
+async fn mysql_flavor(db: &DatabaseConnection) -> Result<Flavor> {
+    use sea_orm::ConnectionTrait;
+    let statement = sea_orm::Statement::from_string(DbBackend::MySql, "SELECT VERSION()");
+    let row = db.query_one_raw(statement).await.map_err(db_error)?;
+    let version: String = row
+        .and_then(|row| row.try_get_by_index(0).ok())
+        .unwrap_or_default();
+    Ok(if version.contains("MariaDB") {
+        Flavor::MariaDb
+    } else {
+        Flavor::MySql
+    })
 }
 
 fn is_memory(url: &str) -> bool {
@@ -56,7 +95,7 @@ async fn open_sqlite(config: &SqlConfig) -> Result<Pools> {
         return Ok(Pools {
             reader: writer.clone(),
             writer,
-            backend: DbBackend::Sqlite,
+            flavor: Flavor::Sqlite,
         });
     }
     // Readers open after the writer, which has created the file and switched it to WAL.
@@ -64,7 +103,7 @@ async fn open_sqlite(config: &SqlConfig) -> Result<Pools> {
     Ok(Pools {
         writer,
         reader,
-        backend: DbBackend::Sqlite,
+        flavor: Flavor::Sqlite,
     })
 }
 

@@ -9,13 +9,12 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use rand::RngCore;
-use sea_orm::sea_query::{Expr, OnConflict};
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
-};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QueryTrait};
 
 use crate::backend::SqlBackend;
 use crate::convert::{ms, time};
+use crate::dialect::insert_if_absent;
 use crate::entity::{access, principal, queue};
 use crate::error::db_error;
 use crate::secrets::ServerKey;
@@ -193,16 +192,10 @@ impl Directory {
             last_seen_at: Set(None),
             ..Default::default()
         };
-        let inserted = principal::Entity::insert(row)
-            .on_conflict(
-                OnConflict::columns([principal::Column::Role, principal::Column::Name])
-                    .do_nothing()
-                    .to_owned(),
-            )
-            .exec_without_returning(self.backend.connection())
-            .await
-            .map_err(db_error)?;
-        if inserted == 0 {
+        let insert = principal::Entity::insert(row).into_query();
+        let inserted =
+            insert_if_absent(self.backend.connection(), self.backend.flavor(), insert).await?;
+        if !inserted {
             return Err(Error::conflict(format!("{role} {name:?} already exists")));
         }
         Ok((self.get(role, name).await?, credentials))
@@ -299,16 +292,20 @@ impl Directory {
     pub async fn delete(&self, role: Role, name: &str) -> Result<()> {
         let row = self.row(role, name).await?;
         let txn = self.backend.begin_write().await?;
-        access::Entity::delete_many()
-            .filter(access::Column::PrincipalId.eq(row.id))
-            .exec(&txn)
-            .await
-            .map_err(db_error)?;
-        principal::Entity::delete_by_id(row.id)
-            .exec(&txn)
-            .await
-            .map_err(db_error)?;
-        txn.commit().await.map_err(db_error)
+        let result = async {
+            access::Entity::delete_many()
+                .filter(access::Column::PrincipalId.eq(row.id))
+                .exec(&txn)
+                .await
+                .map_err(db_error)?;
+            principal::Entity::delete_by_id(row.id)
+                .exec(&txn)
+                .await
+                .map_err(db_error)?;
+            Ok(())
+        }
+        .await;
+        self.backend.finish(txn, result).await
     }
 
     /// Hires a worker for a queue, or grants a producer a queue. Doing it twice is fine.
@@ -327,15 +324,8 @@ impl Directory {
             principal_id: Set(row.id),
             queue: Set(queue_name.to_owned()),
         };
-        access::Entity::insert(grant)
-            .on_conflict(
-                OnConflict::columns([access::Column::PrincipalId, access::Column::Queue])
-                    .do_nothing()
-                    .to_owned(),
-            )
-            .exec_without_returning(self.backend.connection())
-            .await
-            .map_err(db_error)?;
+        let insert = access::Entity::insert(grant).into_query();
+        insert_if_absent(self.backend.connection(), self.backend.flavor(), insert).await?;
         self.get(role, name).await
     }
 
@@ -368,21 +358,24 @@ impl Directory {
 
     /// Re-encrypts every secret from `old` to `new` in one transaction (key rotation).
     pub async fn reencrypt(&self, old: &ServerKey, new: &ServerKey) -> Result<u64> {
-        let txn = self.backend.connection().begin().await.map_err(db_error)?;
-        let rows = principal::Entity::find()
-            .all(&txn)
-            .await
-            .map_err(db_error)?;
-        for row in &rows {
-            let secret = old.decrypt(&row.secret)?;
-            principal::Entity::update_many()
-                .col_expr(principal::Column::Secret, Expr::value(new.encrypt(&secret)))
-                .filter(principal::Column::Id.eq(row.id))
-                .exec(&txn)
+        let txn = self.backend.begin_write().await?;
+        let result = async {
+            let rows = principal::Entity::find()
+                .all(&txn)
                 .await
                 .map_err(db_error)?;
+            for row in &rows {
+                let secret = old.decrypt(&row.secret)?;
+                principal::Entity::update_many()
+                    .col_expr(principal::Column::Secret, Expr::value(new.encrypt(&secret)))
+                    .filter(principal::Column::Id.eq(row.id))
+                    .exec(&txn)
+                    .await
+                    .map_err(db_error)?;
+            }
+            Ok(rows.len() as u64)
         }
-        txn.commit().await.map_err(db_error)?;
-        Ok(rows.len() as u64)
+        .await;
+        self.backend.finish(txn, result).await
     }
 }

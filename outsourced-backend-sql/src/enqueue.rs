@@ -6,12 +6,13 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::NotSet, ConnectionTrait, EntityTrait, IntoActiveModel,
+    QueryTrait,
 };
 
 use crate::backend::SqlBackend;
 use crate::convert::{duration_ms, job_record, ms};
+use crate::dialect::{Flavor, insert_one, insert_returning_ids};
 use crate::entity::job;
-use crate::error::db_error;
 use crate::slots;
 use crate::transition::{Step, history_row, insert_history};
 use outsourced_core::{
@@ -52,28 +53,43 @@ async fn insert(backend: &SqlBackend, by: &Actor, jobs: Vec<NewJob>) -> Result<V
         job.check(config.max_args_bytes)?;
     }
     let now = backend.now();
-    let mut rows: Vec<job::Model> = jobs.iter().map(|job| new_row(job, by, now)).collect();
     let txn = backend.begin_write().await?;
+    let result = insert_in(&txn, backend, by, &jobs, now).await;
+    let rows = backend.finish(txn, result).await?;
+    backend.wake();
+    Ok(rows)
+}
+
+/// Stores checked jobs in the caller's transaction.
+pub(crate) async fn insert_in(
+    db: &impl ConnectionTrait,
+    backend: &SqlBackend,
+    by: &Actor,
+    jobs: &[NewJob],
+    now: DateTime<Utc>,
+) -> Result<Vec<job::Model>> {
+    let config = backend.config();
+    let mut rows: Vec<job::Model> = jobs.iter().map(|job| new_row(job, by, now)).collect();
     // Queues in name order, so that concurrent batches lock them in the same order.
     let mut per_queue = BTreeMap::<&str, u64>::new();
-    for job in &jobs {
+    for job in jobs {
         *per_queue.entry(job.queue.as_str()).or_default() += 1;
     }
-    let create_at = config.create_queues_on_first_use.then_some(now);
+    let create = config
+        .create_queues_on_first_use
+        .then_some((now, backend.flavor()));
     for (queue, n) in per_queue {
-        slots::take(&txn, queue, n, create_at).await?;
+        slots::take(db, queue, n, create).await?;
     }
-    let ids = insert_rows(&txn, &rows).await?;
+    let ids = insert_rows(db, backend.flavor(), &rows).await?;
     for (row, id) in rows.iter_mut().zip(ids) {
         row.id = id;
     }
     insert_history(
-        &txn,
+        db,
         rows.iter().map(|row| first_history(row, by, now)).collect(),
     )
     .await?;
-    txn.commit().await.map_err(db_error)?;
-    backend.wake();
     Ok(rows)
 }
 
@@ -115,21 +131,35 @@ fn new_row(job: &NewJob, by: &Actor, now: DateTime<Utc>) -> job::Model {
     }
 }
 
-/// Inserts the rows and returns their ids, in order.
-async fn insert_rows(db: &impl ConnectionTrait, rows: &[job::Model]) -> Result<Vec<i64>> {
+/// Inserts the rows and returns their ids, in order: a chunk per statement, or (on MySQL,
+/// which cannot return them) a row per statement.
+async fn insert_rows(
+    db: &impl ConnectionTrait,
+    flavor: Flavor,
+    rows: &[job::Model],
+) -> Result<Vec<i64>> {
+    let models = |chunk: &[job::Model]| {
+        chunk
+            .iter()
+            .map(|row| {
+                // Every column is written, except the id the database assigns.
+                let mut model = row.clone().into_active_model().reset_all();
+                model.id = NotSet;
+                model
+            })
+            .collect::<Vec<_>>()
+    };
     let mut ids = Vec::with_capacity(rows.len());
+    if flavor == Flavor::MySql {
+        for row in rows {
+            let insert = job::Entity::insert_many(models(std::slice::from_ref(row))).into_query();
+            ids.push(insert_one(db, flavor, insert).await?);
+        }
+        return Ok(ids);
+    }
     for chunk in rows.chunks(JOB_CHUNK) {
-        let models = chunk.iter().map(|row| {
-            // Every column is written, except the id the database assigns.
-            let mut model = row.clone().into_active_model().reset_all();
-            model.id = NotSet;
-            model
-        });
-        let keys = job::Entity::insert_many(models)
-            .exec_with_returning_keys(db)
-            .await
-            .map_err(db_error)?;
-        ids.extend(keys);
+        let insert = job::Entity::insert_many(models(chunk)).into_query();
+        ids.extend(insert_returning_ids(db, flavor, insert).await?);
     }
     Ok(ids)
 }

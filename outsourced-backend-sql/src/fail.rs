@@ -2,12 +2,13 @@
 
 use std::time::Duration;
 
-use sea_orm::Value;
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, Value};
 
 use crate::backend::SqlBackend;
 use crate::convert::{self, ms};
 use crate::entity::job;
-use crate::error::{corrupt, db_error};
+use crate::error::corrupt;
 use crate::lease::{CAS_TRIES, Check, check, contended};
 use crate::transition::{Step, Transition};
 use outsourced_core::{
@@ -22,11 +23,22 @@ pub(crate) async fn fail(
     failure: Failure,
 ) -> Result<JobState> {
     let now = backend.now();
+    let txn = backend.begin_write().await?;
+    let result = fail_in(&txn, by, lease, &failure, now).await;
+    backend.finish(txn, result).await
+}
+
+async fn fail_in(
+    db: &impl ConnectionTrait,
+    by: &WorkerInstance,
+    lease: &LeaseRef,
+    failure: &Failure,
+    now: DateTime<Utc>,
+) -> Result<JobState> {
     let actor = Actor::Worker(by.clone());
     let ended_by = [Reason::RetryScheduled, Reason::Failed, Reason::Cancelled];
-    let txn = backend.begin_write().await?;
     for _ in 0..CAS_TRIES {
-        let row = match check(&txn, by, lease, &ended_by).await? {
+        let row = match check(db, by, lease, &ended_by).await? {
             Check::Held(row) => row,
             Check::Repeated(row) => return convert::state(&row),
         };
@@ -52,8 +64,7 @@ pub(crate) async fn fail(
             steps: vec![step],
             set,
         };
-        if transition.apply(&txn, now).await? {
-            txn.commit().await.map_err(db_error)?;
+        if transition.apply(db, now).await? {
             return outsourced_core::transition(JobState::Running, event)
                 .map_err(|_| contended(lease.job_id));
         }

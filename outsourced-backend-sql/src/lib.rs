@@ -29,6 +29,7 @@ mod complete;
 mod config;
 mod connect;
 mod convert;
+mod dialect;
 pub mod directory;
 mod enqueue;
 mod entity;
@@ -50,6 +51,7 @@ mod wake;
 
 pub use backend::SqlBackend;
 pub use config::{SqlConfig, SqliteSync, redact};
+pub use dialect::Flavor;
 pub use directory::{Credentials, Directory, Principal, Role};
 pub use nonces::NonceStore;
 pub use sea_orm;

@@ -2,11 +2,11 @@
 //! (a primary key and insert-or-nothing), in the database so every server process shares it.
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::OnConflict;
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryTrait};
 
 use crate::backend::SqlBackend;
 use crate::convert::ms;
+use crate::dialect::insert_if_absent;
 use crate::entity::nonce;
 use crate::error::db_error;
 use outsourced_core::Result;
@@ -37,19 +37,8 @@ impl NonceStore {
             nonce: Set(nonce.to_owned()),
             seen_at: Set(ms(now)),
         };
-        let conflict = OnConflict::columns([
-            nonce::Column::ConsumerKey,
-            nonce::Column::Timestamp,
-            nonce::Column::Nonce,
-        ])
-        .do_nothing()
-        .to_owned();
-        let inserted = nonce::Entity::insert(row)
-            .on_conflict(conflict)
-            .exec_without_returning(self.backend.connection())
-            .await
-            .map_err(db_error)?;
-        Ok(inserted == 1)
+        let insert = nonce::Entity::insert(row).into_query();
+        insert_if_absent(self.backend.connection(), self.backend.flavor(), insert).await
     }
 
     /// Forgets nonces whose timestamp is older than `before` (epoch seconds): their requests

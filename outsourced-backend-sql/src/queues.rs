@@ -2,14 +2,15 @@
 
 use std::collections::BTreeMap;
 
-use sea_orm::sea_query::{Expr, OnConflict};
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 
 use crate::backend::SqlBackend;
-use crate::convert::ms;
+use crate::dialect::insert_if_absent;
 use crate::entity::{access, queue};
 use crate::error::db_error;
 use crate::read;
+use crate::slots;
 use outsourced_core::{
     CountFilter, Error, QueueInfo, QueueLimit, QueueUpdate, Result, StateCounts, check_queue_name,
 };
@@ -21,23 +22,9 @@ pub(crate) async fn create(
     limit: QueueLimit,
 ) -> Result<QueueInfo> {
     check_queue_name(name)?;
-    let row = queue::ActiveModel {
-        name: Set(name.to_owned()),
-        max_live: Set(limit.max().map(clamp)),
-        live: Set(0),
-        paused: Set(false),
-        created_at: Set(ms(backend.now())),
-    };
-    let inserted = queue::Entity::insert(row)
-        .on_conflict(
-            OnConflict::column(queue::Column::Name)
-                .do_nothing()
-                .to_owned(),
-        )
-        .exec_without_returning(backend.connection())
-        .await
-        .map_err(db_error)?;
-    if inserted == 0 {
+    let row = slots::queue_row(name, limit.max().map(clamp), backend.now());
+    let inserted = insert_if_absent(backend.connection(), backend.flavor(), row).await?;
+    if !inserted {
         return Err(Error::conflict(format!("queue {name:?} already exists")));
     }
     info(backend, name).await
@@ -69,21 +56,10 @@ pub(crate) async fn update(
 /// Deletes a queue without live jobs, and every hire and grant of it.
 pub(crate) async fn delete(backend: &SqlBackend, name: &str) -> Result<()> {
     let txn = backend.begin_write().await?;
-    let deleted = queue::Entity::delete_many()
-        .filter(queue::Column::Name.eq(name))
-        .filter(queue::Column::Live.eq(0))
-        .exec(&txn)
-        .await
-        .map_err(db_error)?;
-    if deleted.rows_affected == 1 {
-        access::Entity::delete_many()
-            .filter(access::Column::Queue.eq(name))
-            .exec(&txn)
-            .await
-            .map_err(db_error)?;
-        return txn.commit().await.map_err(db_error);
+    let result = delete_in(&txn, name).await;
+    if backend.finish(txn, result).await? {
+        return Ok(());
     }
-    drop(txn);
     let info = info(backend, name).await?;
     Err(Error::conflict(format!(
         "queue {name:?} still holds {} live jobs",
@@ -91,7 +67,26 @@ pub(crate) async fn delete(backend: &SqlBackend, name: &str) -> Result<()> {
     )))
 }
 
+/// Deletes the queue if it has no live jobs, with its hires and grants; false otherwise.
+async fn delete_in(db: &impl sea_orm::ConnectionTrait, name: &str) -> Result<bool> {
+    let deleted = queue::Entity::delete_many()
+        .filter(queue::Column::Name.eq(name))
+        .filter(queue::Column::Live.eq(0))
+        .exec(db)
+        .await
+        .map_err(db_error)?;
+    if deleted.rows_affected == 1 {
+        access::Entity::delete_many()
+            .filter(access::Column::Queue.eq(name))
+            .exec(db)
+            .await
+            .map_err(db_error)?;
+    }
+    Ok(deleted.rows_affected == 1)
+}
+
 /// Every queue, by name, with its counts.
+
 pub(crate) async fn list(backend: &SqlBackend) -> Result<Vec<QueueInfo>> {
     let rows = queue::Entity::find()
         .order_by_asc(queue::Column::Name)

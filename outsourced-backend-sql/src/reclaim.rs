@@ -7,7 +7,7 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{LockBehavior, LockType};
-use sea_orm::{ColumnTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Value};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Value};
 
 use crate::backend::SqlBackend;
 use crate::convert::{self, ms};
@@ -24,24 +24,35 @@ pub(crate) async fn reclaim_expired(
 ) -> Result<u64> {
     let now = backend.now();
     let txn = backend.begin_write().await?;
+    let result = reclaim_in(&txn, backend.flavor().locks_rows(), by, opts, now).await;
+    let reclaimed = backend.finish(txn, result).await?;
+    if reclaimed > 0 {
+        backend.wake();
+    }
+    Ok(reclaimed)
+}
+
+async fn reclaim_in(
+    db: &impl sea_orm::ConnectionTrait,
+    lock_rows: bool,
+    by: &Actor,
+    opts: ReclaimOptions,
+    now: DateTime<Utc>,
+) -> Result<u64> {
     let mut select = job::Entity::find()
         .filter(job::Column::State.eq(JobState::Running.as_str()))
         .filter(job::Column::LeaseExpiresAt.lte(ms(now)))
         .order_by_asc(job::Column::LeaseExpiresAt)
         .limit(u64::from(opts.limit));
-    if backend.database() != DbBackend::Sqlite {
+    if lock_rows {
         select = select.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
     }
-    let rows = select.all(&txn).await.map_err(db_error)?;
+    let rows = select.all(db).await.map_err(db_error)?;
     let mut reclaimed = 0;
     for row in &rows {
-        if expire(&txn, row, by, now).await? {
+        if expire(db, row, by, now).await? {
             reclaimed += 1;
         }
-    }
-    txn.commit().await.map_err(db_error)?;
-    if reclaimed > 0 {
-        backend.wake();
     }
     Ok(reclaimed)
 }

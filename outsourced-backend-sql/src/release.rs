@@ -18,8 +18,8 @@ pub(crate) async fn release(
 ) -> Result<()> {
     let now = backend.now();
     let txn = backend.begin_write().await?;
-    release_one(&txn, by, lease, now).await?;
-    txn.commit().await.map_err(db_error)?;
+    let result = release_one(&txn, by, lease, now).await;
+    backend.finish(txn, result).await?;
     backend.wake();
     Ok(())
 }
@@ -28,11 +28,22 @@ pub(crate) async fn release(
 pub(crate) async fn release_all(backend: &SqlBackend, by: &WorkerInstance) -> Result<u64> {
     let now = backend.now();
     let txn = backend.begin_write().await?;
+    let result = release_all_in(&txn, by, now).await;
+    let released = backend.finish(txn, result).await?;
+    backend.wake();
+    Ok(released)
+}
+
+async fn release_all_in(
+    db: &impl ConnectionTrait,
+    by: &WorkerInstance,
+    now: DateTime<Utc>,
+) -> Result<u64> {
     let held = job::Entity::find()
         .filter(job::Column::LeaseWorker.eq(by.worker.as_str()))
         .filter(job::Column::LeaseInstance.eq(by.instance.as_str()))
         .filter(job::Column::State.eq(JobState::Running.as_str()))
-        .all(&txn)
+        .all(db)
         .await
         .map_err(db_error)?;
     for row in &held {
@@ -40,10 +51,8 @@ pub(crate) async fn release_all(backend: &SqlBackend, by: &WorkerInstance) -> Re
             job_id: JobId(row.id),
             token: row.lease_token.clone().unwrap_or_default(),
         };
-        release_one(&txn, by, &lease, now).await?;
+        release_one(db, by, &lease, now).await?;
     }
-    txn.commit().await.map_err(db_error)?;
-    backend.wake();
     Ok(held.len() as u64)
 }
 

@@ -11,9 +11,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use rand::RngCore;
 use sea_orm::sea_query::{CaseStatement, Expr, ExprTrait, LockBehavior, LockType, Query};
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use crate::backend::SqlBackend;
 use crate::convert::{self, duration_ms, ms};
@@ -102,6 +100,33 @@ async fn claim(
     let limit = std::cmp::min(opts.limit, backend.config().max_reserve);
     let lease = backend.config().lease_for(opts.lease);
     let txn = backend.begin_write().await?;
+    let result = claim_in(
+        &txn,
+        backend.flavor().locks_rows(),
+        by,
+        opts,
+        limit,
+        now,
+        lease,
+    )
+    .await;
+    let grant = backend.finish(txn, result).await?;
+    match grant {
+        Some(grant) => grant.into_reserved(),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// Selects and marks a batch in the caller's transaction; `None` when nothing is ready.
+async fn claim_in<'a>(
+    db: &impl ConnectionTrait,
+    lock_rows: bool,
+    by: &'a WorkerInstance,
+    opts: &ReserveOptions,
+    limit: u32,
+    now: DateTime<Utc>,
+    lease: Duration,
+) -> Result<Option<Grant<'a>>> {
     let paused = Query::select()
         .column(queue::Column::Name)
         .from(queue::Entity)
@@ -115,18 +140,17 @@ async fn claim(
         .order_by_asc(job::Column::RunAt)
         .order_by_asc(job::Column::Id)
         .limit(u64::from(limit));
-    if backend.database() != DbBackend::Sqlite {
+    if lock_rows {
         select = select.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
     }
-    let rows = select.all(&txn).await.map_err(db_error)?;
+    let rows = select.all(db).await.map_err(db_error)?;
     if rows.is_empty() {
-        return Ok(Vec::new());
+        return Ok(None);
     }
     let grant = Grant::new(by, rows, now, lease);
-    grant.mark_running(&txn).await?;
-    insert_history(&txn, grant.history()).await?;
-    txn.commit().await.map_err(db_error)?;
-    grant.into_reserved()
+    grant.mark_running(db).await?;
+    insert_history(db, grant.history()).await?;
+    Ok(Some(grant))
 }
 
 /// A batch being handed to one worker instance: the rows as read and a token for each.

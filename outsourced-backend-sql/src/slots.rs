@@ -5,23 +5,24 @@
 //! concurrent producers take turns, so a queue never goes one job over its limit.
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
+use sea_orm::sea_query::{Expr, ExprTrait, InsertStatement};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryTrait,
 };
 
 use crate::convert::ms;
+use crate::dialect::{Flavor, insert_if_absent};
 use crate::entity::queue;
 use crate::error::db_error;
 use outsourced_core::{DEFAULT_QUEUE_LIMIT, Error, Result};
 
-/// Takes `n` slots of `queue`, or fails with `QueueFull` or `UnknownQueue`. With `create_at`, an
+/// Takes `n` slots of `queue`, or fails with `QueueFull` or `UnknownQueue`. With `create`, an
 /// unknown queue is first created with the default limit, stamped with that time.
 pub(crate) async fn take(
     db: &impl ConnectionTrait,
     name: &str,
     n: u64,
-    create_at: Option<DateTime<Utc>>,
+    create: Option<(DateTime<Utc>, Flavor)>,
 ) -> Result<()> {
     if try_take(db, name, n).await? {
         return Ok(());
@@ -35,8 +36,8 @@ pub(crate) async fn take(
             queue: name.to_owned(),
             limit: u64::try_from(q.max_live.unwrap_or(i64::MAX)).unwrap_or(0),
         }),
-        None if let Some(now) = create_at => {
-            insert_default(db, name, now).await?;
+        None if let Some((now, flavor)) = create => {
+            insert_default(db, flavor, name, now).await?;
             if try_take(db, name, n).await? {
                 return Ok(());
             }
@@ -71,24 +72,27 @@ async fn try_take(db: &impl ConnectionTrait, name: &str, n: u64) -> Result<bool>
 
 /// Creates a queue with the default limit; a concurrent creation of the same queue is fine
 /// (and, with `ON CONFLICT DO NOTHING`, does not abort a PostgreSQL transaction).
-async fn insert_default(db: &impl ConnectionTrait, name: &str, now: DateTime<Utc>) -> Result<()> {
+async fn insert_default(
+    db: &impl ConnectionTrait,
+    flavor: Flavor,
+    name: &str,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let row = queue_row(name, Some(DEFAULT_QUEUE_LIMIT as i64), now);
+    insert_if_absent(db, flavor, row).await?;
+    Ok(())
+}
+
+/// The insert of a new, empty queue.
+pub(crate) fn queue_row(name: &str, max_live: Option<i64>, now: DateTime<Utc>) -> InsertStatement {
     let row = queue::ActiveModel {
         name: Set(name.to_owned()),
-        max_live: Set(Some(DEFAULT_QUEUE_LIMIT as i64)),
+        max_live: Set(max_live),
         live: Set(0),
         paused: Set(false),
         created_at: Set(ms(now)),
     };
-    queue::Entity::insert(row)
-        .on_conflict(
-            OnConflict::column(queue::Column::Name)
-                .do_nothing()
-                .to_owned(),
-        )
-        .exec_without_returning(db)
-        .await
-        .map_err(db_error)?;
-    Ok(())
+    queue::Entity::insert(row).into_query()
 }
 
 /// Gives back `n` slots of `queue` (a job finished). A deleted queue has nothing to give back.

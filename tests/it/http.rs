@@ -98,8 +98,12 @@ impl RunningServer {
 
 /// A harness whose producer, workers and admin are HTTP clients of one server.
 pub(crate) async fn http_harness(sql_url: &str) -> Harness {
+    http_harness_with(test_config(sql_url)).await
+}
+
+/// The same over a database opened with `config`.
+pub(crate) async fn http_harness_with(config: outsourced_backend_sql::SqlConfig) -> Harness {
     let clock = Arc::new(TestClock::new());
-    let config = test_config(sql_url);
     let lease = config.lease;
     let sql = SqlBackend::open_with_clock(config, clock.clone())
         .await

@@ -10,6 +10,7 @@ mod http;
 mod http_authz;
 mod http_refusals;
 mod interop;
+mod servers;
 mod sql;
 mod sqlite;
 mod worker;

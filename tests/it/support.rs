@@ -17,12 +17,124 @@ pub(crate) fn test_config(url: &str) -> SqlConfig {
 
 /// A harness where the producer, the workers and the admin all call one SQL backend.
 pub(crate) async fn sql_harness(url: &str) -> Harness {
+    sql_harness_with(test_config(url)).await
+}
+
+/// A database server the tests may use, from its environment variable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Server {
+    Postgres,
+    MariaDb,
+}
+
+impl Server {
+    fn variable(self) -> &'static str {
+        match self {
+            Server::Postgres => "OUTSOURCED_TEST_POSTGRES_URL",
+            Server::MariaDb => "OUTSOURCED_TEST_MYSQL_URL",
+        }
+    }
+
+    /// The server's URL; `None` (and a loud note) when it is not configured, except under
+    /// `CI=true`, where a missing server fails the test.
+    pub(crate) fn url(self) -> Option<String> {
+        match std::env::var(self.variable()) {
+            Ok(url) if !url.is_empty() => Some(url),
+            _ if std::env::var("CI").is_ok_and(|ci| ci == "true") => {
+                panic!("{} must be set under CI=true", self.variable())
+            }
+            _ => {
+                eprintln!(
+                    "SKIPPED: {:?} tests need {} (see CONTRIBUTING.md)",
+                    self,
+                    self.variable()
+                );
+                None
+            }
+        }
+    }
+}
+
+/// Fresh, empty namespaces on a database server, one per harness: a schema on PostgreSQL, a
+/// database on MariaDB. Dropped by [`Namespaces::drop_all`].
+pub(crate) struct Namespaces {
+    server: Server,
+    url: String,
+    admin: outsourced_backend_sql::sea_orm::DatabaseConnection,
+    created: std::sync::Mutex<Vec<String>>,
+}
+
+impl Namespaces {
+    pub(crate) async fn new(server: Server, url: &str) -> Namespaces {
+        let admin = outsourced_backend_sql::sea_orm::Database::connect(url)
+            .await
+            .unwrap_or_else(|e| panic!("cannot reach {server:?} at {url}: {e}"));
+        Namespaces {
+            server,
+            url: url.to_owned(),
+            admin,
+            created: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    async fn execute(&self, sql: String) {
+        use outsourced_backend_sql::sea_orm::ConnectionTrait;
+        self.admin
+            .execute_unprepared(&sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
+    /// The config of a backend in a new, empty namespace.
+    pub(crate) async fn fresh(&self) -> SqlConfig {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let name = format!(
+            "ots_{}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        self.created
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(name.clone());
+        match self.server {
+            Server::Postgres => {
+                self.execute(format!("CREATE SCHEMA {name}")).await;
+                let mut config = test_config(&self.url);
+                config.schema = Some(name);
+                config
+            }
+            Server::MariaDb => {
+                self.execute(format!("CREATE DATABASE {name}")).await;
+                let base = self
+                    .url
+                    .rsplit_once('/')
+                    .map_or(self.url.as_str(), |(base, _)| base);
+                test_config(&format!("{base}/{name}"))
+            }
+        }
+    }
+
+    /// Drops every namespace this made.
+    pub(crate) async fn drop_all(&self) {
+        let names = std::mem::take(&mut *self.created.lock().unwrap_or_else(|e| e.into_inner()));
+        for name in names {
+            match self.server {
+                Server::Postgres => self.execute(format!("DROP SCHEMA {name} CASCADE")).await,
+                Server::MariaDb => self.execute(format!("DROP DATABASE {name}")).await,
+            }
+        }
+    }
+}
+
+/// A harness over a SQL backend opened with `config` (any database).
+pub(crate) async fn sql_harness_with(config: SqlConfig) -> Harness {
     let clock = Arc::new(TestClock::new());
-    let config = test_config(url);
     let lease = config.lease;
     let backend = SqlBackend::open_with_clock(config, clock.clone())
         .await
-        .unwrap_or_else(|e| panic!("cannot open {url}: {e}"));
+        .unwrap_or_else(|e| panic!("cannot open the database: {e}"));
     let backend: Arc<dyn Backend> = Arc::new(backend);
     let client = |actor| Client {
         backend: backend.clone(),

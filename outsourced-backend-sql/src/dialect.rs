@@ -1,0 +1,135 @@
+//! Where the databases differ, in one place: inserting unless a key exists, and getting the
+//! ids of inserted rows back.
+//!
+//! SQLite and PostgreSQL speak `ON CONFLICT DO NOTHING` and `RETURNING`; MariaDB speaks
+//! `INSERT IGNORE` and `INSERT ... RETURNING`; MySQL has no `RETURNING`, so each row is
+//! inserted on its own and its id read from `LAST_INSERT_ID()`.
+
+use sea_orm::sea_query::{InsertStatement, OnConflict};
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
+
+use crate::error::db_error;
+use outsourced_core::Result;
+
+/// The database a backend talks to, finer than sea-orm's backend (MariaDB is not MySQL).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flavor {
+    /// SQLite.
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+    /// MariaDB (10.6 or later).
+    MariaDb,
+    /// MySQL (8.0 or later).
+    MySql,
+}
+
+impl Flavor {
+    /// Whether `SELECT ... FOR UPDATE SKIP LOCKED` is there to lock rows (SQLite locks the file).
+    pub(crate) fn locks_rows(self) -> bool {
+        self != Flavor::Sqlite
+    }
+
+    fn backend(self) -> DbBackend {
+        match self {
+            Flavor::Sqlite => DbBackend::Sqlite,
+            Flavor::Postgres => DbBackend::Postgres,
+            Flavor::MariaDb | Flavor::MySql => DbBackend::MySql,
+        }
+    }
+}
+
+/// Inserts the row unless one with the same key exists; true when it inserted.
+pub(crate) async fn insert_if_absent(
+    db: &impl ConnectionTrait,
+    flavor: Flavor,
+    insert: InsertStatement,
+) -> Result<bool> {
+    let statement = match flavor {
+        Flavor::Sqlite | Flavor::Postgres => {
+            let mut insert = insert;
+            insert.on_conflict(OnConflict::new().do_nothing().to_owned());
+            flavor.backend().build(&insert)
+        }
+        Flavor::MariaDb | Flavor::MySql => {
+            // `INSERT IGNORE`: an existing key counts as no row, even with FOUND_ROWS.
+            let built = flavor.backend().build(&insert);
+            let sql = built.sql.replacen("INSERT ", "INSERT IGNORE ", 1);
+            Statement {
+                sql,
+                values: built.values,
+                db_backend: flavor.backend(),
+            }
+        }
+    };
+    let result = db.execute_raw(statement).await.map_err(db_error)?;
+    Ok(result.rows_affected() == 1)
+}
+
+/// Inserts the rows and returns their ids, in the order of the rows.
+pub(crate) async fn insert_returning_ids(
+    db: &impl ConnectionTrait,
+    flavor: Flavor,
+    insert: InsertStatement,
+) -> Result<Vec<i64>> {
+    match flavor {
+        Flavor::Sqlite | Flavor::Postgres | Flavor::MariaDb => {
+            let built = flavor.backend().build(&insert);
+            // MariaDB has INSERT ... RETURNING, which sea-query's MySQL writer leaves out.
+            let (sql, values) = match flavor {
+                Flavor::MariaDb => (format!("{} RETURNING `id`", built.sql), built.values),
+                _ => {
+                    let mut insert = insert;
+                    insert.returning_col("id");
+                    let built = flavor.backend().build(&insert);
+                    (built.sql, built.values)
+                }
+            };
+            let statement = Statement {
+                sql,
+                values,
+                db_backend: flavor.backend(),
+            };
+            let rows = db.query_all_raw(statement).await.map_err(db_error)?;
+            rows.iter()
+                .map(|row| row.try_get_by_index::<i64>(0).map_err(db_error))
+                .collect()
+        }
+        Flavor::MySql => Err(outsourced_core::Error::Backend {
+            backend: "sql",
+            message: "MySQL inserts rows one by one: use insert_one".into(),
+            retryable: false,
+            source: None,
+        }),
+    }
+}
+
+/// Inserts one row and returns its id (any database).
+pub(crate) async fn insert_one(
+    db: &impl ConnectionTrait,
+    flavor: Flavor,
+    insert: InsertStatement,
+) -> Result<i64> {
+    if flavor != Flavor::MySql {
+        let ids = insert_returning_ids(db, flavor, insert).await?;
+        return ids
+            .first()
+            .copied()
+            .ok_or_else(|| outsourced_core::Error::Backend {
+                backend: "sql",
+                message: "the insert returned no id".into(),
+                retryable: false,
+                source: None,
+            });
+    }
+    let result = db
+        .execute_raw(flavor.backend().build(&insert))
+        .await
+        .map_err(db_error)?;
+    i64::try_from(result.last_insert_id()).map_err(|_| outsourced_core::Error::Backend {
+        backend: "sql",
+        message: "an id out of range".into(),
+        retryable: false,
+        source: None,
+    })
+}
