@@ -6,15 +6,15 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    DatabaseConnection, DatabaseTransaction, SqliteTransactionMode, TransactionOptions,
-    TransactionTrait,
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, SqliteTransactionMode,
+    TransactionOptions, TransactionTrait,
 };
 
 use crate::config::SqlConfig;
 use crate::connect::{self, Pools};
 use crate::dialect::Flavor;
 use crate::error::db_error;
-use crate::wake::Wake;
+use crate::wake::{self, Wake};
 use crate::{admin, complete, enqueue, fail, heartbeat, queues, read, reclaim, release, reserve};
 use outsourced_core::{
     Actor, Backend, Clock, CountFilter, Failure, Heartbeat, HistoryEntry, JobFilter, JobId,
@@ -37,6 +37,16 @@ pub(crate) struct Inner {
     pub(crate) wake: Wake,
     /// When reserve last reclaimed expired leases, by the backend's clock.
     pub(crate) last_reclaim: Mutex<Option<DateTime<Utc>>>,
+    /// PostgreSQL: the `LISTEN` task that turns other processes' wake-ups into ours.
+    listener: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(listener) = &self.listener {
+            listener.abort();
+        }
+    }
 }
 
 impl SqlBackend {
@@ -54,13 +64,19 @@ impl SqlBackend {
     pub async fn open_with_clock(config: SqlConfig, clock: Arc<dyn Clock>) -> Result<Self> {
         // Boxed: opening and migrating is a deep future, too deep to lay out inline in callers'.
         let pools = Box::pin(connect::open(&config)).await?;
+        let wake = Wake::new();
+        let listener = (pools.flavor == Flavor::Postgres).then(|| {
+            let channel = wake::channel(config.schema.as_deref());
+            wake::listen(config.url.clone(), channel, wake.sender())
+        });
         Ok(SqlBackend {
             inner: Arc::new(Inner {
                 pools,
                 config,
                 clock,
-                wake: Wake::new(),
+                wake,
                 last_reclaim: Mutex::new(None),
+                listener,
             }),
         })
     }
@@ -126,10 +142,50 @@ impl SqlBackend {
         }
     }
 
-    /// Wakes reservers that long-poll in this process.
-
+    /// Wakes reservers that long-poll: in this process at once, and on PostgreSQL in every
+    /// other process through `NOTIFY` (sent on its own, so that no caller waits for it).
     pub(crate) fn wake(&self) {
         self.inner.wake.notify();
+        if self.flavor() == Flavor::Postgres {
+            let db = self.inner.pools.writer.clone();
+            let channel = wake::channel(self.inner.config.schema.as_deref());
+            tokio::spawn(async move {
+                if let Err(error) = wake::notify_others(&db, &channel).await {
+                    tracing::warn!(%error, "could not notify other servers of new jobs");
+                }
+            });
+        }
+    }
+
+    /// Tells reservers that jobs may be ready, after jobs were enqueued in a transaction of
+    /// the caller's own (see [`SqlBackend::enqueue_in`]) that has now committed.
+    pub fn notify_enqueued(&self) {
+        self.wake();
+    }
+
+    /// Enqueues jobs inside a transaction of the caller's own, begun on
+    /// [`SqlBackend::connection`], so that they commit or roll back with the caller's other
+    /// writes: committed means the jobs and their first history rows exist; rolled back means
+    /// neither does. Limits and validation are as for `enqueue_batch`.
+    ///
+    /// On PostgreSQL, waiting workers are notified when the transaction commits; elsewhere,
+    /// call [`SqlBackend::notify_enqueued`] after the commit (or they find the jobs at their
+    /// next look).
+    pub async fn enqueue_in<C: ConnectionTrait>(
+        &self,
+        txn: &C,
+        by: &Actor,
+        jobs: Vec<NewJob>,
+    ) -> Result<Vec<JobRecord>> {
+        for job in &jobs {
+            job.check(self.config().max_args_bytes)?;
+        }
+        let rows = enqueue::insert_in(txn, self, by, &jobs, self.now()).await?;
+        if self.flavor() == Flavor::Postgres {
+            let channel = wake::channel(self.inner.config.schema.as_deref());
+            wake::notify_others(txn, &channel).await.map_err(db_error)?;
+        }
+        rows.iter().map(crate::convert::job_record).collect()
     }
 }
 

@@ -46,6 +46,8 @@ mod release;
 mod reserve;
 pub mod secrets;
 mod slots;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod transition;
 mod wake;
 

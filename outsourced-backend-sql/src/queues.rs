@@ -86,7 +86,6 @@ async fn delete_in(db: &impl sea_orm::ConnectionTrait, name: &str) -> Result<boo
 }
 
 /// Every queue, by name, with its counts.
-
 pub(crate) async fn list(backend: &SqlBackend) -> Result<Vec<QueueInfo>> {
     let rows = queue::Entity::find()
         .order_by_asc(queue::Column::Name)

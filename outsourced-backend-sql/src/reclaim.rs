@@ -58,7 +58,7 @@ async fn reclaim_in(
 }
 
 /// Moves one expired job on; false when it changed since it was read.
-async fn expire(
+pub(crate) async fn expire(
     db: &impl sea_orm::ConnectionTrait,
     row: &job::Model,
     by: &Actor,

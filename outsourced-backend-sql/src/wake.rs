@@ -1,6 +1,12 @@
 //! Wake-ups for long-polling reservers: a counter bumped whenever a job may have become ready.
+//!
+//! In one process a watch channel carries it. Across processes on PostgreSQL, every wake-up is
+//! also a `NOTIFY`, and each backend listens, so an enqueue through one server wakes workers
+//! long-polling on another. MariaDB and SQLite have no such channel: there a waiting reserve
+//! also looks again every `SqlConfig::idle_recheck`.
 
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 /// Wakes every reserver waiting in this process. Subscribing before looking for jobs, then
 /// waiting for a change, never misses a wake-up that happens in between.
@@ -12,7 +18,7 @@ impl Wake {
         Wake(watch::Sender::new(0))
     }
 
-    /// Tells the waiting reservers to look again.
+    /// Tells the waiting reservers of this process to look again.
     pub(crate) fn notify(&self) {
         self.0.send_modify(|n| *n = n.wrapping_add(1));
     }
@@ -21,4 +27,67 @@ impl Wake {
     pub(crate) fn subscribe(&self) -> watch::Receiver<u64> {
         self.0.subscribe()
     }
+
+    /// A handle that notifies without owning the channel (for the listener task).
+    pub(crate) fn sender(&self) -> watch::Sender<u64> {
+        self.0.clone()
+    }
+}
+
+/// The PostgreSQL channel of a schema's wake-ups.
+pub(crate) fn channel(schema: Option<&str>) -> String {
+    match schema {
+        Some(schema) => format!("outsourced_{schema}"),
+        None => "outsourced".to_owned(),
+    }
+}
+
+/// Sends a wake-up on `channel` to every listening process (through `pg_notify`, so that any
+/// schema name makes a valid channel). Inside a transaction it is delivered at commit.
+pub(crate) async fn notify_others<C: sea_orm::ConnectionTrait>(
+    db: &C,
+    channel: &str,
+) -> Result<(), sea_orm::DbErr> {
+    let statement = sea_orm::Statement::from_sql_and_values(
+        sea_orm::DbBackend::Postgres,
+        "SELECT pg_notify($1, '')",
+        [channel.into()],
+    );
+    db.execute_raw(statement).await.map(drop)
+}
+
+/// Listens on `channel` and wakes this process's reservers at every notification, and after a
+/// lost connection (notifications may have been missed meanwhile).
+pub(crate) fn listen(url: String, channel: String, wake: watch::Sender<u64>) -> JoinHandle<()> {
+    use sea_orm::sqlx::postgres::PgListener;
+    let bump = move || wake.send_modify(|n| *n = n.wrapping_add(1));
+    tokio::spawn(async move {
+        loop {
+            let mut listener = match PgListener::connect(&url).await {
+                Ok(listener) => listener,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot listen for wake-ups; retrying");
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            if let Err(error) = listener.listen(&channel).await {
+                tracing::warn!(%error, "cannot listen for wake-ups; retrying");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                continue;
+            }
+            loop {
+                match listener.try_recv().await {
+                    Ok(Some(_)) => bump(),
+                    // The connection dropped: it reconnects on the next call.
+                    Ok(None) => bump(),
+                    Err(error) => {
+                        tracing::warn!(%error, "lost the wake-up listener; reconnecting");
+                        bump();
+                        break;
+                    }
+                }
+            }
+        }
+    })
 }

@@ -6,6 +6,7 @@ mod signing;
 mod support;
 
 mod cli;
+mod concurrency;
 mod http;
 mod http_authz;
 mod http_refusals;

@@ -1,17 +1,11 @@
-//! SQLite-specific behaviour: concurrent load with no "database is locked" reaching a caller,
-//! every job run exactly once, bounded queues exact across two backends on one file, pragmas,
-//! durability across a reopen, and queues created on first use.
+//! SQLite-specific behaviour: pragmas, durability across a reopen, and queues created on first
+//! use. (Races on SQLite are in `concurrency`, with the other databases.)
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use futures::future::join_all;
 use outsourced_backend_sql::SqlBackend;
 use outsourced_backend_sql::sea_orm::{ConnectionTrait, Statement};
-use outsourced_core::{
-    Actor, Backend, BackendExt, Error, JobFilter, JobState, NewJob, QueueLimit, Reason,
-    ReserveOptions, WorkerInstance,
-};
+use outsourced_core::{Actor, Backend, BackendExt, Error, JobState, NewJob, QueueLimit};
 use serde_json::json;
 
 use crate::support::test_config;
@@ -23,122 +17,6 @@ async fn open(url: &str) -> Arc<SqlBackend> {
 
 fn admin() -> Actor {
     Actor::Admin("root".into())
-}
-
-/// Enqueues 1,000 jobs in batches, then works jobs until none are left; returns the ids it
-/// completed.
-async fn enqueue_and_work(backend: Arc<SqlBackend>, task: usize) -> Vec<i64> {
-    let producer = Actor::Producer(format!("p{task}"));
-    for batch in 0..10 {
-        let jobs = (0..100)
-            .map(|i| NewJob::new("Work", json!([task, batch, i])).queue("load"))
-            .collect();
-        let ids = backend.enqueue_batch(&producer, jobs).await;
-        assert_eq!(ids.map(|ids| ids.len()).ok(), Some(100));
-    }
-    let me = WorkerInstance::new(format!("w{task}"), "i");
-    let mut done = Vec::new();
-    loop {
-        let opts = ReserveOptions::up_to(10).queues(["load"]);
-        let batch = backend
-            .reserve(&me, opts)
-            .await
-            .expect("reserve never fails");
-        if batch.is_empty() {
-            return done;
-        }
-        let leases: Vec<_> = batch.iter().map(|r| r.lease.to_ref()).collect();
-        let results = backend
-            .complete_batch(&me, &leases)
-            .await
-            .expect("complete never fails");
-        assert!(results.iter().all(Result::is_ok), "{results:?}");
-        done.extend(batch.iter().map(|r| r.job.id.0));
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn eight_tasks_work_eight_thousand_jobs_exactly_once() {
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let url = format!("sqlite://{}", dir.path().join("load.db").display());
-    let backend = open(&url).await;
-    let created = backend
-        .create_queue(&admin(), "load", QueueLimit::Unlimited)
-        .await;
-    created.expect("create the queue");
-    let tasks = (0..8).map(|task| tokio::spawn(enqueue_and_work(backend.clone(), task)));
-    let done: Vec<i64> = join_all(tasks)
-        .await
-        .into_iter()
-        .flat_map(|r| r.expect("a task panicked"))
-        .collect();
-    assert_eq!(done.len(), 8000);
-    let mut times = HashMap::<i64, u32>::new();
-    for id in &done {
-        *times.entry(*id).or_default() += 1;
-    }
-    assert!(times.values().all(|n| *n == 1), "a job was worked twice");
-    let info = backend.queue(&admin(), "load").await.expect("the queue");
-    assert_eq!(
-        (info.counts.get(JobState::Succeeded), info.counts.total()),
-        (8000, 8000)
-    );
-    // Each job's history shows one completion.
-    let some = backend
-        .jobs(
-            &admin(),
-            JobFilter {
-                limit: 50,
-                ..JobFilter::default()
-            },
-        )
-        .await;
-    for job in some.expect("list jobs") {
-        let history = backend.history(&admin(), job.id).await.expect("history");
-        let completions = history
-            .iter()
-            .filter(|r| r.reason == Reason::Completed)
-            .count();
-        assert_eq!(completions, 1);
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn thirty_two_producers_on_two_backends_fill_a_queue_of_ten_exactly() {
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let url = format!("sqlite://{}", dir.path().join("race.db").display());
-    let first = open(&url).await;
-    let second = open(&url).await;
-    let created = first
-        .create_queue(&admin(), "narrow", QueueLimit::Max(10))
-        .await;
-    created.expect("create the queue");
-    let attempts = (0..32).map(|i| {
-        let backend = if i % 2 == 0 {
-            first.clone()
-        } else {
-            second.clone()
-        };
-        tokio::spawn(async move {
-            let job = NewJob::new("Race", json!([i])).queue("narrow");
-            backend
-                .enqueue(&Actor::Producer(format!("p{i}")), job)
-                .await
-        })
-    });
-    let results: Vec<_> = join_all(attempts)
-        .await
-        .into_iter()
-        .map(|r| r.expect("a task panicked"))
-        .collect();
-    let accepted = results.iter().filter(|r| r.is_ok()).count();
-    let full = results
-        .iter()
-        .filter(|r| matches!(r, Err(Error::QueueFull { queue, limit: 10 }) if queue == "narrow"))
-        .count();
-    assert_eq!((accepted, full), (10, 22), "{results:?}");
-    let info = second.queue(&admin(), "narrow").await.expect("the queue");
-    assert_eq!(info.counts.total(), 10);
 }
 
 async fn pragma(backend: &SqlBackend, name: &str) -> String {

@@ -1,0 +1,34 @@
+//! Hooks for tests (feature `testing`): they stage interleavings that no public call can
+//! produce on demand, so that the guard against them is tested on every database.
+
+use std::future::Future;
+
+use sea_orm::EntityTrait;
+
+use crate::backend::SqlBackend;
+use crate::entity::job;
+use crate::error::db_error;
+use outsourced_core::{Actor, Error, JobId, Result};
+
+/// Reclaims job `id`'s expired lease as a reclaimer that read the job, then lost the race to
+/// `meanwhile` (say, a worker's completion), would: from the row as read before `meanwhile`.
+/// Returns whether the reclaim applied.
+///
+/// The real reclaimer locks the rows it reads where the database can (`FOR UPDATE SKIP
+/// LOCKED`), so this interleaving needs the lock to be missing; the compare-and-set on the
+/// job's sequence number is what must still refuse it.
+pub async fn reclaim_after<F: Future<Output = ()>>(
+    backend: &SqlBackend,
+    id: JobId,
+    meanwhile: F,
+) -> Result<bool> {
+    let row = job::Entity::find_by_id(id.0)
+        .one(backend.connection())
+        .await
+        .map_err(db_error)?
+        .ok_or(Error::NotFound { id })?;
+    meanwhile.await;
+    let txn = backend.begin_write().await?;
+    let result = crate::reclaim::expire(&txn, &row, &Actor::Reaper, backend.now()).await;
+    backend.finish(txn, result).await
+}
