@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DatabaseTransaction, SqliteTransactionMode,
-    TransactionOptions, TransactionTrait,
+    DatabaseConnection, DatabaseTransaction, SqliteTransactionMode, TransactionOptions,
+    TransactionTrait,
 };
 
 use crate::config::SqlConfig;
@@ -65,10 +65,15 @@ impl SqlBackend {
         // Boxed: opening and migrating is a deep future, too deep to lay out inline in callers'.
         let pools = Box::pin(connect::open(&config)).await?;
         let wake = Wake::new();
-        let listener = (pools.flavor == Flavor::Postgres).then(|| {
-            let channel = wake::channel(config.schema.as_deref());
-            wake::listen(config.url.clone(), channel, wake.sender())
-        });
+        let listener = match pools.flavor {
+            Flavor::Postgres => {
+                let channel = wake::channel(config.schema.as_deref());
+                let listening = wake::listen(&config.url, channel, wake.sender()).await;
+                let conn = |e| sea_orm::DbErr::Conn(sea_orm::RuntimeErr::SqlxError(Arc::new(e)));
+                Some(listening.map_err(|e| db_error(conn(e)))?)
+            }
+            _ => None,
+        };
         Ok(SqlBackend {
             inner: Arc::new(Inner {
                 pools,
@@ -98,6 +103,13 @@ impl SqlBackend {
 
     pub(crate) fn now(&self) -> DateTime<Utc> {
         self.inner.clock.now()
+    }
+
+    /// Begins a transaction for the host application's own writes, to enqueue jobs in with
+    /// [`SqlBackend::enqueue_in`]: on SQLite it takes the write lock at once (waiting up to
+    /// the busy timeout), so that it cannot fail later because another process wrote first.
+    pub async fn begin(&self) -> Result<DatabaseTransaction> {
+        self.begin_write().await
     }
 
     pub(crate) fn reader(&self) -> &DatabaseConnection {
@@ -163,29 +175,44 @@ impl SqlBackend {
         self.wake();
     }
 
-    /// Enqueues jobs inside a transaction of the caller's own, begun on
-    /// [`SqlBackend::connection`], so that they commit or roll back with the caller's other
+    /// Enqueues jobs inside a transaction of the caller's own (best begun with
+    /// [`SqlBackend::begin`]), so that they commit or roll back with the caller's other
     /// writes: committed means the jobs and their first history rows exist; rolled back means
-    /// neither does. Limits and validation are as for `enqueue_batch`.
+    /// neither does. Limits and validation are as for `enqueue_batch`; a refusal (a full
+    /// queue, say) leaves the transaction usable, with none of the jobs in it.
     ///
     /// On PostgreSQL, waiting workers are notified when the transaction commits; elsewhere,
     /// call [`SqlBackend::notify_enqueued`] after the commit (or they find the jobs at their
     /// next look).
-    pub async fn enqueue_in<C: ConnectionTrait>(
+    pub async fn enqueue_in(
         &self,
-        txn: &C,
+        txn: &DatabaseTransaction,
         by: &Actor,
         jobs: Vec<NewJob>,
     ) -> Result<Vec<JobRecord>> {
         for job in &jobs {
             job.check(self.config().max_args_bytes)?;
         }
-        let rows = enqueue::insert_in(txn, self, by, &jobs, self.now()).await?;
+        // A savepoint, so that a refusal half-way (the second queue full) undoes the first
+        // queue's slots, and an error on PostgreSQL does not abort the caller's transaction.
+        let savepoint = txn.begin().await.map_err(db_error)?;
+        let result = self.insert_and_notify(&savepoint, by, &jobs).await;
+        let rows = self.finish(savepoint, result).await?;
+        rows.iter().map(crate::convert::job_record).collect()
+    }
+
+    async fn insert_and_notify(
+        &self,
+        db: &DatabaseTransaction,
+        by: &Actor,
+        jobs: &[NewJob],
+    ) -> Result<Vec<crate::entity::job::Model>> {
+        let rows = enqueue::insert_in(db, self, by, jobs, self.now()).await?;
         if self.flavor() == Flavor::Postgres {
             let channel = wake::channel(self.inner.config.schema.as_deref());
-            wake::notify_others(txn, &channel).await.map_err(db_error)?;
+            wake::notify_others(db, &channel).await.map_err(db_error)?;
         }
-        rows.iter().map(crate::convert::job_record).collect()
+        Ok(rows)
     }
 }
 

@@ -32,3 +32,9 @@ pub async fn reclaim_after<F: Future<Output = ()>>(
     let result = crate::reclaim::expire(&txn, &row, &Actor::Reaper, backend.now()).await;
     backend.finish(txn, result).await
 }
+
+/// A receiver of the backend's wake-ups: it sees a change whenever this process's long-polling
+/// reservers would be told to look again (on PostgreSQL, also at other processes' `NOTIFY`).
+pub fn wakeups(backend: &SqlBackend) -> tokio::sync::watch::Receiver<u64> {
+    backend.inner.wake.subscribe()
+}

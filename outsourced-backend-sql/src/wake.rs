@@ -5,6 +5,7 @@
 //! long-polling on another. MariaDB and SQLite have no such channel: there a waiting reserve
 //! also looks again every `SqlConfig::idle_recheck`.
 
+use sea_orm::sqlx::postgres::PgListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -56,38 +57,29 @@ pub(crate) async fn notify_others<C: sea_orm::ConnectionTrait>(
     db.execute_raw(statement).await.map(drop)
 }
 
-/// Listens on `channel` and wakes this process's reservers at every notification, and after a
-/// lost connection (notifications may have been missed meanwhile).
-pub(crate) fn listen(url: String, channel: String, wake: watch::Sender<u64>) -> JoinHandle<()> {
-    use sea_orm::sqlx::postgres::PgListener;
+/// Starts listening on `channel` (returning once `LISTEN` took effect, so that no later
+/// notification is missed), then wakes this process's reservers at every notification, and
+/// after a lost connection, since notifications may have been missed meanwhile.
+pub(crate) async fn listen(
+    url: &str,
+    channel: String,
+    wake: watch::Sender<u64>,
+) -> Result<JoinHandle<()>, sea_orm::sqlx::Error> {
+    let mut listener = PgListener::connect(url).await?;
+    listener.listen(&channel).await?;
     let bump = move || wake.send_modify(|n| *n = n.wrapping_add(1));
-    tokio::spawn(async move {
+    Ok(tokio::spawn(async move {
         loop {
-            let mut listener = match PgListener::connect(&url).await {
-                Ok(listener) => listener,
+            match listener.try_recv().await {
+                Ok(Some(_)) => bump(),
+                // The connection dropped; the next call reconnects and listens again.
+                Ok(None) => bump(),
                 Err(error) => {
-                    tracing::warn!(%error, "cannot listen for wake-ups; retrying");
+                    tracing::warn!(%error, "the wake-up listener failed; retrying in 1s");
+                    bump();
                     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                    continue;
-                }
-            };
-            if let Err(error) = listener.listen(&channel).await {
-                tracing::warn!(%error, "cannot listen for wake-ups; retrying");
-                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                continue;
-            }
-            loop {
-                match listener.try_recv().await {
-                    Ok(Some(_)) => bump(),
-                    // The connection dropped: it reconnects on the next call.
-                    Ok(None) => bump(),
-                    Err(error) => {
-                        tracing::warn!(%error, "lost the wake-up listener; reconnecting");
-                        bump();
-                        break;
-                    }
                 }
             }
         }
-    })
+    }))
 }

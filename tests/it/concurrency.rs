@@ -6,7 +6,6 @@
 //! Every race runs across two backends on one database, as two processes would: each has its
 //! own connections (and, on SQLite, its own writer).
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,55 +18,7 @@ use outsourced_core::{
 };
 use serde_json::json;
 
-use crate::support::{Namespaces, Server, test_config};
-
-/// Runs `test` on a fresh database: an SQLite file when `server` is `None`. Returns without
-/// running when the server is not configured (see [`Server::url`]).
-async fn on<F, Fut>(server: Option<Server>, test: F)
-where
-    F: FnOnce(SqlConfig) -> Fut,
-    Fut: Future<Output = ()>,
-{
-    match server {
-        None => {
-            let dir = tempfile::tempdir().expect("a temporary directory");
-            let url = format!("sqlite://{}", dir.path().join("race.db").display());
-            test(test_config(&url)).await;
-        }
-        Some(server) => {
-            let Some(url) = server.url() else {
-                return;
-            };
-            let spaces = Namespaces::new(server, &url).await;
-            test(spaces.fresh().await).await;
-            spaces.drop_all().await;
-        }
-    }
-}
-
-/// A test on each database, as `<test>::sqlite`, `<test>::postgres` and `<test>::mariadb`.
-macro_rules! on_every_database {
-    ($($test:ident),* $(,)?) => {$(
-        mod $test {
-            use crate::support::Server;
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                super::on(None, super::$test).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                super::on(Some(Server::Postgres), super::$test).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn mariadb() {
-                super::on(Some(Server::MariaDb), super::$test).await;
-            }
-        }
-    )*};
-}
+use crate::support::on_every_database;
 
 on_every_database!(
     eight_reservers_lease_and_complete_each_of_5000_jobs_once,

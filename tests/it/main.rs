@@ -14,5 +14,6 @@ mod interop;
 mod servers;
 mod sql;
 mod sqlite;
+mod transactions;
 mod worker;
 mod worker_bin;

@@ -1,5 +1,6 @@
 //! Building harnesses over the SQL backend.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -149,3 +150,52 @@ pub(crate) async fn sql_harness_with(config: SqlConfig) -> Harness {
     let admin = client(Actor::Admin("root".into()));
     Harness::new(producer, workers, admin, clock, lease)
 }
+
+/// Runs `test` on a fresh database: an SQLite file when `server` is `None`. Returns without
+/// running when the server is not configured (see [`Server::url`]).
+pub(crate) async fn on<F, Fut>(server: Option<Server>, test: F)
+where
+    F: FnOnce(SqlConfig) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    match server {
+        None => {
+            let dir = tempfile::tempdir().expect("a temporary directory");
+            let url = format!("sqlite://{}", dir.path().join("race.db").display());
+            test(test_config(&url)).await;
+        }
+        Some(server) => {
+            let Some(url) = server.url() else {
+                return;
+            };
+            let spaces = Namespaces::new(server, &url).await;
+            test(spaces.fresh().await).await;
+            spaces.drop_all().await;
+        }
+    }
+}
+
+/// A test on each database, as `<test>::sqlite`, `<test>::postgres` and `<test>::mariadb`.
+macro_rules! on_every_database {
+    ($($test:ident),* $(,)?) => {$(
+        mod $test {
+            use crate::support::Server;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                crate::support::on(None, super::$test).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                crate::support::on(Some(Server::Postgres), super::$test).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn mariadb() {
+                crate::support::on(Some(Server::MariaDb), super::$test).await;
+            }
+        }
+    )*};
+}
+pub(crate) use on_every_database;

@@ -1,0 +1,157 @@
+//! Enqueueing inside the host application's own transaction, on every database: committed
+//! means the jobs and their first history rows exist, rolled back means neither does, and a
+//! refused batch leaves the caller's transaction usable.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use outsourced_backend_sql::sea_orm::{ConnectionTrait, DatabaseTransaction, Statement};
+use outsourced_backend_sql::{Flavor, SqlBackend, SqlConfig, testing};
+use outsourced_core::{
+    Actor, Backend, BackendExt, Error, JobState, NewJob, QueueLimit, Reason, ReserveOptions,
+    TestClock, WorkerInstance,
+};
+use serde_json::json;
+
+use crate::support::on_every_database;
+
+on_every_database!(
+    jobs_enqueued_in_a_committed_transaction_exist_with_their_history,
+    a_rolled_back_transaction_leaves_no_job_no_history_and_no_taken_slot,
+    a_refused_batch_leaves_the_callers_transaction_usable,
+);
+
+/// Two backends on one database (an application process and a worker process), and the
+/// application's own table.
+async fn setup(config: &SqlConfig) -> (SqlBackend, SqlBackend) {
+    let clock = Arc::new(TestClock::new());
+    let open = || async {
+        SqlBackend::open_with_clock(config.clone(), clock.clone())
+            .await
+            .expect("open the database")
+    };
+    let (app, worker) = (open().await, open().await);
+    let sql = "CREATE TABLE shop_orders (id INTEGER PRIMARY KEY)";
+    app.connection()
+        .execute_unprepared(sql)
+        .await
+        .expect("create the application's table");
+    (app, worker)
+}
+
+fn admin() -> Actor {
+    Actor::Admin("root".into())
+}
+
+async fn place_order(txn: &DatabaseTransaction, id: i64) {
+    let sql = format!("INSERT INTO shop_orders (id) VALUES ({id})");
+    txn.execute_unprepared(&sql).await.expect("insert an order");
+}
+
+async fn orders(backend: &SqlBackend) -> i64 {
+    let db = backend.connection();
+    let sql = "SELECT COUNT(*) AS n FROM shop_orders".to_owned();
+    let row = db
+        .query_one_raw(Statement::from_string(db.get_database_backend(), sql))
+        .await
+        .expect("count orders")
+        .expect("a row");
+    row.try_get("", "n").expect("n")
+}
+
+fn ship(order: i64) -> NewJob {
+    NewJob::new("ShipOrder", json!({ "order": order })).queue("shipping")
+}
+
+async fn jobs_enqueued_in_a_committed_transaction_exist_with_their_history(config: SqlConfig) {
+    let (by, root) = (Actor::application(), admin());
+    let (app, worker) = setup(&config).await;
+    let created = app.create_queue(&root, "shipping", QueueLimit::Max(10));
+    created.await.expect("create the queue");
+    let mut wakeups = testing::wakeups(&worker);
+    wakeups.borrow_and_update();
+    let txn = app.begin().await.expect("begin");
+    place_order(&txn, 1).await;
+    let jobs = app.enqueue_in(&txn, &by, vec![ship(1)]);
+    let job = jobs.await.expect("enqueue in the transaction").remove(0);
+    let unseen = worker.job(&root, job.id).await;
+    assert!(
+        matches!(unseen, Err(Error::NotFound { .. })),
+        "invisible before the commit: {unseen:?}"
+    );
+    txn.commit().await.expect("commit");
+    if app.flavor() == Flavor::Postgres {
+        // The NOTIFY sent in the transaction reaches the other process at the commit.
+        let woken = tokio::time::timeout(Duration::from_secs(30), wakeups.changed()).await;
+        assert!(woken.is_ok(), "the worker process was not woken");
+    }
+    assert_eq!(orders(&worker).await, 1);
+    let history = worker.history(&root, job.id).await.expect("history");
+    let reasons: Vec<Reason> = history.iter().map(|r| r.reason).collect();
+    assert_eq!(reasons, [Reason::Enqueued]);
+    let me = WorkerInstance::new("w1", "a");
+    let opts = ReserveOptions::up_to(5).queues(["shipping"]);
+    let reserved = worker.reserve(&me, opts).await.expect("reserve");
+    let ids: Vec<_> = reserved.iter().map(|r| r.job.id).collect();
+    assert_eq!(ids, [job.id]);
+}
+
+async fn a_rolled_back_transaction_leaves_no_job_no_history_and_no_taken_slot(config: SqlConfig) {
+    let (by, root) = (Actor::application(), admin());
+    let (app, worker) = setup(&config).await;
+    let created = app.create_queue(&root, "shipping", QueueLimit::Max(3));
+    created.await.expect("create the queue");
+    let txn = app.begin().await.expect("begin");
+    place_order(&txn, 1).await;
+    let jobs = app.enqueue_in(&txn, &by, (1..=3).map(ship).collect());
+    let jobs = jobs.await.expect("enqueue in the transaction");
+    txn.rollback().await.expect("roll back");
+    assert_eq!(orders(&worker).await, 0);
+    for job in &jobs {
+        let gone = worker.job(&root, job.id).await;
+        assert!(matches!(gone, Err(Error::NotFound { .. })), "{gone:?}");
+        let history = worker.history(&root, job.id).await;
+        assert!(
+            matches!(history, Err(Error::NotFound { .. })),
+            "{history:?}"
+        );
+    }
+    let info = worker.queue(&root, "shipping").await.expect("the queue");
+    assert_eq!(info.counts.total(), 0);
+    // The three slots are free again: a full batch fits.
+    let again = app.enqueue_batch(&by, (1..=3).map(ship).collect());
+    assert_eq!(again.await.map(|ids| ids.len()).ok(), Some(3));
+}
+
+async fn a_refused_batch_leaves_the_callers_transaction_usable(config: SqlConfig) {
+    let (by, root) = (Actor::application(), admin());
+    let (app, worker) = setup(&config).await;
+    for (queue, limit) in [("billing", 5), ("shipping", 1)] {
+        let created = app.create_queue(&root, queue, QueueLimit::Max(limit));
+        created.await.expect("create the queue");
+    }
+    let txn = app.begin().await.expect("begin");
+    place_order(&txn, 1).await;
+    // Billing has room, shipping not: the whole batch is refused, billing's slot included.
+    let batch = vec![
+        NewJob::new("Invoice", json!([1])).queue("billing"),
+        ship(1),
+        ship(2),
+    ];
+    let refused = app.enqueue_in(&txn, &by, batch).await;
+    assert!(
+        matches!(&refused, Err(Error::QueueFull { queue, .. }) if queue == "shipping"),
+        "{refused:?}"
+    );
+    let jobs = app.enqueue_in(&txn, &by, vec![ship(1)]);
+    let kept = jobs.await.expect("the transaction goes on").remove(0);
+    place_order(&txn, 2).await;
+    txn.commit().await.expect("commit");
+    assert_eq!(orders(&worker).await, 2);
+    let billing = worker.queue(&root, "billing").await.expect("billing");
+    assert_eq!(billing.counts.total(), 0, "the refused batch left nothing");
+    let shipping = worker.queue(&root, "shipping").await.expect("shipping");
+    assert_eq!(shipping.counts.get(JobState::Available), 1);
+    let stored = worker.job(&root, kept.id).await.expect("the kept job");
+    assert_eq!(stored.state, JobState::Available);
+}
