@@ -30,8 +30,45 @@ pub(crate) async fn open(config: &SqlConfig) -> Result<Pools> {
     } else {
         open_server(config).await?
     };
-    Migrator::up(&pools.writer, None).await.map_err(db_error)?;
+    migrate(&pools).await?;
     Ok(pools)
+}
+
+/// Brings the schema up to date, holding a lock while it does, so that processes started at
+/// once on a fresh database migrate one after the other (the later ones then find nothing to
+/// do) instead of racing to create the same tables.
+async fn migrate(pools: &Pools) -> Result<()> {
+    use sea_orm::{ConnectionTrait, SqliteTransactionMode, TransactionOptions, TransactionTrait};
+    let (lock, unlock) = match pools.flavor {
+        // The write lock, taken by BEGIN IMMEDIATE; SQLite's DDL is transactional.
+        Flavor::Sqlite => (None, None),
+        // Released by the commit; PostgreSQL's DDL is transactional too.
+        Flavor::Postgres => (Some("SELECT pg_advisory_xact_lock(7274686574)"), None),
+        // MySQL commits at every DDL statement: a session lock, released by hand.
+        Flavor::MariaDb | Flavor::MySql => (
+            Some("SELECT GET_LOCK(CONCAT('outsourced_migrate.', DATABASE()), 600)"),
+            Some("SELECT RELEASE_LOCK(CONCAT('outsourced_migrate.', DATABASE()))"),
+        ),
+    };
+    let options = TransactionOptions {
+        sqlite_transaction_mode: (pools.flavor == Flavor::Sqlite)
+            .then_some(SqliteTransactionMode::Immediate),
+        ..TransactionOptions::default()
+    };
+    let txn = pools
+        .writer
+        .begin_with_options(options)
+        .await
+        .map_err(db_error)?;
+    if let Some(lock) = lock {
+        txn.execute_unprepared(lock).await.map_err(db_error)?;
+    }
+    let migrated = Migrator::up(&txn, None).await;
+    if let Some(unlock) = unlock {
+        txn.execute_unprepared(unlock).await.map_err(db_error)?;
+    }
+    migrated.map_err(db_error)?;
+    txn.commit().await.map_err(db_error)
 }
 
 /// PostgreSQL or MySQL/MariaDB: one pool. On MySQL every connection runs at READ COMMITTED,

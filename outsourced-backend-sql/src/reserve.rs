@@ -48,6 +48,7 @@ pub(crate) async fn reserve(
             .await?
             .map_or(left, |due| due.min(left));
         let nap = nap.min(backend.config().idle_recheck);
+        tracing::debug!(worker = %by, ?nap, "no job ready; waiting for a wake-up");
         tokio::select! {
             _ = woken.changed() => {}
             _ = tokio::time::sleep(nap) => {}

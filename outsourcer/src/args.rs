@@ -301,4 +301,9 @@ pub(crate) struct ServeArgs {
     /// Refuse bodies without the signed body_sha256 query parameter.
     #[arg(long)]
     pub(crate) require_body_hash: bool,
+    /// How often a long-polling reserve looks again without a wake-up (e.g. 5s). On
+    /// PostgreSQL, enqueues through other servers wake it at once; on MariaDB and SQLite this
+    /// bounds how late it sees them.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub(crate) idle_recheck: Option<std::time::Duration>,
 }

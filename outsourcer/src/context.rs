@@ -2,10 +2,10 @@
 
 use std::path::PathBuf;
 
-use outsourced_backend_sql::{Directory, ServerKey, SqlBackend};
+use outsourced_backend_sql::{Directory, ServerKey, SqlBackend, SqlConfig};
 use outsourced_core::{Actor, Result};
 
-use crate::args::Cli;
+use crate::args::{Cli, Command};
 
 /// The open database and the global options.
 pub(crate) struct Ctx {
@@ -18,7 +18,13 @@ pub(crate) struct Ctx {
 impl Ctx {
     /// Opens (and migrates) the database the command line names.
     pub(crate) async fn open(cli: &Cli) -> Result<Ctx> {
-        let backend = SqlBackend::connect(&cli.database).await?;
+        let mut config = SqlConfig::new(&cli.database);
+        if let Command::Serve(args) = &cli.command
+            && let Some(every) = args.idle_recheck
+        {
+            config.idle_recheck = every;
+        }
+        let backend = SqlBackend::open(config).await?;
         Ok(Ctx {
             backend,
             url: cli.database.clone(),

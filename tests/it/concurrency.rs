@@ -25,6 +25,7 @@ on_every_database!(
     thirty_two_producers_fill_a_queue_of_fifty_exactly,
     two_reclaimers_reclaim_each_expired_lease_once,
     a_job_completed_after_a_reclaimer_read_it_stays_completed,
+    four_backends_opened_at_once_on_an_empty_database_all_start,
 );
 
 /// Two backends on one database sharing `clock`: two processes, as far as the database knows.
@@ -272,4 +273,22 @@ async fn a_job_completed_after_a_reclaimer_read_it_stays_completed(config: SqlCo
         0,
         "its slot freed once"
     );
+}
+
+/// Servers started at once on an empty database: each opens (and migrates) without error, and
+/// the schema they share works.
+async fn four_backends_opened_at_once_on_an_empty_database_all_start(config: SqlConfig) {
+    let clock = Arc::new(TestClock::new());
+    let opens = (0..4).map(|_| SqlBackend::open_with_clock(config.clone(), clock.clone()));
+    let backends: Vec<SqlBackend> = join_all(opens)
+        .await
+        .into_iter()
+        .map(|opened| opened.expect("every process starts"))
+        .collect();
+    let job = backends[0]
+        .enqueue(&producer(), NewJob::new("Race", json!([])))
+        .await
+        .expect("enqueue");
+    let seen = backends[3].job(&admin(), job.id).await.expect("the job");
+    assert_eq!(seen.state, JobState::Available);
 }
