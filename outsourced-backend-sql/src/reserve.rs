@@ -50,7 +50,7 @@ pub(crate) async fn reserve(
         let nap = nap.min(backend.config().idle_recheck);
         tracing::debug!(worker = %by, ?nap, "no job ready; waiting for a wake-up");
         tokio::select! {
-            _ = woken.changed() => {}
+            _ = woken.changed() => tracing::debug!(worker = %by, "woken up; looking again"),
             _ = tokio::time::sleep(nap) => {}
         }
     }

@@ -40,15 +40,26 @@ pub(crate) fn bin(name: &str) -> PathBuf {
     target_dir().join(name)
 }
 
-/// A scratch directory with its own database and server key.
+/// A scratch directory with its own database (a SQLite file in it, unless told otherwise) and
+/// server key.
 pub(crate) struct Scratch {
     pub(crate) dir: tempfile::TempDir,
+    database: Option<String>,
 }
 
 impl Scratch {
     pub(crate) fn new() -> Self {
         Scratch {
             dir: tempfile::tempdir().expect("a temporary directory"),
+            database: None,
+        }
+    }
+
+    /// The same, on the database at `url`.
+    pub(crate) fn on(url: &str) -> Self {
+        Scratch {
+            database: Some(url.to_owned()),
+            ..Scratch::new()
         }
     }
 
@@ -57,7 +68,10 @@ impl Scratch {
     }
 
     pub(crate) fn database(&self) -> String {
-        format!("sqlite://{}", self.path("outsourced.db").display())
+        match &self.database {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}", self.path("outsourced.db").display()),
+        }
     }
 
     /// `outsourcer ARGS` in this scratch environment.
@@ -103,5 +117,90 @@ impl Scratch {
         assert!(stderr.starts_with("outsourcer: "), "{stderr}");
         assert_eq!(stderr.lines().count(), 1, "one clear sentence: {stderr}");
         stderr
+    }
+}
+
+/// A running `outsourcer serve`; dropping it stops it.
+pub(crate) struct Served {
+    child: std::process::Child,
+    /// The API's URL.
+    pub(crate) url: String,
+    /// Its log lines (standard error), as they come.
+    pub(crate) logs: std::sync::mpsc::Receiver<String>,
+}
+
+impl Scratch {
+    /// `outsourcer serve ARGS` on a free port of 127.0.0.1, logging at `log` (a `RUST_LOG`).
+    pub(crate) fn serve(&self, args: &[&str], log: &str) -> Served {
+        use std::io::BufRead;
+        let mut child = Command::new(bin("outsourcer"))
+            .args(["serve", "--bind", "127.0.0.1:0"])
+            .args(args)
+            .current_dir(self.dir.path())
+            .env("OUTSOURCED_DATABASE_URL", self.database())
+            .env("OUTSOURCED_KEY_FILE", self.path("server.key"))
+            .env("RUST_LOG", log)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start the server");
+        let stdout = child.stdout.take().expect("its output");
+        let mut line = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("the server says where it listens");
+        let url = line
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or_default()
+            .to_owned();
+        assert!(url.starts_with("http://"), "not serving: {line}");
+        let (send, logs) = std::sync::mpsc::channel();
+        let stderr = child.stderr.take().expect("its logs");
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if send.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        Served { child, url, logs }
+    }
+}
+
+impl Served {
+    /// Waits (up to a minute, then fails) for a log line containing `text`.
+    pub(crate) fn wait_for_log(&self, text: &str) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.logs.recv_timeout(left) {
+                Ok(line) if line.contains(text) => return line,
+                Ok(_) => {}
+                Err(error) => panic!("no log line with {text:?}: {error}"),
+            }
+        }
+    }
+
+    /// Stops it with SIGTERM, as an operator would, and waits for it to exit.
+    pub(crate) fn stop(mut self) {
+        self.terminate();
+    }
+
+    fn terminate(&mut self) {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.terminate();
+        }
     }
 }

@@ -11,6 +11,7 @@ mod http;
 mod http_authz;
 mod http_refusals;
 mod interop;
+mod multi_server;
 mod servers;
 mod sql;
 mod sqlite;

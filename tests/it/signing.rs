@@ -51,14 +51,19 @@ impl Signed {
         ]
     }
 
+    /// The host and port the request is signed for.
+    fn authority(&self) -> String {
+        let host = self.url.host_str().unwrap_or_default();
+        match self.url.port() {
+            Some(port) => format!("{host}:{port}"),
+            None => host.to_owned(),
+        }
+    }
+
     /// Signs the request as it is now, with `secret`.
     pub(crate) fn sign(mut self, secret: &str) -> Self {
-        let host = match self.url.port() {
-            Some(port) => format!("{}:{port}", self.url.host_str().unwrap_or_default()),
-            None => self.url.host_str().unwrap_or_default().to_owned(),
-        };
-        let base_uri =
-            oauth::base_uri(self.url.scheme(), &host, self.url.path()).expect("a base URI");
+        let base_uri = oauth::base_uri(self.url.scheme(), &self.authority(), self.url.path())
+            .expect("a base URI");
         let mut params = oauth::parse_form(self.url.query().unwrap_or_default()).expect("a query");
         params.extend(self.protocol());
         let base = oauth::base_string(self.method.as_str(), &base_uri, &params);
@@ -81,10 +86,25 @@ impl Signed {
         format!("OAuth {}", parts.join(", "))
     }
 
-    /// Sends it as signed (or with `authorization` replaced when given).
+    /// Sends it as signed.
     pub(crate) async fn send(&self) -> Response {
+        self.send_to(&self.url).await
+    }
+
+    /// Sends it, exactly as signed (its `Host` header included), to the server at `base`
+    /// instead: what a load balancer does with a request signed for its own address.
+    pub(crate) async fn send_via(&self, base: &str) -> Response {
+        let base = url::Url::parse(base).expect("a URL");
+        let mut to = self.url.clone();
+        to.set_host(base.host_str()).expect("a host");
+        to.set_port(base.port()).expect("a port");
+        self.send_to(&to).await
+    }
+
+    async fn send_to(&self, to: &url::Url) -> Response {
         let mut request = reqwest::Client::new()
-            .request(self.method.clone(), self.url.clone())
+            .request(self.method.clone(), to.clone())
+            .header(reqwest::header::HOST, self.authority())
             .header(reqwest::header::AUTHORIZATION, self.authorization());
         if let Some(body) = &self.body {
             request = request

@@ -263,32 +263,6 @@ fn the_command_handler_example_runs_as_documented() {
     assert!(stderr.contains("no image in the arguments"), "{stderr}");
 }
 
-/// `outsourcer serve` on a free port, and its URL.
-fn serve(s: &Scratch) -> (std::process::Child, String) {
-    use std::io::BufRead;
-    let mut child = Command::new(bin("outsourcer"))
-        .args(["serve", "--bind", "127.0.0.1:0"])
-        .current_dir(s.dir.path())
-        .env("OUTSOURCED_DATABASE_URL", s.database())
-        .env("OUTSOURCED_KEY_FILE", s.path("server.key"))
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the server");
-    let stdout = child.stdout.take().expect("its output");
-    let mut line = String::new();
-    std::io::BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("the server says where it listens");
-    let url = line
-        .split_whitespace()
-        .nth(1)
-        .expect("serving URL")
-        .to_owned();
-    (child, url)
-}
-
 #[test]
 fn a_worker_in_another_process_works_over_http_only_its_queues() {
     let s = Scratch::new();
@@ -303,7 +277,8 @@ fn a_worker_in_another_process_works_over_http_only_its_queues() {
     let other = s.json(&["job", "enqueue", "Shell", "--queue", "other"])["id"]
         .as_i64()
         .expect("an id");
-    let (mut server, url) = serve(&s);
+    let server = s.serve(&[], "warn");
+    let url = server.url.clone();
     assert!(
         url.starts_with("http://127.0.0.1:") && url.ends_with("/outsourced"),
         "{url}"
@@ -314,10 +289,7 @@ fn a_worker_in_another_process_works_over_http_only_its_queues() {
     config.push_str("\ncommands:\n  Shell:\n    program: ./handler.sh\n");
     std::fs::write(s.path("remote.yml"), config).expect("write the config");
     let out = worker(&s, "remote.yml", &["--exit-on-complete"]);
-    let _ = Command::new("kill")
-        .args(["-TERM", &server.id().to_string()])
-        .status();
-    let _ = server.wait();
+    server.stop();
     assert!(
         out.status.success(),
         "{}",
