@@ -128,23 +128,10 @@ async fn claim_in<'a>(
     now: DateTime<Utc>,
     lease: Duration,
 ) -> Result<Option<Grant<'a>>> {
-    let paused = Query::select()
-        .column(queue::Column::Name)
-        .from(queue::Entity)
-        .and_where(Expr::col(queue::Column::Paused).eq(true))
-        .to_owned();
-    let mut select = filtered(job::Entity::find(), opts)
-        .filter(job::Column::Waiting.eq(true))
-        .filter(job::Column::RunAt.lte(ms(now)))
-        .filter(Expr::col(job::Column::Queue).not_in_subquery(paused))
-        .order_by_asc(job::Column::Priority)
-        .order_by_asc(job::Column::RunAt)
-        .order_by_asc(job::Column::Id)
-        .limit(u64::from(limit));
-    if lock_rows {
-        select = select.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
-    }
-    let rows = select.all(db).await.map_err(db_error)?;
+    let rows = claim_select(opts, limit, now, lock_rows)
+        .all(db)
+        .await
+        .map_err(db_error)?;
     if rows.is_empty() {
         return Ok(None);
     }
@@ -152,6 +139,34 @@ async fn claim_in<'a>(
     grant.mark_running(db).await?;
     insert_history(db, grant.history()).await?;
     Ok(Some(grant))
+}
+
+/// The claim's query: the first `limit` ready jobs in hand-out order, through the reserve
+/// index (`waiting, priority, run_at, id`), skipping rows other claims hold where the database
+/// locks rows.
+pub(crate) fn claim_select(
+    opts: &ReserveOptions,
+    limit: u32,
+    now: DateTime<Utc>,
+    lock_rows: bool,
+) -> sea_orm::Select<job::Entity> {
+    let paused = Query::select()
+        .column(queue::Column::Name)
+        .from(queue::Entity)
+        .and_where(Expr::col(queue::Column::Paused).eq(true))
+        .to_owned();
+    let select = filtered(job::Entity::find(), opts)
+        .filter(job::Column::Waiting.eq(true))
+        .filter(job::Column::RunAt.lte(ms(now)))
+        .filter(Expr::col(job::Column::Queue).not_in_subquery(paused))
+        .order_by_asc(job::Column::Priority)
+        .order_by_asc(job::Column::RunAt)
+        .order_by_asc(job::Column::Id)
+        .limit(u64::from(limit));
+    match lock_rows {
+        true => select.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked),
+        false => select,
+    }
 }
 
 /// A batch being handed to one worker instance: the rows as read and a token for each.

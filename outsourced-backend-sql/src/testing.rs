@@ -38,3 +38,42 @@ pub async fn reclaim_after<F: Future<Output = ()>>(
 pub fn wakeups(backend: &SqlBackend) -> tokio::sync::watch::Receiver<u64> {
     backend.inner.wake.subscribe()
 }
+
+/// The database's plan for a reserve's claim query with `opts`: `EXPLAIN (ANALYZE, BUFFERS)`
+/// on PostgreSQL (it runs the query, locking nothing beyond the statement), `EXPLAIN` on
+/// MariaDB/MySQL, `EXPLAIN QUERY PLAN` on SQLite. One line per row of the answer.
+pub async fn reserve_plan(
+    backend: &SqlBackend,
+    opts: &outsourced_core::ReserveOptions,
+) -> Result<Vec<String>> {
+    use crate::dialect::Flavor;
+    use sea_orm::{ConnectionTrait, QueryTrait};
+    let db = backend.connection();
+    let flavor = backend.flavor();
+    let select = crate::reserve::claim_select(opts, opts.limit, backend.now(), flavor.locks_rows());
+    let mut statement = select.build(db.get_database_backend());
+    let prefix = match flavor {
+        Flavor::Postgres => "EXPLAIN (ANALYZE, BUFFERS)",
+        Flavor::Sqlite => "EXPLAIN QUERY PLAN",
+        Flavor::MariaDb | Flavor::MySql => "EXPLAIN",
+    };
+    statement.sql = format!("{prefix} {}", statement.sql);
+    let rows = db.query_all_raw(statement).await.map_err(db_error)?;
+    let line = |row: &sea_orm::QueryResult| -> String {
+        let text = |column: &str| {
+            let number = || row.try_get::<Option<i64>>("", column).ok().flatten();
+            let text = row.try_get::<Option<String>>("", column).ok().flatten();
+            text.or_else(|| number().map(|n| n.to_string()))
+        };
+        match flavor {
+            Flavor::Postgres => text("QUERY PLAN").unwrap_or_default(),
+            Flavor::Sqlite => text("detail").unwrap_or_default(),
+            Flavor::MariaDb | Flavor::MySql => ["table", "type", "key", "rows", "Extra"]
+                .iter()
+                .map(|c| format!("{c}={}", text(c).unwrap_or_else(|| "-".into())))
+                .collect::<Vec<_>>()
+                .join(" "),
+        }
+    };
+    Ok(rows.iter().map(line).collect())
+}
