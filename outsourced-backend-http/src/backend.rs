@@ -199,6 +199,8 @@ impl Backend for HttpBackend {
             ("state", filter.state.map(|s| s.as_str().to_owned())),
             ("class", filter.class),
             ("owner", filter.owner.map(|o| o.to_string())),
+            ("created_since", filter.created_since.map(rfc3339)),
+            ("created_until", filter.created_until.map(rfc3339)),
             ("before", filter.before.map(|b| b.to_string())),
         ];
         query.extend(optional.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))));
@@ -274,4 +276,9 @@ impl Backend for HttpBackend {
         let dtos: Vec<QueueDto> = self.call(Method::GET, "queues", &[], NONE, None).await?;
         dtos.into_iter().map(QueueInfo::try_from).collect()
     }
+}
+
+/// A time as the API takes it: RFC 3339 in UTC, to the millisecond (the backends' precision).
+fn rfc3339(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }

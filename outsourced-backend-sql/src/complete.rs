@@ -90,10 +90,10 @@ async fn complete_one(
             token: Some(&lease.token),
         }];
         let mut set = Vec::new();
-        if let Some(repeat) = repeat_of(&row)?
+        let next = repeat_of(&row)?.and_then(|r| r.next_after(convert::time(row.run_at), now));
+        if let Some(next) = next
             && !row.cancel_requested
         {
-            let next = repeat.next_after(convert::time(row.run_at), now);
             steps.push(Step {
                 event: Some(Event::Repeat),
                 reason: Reason::Repeat,

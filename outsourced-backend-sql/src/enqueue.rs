@@ -113,7 +113,7 @@ fn new_row(job: &NewJob, by: &Actor, now: DateTime<Utc>) -> job::Model {
             .min(i32::MAX as u32) as i32,
         max_run_time_ms: job.max_run_time.map(duration_ms),
         backoff: job.backoff.to_string(),
-        repeat: job.repeat.map(|r| r.to_string()),
+        repeat: job.repeat.as_ref().map(|r| r.to_string()),
         owner_type: job.owner.as_ref().map(|o| o.kind.clone()),
         owner_id: job.owner.as_ref().map(|o| o.id.clone()),
         enqueued_by: by.to_string(),

@@ -3,7 +3,7 @@
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use crate::backend::SqlBackend;
-use crate::convert::{history_entry, job_record};
+use crate::convert::{history_entry, job_record, ms};
 use crate::entity::{history, job};
 use crate::error::{corrupt, db_error};
 use crate::lease::load_existing;
@@ -50,6 +50,12 @@ pub(crate) async fn jobs(backend: &SqlBackend, filter: JobFilter) -> Result<Vec<
     }
     if let Some(by) = &filter.enqueued_by {
         select = select.filter(job::Column::EnqueuedBy.eq(by.to_string()));
+    }
+    if let Some(since) = filter.created_since {
+        select = select.filter(job::Column::CreatedAt.gte(ms(since)));
+    }
+    if let Some(until) = filter.created_until {
+        select = select.filter(job::Column::CreatedAt.lt(ms(until)));
     }
     if let Some(before) = filter.before {
         select = select.filter(job::Column::Id.lt(before.0));

@@ -239,8 +239,15 @@ pub(crate) struct EnqueueArgs {
     /// Attempts at most.
     #[arg(long)]
     pub(crate) max_attempts: Option<u32>,
+    /// Run again this long after each run's due time (`30s`, `5m`, `1day`).
+    #[arg(long, conflicts_with = "cron")]
+    pub(crate) every: Option<String>,
+    /// Run again at the next point of this cron schedule (UTC) after each run
+    /// (`"0 3 * * *"`: daily at three).
+    #[arg(long)]
+    pub(crate) cron: Option<String>,
     /// Enqueue every line of this JSON-lines file: {"class", "args", "queue", "priority",
-    /// "run_at", "owner", "max_attempts"}.
+    /// "run_at", "owner", "max_attempts", "every", "cron"}.
     #[arg(long, conflicts_with = "class")]
     pub(crate) from: Option<PathBuf>,
 }
@@ -259,6 +266,12 @@ pub(crate) struct ListArgs {
     /// Only this owner's jobs (TYPE/ID).
     #[arg(long)]
     pub(crate) owner: Option<String>,
+    /// Only jobs enqueued at or after this time: RFC 3339, or `-` and a duration (`-1h`).
+    #[arg(long, allow_hyphen_values = true)]
+    pub(crate) since: Option<String>,
+    /// Only jobs enqueued before this time: RFC 3339, or `-` and a duration.
+    #[arg(long, allow_hyphen_values = true)]
+    pub(crate) until: Option<String>,
     /// Jobs older than this id (the next page).
     #[arg(long)]
     pub(crate) before: Option<i64>,

@@ -5,7 +5,8 @@ use std::path::Path;
 use chrono::{DateTime, Utc};
 use indicatif::{ProgressBar, ProgressStyle};
 use outsourced_core::{
-    Backend, CountFilter, Error, JobFilter, JobId, JobState, NewJob, Owner, Result, by_state,
+    Backend, CountFilter, CronSchedule, Error, JobFilter, JobId, JobState, NewJob, Owner, Repeat,
+    Result, by_state,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -105,23 +106,40 @@ fn filter(args: &ListArgs) -> Result<JobFilter> {
         class: args.class.clone(),
         owner: args.owner.as_deref().map(str::parse).transpose()?,
         enqueued_by: None,
+        created_since: args
+            .since
+            .as_deref()
+            .map(|t| time("--since", t))
+            .transpose()?,
+        created_until: args
+            .until
+            .as_deref()
+            .map(|t| time("--until", t))
+            .transpose()?,
         before: args.before.map(JobId),
         limit: args.limit,
     })
 }
 
-/// `+5m` from now, or an RFC 3339 time.
-fn run_at(text: &str) -> Result<DateTime<Utc>> {
+/// `+5m` from now, `-1h` before now, or an RFC 3339 time; `flag` names it in errors.
+fn time(flag: &str, text: &str) -> Result<DateTime<Utc>> {
+    let relative = |sign: i32, duration: &str| {
+        let duration = humantime::parse_duration(duration)
+            .map_err(|e| Error::invalid(format!("{flag} {text:?}: {e}")))?;
+        let duration = chrono::Duration::from_std(duration).unwrap_or_default();
+        Ok(Utc::now() + duration * sign)
+    };
     if let Some(after) = text.strip_prefix('+') {
-        let after = humantime::parse_duration(after)
-            .map_err(|e| Error::invalid(format!("--run-at {text:?}: {e}")))?;
-        return Ok(Utc::now() + chrono::Duration::from_std(after).unwrap_or_default());
+        return relative(1, after);
+    }
+    if let Some(ago) = text.strip_prefix('-') {
+        return relative(-1, ago);
     }
     DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|e| {
             Error::invalid(format!(
-                "--run-at {text:?} is neither +DURATION nor an RFC 3339 time: {e}"
+                "{flag} {text:?} is neither +DURATION, -DURATION nor an RFC 3339 time: {e}"
             ))
         })
 }
@@ -137,6 +155,8 @@ async fn enqueue_one(ctx: &Ctx, args: &EnqueueArgs) -> Result<()> {
         run_at: args.run_at.clone(),
         owner: args.owner.clone(),
         max_attempts: args.max_attempts,
+        every: args.every.clone(),
+        cron: args.cron.clone(),
     };
     let job = ctx.backend.enqueue(&ctx.actor(), line.into_job()?).await?;
     if ctx.json {
@@ -162,6 +182,10 @@ struct Line {
     run_at: Option<String>,
     owner: Option<String>,
     max_attempts: Option<u32>,
+    /// Run again this long after each run (`5m`).
+    every: Option<String>,
+    /// Run again at the next point of this cron schedule after each run.
+    cron: Option<String>,
 }
 
 fn empty_args() -> Value {
@@ -178,13 +202,25 @@ impl Line {
             job = job.priority(priority);
         }
         if let Some(at) = self.run_at {
-            job = job.run_at(run_at(&at)?);
+            job = job.run_at(time("--run-at", &at)?);
         }
         if let Some(owner) = self.owner {
             job = job.owner(owner.parse()?);
         }
         if let Some(max) = self.max_attempts {
             job = job.max_attempts(max);
+        }
+        let repeat = match (self.every, self.cron) {
+            (Some(_), Some(_)) => return Err(Error::invalid("give --every or --cron, not both")),
+            (Some(every), None) => Some(Repeat::Every(
+                humantime::parse_duration(&every)
+                    .map_err(|e| Error::invalid(format!("--every {every:?}: {e}")))?,
+            )),
+            (None, Some(cron)) => Some(Repeat::Cron(CronSchedule::new(&cron)?)),
+            (None, None) => None,
+        };
+        if let Some(repeat) = repeat {
+            job = job.repeat(repeat);
         }
         Ok(job)
     }

@@ -80,7 +80,7 @@ pub(crate) fn job_json(job: &JobRecord) -> Value {
         "max_attempts": job.max_attempts,
         "max_run_time_ms": job.max_run_time.map(|d| d.as_millis() as u64),
         "backoff": job.backoff.to_string(),
-        "repeat": job.repeat.map(|r| r.to_string()),
+        "repeat": job.repeat.as_ref().map(|r| r.to_string()),
         "owner": job.owner.as_ref().map(|o| o.to_string()),
         "enqueued_by": job.enqueued_by.to_string(),
         "cancel_requested": job.cancel_requested,
@@ -136,12 +136,14 @@ pub(crate) fn job_text(job: &JobRecord) -> String {
 pub(crate) fn history_json(rows: &[HistoryEntry]) -> Value {
     Value::Array(
         rows.iter()
-            .map(|r| {
+            .zip(since_previous(rows))
+            .map(|(r, since)| {
                 json!({
                     "seq": r.seq,
                     "from": r.from.map(|s| s.as_str()),
                     "to": r.to.as_str(),
                     "at": time(r.at),
+                    "since_previous_ms": since.map(|d| d.num_milliseconds()),
                     "actor": r.actor.to_string(),
                     "attempt": r.attempt,
                     "reason": r.reason.as_str(),
@@ -157,16 +159,38 @@ pub(crate) fn history_json(rows: &[HistoryEntry]) -> Value {
     )
 }
 
+/// The time from each history row to the one before it (none for the first): how long the
+/// job waited before a reserve, and how long an attempt ran before it ended.
+fn since_previous(rows: &[HistoryEntry]) -> Vec<Option<chrono::Duration>> {
+    let previous = std::iter::once(None).chain(rows.iter().map(|r| Some(r.at)));
+    rows.iter()
+        .zip(previous)
+        .map(|(r, before)| before.map(|before| r.at - before))
+        .collect()
+}
+
+/// A duration as people read it: `1.234s`, `2m 3s`.
+fn elapsed(duration: chrono::Duration) -> String {
+    let ms = duration.num_milliseconds().max(0) as u64;
+    if ms < 60_000 {
+        return format!("{}.{:03}s", ms / 1000, ms % 1000);
+    }
+    humantime::format_duration(std::time::Duration::from_secs(ms / 1000)).to_string()
+}
+
 /// How many lines of a backtrace or a command's standard error a history shows.
 const TRACE_LINES: usize = 20;
 
 /// A history as a table, each error's message, causes and backtrace under its row.
 pub(crate) fn history_text(rows: &[HistoryEntry]) -> String {
-    let mut t = table(&["seq", "at", "from", "to", "reason", "attempt", "actor"]);
-    for r in rows {
+    let mut t = table(&[
+        "seq", "at", "after", "from", "to", "reason", "attempt", "actor",
+    ]);
+    for (r, since) in rows.iter().zip(since_previous(rows)) {
         t.add_row(vec![
             r.seq.to_string(),
             time(r.at),
+            since.map_or_else(|| "-".into(), elapsed),
             r.from.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
             r.to.to_string(),
             r.reason.to_string(),

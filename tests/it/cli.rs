@@ -273,6 +273,52 @@ fn jobs_are_enqueued_listed_shown_cancelled_and_counted() {
 }
 
 #[test]
+fn jobs_are_searched_by_enqueue_time_and_paged_newest_first() {
+    let s = Scratch::new();
+    let ids: Vec<Value> = (0..5)
+        .map(|_| s.json(&["job", "enqueue", "Find"])["id"].clone())
+        .collect();
+    let listed = |args: &[&str]| -> Vec<Value> {
+        let mut all = vec!["job", "list"];
+        all.extend_from_slice(args);
+        let jobs = s.json(&all);
+        let jobs = jobs.as_array().expect("a list");
+        jobs.iter().map(|job| job["id"].clone()).collect()
+    };
+    let newest_first: Vec<Value> = ids.iter().rev().cloned().collect();
+    assert_eq!(listed(&["--since", "-1h"]), newest_first);
+    assert!(listed(&["--until", "-1h"]).is_empty());
+    assert!(listed(&["--since", "+1h"]).is_empty());
+    let first = listed(&["--limit", "2"]);
+    assert_eq!(first, newest_first[..2]);
+    let cursor = first[1].as_i64().expect("an id").to_string();
+    let second = listed(&["--limit", "2", "--before", &cursor]);
+    assert_eq!(second, newest_first[2..4]);
+    assert!(
+        s.fails(&["job", "list", "--since", "yesterday"])
+            .contains("--since")
+    );
+}
+
+#[test]
+fn jobs_repeat_on_an_interval_or_a_cron_schedule() {
+    let s = Scratch::new();
+    let daily = s.json(&["job", "enqueue", "Report", "--cron", "0 3 * * *"]);
+    assert_eq!(daily["repeat"], "cron:0 3 * * *");
+    let often = s.json(&["job", "enqueue", "Poll", "--every", "5m"]);
+    assert_eq!(often["repeat"], "every:300000");
+    assert!(
+        s.fails(&["job", "enqueue", "Report", "--cron", "every day"])
+            .contains("not a cron schedule")
+    );
+    let path = s.path("repeats.jsonl");
+    std::fs::write(&path, "{\"class\": \"A\", \"cron\": \"*/5 * * * *\"}\n").expect("write");
+    s.ok(&["job", "enqueue", "--from", path.to_str().expect("a path")]);
+    let listed = s.json(&["job", "list", "--class", "A"]);
+    assert_eq!(listed[0]["repeat"], "cron:*/5 * * * *");
+}
+
+#[test]
 fn a_jsonl_file_is_enqueued_all_checked_first() {
     let s = Scratch::new();
     s.ok(&["queue", "create", "bulk", "--unlimited"]);

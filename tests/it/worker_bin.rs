@@ -105,6 +105,9 @@ fn a_failing_handler_leaves_its_stderr_in_the_history() {
     let id = job["id"].as_i64().expect("an id").to_string();
     assert_eq!(s.json(&["job", "show", &id])["state"], "failed");
     let history = s.json(&["job", "history", &id]);
+    assert!(history[0]["since_previous_ms"].is_null());
+    let ran = history[2]["since_previous_ms"].as_i64();
+    assert!(ran.is_some_and(|ms| ms >= 0), "how long the attempt ran");
     let error = &history[2]["error"];
     let handler = s.path("handler.sh");
     let expected = format!("command {} exited with status 4", handler.display());

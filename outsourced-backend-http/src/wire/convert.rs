@@ -37,7 +37,7 @@ impl From<&NewJob> for NewJobDto {
             max_attempts: job.max_attempts,
             max_run_time_ms: job.max_run_time.map(ms),
             backoff: Some(job.backoff.to_string()),
-            repeat: job.repeat.map(|r| r.to_string()),
+            repeat: job.repeat.as_ref().map(|r| r.to_string()),
             owner: job.owner.as_ref().map(ToString::to_string),
         }
     }
@@ -78,7 +78,7 @@ pub fn job_to_dto(job: &JobRecord) -> JobDto {
         max_attempts: job.max_attempts,
         max_run_time_ms: job.max_run_time.map(ms),
         backoff: job.backoff.to_string(),
-        repeat: job.repeat.map(|r| r.to_string()),
+        repeat: job.repeat.as_ref().map(|r| r.to_string()),
         owner: job.owner.as_ref().map(ToString::to_string),
         enqueued_by: job.enqueued_by.to_string(),
         cancel_requested: job.cancel_requested,

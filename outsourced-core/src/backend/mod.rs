@@ -79,7 +79,8 @@ pub trait Backend: Send + Sync {
     /// Reports the success of leased jobs; each lease gets its own result, in order.
     ///
     /// - The job becomes `succeeded` with a `completed` history row, and frees its queue slot.
-    /// - A repeating job then goes back to `scheduled` at its next run time with its attempts
+    /// - A repeating job (an interval, or a cron schedule whose next point after now is its
+    ///   next run) then goes back to `scheduled` at its next run time with its attempts
     ///   reset (a second, `repeat`, history row) and keeps its slot; not when a cancel was
     ///   requested.
     /// - The same success reported again with the same token succeeds and changes nothing.
@@ -148,6 +149,7 @@ pub trait Backend: Send + Sync {
     /// Jobs matching a filter, newest first.
     ///
     /// - Filters by queue, state, class and owner, all optional and combined.
+    /// - Filters by enqueue time: `created_since` inclusive, `created_until` exclusive.
     /// - Pages by cursor: `before` returns jobs older than that id; at most `limit` per page.
     async fn jobs(&self, by: &Actor, filter: JobFilter) -> Result<Vec<JobRecord>>;
 

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+
 use crate::state::JobState;
 use crate::types::{Actor, JobId, Owner};
 
@@ -85,6 +87,10 @@ pub struct JobFilter {
     pub owner: Option<Owner>,
     /// Only jobs this caller enqueued (the HTTP server sets it for producers).
     pub enqueued_by: Option<Actor>,
+    /// Only jobs enqueued at or after this time.
+    pub created_since: Option<DateTime<Utc>>,
+    /// Only jobs enqueued before this time.
+    pub created_until: Option<DateTime<Utc>>,
     /// Only jobs older than this one (the cursor: the last id of the previous page).
     pub before: Option<JobId>,
     /// The page size (the backend caps it).
@@ -99,6 +105,8 @@ impl Default for JobFilter {
             class: None,
             owner: None,
             enqueued_by: None,
+            created_since: None,
+            created_until: None,
             before: None,
             limit: 100,
         }

@@ -221,6 +221,34 @@ pub(crate) async fn batch_complete_answers_each_lease(h: &Harness) {
     }
 }
 
+pub(crate) async fn a_cron_job_runs_again_at_its_next_point(h: &Harness) {
+    let queue = h.queue().await;
+    let hourly = crate::CronSchedule::new("0 * * * *").expect("a schedule");
+    let job = h
+        .enqueue(noop().queue(&queue).repeat(Repeat::Cron(hourly.clone())))
+        .await;
+    assert_eq!(h.job(job.id).await.repeat, Some(Repeat::Cron(hourly)));
+    let reserved = h.w(0).reserve_one(&[&queue]).await;
+    h.advance(Duration::from_secs(90));
+    ok(h.w(0).complete(&reserved).await, "complete");
+    let stored = h.job(job.id).await;
+    let next_hour = |t: chrono::DateTime<chrono::Utc>| {
+        let hour = t.timestamp().div_euclid(3600) + 1;
+        chrono::DateTime::from_timestamp(hour * 3600, 0).expect("a time")
+    };
+    assert_eq!(stored.state, JobState::Scheduled);
+    assert_eq!(
+        stored.run_at,
+        next_hour(h.now()),
+        "the next full hour after now"
+    );
+    let reasons: Vec<Reason> = h.history(job.id).await.iter().map(|r| r.reason).collect();
+    assert_eq!(reasons[2..], [Reason::Completed, Reason::Repeat]);
+    h.advance((stored.run_at - h.now()).to_std().expect("in the future"));
+    let again = h.w(0).reserve_one(&[&queue]).await;
+    assert_eq!(again.job.id, job.id, "due at its point");
+}
+
 pub(crate) async fn a_repeating_job_is_scheduled_again(h: &Harness) {
     let queue = h.queue().await;
     let every = Repeat::Every(Duration::from_secs(60));

@@ -105,6 +105,7 @@ scenarios![
     lease::a_late_complete_after_a_new_lease_is_refused,
     lease::batch_complete_answers_each_lease,
     lease::a_repeating_job_is_scheduled_again,
+    lease::a_cron_job_runs_again_at_its_next_point,
     lease::a_failure_is_retried_after_the_backoff,
     lease::a_failure_may_name_its_own_wait,
     lease::attempts_run_out_and_the_job_fails,
@@ -135,6 +136,7 @@ scenarios![
     reads::lookups_of_unknown_jobs_are_not_found,
     reads::history_is_complete_and_gap_free,
     reads::jobs_filter_and_page_newest_first,
+    reads::jobs_filter_by_enqueue_time,
     reads::counts_by_queue_state_and_owner,
 ];
 

@@ -123,6 +123,34 @@ pub(crate) async fn jobs_filter_and_page_newest_first(h: &Harness) {
     assert!(list(page(second.last().copied())).await.is_empty());
 }
 
+pub(crate) async fn jobs_filter_by_enqueue_time(h: &Harness) {
+    let queue = h.queue().await;
+    let start = h.now();
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(h.enqueue(noop().queue(&queue)).await.id);
+        h.advance(Duration::from_secs(60));
+    }
+    let minute = chrono::Duration::seconds(60);
+    let list = |since, until| {
+        let filter = JobFilter {
+            queue: Some(queue.clone()),
+            created_since: since,
+            created_until: until,
+            ..JobFilter::default()
+        };
+        async move {
+            let jobs = ok(backend(h).jobs(&h.admin.actor, filter).await, "list jobs");
+            jobs.iter().map(|j| j.id).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(list(Some(start + minute), None).await, [ids[2], ids[1]]);
+    assert_eq!(list(None, Some(start + minute)).await, [ids[0]]);
+    let window = list(Some(start + minute), Some(start + minute * 2)).await;
+    assert_eq!(window, [ids[1]], "since is inclusive, until exclusive");
+    assert!(list(Some(start + minute * 3), None).await.is_empty());
+}
+
 pub(crate) async fn counts_by_queue_state_and_owner(h: &Harness) {
     let (a, b) = (h.queue().await, h.queue().await);
     let bob = Owner::new("User", "bob");

@@ -13,4 +13,6 @@ pub use record::{
     ErrorInfo, Failure, Heartbeat, HistoryEntry, JobRecord, Lease, LeaseInfo, LeaseRef, Reason,
     Reserved, RetryPlan,
 };
-pub use spec::{Backoff, DEFAULT_MAX_ATTEMPTS, DEFAULT_QUEUE, NewJob, Repeat, check_queue_name};
+pub use spec::{
+    Backoff, CronSchedule, DEFAULT_MAX_ATTEMPTS, DEFAULT_QUEUE, NewJob, Repeat, check_queue_name,
+};

@@ -87,33 +87,38 @@ impl FromStr for Backoff {
 }
 
 /// When a job runs again after it succeeded. Each run shows in the job's history.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Repeat {
     /// Every fixed interval, counted from the previous run time (runs missed while the job
     /// was waiting are skipped, not run in a burst).
     Every(Duration),
+    /// At the times of a cron schedule, in UTC.
+    Cron(CronSchedule),
 }
 
 impl Repeat {
     /// The next run time after a run that was due at `run_at` and finished at `now`: the first
-    /// point on the schedule that is later than `now`.
-    pub fn next_after(&self, run_at: DateTime<Utc>, now: DateTime<Utc>) -> DateTime<Utc> {
-        match *self {
+    /// point on the schedule that is later than `now` (missed points are skipped). `None` when
+    /// the schedule has no later point (a cron pattern that names a past year).
+    pub fn next_after(&self, run_at: DateTime<Utc>, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        match self {
             Repeat::Every(interval) => {
                 let step = interval.as_millis().max(1) as i64;
                 let behind = (now - run_at).num_milliseconds().max(0);
                 let steps = behind / step + 1;
-                run_at + chrono::Duration::milliseconds(steps * step)
+                Some(run_at + chrono::Duration::milliseconds(steps * step))
             }
+            Repeat::Cron(schedule) => schedule.next_after(now),
         }
     }
 }
 
 impl fmt::Display for Repeat {
-    /// The stored form: `every:MS`.
+    /// The stored form: `every:MS` or `cron:PATTERN`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Repeat::Every(interval) => write!(f, "every:{}", interval.as_millis()),
+            Repeat::Cron(schedule) => write!(f, "cron:{}", schedule.as_str()),
         }
     }
 }
@@ -129,12 +134,54 @@ impl FromStr for Repeat {
                     "{s:?}: a repeat interval must be positive"
                 ))),
             },
+            Some(("cron", pattern)) => CronSchedule::new(pattern).map(Repeat::Cron),
             _ => Err(Error::invalid(format!(
-                "{s:?} is not a repeat: expected every:MS"
+                "{s:?} is not a repeat: expected every:MS or cron:PATTERN"
             ))),
         }
     }
 }
+
+/// A cron schedule (croner's syntax: five fields, six with seconds first, seven with a year
+/// last; `L`, `#`, `W` and names allowed), evaluated in UTC.
+#[derive(Clone, Debug)]
+pub struct CronSchedule {
+    pattern: String,
+    /// Boxed: a parsed pattern is a few hundred bytes, and every `Repeat` would carry them.
+    cron: Box<croner::Cron>,
+}
+
+impl CronSchedule {
+    /// Parses `pattern`; `InvalidInput` saying why when it is not one.
+    pub fn new(pattern: &str) -> Result<Self, Error> {
+        let pattern = pattern.trim();
+        let cron = pattern
+            .parse::<croner::Cron>()
+            .map_err(|e| Error::invalid(format!("{pattern:?} is not a cron schedule: {e}")))?;
+        Ok(CronSchedule {
+            pattern: pattern.to_owned(),
+            cron: Box::new(cron),
+        })
+    }
+
+    /// The pattern as given.
+    pub fn as_str(&self) -> &str {
+        &self.pattern
+    }
+
+    /// The first time on the schedule strictly after `after`.
+    pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.cron.find_next_occurrence(&after, false).ok()
+    }
+}
+
+impl PartialEq for CronSchedule {
+    fn eq(&self, other: &Self) -> bool {
+        self.pattern == other.pattern
+    }
+}
+
+impl Eq for CronSchedule {}
 
 fn parse_ms(part: Option<&str>) -> Option<Duration> {
     part?.parse().ok().map(Duration::from_millis)
@@ -335,6 +382,30 @@ mod tests {
         let repeat = Repeat::Every(Duration::from_secs(60));
         assert_eq!(repeat.to_string().parse::<Repeat>().ok(), Some(repeat));
         assert!("every:0".parse::<Repeat>().is_err());
+        let cron = Repeat::Cron(CronSchedule::new("0 */6 * * *").expect("a schedule"));
+        assert_eq!(cron.to_string(), "cron:0 */6 * * *");
+        assert_eq!(cron.to_string().parse::<Repeat>().ok(), Some(cron));
+        assert!("cron:61 * * * *".parse::<Repeat>().is_err());
+        assert!("cron:".parse::<Repeat>().is_err());
+    }
+
+    #[test]
+    fn a_cron_repeat_runs_at_the_next_point_after_now() {
+        let at = |s: &str| s.parse::<DateTime<Utc>>().expect("a time");
+        let six_hourly = Repeat::Cron(CronSchedule::new("0 */6 * * *").expect("a schedule"));
+        let (due, done) = (at("2026-11-27T06:00:00Z"), at("2026-11-27T06:00:05Z"));
+        assert_eq!(
+            six_hourly.next_after(due, done),
+            Some(at("2026-11-27T12:00:00Z"))
+        );
+        // Missed points are skipped: a run that finished late goes to the next point after now.
+        let late = at("2026-11-27T19:30:00Z");
+        assert_eq!(
+            six_hourly.next_after(due, late),
+            Some(at("2026-11-28T00:00:00Z"))
+        );
+        let past = Repeat::Cron(CronSchedule::new("0 0 0 1 1 * 2020").expect("a schedule"));
+        assert_eq!(past.next_after(due, done), None, "no later point");
     }
 
     #[test]
@@ -342,8 +413,8 @@ mod tests {
         let start = DateTime::<Utc>::UNIX_EPOCH;
         let every = Repeat::Every(Duration::from_secs(60));
         let secs = |s| start + chrono::Duration::seconds(s);
-        assert_eq!(every.next_after(start, secs(1)), secs(60));
-        assert_eq!(every.next_after(start, secs(60)), secs(120));
-        assert_eq!(every.next_after(start, secs(601)), secs(660));
+        assert_eq!(every.next_after(start, secs(1)), Some(secs(60)));
+        assert_eq!(every.next_after(start, secs(60)), Some(secs(120)));
+        assert_eq!(every.next_after(start, secs(601)), Some(secs(660)));
     }
 }

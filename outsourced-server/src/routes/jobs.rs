@@ -97,6 +97,10 @@ pub(crate) struct ListQuery {
     class: Option<String>,
     /// `TYPE/ID`.
     owner: Option<String>,
+    /// Jobs enqueued at or after this time (RFC 3339).
+    created_since: Option<chrono::DateTime<chrono::Utc>>,
+    /// Jobs enqueued before this time (RFC 3339).
+    created_until: Option<chrono::DateTime<chrono::Utc>>,
     /// Jobs older than this id.
     before: Option<i64>,
     limit: Option<u32>,
@@ -127,6 +131,8 @@ pub(crate) async fn list(
         class: query.class,
         owner: query.owner.map(|o| o.parse()).transpose()?,
         enqueued_by: (caller.principal.role == Role::Producer).then(|| actor(&caller)),
+        created_since: query.created_since,
+        created_until: query.created_until,
         before: query.before.map(JobId),
         limit: query.limit.unwrap_or(100),
     };
