@@ -9,13 +9,13 @@ use crate::client::HttpBackend;
 use crate::wire::{
     BatchCompleteRequest, BatchCompleteResponse, CountDto, CreateQueueRequest, ErrorInfoDto,
     FailRequest, HeartbeatDto, HistoryDto, IdsDto, InstanceRequest, JobDto, LeaseKeyDto,
-    LeaseRequest, NewJobDto, QueueDto, ReclaimRequest, ReserveRequest, ReservedList, RetryDto,
-    StateCountDto, StateDto, UpdateQueueRequest, job_from_dto,
+    LeaseRequest, NewJobDto, PruneRequest, QueueDto, ReclaimRequest, ReserveRequest, ReservedList,
+    RetryDto, StateCountDto, StateDto, UpdateQueueRequest, job_from_dto,
 };
 use outsourced_core::{
     Actor, Backend, CountFilter, Error, Failure, Heartbeat, HistoryEntry, JobFilter, JobId,
-    JobRecord, JobState, LeaseRef, NewJob, QueueInfo, QueueLimit, QueueUpdate, ReclaimOptions,
-    ReserveOptions, Reserved, Result, StateCount, WorkerInstance,
+    JobRecord, JobState, LeaseRef, NewJob, PruneOptions, QueueInfo, QueueLimit, QueueUpdate,
+    ReclaimOptions, ReserveOptions, Reserved, Result, Retention, StateCount, WorkerInstance,
 };
 
 const NONE: Option<&()> = None;
@@ -179,6 +179,14 @@ impl Backend for HttpBackend {
         Ok(count.count)
     }
 
+    async fn prune(&self, _by: &Actor, opts: PruneOptions) -> Result<u64> {
+        let body = PruneRequest { limit: opts.limit };
+        let count: CountDto = self
+            .call(Method::POST, "prune", &[], Some(&body), None)
+            .await?;
+        Ok(count.count)
+    }
+
     async fn job(&self, _by: &Actor, id: JobId) -> Result<JobRecord> {
         let dto: JobDto = self
             .call(Method::GET, &format!("jobs/{id}"), &[], NONE, None)
@@ -259,6 +267,8 @@ impl Backend for HttpBackend {
             limit,
             unlimited,
             paused: update.paused,
+            retention_ms: update.retention.and_then(Retention::as_millis),
+            retain_forever: update.retention == Some(Retention::Forever),
         };
         let path = format!("queues/{}", crate::oauth::encode(name));
         let dto: QueueDto = self

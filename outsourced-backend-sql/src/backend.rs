@@ -18,8 +18,8 @@ use crate::wake::{self, Wake};
 use crate::{admin, complete, enqueue, fail, heartbeat, queues, read, reclaim, release, reserve};
 use outsourced_core::{
     Actor, Backend, Clock, CountFilter, Failure, Heartbeat, HistoryEntry, JobFilter, JobId,
-    JobRecord, JobState, LeaseRef, NewJob, QueueInfo, QueueLimit, QueueUpdate, ReclaimOptions,
-    ReserveOptions, Reserved, Result, StateCount, SystemClock, WorkerInstance,
+    JobRecord, JobState, LeaseRef, NewJob, PruneOptions, QueueInfo, QueueLimit, QueueUpdate,
+    ReclaimOptions, ReserveOptions, Reserved, Result, StateCount, SystemClock, WorkerInstance,
 };
 
 /// The SQL backend: jobs, queues and history in SQLite (by default), PostgreSQL or
@@ -306,5 +306,9 @@ impl Backend for SqlBackend {
 
     async fn queues(&self, _by: &Actor) -> Result<Vec<QueueInfo>> {
         queues::list(self).await
+    }
+
+    async fn prune(&self, _by: &Actor, opts: PruneOptions) -> Result<u64> {
+        crate::prune::prune(self, opts).await
     }
 }

@@ -39,6 +39,7 @@ mod heartbeat;
 mod lease;
 mod migration;
 pub mod nonces;
+mod prune;
 mod queues;
 mod read;
 mod reclaim;

@@ -4,12 +4,19 @@ use outsourced_core::{DEFAULT_QUEUE, DEFAULT_QUEUE_LIMIT};
 use sea_orm::DbBackend;
 use sea_orm_migration::prelude::*;
 
+mod m0004_retention;
+
 /// All migrations, oldest first.
 pub(crate) struct Migrator;
 
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(Initial), Box::new(Principals), Box::new(Nonces)]
+        vec![
+            Box::new(Initial),
+            Box::new(Principals),
+            Box::new(Nonces),
+            Box::new(m0004_retention::Retention),
+        ]
     }
 
     fn migration_table_name() -> DynIden {

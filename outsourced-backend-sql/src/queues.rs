@@ -12,7 +12,8 @@ use crate::error::db_error;
 use crate::read;
 use crate::slots;
 use outsourced_core::{
-    CountFilter, Error, QueueInfo, QueueLimit, QueueUpdate, Result, StateCounts, check_queue_name,
+    CountFilter, Error, QueueInfo, QueueLimit, QueueUpdate, Result, Retention, StateCounts,
+    check_queue_name,
 };
 
 /// Creates a queue; an existing name is `Conflict`.
@@ -43,7 +44,11 @@ pub(crate) async fn update(
     if let Some(paused) = update.paused {
         query = query.col_expr(queue::Column::Paused, Expr::value(paused));
     }
-    if update.limit.is_some() || update.paused.is_some() {
+    if let Some(retention) = update.retention {
+        let ms = retention.as_millis().map(clamp);
+        query = query.col_expr(queue::Column::RetentionMs, Expr::value(ms));
+    }
+    if update != QueueUpdate::default() {
         query.exec(backend.connection()).await.map_err(db_error)?;
     }
     let info = info(backend, name).await?;
@@ -130,6 +135,7 @@ fn queue_info(row: queue::Model, counts: StateCounts) -> QueueInfo {
         name: row.name,
         limit: QueueLimit::from_max(row.max_live.map(|n| n.max(0) as u64)),
         paused: row.paused,
+        retention: Retention::from_millis(row.retention_ms.map(|ms| ms.max(0) as u64)),
         counts,
     }
 }

@@ -91,6 +91,7 @@ pub(crate) fn queue_row(name: &str, max_live: Option<i64>, now: DateTime<Utc>) -
         live: Set(0),
         paused: Set(false),
         created_at: Set(ms(now)),
+        retention_ms: Set(None),
     };
     queue::Entity::insert(row).into_query()
 }

@@ -20,7 +20,9 @@ pub mod types;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 
-pub use backend::{Backend, BackendExt, CountFilter, JobFilter, ReclaimOptions, ReserveOptions};
+pub use backend::{
+    Backend, BackendExt, CountFilter, JobFilter, PruneOptions, ReclaimOptions, ReserveOptions,
+};
 pub use clock::{Clock, SystemClock, TestClock};
 pub use error::{Error, Result};
 pub use job::{Job, JobContext, JobError, JobExt};

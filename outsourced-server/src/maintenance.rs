@@ -1,10 +1,11 @@
-//! What the server does on its own: reclaim expired leases every second, and forget nonces
-//! that have aged out of the timestamp window.
+//! What the server does on its own: reclaim expired leases every second; every minute, forget
+//! nonces that have aged out of the timestamp window and prune finished jobs past their
+//! queue's retention.
 
 use std::future::Future;
 use std::time::Duration;
 
-use outsourced_core::{Actor, Backend, ReclaimOptions};
+use outsourced_core::{Actor, Backend, PruneOptions, ReclaimOptions};
 
 use crate::state::AppState;
 
@@ -34,6 +35,33 @@ pub async fn maintain(state: AppState, shutdown: impl Future<Output = ()>) {
             if let Err(error) = state.nonces().purge(before).await {
                 tracing::warn!(%error, "purging old nonces failed");
             }
+            prune(&state).await;
         }
+    }
+}
+
+/// Most prune passes in one minute's turn, so that a large backlog is worked off over a few
+/// minutes instead of holding the maintenance task (and the reclaimer behind it).
+const PRUNE_PASSES: usize = 10;
+
+/// Prunes in bounded passes until nothing is left or the turn is up.
+async fn prune(state: &AppState) {
+    let mut pruned = 0;
+    for _ in 0..PRUNE_PASSES {
+        match state
+            .backend()
+            .prune(&Actor::Reaper, PruneOptions::default())
+            .await
+        {
+            Ok(0) => break,
+            Ok(n) => pruned += n,
+            Err(error) => {
+                tracing::warn!(%error, "pruning finished jobs failed");
+                break;
+            }
+        }
+    }
+    if pruned > 0 {
+        tracing::info!(pruned, "pruned finished jobs past their retention");
     }
 }

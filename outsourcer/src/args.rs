@@ -46,6 +46,13 @@ pub(crate) enum Command {
     Job(JobCommand),
     /// Run the whole flow on a fresh SQLite file and show what happened.
     Demo(DemoArgs),
+    /// Remove finished jobs past their queue's retention, with their history and attachments
+    /// (`outsourcer serve` also does it every minute).
+    Prune {
+        /// The most jobs to remove per transaction.
+        #[arg(long, default_value_t = 1000)]
+        batch: u32,
+    },
     /// Serve the HTTP API (and reclaim expired leases) until SIGTERM or SIGINT.
     Serve(ServeArgs),
     /// Bring the database schema up to date (every command also does this).
@@ -66,6 +73,10 @@ pub(crate) enum QueueCommand {
         name: String,
         #[command(flatten)]
         limit: LimitArgs,
+        /// Prune finished jobs once they are this old (`30days`), or keep them `forever` (the
+        /// default).
+        #[arg(long)]
+        retention: Option<String>,
     },
     /// List every queue with its counts.
     List,
@@ -80,6 +91,9 @@ pub(crate) enum QueueCommand {
         name: String,
         #[command(flatten)]
         limit: LimitArgs,
+        /// Prune finished jobs once they are this old (`30days`), or keep them `forever`.
+        #[arg(long)]
+        retention: Option<String>,
         /// Hand out no jobs until resumed (enqueue still works).
         #[arg(long, conflicts_with = "resume")]
         pause: bool,

@@ -67,6 +67,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Job(command) => job::run(&ctx, command).await,
         Command::Demo(args) => demo::run(&ctx, args).await,
         Command::Serve(args) => serve::run(&ctx, args).await,
+        Command::Prune { batch } => queue::prune(&ctx, batch).await,
         Command::Migrate => {
             // Opening the database already migrated it.
             println!(

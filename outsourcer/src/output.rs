@@ -3,7 +3,7 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use comfy_table::{ContentArrangement, Table, presets::UTF8_BORDERS_ONLY};
 use outsourced_backend_sql::Principal;
-use outsourced_core::{HistoryEntry, JobRecord, JobState, QueueInfo, StateCounts};
+use outsourced_core::{HistoryEntry, JobRecord, JobState, QueueInfo, Retention, StateCounts};
 use serde_json::{Value, json};
 
 /// A table with a header row.
@@ -45,13 +45,22 @@ pub(crate) fn queue_json(queue: &QueueInfo) -> Value {
         "name": queue.name,
         "limit": queue.limit.max(),
         "paused": queue.paused,
+        "retention": retention_text(queue.retention),
         "live": queue.counts.live(),
         "counts": counts_json(&queue.counts),
     })
 }
 
+/// `forever`, or the age as humantime writes it (`30days`).
+fn retention_text(retention: Retention) -> String {
+    match retention {
+        Retention::Forever => "forever".into(),
+        Retention::For(age) => humantime::format_duration(age).to_string(),
+    }
+}
+
 pub(crate) fn queues_table(queues: &[QueueInfo]) -> Table {
-    let mut header = vec!["queue", "limit", "paused", "live"];
+    let mut header = vec!["queue", "limit", "paused", "retention", "live"];
     header.extend(JobState::ALL.iter().map(|s| s.as_str()));
     let mut t = table(&header);
     for q in queues {
@@ -59,6 +68,7 @@ pub(crate) fn queues_table(queues: &[QueueInfo]) -> Table {
             q.name.clone(),
             q.limit.to_string(),
             if q.paused { "yes".into() } else { "no".into() },
+            retention_text(q.retention),
             q.counts.live().to_string(),
         ];
         row.extend(JobState::ALL.iter().map(|s| q.counts.get(*s).to_string()));

@@ -1,7 +1,9 @@
 //! `outsourcer queue ...`
 
 use outsourced_backend_sql::Role;
-use outsourced_core::{Backend, BackendExt, QueueLimit, QueueUpdate, Result};
+use outsourced_core::{
+    Backend, BackendExt, Error, PruneOptions, QueueLimit, QueueUpdate, Result, Retention,
+};
 
 use crate::args::{LimitArgs, QueueCommand};
 use crate::context::Ctx;
@@ -15,13 +17,55 @@ fn limit(args: &LimitArgs) -> Option<QueueLimit> {
     }
 }
 
+/// `forever`, or an age such as `30days`.
+fn retention(text: &str) -> Result<Retention> {
+    if text == "forever" {
+        return Ok(Retention::Forever);
+    }
+    humantime::parse_duration(text)
+        .map(Retention::For)
+        .map_err(|e| Error::invalid(format!("--retention {text:?}: {e} (or say forever)")))
+}
+
+/// `outsourcer prune`: passes of `batch` until nothing is left.
+pub(crate) async fn prune(ctx: &Ctx, batch: u32) -> Result<()> {
+    let opts = PruneOptions {
+        limit: batch.max(1),
+    };
+    let mut pruned = 0;
+    loop {
+        match ctx.backend.prune(&ctx.actor(), opts).await? {
+            0 => break,
+            n => pruned += n,
+        }
+    }
+    if ctx.json {
+        print_json(&serde_json::json!({ "pruned": pruned }));
+    } else {
+        println!("pruned {pruned} finished jobs past their queue's retention");
+    }
+    Ok(())
+}
+
 pub(crate) async fn run(ctx: &Ctx, command: QueueCommand) -> Result<()> {
     let (backend, by) = (&ctx.backend, ctx.actor());
     let info = match command {
-        QueueCommand::Create { name, limit: l } => {
-            let created = backend
+        QueueCommand::Create {
+            name,
+            limit: l,
+            retention: r,
+        } => {
+            let retention = r.as_deref().map(retention).transpose()?;
+            let mut created = backend
                 .create_queue(&by, &name, limit(&l).unwrap_or_default())
                 .await?;
+            if let Some(retention) = retention {
+                let update = QueueUpdate {
+                    retention: Some(retention),
+                    ..QueueUpdate::default()
+                };
+                created = backend.update_queue(&by, &name, update).await?;
+            }
             println_unless_json(
                 ctx,
                 format!("created queue {name} (limit {})", created.limit),
@@ -41,6 +85,7 @@ pub(crate) async fn run(ctx: &Ctx, command: QueueCommand) -> Result<()> {
         QueueCommand::Update {
             name,
             limit: l,
+            retention: r,
             pause,
             resume,
         } => {
@@ -54,6 +99,7 @@ pub(crate) async fn run(ctx: &Ctx, command: QueueCommand) -> Result<()> {
             let update = QueueUpdate {
                 limit: limit(&l),
                 paused,
+                retention: r.as_deref().map(retention).transpose()?,
             };
             backend.update_queue(&by, &name, update).await?
         }

@@ -319,6 +319,33 @@ fn jobs_repeat_on_an_interval_or_a_cron_schedule() {
 }
 
 #[test]
+fn queues_keep_finished_jobs_for_their_retention_and_prune_removes_the_rest() {
+    let s = Scratch::new();
+    let created = s.json(&["queue", "create", "mail", "--retention", "1s"]);
+    assert_eq!(created["retention"], "1s");
+    let updated = s.json(&["queue", "update", "mail", "--retention", "30days"]);
+    assert_eq!(updated["retention"], "30days");
+    let forever = s.json(&["queue", "update", "mail", "--retention", "forever"]);
+    assert_eq!(forever["retention"], "forever");
+    assert!(
+        s.fails(&["queue", "update", "mail", "--retention", "soon"])
+            .contains("--retention")
+    );
+    // A cancelled job finished just now: a retention of 0s has passed for it at once.
+    let job = s.json(&["job", "enqueue", "SendMail", "--queue", "mail"]);
+    let id = job["id"].as_i64().expect("an id").to_string();
+    s.json(&["job", "cancel", &id]);
+    let live = s.json(&["job", "enqueue", "SendMail", "--queue", "mail"]);
+    assert_eq!(s.json(&["prune"])["pruned"], 0, "kept forever");
+    s.ok(&["queue", "update", "mail", "--retention", "0s"]);
+    assert_eq!(s.json(&["prune", "--batch", "1"])["pruned"], 1);
+    assert!(s.fails(&["job", "show", &id]).contains("not found"));
+    let live = live["id"].as_i64().expect("an id").to_string();
+    assert_eq!(s.json(&["job", "show", &live])["state"], "available");
+    assert!(s.ok(&["queue", "list"]).contains("retention"));
+}
+
+#[test]
 fn a_jsonl_file_is_enqueued_all_checked_first() {
     let s = Scratch::new();
     s.ok(&["queue", "create", "bulk", "--unlimited"]);

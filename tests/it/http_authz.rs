@@ -165,6 +165,13 @@ async fn every_route_answers_each_role_as_the_table_says() {
     .await;
     w.row(
         Method::POST,
+        "prune",
+        Some(json!({"limit": 10})),
+        [403, 403, 403, 403, 401, 200],
+    )
+    .await;
+    w.row(
+        Method::POST,
         &format!("jobs/{waiting}/retry"),
         None,
         [403, 403, 403, 403, 401, 409],

@@ -144,7 +144,7 @@ async fn replays_and_stale_timestamps_are_refused() {
             "mail",
             outsourced_core::QueueUpdate {
                 limit: Some(QueueLimit::Max(10)),
-                paused: None,
+                ..outsourced_core::QueueUpdate::default()
             },
         )
         .await

@@ -9,8 +9,8 @@ use async_trait::async_trait;
 use outsourced_backend_sql::SqlBackend;
 use outsourced_core::{
     Actor, Backend, CountFilter, Error, Failure, Heartbeat, HistoryEntry, JobFilter, JobId,
-    JobRecord, JobState, LeaseRef, NewJob, QueueInfo, QueueLimit, QueueUpdate, ReclaimOptions,
-    ReserveOptions, Reserved, Result, StateCount, WorkerInstance,
+    JobRecord, JobState, LeaseRef, NewJob, PruneOptions, QueueInfo, QueueLimit, QueueUpdate,
+    ReclaimOptions, ReserveOptions, Reserved, Result, StateCount, WorkerInstance,
 };
 use outsourced_worker::{Shutdown, Stage, Worker, WorkerOptions};
 
@@ -98,6 +98,9 @@ impl Backend for Counting {
     }
     async fn queues(&self, by: &Actor) -> Result<Vec<QueueInfo>> {
         self.inner.queues(by).await
+    }
+    async fn prune(&self, by: &Actor, opts: PruneOptions) -> Result<u64> {
+        self.inner.prune(by, opts).await
     }
 }
 

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use outsourced_core::{
     Actor, Error, ErrorInfo, Failure, Heartbeat, HistoryEntry, JobId, JobRecord, JobState, Lease,
-    LeaseInfo, NewJob, QueueInfo, QueueLimit, Reserved, Result, RetryPlan, StateCount, StateCounts,
-    WorkerInstance,
+    LeaseInfo, NewJob, QueueInfo, QueueLimit, Reserved, Result, Retention, RetryPlan, StateCount,
+    StateCounts, WorkerInstance,
 };
 
 use super::{
@@ -281,6 +281,7 @@ impl From<&QueueInfo> for QueueDto {
             name: queue.name.clone(),
             limit: queue.limit.max(),
             paused: queue.paused,
+            retention_ms: queue.retention.as_millis(),
             counts: queue
                 .counts
                 .iter()
@@ -302,6 +303,7 @@ impl TryFrom<QueueDto> for QueueInfo {
             name: dto.name,
             limit: QueueLimit::from_max(dto.limit),
             paused: dto.paused,
+            retention: Retention::from_millis(dto.retention_ms),
             counts,
         })
     }

@@ -271,6 +271,14 @@ pub struct ReclaimRequest {
     pub limit: u32,
 }
 
+/// How much one prune pass may remove.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PruneRequest {
+    /// The most jobs to remove.
+    pub limit: u32,
+}
+
 /// A number of jobs.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct CountDto {
@@ -328,6 +336,9 @@ pub struct QueueDto {
     pub limit: Option<u64>,
     /// Whether it hands out nothing.
     pub paused: bool,
+    /// How long finished jobs are kept, in milliseconds; `null` keeps them forever.
+    #[serde(default)]
+    pub retention_ms: Option<u64>,
     /// Jobs by state.
     pub counts: BTreeMap<String, u64>,
 }
@@ -359,4 +370,10 @@ pub struct UpdateQueueRequest {
     /// Pause or resume.
     #[serde(default)]
     pub paused: Option<bool>,
+    /// Keep finished jobs this many milliseconds, then prune them.
+    #[serde(default)]
+    pub retention_ms: Option<u64>,
+    /// Keep finished jobs forever.
+    #[serde(default)]
+    pub retain_forever: bool,
 }

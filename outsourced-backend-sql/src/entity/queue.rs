@@ -15,6 +15,8 @@ pub(crate) struct Model {
     pub live: i64,
     pub paused: bool,
     pub created_at: i64,
+    /// How long finished jobs are kept, in milliseconds; `None` keeps them forever.
+    pub retention_ms: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

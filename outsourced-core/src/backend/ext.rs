@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::{Backend, CountFilter, JobFilter, ReclaimOptions, ReserveOptions};
+use super::{Backend, CountFilter, JobFilter, PruneOptions, ReclaimOptions, ReserveOptions};
 use crate::error::{Error, Result};
 use crate::state::JobState;
 use crate::types::{
@@ -136,6 +136,9 @@ macro_rules! forward_backend {
             }
             async fn delete_queue(&self, by: &Actor, name: &str) -> Result<()> {
                 (**self).delete_queue(by, name).await
+            }
+            async fn prune(&self, by: &Actor, opts: PruneOptions) -> Result<u64> {
+                (**self).prune(by, opts).await
             }
             async fn queues(&self, by: &Actor) -> Result<Vec<QueueInfo>> {
                 (**self).queues(by).await

@@ -7,7 +7,7 @@ mod ext;
 mod options;
 
 pub use ext::BackendExt;
-pub use options::{CountFilter, JobFilter, ReclaimOptions, ReserveOptions};
+pub use options::{CountFilter, JobFilter, PruneOptions, ReclaimOptions, ReserveOptions};
 
 use async_trait::async_trait;
 
@@ -184,7 +184,7 @@ pub trait Backend: Send + Sync {
     /// - An existing name is `Conflict`; an empty or malformed name is `InvalidInput`.
     async fn create_queue(&self, by: &Actor, name: &str, limit: QueueLimit) -> Result<QueueInfo>;
 
-    /// Changes a queue's limit or pauses or resumes it.
+    /// Changes a queue's limit or retention, or pauses or resumes it.
     ///
     /// - A paused queue accepts jobs but hands none out until resumed.
     /// - An unknown queue is `UnknownQueue`.
@@ -197,4 +197,15 @@ pub trait Backend: Send + Sync {
 
     /// Every queue with its settings and per-state counts, by name.
     async fn queues(&self, by: &Actor) -> Result<Vec<QueueInfo>>;
+
+    /// Removes finished jobs that have outlived their queue's retention, at most `opts.limit`
+    /// of them, oldest first, and returns how many.
+    ///
+    /// - A job goes once it has been succeeded, failed or cancelled for at least its queue's
+    ///   `Retention::For` age; with it go its history and its attachment, in one transaction.
+    /// - Live jobs (scheduled, available, retrying, running, repeating ones included) are never
+    ///   touched, however old; nor are the jobs of queues kept `Retention::Forever` or of
+    ///   deleted queues.
+    /// - Afterwards the pruned jobs are `NotFound`, and the queue's counts leave them out.
+    async fn prune(&self, by: &Actor, opts: PruneOptions) -> Result<u64>;
 }

@@ -113,6 +113,19 @@ impl Default for JobFilter {
     }
 }
 
+/// How much one [`Backend::prune`](crate::Backend::prune) pass may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PruneOptions {
+    /// The most jobs to remove in this pass (bounded, so one pass never holds a long write).
+    pub limit: u32,
+}
+
+impl Default for PruneOptions {
+    fn default() -> Self {
+        PruneOptions { limit: 1000 }
+    }
+}
+
 /// How much one [`Backend::reclaim_expired`](crate::Backend::reclaim_expired) pass may do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ReclaimOptions {

@@ -31,6 +31,7 @@ mod queues;
 mod reads;
 mod reclaim;
 mod reserve;
+mod retention;
 
 pub use harness::{Client, Harness, QueueHook, WorkerClient, noop, ok};
 
@@ -138,6 +139,9 @@ scenarios![
     reads::jobs_filter_and_page_newest_first,
     reads::jobs_filter_by_enqueue_time,
     reads::counts_by_queue_state_and_owner,
+    retention::prune_removes_only_finished_jobs_past_their_retention,
+    retention::prune_is_bounded_and_takes_the_oldest_first,
+    retention::a_retried_job_is_live_again_and_kept,
 ];
 
 /// Runs every backend scenario (or those whose name contains `OUTSOURCED_SCENARIO`), each

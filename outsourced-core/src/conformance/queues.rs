@@ -3,7 +3,7 @@
 use super::harness::{Harness, noop, ok};
 use crate::{
     Backend, BackendExt, DEFAULT_QUEUE, DEFAULT_QUEUE_LIMIT, Error, JobState, QueueLimit,
-    QueueUpdate, RetryPlan,
+    QueueUpdate, Retention, RetryPlan,
 };
 
 fn backend(h: &Harness) -> &dyn Backend {
@@ -51,27 +51,39 @@ pub(crate) async fn update_queue_changes_limit_and_pause(h: &Harness) {
     let queue = h.queue_with(QueueLimit::Max(1)).await;
     let admin = &h.admin.actor;
     h.enqueue_in(&queue).await;
+    let info = ok(backend(h).queue(admin, &queue).await, "look up the queue");
+    assert_eq!(
+        info.retention,
+        Retention::Forever,
+        "kept forever by default"
+    );
+    let hour = Retention::For(std::time::Duration::from_secs(3600));
     let raise = QueueUpdate {
         limit: Some(QueueLimit::Max(2)),
         paused: None,
+        retention: Some(hour),
     };
     let info = ok(
         backend(h).update_queue(admin, &queue, raise).await,
         "raise the limit",
     );
-    assert_eq!((info.limit, info.paused), (QueueLimit::Max(2), false));
+    assert_eq!(
+        (info.limit, info.paused, info.retention),
+        (QueueLimit::Max(2), false, hour)
+    );
     h.enqueue_in(&queue).await;
     let lower = QueueUpdate {
         limit: Some(QueueLimit::Max(1)),
         paused: Some(true),
+        retention: None,
     };
     let info = ok(
         backend(h).update_queue(admin, &queue, lower).await,
         "lower and pause",
     );
     assert_eq!(
-        (info.limit, info.paused, info.counts.live()),
-        (QueueLimit::Max(1), true, 2)
+        (info.limit, info.paused, info.counts.live(), info.retention),
+        (QueueLimit::Max(1), true, 2, hour)
     );
     assert_error!(
         h.try_enqueue(noop().queue(&queue)).await,

@@ -7,7 +7,8 @@ mod spec;
 
 pub use ids::{Actor, JobId, Owner, WorkerInstance};
 pub use queue::{
-    DEFAULT_QUEUE_LIMIT, QueueInfo, QueueLimit, QueueUpdate, StateCount, StateCounts, by_state,
+    DEFAULT_QUEUE_LIMIT, QueueInfo, QueueLimit, QueueUpdate, Retention, StateCount, StateCounts,
+    by_state,
 };
 pub use record::{
     ErrorInfo, Failure, Heartbeat, HistoryEntry, JobRecord, Lease, LeaseInfo, LeaseRef, Reason,

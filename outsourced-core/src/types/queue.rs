@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::time::Duration;
 
 use crate::state::JobState;
 
@@ -47,6 +48,34 @@ impl fmt::Display for QueueLimit {
     }
 }
 
+/// How long a queue keeps its finished jobs (succeeded, failed, cancelled) with their history
+/// and attachments before [`Backend::prune`](crate::Backend::prune) removes them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Retention {
+    /// Keep them until deleted by hand (a new queue's default: history is the point).
+    #[default]
+    Forever,
+    /// Remove them once they have been finished this long.
+    For(Duration),
+}
+
+impl Retention {
+    /// The age as milliseconds, `None` for forever.
+    pub fn as_millis(self) -> Option<u64> {
+        match self {
+            Retention::Forever => None,
+            Retention::For(age) => Some(age.as_millis().min(u128::from(u64::MAX)) as u64),
+        }
+    }
+
+    /// The retention from milliseconds, `None` meaning forever.
+    pub fn from_millis(ms: Option<u64>) -> Self {
+        ms.map_or(Retention::Forever, |ms| {
+            Retention::For(Duration::from_millis(ms))
+        })
+    }
+}
+
 /// A change to a queue's settings; `None` fields stay as they are.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct QueueUpdate {
@@ -54,6 +83,8 @@ pub struct QueueUpdate {
     pub limit: Option<QueueLimit>,
     /// Pause (workers get nothing from it; enqueue still works) or resume.
     pub paused: Option<bool>,
+    /// A new retention of finished jobs.
+    pub retention: Option<Retention>,
 }
 
 /// A queue with its settings and how many jobs it holds in each state.
@@ -65,6 +96,8 @@ pub struct QueueInfo {
     pub limit: QueueLimit,
     /// Whether workers are kept from it.
     pub paused: bool,
+    /// How long it keeps finished jobs.
+    pub retention: Retention,
     /// Its jobs by state.
     pub counts: StateCounts,
 }

@@ -195,6 +195,23 @@ pub(crate) async fn retry(
     Ok(Json(job_to_dto(&job)))
 }
 
+/// Prune finished jobs past their queue's retention now: admins only (the server also does it
+/// every minute).
+#[utoipa::path(post, path = "/v1/prune", request_body = outsourced_backend_http::wire::PruneRequest, tag = "admin",
+    responses((status = 200, body = CountDto)))]
+pub(crate) async fn prune(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    JsonBody(request): JsonBody<outsourced_backend_http::wire::PruneRequest>,
+) -> ApiResult<Json<CountDto>> {
+    require(&caller, &[Role::Admin])?;
+    let opts = outsourced_core::PruneOptions {
+        limit: request.limit.clamp(1, 10_000),
+    };
+    let count = state.backend().prune(&actor(&caller), opts).await?;
+    Ok(Json(CountDto { count }))
+}
+
 /// Reclaim expired leases now: admins only (the server also does it every second).
 #[utoipa::path(post, path = "/v1/reclaim", request_body = outsourced_backend_http::wire::ReclaimRequest, tag = "admin",
     responses((status = 200, body = CountDto)))]

@@ -29,7 +29,7 @@ Every request under /v1 (but /v1/openapi.json and /v1/health) is signed with two
 | GET /v1/jobs/{id}, GET /v1/jobs/{id}/history | jobs whose lease it holds | jobs it enqueued | any job |
 | GET /v1/jobs, GET /v1/counts | 403 | its own jobs | all jobs |
 | POST /v1/jobs/{id}/cancel | 403 | jobs it enqueued | any job |
-| POST /v1/jobs/{id}/retry, POST /v1/reclaim | 403 | 403 | yes |
+| POST /v1/jobs/{id}/retry, POST /v1/reclaim, POST /v1/prune | 403 | 403 | yes |
 | POST /v1/reserve | queues it is hired for | 403 | 403 |
 | POST /v1/jobs/{id}/heartbeat, complete, fail, release; POST /v1/complete | jobs of its queues, with the lease token (others: 404; stale: 409) | 403 | 403 |
 | POST /v1/release-all | its own instance's leases | 403 | 403 |
@@ -43,7 +43,7 @@ A job or queue the caller may not see is 404 whether or not it exists.";
     info(title = "outsourced", description = "The job queue's HTTP API. See the authorization table below.\n\n"),
     paths(
         jobs::enqueue, jobs::enqueue_batch, jobs::get, jobs::history, jobs::list, jobs::counts,
-        jobs::cancel, jobs::retry, jobs::reclaim,
+        jobs::cancel, jobs::retry, jobs::reclaim, jobs::prune,
         lease::reserve, lease::heartbeat, lease::complete, lease::complete_batch, lease::fail,
         lease::release, lease::release_all,
         queues::list, queues::create, queues::update, queues::delete,
@@ -95,6 +95,7 @@ pub fn router(state: AppState) -> Router {
         .route("/complete", post(lease::complete_batch))
         .route("/release-all", post(lease::release_all))
         .route("/reclaim", post(jobs::reclaim))
+        .route("/prune", post(jobs::prune))
         .route("/counts", get(jobs::counts))
         .route("/queues", get(queues::list).post(queues::create))
         .route(

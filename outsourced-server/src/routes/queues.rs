@@ -5,7 +5,7 @@ use axum::extract::{Extension, State};
 use axum::http::StatusCode;
 use outsourced_backend_http::wire::{CreateQueueRequest, QueueDto, UpdateQueueRequest};
 use outsourced_backend_sql::Role;
-use outsourced_core::{Backend, QueueLimit, QueueUpdate};
+use outsourced_core::{Backend, QueueLimit, QueueUpdate, Retention};
 
 use super::access::{actor, may_use_queue};
 use crate::auth::{Caller, require};
@@ -50,7 +50,7 @@ pub(crate) async fn create(
     Ok((StatusCode::CREATED, Json(QueueDto::from(&queue))))
 }
 
-/// Change a queue's limit, or pause or resume it (admins).
+/// Change a queue's limit or retention, or pause or resume it (admins).
 #[utoipa::path(patch, path = "/v1/queues/{name}", request_body = UpdateQueueRequest, tag = "queues",
     responses((status = 200, body = QueueDto)))]
 pub(crate) async fn update(
@@ -60,9 +60,20 @@ pub(crate) async fn update(
     JsonBody(request): JsonBody<UpdateQueueRequest>,
 ) -> ApiResult<Json<QueueDto>> {
     require(&caller, &[Role::Admin])?;
+    let retention = match (request.retention_ms, request.retain_forever) {
+        (Some(_), true) => {
+            return Err(ApiError::bad_request(
+                "give retention_ms or retain_forever, not both",
+            ));
+        }
+        (Some(ms), false) => Some(Retention::For(std::time::Duration::from_millis(ms))),
+        (None, true) => Some(Retention::Forever),
+        (None, false) => None,
+    };
     let update = QueueUpdate {
         limit: limit(request.limit, request.unlimited)?,
         paused: request.paused,
+        retention,
     };
     let queue = state
         .backend()
