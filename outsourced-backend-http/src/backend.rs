@@ -13,9 +13,10 @@ use crate::wire::{
     RetryDto, StateCountDto, StateDto, UpdateQueueRequest, job_from_dto,
 };
 use outsourced_core::{
-    Actor, Backend, CountFilter, Error, Failure, Heartbeat, HistoryEntry, JobFilter, JobId,
-    JobRecord, JobState, LeaseRef, NewJob, PruneOptions, QueueInfo, QueueLimit, QueueUpdate,
-    ReclaimOptions, ReserveOptions, Reserved, Result, Retention, StateCount, WorkerInstance,
+    Actor, AttachmentInfo, Backend, CountFilter, Download, Error, Failure, Heartbeat, HistoryEntry,
+    JobFilter, JobId, JobRecord, JobState, LeaseRef, NewJob, PruneOptions, QueueInfo, QueueLimit,
+    QueueUpdate, ReclaimOptions, ReserveOptions, Reserved, Result, Retention, StateCount, Upload,
+    WorkerInstance,
 };
 
 const NONE: Option<&()> = None;
@@ -177,6 +178,23 @@ impl Backend for HttpBackend {
             .call(Method::POST, "reclaim", &[], Some(&body), None)
             .await?;
         Ok(count.count)
+    }
+
+    async fn enqueue_with_attachment(
+        &self,
+        _by: &Actor,
+        job: NewJob,
+        file: Upload,
+    ) -> Result<JobRecord> {
+        crate::attachments::enqueue(self, job, file).await
+    }
+
+    async fn attach(&self, _by: &Actor, id: JobId, file: Upload) -> Result<AttachmentInfo> {
+        crate::attachments::attach(self, id, file).await
+    }
+
+    async fn attachment(&self, _by: &Actor, id: JobId) -> Result<Download> {
+        crate::attachments::download(self, id).await
     }
 
     async fn prune(&self, _by: &Actor, opts: PruneOptions) -> Result<u64> {

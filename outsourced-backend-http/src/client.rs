@@ -73,7 +73,7 @@ pub struct HttpBackend {
 /// How often a request that could not connect is tried, each time signed afresh.
 const CONNECT_TRIES: u32 = 3;
 
-fn transport(message: String, retryable: bool) -> Error {
+pub(crate) fn transport(message: String, retryable: bool) -> Error {
     Error::Backend {
         backend: "http",
         message,
@@ -175,6 +175,35 @@ impl HttpBackend {
                 Ok(response) => return read(response).await,
             }
         }
+    }
+
+    /// A signed request whose body streams (an attachment): sent once, never retried (the
+    /// body cannot be replayed), with no time limit but the connection's. Answers the response
+    /// of a success, the core error of a failure.
+    pub(crate) async fn send_streaming(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: impl FnOnce(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response> {
+        let url = self
+            .base
+            .join(&format!("v1/{path}"))
+            .map_err(|e| Error::invalid(format!("bad path {path:?}: {e}")))?;
+        // Long enough for the largest attachment over a slow link; a stalled one still ends.
+        let timeout = Duration::from_secs(24 * 3600);
+        let request = body(self.signed(method.clone(), url.clone(), query, None, timeout)?);
+        let response = request.send().await.map_err(|error| {
+            let retryable = error.is_connect() || error.is_timeout();
+            transport(format!("{method} {url}: {error}"), retryable)
+        })?;
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        let status = response.status().as_u16();
+        let bytes = response.bytes().await.unwrap_or_default();
+        Err(error_from_response(status, &bytes))
     }
 
     /// One signed request, ready to send (a new nonce and timestamp every time).

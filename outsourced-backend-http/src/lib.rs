@@ -6,9 +6,11 @@
 //! - [`wire`]: the JSON of every request and response, and errors as status + code;
 //! - `client`: [`HttpBackend`] and its [`HttpConfig`]; `backend`: its `Backend` impl.
 
+mod attachments;
 mod backend;
 mod client;
 pub mod oauth;
 pub mod wire;
 
+pub use attachments::{ATTACHMENT_HASH_PARAM, FILE_NAME_PARAM};
 pub use client::{HttpBackend, HttpConfig};

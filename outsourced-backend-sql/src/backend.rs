@@ -15,11 +15,14 @@ use crate::connect::{self, Pools};
 use crate::dialect::Flavor;
 use crate::error::db_error;
 use crate::wake::{self, Wake};
-use crate::{admin, complete, enqueue, fail, heartbeat, queues, read, reclaim, release, reserve};
+use crate::{
+    admin, attachments, complete, enqueue, fail, heartbeat, queues, read, reclaim, release, reserve,
+};
 use outsourced_core::{
-    Actor, Backend, Clock, CountFilter, Failure, Heartbeat, HistoryEntry, JobFilter, JobId,
-    JobRecord, JobState, LeaseRef, NewJob, PruneOptions, QueueInfo, QueueLimit, QueueUpdate,
-    ReclaimOptions, ReserveOptions, Reserved, Result, StateCount, SystemClock, WorkerInstance,
+    Actor, AttachmentInfo, Backend, Clock, CountFilter, Download, Failure, Heartbeat, HistoryEntry,
+    JobFilter, JobId, JobRecord, JobState, LeaseRef, NewJob, PruneOptions, QueueInfo, QueueLimit,
+    QueueUpdate, ReclaimOptions, ReserveOptions, Reserved, Result, StateCount, SystemClock, Upload,
+    WorkerInstance,
 };
 
 /// The SQL backend: jobs, queues and history in SQLite (by default), PostgreSQL or
@@ -224,6 +227,36 @@ impl Backend for SqlBackend {
 
     async fn enqueue_batch(&self, by: &Actor, jobs: Vec<NewJob>) -> Result<Vec<JobId>> {
         enqueue::batch(self, by, jobs).await
+    }
+
+    async fn enqueue_with_attachment(
+        &self,
+        by: &Actor,
+        job: NewJob,
+        file: Upload,
+    ) -> Result<JobRecord> {
+        enqueue::with_attachment(self, by, job, file).await
+    }
+
+    async fn attach(&self, _by: &Actor, id: JobId, file: Upload) -> Result<AttachmentInfo> {
+        let stored = attachments::store(self, file).await?;
+        let txn = self.begin_write().await?;
+        let result = attachments::link(&txn, id.0, &stored).await;
+        let linked = self.finish(txn, result).await;
+        match linked {
+            Ok(true) => Ok(stored.info),
+            refused => {
+                attachments::discard(self, stored.id).await;
+                Err(match refused {
+                    Err(error) => error,
+                    _ => attachments::refusal(self, id).await,
+                })
+            }
+        }
+    }
+
+    async fn attachment(&self, _by: &Actor, id: JobId) -> Result<Download> {
+        attachments::download(self, id).await
     }
 
     async fn reserve(&self, by: &WorkerInstance, opts: ReserveOptions) -> Result<Vec<Reserved>> {

@@ -31,6 +31,8 @@ pub struct SqlConfig {
     pub create_queues_on_first_use: bool,
     /// The largest arguments a job may carry, as JSON text (1 MiB).
     pub max_args_bytes: usize,
+    /// The largest attachment a job may carry (2 GiB).
+    pub max_attachment_bytes: u64,
     /// The most jobs one reserve hands out (1,000).
     pub max_reserve: u32,
     /// How often reserve may also reclaim expired leases, so that a worker fleet alone keeps
@@ -63,6 +65,7 @@ impl SqlConfig {
             max_lease: Duration::from_secs(3600),
             create_queues_on_first_use: false,
             max_args_bytes: 1 << 20,
+            max_attachment_bytes: 2 << 30,
             max_reserve: 1000,
             reclaim_every: Duration::from_secs(1),
             idle_recheck: Duration::from_secs(5),

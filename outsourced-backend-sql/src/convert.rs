@@ -8,9 +8,12 @@ use chrono::{DateTime, Utc};
 use crate::entity::{history, job};
 use crate::error::corrupt;
 use outsourced_core::{
-    Actor, ErrorInfo, HistoryEntry, JobId, JobRecord, JobState, LeaseInfo, Owner, Result,
-    WorkerInstance,
+    Actor, AttachmentInfo, ErrorInfo, HistoryEntry, JobId, JobRecord, JobState, LeaseInfo, Owner,
+    Result, WorkerInstance,
 };
+
+/// The media type of an attachment whose producer named none.
+pub(crate) const DEFAULT_MEDIA_TYPE: &str = "application/octet-stream";
 
 /// A time as stored: epoch milliseconds.
 pub(crate) fn ms(time: DateTime<Utc>) -> i64 {
@@ -73,6 +76,22 @@ pub(crate) fn job_record(row: &job::Model) -> Result<JobRecord> {
         created_at: time(row.created_at),
         updated_at: time(row.updated_at),
         finished_at: row.finished_at.map(time),
+        attachment: attachment_info(row),
+    })
+}
+
+/// The metadata of a job's attachment, as copied onto its row.
+pub(crate) fn attachment_info(row: &job::Model) -> Option<AttachmentInfo> {
+    row.attachment_id?;
+    Some(AttachmentInfo {
+        file_name: row.attachment_name.clone(),
+        content_type: row
+            .attachment_type
+            .clone()
+            .unwrap_or_else(|| DEFAULT_MEDIA_TYPE.to_owned()),
+        size: row.attachment_size.unwrap_or(0).max(0) as u64,
+        sha256: row.attachment_sha256.clone().unwrap_or_default(),
+        created_at: time(row.attachment_at.unwrap_or(0)),
     })
 }
 

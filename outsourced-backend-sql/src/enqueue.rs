@@ -9,6 +9,7 @@ use sea_orm::{
     QueryTrait,
 };
 
+use crate::attachments;
 use crate::backend::SqlBackend;
 use crate::convert::{duration_ms, job_record, ms};
 use crate::dialect::{Flavor, insert_one, insert_returning_ids};
@@ -16,7 +17,8 @@ use crate::entity::job;
 use crate::slots;
 use crate::transition::{Step, history_row, insert_history};
 use outsourced_core::{
-    Actor, DEFAULT_MAX_ATTEMPTS, Error, JobId, JobRecord, NewJob, Reason, Result, initial_state,
+    Actor, DEFAULT_MAX_ATTEMPTS, Error, JobId, JobRecord, NewJob, Reason, Result, Upload,
+    initial_state,
 };
 
 /// Job rows per insert statement, well under every database's limit on bound parameters.
@@ -45,6 +47,58 @@ pub(crate) async fn batch(
     }
     let rows = insert(backend, by, jobs).await?;
     Ok(rows.into_iter().map(|row| JobId(row.id)).collect())
+}
+
+/// Enqueues one job with its attachment: the bytes first, as an unlinked upload, then the job
+/// and the link in one transaction; a refused job takes its upload with it.
+pub(crate) async fn with_attachment(
+    backend: &SqlBackend,
+    by: &Actor,
+    job: NewJob,
+    file: Upload,
+) -> Result<JobRecord> {
+    job.check(backend.config().max_args_bytes)?;
+    let stored = attachments::store(backend, file).await?;
+    let txn = backend.begin_write().await?;
+    let result = insert_and_link(&txn, backend, by, &job, &stored).await;
+    match backend.finish(txn, result).await {
+        Ok(row) => {
+            backend.wake();
+            job_record(&row)
+        }
+        Err(error) => {
+            attachments::discard(backend, stored.id).await;
+            Err(error)
+        }
+    }
+}
+
+async fn insert_and_link(
+    db: &impl ConnectionTrait,
+    backend: &SqlBackend,
+    by: &Actor,
+    job: &NewJob,
+    stored: &attachments::Stored,
+) -> Result<job::Model> {
+    let now = backend.now();
+    let mut rows = insert_in(db, backend, by, std::slice::from_ref(job), now).await?;
+    let mut row = rows.pop().ok_or_else(|| Error::Backend {
+        backend: "sql",
+        message: "the insert returned no row".into(),
+        retryable: false,
+        source: None,
+    })?;
+    if !attachments::link(db, row.id, stored).await? {
+        return Err(Error::conflict("the new job could not take its attachment"));
+    }
+    let info = &stored.info;
+    row.attachment_id = Some(stored.id);
+    row.attachment_size = Some(info.size as i64);
+    row.attachment_sha256 = Some(info.sha256.clone());
+    row.attachment_name = info.file_name.clone();
+    row.attachment_type = Some(info.content_type.clone());
+    row.attachment_at = Some(ms(info.created_at));
+    Ok(row)
 }
 
 async fn insert(backend: &SqlBackend, by: &Actor, jobs: Vec<NewJob>) -> Result<Vec<job::Model>> {
@@ -128,6 +182,12 @@ fn new_row(job: &NewJob, by: &Actor, now: DateTime<Utc>) -> job::Model {
         created_at: ms(now),
         updated_at: ms(now),
         finished_at: None,
+        attachment_id: None,
+        attachment_size: None,
+        attachment_sha256: None,
+        attachment_name: None,
+        attachment_type: None,
+        attachment_at: None,
     }
 }
 

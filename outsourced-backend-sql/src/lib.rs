@@ -24,6 +24,7 @@
 //! errors, `wake` wakes long-polling reservers.
 
 mod admin;
+mod attachments;
 mod backend;
 mod complete;
 mod config;

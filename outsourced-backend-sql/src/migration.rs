@@ -5,6 +5,7 @@ use sea_orm::DbBackend;
 use sea_orm_migration::prelude::*;
 
 mod m0004_retention;
+mod m0005_attachments;
 
 /// All migrations, oldest first.
 pub(crate) struct Migrator;
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(Principals),
             Box::new(Nonces),
             Box::new(m0004_retention::Retention),
+            Box::new(m0005_attachments::Attachments),
         ]
     }
 

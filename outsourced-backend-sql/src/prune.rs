@@ -1,5 +1,6 @@
 //! Retention: removing finished jobs that outlived their queue's retention, with their history
-//! (and attachment), in bounded passes that never touch a live job.
+//! and attachment, in bounded passes that never touch a live job; and uploads abandoned
+//! unlinked for a day.
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{LockBehavior, LockType};
@@ -23,6 +24,7 @@ pub(crate) async fn prune(backend: &SqlBackend, opts: PruneOptions) -> Result<u6
         .all(backend.reader())
         .await
         .map_err(db_error)?;
+    crate::attachments::prune_abandoned(backend, u64::from(opts.limit)).await?;
     let now = backend.now();
     let mut pruned = 0;
     for queue in queues {
@@ -66,6 +68,7 @@ async fn prune_queue(
     }
     let ids: Vec<i64> = select.into_tuple().all(db).await.map_err(db_error)?;
     for chunk in ids.chunks(CHUNK) {
+        crate::attachments::delete_for(db, chunk).await?;
         history::Entity::delete_many()
             .filter(history::Column::JobId.is_in(chunk.iter().copied()))
             .exec(db)

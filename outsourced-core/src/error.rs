@@ -65,6 +65,18 @@ pub enum Error {
         /// What is wrong with it.
         message: String,
     },
+    /// An attachment is larger than the backend accepts; nothing of it was kept.
+    #[error("the attachment is larger than the limit of {limit} bytes")]
+    TooLarge {
+        /// The limit, in bytes.
+        limit: u64,
+    },
+    /// The job has no attachment (or none the caller may see).
+    #[error("job {id} has no attachment")]
+    NoAttachment {
+        /// The job.
+        id: JobId,
+    },
     /// The request itself is malformed (an empty class, an oversized payload, a bad name ...).
     #[error("invalid input: {message}")]
     InvalidInput {

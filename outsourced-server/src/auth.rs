@@ -2,7 +2,8 @@
 //! checked here before any handler runs. The order matters: the form of the parameters, the
 //! timestamp window, the signature (in constant time, with a dummy secret for unknown keys so
 //! that keys cannot be enumerated), the lock, the body hash, and only then the nonce, so that
-//! nobody can burn another client's nonces with bad signatures.
+//! nobody can burn another client's nonces with bad signatures. An attachment's body streams
+//! past unread; its handler checks the signed hash as the bytes go by.
 
 use axum::body::{Body, Bytes};
 use axum::extract::{MatchedPath, OriginalUri, Request, State};
@@ -39,33 +40,38 @@ pub(crate) async fn authenticate(
     next: Next,
 ) -> Response {
     let (parts, body) = request.into_parts();
-    // Batches may be large; every other body is small.
-    let batch = parts
+    let path = parts
         .extensions
         .get::<MatchedPath>()
-        .is_some_and(|path| path.as_str().ends_with("/jobs/batch"));
-    let config = state.config();
-    let limit = if batch {
-        config.batch_body_limit
-    } else {
-        config.body_limit
+        .map(MatchedPath::as_str);
+    let path = path.unwrap_or_default();
+    // Attachments stream through to their handler, which checks their hash; other bodies are
+    // read here (batches may be large; every other body is small).
+    let streamed = is_streamed(path, &parts.headers);
+    let limit = match path.ends_with("/jobs/batch") {
+        true => state.config().batch_body_limit,
+        false => state.config().body_limit,
     };
-    let body = match axum::body::to_bytes(body, limit).await {
-        Ok(body) => body,
-        Err(_) => {
-            let error = ApiError::new(
-                axum::http::StatusCode::PAYLOAD_TOO_LARGE,
-                "too_large",
-                "the request body is too large",
-            );
-            return error.into_response();
-        }
+    let (read, body) = match streamed {
+        true => (None, body),
+        false => match axum::body::to_bytes(body, limit).await {
+            Ok(bytes) => (Some(bytes.clone()), Body::from(bytes)),
+            Err(_) => {
+                let error = ApiError::new(
+                    axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                    "too_large",
+                    "the request body is too large",
+                );
+                return error.into_response();
+            }
+        },
     };
     let uri = parts
         .extensions
         .get::<OriginalUri>()
         .map_or_else(|| parts.uri.clone(), |original| original.0.clone());
-    let signed = match check(&state, &parts.method, &uri, &parts.headers, &body).await {
+    let checked = check(&state, &parts.method, &uri, &parts.headers, read.as_ref()).await;
+    let signed = match checked {
         Ok(caller) => caller,
         Err(error) => {
             if error.code() != "unsigned" {
@@ -79,9 +85,23 @@ pub(crate) async fn authenticate(
             return response;
         }
     };
-    let mut request = Request::from_parts(parts, Body::from(body));
+    let mut request = Request::from_parts(parts, body);
     request.extensions_mut().insert(signed);
     next.run(request).await
+}
+
+/// Whether a request's body is an attachment's bytes, left to stream through to its handler
+/// (and exempt from the request timeout: a large file may take long).
+pub(crate) fn is_streamed(matched_path: &str, headers: &HeaderMap) -> bool {
+    matched_path.ends_with("/attachment") || is_multipart(headers)
+}
+
+/// Whether the body is `multipart/form-data` (an enqueue with its attachment).
+pub(crate) fn is_multipart(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|c| c.to_str().ok())
+        .is_some_and(|c| c.starts_with("multipart/form-data"))
 }
 
 fn httpdate(state: &AppState) -> String {
@@ -120,7 +140,7 @@ async fn check(
     method: &axum::http::Method,
     uri: &axum::http::Uri,
     headers: &HeaderMap,
-    body: &Bytes,
+    body: Option<&Bytes>,
 ) -> Result<Caller, ApiError> {
     let (scheme, host) = origin(state, uri, headers)?;
     let base = oauth::base_uri(&scheme, &host, uri.path())
@@ -132,7 +152,8 @@ async fn check(
         .get(header::CONTENT_TYPE)
         .and_then(|c| c.to_str().ok())
         .filter(|c| c.starts_with("application/x-www-form-urlencoded"))
-        .map(|_| String::from_utf8_lossy(body).into_owned());
+        .and(body)
+        .map(|body| String::from_utf8_lossy(body).into_owned());
     let signed = oauth::signed_request(
         method.as_str(),
         &base,
@@ -154,7 +175,9 @@ async fn check(
             format!("{} {} is locked out", principal.role, principal.name),
         ));
     }
-    check_body_hash(state, uri.query(), body)?;
+    if let Some(body) = body {
+        check_body_hash(state, uri.query(), body)?;
+    }
     let now = state.wall_clock();
     let fresh = state
         .nonces()

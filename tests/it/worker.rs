@@ -8,9 +8,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use outsourced_backend_sql::SqlBackend;
 use outsourced_core::{
-    Actor, Backend, CountFilter, Error, Failure, Heartbeat, HistoryEntry, JobFilter, JobId,
-    JobRecord, JobState, LeaseRef, NewJob, PruneOptions, QueueInfo, QueueLimit, QueueUpdate,
-    ReclaimOptions, ReserveOptions, Reserved, Result, StateCount, WorkerInstance,
+    Actor, AttachmentInfo, Backend, CountFilter, Download, Error, Failure, Heartbeat, HistoryEntry,
+    JobFilter, JobId, JobRecord, JobState, LeaseRef, NewJob, PruneOptions, QueueInfo, QueueLimit,
+    QueueUpdate, ReclaimOptions, ReserveOptions, Reserved, Result, StateCount, Upload,
+    WorkerInstance,
 };
 use outsourced_worker::{Shutdown, Stage, Worker, WorkerOptions};
 
@@ -101,6 +102,20 @@ impl Backend for Counting {
     }
     async fn prune(&self, by: &Actor, opts: PruneOptions) -> Result<u64> {
         self.inner.prune(by, opts).await
+    }
+    async fn enqueue_with_attachment(
+        &self,
+        by: &Actor,
+        job: NewJob,
+        file: Upload,
+    ) -> Result<JobRecord> {
+        self.inner.enqueue_with_attachment(by, job, file).await
+    }
+    async fn attach(&self, by: &Actor, id: JobId, file: Upload) -> Result<AttachmentInfo> {
+        self.inner.attach(by, id, file).await
+    }
+    async fn attachment(&self, by: &Actor, id: JobId) -> Result<Download> {
+        self.inner.attachment(by, id).await
     }
 }
 

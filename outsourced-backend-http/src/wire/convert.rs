@@ -4,14 +4,14 @@
 use std::time::Duration;
 
 use outsourced_core::{
-    Actor, Error, ErrorInfo, Failure, Heartbeat, HistoryEntry, JobId, JobRecord, JobState, Lease,
-    LeaseInfo, NewJob, QueueInfo, QueueLimit, Reserved, Result, Retention, RetryPlan, StateCount,
-    StateCounts, WorkerInstance,
+    Actor, AttachmentInfo, Error, ErrorInfo, Failure, Heartbeat, HistoryEntry, JobId, JobRecord,
+    JobState, Lease, LeaseInfo, NewJob, QueueInfo, QueueLimit, Reserved, Result, Retention,
+    RetryPlan, StateCount, StateCounts, WorkerInstance,
 };
 
 use super::{
-    ErrorInfoDto, HeartbeatDto, HistoryDto, JobDto, LeaseDto, LeaseInfoDto, NewJobDto, QueueDto,
-    ReservedDto, RetryDto, StateCountDto,
+    AttachmentDto, ErrorInfoDto, HeartbeatDto, HistoryDto, JobDto, LeaseDto, LeaseInfoDto,
+    NewJobDto, QueueDto, ReservedDto, RetryDto, StateCountDto,
 };
 
 fn invalid(what: &str, value: &str) -> Error {
@@ -91,6 +91,31 @@ pub fn job_to_dto(job: &JobRecord) -> JobDto {
         created_at: job.created_at,
         updated_at: job.updated_at,
         finished_at: job.finished_at,
+        attachment: job.attachment.as_ref().map(AttachmentDto::from),
+    }
+}
+
+impl From<&AttachmentInfo> for AttachmentDto {
+    fn from(info: &AttachmentInfo) -> Self {
+        AttachmentDto {
+            file_name: info.file_name.clone(),
+            content_type: info.content_type.clone(),
+            size: info.size,
+            sha256: info.sha256.clone(),
+            created_at: info.created_at,
+        }
+    }
+}
+
+impl From<AttachmentDto> for AttachmentInfo {
+    fn from(dto: AttachmentDto) -> Self {
+        AttachmentInfo {
+            file_name: dto.file_name,
+            content_type: dto.content_type,
+            size: dto.size,
+            sha256: dto.sha256,
+            created_at: dto.created_at,
+        }
     }
 }
 
@@ -120,6 +145,7 @@ pub fn job_from_dto(dto: JobDto) -> Result<JobRecord> {
         created_at: dto.created_at,
         updated_at: dto.updated_at,
         finished_at: dto.finished_at,
+        attachment: dto.attachment.map(AttachmentInfo::from),
     })
 }
 

@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 pub struct ErrorBody {
     /// A stable machine-readable code: `queue_full`, `unknown_queue`, `not_found`, `unknown`,
     /// `stale_lease`, `invalid_transition`, `bad_payload`, `invalid_input`, `conflict`,
-    /// `forbidden`, `unauthorized` codes (`unsigned`, `invalid_signature`,
+    /// `no_attachment`, `forbidden`, `unauthorized` codes (`unsigned`, `invalid_signature`,
     /// `timestamp_refused`, `nonce_used`, `locked`, `body_hash_mismatch`, `body_hash_required`),
     /// `too_large`, `unavailable`, `internal`.
     pub code: String,
@@ -88,6 +88,14 @@ impl ErrorBody {
                 event: Some(event.as_str().to_owned()),
                 ..body("invalid_transition")
             },
+            Error::TooLarge { limit } => ErrorBody {
+                limit: Some(*limit),
+                ..body("too_large")
+            },
+            Error::NoAttachment { id } => ErrorBody {
+                job_id: Some(id.0),
+                ..body("no_attachment")
+            },
             Error::BadPayload { .. } => body("bad_payload"),
             Error::InvalidInput { .. } => body("invalid_input"),
             Error::Conflict { .. } => body("conflict"),
@@ -142,6 +150,10 @@ impl ErrorBody {
             "bad_payload" => Error::BadPayload {
                 message: detail("bad payload: "),
             },
+            "too_large" if limit.is_some() => Error::TooLarge {
+                limit: limit.unwrap_or_default(),
+            },
+            "no_attachment" => Error::NoAttachment { id },
             "invalid_input" | "too_large" => Error::InvalidInput {
                 message: detail("invalid input: "),
             },
@@ -180,7 +192,11 @@ fn backend(message: String, retryable: bool) -> Error {
 pub fn status_of(error: &Error) -> u16 {
     match error {
         Error::QueueFull { .. } => 429,
-        Error::UnknownQueue { .. } | Error::NotFound { .. } | Error::Unknown { .. } => 404,
+        Error::UnknownQueue { .. }
+        | Error::NotFound { .. }
+        | Error::Unknown { .. }
+        | Error::NoAttachment { .. } => 404,
+        Error::TooLarge { .. } => 413,
         Error::StaleLease { .. } | Error::InvalidTransition { .. } | Error::Conflict { .. } => 409,
         Error::BadPayload { .. } | Error::InvalidInput { .. } => 400,
         Error::Unauthorized { .. } => 401,
@@ -238,6 +254,8 @@ mod tests {
             Error::BadPayload {
                 message: "unknown class".into(),
             },
+            Error::TooLarge { limit: 1024 },
+            Error::NoAttachment { id: JobId(10) },
             Error::invalid("max_attempts must be at least 1"),
             Error::conflict("queue \"a\" already exists"),
             Error::Forbidden {

@@ -94,6 +94,24 @@ pub struct JobDto {
     pub updated_at: DateTime<Utc>,
     /// When it finished.
     pub finished_at: Option<DateTime<Utc>>,
+    /// Its attachment (download it from `/v1/jobs/{id}/attachment`).
+    #[serde(default)]
+    pub attachment: Option<AttachmentDto>,
+}
+
+/// What is known of a job's attachment.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AttachmentDto {
+    /// The file name the producer gave (metadata only).
+    pub file_name: Option<String>,
+    /// Its media type.
+    pub content_type: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// The SHA-256 of its bytes, lowercase hex.
+    pub sha256: String,
+    /// When it was stored.
+    pub created_at: DateTime<Utc>,
 }
 
 /// Who holds a running job, until when.

@@ -43,6 +43,13 @@ pub(crate) struct Model {
     pub created_at: i64,
     pub updated_at: i64,
     pub finished_at: Option<i64>,
+    /// The upload holding its attachment, and the attachment's metadata (all set or none).
+    pub attachment_id: Option<i64>,
+    pub attachment_size: Option<i64>,
+    pub attachment_sha256: Option<String>,
+    pub attachment_name: Option<String>,
+    pub attachment_type: Option<String>,
+    pub attachment_at: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -1,8 +1,10 @@
 //! The tables, as sea-orm entities. Times are integer epoch milliseconds on every database.
 
 pub(crate) mod access;
+pub(crate) mod chunk;
 pub(crate) mod history;
 pub(crate) mod job;
 pub(crate) mod nonce;
 pub(crate) mod principal;
 pub(crate) mod queue;
+pub(crate) mod upload;

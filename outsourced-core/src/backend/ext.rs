@@ -8,8 +8,9 @@ use super::{Backend, CountFilter, JobFilter, PruneOptions, ReclaimOptions, Reser
 use crate::error::{Error, Result};
 use crate::state::JobState;
 use crate::types::{
-    Actor, Failure, Heartbeat, HistoryEntry, JobId, JobRecord, LeaseRef, NewJob, Owner, QueueInfo,
-    QueueLimit, QueueUpdate, Reserved, StateCount, StateCounts, WorkerInstance, by_state,
+    Actor, AttachmentInfo, Download, Failure, Heartbeat, HistoryEntry, JobId, JobRecord, LeaseRef,
+    NewJob, Owner, QueueInfo, QueueLimit, QueueUpdate, Reserved, StateCount, StateCounts, Upload,
+    WorkerInstance, by_state,
 };
 
 /// Calls built on the [`Backend`] trait, for every backend alike.
@@ -65,6 +66,20 @@ macro_rules! forward_backend {
             }
             async fn enqueue_batch(&self, by: &Actor, jobs: Vec<NewJob>) -> Result<Vec<JobId>> {
                 (**self).enqueue_batch(by, jobs).await
+            }
+            async fn enqueue_with_attachment(
+                &self,
+                by: &Actor,
+                job: NewJob,
+                file: Upload,
+            ) -> Result<JobRecord> {
+                (**self).enqueue_with_attachment(by, job, file).await
+            }
+            async fn attach(&self, by: &Actor, id: JobId, file: Upload) -> Result<AttachmentInfo> {
+                (**self).attach(by, id, file).await
+            }
+            async fn attachment(&self, by: &Actor, id: JobId) -> Result<Download> {
+                (**self).attachment(by, id).await
             }
             async fn reserve(
                 &self,

@@ -14,8 +14,8 @@ use async_trait::async_trait;
 use crate::error::Result;
 use crate::state::JobState;
 use crate::types::{
-    Actor, Failure, Heartbeat, HistoryEntry, JobId, JobRecord, LeaseRef, NewJob, QueueInfo,
-    QueueLimit, QueueUpdate, Reserved, StateCount, WorkerInstance,
+    Actor, AttachmentInfo, Download, Failure, Heartbeat, HistoryEntry, JobId, JobRecord, LeaseRef,
+    NewJob, QueueInfo, QueueLimit, QueueUpdate, Reserved, StateCount, Upload, WorkerInstance,
 };
 
 /// Where jobs live: enqueue, lease, report, inspect, administer.
@@ -49,6 +49,36 @@ pub trait Backend: Send + Sync {
     ///   limit), the error is that job's and nothing is stored.
     /// - An empty batch stores nothing and succeeds.
     async fn enqueue_batch(&self, by: &Actor, jobs: Vec<NewJob>) -> Result<Vec<JobId>>;
+
+    /// Stores one new job with its attachment; the job exists only once every byte is stored.
+    ///
+    /// - As [`enqueue`](Backend::enqueue), and the job's record carries the attachment's size,
+    ///   SHA-256 (computed as the bytes are stored), file name and media type.
+    /// - Bytes beyond the backend's size limit are `TooLarge`; bytes whose SHA-256 is not the
+    ///   upload's `sha256` are `InvalidInput`; a stream that fails fails the call. In every
+    ///   case, as when the job itself is refused, nothing is kept: no job, no bytes.
+    async fn enqueue_with_attachment(
+        &self,
+        by: &Actor,
+        job: NewJob,
+        file: Upload,
+    ) -> Result<JobRecord>;
+
+    /// Attaches a file to a job no worker has leased yet (scheduled, available or retrying
+    /// with no attempt made) that has none. Enqueue the job scheduled to be sure no worker
+    /// takes it before its file is there.
+    ///
+    /// - Checks and limits as for [`enqueue_with_attachment`](Backend::enqueue_with_attachment);
+    ///   nothing is kept when refused.
+    /// - A job that was leased meanwhile, or that has an attachment, is `Conflict`; an unknown
+    ///   job is `NotFound`.
+    async fn attach(&self, by: &Actor, id: JobId, file: Upload) -> Result<AttachmentInfo>;
+
+    /// A job's attachment: what is known of it, and its bytes as a stream.
+    ///
+    /// - The bytes are those stored, their SHA-256 the one in the info.
+    /// - A job without one is `NoAttachment`; an unknown job is `NotFound`.
+    async fn attachment(&self, by: &Actor, id: JobId) -> Result<Download>;
 
     /// Leases up to `limit` jobs to a worker instance.
     ///

@@ -23,6 +23,7 @@ macro_rules! assert_error {
 }
 
 mod admin;
+mod attachments;
 mod bounded;
 mod enqueue;
 mod harness;
@@ -142,6 +143,13 @@ scenarios![
     retention::prune_removes_only_finished_jobs_past_their_retention,
     retention::prune_is_bounded_and_takes_the_oldest_first,
     retention::a_retried_job_is_live_again_and_kept,
+    attachments::a_job_and_its_attachment_go_up_and_come_down_intact,
+    attachments::an_empty_attachment_is_an_attachment,
+    attachments::a_damaged_upload_keeps_nothing,
+    attachments::a_refused_job_keeps_no_attachment,
+    attachments::a_file_is_attached_before_the_job_runs,
+    attachments::a_running_or_unknown_job_takes_no_attachment,
+    attachments::a_job_without_an_attachment_says_so,
 ];
 
 /// Runs every backend scenario (or those whose name contains `OUTSOURCED_SCENARIO`), each

@@ -66,6 +66,15 @@ pub(crate) async fn prune_removes_only_finished_jobs_past_their_retention(h: &Ha
     let cancelled = h.enqueue(noop().queue(&queue)).await.id;
     ok(backend(h).cancel(&h.admin.actor, cancelled).await, "cancel");
     let kept_forever = succeeded(h, &forever).await;
+    let file = crate::Upload::from_bytes(vec![7u8; 5000]);
+    let attached =
+        h.admin
+            .backend
+            .enqueue_with_attachment(&h.admin.actor, noop().queue(&queue), file);
+    let attached = ok(attached.await, "enqueue with an attachment").id;
+    let run = h.w(0).reserve_one(&[&queue]).await;
+    assert_eq!(run.job.id, attached);
+    ok(h.w(0).complete(&run).await, "complete");
     // Live jobs, old by the end; behind the others in hand-out order (priority 100).
     let waiting = h.enqueue(noop().queue(&queue).priority(100)).await.id;
     let later = h.now() + chrono::Duration::days(30);
@@ -78,10 +87,12 @@ pub(crate) async fn prune_removes_only_finished_jobs_past_their_retention(h: &Ha
     assert_eq!(prune(h, 100).await, 0, "nothing is an hour old yet");
     let young = succeeded(h, &queue).await;
     h.advance(31 * MINUTE);
-    assert_eq!(prune(h, 100).await, 3);
-    for id in [done, failed, cancelled] {
+    assert_eq!(prune(h, 100).await, 4);
+    for id in [done, failed, cancelled, attached] {
         assert!(gone(h, id).await, "job {id} outlived its retention");
     }
+    let attachment = backend(h).attachment(&h.admin.actor, attached).await;
+    assert_error!(attachment, Error::NotFound { .. });
     for id in [kept_forever, waiting, scheduled, repeating.id, young] {
         assert!(!gone(h, id).await, "job {id} must stay");
     }

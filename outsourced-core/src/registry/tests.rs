@@ -94,6 +94,7 @@ fn context() -> JobContext {
         created_at: chrono::DateTime::UNIX_EPOCH,
         updated_at: chrono::DateTime::UNIX_EPOCH,
         finished_at: None,
+        attachment: None,
     };
     JobContext::new(&job)
 }

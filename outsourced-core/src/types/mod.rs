@@ -1,10 +1,12 @@
 //! The data that crosses the [`Backend`](crate::Backend) trait.
 
+mod attachment;
 mod ids;
 mod queue;
 mod record;
 mod spec;
 
+pub use attachment::{AttachmentInfo, ByteStream, Download, MAX_FILE_NAME, Upload};
 pub use ids::{Actor, JobId, Owner, WorkerInstance};
 pub use queue::{
     DEFAULT_QUEUE_LIMIT, QueueInfo, QueueLimit, QueueUpdate, Retention, StateCount, StateCounts,

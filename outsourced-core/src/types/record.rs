@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::error::Error;
 use crate::state::JobState;
-use crate::types::{Actor, Backoff, JobId, Owner, Repeat, WorkerInstance};
+use crate::types::{Actor, AttachmentInfo, Backoff, JobId, Owner, Repeat, WorkerInstance};
 
 /// A stored job, as a backend returns it.
 #[derive(Clone, Debug, PartialEq)]
@@ -54,6 +54,8 @@ pub struct JobRecord {
     pub updated_at: DateTime<Utc>,
     /// When it reached its terminal state, if it did.
     pub finished_at: Option<DateTime<Utc>>,
+    /// Its attachment, if it has one.
+    pub attachment: Option<AttachmentInfo>,
 }
 
 impl JobRecord {

@@ -1,7 +1,7 @@
 //! Producers' and admins' routes: enqueue, look up, list, count, cancel, retry.
 
 use axum::Json;
-use axum::extract::{Extension, State};
+use axum::extract::{Extension, FromRequest, Request, State};
 use axum::http::StatusCode;
 use outsourced_backend_http::wire::{
     CountDto, HistoryDto, IdsDto, JobDto, NewJobDto, StateCountDto, StateDto, job_to_dto,
@@ -18,25 +18,30 @@ use crate::extract::{JsonBody, PathArg, QueryArgs};
 use crate::state::AppState;
 
 /// A job from its JSON, checked as the backend would, then the caller's right to its queue.
-fn new_job(state: &AppState, caller: &Caller, dto: NewJobDto) -> ApiResult<NewJob> {
+pub(crate) fn new_job(state: &AppState, caller: &Caller, dto: NewJobDto) -> ApiResult<NewJob> {
     let job = NewJob::try_from(dto)?;
     job.check(state.backend().config().max_args_bytes)?;
     queue_access(caller, &job.queue)?;
     Ok(job)
 }
 
-fn enqueuer(caller: &Caller) -> ApiResult<()> {
+pub(crate) fn enqueuer(caller: &Caller) -> ApiResult<()> {
     require(caller, &[Role::Producer, Role::Admin])
 }
 
-/// Enqueue one job.
+/// Enqueue one job: its JSON, or as `multipart/form-data` the JSON in part `job` and its
+/// attachment in part `file` (`attachment_sha256`, signed in the query, is the file's hash).
 #[utoipa::path(post, path = "/v1/jobs", request_body = NewJobDto, tag = "jobs",
     responses((status = 201, body = JobDto), (status = 429, description = "queue full", body = outsourced_backend_http::wire::ErrorBody)))]
 pub(crate) async fn enqueue(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    JsonBody(dto): JsonBody<NewJobDto>,
+    request: Request,
 ) -> ApiResult<(StatusCode, Json<JobDto>)> {
+    if crate::auth::is_multipart(request.headers()) {
+        return super::attachments::enqueue_multipart(state, caller, request).await;
+    }
+    let JsonBody(dto) = JsonBody::<NewJobDto>::from_request(request, &state).await?;
     enqueuer(&caller)?;
     let job = new_job(&state, &caller, dto)?;
     let stored = state.backend().enqueue(&actor(&caller), job).await?;

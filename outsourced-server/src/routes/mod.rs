@@ -1,6 +1,7 @@
 //! The `/v1` API as an axum `Router`, and its OpenAPI document.
 
 mod access;
+mod attachments;
 mod jobs;
 mod lease;
 mod queues;
@@ -11,7 +12,6 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::middleware;
 use axum::routing::{get, patch, post};
-use tower_http::timeout::TimeoutLayer;
 use utoipa::OpenApi;
 
 use crate::auth;
@@ -26,7 +26,8 @@ Every request under /v1 (but /v1/openapi.json and /v1/health) is signed with two
 | route | worker | producer | admin |
 |---|---|---|---|
 | POST /v1/jobs, POST /v1/jobs/batch (enqueue) | 403 | queues it was granted (others: 404) | any queue |
-| GET /v1/jobs/{id}, GET /v1/jobs/{id}/history | jobs whose lease it holds | jobs it enqueued | any job |
+| GET /v1/jobs/{id}, GET /v1/jobs/{id}/history, GET /v1/jobs/{id}/attachment | jobs whose lease it holds | jobs it enqueued | any job |
+| PUT /v1/jobs/{id}/attachment | 403 | jobs it enqueued | any job |
 | GET /v1/jobs, GET /v1/counts | 403 | its own jobs | all jobs |
 | POST /v1/jobs/{id}/cancel | 403 | jobs it enqueued | any job |
 | POST /v1/jobs/{id}/retry, POST /v1/reclaim, POST /v1/prune | 403 | 403 | yes |
@@ -43,7 +44,7 @@ A job or queue the caller may not see is 404 whether or not it exists.";
     info(title = "outsourced", description = "The job queue's HTTP API. See the authorization table below.\n\n"),
     paths(
         jobs::enqueue, jobs::enqueue_batch, jobs::get, jobs::history, jobs::list, jobs::counts,
-        jobs::cancel, jobs::retry, jobs::reclaim, jobs::prune,
+        jobs::cancel, jobs::retry, jobs::reclaim, jobs::prune, attachments::put, attachments::get,
         lease::reserve, lease::heartbeat, lease::complete, lease::complete_batch, lease::fail,
         lease::release, lease::release_all,
         queues::list, queues::create, queues::update, queues::delete,
@@ -76,15 +77,50 @@ async fn no_route() -> ApiError {
     )
 }
 
+/// Answers 408 when a request takes longer than `request_timeout`, attachments excepted.
+async fn time_limit(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: axum::extract::Request,
+    next: middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let path = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or("", axum::extract::MatchedPath::as_str);
+    if auth::is_streamed(path, request.headers()) {
+        return next.run(request).await;
+    }
+    match tokio::time::timeout(state.config().request_timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "timeout",
+            "the request took too long",
+        )
+        .into_response(),
+    }
+}
+
 /// The router a host application mounts (`.nest("/outsourced", router(state))`): every route
 /// under `/v1`.
 pub fn router(state: AppState) -> Router {
     let config = state.config().clone();
     let signed = Router::new()
-        .route("/jobs", post(jobs::enqueue).get(jobs::list))
+        .route(
+            "/jobs",
+            // The JSON form is read (and limited) by `auth`; the multipart form streams.
+            post(jobs::enqueue)
+                .layer(DefaultBodyLimit::disable())
+                .get(jobs::list),
+        )
         .route("/jobs/batch", post(jobs::enqueue_batch))
         .route("/jobs/{id}", get(jobs::get))
         .route("/jobs/{id}/history", get(jobs::history))
+        .route(
+            "/jobs/{id}/attachment",
+            get(attachments::get).put(attachments::put),
+        )
         .route("/jobs/{id}/cancel", post(jobs::cancel))
         .route("/jobs/{id}/retry", post(jobs::retry))
         .route("/jobs/{id}/heartbeat", post(lease::heartbeat))
@@ -111,10 +147,7 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(health))
         .fallback(no_route)
         .layer(DefaultBodyLimit::max(config.batch_body_limit))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            config.request_timeout,
-        ))
+        .layer(middleware::from_fn_with_state(state.clone(), time_limit))
         .with_state(state);
     Router::new().nest("/v1", api).fallback(no_route)
 }
