@@ -2,7 +2,9 @@
 //! queue, a producer, another producer, no credentials, and an admin.
 
 use outsourced_backend_sql::{Credentials, Role, SqlBackend};
-use outsourced_core::{Actor, Backend, JobId, NewJob, QueueLimit, ReserveOptions, WorkerInstance};
+use outsourced_core::{
+    Actor, Backend, JobId, NewJob, QueueLimit, ReserveOptions, Upload, WorkerInstance,
+};
 use outsourced_server::ServerConfig;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -64,7 +66,9 @@ impl World {
         callers.push(Some(server.client(Role::Admin, "root").await.1));
         let shop = Actor::Producer("shop".into());
         let job = |queue: &str| NewJob::new("Work", json!([])).queue(queue);
-        let running = server.sql.enqueue(&shop, job("a")).await.expect("a job").id;
+        let file = Upload::from_bytes(b"the running job's file".to_vec());
+        let running = server.sql.enqueue_with_attachment(&shop, job("a"), file);
+        let running = running.await.expect("a job").id;
         let w1 = WorkerInstance::new("w1", "i");
         let reserved = server
             .sql
@@ -204,6 +208,36 @@ async fn every_route_answers_each_role_as_the_table_says() {
         "jobs",
         Some(enqueue),
         [403, 403, 201, 404, 401, 201],
+    )
+    .await;
+    // Attachments: read by the lease holder, the producer and admins; attached (once, before
+    // any worker leases the job) by the producer or an admin.
+    w.row(
+        Method::GET,
+        &format!("jobs/{running}/attachment"),
+        None,
+        [200, 404, 200, 404, 401, 200],
+    )
+    .await;
+    w.row(
+        Method::PUT,
+        &format!("jobs/{waiting}/attachment"),
+        Some(json!({"a": "file"})),
+        [403, 403, 201, 404, 401, 409],
+    )
+    .await;
+    w.row(
+        Method::GET,
+        &format!("jobs/{waiting}/attachment"),
+        None,
+        [404, 404, 200, 404, 401, 200],
+    )
+    .await;
+    w.row(
+        Method::PUT,
+        &format!("jobs/{running}/attachment"),
+        Some(json!({"a": "file"})),
+        [403, 403, 409, 404, 401, 409],
     )
     .await;
     // Cancel a job: its producer and admins only (the waiting job is cancelled by the first).

@@ -8,6 +8,7 @@ mod support;
 mod cli;
 mod concurrency;
 mod http;
+mod http_attachments;
 mod http_authz;
 mod http_refusals;
 mod interop;
