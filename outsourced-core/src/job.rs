@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 
 use crate::backend::Backend;
 use crate::error::{Error, Result};
-use crate::types::{Actor, ErrorInfo, JobId, JobRecord, NewJob};
+use crate::types::{Actor, AttachmentInfo, Download, ErrorInfo, JobId, JobRecord, NewJob};
 
 /// A job: a serde struct with a class name and a `perform` method.
 ///
@@ -119,7 +119,7 @@ pub trait JobExt: Job {
 impl<J: Job> JobExt for J {}
 
 /// What a running job knows about itself.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct JobContext {
     /// The job's id.
     pub id: JobId,
@@ -131,7 +131,23 @@ pub struct JobContext {
     pub attempt: u32,
     /// Attempts at most.
     pub max_attempts: u32,
+    /// What is known of its attachment, if it has one (read it with
+    /// [`JobContext::attachment`]).
+    pub attachment: Option<AttachmentInfo>,
     cancel: Arc<AtomicBool>,
+    /// Where to read the attachment from, as whom.
+    source: Option<(Arc<dyn Backend>, Actor)>,
+}
+
+impl fmt::Debug for JobContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JobContext")
+            .field("id", &self.id)
+            .field("class", &self.class)
+            .field("attempt", &self.attempt)
+            .field("attachment", &self.attachment)
+            .finish_non_exhaustive()
+    }
 }
 
 impl JobContext {
@@ -143,7 +159,24 @@ impl JobContext {
             class: job.class.clone(),
             attempt: job.attempts,
             max_attempts: job.max_attempts,
+            attachment: job.attachment.clone(),
             cancel: Arc::new(AtomicBool::new(false)),
+            source: None,
+        }
+    }
+
+    /// Lets the job read its attachment from `backend` as `by` (the worker holding its lease).
+    pub fn with_backend(mut self, backend: Arc<dyn Backend>, by: Actor) -> Self {
+        self.source = Some((backend, by));
+        self
+    }
+
+    /// The job's attachment, its bytes streamed from the backend. `NoAttachment` when it has
+    /// none, or when the context was made without a backend.
+    pub async fn attachment(&self) -> Result<Download> {
+        match (&self.attachment, &self.source) {
+            (Some(_), Some((backend, by))) => backend.attachment(by, self.id).await,
+            _ => Err(Error::NoAttachment { id: self.id }),
         }
     }
 

@@ -1,7 +1,8 @@
 //! Command handlers: a job class run as a program, so that the stock worker is useful without
 //! any Rust. The job's arguments arrive as JSON on standard input, its id, class, queue and
-//! attempt in environment variables; exit status 0 is success, anything else a failure whose
-//! error is the status and the tail of standard error.
+//! attempt in environment variables, its attachment (if any) as a file whose path is in
+//! `OUTSOURCED_ATTACHMENT`; exit status 0 is success, anything else a failure whose error is
+//! the status and the tail of standard error.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -11,6 +12,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
@@ -88,8 +90,52 @@ impl AnyJob for CommandJob {
     }
 }
 
+/// The job's attachment in a file of the worker's own making (never a path built from the
+/// producer's file name), in a directory removed when the returned guard drops.
+async fn save_attachment(
+    ctx: &JobContext,
+) -> Result<Option<(tempfile::TempDir, PathBuf)>, JobError> {
+    if ctx.attachment.is_none() {
+        return Ok(None);
+    }
+    let failed =
+        |e: &dyn std::fmt::Display| JobError::msg(format!("cannot fetch the attachment: {e}"));
+    let mut download = ctx.attachment().await.map_err(|e| failed(&e))?;
+    let dir = tempfile::Builder::new()
+        .prefix("outsourced-job-")
+        .tempdir()
+        .map_err(|e| failed(&e))?;
+    let path = dir.path().join("attachment");
+    let mut file = tokio::fs::File::create(&path)
+        .await
+        .map_err(|e| failed(&e))?;
+    while let Some(chunk) = download.body.next().await {
+        let chunk = chunk.map_err(|e| failed(&e))?;
+        file.write_all(&chunk).await.map_err(|e| failed(&e))?;
+    }
+    file.flush().await.map_err(|e| failed(&e))?;
+    Ok(Some((dir, path)))
+}
+
+/// The attachment's environment variables: its path, and what the producer said of it.
+fn attachment_env(ctx: &JobContext, path: Option<&PathBuf>) -> Vec<(&'static str, String)> {
+    let (Some(info), Some(path)) = (&ctx.attachment, path) else {
+        return Vec::new();
+    };
+    let mut env = vec![
+        ("OUTSOURCED_ATTACHMENT", path.display().to_string()),
+        ("OUTSOURCED_ATTACHMENT_TYPE", info.content_type.clone()),
+        ("OUTSOURCED_ATTACHMENT_SHA256", info.sha256.clone()),
+    ];
+    if let Some(name) = &info.file_name {
+        env.push(("OUTSOURCED_ATTACHMENT_NAME", name.clone()));
+    }
+    env
+}
+
 async fn run(spec: &CommandSpec, args: &Value, ctx: &JobContext) -> Result<(), JobError> {
     let program = spec.program.display().to_string();
+    let saved = save_attachment(ctx).await?;
     let mut child = Command::new(&spec.program)
         .args(&spec.args)
         .envs(&spec.env)
@@ -97,6 +143,7 @@ async fn run(spec: &CommandSpec, args: &Value, ctx: &JobContext) -> Result<(), J
         .env("OUTSOURCED_JOB_CLASS", &ctx.class)
         .env("OUTSOURCED_QUEUE", &ctx.queue)
         .env("OUTSOURCED_ATTEMPT", ctx.attempt.to_string())
+        .envs(attachment_env(ctx, saved.as_ref().map(|(_, path)| path)))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

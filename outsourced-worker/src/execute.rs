@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use outsourced_core::{
-    AnyJob, Backend, Error, ErrorInfo, Failure, JobContext, JobError, JobRecord, JobState,
+    Actor, AnyJob, Backend, Error, ErrorInfo, Failure, JobContext, JobError, JobRecord, JobState,
     LeaseRef, Reserved, RetryPlan, invoke,
 };
 use tokio::task::JoinHandle;
@@ -42,7 +42,8 @@ pub(crate) async fn execute(inner: Arc<Inner>, reporter: Reporter, reserved: Res
     let Reserved { job, lease } = reserved;
     let lease = lease.to_ref();
     let started = Instant::now();
-    let ctx = JobContext::new(&job);
+    let holder = Actor::Worker(inner.id.clone());
+    let ctx = JobContext::new(&job).with_backend(inner.backend.clone(), holder);
     let runnable = match inner.resolve(&job) {
         Ok(runnable) => runnable,
         Err(error) => {

@@ -46,6 +46,7 @@ scenarios![
     lifecycle::exit_on_complete_returns_when_idle,
     commands::a_command_gets_its_arguments_and_succeeds,
     commands::a_failing_command_leaves_its_stderr_in_the_history,
+    commands::a_command_gets_the_attachment_as_a_file,
 ];
 
 /// Runs every worker scenario against fresh harnesses from `make`.
