@@ -204,6 +204,24 @@ pub(crate) enum JobCommand {
         /// Its id.
         id: i64,
     },
+    /// Attach a file to a job that no worker has leased yet (enqueue it with --run-at).
+    Attach {
+        /// The job's id.
+        id: i64,
+        /// The file.
+        file: PathBuf,
+        /// Its media type (application/octet-stream unless given).
+        #[arg(long = "type")]
+        content_type: Option<String>,
+    },
+    /// Save a job's attachment to a file (`-` for standard output), checking its SHA-256.
+    Attachment {
+        /// The job's id.
+        id: i64,
+        /// Where to write it.
+        #[arg(long, short)]
+        output: PathBuf,
+    },
     /// Show a job's history: every transition with its actor and error.
     History {
         /// Its id.
@@ -260,6 +278,12 @@ pub(crate) struct EnqueueArgs {
     /// (`"0 3 * * *"`: daily at three).
     #[arg(long)]
     pub(crate) cron: Option<String>,
+    /// Attach this file to the job (streamed; the job exists once the file is stored).
+    #[arg(long, conflicts_with = "from")]
+    pub(crate) attach: Option<PathBuf>,
+    /// The attachment's media type (application/octet-stream unless given).
+    #[arg(long, requires = "attach")]
+    pub(crate) attach_type: Option<String>,
     /// Enqueue every line of this JSON-lines file: {"class", "args", "queue", "priority",
     /// "run_at", "owner", "max_attempts", "every", "cron"}.
     #[arg(long, conflicts_with = "class")]

@@ -12,6 +12,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::args::{EnqueueArgs, JobCommand, ListArgs};
+use crate::attachment;
 use crate::context::Ctx;
 use crate::output::{
     counts_json, history_json, history_text, job_json, job_text, jobs_table, print_json, table,
@@ -34,6 +35,12 @@ pub(crate) async fn run(ctx: &Ctx, command: JobCommand) -> Result<()> {
             Ok(())
         }
         JobCommand::Show { id } => show(ctx, &backend.job(&by, JobId(id)).await?),
+        JobCommand::Attach {
+            id,
+            file,
+            content_type,
+        } => attachment::attach(ctx, JobId(id), &file, content_type).await,
+        JobCommand::Attachment { id, output } => attachment::save(ctx, JobId(id), &output).await,
         JobCommand::History { id } => {
             let rows = backend.history(&by, JobId(id)).await?;
             if ctx.json {
@@ -158,7 +165,15 @@ async fn enqueue_one(ctx: &Ctx, args: &EnqueueArgs) -> Result<()> {
         every: args.every.clone(),
         cron: args.cron.clone(),
     };
-    let job = ctx.backend.enqueue(&ctx.actor(), line.into_job()?).await?;
+    let job = line.into_job()?;
+    let job = match &args.attach {
+        Some(path) => {
+            let file = attachment::upload(path, args.attach_type.clone()).await?;
+            let by = ctx.actor();
+            ctx.backend.enqueue_with_attachment(&by, job, file).await?
+        }
+        None => ctx.backend.enqueue(&ctx.actor(), job).await?,
+    };
     if ctx.json {
         print_json(&job_json(&job));
     } else {

@@ -5,6 +5,7 @@
 //! - `output`: tables and JSON.
 
 mod args;
+mod attachment;
 mod context;
 mod demo;
 mod job;

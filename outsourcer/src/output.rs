@@ -102,6 +102,13 @@ pub(crate) fn job_json(job: &JobRecord) -> Value {
         "created_at": time(job.created_at),
         "updated_at": time(job.updated_at),
         "finished_at": opt_time(job.finished_at),
+        "attachment": job.attachment.as_ref().map(|a| json!({
+            "file_name": a.file_name,
+            "content_type": a.content_type,
+            "size": a.size,
+            "sha256": a.sha256,
+            "created_at": time(a.created_at),
+        })),
     })
 }
 

@@ -346,6 +346,58 @@ fn queues_keep_finished_jobs_for_their_retention_and_prune_removes_the_rest() {
 }
 
 #[test]
+fn jobs_carry_an_attachment_in_and_out() {
+    let s = Scratch::new();
+    let bytes: Vec<u8> = (0..1_500_000u32).map(|i| (i % 241) as u8).collect();
+    std::fs::write(s.path("scan.pdf"), &bytes).expect("write the file");
+    let job = s.json(&[
+        "job",
+        "enqueue",
+        "Scan",
+        "--attach",
+        "scan.pdf",
+        "--attach-type",
+        "application/pdf",
+    ]);
+    let attachment = &job["attachment"];
+    assert_eq!(
+        (&attachment["file_name"], &attachment["content_type"]),
+        (&json!("scan.pdf"), &json!("application/pdf"))
+    );
+    assert_eq!(attachment["size"], bytes.len());
+    let id = job["id"].as_i64().expect("an id").to_string();
+    let saved = s.json(&["job", "attachment", &id, "-o", "copy.pdf"]);
+    assert_eq!(saved["sha256"], attachment["sha256"]);
+    let copy = std::fs::read(s.path("copy.pdf")).expect("the copy");
+    assert!(copy == bytes, "the same bytes came back");
+    let out = s.outsourcer(&["job", "attachment", &id, "-o", "-"]);
+    assert!(
+        out.status.success() && out.stdout == bytes,
+        "to standard output"
+    );
+    // Attach later, before the job runs; not twice, not to a job without one.
+    std::fs::write(s.path("note.txt"), "hello").expect("write the file");
+    let later = s.json(&["job", "enqueue", "Read", "--run-at", "+1h"]);
+    let later = later["id"].as_i64().expect("an id").to_string();
+    let attached = s.json(&["job", "attach", &later, "note.txt"]);
+    assert_eq!(attached["size"], 5);
+    assert!(
+        s.fails(&["job", "attach", &later, "note.txt"])
+            .contains("already has an attachment")
+    );
+    let plain = s.json(&["job", "enqueue", "Plain"]);
+    let plain = plain["id"].as_i64().expect("an id").to_string();
+    assert!(
+        s.fails(&["job", "attachment", &plain, "-o", "x"])
+            .contains("has no attachment")
+    );
+    assert!(
+        s.fails(&["job", "enqueue", "Scan", "--attach", "missing.pdf"])
+            .contains("missing.pdf")
+    );
+}
+
+#[test]
 fn a_jsonl_file_is_enqueued_all_checked_first() {
     let s = Scratch::new();
     s.ok(&["queue", "create", "bulk", "--unlimited"]);
