@@ -77,3 +77,10 @@ pub async fn reserve_plan(
     };
     Ok(rows.iter().map(line).collect())
 }
+
+/// Stores `bytes` as an upload that no job takes, as a process that died half-way through an
+/// enqueue leaves one; returns its id.
+pub async fn abandoned_upload(backend: &SqlBackend, bytes: Vec<u8>) -> Result<i64> {
+    let stored = crate::attachments::store(backend, outsourced_core::Upload::from_bytes(bytes));
+    Ok(stored.await?.id)
+}

@@ -13,6 +13,7 @@ mod http_authz;
 mod http_refusals;
 mod interop;
 mod multi_server;
+mod retention;
 mod servers;
 mod sql;
 mod sqlite;
