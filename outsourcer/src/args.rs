@@ -357,4 +357,7 @@ pub(crate) struct ServeArgs {
     /// bounds how late it sees them.
     #[arg(long, value_parser = humantime::parse_duration)]
     pub(crate) idle_recheck: Option<std::time::Duration>,
+    /// The largest attachment accepted, in MiB (2048 unless given); larger ones get 413.
+    #[arg(long)]
+    pub(crate) max_attachment_mib: Option<u64>,
 }

@@ -19,10 +19,13 @@ impl Ctx {
     /// Opens (and migrates) the database the command line names.
     pub(crate) async fn open(cli: &Cli) -> Result<Ctx> {
         let mut config = SqlConfig::new(&cli.database);
-        if let Command::Serve(args) = &cli.command
-            && let Some(every) = args.idle_recheck
-        {
-            config.idle_recheck = every;
+        if let Command::Serve(args) = &cli.command {
+            if let Some(every) = args.idle_recheck {
+                config.idle_recheck = every;
+            }
+            if let Some(mib) = args.max_attachment_mib {
+                config.max_attachment_bytes = mib.saturating_mul(1 << 20);
+            }
         }
         let backend = SqlBackend::open(config).await?;
         Ok(Ctx {
