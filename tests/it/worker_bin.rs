@@ -315,3 +315,32 @@ fn a_worker_in_another_process_works_over_http_only_its_queues() {
         "the server noted the worker's contact"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_refuses_attachments_past_its_limit() {
+    use outsourced_core::{Actor, Backend, Error, NewJob, Upload};
+    let s = Scratch::new();
+    s.ok(&["queue", "create", "files"]);
+    let producer = s.json(&["producer", "create", "shop"]);
+    s.ok(&["producer", "grant", "shop", "files"]);
+    let server = s.serve(&["--max-attachment-mib", "1"], "warn");
+    let key = producer["consumer_key"].as_str().expect("a key");
+    let secret = producer["consumer_secret"].as_str().expect("a secret");
+    let config = outsourced_backend_http::HttpConfig::new(&server.url, key, secret);
+    let client = outsourced_backend_http::HttpBackend::new(config).expect("a client");
+    let shop = Actor::Producer("shop".into());
+    let job = || NewJob::new("Scan", json!([])).queue("files");
+    let big = Upload::from_bytes(vec![0u8; (1 << 20) + 1]);
+    let refused = client.enqueue_with_attachment(&shop, job(), big).await;
+    assert!(
+        matches!(refused, Err(Error::TooLarge { limit }) if limit == 1 << 20),
+        "{refused:?}"
+    );
+    let fits = Upload::from_bytes(vec![0u8; 1 << 20]);
+    let stored = client.enqueue_with_attachment(&shop, job(), fits).await;
+    assert_eq!(
+        stored.expect("within the limit").attachment.map(|a| a.size),
+        Some(1 << 20)
+    );
+    server.stop();
+}
