@@ -20,9 +20,9 @@ use crate::{
 };
 use outsourced_core::{
     Actor, AttachmentInfo, Backend, Clock, CountFilter, Download, Failure, Heartbeat, HistoryEntry,
-    JobFilter, JobId, JobRecord, JobState, LeaseRef, NewJob, PruneOptions, QueueInfo, QueueLimit,
-    QueueUpdate, ReclaimOptions, ReserveOptions, Reserved, Result, StateCount, SystemClock, Upload,
-    WorkerInstance,
+    JobFilter, JobId, JobRecord, JobState, LeaseRef, NewJob, Observer, PruneOptions, QueueInfo,
+    QueueLimit, QueueUpdate, ReclaimOptions, ReserveOptions, Reserved, Result, StateCount,
+    SystemClock, Upload, WorkerInstance,
 };
 
 /// The SQL backend: jobs, queues and history in SQLite (by default), PostgreSQL or
@@ -42,6 +42,8 @@ pub(crate) struct Inner {
     pub(crate) last_reclaim: Mutex<Option<DateTime<Utc>>>,
     /// PostgreSQL: the `LISTEN` task that turns other processes' wake-ups into ours.
     listener: Option<tokio::task::JoinHandle<()>>,
+    /// Who hears of every committed change (metrics), if anyone.
+    observer: std::sync::RwLock<Option<Arc<dyn Observer>>>,
 }
 
 impl Drop for Inner {
@@ -85,6 +87,7 @@ impl SqlBackend {
                 wake,
                 last_reclaim: Mutex::new(None),
                 listener,
+                observer: std::sync::RwLock::new(None),
             }),
         })
     }
@@ -92,6 +95,25 @@ impl SqlBackend {
     /// The connection writes go through, for the host application's own queries.
     pub fn connection(&self) -> &DatabaseConnection {
         &self.inner.pools.writer
+    }
+
+    /// Tells `observer` of every change this backend commits from now on (replacing any
+    /// observer before): enqueues, leases, attempts' ends, admins' retries. Changes made in a
+    /// transaction of the caller's own (`enqueue_in`) are not told.
+    pub fn set_observer(&self, observer: Arc<dyn Observer>) {
+        *self
+            .inner
+            .observer
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = Some(observer);
+    }
+
+    pub(crate) fn observer(&self) -> Option<Arc<dyn Observer>> {
+        self.inner
+            .observer
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// The settings it was opened with.
@@ -222,11 +244,11 @@ impl SqlBackend {
 #[async_trait]
 impl Backend for SqlBackend {
     async fn enqueue(&self, by: &Actor, job: NewJob) -> Result<JobRecord> {
-        enqueue::one(self, by, job).await
+        self.observed(enqueue::one(self, by, job)).await
     }
 
     async fn enqueue_batch(&self, by: &Actor, jobs: Vec<NewJob>) -> Result<Vec<JobId>> {
-        enqueue::batch(self, by, jobs).await
+        self.observed(enqueue::batch(self, by, jobs)).await
     }
 
     async fn enqueue_with_attachment(
@@ -235,7 +257,8 @@ impl Backend for SqlBackend {
         job: NewJob,
         file: Upload,
     ) -> Result<JobRecord> {
-        enqueue::with_attachment(self, by, job, file).await
+        self.observed(enqueue::with_attachment(self, by, job, file))
+            .await
     }
 
     async fn attach(&self, _by: &Actor, id: JobId, file: Upload) -> Result<AttachmentInfo> {
@@ -260,7 +283,7 @@ impl Backend for SqlBackend {
     }
 
     async fn reserve(&self, by: &WorkerInstance, opts: ReserveOptions) -> Result<Vec<Reserved>> {
-        reserve::reserve(self, by, opts).await
+        self.observed(reserve::reserve(self, by, opts)).await
     }
 
     async fn heartbeat(&self, by: &WorkerInstance, lease: &LeaseRef) -> Result<Heartbeat> {
@@ -272,7 +295,8 @@ impl Backend for SqlBackend {
         by: &WorkerInstance,
         leases: &[LeaseRef],
     ) -> Result<Vec<Result<()>>> {
-        complete::complete_batch(self, by, leases).await
+        self.observed(complete::complete_batch(self, by, leases))
+            .await
     }
 
     async fn fail(
@@ -281,19 +305,20 @@ impl Backend for SqlBackend {
         lease: &LeaseRef,
         failure: Failure,
     ) -> Result<JobState> {
-        fail::fail(self, by, lease, failure).await
+        self.observed(fail::fail(self, by, lease, failure)).await
     }
 
     async fn release(&self, by: &WorkerInstance, lease: &LeaseRef) -> Result<()> {
-        release::release(self, by, lease).await
+        self.observed(release::release(self, by, lease)).await
     }
 
     async fn release_all(&self, by: &WorkerInstance) -> Result<u64> {
-        release::release_all(self, by).await
+        self.observed(release::release_all(self, by)).await
     }
 
     async fn reclaim_expired(&self, by: &Actor, opts: ReclaimOptions) -> Result<u64> {
-        reclaim::reclaim_expired(self, by, opts).await
+        self.observed(reclaim::reclaim_expired(self, by, opts))
+            .await
     }
 
     async fn job(&self, _by: &Actor, id: JobId) -> Result<JobRecord> {
@@ -313,11 +338,11 @@ impl Backend for SqlBackend {
     }
 
     async fn cancel(&self, by: &Actor, id: JobId) -> Result<JobState> {
-        admin::cancel(self, by, id).await
+        self.observed(admin::cancel(self, by, id)).await
     }
 
     async fn retry(&self, by: &Actor, id: JobId) -> Result<JobRecord> {
-        admin::retry(self, by, id).await
+        self.observed(admin::retry(self, by, id)).await
     }
 
     async fn create_queue(&self, _by: &Actor, name: &str, limit: QueueLimit) -> Result<QueueInfo> {

@@ -144,6 +144,9 @@ pub(crate) async fn insert_in(
         rows.iter().map(|row| first_history(row, by, now)).collect(),
     )
     .await?;
+    for row in &rows {
+        crate::observe::record(row, crate::observe::Happened::Enqueued);
+    }
     Ok(rows)
 }
 
@@ -188,6 +191,7 @@ fn new_row(job: &NewJob, by: &Actor, now: DateTime<Utc>) -> job::Model {
         attachment_name: None,
         attachment_type: None,
         attachment_at: None,
+        started_at: None,
     }
 }
 

@@ -40,6 +40,7 @@ mod heartbeat;
 mod lease;
 mod migration;
 pub mod nonces;
+mod observe;
 mod prune;
 mod queues;
 mod read;

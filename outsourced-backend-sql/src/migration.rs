@@ -6,6 +6,7 @@ use sea_orm_migration::prelude::*;
 
 mod m0004_retention;
 mod m0005_attachments;
+mod m0006_dashboard;
 
 /// All migrations, oldest first.
 pub(crate) struct Migrator;
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(Nonces),
             Box::new(m0004_retention::Retention),
             Box::new(m0005_attachments::Attachments),
+            Box::new(m0006_dashboard::Dashboard),
         ]
     }
 

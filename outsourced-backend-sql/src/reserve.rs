@@ -138,6 +138,11 @@ async fn claim_in<'a>(
     let grant = Grant::new(by, rows, now, lease);
     grant.mark_running(db).await?;
     insert_history(db, grant.history()).await?;
+    for row in &grant.rows {
+        let due = convert::time(row.run_at);
+        let waited = (now - due).to_std().unwrap_or_default();
+        crate::observe::record(row, crate::observe::Happened::Started(waited));
+    }
     Ok(Some(grant))
 }
 
@@ -228,6 +233,7 @@ impl<'a> Grant<'a> {
                 Expr::value(ms(self.expires_at)),
             )
             .col_expr(job::Column::LeaseMs, Expr::value(duration_ms(self.lease)))
+            .col_expr(job::Column::StartedAt, Expr::value(ms(self.now)))
             .col_expr(job::Column::UpdatedAt, Expr::value(ms(self.now)))
             .filter(job::Column::Id.is_in(ids))
             .filter(job::Column::Waiting.eq(true))

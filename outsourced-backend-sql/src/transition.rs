@@ -93,6 +93,9 @@ impl Transition<'_> {
         } else if !from.is_live() && to.is_live() {
             slots::take(db, &self.row.queue, 1, None).await?;
         }
+        for event in self.steps.iter().filter_map(|step| step.event) {
+            crate::observe::record_step(self.row, event, now);
+        }
         let mut before = from;
         for (seq, (step, &to)) in (self.row.seq + 1..).zip(self.steps.iter().zip(&states)) {
             let row = history_row(self.row.id, seq, Some(before), to, step, now, self.actor);

@@ -13,6 +13,7 @@ pub mod backend;
 pub mod clock;
 pub mod error;
 pub mod job;
+pub mod observe;
 pub mod registry;
 pub mod state;
 pub mod types;
@@ -26,6 +27,7 @@ pub use backend::{
 pub use clock::{Clock, SystemClock, TestClock};
 pub use error::{Error, Result};
 pub use job::{Job, JobContext, JobError, JobExt};
+pub use observe::{JobEvent, Observer, Outcome};
 pub use registry::{AnyJob, Registry, invoke};
 pub use state::{Event, InvalidTransition, JobState, initial_state, transition};
 pub use types::*;

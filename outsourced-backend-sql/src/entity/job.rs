@@ -50,6 +50,8 @@ pub(crate) struct Model {
     pub attachment_name: Option<String>,
     pub attachment_type: Option<String>,
     pub attachment_at: Option<i64>,
+    /// When the latest attempt was leased (for its run time); kept after it ends.
+    pub started_at: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

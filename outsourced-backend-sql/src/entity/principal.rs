@@ -17,6 +17,8 @@ pub(crate) struct Model {
     pub locked: bool,
     pub created_at: i64,
     pub last_seen_at: Option<i64>,
+    /// An admin's dashboard password, as an argon2 hash (PHC string); `None`: no login.
+    pub password_hash: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
