@@ -74,6 +74,7 @@ pub(crate) async fn authenticate(
     let signed = match checked {
         Ok(caller) => caller,
         Err(error) => {
+            state.metrics().auth_failure(error.code());
             if error.code() != "unsigned" {
                 tracing::warn!(code = error.code(), path = uri.path(), "refused a request");
             }

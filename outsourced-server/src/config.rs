@@ -22,8 +22,11 @@ pub struct ServerConfig {
     pub batch_body_limit: usize,
     /// How long a connection may take to send its request headers (10 s).
     pub header_timeout: Duration,
-    /// How long a request may take in all, long polls included (75 s).
+    /// How long a request may take in all, long polls included (75 s); attachments excepted.
     pub request_timeout: Duration,
+    /// A token that `GET <mount>/metrics` must present as `Authorization: Bearer TOKEN`; with
+    /// none, the metrics are open to whoever reaches the server (put them behind the network).
+    pub metrics_token: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -37,6 +40,7 @@ impl Default for ServerConfig {
             batch_body_limit: 32 << 20,
             header_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(75),
+            metrics_token: None,
         }
     }
 }

@@ -16,6 +16,7 @@ mod config;
 mod error;
 mod extract;
 pub mod maintenance;
+pub mod metrics;
 mod routes;
 pub mod serve;
 mod state;

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use outsourced_backend_sql::{Directory, NonceStore, Principal, ServerKey, SqlBackend};
 
 use crate::config::ServerConfig;
+use crate::metrics::Metrics;
 
 /// Everything a request handler needs. Cheap to clone.
 #[derive(Clone)]
@@ -21,14 +22,19 @@ struct Inner {
     key: ServerKey,
     config: ServerConfig,
     scheme: &'static str,
+    metrics: Arc<Metrics>,
 }
 
 impl AppState {
     /// The state of a server over `backend`, decrypting secrets with `key`; `tls` says which
     /// scheme clients sign (unless the config names a public origin).
+    /// It also makes itself the backend's observer, for its metrics.
     pub fn new(backend: SqlBackend, key: ServerKey, config: ServerConfig, tls: bool) -> Self {
+        let metrics = Arc::new(Metrics::new());
+        backend.set_observer(metrics.clone());
         AppState {
             inner: Arc::new(Inner {
+                metrics,
                 directory: Directory::new(backend.clone()),
                 nonces: NonceStore::new(backend.clone()),
                 backend,
@@ -55,6 +61,11 @@ impl AppState {
 
     pub(crate) fn key(&self) -> &ServerKey {
         &self.inner.key
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
     }
 
     /// The settings.

@@ -357,6 +357,10 @@ pub(crate) struct ServeArgs {
     /// bounds how late it sees them.
     #[arg(long, value_parser = humantime::parse_duration)]
     pub(crate) idle_recheck: Option<std::time::Duration>,
+    /// A token Prometheus must send (`Authorization: Bearer TOKEN`) to read `<mount>/metrics`;
+    /// without one the metrics are open.
+    #[arg(long, env = "OUTSOURCED_METRICS_TOKEN")]
+    pub(crate) metrics_token: Option<String>,
     /// The largest attachment accepted, in MiB (2048 unless given); larger ones get 413.
     #[arg(long)]
     pub(crate) max_attachment_mib: Option<u64>,

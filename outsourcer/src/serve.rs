@@ -31,6 +31,7 @@ pub(crate) async fn run(ctx: &Ctx, args: ServeArgs) -> Result<()> {
     let config = ServerConfig {
         public_origin: args.public_origin.clone(),
         require_body_hash: args.require_body_hash,
+        metrics_token: args.metrics_token.clone(),
         ..ServerConfig::default()
     };
     let state = AppState::new(

@@ -12,6 +12,7 @@ mod http_attachments;
 mod http_authz;
 mod http_refusals;
 mod interop;
+mod metrics;
 mod multi_server;
 mod retention;
 mod servers;

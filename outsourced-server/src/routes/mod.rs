@@ -77,7 +77,8 @@ async fn no_route() -> ApiError {
     )
 }
 
-/// Answers 408 when a request takes longer than `request_timeout`, attachments excepted.
+/// Answers 408 when a request takes longer than `request_timeout`, attachments excepted, and
+/// counts every request by route, method and status.
 async fn time_limit(
     axum::extract::State(state): axum::extract::State<AppState>,
     request: axum::extract::Request,
@@ -87,19 +88,52 @@ async fn time_limit(
     let path = request
         .extensions()
         .get::<axum::extract::MatchedPath>()
-        .map_or("", axum::extract::MatchedPath::as_str);
-    if auth::is_streamed(path, request.headers()) {
-        return next.run(request).await;
+        .map_or("unmatched", axum::extract::MatchedPath::as_str)
+        .to_owned();
+    let method = request.method().clone();
+    let response = if auth::is_streamed(&path, request.headers()) {
+        next.run(request).await
+    } else {
+        match tokio::time::timeout(state.config().request_timeout, next.run(request)).await {
+            Ok(response) => response,
+            Err(_) => ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "timeout",
+                "the request took too long",
+            )
+            .into_response(),
+        }
+    };
+    let status = response.status().as_u16();
+    state.metrics().request(&path, method.as_str(), status);
+    response
+}
+
+/// `GET <mount>/metrics`: Prometheus's text format, behind the bearer token when one is set.
+async fn metrics(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    if let Some(token) = &state.config().metrics_token {
+        let given = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        let matches = given.is_some_and(|given| {
+            use subtle::ConstantTimeEq;
+            bool::from(given.as_bytes().ct_eq(token.as_bytes()))
+        });
+        if !matches {
+            return Err(ApiError::unauthorized(
+                "metrics_token",
+                "the metrics need Authorization: Bearer with the server's metrics token",
+            ));
+        }
     }
-    match tokio::time::timeout(state.config().request_timeout, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => ApiError::new(
-            StatusCode::REQUEST_TIMEOUT,
-            "timeout",
-            "the request took too long",
-        )
-        .into_response(),
-    }
+    let text = state.metrics().render(state.backend()).await?;
+    let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+    Ok(([(axum::http::header::CONTENT_TYPE, content_type)], text).into_response())
 }
 
 /// The router a host application mounts (`.nest("/outsourced", router(state))`): every route
@@ -148,6 +182,13 @@ pub fn router(state: AppState) -> Router {
         .fallback(no_route)
         .layer(DefaultBodyLimit::max(config.batch_body_limit))
         .layer(middleware::from_fn_with_state(state.clone(), time_limit))
+        .with_state(state.clone());
+    let metrics = Router::new()
+        .route("/metrics", get(metrics))
+        .layer(middleware::from_fn_with_state(state.clone(), time_limit))
         .with_state(state);
-    Router::new().nest("/v1", api).fallback(no_route)
+    Router::new()
+        .nest("/v1", api)
+        .merge(metrics)
+        .fallback(no_route)
 }

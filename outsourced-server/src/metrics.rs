@@ -1,0 +1,217 @@
+//! Prometheus metrics at `<mount>/metrics`: what happened to jobs (the backend tells us as it
+//! commits), how deep each queue is by state (counted at each scrape), and how HTTP requests
+//! and authentication went. The counters are this process's; sum them over server processes.
+
+use std::fmt;
+
+use outsourced_core::{Actor, Backend, CountFilter, JobEvent, Observer};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct JobLabels {
+    queue: String,
+    class: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EndLabels {
+    queue: String,
+    class: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct QueueLabels {
+    queue: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DepthLabels {
+    queue: String,
+    state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    route: String,
+    method: String,
+    status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: String,
+}
+
+/// Seconds, from 5 ms to about 46 hours in powers of two.
+fn seconds() -> Histogram {
+    Histogram::new(exponential_buckets(0.005, 2.0, 25))
+}
+
+type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
+
+/// Every metric of the server.
+pub struct Metrics {
+    registry: Registry,
+    enqueued: Family<JobLabels, Counter>,
+    started: Family<JobLabels, Counter>,
+    ended: Family<EndLabels, Counter>,
+    retried: Family<JobLabels, Counter>,
+    waited: Histograms<QueueLabels>,
+    ran: Histograms<JobLabels>,
+    depth: Family<DepthLabels, Gauge>,
+    requests: Family<RequestLabels, Counter>,
+    auth_failures: Family<ReasonLabels, Counter>,
+}
+
+impl fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    /// Every family registered, all empty.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("outsourced");
+        let (enqueued, started, ended, retried) = Default::default();
+        let waited = Family::new_with_constructor(seconds as fn() -> Histogram);
+        let ran = Family::new_with_constructor(seconds as fn() -> Histogram);
+        let (depth, requests, auth_failures) = Default::default();
+        let metrics = Metrics {
+            registry: Registry::default(),
+            enqueued,
+            started,
+            ended,
+            retried,
+            waited,
+            ran,
+            depth,
+            requests,
+            auth_failures,
+        };
+        let r = &mut registry;
+        r.register("jobs_enqueued", "Jobs stored", metrics.enqueued.clone());
+        let started = "Attempts begun: jobs leased by a worker";
+        r.register("jobs_started", started, metrics.started.clone());
+        let ended =
+            "Attempts ended, by outcome: completed, retry_scheduled, failed, reclaimed, released";
+        r.register("jobs_ended", ended, metrics.ended.clone());
+        r.register(
+            "jobs_retried",
+            "Jobs an admin ran again",
+            metrics.retried.clone(),
+        );
+        let waited = "From a job's run time (its enqueue, unless scheduled later) to its lease";
+        r.register("job_wait_seconds", waited, metrics.waited.clone());
+        let ran = "From a lease to the attempt's end";
+        r.register("job_run_seconds", ran, metrics.ran.clone());
+        let depth = "Jobs in each queue by state, at the scrape";
+        r.register("queue_jobs", depth, metrics.depth.clone());
+        let requests = "HTTP requests by route, method and status";
+        r.register("http_requests", requests, metrics.requests.clone());
+        let refused = "Requests refused by authentication, by reason";
+        r.register("auth_failures", refused, metrics.auth_failures.clone());
+        Metrics {
+            registry,
+            ..metrics
+        }
+    }
+
+    /// Counts an HTTP request.
+    pub(crate) fn request(&self, route: &str, method: &str, status: u16) {
+        let labels = RequestLabels {
+            route: route.to_owned(),
+            method: method.to_owned(),
+            status: status.to_string(),
+        };
+        self.requests.get_or_create(&labels).inc();
+    }
+
+    /// Counts a request authentication refused.
+    pub(crate) fn auth_failure(&self, reason: &str) {
+        let labels = ReasonLabels {
+            reason: reason.to_owned(),
+        };
+        self.auth_failures.get_or_create(&labels).inc();
+    }
+
+    /// The metrics in Prometheus's text format, with queue depths read from `backend` now.
+    pub async fn render(&self, backend: &dyn Backend) -> outsourced_core::Result<String> {
+        let counts = backend
+            .counts(&Actor::Admin("metrics".into()), CountFilter::default())
+            .await?;
+        // Queues that emptied out of a state read 0 rather than keep their last value.
+        self.depth.clear();
+        for count in counts {
+            let labels = DepthLabels {
+                queue: count.queue,
+                state: count.state.as_str().to_owned(),
+            };
+            self.depth
+                .get_or_create(&labels)
+                .set(i64::try_from(count.count).unwrap_or(i64::MAX));
+        }
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry)
+            .map_err(|e| outsourced_core::Error::invalid(format!("encoding metrics: {e}")))?;
+        Ok(text)
+    }
+}
+
+impl Observer for Metrics {
+    fn observe(&self, event: JobEvent<'_>) {
+        let labels = |queue: &str, class: &str| JobLabels {
+            queue: queue.to_owned(),
+            class: class.to_owned(),
+        };
+        match event {
+            JobEvent::Enqueued { queue, class } => {
+                self.enqueued.get_or_create(&labels(queue, class)).inc();
+            }
+            JobEvent::Started {
+                queue,
+                class,
+                waited,
+            } => {
+                self.started.get_or_create(&labels(queue, class)).inc();
+                let queue = QueueLabels {
+                    queue: queue.to_owned(),
+                };
+                self.waited
+                    .get_or_create(&queue)
+                    .observe(waited.as_secs_f64());
+            }
+            JobEvent::Ended {
+                queue,
+                class,
+                outcome,
+                ran,
+            } => {
+                let end = EndLabels {
+                    queue: queue.to_owned(),
+                    class: class.to_owned(),
+                    outcome: outcome.as_str().to_owned(),
+                };
+                self.ended.get_or_create(&end).inc();
+                self.ran
+                    .get_or_create(&labels(queue, class))
+                    .observe(ran.as_secs_f64());
+            }
+            JobEvent::Retried { queue, class } => {
+                self.retried.get_or_create(&labels(queue, class)).inc();
+            }
+        }
+    }
+}

@@ -1,0 +1,160 @@
+//! `<mount>/metrics` after a known run: every counter says what happened.
+
+use std::sync::Arc;
+
+use outsourced_backend_http::HttpBackend;
+use outsourced_backend_sql::{Role, SqlBackend};
+use outsourced_core::{
+    Actor, Backend, ErrorInfo, Failure, NewJob, QueueLimit, ReserveOptions, Reserved, RetryPlan,
+    WorkerInstance,
+};
+use outsourced_server::ServerConfig;
+use reqwest::Method;
+use serde_json::json;
+
+use crate::http::RunningServer;
+use crate::signing::Signed;
+use crate::support::test_config;
+
+/// The value of the sample `name{labels}` in `text` (labels in any order), or 0 when absent.
+fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    let wanted: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| line.rsplit_once(' '))
+        .filter(|(series, _)| {
+            let (metric, rest) = series.split_once('{').unwrap_or((series, "}"));
+            let found: Vec<&str> = rest.trim_end_matches('}').split(',').collect();
+            metric == name && wanted.iter().all(|w| found.contains(&w.as_str()))
+        })
+        .map(|(_, value)| value.parse::<f64>().expect("a number"))
+        .sum()
+}
+
+async fn scrape(server: &RunningServer, token: Option<&str>) -> (u16, String) {
+    let url = server.url.clone() + "/metrics";
+    let mut request = reqwest::Client::new().get(url);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.expect("an answer");
+    (
+        response.status().as_u16(),
+        response.text().await.unwrap_or_default(),
+    )
+}
+
+async fn fail(w: &HttpBackend, me: &WorkerInstance, job: &Reserved, retry: RetryPlan) {
+    let failure = Failure {
+        error: ErrorInfo::new("no"),
+        retry,
+    };
+    w.fail(me, &job.lease.to_ref(), failure)
+        .await
+        .expect("fail");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_what_happened() {
+    let sql = SqlBackend::open(test_config("sqlite::memory:"))
+        .await
+        .expect("open");
+    let config = ServerConfig {
+        metrics_token: Some("s3cret".into()),
+        ..ServerConfig::default()
+    };
+    let server = RunningServer::start(sql, config).await;
+    let admin = Actor::Admin("root".into());
+    let queue = server.sql.create_queue(&admin, "m", QueueLimit::default());
+    queue.await.expect("a queue");
+    let (shop, shop_credentials) = server.client(Role::Producer, "shop").await;
+    let (worker, _) = server.client(Role::Worker, "w1").await;
+    server.client(Role::Worker, "w2").await;
+    let (root, _) = server.client(Role::Admin, "root").await;
+    RunningServer::open_queue(&server.directory(), "m").await;
+    let by = Actor::Producer("shop".into());
+    for class in ["A", "A", "A", "A", "A", "B", "B"] {
+        let job = NewJob::new(class, json!([])).queue("m");
+        shop.enqueue(&by, job).await.expect("enqueue");
+    }
+    let me = WorkerInstance::new("w1", "i");
+    let jobs = worker
+        .reserve(&me, ReserveOptions::up_to(10).queues(["m"]))
+        .await;
+    let jobs = jobs.expect("reserve");
+    assert_eq!(jobs.len(), 7);
+    let leases: Vec<_> = jobs[..4].iter().map(|r| r.lease.to_ref()).collect();
+    worker.complete_batch(&me, &leases).await.expect("complete");
+    fail(&worker, &me, &jobs[4], RetryPlan::Backoff).await;
+    fail(&worker, &me, &jobs[5], RetryPlan::Never).await;
+    worker
+        .release(&me, &jobs[6].lease.to_ref())
+        .await
+        .expect("release");
+    Arc::clone(&root)
+        .retry(&admin, jobs[5].job.id)
+        .await
+        .expect("retry");
+    // A request with a wrong signature.
+    let url = format!("{}/v1/jobs", server.url);
+    let bad = Signed::new(Method::GET, &url, &shop_credentials.consumer_key, None).sign("wrong");
+    assert_eq!(bad.send().await.status(), 401);
+
+    assert_eq!(scrape(&server, None).await.0, 401, "the token is required");
+    assert_eq!(scrape(&server, Some("nope")).await.0, 401);
+    let (status, text) = scrape(&server, Some("s3cret")).await;
+    assert_eq!(status, 200);
+    let (a, b) = (
+        [("queue", "m"), ("class", "A")],
+        [("queue", "m"), ("class", "B")],
+    );
+    assert_eq!(sample(&text, "outsourced_jobs_enqueued_total", &a), 5.0);
+    assert_eq!(sample(&text, "outsourced_jobs_enqueued_total", &b), 2.0);
+    assert_eq!(
+        sample(&text, "outsourced_jobs_started_total", &[("queue", "m")]),
+        7.0
+    );
+    let ended = |class, outcome| {
+        let labels = [("queue", "m"), ("class", class), ("outcome", outcome)];
+        sample(&text, "outsourced_jobs_ended_total", &labels)
+    };
+    assert_eq!(ended("A", "completed"), 4.0);
+    assert_eq!(ended("A", "retry_scheduled"), 1.0);
+    assert_eq!(ended("B", "failed"), 1.0);
+    assert_eq!(ended("B", "released"), 1.0);
+    assert_eq!(sample(&text, "outsourced_jobs_retried_total", &b), 1.0);
+    assert_eq!(sample(&text, "outsourced_job_run_seconds_count", &a), 5.0);
+    assert_eq!(
+        sample(
+            &text,
+            "outsourced_job_wait_seconds_count",
+            &[("queue", "m")]
+        ),
+        7.0
+    );
+    let depth = |state| {
+        sample(
+            &text,
+            "outsourced_queue_jobs",
+            &[("queue", "m"), ("state", state)],
+        )
+    };
+    assert_eq!(
+        (depth("succeeded"), depth("retrying"), depth("available")),
+        (4.0, 1.0, 2.0)
+    );
+    let reserves = [
+        ("route", "/outsourced/v1/reserve"),
+        ("method", "POST"),
+        ("status", "200"),
+    ];
+    assert_eq!(
+        sample(&text, "outsourced_http_requests_total", &reserves),
+        1.0
+    );
+    let refused = [("reason", "invalid_signature")];
+    assert_eq!(
+        sample(&text, "outsourced_auth_failures_total", &refused),
+        1.0
+    );
+}
