@@ -15,7 +15,8 @@ use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrde
 use crate::backend::SqlBackend;
 use crate::convert::{ms, time};
 use crate::dialect::insert_if_absent;
-use crate::entity::{access, principal, queue};
+use crate::entity::{access, principal, queue, session};
+
 use crate::error::db_error;
 use crate::secrets::ServerKey;
 use outsourced_core::{Error, Result};
@@ -104,7 +105,7 @@ pub struct Directory {
     backend: SqlBackend,
 }
 
-fn random_text(bytes: usize) -> String {
+pub(crate) fn random_text(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
     rand::rng().fill_bytes(&mut buf);
     URL_SAFE_NO_PAD.encode(buf)
@@ -137,7 +138,11 @@ impl Directory {
         }
     }
 
-    async fn row(&self, role: Role, name: &str) -> Result<principal::Model> {
+    pub(crate) fn backend(&self) -> &SqlBackend {
+        &self.backend
+    }
+
+    pub(crate) async fn row(&self, role: Role, name: &str) -> Result<principal::Model> {
         principal::Entity::find()
             .filter(principal::Column::Role.eq(role.as_str()))
             .filter(principal::Column::Name.eq(name))
@@ -295,6 +300,11 @@ impl Directory {
         let result = async {
             access::Entity::delete_many()
                 .filter(access::Column::PrincipalId.eq(row.id))
+                .exec(&txn)
+                .await
+                .map_err(db_error)?;
+            session::Entity::delete_many()
+                .filter(session::Column::PrincipalId.eq(row.id))
                 .exec(&txn)
                 .await
                 .map_err(db_error)?;

@@ -39,6 +39,11 @@ impl ApiError {
         Self::new(StatusCode::FORBIDDEN, "forbidden", message)
     }
 
+    /// The status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
     /// The machine-readable code.
     pub fn code(&self) -> &str {
         &self.body.code

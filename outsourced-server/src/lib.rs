@@ -7,13 +7,18 @@
 //! - `routes`: the handlers and the authorization by role ([`AUTHORIZATION`]), and the
 //!   OpenAPI document;
 //! - [`serve`](mod@serve): hyper with a header timeout, rustls, graceful shutdown;
-//! - [`maintenance`]: reclaiming expired leases, purging old nonces.
+//! - [`maintenance`]: reclaiming expired leases, purging old nonces;
+//! - [`metrics`]: Prometheus counters and histograms at `<mount>/metrics`;
+//! - `dashboard`: the admins' web pages at `<mount>/dashboard`; `explorer`: the OpenAPI
+//!   document's browser at `<mount>/docs/`.
 //!
 //! [`Router`]: axum::Router
 
 pub mod auth;
 mod config;
+mod dashboard;
 mod error;
+mod explorer;
 mod extract;
 pub mod maintenance;
 pub mod metrics;

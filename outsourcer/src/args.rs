@@ -180,6 +180,12 @@ pub(crate) enum PrincipalCommand {
         /// The queue.
         queue: String,
     },
+    /// Set an admin's dashboard password (at least ten characters): prompted for on a
+    /// terminal, else read as one line from standard input. Its open sessions end.
+    Password {
+        /// The admin's name.
+        name: String,
+    },
     /// Write the config file a worker needs (every connection detail and its queues).
     Config {
         /// The worker's name.

@@ -53,6 +53,20 @@ pub(crate) async fn run(ctx: &Ctx, role: Role, command: PrincipalCommand) -> Res
             only_producers(role, "revoke")?;
             directory.revoke(role, &name, &queue).await?
         }
+        PrincipalCommand::Password { name } => {
+            if role != Role::Admin {
+                return Err(Error::invalid(
+                    "only admins log in to the dashboard: use `admin password NAME`",
+                ));
+            }
+            directory.set_password(&name, &read_password()?).await?;
+            if ctx.json {
+                print_json(&json!({ "admin": name, "password": "set" }));
+            } else {
+                println!("set the dashboard password of admin {name}");
+            }
+            return Ok(());
+        }
         PrincipalCommand::Config { name, output, url } => {
             if role != Role::Worker {
                 return Err(Error::invalid(
@@ -68,6 +82,23 @@ pub(crate) async fn run(ctx: &Ctx, role: Role, command: PrincipalCommand) -> Res
         println!("{}", principals_table(std::slice::from_ref(&principal)));
     }
     Ok(())
+}
+
+/// A password: prompted for without echo on a terminal, else the first line of standard input.
+fn read_password() -> Result<String> {
+    use std::io::IsTerminal;
+    let failed = |e: std::io::Error| Error::invalid(format!("cannot read the password: {e}"));
+    if std::io::stdin().is_terminal() {
+        let password = rpassword::prompt_password("new dashboard password: ").map_err(failed)?;
+        let again = rpassword::prompt_password("again: ").map_err(failed)?;
+        if password != again {
+            return Err(Error::invalid("the two passwords differ"));
+        }
+        return Ok(password);
+    }
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line).map_err(failed)?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_owned())
 }
 
 fn only_producers(role: Role, what: &str) -> Result<()> {

@@ -7,6 +7,7 @@ mod support;
 
 mod cli;
 mod concurrency;
+mod dashboard;
 mod http;
 mod http_attachments;
 mod http_authz;

@@ -7,4 +7,5 @@ pub(crate) mod job;
 pub(crate) mod nonce;
 pub(crate) mod principal;
 pub(crate) mod queue;
+pub(crate) mod session;
 pub(crate) mod upload;

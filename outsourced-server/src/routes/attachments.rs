@@ -121,6 +121,11 @@ pub(crate) async fn get(
         .backend()
         .attachment(&actor(&caller), JobId(id))
         .await?;
+    Ok(download_response(download))
+}
+
+/// A download as a response: the bytes streamed, with their type, length, name and digest.
+pub(crate) fn download_response(download: outsourced_core::Download) -> Response {
     let info = &download.info;
     let digest = (0..info.sha256.len())
         .step_by(2)
@@ -145,7 +150,7 @@ pub(crate) async fn get(
             .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"));
         response.headers_mut().insert(name, value);
     }
-    Ok(response)
+    response
 }
 
 /// RFC 5987 percent-encoding of a file name for `filename*`.

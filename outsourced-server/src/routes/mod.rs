@@ -6,6 +6,8 @@ mod jobs;
 mod lease;
 mod queues;
 
+pub(crate) use attachments::download_response;
+
 use axum::Json;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -136,8 +138,8 @@ async fn metrics(
     Ok(([(axum::http::header::CONTENT_TYPE, content_type)], text).into_response())
 }
 
-/// The router a host application mounts (`.nest("/outsourced", router(state))`): every route
-/// under `/v1`.
+/// The router a host application mounts (`.nest("/outsourced", router(state))`): the API
+/// under `/v1`, `/metrics`, the dashboard under `/dashboard` and the API explorer at `/docs/`.
 pub fn router(state: AppState) -> Router {
     let config = state.config().clone();
     let signed = Router::new()
@@ -183,12 +185,14 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(config.batch_body_limit))
         .layer(middleware::from_fn_with_state(state.clone(), time_limit))
         .with_state(state.clone());
-    let metrics = Router::new()
+    let pages = Router::new()
         .route("/metrics", get(metrics))
+        .nest("/dashboard", crate::dashboard::router())
+        .merge(crate::explorer::router())
         .layer(middleware::from_fn_with_state(state.clone(), time_limit))
         .with_state(state);
     Router::new()
         .nest("/v1", api)
-        .merge(metrics)
+        .merge(pages)
         .fallback(no_route)
 }

@@ -1,0 +1,185 @@
+//! The web dashboard under `<mount>/dashboard`: server-rendered pages (askama templates in
+//! `templates/`) for admins who logged in with their password. Every state-changing form
+//! carries the session's CSRF token; the session cookie is `HttpOnly` and `SameSite=Strict`.
+//! The one script, htmx, is served from the binary and only refreshes parts of a page.
+
+mod actions;
+mod login;
+mod pages;
+mod view;
+
+use axum::Router;
+use axum::extract::{FromRequestParts, OriginalUri};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use outsourced_backend_sql::Session;
+use outsourced_core::{Actor, Error};
+
+use crate::state::AppState;
+
+/// The cookie that holds a session's token.
+const COOKIE: &str = "outsourced_session";
+
+/// How long a login lasts.
+const SESSION_TTL: std::time::Duration = std::time::Duration::from_secs(12 * 3600);
+
+/// The dashboard's routes, to be nested at `/dashboard`.
+pub(crate) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(pages::overview))
+        .route("/jobs", get(pages::jobs))
+        .route("/jobs/{id}", get(pages::job))
+        .route("/jobs/{id}/attachment", get(pages::attachment))
+        .route("/jobs/{id}/retry", post(actions::retry))
+        .route("/jobs/{id}/cancel", post(actions::cancel))
+        .route("/queues/{name}/pause", post(actions::pause))
+        .route("/queues/{name}/resume", post(actions::resume))
+        .route("/workers", get(pages::workers))
+        .route("/workers/{name}/hire", post(actions::hire))
+        .route("/workers/{name}/fire", post(actions::fire))
+        .route("/login", get(login::form).post(login::submit))
+        .route("/logout", post(login::logout))
+        .route("/assets/htmx.min.js", get(htmx))
+        .route("/assets/style.css", get(style))
+}
+
+/// The dashboard's own URL prefix (`/outsourced/dashboard`), whatever the host mounted it at:
+/// the original path less the part the nested router saw.
+#[derive(Clone, Debug)]
+pub(crate) struct Base(pub(crate) String);
+
+impl<S: Send + Sync> FromRequestParts<S> for Base {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let original = parts
+            .extensions
+            .get::<OriginalUri>()
+            .map_or_else(|| parts.uri.path().to_owned(), |o| o.path().to_owned());
+        let inner = parts.uri.path();
+        let base = match inner {
+            "/" | "" => original.trim_end_matches('/'),
+            _ => original.strip_suffix(inner).unwrap_or(""),
+        };
+        Ok(Base(base.to_owned()))
+    }
+}
+
+/// A logged-in admin: the request's cookie names a live session. Without one, pages redirect
+/// to the login form.
+#[derive(Clone, Debug)]
+pub(crate) struct Admin {
+    pub(crate) session: Session,
+    pub(crate) base: String,
+}
+
+impl Admin {
+    /// Whom the backend records as doing what this admin does.
+    pub(crate) fn actor(&self) -> Actor {
+        Actor::Admin(self.session.admin.clone())
+    }
+}
+
+/// The value of the session cookie in a request's headers.
+pub(crate) fn session_token_of(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == COOKIE)
+        .map(|(_, value)| value.to_owned())
+}
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let Ok(Base(base)) = Base::from_request_parts(parts, state).await;
+        let to_login = || Redirect::to(&format!("{base}/login")).into_response();
+        let Some(token) = session_token_of(&parts.headers) else {
+            return Err(to_login());
+        };
+        match state.directory().session(&token).await {
+            Ok(Some(session)) => Ok(Admin { session, base }),
+            Ok(None) => Err(to_login()),
+            Err(error) => Err(Failure::from(error).into_response()),
+        }
+    }
+}
+
+/// An error shown as a page: its status and one sentence, never internals.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    status: StatusCode,
+    message: String,
+}
+
+impl Failure {
+    pub(crate) fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Failure {
+            status,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(error: Error) -> Self {
+        let api = crate::error::ApiError::from(error.clone());
+        let message = match error {
+            Error::Backend { .. } => "the database failed; see the server's log".to_owned(),
+            other => other.to_string(),
+        };
+        Failure::new(api.status(), message)
+    }
+}
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        let page = view::ErrorPage {
+            status: self.status.as_u16(),
+            message: self.message,
+        };
+        (self.status, view::render(&page)).into_response()
+    }
+}
+
+/// What a dashboard handler returns.
+pub(crate) type PageResult = Result<Response, Failure>;
+
+/// A rendered page, never cached (it shows live state and carries the CSRF token).
+pub(crate) fn page(html: Html<String>) -> Response {
+    let mut response = html.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::HeaderName::from_static("content-security-policy"),
+        HeaderValue::from_static(
+            "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'",
+        ),
+    );
+    response
+}
+
+const HTMX: &str = include_str!("../../assets/htmx-2.0.11.min.js");
+const STYLE: &str = include_str!("../../assets/dashboard.css");
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    let headers = [
+        (header::CONTENT_TYPE, content_type),
+        (header::CACHE_CONTROL, "public, max-age=86400"),
+    ];
+    (headers, body).into_response()
+}
+
+async fn htmx() -> Response {
+    asset("text/javascript; charset=utf-8", HTMX)
+}
+
+async fn style() -> Response {
+    asset("text/css; charset=utf-8", STYLE)
+}

@@ -1,0 +1,229 @@
+//! The dashboard's pages. Each reads through indexed queries only: queue counts, a page of
+//! jobs by id, one job's history by its key, recent finishes by (queue, finished_at), leases
+//! by their expiry.
+
+use axum::extract::{Path, Query, State};
+use axum::response::IntoResponse;
+use chrono::Duration;
+use outsourced_backend_sql::Role;
+use outsourced_core::{Backend, JobFilter, JobId, JobState, Owner};
+
+use super::view::{
+    self, AttachmentRow, Chrome, HistoryRow, JobPage, JobRow, JobsPage, JobsQuery, OverviewPage,
+    QueueRow, WorkerRow, WorkersPage,
+};
+use super::{Admin, Failure, PageResult, page};
+use crate::state::AppState;
+
+/// Jobs per page of the jobs list.
+const PAGE: u32 = 50;
+
+fn chrome(admin: &Admin, tab: &'static str) -> Chrome {
+    Chrome {
+        base: admin.base.clone(),
+        admin: admin.session.admin.clone(),
+        csrf: admin.session.csrf.clone(),
+        tab,
+    }
+}
+
+fn state_names() -> Vec<&'static str> {
+    JobState::ALL.iter().map(|s| s.as_str()).collect()
+}
+
+/// `GET /dashboard`: every queue with its limit, per-state counts and recent throughput.
+pub(crate) async fn overview(State(state): State<AppState>, admin: Admin) -> PageResult {
+    let backend = state.backend();
+    let now = chrono::Utc::now();
+    let mut queues = Vec::new();
+    for queue in backend.queues(&admin.actor()).await? {
+        let minute = backend
+            .finished_since(&queue.name, now - Duration::minutes(1))
+            .await?;
+        let hour = backend
+            .finished_since(&queue.name, now - Duration::hours(1))
+            .await?;
+        queues.push(QueueRow {
+            counts: JobState::ALL.iter().map(|s| queue.counts.get(*s)).collect(),
+            limit: queue.limit.to_string(),
+            paused: queue.paused,
+            last_minute: minute.succeeded + minute.failed,
+            last_hour: hour.succeeded + hour.failed,
+            failed_last_hour: hour.failed,
+            name: queue.name,
+        });
+    }
+    let leases = backend.leases_by_worker().await?;
+    let workers = state.directory().list(Role::Worker).await?.len();
+    let overview = OverviewPage {
+        chrome: chrome(&admin, "overview"),
+        states: state_names(),
+        queues,
+        workers,
+        leased: leases.values().sum(),
+    };
+    Ok(page(view::render(&overview)))
+}
+
+fn blank_to_none(text: &str) -> Option<String> {
+    let text = text.trim();
+    (!text.is_empty()).then(|| text.to_owned())
+}
+
+fn job_filter(query: &JobsQuery) -> Result<JobFilter, Failure> {
+    let bad = |e: outsourced_core::Error| Failure::from(e);
+    let state = blank_to_none(&query.state)
+        .map(|s| s.parse::<JobState>())
+        .transpose()
+        .map_err(|_| bad(outsourced_core::Error::invalid("no such state")))?;
+    let owner = blank_to_none(&query.owner)
+        .map(|o| o.parse::<Owner>())
+        .transpose()
+        .map_err(bad)?;
+    Ok(JobFilter {
+        state,
+        owner,
+        queue: blank_to_none(&query.queue),
+        class: blank_to_none(&query.class),
+        before: query.before.map(JobId),
+        limit: PAGE,
+        ..JobFilter::default()
+    })
+}
+
+/// The query string of the page after `jobs`, keeping the filter.
+fn older_page(query: &JobsQuery, jobs: &[JobRow]) -> Option<String> {
+    let last = jobs.last().filter(|_| jobs.len() == PAGE as usize)?;
+    let pairs = [
+        ("state", query.state.as_str()),
+        ("queue", query.queue.as_str()),
+        ("class", query.class.as_str()),
+        ("owner", query.owner.as_str()),
+    ];
+    let mut encoded = url::form_urlencoded::Serializer::new(String::new());
+    for (name, value) in pairs.iter().filter(|(_, v)| !v.is_empty()) {
+        encoded.append_pair(name, value);
+    }
+    encoded.append_pair("before", &last.id.to_string());
+    Some(encoded.finish())
+}
+
+/// `GET /dashboard/jobs`: newest first, filtered by state, queue, class and owner.
+pub(crate) async fn jobs(
+    State(state): State<AppState>,
+    admin: Admin,
+    Query(query): Query<JobsQuery>,
+) -> PageResult {
+    let actor = admin.actor();
+    let filter = job_filter(&query)?;
+    let jobs: Vec<JobRow> = (state.backend().jobs(&actor, filter).await?)
+        .iter()
+        .map(JobRow::from)
+        .collect();
+    let queues = state.backend().queues(&actor).await?;
+    let listing = JobsPage {
+        chrome: chrome(&admin, "jobs"),
+        states: state_names(),
+        queues: queues.into_iter().map(|q| q.name).collect(),
+        older: older_page(&query, &jobs),
+        filter: query,
+        jobs,
+    };
+    Ok(page(view::render(&listing)))
+}
+
+/// `GET /dashboard/jobs/{id}`: everything about one job, with its full history.
+pub(crate) async fn job(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<i64>,
+) -> PageResult {
+    let actor = admin.actor();
+    let job = state.backend().job(&actor, JobId(id)).await?;
+    let entries = state.backend().history(&actor, JobId(id)).await?;
+    let mut previous = None;
+    let history = entries
+        .iter()
+        .map(|entry| {
+            let row = HistoryRow::new(entry, previous);
+            previous = Some(entry.at);
+            row
+        })
+        .collect();
+    let args = serde_json::to_string_pretty(&job.args).unwrap_or_default();
+    let attachment = job.attachment.as_ref().map(|a| AttachmentRow {
+        name: a.file_name.clone().unwrap_or_else(|| "(no name)".into()),
+        content_type: a.content_type.clone(),
+        size: a.size,
+        sha256: a.sha256.clone(),
+    });
+    let retryable = matches!(
+        job.state,
+        JobState::Failed | JobState::Cancelled | JobState::Scheduled | JobState::Retrying
+    );
+    let detail = JobPage {
+        chrome: chrome(&admin, "jobs"),
+        job: JobRow::from(&job),
+        live: job.state.is_live(),
+        retryable,
+        cancellable: job.state.is_live() && !job.cancel_requested,
+        priority: job.priority,
+        enqueued_by: job.enqueued_by.to_string(),
+        finished: job.finished_at.map(view::when).unwrap_or_default(),
+        leased_by: job
+            .lease
+            .as_ref()
+            .map(|l| l.holder.to_string())
+            .unwrap_or_default(),
+        last_error: job.last_error.clone().unwrap_or_default(),
+        args,
+        attachment,
+        history,
+    };
+    Ok(page(view::render(&detail)))
+}
+
+/// `GET /dashboard/jobs/{id}/attachment`: the file, streamed.
+pub(crate) async fn attachment(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<i64>,
+) -> PageResult {
+    let download = state
+        .backend()
+        .attachment(&admin.actor(), JobId(id))
+        .await?;
+    Ok(crate::routes::download_response(download).into_response())
+}
+
+/// `GET /dashboard/workers`: each worker's queues, last contact, leases in hand and lock.
+pub(crate) async fn workers(State(state): State<AppState>, admin: Admin) -> PageResult {
+    let leases = state.backend().leases_by_worker().await?;
+    let queues: Vec<String> = (state.backend().queues(&admin.actor()).await?)
+        .into_iter()
+        .map(|q| q.name)
+        .collect();
+    let rows = (state.directory().list(Role::Worker).await?)
+        .into_iter()
+        .map(|w| WorkerRow {
+            hireable: queues
+                .iter()
+                .filter(|q| !w.queues.contains(q))
+                .cloned()
+                .collect(),
+            last_contact: w
+                .last_seen_at
+                .map(view::when)
+                .unwrap_or_else(|| "never".into()),
+            in_hand: leases.get(&w.name).copied().unwrap_or(0),
+            locked: w.locked,
+            queues: w.queues,
+            name: w.name,
+        })
+        .collect();
+    let listing = WorkersPage {
+        chrome: chrome(&admin, "workers"),
+        workers: rows,
+    };
+    Ok(page(view::render(&listing)))
+}

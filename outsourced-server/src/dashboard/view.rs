@@ -1,0 +1,213 @@
+//! The pages' templates (in `templates/`) and the rows they show, formatted for reading.
+
+use askama::Template;
+use axum::response::Html;
+use chrono::{DateTime, Utc};
+use outsourced_core::{HistoryEntry, JobRecord, JobState};
+
+/// Renders a template; a template that fails to render says so instead of a blank page.
+pub(crate) fn render(template: &impl Template) -> Html<String> {
+    Html(template.render().unwrap_or_else(|error| {
+        tracing::error!(%error, "a dashboard template failed");
+        format!("<p>this page could not be rendered: {error}</p>")
+    }))
+}
+
+/// A time as the pages show it (UTC, to the second).
+pub(crate) fn when(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%d %H:%M:%S").to_string()
+}
+
+/// A duration in milliseconds, readably.
+pub(crate) fn span(ms: i64) -> String {
+    match ms {
+        ms if ms < 1_000 => format!("{ms} ms"),
+        ms if ms < 60_000 => format!("{:.1} s", ms as f64 / 1e3),
+        ms if ms < 3_600_000 => format!("{:.1} min", ms as f64 / 6e4),
+        ms => format!("{:.1} h", ms as f64 / 3.6e6),
+    }
+}
+
+/// The parts every page shares.
+pub(crate) struct Chrome {
+    /// The dashboard's URL prefix.
+    pub(crate) base: String,
+    /// The admin who is logged in.
+    pub(crate) admin: String,
+    /// The session's CSRF token, for each form.
+    pub(crate) csrf: String,
+    /// Which tab is open.
+    pub(crate) tab: &'static str,
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+pub(crate) struct LoginPage {
+    pub(crate) base: String,
+    pub(crate) error: Option<String>,
+    pub(crate) name: String,
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+pub(crate) struct ErrorPage {
+    pub(crate) status: u16,
+    pub(crate) message: String,
+}
+
+/// One queue on the overview.
+pub(crate) struct QueueRow {
+    pub(crate) name: String,
+    pub(crate) limit: String,
+    pub(crate) paused: bool,
+    /// Per state, in lifecycle order (the same order as `STATES`).
+    pub(crate) counts: Vec<u64>,
+    /// Finished in the last minute and the last hour.
+    pub(crate) last_minute: u64,
+    pub(crate) last_hour: u64,
+    pub(crate) failed_last_hour: u64,
+}
+
+#[derive(Template)]
+#[template(path = "overview.html")]
+pub(crate) struct OverviewPage {
+    pub(crate) chrome: Chrome,
+    pub(crate) states: Vec<&'static str>,
+    pub(crate) queues: Vec<QueueRow>,
+    pub(crate) workers: usize,
+    pub(crate) leased: u64,
+}
+
+/// One job in a listing.
+pub(crate) struct JobRow {
+    pub(crate) id: i64,
+    pub(crate) class: String,
+    pub(crate) queue: String,
+    pub(crate) state: &'static str,
+    pub(crate) attempts: String,
+    pub(crate) owner: String,
+    pub(crate) created: String,
+    pub(crate) run_at: String,
+}
+
+impl From<&JobRecord> for JobRow {
+    fn from(job: &JobRecord) -> Self {
+        JobRow {
+            id: job.id.0,
+            class: job.class.clone(),
+            queue: job.queue.clone(),
+            state: job.state.as_str(),
+            attempts: format!("{}/{}", job.attempts, job.max_attempts),
+            owner: job
+                .owner
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+            created: when(job.created_at),
+            run_at: when(job.run_at),
+        }
+    }
+}
+
+/// The jobs page's filter, as the form sends it back.
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+pub(crate) struct JobsQuery {
+    #[serde(default)]
+    pub(crate) state: String,
+    #[serde(default)]
+    pub(crate) queue: String,
+    #[serde(default)]
+    pub(crate) class: String,
+    #[serde(default)]
+    pub(crate) owner: String,
+    pub(crate) before: Option<i64>,
+}
+
+#[derive(Template)]
+#[template(path = "jobs.html")]
+pub(crate) struct JobsPage {
+    pub(crate) chrome: Chrome,
+    pub(crate) states: Vec<&'static str>,
+    pub(crate) queues: Vec<String>,
+    pub(crate) filter: JobsQuery,
+    pub(crate) jobs: Vec<JobRow>,
+    /// The query string of the next (older) page, when there may be one.
+    pub(crate) older: Option<String>,
+}
+
+/// One transition on a job's page.
+pub(crate) struct HistoryRow {
+    pub(crate) seq: u32,
+    pub(crate) from: &'static str,
+    pub(crate) to: &'static str,
+    pub(crate) at: String,
+    pub(crate) after: String,
+    pub(crate) actor: String,
+    pub(crate) attempt: u32,
+    pub(crate) reason: String,
+    pub(crate) error: String,
+    pub(crate) backtrace: String,
+}
+
+impl HistoryRow {
+    pub(crate) fn new(entry: &HistoryEntry, previous: Option<DateTime<Utc>>) -> Self {
+        let error = entry.error.as_ref();
+        HistoryRow {
+            seq: entry.seq,
+            from: entry.from.map_or("", JobState::as_str),
+            to: entry.to.as_str(),
+            at: when(entry.at),
+            after: previous.map_or_else(String::new, |p| span((entry.at - p).num_milliseconds())),
+            actor: entry.actor.to_string(),
+            attempt: entry.attempt,
+            reason: entry.reason.to_string(),
+            error: error.map(|e| e.to_string()).unwrap_or_default(),
+            backtrace: error.and_then(|e| e.backtrace.clone()).unwrap_or_default(),
+        }
+    }
+}
+
+/// A job's attachment, as its page shows it.
+pub(crate) struct AttachmentRow {
+    pub(crate) name: String,
+    pub(crate) content_type: String,
+    pub(crate) size: u64,
+    pub(crate) sha256: String,
+}
+
+#[derive(Template)]
+#[template(path = "job.html")]
+pub(crate) struct JobPage {
+    pub(crate) chrome: Chrome,
+    pub(crate) job: JobRow,
+    /// Whether it may still change (the page then refreshes itself).
+    pub(crate) live: bool,
+    pub(crate) retryable: bool,
+    pub(crate) cancellable: bool,
+    pub(crate) priority: i32,
+    pub(crate) enqueued_by: String,
+    pub(crate) finished: String,
+    pub(crate) leased_by: String,
+    pub(crate) last_error: String,
+    pub(crate) args: String,
+    pub(crate) attachment: Option<AttachmentRow>,
+    pub(crate) history: Vec<HistoryRow>,
+}
+
+/// One worker on the workers page.
+pub(crate) struct WorkerRow {
+    pub(crate) name: String,
+    pub(crate) queues: Vec<String>,
+    /// Queues it could still be hired for.
+    pub(crate) hireable: Vec<String>,
+    pub(crate) last_contact: String,
+    pub(crate) in_hand: u64,
+    pub(crate) locked: bool,
+}
+
+#[derive(Template)]
+#[template(path = "workers.html")]
+pub(crate) struct WorkersPage {
+    pub(crate) chrome: Chrome,
+    pub(crate) workers: Vec<WorkerRow>,
+}

@@ -1,0 +1,261 @@
+//! The dashboard end to end, in headless Chromium: log in, see the demo's queues, open the job
+//! that failed for good and its history, refuse an action without the CSRF token, retry the
+//! job, run a worker whose handler now succeeds, and watch the page show it succeed. Each step
+//! saves a screenshot under `target/dashboard-e2e/`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use headless_chrome::protocol::cdp::Page::CaptureScreenshotFormatOption;
+use headless_chrome::{Browser, LaunchOptions, Tab};
+use outsourced_backend_sql::{Directory, Role, ServerKey, SqlBackend};
+use outsourced_core::{Actor, Backend, Job, JobContext, JobError, JobId, JobState, Registry};
+use outsourced_server::ServerConfig;
+use outsourced_worker::{Shutdown, Stage, Worker, WorkerOptions};
+use serde::{Deserialize, Serialize};
+
+use crate::bins::{Scratch, target_dir};
+use crate::http::RunningServer;
+use crate::support::test_config;
+
+const PASSWORD: &str = "correct horse battery";
+
+/// The demo's report job, now that its data source is back: it succeeds.
+#[derive(Serialize, Deserialize)]
+struct Report {
+    source: String,
+}
+
+#[async_trait]
+impl Job for Report {
+    const CLASS: &'static str = "Demo::Report";
+
+    async fn perform(&self, _ctx: &JobContext) -> Result<(), JobError> {
+        Ok(())
+    }
+}
+
+/// Chromium's path: `OUTSOURCED_TEST_CHROMIUM`, else `chromium` on the PATH. Missing, the test
+/// is skipped loudly, except under `CI=true` where it fails.
+fn chromium() -> Option<PathBuf> {
+    let configured = std::env::var_os("OUTSOURCED_TEST_CHROMIUM").map(PathBuf::from);
+    let found = configured.or_else(|| {
+        std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|dir| dir.join("chromium"))
+                .find(|path| path.is_file())
+        })
+    });
+    if found.is_none() {
+        let ci = std::env::var("CI").is_ok_and(|ci| ci == "true");
+        assert!(!ci, "CI=true needs chromium (apt-get install chromium)");
+        eprintln!("SKIPPED: the dashboard's end-to-end test needs chromium on the PATH");
+    }
+    found
+}
+
+/// Runs browser steps (a blocking API) without stalling the server's runtime.
+fn browse<T>(step: impl FnOnce() -> T) -> T {
+    tokio::task::block_in_place(step)
+}
+
+struct Shots {
+    dir: PathBuf,
+}
+
+impl Shots {
+    fn new() -> Self {
+        let dir = target_dir().join("dashboard-e2e");
+        std::fs::create_dir_all(&dir).expect("a screenshot directory");
+        Shots { dir }
+    }
+
+    fn take(&self, tab: &Tab, name: &str) {
+        let png = tab
+            .capture_screenshot(CaptureScreenshotFormatOption::Png, None, None, true)
+            .expect("a screenshot");
+        let path = self.dir.join(format!("{name}.png"));
+        std::fs::write(&path, png).expect("write the screenshot");
+        println!("screenshot: {}", path.display());
+    }
+}
+
+fn text_of(tab: &Tab, selector: &str) -> String {
+    tab.wait_for_element(selector)
+        .and_then(|e| e.get_inner_text())
+        .unwrap_or_else(|e| panic!("no {selector} on {}: {e}", tab.get_url()))
+}
+
+/// The demo's database, kept: `outsourcer demo --keep` in a scratch directory.
+fn demo_database(scratch: &Scratch) -> String {
+    let out = scratch.ok(&["demo", "--jobs", "300", "--workers", "1", "--keep"]);
+    let kept = out
+        .lines()
+        .find_map(|line| line.strip_prefix("kept the demo's database: "))
+        .unwrap_or_else(|| panic!("the demo names its database: {out}"));
+    format!("sqlite://{}", kept.trim())
+}
+
+/// A server over the demo's database with an admin `root` who has a dashboard password.
+async fn dashboard_server(url: &str) -> RunningServer {
+    let sql = SqlBackend::open(test_config(url)).await.expect("open");
+    let directory = Directory::new(sql.clone());
+    let key = ServerKey::generate();
+    directory
+        .create(&key, Role::Admin, "root")
+        .await
+        .expect("root");
+    directory
+        .set_password("root", PASSWORD)
+        .await
+        .expect("password");
+    RunningServer::start(sql, ServerConfig::default()).await
+}
+
+/// Logs in through the form and returns the overview's queue table.
+fn log_in(tab: &Tab, shots: &Shots, dashboard: &str) -> String {
+    tab.navigate_to(dashboard).expect("navigate");
+    tab.wait_for_element("#password").expect("the login form");
+    assert!(
+        tab.get_url().ends_with("/dashboard/login"),
+        "{}",
+        tab.get_url()
+    );
+    shots.take(tab, "01-login");
+    let type_into = |selector: &str, text: &str| {
+        let field = tab.wait_for_element(selector).expect("a field");
+        field.click().expect("focus");
+        tab.type_str(text).expect("type");
+    };
+    type_into("#name", "root");
+    type_into("#password", PASSWORD);
+    tab.wait_for_element("#log-in")
+        .expect("a button")
+        .click()
+        .expect("log in");
+    let queues = text_of(tab, "#queues");
+    shots.take(tab, "02-overview");
+    queues
+}
+
+/// POSTs the job's retry form from the page's own session with `csrf` (none when `None`) and
+/// returns the status.
+fn post_retry(tab: &Tab, action: &str, csrf: Option<&str>) -> u16 {
+    let body = csrf.map_or_else(String::new, |t| format!("csrf={t}"));
+    let script = format!(
+        "fetch({action:?}, {{method: 'POST', redirect: 'manual', \
+         headers: {{'Content-Type': 'application/x-www-form-urlencoded'}}, body: {body:?}}}) \
+         .then(r => r.status)"
+    );
+    let value = tab.evaluate(&script, true).expect("fetch").value;
+    let status = value.and_then(|v| v.as_u64()).expect("a status");
+    u16::try_from(status).expect("a status")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_end_to_end() {
+    let Some(chromium) = chromium() else { return };
+    let scratch = Scratch::new();
+    let database = demo_database(&scratch);
+    let server = dashboard_server(&database).await;
+    let dashboard = format!("{}/dashboard", server.url);
+    let shots = Shots::new();
+    let options = LaunchOptions::default_builder()
+        .path(Some(chromium))
+        .sandbox(false)
+        .window_size(Some((1400, 1000)))
+        .idle_browser_timeout(Duration::from_secs(120))
+        .build()
+        .expect("launch options");
+    let browser = browse(|| Browser::new(options)).expect("chromium starts");
+    let tab = browse(|| browser.new_tab()).expect("a tab");
+
+    let queues = browse(|| log_in(&tab, &shots, &dashboard));
+    assert!(
+        queues.contains("demo"),
+        "the demo's queue is listed: {queues}"
+    );
+
+    // The job that failed for good, from the jobs list filtered by state.
+    let (id, history) = browse(|| {
+        tab.navigate_to(&format!("{dashboard}/jobs?state=failed&queue=demo"))
+            .expect("navigate");
+        let listed = text_of(&tab, "#jobs");
+        assert!(listed.contains("Demo::Report"), "{listed}");
+        tab.wait_for_element("#jobs tbody a")
+            .expect("a job link")
+            .click()
+            .expect("open");
+        let history = text_of(&tab, "#history");
+        shots.take(&tab, "03-failed-job");
+        let url = tab.get_url();
+        let id: i64 = url
+            .rsplit('/')
+            .next()
+            .and_then(|s| s.parse().ok())
+            .expect("an id");
+        (id, history)
+    });
+    assert!(
+        history.contains("s3://reports/2026-11.csv is gone"),
+        "{history}"
+    );
+    assert_eq!(history.matches("retry_scheduled").count(), 2, "{history}");
+    assert!(history.contains("failed"), "{history}");
+
+    // Without the token, or with a wrong one, the action is refused and nothing changes.
+    let action = format!("{dashboard}/jobs/{id}/retry");
+    assert_eq!(browse(|| post_retry(&tab, &action, None)), 403);
+    assert_eq!(browse(|| post_retry(&tab, &action, Some("forged"))), 403);
+    let admin = Actor::Admin("root".into());
+    let job = server.sql.job(&admin, JobId(id)).await.expect("the job");
+    assert_eq!(
+        job.state,
+        JobState::Failed,
+        "a refused action changes nothing"
+    );
+
+    let state = browse(|| {
+        tab.wait_for_element("#retry")
+            .expect("a retry button")
+            .click()
+            .expect("retry");
+        tab.wait_for_element("#job-state.available")
+            .expect("available after retry");
+        shots.take(&tab, "04-retried");
+        text_of(&tab, "#job-state")
+    });
+    assert_eq!(state, "available");
+
+    // A worker whose handler succeeds, next to the database; the page refreshes itself.
+    let (trigger, shutdown) = Shutdown::manual();
+    let mut registry = Registry::new();
+    registry.register::<Report>();
+    let worker = Worker::new(Arc::new(server.sql.clone()), "demo-worker")
+        .registry(registry)
+        .options(WorkerOptions {
+            queues: vec!["demo".into()],
+            ..WorkerOptions::default()
+        });
+    let running = tokio::spawn(async move { worker.run(shutdown).await });
+    let history = browse(|| {
+        let waited = tab
+            .wait_for_element_with_custom_timeout("#job-state.succeeded", Duration::from_secs(60));
+        waited.expect("the page shows the job succeeded");
+        shots.take(&tab, "05-succeeded");
+        text_of(&tab, "#history")
+    });
+    trigger.advance(Stage::Draining);
+    running
+        .await
+        .expect("the worker's task")
+        .expect("the worker");
+    assert!(
+        history.contains("retried") && history.contains("admin:root"),
+        "{history}"
+    );
+    let job = server.sql.job(&admin, JobId(id)).await.expect("the job");
+    assert_eq!(job.state, JobState::Succeeded);
+}
