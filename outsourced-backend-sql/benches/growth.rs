@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 use outsourced_backend_sql::sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
 use outsourced_backend_sql::{Flavor, SqlBackend, SqlConfig, testing};
 use outsourced_core::{
-    Actor, Backend, BackendExt, JobState, NewJob, QueueLimit, ReserveOptions, WorkerInstance,
+    Actor, Backend, BackendExt, JobFilter, JobState, NewJob, QueueLimit, ReserveOptions,
+    WorkerInstance,
 };
 use serde_json::json;
 
@@ -77,11 +78,63 @@ async fn compare(name: &str, config: SqlConfig, finished: usize, waiting: usize)
         "grown / empty: {:.2}x per round",
         grown.as_secs_f64() / empty.as_secs_f64()
     );
+    dashboard_reads(&backend).await;
     println!("plan of the claim query on the grown table:");
     let opts = ReserveOptions::up_to(BATCH).queues(["bench"]);
     for line in testing::reserve_plan(&backend, &opts).await.expect("plan") {
         println!("    {line}");
     }
+}
+
+/// Times the reads behind each dashboard page on the grown table (the median of 20 runs).
+async fn dashboard_reads(backend: &SqlBackend) {
+    let admin = Actor::Admin("bench".into());
+    let failed = JobFilter {
+        state: Some(JobState::Succeeded),
+        queue: Some("bench".into()),
+        limit: 50,
+        ..JobFilter::default()
+    };
+    let some_job = backend.jobs(&admin, failed.clone()).await.expect("jobs")[0].id;
+    println!("dashboard reads on the grown table (median of 20):");
+    time("overview: per-state counts (cap 10,000)", || async {
+        backend.state_counts("bench", 10_000).await.expect("counts");
+    })
+    .await;
+    time("overview: succeeded in the last minute", || async {
+        let since = chrono::Utc::now() - chrono::Duration::minutes(1);
+        let done = backend.finished_since("bench", JobState::Succeeded, since, 10_000);
+        done.await.expect("finished");
+    })
+    .await;
+    time("queues() with uncapped counts (API, CLI)", || async {
+        backend.queues(&admin).await.expect("queues");
+    })
+    .await;
+    time("jobs: a page of 50 by queue and state", || async {
+        backend.jobs(&admin, failed.clone()).await.expect("jobs");
+    })
+    .await;
+    time("job: the job and its history", || async {
+        backend.job(&admin, some_job).await.expect("job");
+        backend.history(&admin, some_job).await.expect("history");
+    })
+    .await;
+    time("workers: leases by worker", || async {
+        backend.leases_by_worker().await.expect("leases");
+    })
+    .await;
+}
+
+async fn time<F: std::future::Future<Output = ()>>(what: &str, read: impl Fn() -> F) {
+    let mut runs = Vec::with_capacity(20);
+    for _ in 0..20 {
+        let start = Instant::now();
+        read().await;
+        runs.push(start.elapsed());
+    }
+    runs.sort();
+    println!("    {what:<42} {:>8.2} ms", runs[10].as_secs_f64() * 1000.0);
 }
 
 /// Enqueues `n` waiting jobs in batches of 1,000.

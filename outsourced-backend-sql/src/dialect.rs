@@ -30,7 +30,7 @@ impl Flavor {
         self != Flavor::Sqlite
     }
 
-    fn backend(self) -> DbBackend {
+    pub(crate) fn backend(self) -> DbBackend {
         match self {
             Flavor::Sqlite => DbBackend::Sqlite,
             Flavor::Postgres => DbBackend::Postgres,

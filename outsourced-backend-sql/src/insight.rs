@@ -1,11 +1,13 @@
-//! Figures the dashboard shows beside the `Backend` reads, each one indexed query: jobs
-//! finished in a recent window (`outsourced_jobs_finished`: queue, finished_at) and the leases
-//! each worker holds (`outsourced_jobs_lease_expiry`: only leased jobs have an expiry).
+//! Figures the dashboard shows beside the `Backend` reads. Each is an indexed query that stops
+//! after a cap, so that a page costs the same with a thousand jobs or ten million: per-state
+//! counts by `(queue, state)`, recent finishes by `(queue, finished_at)`, and the leases each
+//! worker holds by `lease_expires_at` (only leased jobs have one).
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
+use sea_orm::sea_query::{Alias, Expr, Query, SelectStatement};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect, QueryTrait};
 
 use crate::backend::SqlBackend;
 use crate::convert::ms;
@@ -13,39 +15,75 @@ use crate::entity::job;
 use crate::error::db_error;
 use outsourced_core::{JobState, Result};
 
-/// How many jobs of a queue finished since some time.
+/// A count that stopped at a cap: `more` when there are more than `count`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Finished {
-    /// Succeeded.
-    pub succeeded: u64,
-    /// Failed for good.
-    pub failed: u64,
+pub struct Capped {
+    /// The rows counted (at most the cap).
+    pub count: u64,
+    /// Whether there are more than the cap.
+    pub more: bool,
+}
+
+impl std::fmt::Display for Capped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}{}", self.count, if self.more { "+" } else { "" })
+    }
 }
 
 impl SqlBackend {
-    /// The jobs of `queue` that finished (succeeded or failed) at or after `since`.
-    pub async fn finished_since(&self, queue: &str, since: DateTime<Utc>) -> Result<Finished> {
-        let groups: Vec<(String, i64)> = job::Entity::find()
+    /// Counts the rows `select` finds, reading at most `cap + 1` of them.
+    async fn count_capped(&self, select: SelectStatement, cap: u64) -> Result<Capped> {
+        let mut limited = select;
+        limited.limit(cap + 1);
+        let count = Query::select()
+            .expr(Expr::cust("COUNT(*)"))
+            .from_subquery(limited, Alias::new("capped"))
+            .to_owned();
+        let statement = self.flavor().backend().build(&count);
+        let row = self.reader().query_one_raw(statement).await;
+        let found: i64 = row
+            .map_err(db_error)?
+            .and_then(|row| row.try_get_by_index(0).ok())
+            .unwrap_or(0);
+        let found = u64::try_from(found).unwrap_or(0);
+        Ok(Capped {
+            count: found.min(cap),
+            more: found > cap,
+        })
+    }
+
+    /// The jobs of `queue` in each state, each count stopping at `cap`.
+    pub async fn state_counts(&self, queue: &str, cap: u64) -> Result<BTreeMap<JobState, Capped>> {
+        let mut counts = BTreeMap::new();
+        for state in JobState::ALL {
+            let select = job::Entity::find()
+                .select_only()
+                .column(job::Column::Id)
+                .filter(job::Column::Queue.eq(queue))
+                .filter(job::Column::State.eq(state.as_str()))
+                .into_query();
+            counts.insert(state, self.count_capped(select, cap).await?);
+        }
+        Ok(counts)
+    }
+
+    /// The jobs of `queue` that ended in `state` (succeeded or failed) at or after `since`,
+    /// stopping at `cap`.
+    pub async fn finished_since(
+        &self,
+        queue: &str,
+        state: JobState,
+        since: DateTime<Utc>,
+        cap: u64,
+    ) -> Result<Capped> {
+        let select = job::Entity::find()
+            .select_only()
+            .column(job::Column::Id)
             .filter(job::Column::Queue.eq(queue))
             .filter(job::Column::FinishedAt.gte(ms(since)))
-            .select_only()
-            .column(job::Column::State)
-            .column_as(job::Column::Id.count(), "count")
-            .group_by(job::Column::State)
-            .into_tuple()
-            .all(self.reader())
-            .await
-            .map_err(db_error)?;
-        let mut finished = Finished::default();
-        for (state, count) in groups {
-            let count = u64::try_from(count).unwrap_or(0);
-            match state.parse::<JobState>() {
-                Ok(JobState::Succeeded) => finished.succeeded += count,
-                Ok(JobState::Failed) => finished.failed += count,
-                _ => {}
-            }
-        }
-        Ok(finished)
+            .filter(job::Column::State.eq(state.as_str()))
+            .into_query();
+        self.count_capped(select, cap).await
     }
 
     /// How many leases each worker (by name) holds now.

@@ -60,7 +60,7 @@ pub use backend::SqlBackend;
 pub use config::{SqlConfig, SqliteSync, redact};
 pub use dialect::Flavor;
 pub use directory::{Credentials, Directory, Principal, Role};
-pub use insight::Finished;
+pub use insight::Capped;
 pub use nonces::NonceStore;
 pub use sea_orm;
 pub use secrets::ServerKey;

@@ -149,10 +149,13 @@ pub(crate) async fn run(ctx: &Ctx, args: DemoArgs) -> Result<()> {
     let worked_in = work(ctx, &backend, remote, args.workers, total).await?;
     report(&backend, &admin, total, enqueued_in, worked_in).await?;
     if args.keep {
-        let kept = dir.keep();
+        let kept = dir.keep().join("outsourced.db");
+        println!("\nkept the demo's database: {}", kept.display());
         println!(
-            "\nkept the demo's database: {}",
-            kept.join("outsourced.db").display()
+            "to browse it in the dashboard:\n  export OUTSOURCED_DATABASE_URL=sqlite://{}\n  \
+             outsourcer admin create root && outsourcer admin password root && outsourcer serve\n  \
+             then open http://127.0.0.1:8080/outsourced/dashboard",
+            kept.display()
         );
     }
     Ok(())

@@ -87,6 +87,25 @@ impl Scratch {
             .expect("run outsourcer")
     }
 
+    /// `outsourcer ARGS` with `input` on its standard input.
+    pub(crate) fn with_input(&self, args: &[&str], input: &str) -> Output {
+        use std::io::Write;
+        let mut child = Command::new(bin("outsourcer"))
+            .args(args)
+            .current_dir(self.dir.path())
+            .env("OUTSOURCED_DATABASE_URL", self.database())
+            .env("OUTSOURCED_KEY_FILE", self.path("server.key"))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run outsourcer");
+        let mut stdin = child.stdin.take().expect("its standard input");
+        stdin.write_all(input.as_bytes()).expect("write the input");
+        drop(stdin);
+        child.wait_with_output().expect("outsourcer's output")
+    }
+
     /// Runs `outsourcer ARGS`, which must succeed, and returns its standard output.
     pub(crate) fn ok(&self, args: &[&str]) -> String {
         let out = self.outsourcer(args);

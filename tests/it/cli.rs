@@ -134,6 +134,30 @@ fn producers_get_grants_and_admins_exist() {
 }
 
 #[test]
+fn admins_get_a_dashboard_password_from_standard_input() {
+    let s = Scratch::new();
+    s.ok(&["admin", "create", "root"]);
+    let short = s.with_input(&["admin", "password", "root"], "short\n");
+    assert_eq!(short.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&short.stderr).contains("at least 10 characters"));
+    let set = s.with_input(&["admin", "password", "root"], "correct horse battery\n");
+    let stderr = String::from_utf8_lossy(&set.stderr);
+    assert!(set.status.success(), "{stderr}");
+    let not_admin = s.with_input(&["worker", "password", "root"], "correct horse battery\n");
+    assert_eq!(not_admin.status.code(), Some(1));
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    runtime.block_on(async {
+        let config = outsourced_backend_sql::SqlConfig::new(s.database());
+        let sql = outsourced_backend_sql::SqlBackend::open(config).await;
+        let directory = outsourced_backend_sql::Directory::new(sql.expect("open"));
+        let hour = std::time::Duration::from_secs(3600);
+        let login = directory.login("root", "correct horse battery", hour).await;
+        assert_eq!(login.expect("the password works").session.admin, "root");
+        assert!(directory.login("root", "short", hour).await.is_err());
+    });
+}
+
+#[test]
 fn worker_config_writes_every_detail_the_worker_needs() {
     let s = Scratch::new();
     s.ok(&["queue", "create", "stuff_to_do"]);

@@ -8,6 +8,7 @@ mod support;
 mod cli;
 mod concurrency;
 mod dashboard;
+mod dashboard_forms;
 mod http;
 mod http_attachments;
 mod http_authz;

@@ -60,12 +60,11 @@ pub(crate) struct QueueRow {
     pub(crate) name: String,
     pub(crate) limit: String,
     pub(crate) paused: bool,
-    /// Per state, in lifecycle order (the same order as `STATES`).
-    pub(crate) counts: Vec<u64>,
-    /// Finished in the last minute and the last hour.
-    pub(crate) last_minute: u64,
-    pub(crate) last_hour: u64,
-    pub(crate) failed_last_hour: u64,
+    /// Per state, in lifecycle order (as `OverviewPage::states`), "10000+" past the cap.
+    pub(crate) counts: Vec<String>,
+    /// Succeeded and failed for good in the last minute.
+    pub(crate) succeeded_last_minute: String,
+    pub(crate) failed_last_minute: String,
 }
 
 #[derive(Template)]

@@ -1,0 +1,257 @@
+//! The dashboard's forms without a browser: logins refused and accepted, pages behind the
+//! session, each action with and without its CSRF token, and logging out.
+
+use outsourced_backend_sql::{Directory, Role, ServerKey, SqlBackend};
+use outsourced_core::{Actor, Backend, BackendExt, JobState, NewJob, QueueLimit};
+use outsourced_server::ServerConfig;
+use reqwest::StatusCode;
+use reqwest::redirect::Policy;
+use serde_json::json;
+
+use crate::http::RunningServer;
+use crate::support::test_config;
+
+const PASSWORD: &str = "a long enough password";
+
+struct Browser {
+    client: reqwest::Client,
+    base: String,
+    cookie: String,
+}
+
+impl Browser {
+    async fn post(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        self.client
+            .post(format!("{}{path}", self.base))
+            .header("cookie", &self.cookie)
+            .form(form)
+            .send()
+            .await
+            .expect("an answer")
+    }
+
+    async fn page(&self, path: &str) -> (StatusCode, String) {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .header("cookie", &self.cookie)
+            .send()
+            .await
+            .expect("an answer");
+        (response.status(), response.text().await.unwrap_or_default())
+    }
+
+    /// The CSRF token the overview's forms carry.
+    async fn csrf(&self) -> String {
+        let (_, html) = self.page("").await;
+        let marker = "name=\"csrf\" value=\"";
+        let start = html.find(marker).expect("a form with a token") + marker.len();
+        html[start..].split('"').next().expect("a token").to_owned()
+    }
+}
+
+async fn log_in(base: &str, name: &str, password: &str) -> (StatusCode, Option<String>) {
+    let client = reqwest::Client::builder()
+        .redirect(Policy::none())
+        .build()
+        .expect("a client");
+    let response = client
+        .post(format!("{base}/login"))
+        .form(&[("name", name), ("password", password)])
+        .send()
+        .await
+        .expect("an answer");
+    let cookie = response
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(str::to_owned);
+    (response.status(), cookie)
+}
+
+async fn setup() -> (RunningServer, Browser) {
+    let sql = SqlBackend::open(test_config("sqlite::memory:"))
+        .await
+        .expect("open");
+    let directory = Directory::new(sql.clone());
+    let key = ServerKey::generate();
+    directory
+        .create(&key, Role::Admin, "root")
+        .await
+        .expect("root");
+    directory
+        .create(&key, Role::Admin, "nopass")
+        .await
+        .expect("nopass");
+    directory
+        .create(&key, Role::Worker, "w1")
+        .await
+        .expect("w1");
+    assert!(directory.set_password("root", "short").await.is_err());
+    directory
+        .set_password("root", PASSWORD)
+        .await
+        .expect("password");
+    let server = RunningServer::start(sql, ServerConfig::default()).await;
+    let base = format!("{}/dashboard", server.url);
+    let (status, cookie) = log_in(&base, "root", PASSWORD).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let browser = Browser {
+        client: reqwest::Client::builder()
+            .redirect(Policy::none())
+            .build()
+            .expect("a client"),
+        base,
+        cookie: cookie.expect("a session cookie"),
+    };
+    (server, browser)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logins_and_sessions() {
+    let (server, browser) = setup().await;
+    let base = &browser.base;
+    for (name, password) in [
+        ("root", "wrong password"),
+        ("nobody", PASSWORD),
+        ("nopass", ""),
+    ] {
+        let (status, cookie) = log_in(base, name, password).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{name}");
+        assert!(cookie.is_none(), "no session for {name}");
+    }
+    let anonymous = reqwest::Client::builder().redirect(Policy::none()).build();
+    let anonymous = anonymous.expect("a client").get(base).send().await;
+    let anonymous = anonymous.expect("an answer");
+    assert_eq!(anonymous.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        anonymous.headers()["location"],
+        format!("{}/login", "/outsourced/dashboard")
+    );
+    assert_eq!(browser.page("/workers").await.0, StatusCode::OK);
+
+    // A locked admin's session ends at once.
+    let directory = Directory::new(server.sql.clone());
+    directory
+        .set_locked(Role::Admin, "root", true)
+        .await
+        .expect("lock");
+    assert_eq!(browser.page("").await.0, StatusCode::SEE_OTHER);
+    directory
+        .set_locked(Role::Admin, "root", false)
+        .await
+        .expect("unlock");
+    assert_eq!(browser.page("").await.0, StatusCode::OK);
+
+    // Logging out needs the token too, and ends the session.
+    let refused = browser.post("/logout", &[]).await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let csrf = browser.csrf().await;
+    let out = browser.post("/logout", &[("csrf", &csrf)]).await;
+    assert_eq!(out.status(), StatusCode::SEE_OTHER);
+    assert_eq!(browser.page("").await.0, StatusCode::SEE_OTHER);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_action_needs_the_token() {
+    let (server, browser) = setup().await;
+    let admin = Actor::Admin("root".into());
+    let sql = &server.sql;
+    sql.create_queue(&admin, "mail", QueueLimit::default())
+        .await
+        .expect("a queue");
+    let job = NewJob::new("Mail", json!([])).queue("mail");
+    let waiting = sql.enqueue(&admin, job).await.expect("a job").id.0;
+    let csrf = browser.csrf().await;
+    let directory = Directory::new(sql.clone());
+    let actions: [(String, Vec<(&str, &str)>); 5] = [
+        (format!("/jobs/{waiting}/cancel"), vec![]),
+        ("/queues/mail/pause".into(), vec![]),
+        ("/workers/w1/hire".into(), vec![("queue", "mail")]),
+        (format!("/jobs/{waiting}/retry"), vec![]),
+        ("/queues/mail/resume".into(), vec![]),
+    ];
+    for (path, fields) in &actions {
+        for token in [None, Some("forged")] {
+            let mut form = fields.clone();
+            form.extend(token.map(|t| ("csrf", t)));
+            let response = browser.post(path, &form).await;
+            assert_eq!(response.status(), StatusCode::FORBIDDEN, "{path} {token:?}");
+        }
+    }
+    let job = sql
+        .job(&admin, outsourced_core::JobId(waiting))
+        .await
+        .expect("job");
+    assert_eq!(job.state, JobState::Available, "nothing changed");
+    assert!(!sql.queue(&admin, "mail").await.expect("mail").paused);
+    assert!(
+        directory
+            .get(Role::Worker, "w1")
+            .await
+            .expect("w1")
+            .queues
+            .is_empty()
+    );
+
+    // With the token, each does what it says and goes back to its page.
+    for (path, fields) in &actions[..3] {
+        let mut form = fields.clone();
+        form.push(("csrf", &csrf));
+        let response = browser.post(path, &form).await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "{path}");
+    }
+    let job = sql
+        .job(&admin, outsourced_core::JobId(waiting))
+        .await
+        .expect("job");
+    assert_eq!(job.state, JobState::Cancelled);
+    assert!(sql.queue(&admin, "mail").await.expect("mail").paused);
+    let hired = directory.get(Role::Worker, "w1").await.expect("w1").queues;
+    assert_eq!(hired, vec!["mail".to_owned()]);
+    let (_, workers) = browser.page("/workers").await;
+    assert!(
+        workers.contains("/workers/w1/fire"),
+        "the page offers to fire w1"
+    );
+    let fired = browser
+        .post("/workers/w1/fire", &[("queue", "mail"), ("csrf", &csrf)])
+        .await;
+    assert_eq!(fired.status(), StatusCode::SEE_OTHER);
+    assert!(
+        directory
+            .get(Role::Worker, "w1")
+            .await
+            .expect("w1")
+            .queues
+            .is_empty()
+    );
+    let unknown = browser
+        .post("/workers/w1/hire", &[("queue", "nope"), ("csrf", &csrf)])
+        .await;
+    assert_eq!(
+        unknown.status(),
+        StatusCode::NOT_FOUND,
+        "hiring for no queue is refused"
+    );
+    // The retry of the cancelled job, then the queue resumed.
+    for (path, _) in &actions[3..] {
+        let response = browser.post(path, &[("csrf", &csrf)]).await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "{path}");
+    }
+    let job = sql
+        .job(&admin, outsourced_core::JobId(waiting))
+        .await
+        .expect("job");
+    assert_eq!(job.state, JobState::Available);
+    let history = sql.history(&admin, job.id).await.expect("history");
+    let last = history.last().expect("rows");
+    assert_eq!(last.actor, admin, "the history names the dashboard's admin");
+    assert!(!sql.queue(&admin, "mail").await.expect("mail").paused);
+    let (status, listing) = browser.page("/jobs?queue=mail&state=available").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(listing.contains(&format!("/jobs/{waiting}\"")), "{listing}");
+    let (status, _) = browser.page("/jobs?state=nonsense").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
