@@ -115,6 +115,18 @@ async fn dashboard_reads(backend: &SqlBackend) {
         backend.jobs(&admin, failed.clone()).await.expect("jobs");
     })
     .await;
+    let failed_anywhere = JobFilter {
+        state: Some(JobState::Failed),
+        limit: 50,
+        ..JobFilter::default()
+    };
+    time("jobs: a page of 50 failed, any queue", || async {
+        backend
+            .jobs(&admin, failed_anywhere.clone())
+            .await
+            .expect("jobs");
+    })
+    .await;
     time("job: the job and its history", || async {
         backend.job(&admin, some_job).await.expect("job");
         backend.history(&admin, some_job).await.expect("history");
