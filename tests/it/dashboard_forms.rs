@@ -255,3 +255,31 @@ async fn every_action_needs_the_token() {
     let (status, _) = browser.page("/jobs?state=nonsense").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_explorer_is_served_from_the_binary() {
+    let (server, browser) = setup().await;
+    let client = &browser.client;
+    let get = |path: &str| client.get(format!("{}{path}", server.url)).send();
+    let redirect = get("/docs").await.expect("an answer");
+    assert_eq!(redirect.status(), StatusCode::PERMANENT_REDIRECT);
+    let page = get("/docs/").await.expect("an answer");
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.expect("the page");
+    assert!(html.contains("swagger-ui"), "{html}");
+    assert!(
+        !html.contains("https://"),
+        "no file comes from elsewhere: {html}"
+    );
+    let init = get("/docs/swagger-initializer.js")
+        .await
+        .expect("an answer");
+    let init = init.text().await.expect("the script");
+    assert!(init.contains("../v1/openapi.json"), "{init}");
+    let bundle = get("/docs/swagger-ui-bundle.js").await.expect("an answer");
+    assert_eq!(bundle.status(), StatusCode::OK);
+    assert!(bundle.bytes().await.expect("the bundle").len() > 100_000);
+    let doc = get("/v1/openapi.json").await.expect("an answer");
+    let doc: serde_json::Value = doc.json().await.expect("the document");
+    assert!(doc["paths"]["/v1/reserve"].is_object());
+}
