@@ -72,7 +72,8 @@ async fn migrate(pools: &Pools) -> Result<()> {
 }
 
 /// PostgreSQL or MySQL/MariaDB: one pool. On MySQL every connection runs at READ COMMITTED,
-/// which claims with SKIP LOCKED need (REPEATABLE READ, its default, adds gap locks).
+/// which claims with SKIP LOCKED need (REPEATABLE READ, its default, adds gap locks), without
+/// index-merge intersection.
 async fn open_server(config: &SqlConfig) -> Result<Pools> {
     let mut options = ConnectOptions::new(config.url.clone());
     options
@@ -87,6 +88,10 @@ async fn open_server(config: &SqlConfig) -> Result<Pools> {
             Box::pin(async move {
                 use sea_orm::sqlx::Executor;
                 conn.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+                    .await?;
+                // Index-merge intersection turns a page of jobs by queue and state into a
+                // sort of every match (2.5 s at a million jobs, against 11 ms without).
+                conn.execute("SET SESSION optimizer_switch = 'index_merge_intersection=off'")
                     .await?;
                 Ok(())
             })
@@ -171,5 +176,22 @@ async fn sqlite_pool(config: &SqlConfig, size: u32, read_only: bool) -> Result<D
         // Closing the only connection would drop the database.
         options.idle_timeout(None).max_lifetime(None);
     }
-    Database::connect(options).await.map_err(db_error)
+    // SQLite answers some opens SQLITE_BUSY without calling the busy handler (while another
+    // connection switches the file to WAL or recovers its WAL index), so a process started
+    // beside another on a fresh file tries again, within the busy timeout.
+    let deadline = tokio::time::Instant::now() + busy;
+    let mut pause = Duration::from_millis(5);
+    loop {
+        match Database::connect(options.clone()).await {
+            Ok(db) => return Ok(db),
+            Err(error)
+                if crate::error::kind(&error) == crate::error::DbErrorKind::Transient
+                    && tokio::time::Instant::now() + pause < deadline =>
+            {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_millis(200));
+            }
+            Err(error) => return Err(db_error(error)),
+        }
+    }
 }

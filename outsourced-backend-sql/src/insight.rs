@@ -13,6 +13,7 @@ use crate::backend::SqlBackend;
 use crate::convert::ms;
 use crate::entity::job;
 use crate::error::db_error;
+use crate::read::state_is;
 use outsourced_core::{JobState, Result};
 
 /// A count that stopped at a cap: `more` when there are more than `count`.
@@ -60,7 +61,7 @@ impl SqlBackend {
                 .select_only()
                 .column(job::Column::Id)
                 .filter(job::Column::Queue.eq(queue))
-                .filter(job::Column::State.eq(state.as_str()))
+                .filter(state_is(state))
                 .into_query();
             counts.insert(state, self.count_capped(select, cap).await?);
         }
@@ -81,7 +82,7 @@ impl SqlBackend {
             .column(job::Column::Id)
             .filter(job::Column::Queue.eq(queue))
             .filter(job::Column::FinishedAt.gte(ms(since)))
-            .filter(job::Column::State.eq(state.as_str()))
+            .filter(state_is(state))
             .into_query();
         self.count_capped(select, cap).await
     }

@@ -11,6 +11,16 @@ use outsourced_core::{
     CountFilter, HistoryEntry, JobFilter, JobId, JobRecord, JobState, Owner, Result, StateCount,
 };
 
+/// `state = 'failed'` with the state as a literal, not a parameter: the states are few and
+/// very unequal (a million succeeded, a handful failed), and a cached generic plan for
+/// `state = $1` walks the whole table for a rare one (PostgreSQL: 315 ms instead of 0.06 ms
+/// for a page of failed jobs among a million). The text comes from `JobState`, never a caller.
+pub(crate) fn state_is(state: JobState) -> sea_orm::sea_query::Expr {
+    use sea_orm::sea_query::{Expr, ExprTrait};
+    let literal = Expr::cust(format!("'{}'", state.as_str()));
+    ExprTrait::eq(Expr::col(job::Column::State), literal)
+}
+
 /// The most jobs one listing returns.
 const MAX_PAGE: u32 = 1000;
 
@@ -40,7 +50,7 @@ pub(crate) async fn jobs(backend: &SqlBackend, filter: JobFilter) -> Result<Vec<
         select = select.filter(job::Column::Queue.eq(queue.as_str()));
     }
     if let Some(state) = filter.state {
-        select = select.filter(job::Column::State.eq(state.as_str()));
+        select = select.filter(state_is(state));
     }
     if let Some(class) = &filter.class {
         select = select.filter(job::Column::Class.eq(class.as_str()));
