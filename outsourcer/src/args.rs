@@ -46,6 +46,8 @@ pub(crate) enum Command {
     Job(JobCommand),
     /// Run the whole flow on a fresh SQLite file and show what happened.
     Demo(DemoArgs),
+    /// Measure throughput, latency and memory, each figure beside the database's own rate.
+    Bench(BenchArgs),
     /// Remove finished jobs past their queue's retention, with their history and attachments
     /// (`outsourcer serve` also does it every minute).
     Prune {
@@ -335,6 +337,55 @@ pub(crate) struct DemoArgs {
     /// Keep the demo's database instead of deleting it.
     #[arg(long)]
     pub(crate) keep: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BenchArgs {
+    /// The database to measure: a fresh SQLite file in a temporary directory unless a
+    /// `postgres://` or `mysql://` URL is given (use a scratch database: the bench adds queues
+    /// and jobs and leaves them).
+    #[arg(long)]
+    pub(crate) on: Option<String>,
+    /// SQLite's durability: `full` (the default: a commit survives a power loss) or `normal`.
+    #[arg(long, default_value = "full")]
+    pub(crate) sqlite_sync: String,
+    /// Which scenarios: baseline, enqueue, burn-down, latency (comma-separated).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "baseline,enqueue,burn-down,latency"
+    )]
+    pub(crate) scenarios: Vec<String>,
+    /// Through which backend: sql (in-process), http (signed, over loopback), or both.
+    #[arg(long, value_delimiter = ',', default_value = "sql,http")]
+    pub(crate) via: Vec<String>,
+    /// Jobs pre-inserted for the burn-down.
+    #[arg(long, default_value_t = 100_000)]
+    pub(crate) jobs: usize,
+    /// Workers draining the burn-down (and waiting in the latency scenario).
+    #[arg(long, default_value_t = 4)]
+    pub(crate) workers: usize,
+    /// Jobs each worker runs at once.
+    #[arg(long, default_value_t = 100)]
+    pub(crate) concurrency: usize,
+    /// The most jobs one reserve takes.
+    #[arg(long, default_value_t = 100)]
+    pub(crate) batch: u32,
+    /// Concurrent producers enqueueing one job at a time.
+    #[arg(long, default_value_t = 16)]
+    pub(crate) producers: usize,
+    /// Jobs enqueued one at a time (spread over the producers).
+    #[arg(long, default_value_t = 10_000)]
+    pub(crate) single: usize,
+    /// Steady-load rates, in jobs per second.
+    #[arg(long, value_delimiter = ',', default_value = "100,500,2000")]
+    pub(crate) rates: Vec<u32>,
+    /// How long each steady load lasts.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub(crate) duration: std::time::Duration,
+    /// A short run: a tenth of the jobs, 5 s loads.
+    #[arg(long)]
+    pub(crate) quick: bool,
 }
 
 #[derive(Debug, Args)]

@@ -2,10 +2,12 @@
 //!
 //! - `args`: the command line; `context`: the open database, key and output mode;
 //! - `queue`, `principal`, `job`: the commands; `demo`: the whole flow on a fresh file;
+//! - `bench`: throughput, latency and memory beside the database's own rate;
 //! - `output`: tables and JSON.
 
 mod args;
 mod attachment;
+mod bench;
 mod context;
 mod demo;
 mod job;
@@ -47,7 +49,7 @@ fn main() -> ExitCode {
 fn init_logs(command: &Command) {
     use tracing_subscriber::EnvFilter;
     let default = match command {
-        Command::Demo(_) => "off",
+        Command::Demo(_) | Command::Bench(_) => "off",
         Command::Serve(_) => "info",
         _ => "warn",
     };
@@ -67,6 +69,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Admin(command) => principal::run(&ctx, Role::Admin, command).await,
         Command::Job(command) => job::run(&ctx, command).await,
         Command::Demo(args) => demo::run(&ctx, args).await,
+        Command::Bench(args) => bench::run(args).await,
         Command::Serve(args) => serve::run(&ctx, args).await,
         Command::Prune { batch } => queue::prune(&ctx, batch).await,
         Command::Migrate => {

@@ -1,0 +1,263 @@
+//! `outsourcer bench`: throughput, latency and memory, each figure printed on one line beside
+//! the database's own rate for the same settings (single-row insert transactions), so that the
+//! distance to the limit shows whatever the machine's speed that day. docs/benchmarks.md keeps
+//! the figures.
+
+mod baseline;
+mod rig;
+mod scenarios;
+
+use std::time::Duration;
+
+use outsourced_backend_sql::{SqlBackend, SqlConfig, SqliteSync};
+use outsourced_core::{Error, Result};
+
+use crate::args::BenchArgs;
+use rig::Rig;
+use scenarios::Crew;
+
+/// The database's own rates, for the ratios.
+struct Baseline {
+    serial: Option<f64>,
+    concurrent: Option<f64>,
+}
+
+fn rate(n: usize, elapsed: Duration) -> f64 {
+    n as f64 / elapsed.as_secs_f64().max(1e-9)
+}
+
+fn ratio(figure: f64, base: Option<f64>) -> String {
+    base.map_or_else(|| "-".into(), |b| format!("{:.2}x", figure / b))
+}
+
+fn line(via: &str, scenario: &str, settings: &str, figure: String, versus: String) {
+    println!("{via:<5} {scenario:<26} {settings:<44} {figure:>16}  {versus}");
+}
+
+pub(crate) async fn run(args: BenchArgs) -> Result<()> {
+    let args = args.scaled();
+    let dir = tempfile::tempdir().map_err(|e| Error::invalid(format!("no temp dir: {e}")))?;
+    let url = args
+        .on
+        .clone()
+        .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("bench.db").display()));
+    let mut config = SqlConfig::new(&url);
+    config.sqlite_sync = match args.sqlite_sync.as_str() {
+        "normal" => SqliteSync::Normal,
+        "full" => SqliteSync::Full,
+        other => {
+            return Err(Error::invalid(format!(
+                "--sqlite-sync {other}: full or normal"
+            )));
+        }
+    };
+    let sql = SqlBackend::open(config).await?;
+    header(&args, &url, &sql);
+    let wants = |s: &str| args.scenarios.iter().any(|x| x == s);
+    let baseline = if wants("baseline") {
+        measure_baseline(&args, &url).await?
+    } else {
+        Baseline {
+            serial: None,
+            concurrent: None,
+        }
+    };
+    for via in &args.via {
+        let rig = match via.as_str() {
+            "sql" => Rig::sql(&sql, args.workers),
+            "http" => Rig::http(&sql, args.workers).await?,
+            other => return Err(Error::invalid(format!("--via {other}: sql or http"))),
+        };
+        if wants("enqueue") {
+            enqueue(&args, &rig, &baseline).await?;
+        }
+        if wants("burn-down") {
+            burn_down(&args, &rig, &baseline).await?;
+        }
+        if wants("latency") {
+            latency(&args, &rig).await?;
+        }
+    }
+    memory();
+    Ok(())
+}
+
+fn header(args: &BenchArgs, url: &str, sql: &SqlBackend) {
+    let commit = std::process::Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map_or_else(
+            || "unknown".into(),
+            |o| String::from_utf8_lossy(&o.stdout).trim().to_owned(),
+        );
+    let durability = match sql.flavor() {
+        outsourced_backend_sql::Flavor::Sqlite => format!("WAL, synchronous={}", args.sqlite_sync),
+        _ => "the server's defaults (fsync at commit)".into(),
+    };
+    println!("# outsourcer bench at commit {commit}");
+    println!(
+        "# database {} ({durability})",
+        outsourced_backend_sql::redact(url)
+    );
+    println!(
+        "# {} workers x concurrency {}, reserve batches of {}, {} producers; {} build",
+        args.workers,
+        args.concurrency,
+        args.batch,
+        args.producers,
+        if cfg!(debug_assertions) {
+            "DEBUG (figures are not meaningful)"
+        } else {
+            "release"
+        }
+    );
+    line(
+        "via",
+        "scenario",
+        "settings",
+        "figure".into(),
+        "vs database".into(),
+    );
+}
+
+async fn measure_baseline(args: &BenchArgs, url: &str) -> Result<Baseline> {
+    let n = args.single;
+    let serial = baseline::single_row_inserts(url, &args.sqlite_sync, 1, n).await?;
+    line(
+        "db",
+        "single-row inserts",
+        "1 connection",
+        format!("{serial:.0} rows/s"),
+        "1.00x".into(),
+    );
+    let concurrent =
+        baseline::single_row_inserts(url, &args.sqlite_sync, args.producers, n).await?;
+    let settings = format!("{} connections (SQLite: 1 writer)", args.producers);
+    line(
+        "db",
+        "single-row inserts",
+        &settings,
+        format!("{concurrent:.0} rows/s"),
+        "1.00x".into(),
+    );
+    Ok(Baseline {
+        serial: Some(serial),
+        concurrent: Some(concurrent),
+    })
+}
+
+async fn enqueue(args: &BenchArgs, rig: &Rig, base: &Baseline) -> Result<()> {
+    let n = args.single;
+    let one = rate(n, scenarios::enqueue_single(rig, n, 1).await?);
+    let settings = format!("1 producer, {n} jobs");
+    line(
+        rig.via,
+        "enqueue one at a time",
+        &settings,
+        format!("{one:.0} jobs/s"),
+        ratio(one, base.serial),
+    );
+    let many = rate(n, scenarios::enqueue_single(rig, n, args.producers).await?);
+    let settings = format!("{} producers, {n} jobs", args.producers);
+    line(
+        rig.via,
+        "enqueue one at a time",
+        &settings,
+        format!("{many:.0} jobs/s"),
+        ratio(many, base.concurrent),
+    );
+    let batched_n = args.jobs;
+    let batched = rate(
+        batched_n,
+        scenarios::enqueue_batched(rig, batched_n, 1000).await?,
+    );
+    let settings = format!("batches of 1,000, {batched_n} jobs");
+    line(
+        rig.via,
+        "enqueue in batches",
+        &settings,
+        format!("{batched:.0} jobs/s"),
+        ratio(batched, base.serial),
+    );
+    Ok(())
+}
+
+async fn burn_down(args: &BenchArgs, rig: &Rig, base: &Baseline) -> Result<()> {
+    let crew = Crew {
+        concurrency: args.concurrency,
+        batch: args.batch,
+    };
+    let n = args.jobs;
+    let figure = rate(n, scenarios::burn_down(rig, n, crew).await?);
+    let settings = format!("{n} no-op jobs, {} workers", args.workers);
+    line(
+        rig.via,
+        "burn-down",
+        &settings,
+        format!("{figure:.0} jobs/s"),
+        ratio(figure, base.concurrent),
+    );
+    Ok(())
+}
+
+async fn latency(args: &BenchArgs, rig: &Rig) -> Result<()> {
+    let crew = Crew {
+        concurrency: args.concurrency,
+        batch: args.batch,
+    };
+    for &per_second in &args.rates {
+        let waits = scenarios::steady(rig, per_second, args.duration, crew).await?;
+        let at = |q: f64| waits[((waits.len() - 1) as f64 * q) as usize] as f64 / 1000.0;
+        let settings = format!(
+            "{per_second} jobs/s for {} s, {} jobs",
+            args.duration.as_secs(),
+            waits.len()
+        );
+        let figure = format!(
+            "p50 {:.1} p95 {:.1} p99 {:.1} max {:.1} ms",
+            at(0.50),
+            at(0.95),
+            at(0.99),
+            at(1.0)
+        );
+        line(
+            rig.via,
+            "enqueue-to-start latency",
+            &settings,
+            figure,
+            String::new(),
+        );
+    }
+    Ok(())
+}
+
+/// This process's resident memory now and at its peak (server, workers and producers all run
+/// in it).
+fn memory() {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map_or_else(|| "?".into(), |v| v.trim().to_owned())
+    };
+    println!(
+        "# memory of this process (server, workers and producers together): resident {}, peak {}",
+        field("VmRSS:"),
+        field("VmHWM:")
+    );
+}
+
+impl BenchArgs {
+    /// `--quick`: a tenth of the jobs, 5 s loads.
+    fn scaled(mut self) -> Self {
+        if self.quick {
+            self.jobs = (self.jobs / 10).max(1);
+            self.single = (self.single / 10).max(1);
+            self.duration = self.duration.min(Duration::from_secs(5));
+        }
+        self
+    }
+}
