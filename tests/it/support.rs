@@ -86,6 +86,26 @@ impl Namespaces {
             .unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
 
+    /// Ends the MariaDB sessions still connected to database `name`, as PostgreSQL's
+    /// `DROP ... WITH (FORCE)` would: a pooled connection can hold a dropped transaction's
+    /// metadata lock (sqlx rolls it back only when the connection is next used), and
+    /// `DROP DATABASE` would wait for it forever.
+    async fn end_sessions_on(&self, name: &str) {
+        use outsourced_backend_sql::sea_orm::{ConnectionTrait, Statement};
+        let sql = format!("SELECT id FROM information_schema.processlist WHERE db = '{name}'");
+        let backend = self.admin.get_database_backend();
+        let rows = self
+            .admin
+            .query_all_raw(Statement::from_string(backend, sql))
+            .await;
+        for row in rows.unwrap_or_default() {
+            if let Ok(id) = row.try_get_by_index::<u64>(0) {
+                // A session that ended on its own meanwhile is no error.
+                let _ = self.admin.execute_unprepared(&format!("KILL {id}")).await;
+            }
+        }
+    }
+
     /// The config of a backend in a new, empty namespace.
     pub(crate) async fn fresh(&self) -> SqlConfig {
         use std::sync::atomic::{AtomicU64, Ordering};
@@ -123,7 +143,10 @@ impl Namespaces {
         for name in names {
             match self.server {
                 Server::Postgres => self.execute(format!("DROP SCHEMA {name} CASCADE")).await,
-                Server::MariaDb => self.execute(format!("DROP DATABASE {name}")).await,
+                Server::MariaDb => {
+                    self.end_sessions_on(&name).await;
+                    self.execute(format!("DROP DATABASE {name}")).await
+                }
             }
         }
     }
