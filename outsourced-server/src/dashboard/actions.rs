@@ -3,9 +3,9 @@
 //! logged-in admin (history rows name them), then redirects back to the page it came from.
 
 use axum::Form;
-use axum::extract::{Path, State};
+use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect};
+use axum::response::{IntoResponse, Redirect, Response};
 use outsourced_backend_sql::Role;
 use outsourced_core::{Backend, JobId, QueueUpdate};
 use serde::Deserialize;
@@ -16,7 +16,7 @@ use crate::state::AppState;
 
 /// What an action's form sends.
 #[derive(Debug, Default, Deserialize)]
-pub(crate) struct ActionForm {
+struct ActionForm {
     /// The session's CSRF token (a missing one is refused like a wrong one).
     #[serde(default)]
     csrf: String,
@@ -25,23 +25,37 @@ pub(crate) struct ActionForm {
     queue: String,
 }
 
-impl ActionForm {
-    /// The CSRF token it carries.
-    pub(crate) fn csrf(&self) -> &str {
-        &self.csrf
-    }
+/// A logged-in admin's form whose CSRF token is the session's: the only way a handler gets
+/// at an action's form, so no action can skip the check.
+pub(crate) struct Action {
+    pub(crate) admin: Admin,
+    /// The form's `queue` field (hire and fire).
+    queue: String,
 }
 
-/// Refuses a form whose CSRF token is not the session's.
-pub(crate) fn check_csrf(admin: &Admin, given: &str) -> Result<(), Failure> {
-    let expected = admin.session.csrf.as_bytes();
-    if bool::from(given.as_bytes().ct_eq(expected)) {
-        return Ok(());
+impl FromRequest<AppState> for Action {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Response> {
+        let (mut parts, body) = request.into_parts();
+        let admin = Admin::from_request_parts(&mut parts, state).await?;
+        let request = Request::from_parts(parts, body);
+        let Form(form) = Form::<ActionForm>::from_request(request, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let expected = admin.session.csrf.as_bytes();
+        if !bool::from(form.csrf.as_bytes().ct_eq(expected)) {
+            let refused = Failure::new(
+                StatusCode::FORBIDDEN,
+                "this form's CSRF token is missing or wrong; reload the page and try again",
+            );
+            return Err(refused.into_response());
+        }
+        Ok(Action {
+            admin,
+            queue: form.queue,
+        })
     }
-    Err(Failure::new(
-        StatusCode::FORBIDDEN,
-        "this form's CSRF token is missing or wrong; reload the page and try again",
-    ))
 }
 
 fn back(admin: &Admin, to: &str) -> PageResult {
@@ -51,11 +65,9 @@ fn back(admin: &Admin, to: &str) -> PageResult {
 /// `POST /dashboard/jobs/{id}/retry`.
 pub(crate) async fn retry(
     State(state): State<AppState>,
-    admin: Admin,
     Path(id): Path<i64>,
-    Form(form): Form<ActionForm>,
+    Action { admin, .. }: Action,
 ) -> PageResult {
-    check_csrf(&admin, &form.csrf)?;
     state.backend().retry(&admin.actor(), JobId(id)).await?;
     back(&admin, &format!("/jobs/{id}"))
 }
@@ -63,11 +75,9 @@ pub(crate) async fn retry(
 /// `POST /dashboard/jobs/{id}/cancel`.
 pub(crate) async fn cancel(
     State(state): State<AppState>,
-    admin: Admin,
     Path(id): Path<i64>,
-    Form(form): Form<ActionForm>,
+    Action { admin, .. }: Action,
 ) -> PageResult {
-    check_csrf(&admin, &form.csrf)?;
     state.backend().cancel(&admin.actor(), JobId(id)).await?;
     back(&admin, &format!("/jobs/{id}"))
 }
@@ -87,60 +97,49 @@ async fn set_paused(state: &AppState, admin: &Admin, queue: &str, paused: bool) 
 /// `POST /dashboard/queues/{name}/pause`.
 pub(crate) async fn pause(
     State(state): State<AppState>,
-    admin: Admin,
     Path(name): Path<String>,
-    Form(form): Form<ActionForm>,
+    Action { admin, .. }: Action,
 ) -> PageResult {
-    check_csrf(&admin, &form.csrf)?;
     set_paused(&state, &admin, &name, true).await
 }
 
 /// `POST /dashboard/queues/{name}/resume`.
 pub(crate) async fn resume(
     State(state): State<AppState>,
-    admin: Admin,
     Path(name): Path<String>,
-    Form(form): Form<ActionForm>,
+    Action { admin, .. }: Action,
 ) -> PageResult {
-    check_csrf(&admin, &form.csrf)?;
     set_paused(&state, &admin, &name, false).await
 }
 
 /// `POST /dashboard/workers/{name}/hire` with `queue`.
 pub(crate) async fn hire(
     State(state): State<AppState>,
-    admin: Admin,
     Path(name): Path<String>,
-    Form(form): Form<ActionForm>,
+    Action { admin, queue }: Action,
 ) -> PageResult {
-    check_csrf(&admin, &form.csrf)?;
     // Hiring for a queue that does not exist would hand the worker nothing: say so.
     (state.backend().queues(&admin.actor()).await?)
         .iter()
-        .find(|q| q.name == form.queue)
+        .find(|q| q.name == queue)
         .ok_or_else(|| outsourced_core::Error::UnknownQueue {
-            queue: form.queue.clone(),
+            queue: queue.clone(),
         })?;
-    state
-        .directory()
-        .grant(Role::Worker, &name, &form.queue)
-        .await?;
-    tracing::info!(admin = %admin.session.admin, worker = %name, queue = %form.queue, "hired");
+    state.directory().grant(Role::Worker, &name, &queue).await?;
+    tracing::info!(admin = %admin.session.admin, worker = %name, queue = %queue, "hired");
     back(&admin, "/workers")
 }
 
 /// `POST /dashboard/workers/{name}/fire` with `queue`.
 pub(crate) async fn fire(
     State(state): State<AppState>,
-    admin: Admin,
     Path(name): Path<String>,
-    Form(form): Form<ActionForm>,
+    Action { admin, queue }: Action,
 ) -> PageResult {
-    check_csrf(&admin, &form.csrf)?;
     state
         .directory()
-        .revoke(Role::Worker, &name, &form.queue)
+        .revoke(Role::Worker, &name, &queue)
         .await?;
-    tracing::info!(admin = %admin.session.admin, worker = %name, queue = %form.queue, "fired");
+    tracing::info!(admin = %admin.session.admin, worker = %name, queue = %queue, "fired");
     back(&admin, "/workers")
 }

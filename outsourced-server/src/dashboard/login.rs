@@ -8,8 +8,9 @@ use axum::response::{IntoResponse, Redirect, Response};
 use outsourced_core::Error;
 use serde::Deserialize;
 
+use super::actions::Action;
 use super::view::{self, LoginPage};
-use super::{Admin, Base, COOKIE, Failure, PageResult, SESSION_TTL, page};
+use super::{Base, COOKIE, Failure, PageResult, SESSION_TTL, page};
 use crate::state::AppState;
 
 /// The login form's fields.
@@ -75,15 +76,9 @@ pub(crate) async fn submit(
 /// `POST /dashboard/logout`: ends the session (with its CSRF token, like every action).
 pub(crate) async fn logout(
     State(state): State<AppState>,
-    admin: Admin,
-    headers: axum::http::HeaderMap,
-    Form(form): Form<super::actions::ActionForm>,
+    Action { admin, .. }: Action,
 ) -> PageResult {
-    super::actions::check_csrf(&admin, form.csrf())?;
-    let token = super::session_token_of(&headers);
-    if let Some(token) = token {
-        state.directory().logout(&token).await?;
-    }
+    state.directory().logout(&admin.token).await?;
     let mut response = Redirect::to(&format!("{}/login", admin.base)).into_response();
     let expired = cookie(&state, &admin.base, "", 0);
     response.headers_mut().insert(header::SET_COOKIE, expired);

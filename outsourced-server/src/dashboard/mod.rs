@@ -73,6 +73,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Base {
 pub(crate) struct Admin {
     pub(crate) session: Session,
     pub(crate) base: String,
+    /// The cookie's token (logging out ends its session).
+    pub(crate) token: String,
 }
 
 impl Admin {
@@ -83,7 +85,7 @@ impl Admin {
 }
 
 /// The value of the session cookie in a request's headers.
-pub(crate) fn session_token_of(headers: &axum::http::HeaderMap) -> Option<String> {
+fn session_token_of(headers: &axum::http::HeaderMap) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -104,7 +106,11 @@ impl FromRequestParts<AppState> for Admin {
             return Err(to_login());
         };
         match state.directory().session(&token).await {
-            Ok(Some(session)) => Ok(Admin { session, base }),
+            Ok(Some(session)) => Ok(Admin {
+                session,
+                base,
+                token,
+            }),
             Ok(None) => Err(to_login()),
             Err(error) => Err(Failure::from(error).into_response()),
         }
