@@ -13,9 +13,12 @@ use outsourced_core::{Actor, Event, JobId, JobRecord, JobState, Reason, Result};
 /// Cancels a waiting job, or asks a running one to stop; returns the state afterwards.
 pub(crate) async fn cancel(backend: &SqlBackend, by: &Actor, id: JobId) -> Result<JobState> {
     let now = backend.now();
-    let txn = backend.begin_write().await?;
-    let result = cancel_in(&txn, by, id, now).await;
-    backend.finish(txn, result).await
+    backend
+        .write(|txn| async move {
+            let result = cancel_in(&txn, by, id, now).await;
+            (txn, result)
+        })
+        .await
 }
 
 async fn cancel_in(
@@ -62,9 +65,12 @@ async fn cancel_in(
 /// waiting ones keeping their attempts.
 pub(crate) async fn retry(backend: &SqlBackend, by: &Actor, id: JobId) -> Result<JobRecord> {
     let now = backend.now();
-    let txn = backend.begin_write().await?;
-    let result = retry_in(&txn, by, id, now).await;
-    let job = backend.finish(txn, result).await?;
+    let job = backend
+        .write(|txn| async move {
+            let result = retry_in(&txn, by, id, now).await;
+            (txn, result)
+        })
+        .await?;
     backend.wake();
     Ok(job)
 }

@@ -14,6 +14,7 @@ use crate::config::SqlConfig;
 use crate::connect::{self, Pools};
 use crate::dialect::Flavor;
 use crate::error::db_error;
+use crate::group::Group;
 use crate::wake::{self, Wake};
 use crate::{
     admin, attachments, complete, enqueue, fail, heartbeat, queues, read, reclaim, release, reserve,
@@ -24,6 +25,9 @@ use outsourced_core::{
     QueueLimit, QueueUpdate, ReclaimOptions, ReserveOptions, Reserved, Result, StateCount,
     SystemClock, Upload, WorkerInstance,
 };
+
+/// How often a write transaction runs when it keeps conflicting with concurrent ones.
+const WRITE_TRIES: u32 = 4;
 
 /// The SQL backend: jobs, queues and history in SQLite (by default), PostgreSQL or
 /// MariaDB/MySQL. Cheap to clone; clones share the pools.
@@ -44,6 +48,10 @@ pub(crate) struct Inner {
     listener: Option<tokio::task::JoinHandle<()>>,
     /// Who hears of every committed change (metrics), if anyone.
     observer: std::sync::RwLock<Option<Arc<dyn Observer>>>,
+    /// Enqueues waiting for their group commit.
+    pub(crate) enqueues: Group<enqueue::Request, Result<Vec<crate::entity::job::Model>>>,
+    /// OAuth nonces waiting for their group commit.
+    pub(crate) nonces: Group<crate::nonces::Seen, Result<bool>>,
 }
 
 impl Drop for Inner {
@@ -70,6 +78,7 @@ impl SqlBackend {
         // Boxed: opening and migrating is a deep future, too deep to lay out inline in callers'.
         let pools = Box::pin(connect::open(&config)).await?;
         let wake = Wake::new();
+        let flavor = pools.flavor;
         let listener = match pools.flavor {
             Flavor::Postgres => {
                 let channel = wake::channel(config.schema.as_deref());
@@ -88,6 +97,8 @@ impl SqlBackend {
                 last_reclaim: Mutex::new(None),
                 listener,
                 observer: std::sync::RwLock::new(None),
+                enqueues: enqueue::group(),
+                nonces: crate::nonces::group(flavor),
             }),
         })
     }
@@ -159,6 +170,38 @@ impl SqlBackend {
             .begin_with_options(options)
             .await
             .map_err(db_error)
+    }
+
+    /// Runs `body` in a write transaction and commits it, or rolls it back when `body` fails.
+    /// A conflict with a concurrent transaction (a deadlock, a serialization failure, SQLite
+    /// busy past its timeout) undoes everything, so the whole transaction runs again, a few
+    /// times, after a short pause; the events of an undone attempt are forgotten.
+    ///
+    /// `body` gets the transaction and hands it back with its result (a plain future, so that
+    /// the caller's stays `Send`).
+    pub(crate) async fn write<T, F, Fut>(&self, mut body: F) -> Result<T>
+    where
+        F: FnMut(DatabaseTransaction) -> Fut,
+        Fut: Future<Output = (DatabaseTransaction, Result<T>)>,
+    {
+        let mut pause = std::time::Duration::from_millis(2);
+        let mut attempt = 1;
+        loop {
+            let mark = crate::observe::mark();
+            let txn = self.begin_write().await?;
+            let (txn, result) = body(txn).await;
+            match self.finish(txn, result).await {
+                Err(error) if attempt < WRITE_TRIES && crate::error::is_conflict(&error) => {
+                    crate::observe::forget_since(mark);
+                    tracing::debug!(%error, attempt, "a write conflicted; running it again");
+                    let jitter = rand::random_range(0..=pause.as_micros() as u64);
+                    tokio::time::sleep(pause + std::time::Duration::from_micros(jitter)).await;
+                    pause *= 4;
+                    attempt += 1;
+                }
+                outcome => return outcome,
+            }
+        }
     }
 
     /// Ends a write transaction: commits on success, rolls back on failure. Never leave one to

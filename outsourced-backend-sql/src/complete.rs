@@ -3,15 +3,20 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Value};
+use sea_orm::sea_query::LockType;
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Value,
+};
 
 use crate::backend::SqlBackend;
 use crate::convert::{self, ms};
 use crate::entity::job;
 use crate::error::{corrupt, db_error};
-use crate::lease::{CAS_TRIES, Check, check_row, contended, load_existing};
-use crate::transition::{Step, Transition, Writes};
-use outsourced_core::{Actor, Error, Event, LeaseRef, Reason, Repeat, Result, WorkerInstance};
+use crate::lease::{CAS_TRIES, Check, check_row, contended, holds, load_existing};
+use crate::transition::{BatchTransition, Step, Transition, Writes};
+use outsourced_core::{
+    Actor, Error, Event, JobState, LeaseRef, Reason, Repeat, Result, WorkerInstance,
+};
 
 /// Completes each lease in one transaction; each gets its own result.
 pub(crate) async fn complete_batch(
@@ -20,46 +25,81 @@ pub(crate) async fn complete_batch(
     leases: &[LeaseRef],
 ) -> Result<Vec<Result<()>>> {
     let now = backend.now();
-    let txn = backend.begin_write().await?;
-    let result = complete_in(&txn, by, leases, now).await;
-    backend.finish(txn, result).await
+    let lock_rows = backend.flavor().locks_rows();
+    backend
+        .write(|txn| async move {
+            let result = complete_in(&txn, lock_rows, by, leases, now).await;
+            (txn, result)
+        })
+        .await
 }
 
 async fn complete_in(
     db: &impl ConnectionTrait,
+    lock_rows: bool,
     by: &WorkerInstance,
     leases: &[LeaseRef],
     now: DateTime<Utc>,
 ) -> Result<Vec<Result<()>>> {
-    // One read for the whole batch; the history rows and freed slots are written at the end.
+    // One read for the whole batch, locking the rows (in id order, so that two batches never
+    // wait on each other crosswise) until the commit; SQLite's write lock does the same.
     let ids = leases.iter().map(|lease| lease.job_id.0);
-    let rows = job::Entity::find()
+    let mut select = job::Entity::find()
         .filter(job::Column::Id.is_in(ids))
-        .all(db)
-        .await
-        .map_err(db_error)?;
-    let mut rows: HashMap<i64, job::Model> = rows.into_iter().map(|row| (row.id, row)).collect();
+        .order_by_asc(job::Column::Id);
+    if lock_rows {
+        select = select.lock(LockType::Update);
+    }
+    let rows = select.all(db).await.map_err(db_error)?;
+    let rows: HashMap<i64, job::Model> = rows.into_iter().map(|row| (row.id, row)).collect();
+    let actor = Actor::Worker(by.clone());
     let mut writes = Writes::default();
+    // The plain case, a held lease of a job that does not repeat, is done for all at once.
+    let mut plain = Vec::new();
     let mut answered = HashMap::<&LeaseRef, Result<()>>::new();
-    let mut results = Vec::with_capacity(leases.len());
     for lease in leases {
-        // The same lease twice in one batch gets the same answer twice.
-        if let Some(result) = answered.get(lease) {
-            results.push(result.clone());
+        if answered.contains_key(lease) {
             continue;
         }
-        let row = rows.remove(&lease.job_id.0);
+        if let Some(row) = rows.get(&lease.job_id.0)
+            && holds(row, by, &lease.token)
+            && row.repeat.is_none()
+        {
+            let step = completed(row, &lease.token);
+            plain.push((row, step));
+            answered.insert(lease, Ok(()));
+            continue;
+        }
+        let row = rows.get(&lease.job_id.0).cloned();
         let result = complete_one(db, by, lease, row, now, &mut writes).await;
         // A failure of the database itself fails the whole batch (the transaction may be
         // unusable); a stale or unknown lease is that lease's answer alone.
         if let Err(error @ Error::Backend { .. }) = result {
             return Err(error);
         }
-        answered.insert(lease, result.clone());
-        results.push(result);
+        answered.insert(lease, result);
     }
+    let batch = BatchTransition {
+        rows: plain,
+        from: JobState::Running,
+        event: Event::Complete,
+        actor: &actor,
+    };
+    batch.apply_deferred(db, now, &mut writes).await?;
     writes.flush(db).await?;
-    Ok(results)
+    // The same lease twice in one batch gets the same answer twice.
+    Ok(leases.iter().map(|lease| answered[lease].clone()).collect())
+}
+
+/// The `completed` step of a held lease.
+fn completed<'a>(row: &job::Model, token: &'a str) -> Step<'a> {
+    Step {
+        event: Some(Event::Complete),
+        reason: Reason::Completed,
+        attempt: row.attempts.max(0) as u32,
+        error: None,
+        token: Some(token),
+    }
 }
 
 /// Completes one lease; `row` is the job as read with the batch, if it exists.
@@ -82,13 +122,7 @@ async fn complete_one(
             Check::Repeated(_) => return Ok(()),
         };
         let attempt = row.attempts.max(0) as u32;
-        let mut steps = vec![Step {
-            event: Some(Event::Complete),
-            reason: Reason::Completed,
-            attempt,
-            error: None,
-            token: Some(&lease.token),
-        }];
+        let mut steps = vec![completed(&row, &lease.token)];
         let mut set = Vec::new();
         let next = repeat_of(&row)?.and_then(|r| r.next_after(convert::time(row.run_at), now));
         if let Some(next) = next

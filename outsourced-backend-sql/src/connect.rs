@@ -149,6 +149,10 @@ async fn open_sqlite(config: &SqlConfig) -> Result<Pools> {
     })
 }
 
+/// Rows SQLite's worker thread may hand over before the caller reads them: a claim's largest
+/// batch.
+const ROW_BUFFER: usize = 1024;
+
 async fn sqlite_pool(config: &SqlConfig, size: u32, read_only: bool) -> Result<DatabaseConnection> {
     let sync = match config.sqlite_sync {
         SqliteSync::Full => SqliteSynchronous::Full,
@@ -163,7 +167,13 @@ async fn sqlite_pool(config: &SqlConfig, size: u32, read_only: bool) -> Result<D
         .acquire_timeout(Duration::from_secs(60))
         .sqlx_logging(false)
         .map_sqlx_sqlite_opts(move |opts: SqliteConnectOptions| {
-            let opts = opts.busy_timeout(busy).synchronous(sync).foreign_keys(true);
+            // A claim's whole batch fits the row buffer, so that SQLite's worker thread hands
+            // it over without waiting for the caller to drain every 50 rows (the default).
+            let opts = opts
+                .busy_timeout(busy)
+                .synchronous(sync)
+                .foreign_keys(true)
+                .row_buffer_size(ROW_BUFFER);
             match (memory, read_only) {
                 (true, _) => opts,
                 (false, true) => opts.read_only(true),
@@ -185,8 +195,10 @@ async fn sqlite_pool(config: &SqlConfig, size: u32, read_only: bool) -> Result<D
         match Database::connect(options.clone()).await {
             Ok(db) => return Ok(db),
             Err(error)
-                if crate::error::kind(&error) == crate::error::DbErrorKind::Transient
-                    && tokio::time::Instant::now() + pause < deadline =>
+                if matches!(
+                    crate::error::kind(&error),
+                    crate::error::DbErrorKind::Transient | crate::error::DbErrorKind::Conflict
+                ) && tokio::time::Instant::now() + pause < deadline =>
             {
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(Duration::from_millis(200));

@@ -146,7 +146,7 @@ impl Directory {
         principal::Entity::find()
             .filter(principal::Column::Role.eq(role.as_str()))
             .filter(principal::Column::Name.eq(name))
-            .one(self.backend.connection())
+            .one(self.backend.reader())
             .await
             .map_err(db_error)?
             .ok_or_else(|| Self::unknown(role, name))
@@ -156,7 +156,7 @@ impl Directory {
         let rows = access::Entity::find()
             .filter(access::Column::PrincipalId.eq(id))
             .order_by_asc(access::Column::Queue)
-            .all(self.backend.connection())
+            .all(self.backend.reader())
             .await
             .map_err(db_error)?;
         Ok(rows.into_iter().map(|row| row.queue).collect())
@@ -217,7 +217,7 @@ impl Directory {
         let rows = principal::Entity::find()
             .filter(principal::Column::Role.eq(role.as_str()))
             .order_by_asc(principal::Column::Name)
-            .all(self.backend.connection())
+            .all(self.backend.reader())
             .await
             .map_err(db_error)?;
         let mut principals = Vec::with_capacity(rows.len());
@@ -283,7 +283,7 @@ impl Directory {
     ) -> Result<Option<(Principal, String)>> {
         let row = principal::Entity::find()
             .filter(principal::Column::ConsumerKey.eq(consumer_key))
-            .one(self.backend.connection())
+            .one(self.backend.reader())
             .await
             .map_err(db_error)?;
         let Some(row) = row else {

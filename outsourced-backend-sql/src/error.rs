@@ -12,7 +12,11 @@ use outsourced_core::Error;
 pub(crate) enum DbErrorKind {
     /// A unique key already exists.
     UniqueViolation,
-    /// Contention or a lost connection: the same call may succeed later.
+    /// Contention: a deadlock, a serialization failure, a lock not granted in time. The
+    /// database undid the statement or the transaction, which may simply be run again.
+    Conflict,
+    /// A lost or unavailable connection: the same call may succeed later, but whether a
+    /// commit in flight took effect is unknown.
     Transient,
     /// Anything else.
     Other,
@@ -37,7 +41,7 @@ pub(crate) fn kind(error: &DbErr) -> DbErrorKind {
                 return DbErrorKind::UniqueViolation;
             }
             if is_contention(db.as_ref()) {
-                DbErrorKind::Transient
+                DbErrorKind::Conflict
             } else {
                 DbErrorKind::Other
             }
@@ -68,9 +72,24 @@ fn sqlite_is_busy(code: i32) -> bool {
     matches!(code & 0xff, 5 | 6)
 }
 
+/// Whether `error` is a conflict with a concurrent transaction (see [`DbErrorKind::Conflict`]),
+/// after which a write transaction may be run again as it was.
+pub(crate) fn is_conflict(error: &Error) -> bool {
+    let Error::Backend {
+        source: Some(source),
+        ..
+    } = error
+    else {
+        return false;
+    };
+    source
+        .downcast_ref::<DbErr>()
+        .is_some_and(|db| kind(db) == DbErrorKind::Conflict)
+}
+
 /// Converts a database error into the core error, keeping it as the source.
 pub(crate) fn db_error(error: DbErr) -> Error {
-    let retryable = kind(&error) == DbErrorKind::Transient;
+    let retryable = matches!(kind(&error), DbErrorKind::Transient | DbErrorKind::Conflict);
     Error::Backend {
         backend: "sql",
         message: error.to_string(),

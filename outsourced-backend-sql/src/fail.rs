@@ -23,9 +23,13 @@ pub(crate) async fn fail(
     failure: Failure,
 ) -> Result<JobState> {
     let now = backend.now();
-    let txn = backend.begin_write().await?;
-    let result = fail_in(&txn, by, lease, &failure, now).await;
-    backend.finish(txn, result).await
+    let failure = &failure;
+    backend
+        .write(|txn| async move {
+            let result = fail_in(&txn, by, lease, failure, now).await;
+            (txn, result)
+        })
+        .await
 }
 
 async fn fail_in(

@@ -36,6 +36,7 @@ mod enqueue;
 mod entity;
 mod error;
 mod fail;
+mod group;
 mod heartbeat;
 mod insight;
 mod lease;

@@ -7,6 +7,7 @@ use sea_orm_migration::prelude::*;
 mod m0004_retention;
 mod m0005_attachments;
 mod m0006_dashboard;
+mod m0007_claims;
 
 /// All migrations, oldest first.
 pub(crate) struct Migrator;
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0004_retention::Retention),
             Box::new(m0005_attachments::Attachments),
             Box::new(m0006_dashboard::Dashboard),
+            Box::new(m0007_claims::Claims),
         ]
     }
 

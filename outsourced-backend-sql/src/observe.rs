@@ -67,6 +67,18 @@ pub(crate) fn record(row: &job::Model, happened: Happened) {
     });
 }
 
+/// How many events the observed call has recorded so far (0 when none is observed).
+pub(crate) fn mark() -> usize {
+    PENDING
+        .try_with(|pending| pending.borrow().len())
+        .unwrap_or(0)
+}
+
+/// Forgets the events recorded since `mark`: their transaction was rolled back.
+pub(crate) fn forget_since(mark: usize) {
+    let _ = PENDING.try_with(|pending| pending.borrow_mut().truncate(mark));
+}
+
 /// Records the end of an attempt, or an admin's retry, for a step of a job's transition from
 /// `from` at `now`.
 pub(crate) fn record_step(row: &job::Model, event: Event, now: DateTime<Utc>) {

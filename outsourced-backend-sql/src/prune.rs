@@ -36,9 +36,13 @@ pub(crate) async fn prune(backend: &SqlBackend, opts: PruneOptions) -> Result<u6
         let cutoff = now
             .checked_sub_signed(age)
             .unwrap_or(DateTime::<Utc>::MIN_UTC);
-        let txn = backend.begin_write().await?;
-        let result = prune_queue(&txn, backend, &queue.name, cutoff, left).await;
-        pruned += backend.finish(txn, result).await?;
+        let name = queue.name.as_str();
+        pruned += backend
+            .write(|txn| async move {
+                let result = prune_queue(&txn, backend, name, cutoff, left).await;
+                (txn, result)
+            })
+            .await?;
     }
     Ok(pruned)
 }

@@ -60,9 +60,13 @@ pub(crate) async fn update(
 
 /// Deletes a queue without live jobs, and every hire and grant of it.
 pub(crate) async fn delete(backend: &SqlBackend, name: &str) -> Result<()> {
-    let txn = backend.begin_write().await?;
-    let result = delete_in(&txn, name).await;
-    if backend.finish(txn, result).await? {
+    if backend
+        .write(|txn| async move {
+            let result = delete_in(&txn, name).await;
+            (txn, result)
+        })
+        .await?
+    {
         return Ok(());
     }
     let info = info(backend, name).await?;

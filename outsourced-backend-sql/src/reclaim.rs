@@ -23,9 +23,13 @@ pub(crate) async fn reclaim_expired(
     opts: ReclaimOptions,
 ) -> Result<u64> {
     let now = backend.now();
-    let txn = backend.begin_write().await?;
-    let result = reclaim_in(&txn, backend.flavor().locks_rows(), by, opts, now).await;
-    let reclaimed = backend.finish(txn, result).await?;
+    let lock_rows = backend.flavor().locks_rows();
+    let reclaimed = backend
+        .write(|txn| async move {
+            let result = reclaim_in(&txn, lock_rows, by, opts, now).await;
+            (txn, result)
+        })
+        .await?;
     if reclaimed > 0 {
         backend.wake();
     }

@@ -17,9 +17,12 @@ pub(crate) async fn release(
     lease: &LeaseRef,
 ) -> Result<()> {
     let now = backend.now();
-    let txn = backend.begin_write().await?;
-    let result = release_one(&txn, by, lease, now).await;
-    backend.finish(txn, result).await?;
+    backend
+        .write(|txn| async move {
+            let result = release_one(&txn, by, lease, now).await;
+            (txn, result)
+        })
+        .await?;
     backend.wake();
     Ok(())
 }
@@ -27,9 +30,12 @@ pub(crate) async fn release(
 /// Releases every lease the worker instance holds.
 pub(crate) async fn release_all(backend: &SqlBackend, by: &WorkerInstance) -> Result<u64> {
     let now = backend.now();
-    let txn = backend.begin_write().await?;
-    let result = release_all_in(&txn, by, now).await;
-    let released = backend.finish(txn, result).await?;
+    let released = backend
+        .write(|txn| async move {
+            let result = release_all_in(&txn, by, now).await;
+            (txn, result)
+        })
+        .await?;
     backend.wake();
     Ok(released)
 }

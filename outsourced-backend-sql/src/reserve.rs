@@ -82,6 +82,15 @@ fn filtered(
     if !opts.queues.is_empty() {
         select = select.filter(job::Column::Queue.is_in(opts.queues.iter().map(String::as_str)));
     }
+    priorities(select, opts)
+}
+
+/// The priority bounds of a reserve.
+fn priorities(
+    select: sea_orm::Select<job::Entity>,
+    opts: &ReserveOptions,
+) -> sea_orm::Select<job::Entity> {
+    let mut select = select;
     if let Some(min) = opts.min_priority {
         select = select.filter(job::Column::Priority.gte(min));
     }
@@ -100,18 +109,13 @@ async fn claim(
     let now = backend.now();
     let limit = std::cmp::min(opts.limit, backend.config().max_reserve);
     let lease = backend.config().lease_for(opts.lease);
-    let txn = backend.begin_write().await?;
-    let result = claim_in(
-        &txn,
-        backend.flavor().locks_rows(),
-        by,
-        opts,
-        limit,
-        now,
-        lease,
-    )
-    .await;
-    let grant = backend.finish(txn, result).await?;
+    let lock_rows = backend.flavor().locks_rows();
+    let grant = backend
+        .write(|txn| async move {
+            let result = claim_in(&txn, lock_rows, by, opts, limit, now, lease).await;
+            (txn, result)
+        })
+        .await?;
     match grant {
         Some(grant) => grant.into_reserved(),
         None => Ok(Vec::new()),
@@ -128,10 +132,7 @@ async fn claim_in<'a>(
     now: DateTime<Utc>,
     lease: Duration,
 ) -> Result<Option<Grant<'a>>> {
-    let rows = claim_select(opts, limit, now, lock_rows)
-        .all(db)
-        .await
-        .map_err(db_error)?;
+    let rows = ready(db, opts, limit, now, lock_rows).await?;
     if rows.is_empty() {
         return Ok(None);
     }
@@ -146,11 +147,46 @@ async fn claim_in<'a>(
     Ok(Some(grant))
 }
 
-/// The claim's query: the first `limit` ready jobs in hand-out order, through the reserve
-/// index (`waiting, priority, run_at, id`), skipping rows other claims hold where the database
-/// locks rows.
+/// A reserve from at most this many queues reads each queue's own range of the queue reserve
+/// index; one from more queues (or from every queue) walks the index of all waiting jobs.
+const PER_QUEUE: usize = 8;
+
+/// The first `limit` ready jobs in hand-out order, locked. Taken queue by queue (as many from
+/// each, then the first `limit` of them all), so that a backlog in another queue is never in
+/// the way; the rows read but not taken stay locked only until the commit.
+async fn ready(
+    db: &impl ConnectionTrait,
+    opts: &ReserveOptions,
+    limit: u32,
+    now: DateTime<Utc>,
+    lock_rows: bool,
+) -> Result<Vec<job::Model>> {
+    let mut queues: Vec<&str> = opts.queues.iter().map(String::as_str).collect();
+    queues.sort_unstable();
+    queues.dedup();
+    if queues.is_empty() || queues.len() > PER_QUEUE {
+        let select = claim_select(opts, None, limit, now, lock_rows);
+        return select.all(db).await.map_err(db_error);
+    }
+    let mut rows = Vec::new();
+    for &queue in &queues {
+        let select = claim_select(opts, Some(queue), limit, now, lock_rows);
+        rows.extend(select.all(db).await.map_err(db_error)?);
+    }
+    if queues.len() > 1 {
+        rows.sort_unstable_by_key(|row| (row.priority, row.run_at, row.id));
+        rows.truncate(limit as usize);
+    }
+    Ok(rows)
+}
+
+/// The claim's query: the first `limit` ready jobs in hand-out order, of one queue through the
+/// queue reserve index `(queue, waiting, priority, run_at, id)`, or of the options' queues
+/// through the reserve index `(waiting, priority, run_at, id)`; skipping rows other claims
+/// hold where the database locks rows.
 pub(crate) fn claim_select(
     opts: &ReserveOptions,
+    queue: Option<&str>,
     limit: u32,
     now: DateTime<Utc>,
     lock_rows: bool,
@@ -160,7 +196,11 @@ pub(crate) fn claim_select(
         .from(queue::Entity)
         .and_where(Expr::col(queue::Column::Paused).eq(true))
         .to_owned();
-    let select = filtered(job::Entity::find(), opts)
+    let select = match queue {
+        Some(queue) => priorities(job::Entity::find(), opts).filter(job::Column::Queue.eq(queue)),
+        None => filtered(job::Entity::find(), opts),
+    };
+    let select = select
         .filter(job::Column::Waiting.eq(true))
         .filter(job::Column::RunAt.lte(ms(now)))
         .filter(Expr::col(job::Column::Queue).not_in_subquery(paused))
@@ -235,8 +275,8 @@ impl<'a> Grant<'a> {
             .col_expr(job::Column::LeaseMs, Expr::value(duration_ms(self.lease)))
             .col_expr(job::Column::StartedAt, Expr::value(ms(self.now)))
             .col_expr(job::Column::UpdatedAt, Expr::value(ms(self.now)))
+            // By id alone, as the rows are locked (see `BatchTransition`); the count checks.
             .filter(job::Column::Id.is_in(ids))
-            .filter(job::Column::Waiting.eq(true))
             .exec(db)
             .await
             .map_err(db_error)?;

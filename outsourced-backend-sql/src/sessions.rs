@@ -164,7 +164,7 @@ impl Directory {
     /// The live session of a cookie's token: `None` when unknown, expired, or its admin was
     /// locked or deleted since.
     pub async fn session(&self, token: &str) -> Result<Option<Session>> {
-        let db = self.backend().connection();
+        let db = self.backend().reader();
         let found = session::Entity::find_by_id(token_hash(token))
             .one(db)
             .await

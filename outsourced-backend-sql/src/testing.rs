@@ -50,7 +50,12 @@ pub async fn reserve_plan(
     use sea_orm::{ConnectionTrait, QueryTrait};
     let db = backend.connection();
     let flavor = backend.flavor();
-    let select = crate::reserve::claim_select(opts, opts.limit, backend.now(), flavor.locks_rows());
+    let queue = match opts.queues.as_slice() {
+        [one] => Some(one.as_str()),
+        _ => None,
+    };
+    let (limit, now) = (opts.limit, backend.now());
+    let select = crate::reserve::claim_select(opts, queue, limit, now, flavor.locks_rows());
     let mut statement = select.build(db.get_database_backend());
     let prefix = match flavor {
         Flavor::Postgres => "EXPLAIN (ANALYZE, BUFFERS)",

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Value};
 
 use crate::convert::{self, ms};
@@ -59,26 +59,11 @@ impl Transition<'_> {
         writes: &mut Writes,
     ) -> Result<bool> {
         let from = convert::state(self.row)?;
-        let states = self.states(from)?;
+        let states = states(self.row, from, &self.steps)?;
         let to = states.last().copied().unwrap_or(from);
-        let mut update = job::Entity::update_many()
-            .col_expr(job::Column::State, Expr::value(to.as_str()))
-            .col_expr(job::Column::Waiting, Expr::value(to.is_waiting()))
-            .col_expr(
-                job::Column::Seq,
-                Expr::value(self.row.seq + self.steps.len() as i32),
-            )
-            .col_expr(job::Column::UpdatedAt, Expr::value(ms(now)));
-        if to.is_terminal() != from.is_terminal() {
-            let finished = to.is_terminal().then(|| ms(now));
-            update = update.col_expr(job::Column::FinishedAt, Expr::value(finished));
-        }
-        if to != JobState::Running {
-            update = clear_lease(update);
-        }
-        for (column, value) in self.set {
-            update = update.col_expr(column, Expr::value(value));
-        }
+        let steps = self.steps.len() as i32;
+        let update = changed_columns(job::Entity::update_many(), from, to, now, self.set)
+            .col_expr(job::Column::Seq, Expr::value(self.row.seq + steps));
         let result = update
             .filter(job::Column::Id.eq(self.row.id))
             .filter(job::Column::Seq.eq(self.row.seq))
@@ -88,39 +73,117 @@ impl Transition<'_> {
         if result.rows_affected == 0 {
             return Ok(false);
         }
-        if from.is_live() && !to.is_live() {
-            *writes.freed.entry(self.row.queue.clone()).or_default() += 1;
-        } else if !from.is_live() && to.is_live() {
+        if !from.is_live() && to.is_live() {
             slots::take(db, &self.row.queue, 1, None).await?;
         }
-        for event in self.steps.iter().filter_map(|step| step.event) {
-            crate::observe::record_step(self.row, event, now);
-        }
-        let mut before = from;
-        for (seq, (step, &to)) in (self.row.seq + 1..).zip(self.steps.iter().zip(&states)) {
-            let row = history_row(self.row.id, seq, Some(before), to, step, now, self.actor);
-            writes.history.push(row);
-            before = to;
-        }
+        writes.record(self.row, from, &self.steps, &states, now, self.actor);
         Ok(true)
     }
+}
 
-    /// The state after each step, each move checked by the core's transition function.
-    fn states(&self, from: JobState) -> Result<Vec<JobState>> {
-        let mut state = from;
-        let mut states = Vec::with_capacity(self.steps.len());
-        for step in &self.steps {
-            if let Some(event) = step.event {
-                state = transition(state, event).map_err(|e| Error::InvalidTransition {
-                    id: JobId(self.row.id),
-                    from: e.from,
-                    event: e.event,
-                })?;
-            }
-            states.push(state);
+/// The same one-step change of many jobs, all read in the same state under a lock that holds
+/// until the transaction ends (`FOR UPDATE`, or SQLite's write lock), made with one `UPDATE`.
+/// The lock stands in for the compare-and-set: no row can have changed since it was read, and
+/// the count of rows changed is checked all the same.
+pub(crate) struct BatchTransition<'a> {
+    /// The rows as read, each in `from`, with its step (the same event for all).
+    pub(crate) rows: Vec<(&'a job::Model, Step<'a>)>,
+    pub(crate) from: JobState,
+    pub(crate) event: Event,
+    pub(crate) actor: &'a Actor,
+}
+
+impl BatchTransition<'_> {
+    /// Applies the change, leaving history rows and freed slots in `writes`. The new state
+    /// must not take a queue slot (only an admin's retry does, one job at a time).
+    pub(crate) async fn apply_deferred(
+        self,
+        db: &impl ConnectionTrait,
+        now: DateTime<Utc>,
+        writes: &mut Writes,
+    ) -> Result<()> {
+        let Some((first, _)) = self.rows.first() else {
+            return Ok(());
+        };
+        let to = transition(self.from, self.event).map_err(|e| Error::InvalidTransition {
+            id: JobId(first.id),
+            from: e.from,
+            event: e.event,
+        })?;
+        debug_assert!(self.from.is_live() || !to.is_live());
+        let ids: Vec<i64> = self.rows.iter().map(|(row, _)| row.id).collect();
+        let result = changed_columns(job::Entity::update_many(), self.from, to, now, Vec::new())
+            .col_expr(job::Column::Seq, Expr::col(job::Column::Seq).add(1))
+            // By id alone: with `state` in the condition MariaDB walks the `(state, id)`
+            // index, whose entries this very update moves, and deadlocks with concurrent
+            // claims. The rows are locked; the count below checks them.
+            .filter(job::Column::Id.is_in(ids))
+            .exec(db)
+            .await
+            .map_err(db_error)?;
+        if result.rows_affected != self.rows.len() as u64 {
+            // Cannot happen while the rows are locked; if it does, the caller's transaction
+            // is rolled back and nothing changes.
+            return Err(Error::Backend {
+                backend: "sql",
+                message: "jobs changed while locked for a batch update; try again".into(),
+                retryable: true,
+                source: None,
+            });
         }
-        Ok(states)
+        for (row, step) in &self.rows {
+            let steps = std::slice::from_ref(step);
+            writes.record(row, self.from, steps, &[to], now, self.actor);
+        }
+        Ok(())
     }
+}
+
+/// The state after each step, each move checked by the core's transition function.
+fn states(row: &job::Model, from: JobState, steps: &[Step<'_>]) -> Result<Vec<JobState>> {
+    let mut state = from;
+    let mut states = Vec::with_capacity(steps.len());
+    for step in steps {
+        if let Some(event) = step.event {
+            state = transition(state, event).map_err(|e| Error::InvalidTransition {
+                id: JobId(row.id),
+                from: e.from,
+                event: e.event,
+            })?;
+        }
+        states.push(state);
+    }
+    Ok(states)
+}
+
+/// Sets the columns a move from `from` to `to` changes, and `set`. Only those: SQLite rewrites
+/// the entries of every index on a column the `UPDATE` names, changed or not, so naming
+/// `waiting` or the lease columns needlessly would cost index writes on the hot path.
+fn changed_columns(
+    update: sea_orm::UpdateMany<job::Entity>,
+    from: JobState,
+    to: JobState,
+    now: DateTime<Utc>,
+    set: Vec<(job::Column, Value)>,
+) -> sea_orm::UpdateMany<job::Entity> {
+    let mut update = update
+        .col_expr(job::Column::State, Expr::value(to.as_str()))
+        .col_expr(job::Column::UpdatedAt, Expr::value(ms(now)));
+    if to.is_waiting() != from.is_waiting() {
+        update = update.col_expr(job::Column::Waiting, Expr::value(to.is_waiting()));
+    }
+    if to.is_terminal() != from.is_terminal() {
+        let finished = to.is_terminal().then(|| ms(now));
+        update = update.col_expr(job::Column::FinishedAt, Expr::value(finished));
+    }
+    // A lease exists exactly while the job runs, so only a move out of running drops one.
+    if from == JobState::Running && to != JobState::Running {
+        update = clear_lease(update);
+    }
+    for (column, value) in set {
+        update = update.col_expr(column, Expr::value(value));
+    }
+    update
 }
 
 /// Writes that a batch of transitions collects and makes in one statement each.
@@ -132,6 +195,32 @@ pub(crate) struct Writes {
 }
 
 impl Writes {
+    /// Notes what a change of `row` from `from` through `steps` (reaching `states`) writes
+    /// besides the row: its history rows and a freed slot, and its events for the observer.
+    fn record(
+        &mut self,
+        row: &job::Model,
+        from: JobState,
+        steps: &[Step<'_>],
+        states: &[JobState],
+        now: DateTime<Utc>,
+        actor: &Actor,
+    ) {
+        let to = states.last().copied().unwrap_or(from);
+        if from.is_live() && !to.is_live() {
+            *self.freed.entry(row.queue.clone()).or_default() += 1;
+        }
+        for event in steps.iter().filter_map(|step| step.event) {
+            crate::observe::record_step(row, event, now);
+        }
+        let mut before = from;
+        for (seq, (step, &to)) in (row.seq + 1..).zip(steps.iter().zip(states)) {
+            let history = history_row(row.id, seq, Some(before), to, step, now, actor);
+            self.history.push(history);
+            before = to;
+        }
+    }
+
     /// Inserts the history rows and gives the freed slots back.
     pub(crate) async fn flush(self, db: &impl ConnectionTrait) -> Result<()> {
         for (queue, n) in &self.freed {

@@ -1,6 +1,6 @@
 //! Proof under concurrency, on every database (a SQLite file, PostgreSQL, MariaDB): reservers
 //! racing for one table lease each job once, producers racing into a bounded queue never take
-//! it past its limit, reclaimers racing over the same expired leases reclaim each once, and a
+//! it past its limit (and those sharing a group commit are refused one by one), reclaimers racing over the same expired leases reclaim each once, and a
 //! reclaimer that lost a race to a completion changes nothing.
 //!
 //! Every race runs across two backends on one database, as two processes would: each has its
@@ -23,6 +23,7 @@ use crate::support::on_every_database;
 on_every_database!(
     eight_reservers_lease_and_complete_each_of_5000_jobs_once,
     thirty_two_producers_fill_a_queue_of_fifty_exactly,
+    enqueues_sharing_a_commit_are_refused_one_by_one,
     two_reclaimers_reclaim_each_expired_lease_once,
     a_job_completed_after_a_reclaimer_read_it_stays_completed,
     four_backends_opened_at_once_on_an_empty_database_all_start,
@@ -180,6 +181,86 @@ async fn thirty_two_producers_fill_a_queue_of_fifty_exactly(config: SqlConfig) {
         .await
         .expect("the queue");
     assert_eq!((info.counts.total(), info.counts.live()), (50, 50));
+}
+
+/// Concurrent enqueues are written together (a group commit); each is still all or none and
+/// refused on its own: a full queue refuses some singles and the batches that need it, and a
+/// refused batch leaves nothing in the other queue it named.
+async fn enqueues_sharing_a_commit_are_refused_one_by_one(config: SqlConfig) {
+    let clock = Arc::new(TestClock::new());
+    let [backend, _] = two_backends(&config, &clock).await;
+    create_queue(&backend, "tight", QueueLimit::Max(5)).await;
+    // Room for every job the race sends it, and not one more. Its name comes first, so that a
+    // batch takes its slot here before it is refused by the tight queue, and must give it back.
+    create_queue(&backend, "roomy", QueueLimit::Max(40)).await;
+    let start = Arc::new(tokio::sync::Barrier::new(60));
+    let calls = (0..60).map(|i| {
+        let (backend, start) = (backend.clone(), start.clone());
+        tokio::spawn(async move {
+            let job = |queue: &str| NewJob::new("Mixed", json!([i])).queue(queue);
+            start.wait().await;
+            match i % 3 {
+                0 => backend.enqueue(&producer(), job("tight")).await.map(|_| 1),
+                1 => backend.enqueue(&producer(), job("roomy")).await.map(|_| 1),
+                _ => {
+                    let batch = vec![job("roomy"), job("tight")];
+                    backend
+                        .enqueue_batch(&producer(), batch)
+                        .await
+                        .map(|ids| ids.len())
+                }
+            }
+        })
+    });
+    let results: Vec<_> = join_all(calls)
+        .await
+        .into_iter()
+        .map(|r| r.expect("a producer panicked"))
+        .collect();
+    let accepted = |kind: usize| {
+        let of_kind = results.iter().enumerate().filter(|(i, _)| i % 3 == kind);
+        of_kind.filter(|(_, r)| r.is_ok()).count() as u64
+    };
+    for (i, result) in results.iter().enumerate() {
+        match result {
+            Ok(n) => assert_eq!(*n, if i % 3 == 2 { 2 } else { 1 }),
+            Err(Error::QueueFull { queue, limit: 5 }) => {
+                assert!(i % 3 != 1 && queue == "tight", "{i}: {result:?}")
+            }
+            Err(other) => panic!("{i}: {other}"),
+        }
+    }
+    let (singles, batches) = (accepted(0), accepted(2));
+    assert_eq!(singles + batches, 5, "the tight queue filled exactly");
+    assert_eq!(accepted(1), 20, "the roomy queue refuses nothing");
+    let total = |queue: &'static str| {
+        let backend = backend.clone();
+        async move {
+            backend
+                .queue(&admin(), queue)
+                .await
+                .expect("the queue")
+                .counts
+                .total()
+        }
+    };
+    assert_eq!(total("tight").await, 5);
+    let roomy = total("roomy").await;
+    assert_eq!(
+        roomy,
+        20 + batches,
+        "a refused batch leaves no job elsewhere"
+    );
+    // Nor a slot: the rest of the roomy queue's room is there, to the last job.
+    let room = (0..40 - roomy).map(|_| NewJob::new("Fill", json!([])).queue("roomy"));
+    let filled = backend.enqueue_batch(&producer(), room.collect()).await;
+    assert_eq!(
+        filled.expect("the rest of the room").len() as u64,
+        40 - roomy
+    );
+    let one_more = NewJob::new("Fill", json!([])).queue("roomy");
+    let over = backend.enqueue(&producer(), one_more).await;
+    assert!(matches!(over, Err(Error::QueueFull { .. })), "{over:?}");
 }
 
 async fn two_reclaimers_reclaim_each_expired_lease_once(config: SqlConfig) {
