@@ -7,8 +7,9 @@ use std::sync::Arc;
 use outsourced_core::{Backend, Error, LeaseRef, WorkerInstance};
 use tokio::sync::{mpsc, oneshot};
 
-/// The most completions one call carries.
-const MAX_BATCH: usize = 200;
+/// The most completions one call carries: a reserve's largest batch (the SQL backend's
+/// `max_reserve`), so that jobs leased together are reported together.
+const MAX_BATCH: usize = 1000;
 
 type Request = (LeaseRef, oneshot::Sender<Result<(), Error>>);
 
@@ -45,6 +46,7 @@ async fn run(
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        gather(&mut rx, &mut batch).await;
         let leases: Vec<LeaseRef> = batch.iter().map(|(lease, _)| lease.clone()).collect();
         let results = backend.complete_batch(&id, &leases).await;
         match results {
@@ -58,6 +60,26 @@ async fn run(
                     let _ = reply.send(Err(error.clone()));
                 }
             }
+        }
+    }
+}
+
+/// Lets the jobs that are about to report do so before the batch goes: a batch of jobs that
+/// started together ends together, and its first success would otherwise go alone, each call
+/// a transaction. Gathers for as long as yielding to them brings more, which costs a job that
+/// ends alone a yield or two.
+async fn gather(rx: &mut mpsc::UnboundedReceiver<Request>, batch: &mut Vec<Request>) {
+    while batch.len() < MAX_BATCH {
+        tokio::task::yield_now().await;
+        let before = batch.len();
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(request) => batch.push(request),
+                Err(_) => break,
+            }
+        }
+        if batch.len() == before {
+            return;
         }
     }
 }
