@@ -82,7 +82,7 @@ impl SqlBackend {
         let listener = match pools.flavor {
             Flavor::Postgres => {
                 let channel = wake::channel(config.schema.as_deref());
-                let listening = wake::listen(&config.url, channel, wake.sender()).await;
+                let listening = wake::listen(&config.url, channel, wake.clone()).await;
                 let conn = |e| sea_orm::DbErr::Conn(sea_orm::RuntimeErr::SqlxError(Arc::new(e)));
                 Some(listening.map_err(|e| db_error(conn(e)))?)
             }
@@ -222,15 +222,31 @@ impl SqlBackend {
         }
     }
 
-    /// Wakes reservers that long-poll: in this process at once, and on PostgreSQL in every
-    /// other process through `NOTIFY` (sent on its own, so that no caller waits for it).
+    /// Wakes every reserver that long-polls: in this process at once, and on PostgreSQL in
+    /// every other process through `NOTIFY` (sent on its own, so that no caller waits for it).
     pub(crate) fn wake(&self) {
-        self.inner.wake.notify();
+        self.inner.wake.everyone();
+        self.notify_others();
+    }
+
+    /// Wakes one long-polling reserver per new job of `rows`, in its queue (and on PostgreSQL
+    /// every other process).
+    pub(crate) fn wake_for(&self, rows: &[crate::entity::job::Model]) {
+        let mut per_queue = std::collections::BTreeMap::<&str, usize>::new();
+        for row in rows.iter().filter(|row| row.waiting) {
+            *per_queue.entry(row.queue.as_str()).or_default() += 1;
+        }
+        self.inner.wake.jobs(&per_queue);
+        self.notify_others();
+    }
+
+    fn notify_others(&self) {
         if self.flavor() == Flavor::Postgres {
             let db = self.inner.pools.writer.clone();
             let channel = wake::channel(self.inner.config.schema.as_deref());
+            let me = self.inner.wake.id().to_owned();
             tokio::spawn(async move {
-                if let Err(error) = wake::notify_others(&db, &channel).await {
+                if let Err(error) = wake::notify_others(&db, &channel, &me).await {
                     tracing::warn!(%error, "could not notify other servers of new jobs");
                 }
             });
@@ -278,7 +294,10 @@ impl SqlBackend {
         let rows = enqueue::insert_in(db, self, by, jobs, self.now()).await?;
         if self.flavor() == Flavor::Postgres {
             let channel = wake::channel(self.inner.config.schema.as_deref());
-            wake::notify_others(db, &channel).await.map_err(db_error)?;
+            // From no one: this process's own listener wakes its reservers too, at the commit.
+            wake::notify_others(db, &channel, "")
+                .await
+                .map_err(db_error)?;
         }
         Ok(rows)
     }

@@ -64,7 +64,7 @@ pub(crate) async fn with_attachment(
     let result = insert_and_link(&txn, backend, by, &job, &stored).await;
     match backend.finish(txn, result).await {
         Ok(row) => {
-            backend.wake();
+            backend.wake_for(std::slice::from_ref(&row));
             crate::observe::record(&row, crate::observe::Happened::Enqueued);
             job_record(&row)
         }
@@ -134,7 +134,7 @@ async fn insert_alone(
             (txn, result)
         })
         .await?;
-    backend.wake();
+    backend.wake_for(&rows);
     Ok(rows)
 }
 
@@ -177,9 +177,8 @@ async fn grouped(backend: SqlBackend, entries: Vec<Entry<Request, Result<Vec<job
     };
     match written {
         Ok(outcomes) => {
-            if outcomes.iter().any(Result::is_ok) {
-                backend.wake();
-            }
+            let rows: Vec<job::Model> = outcomes.iter().flatten().flatten().cloned().collect();
+            backend.wake_for(&rows);
             for (entry, outcome) in entries.into_iter().zip(outcomes) {
                 let _ = entry.reply.send(outcome);
             }

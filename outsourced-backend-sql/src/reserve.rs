@@ -37,8 +37,9 @@ pub(crate) async fn reserve(
     let wait = opts.wait.unwrap_or_default();
     let deadline = tokio::time::Instant::now() + wait;
     loop {
-        // Subscribe before looking, so an enqueue that lands in between still wakes us.
-        let mut woken = backend.inner.wake.subscribe();
+        // Register before looking, so an enqueue that lands in between still wakes us.
+        let bounded = opts.min_priority.is_some() || opts.max_priority.is_some();
+        let mut waiter = backend.inner.wake.waiter(&opts.queues, bounded);
         let jobs = claim(backend, by, &opts).await?;
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         if !jobs.is_empty() || left.is_zero() {
@@ -50,7 +51,7 @@ pub(crate) async fn reserve(
         let nap = nap.min(backend.config().idle_recheck);
         tracing::debug!(worker = %by, ?nap, "no job ready; waiting for a wake-up");
         tokio::select! {
-            _ = woken.changed() => tracing::debug!(worker = %by, "woken up; looking again"),
+            _ = waiter.woken() => tracing::debug!(worker = %by, "woken up; looking again"),
             _ = tokio::time::sleep(nap) => {}
         }
     }

@@ -165,7 +165,9 @@ impl Worker {
                 }
                 continue;
             }
-            let wait = (tasks.is_empty() && !exit_when_idle).then_some(options.idle_wait);
+            // A worker with room waits for work in a long poll, busy or not, so that a job
+            // enqueued now starts now; the jobs it runs meanwhile report on their own.
+            let wait = (!exit_when_idle).then_some(options.idle_wait);
             // A shutdown ends a long poll at once. Should the reserve have claimed jobs just
             // before it was dropped, the drain's release of everything this instance holds
             // gives them back.
@@ -187,16 +189,16 @@ impl Worker {
             };
             pause.reset();
             if reserved.is_empty() {
-                if tasks.is_empty() {
-                    if exit_when_idle {
-                        break;
-                    }
+                if !exit_when_idle {
+                    // The long poll ended empty: poll again.
                     continue;
                 }
-                // Busy but with room: look again when a job ends, or after the idle wait.
+                if tasks.is_empty() {
+                    break;
+                }
+                // Nothing ready and no waiting: look again when a job ends.
                 tokio::select! {
                     Some(done) = tasks.join_next() => tally.add(done.unwrap_or(Outcome::Lost)),
-                    _ = tokio::time::sleep(options.idle_wait) => {}
                     _ = shutdown.reached(Stage::Draining) => {}
                 }
                 continue;

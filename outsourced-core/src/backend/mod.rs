@@ -93,7 +93,9 @@ pub trait Backend: Send + Sync {
     ///   clamped to the backend's bounds); a `reserved` history row records the token.
     /// - A leased job is handed to no one else until its lease ends, even under concurrent calls.
     /// - When nothing is ready and `wait` is set, waits until a job is enqueued (and returns it)
-    ///   or the wait ends (and returns an empty list, not an error).
+    ///   or the wait ends (and returns an empty list, not an error). Each new job wakes a
+    ///   waiting reserve of its queue (or of every queue), so that several new jobs reach as
+    ///   many waiting reserves.
     /// - A `limit` of 0 is `InvalidInput`.
     async fn reserve(&self, by: &WorkerInstance, opts: ReserveOptions) -> Result<Vec<Reserved>>;
 

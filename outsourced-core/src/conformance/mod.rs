@@ -28,6 +28,7 @@ mod bounded;
 mod enqueue;
 mod harness;
 mod lease;
+mod long_poll;
 mod queues;
 mod reads;
 mod reclaim;
@@ -94,8 +95,9 @@ scenarios![
     reserve::a_zero_limit_is_invalid,
     reserve::the_lease_length_is_clamped,
     reserve::concurrent_reservers_never_share_a_job,
-    reserve::a_long_poll_is_woken_by_an_enqueue,
-    reserve::a_long_poll_that_times_out_returns_nothing,
+    long_poll::a_long_poll_is_woken_by_an_enqueue,
+    long_poll::each_new_job_wakes_a_long_poll_of_its_queue,
+    long_poll::a_long_poll_that_times_out_returns_nothing,
     lease::heartbeats_keep_a_lease_alive,
     lease::a_stale_heartbeat_changes_nothing,
     lease::heartbeats_report_a_cancel_request,

@@ -1,15 +1,11 @@
-//! Reserve: what it takes, in which order, how it leases, and long-polling (delayed_job SS-31
-//! to SS-45, SS-52 to SS-54; reliability cases 1, 23 and 25).
+//! Reserve: what it takes, in which order, how it leases (delayed_job SS-31 to SS-45, SS-52 to
+//! SS-54; reliability cases 1 and 23). Long-polling is in `long_poll`.
 
 use std::collections::HashSet;
-use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures::future::join_all;
 use serde_json::json;
-use tokio::sync::Notify;
 
 use super::harness::{Harness, noop, ok};
 use crate::{
@@ -374,57 +370,4 @@ pub(crate) async fn concurrent_reservers_never_share_a_job(h: &Harness) {
     let unique: HashSet<JobId> = all.iter().copied().collect();
     assert_eq!(all.len(), unique.len(), "a job was handed out twice");
     assert_eq!(unique, enqueued.into_iter().collect::<HashSet<_>>());
-}
-
-/// Wraps a future and signals once it has returned `Pending` (it is then waiting on something).
-struct SignalWhenPending<F> {
-    inner: Pin<Box<F>>,
-    signal: std::sync::Arc<Notify>,
-}
-
-impl<F: Future> Future for SignalWhenPending<F> {
-    type Output = F::Output;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let poll = self.inner.as_mut().poll(cx);
-        if poll.is_pending() {
-            self.signal.notify_one();
-        }
-        poll
-    }
-}
-
-pub(crate) async fn a_long_poll_is_woken_by_an_enqueue(h: &Harness) {
-    // Reliability case 25. The poll may wait 25 s and nothing else is due in the queue; the
-    // test gives up after 10 s, so only the enqueue's wake-up can end the poll in time.
-    let queue = h.queue().await;
-    let waiting = std::sync::Arc::new(Notify::new());
-    let worker = h.w(0).clone();
-    let opts = ReserveOptions::up_to(1)
-        .queues([&queue])
-        .wait(Duration::from_secs(25));
-    let poll = SignalWhenPending {
-        inner: Box::pin(async move { worker.reserve(opts).await }),
-        signal: waiting.clone(),
-    };
-    let task = tokio::spawn(poll);
-    waiting.notified().await;
-    // A call of another worker, queued behind the waiting reserve's own query, makes it likely
-    // that the reserve is waiting, not still querying, when the job arrives.
-    h.w(1).reserve_none(&[&queue]).await;
-    let job = h.enqueue_in(&queue).await;
-    let woken = tokio::time::timeout(Duration::from_secs(10), task).await;
-    let got = ok(
-        ok(woken, "wake the long poll by the enqueue"),
-        "join the long poll",
-    );
-    assert_eq!(got.iter().map(|r| r.job.id).collect::<Vec<_>>(), [job.id]);
-}
-
-pub(crate) async fn a_long_poll_that_times_out_returns_nothing(h: &Harness) {
-    let queue = h.queue().await;
-    let opts = ReserveOptions::up_to(5)
-        .queues([&queue])
-        .wait(Duration::from_millis(50));
-    assert!(h.w(0).reserve(opts).await.is_empty());
 }
