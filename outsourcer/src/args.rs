@@ -48,6 +48,9 @@ pub(crate) enum Command {
     Demo(DemoArgs),
     /// Measure throughput, latency and memory, each figure beside the database's own rate.
     Bench(BenchArgs),
+    /// One worker process of the bench's HTTP rig (started by `outsourcer bench`).
+    #[command(hide = true)]
+    BenchWorker(BenchWorkerArgs),
     /// Remove finished jobs past their queue's retention, with their history and attachments
     /// (`outsourcer serve` also does it every minute).
     Prune {
@@ -339,7 +342,7 @@ pub(crate) struct DemoArgs {
     pub(crate) keep: bool,
 }
 
-#[derive(Debug, Args)]
+#[derive(Clone, Debug, Args)]
 pub(crate) struct BenchArgs {
     /// The database to measure: a fresh SQLite file in a temporary directory unless a
     /// `postgres://` or `mysql://` URL is given (use a scratch database: the bench adds queues
@@ -349,20 +352,22 @@ pub(crate) struct BenchArgs {
     /// SQLite's durability: `full` (the default: a commit survives a power loss) or `normal`.
     #[arg(long, default_value = "full")]
     pub(crate) sqlite_sync: String,
-    /// Which scenarios: baseline, enqueue, burn-down, latency (comma-separated).
+    /// Which scenarios: baseline, enqueue, burn-down, latency, memory (comma-separated).
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "baseline,enqueue,burn-down,latency"
+        default_value = "baseline,enqueue,burn-down,latency,memory"
     )]
     pub(crate) scenarios: Vec<String>,
-    /// Through which backend: sql (in-process), http (signed, over loopback), or both.
+    /// Through which backend: sql (in-process), http (`outsourcer serve` and worker
+    /// processes, every request signed, over loopback), or both.
     #[arg(long, value_delimiter = ',', default_value = "sql,http")]
     pub(crate) via: Vec<String>,
     /// Jobs pre-inserted for the burn-down.
     #[arg(long, default_value_t = 100_000)]
     pub(crate) jobs: usize,
-    /// Workers draining the burn-down (and waiting in the latency scenario).
+    /// Workers draining the burn-down (and waiting in the latency scenario); over HTTP, each a
+    /// process of its own.
     #[arg(long, default_value_t = 4)]
     pub(crate) workers: usize,
     /// Jobs each worker runs at once.
@@ -386,6 +391,34 @@ pub(crate) struct BenchArgs {
     /// A short run: a tenth of the jobs, 5 s loads.
     #[arg(long)]
     pub(crate) quick: bool,
+}
+
+#[derive(Clone, Debug, Args)]
+pub(crate) struct BenchWorkerArgs {
+    /// The server's URL, mount included.
+    #[arg(long)]
+    pub(crate) url: String,
+    /// The worker's consumer key.
+    #[arg(long)]
+    pub(crate) key: String,
+    /// The worker's consumer secret.
+    #[arg(long)]
+    pub(crate) secret: String,
+    /// The queue to work.
+    #[arg(long)]
+    pub(crate) queue: String,
+    /// Jobs each worker runs at once.
+    #[arg(long)]
+    pub(crate) concurrency: usize,
+    /// The most jobs one reserve takes.
+    #[arg(long)]
+    pub(crate) batch: u32,
+    /// Workers in this process, each a client of its own.
+    #[arg(long, default_value_t = 1)]
+    pub(crate) instances: usize,
+    /// Stop once nothing is ready (else at SIGTERM).
+    #[arg(long)]
+    pub(crate) exit_when_done: bool,
 }
 
 #[derive(Debug, Args)]

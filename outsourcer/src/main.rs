@@ -49,7 +49,7 @@ fn main() -> ExitCode {
 fn init_logs(command: &Command) {
     use tracing_subscriber::EnvFilter;
     let default = match command {
-        Command::Demo(_) | Command::Bench(_) => "off",
+        Command::Demo(_) | Command::Bench(_) | Command::BenchWorker(_) => "off",
         Command::Serve(_) => "info",
         _ => "warn",
     };
@@ -61,6 +61,12 @@ fn init_logs(command: &Command) {
 }
 
 async fn run(cli: Cli) -> Result<()> {
+    // The bench opens databases of its own.
+    match &cli.command {
+        Command::Bench(args) => return bench::run(args.clone()).await,
+        Command::BenchWorker(args) => return bench::worker::run(args.clone()).await,
+        _ => {}
+    }
     let ctx = Ctx::open(&cli).await?;
     match cli.command {
         Command::Queue(command) => queue::run(&ctx, command).await,
@@ -69,7 +75,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Admin(command) => principal::run(&ctx, Role::Admin, command).await,
         Command::Job(command) => job::run(&ctx, command).await,
         Command::Demo(args) => demo::run(&ctx, args).await,
-        Command::Bench(args) => bench::run(args).await,
+        Command::Bench(_) | Command::BenchWorker(_) => Ok(()),
         Command::Serve(args) => serve::run(&ctx, args).await,
         Command::Prune { batch } => queue::prune(&ctx, batch).await,
         Command::Migrate => {

@@ -4,8 +4,11 @@
 //! the figures.
 
 mod baseline;
+mod memory;
+mod procs;
 mod rig;
 mod scenarios;
+pub(crate) mod worker;
 
 use std::time::Duration;
 
@@ -30,7 +33,7 @@ fn ratio(figure: f64, base: Option<f64>) -> String {
     base.map_or_else(|| "-".into(), |b| format!("{:.2}x", figure / b))
 }
 
-fn line(via: &str, scenario: &str, settings: &str, figure: String, versus: String) {
+pub(crate) fn line(via: &str, scenario: &str, settings: &str, figure: String, versus: String) {
     println!("{via:<5} {scenario:<26} {settings:<44} {figure:>16}  {versus}");
 }
 
@@ -68,9 +71,13 @@ pub(crate) async fn run(args: BenchArgs) -> Result<()> {
     for via in &args.via {
         let rig = match via.as_str() {
             "sql" => Rig::sql(&sql, args.workers),
-            "http" => Rig::http(&sql, args.workers).await?,
+            "http" => Rig::http(&sql, &url, args.workers).await?,
             other => return Err(Error::invalid(format!("--via {other}: sql or http"))),
         };
+        if wants("memory") {
+            memory::server_now(&rig, "idle, just started");
+            memory::idle(&rig).await?;
+        }
         if wants("burn-down") {
             burn_down(&args, &rig, &baseline).await?;
         }
@@ -84,7 +91,10 @@ pub(crate) async fn run(args: BenchArgs) -> Result<()> {
             enqueue(&args, rig, &baseline).await?;
         }
     }
-    memory();
+    for rig in &rigs {
+        memory::server_now(rig, "after every scenario");
+    }
+    own_memory();
     Ok(())
 }
 
@@ -245,6 +255,16 @@ async fn latency(args: &BenchArgs, rig: &Rig) -> Result<()> {
             figure,
             String::new(),
         );
+        if let Some(peak) = load.worker_peak {
+            let what = "a worker process's peak, under that load";
+            line(
+                rig.via,
+                "worker resident memory",
+                what,
+                procs::mib(peak),
+                String::new(),
+            );
+        }
         if let Some(error) = load.first_error {
             println!(
                 "      {} enqueues refused; the first: {error}",
@@ -255,9 +275,9 @@ async fn latency(args: &BenchArgs, rig: &Rig) -> Result<()> {
     Ok(())
 }
 
-/// This process's resident memory now and at its peak (server, workers and producers all run
-/// in it).
-fn memory() {
+/// This process's resident memory now and at its peak: the SQL rig's workers and every
+/// producer run in it.
+fn own_memory() {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let field = |name: &str| {
         status
@@ -266,7 +286,7 @@ fn memory() {
             .map_or_else(|| "?".into(), |v| v.trim().to_owned())
     };
     println!(
-        "# memory of this process (server, workers and producers together): resident {}, peak {}",
+        "# memory of the bench's process (producers, and the SQL rig's workers): resident {}, peak {}",
         field("VmRSS:"),
         field("VmHWM:")
     );

@@ -1,14 +1,19 @@
 //! What a scenario runs against: producers and workers calling the SQL backend in this
-//! process, or calling `outsourced-server` over loopback through `HttpBackend`, every request
-//! signed with OAuth 1.0a as in production (the server runs in this process too).
+//! process (`sql`), or, as in production (`http`), `outsourcer serve` in a process of its own
+//! on the same database, `outsourcer bench-worker` processes talking to it over loopback, and
+//! producers in this process through `HttpBackend`, every request signed with OAuth 1.0a.
 
 use std::sync::Arc;
 
 use outsourced_backend_http::{HttpBackend, HttpConfig};
-use outsourced_backend_sql::{Directory, Role, ServerKey, SqlBackend};
+use outsourced_backend_sql::{Credentials, Directory, Role, ServerKey, SqlBackend};
 use outsourced_core::{Actor, Backend, Error, QueueLimit, Result};
-use outsourced_server::{AppState, ServerConfig, router, serve};
-use tokio::sync::oneshot;
+use outsourced_worker::{Shutdown, ShutdownTrigger, Stage, Worker, WorkerOptions};
+use tokio::process::Child;
+use tokio::task::JoinHandle;
+
+use super::procs::{self, Signer};
+use super::scenarios::{Crew, registry, take_waits};
 
 /// The backend's name for the bench's producer and worker.
 pub(crate) const PRODUCER: &str = "bench-producer";
@@ -22,29 +27,50 @@ pub(crate) struct Rig {
     pub(crate) sql: SqlBackend,
     /// What producers call.
     pub(crate) producer: Arc<dyn Backend>,
-    /// What each worker calls (HTTP: a client, and so a connection pool, of its own).
-    workers: Vec<Arc<dyn Backend>>,
-    directory: Option<Directory>,
-    _server: Option<oneshot::Sender<()>>,
+    /// How many workers (SQL: in this process; HTTP: processes).
+    pub(crate) workers: usize,
+    server: Option<Server>,
+}
+
+/// The HTTP rig's server process and what its workers sign with.
+pub(crate) struct Server {
+    pub(crate) process: Child,
+    url: String,
+    worker: Credentials,
+    directory: Directory,
+    _key_dir: tempfile::TempDir,
+}
+
+/// Workers at work on a queue.
+pub(crate) enum Running {
+    /// Tasks of this process, stopped by a trigger.
+    InProcess(
+        ShutdownTrigger,
+        Vec<JoinHandle<Result<outsourced_worker::WorkOff>>>,
+    ),
+    /// Worker processes, stopped by SIGTERM.
+    Processes(Vec<Child>),
 }
 
 impl Rig {
     /// Everything in-process on the SQL backend.
     pub(crate) fn sql(sql: &SqlBackend, workers: usize) -> Rig {
-        let backend: Arc<dyn Backend> = Arc::new(sql.clone());
         Rig {
             via: "sql",
             sql: sql.clone(),
-            producer: backend.clone(),
-            workers: vec![backend; workers],
-            directory: None,
-            _server: None,
+            producer: Arc::new(sql.clone()),
+            workers,
+            server: None,
         }
     }
 
-    /// A server on a free loopback port over `sql`, a producer and `workers` worker clients.
-    pub(crate) async fn http(sql: &SqlBackend, workers: usize) -> Result<Rig> {
+    /// `outsourcer serve` on `database` (the database of `sql`), a producer in this process
+    /// and `workers` worker processes for each scenario.
+    pub(crate) async fn http(sql: &SqlBackend, database: &str, workers: usize) -> Result<Rig> {
         let key = ServerKey::generate();
+        let key_dir = tempfile::tempdir().map_err(|e| Error::invalid(format!("{e}")))?;
+        let key_file = key_dir.path().join("server.key");
+        outsourced_backend_sql::secrets::write_private(&key_file, &key.to_base64())?;
         let directory = Directory::new(sql.clone());
         let mut credentials = Vec::new();
         for (role, name) in [(Role::Producer, PRODUCER), (Role::Worker, WORKER)] {
@@ -53,37 +79,27 @@ impl Rig {
             }
             credentials.push(directory.create(&key, role, name).await?.1);
         }
-        let state = AppState::new(sql.clone(), key, ServerConfig::default(), false);
-        let io = |e: std::io::Error| Error::invalid(format!("cannot serve: {e}"));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .map_err(io)?;
-        let url = format!("http://{}/outsourced", listener.local_addr().map_err(io)?);
-        let app = axum::Router::new().nest("/outsourced", router(state));
-        let (stop, stopped) = oneshot::channel::<()>();
-        let shutdown = async move {
-            let _ = stopped.await;
-        };
-        let header_timeout = ServerConfig::default().header_timeout;
-        tokio::spawn(serve(listener, app, None, header_timeout, shutdown));
-        let client = |i: usize| -> Result<Arc<dyn Backend>> {
-            let c = &credentials[i];
-            let config = HttpConfig::new(&url, &c.consumer_key, &c.consumer_secret);
-            Ok(Arc::new(HttpBackend::new(config)?))
-        };
+        let (process, url) = procs::serve(database, &key_file).await?;
+        let producer = &credentials[0];
+        let config = HttpConfig::new(&url, &producer.consumer_key, &producer.consumer_secret);
         Ok(Rig {
             via: "http",
             sql: sql.clone(),
-            producer: client(0)?,
-            workers: (0..workers).map(|_| client(1)).collect::<Result<_>>()?,
-            directory: Some(directory),
-            _server: Some(stop),
+            producer: Arc::new(HttpBackend::new(config)?),
+            workers,
+            server: Some(Server {
+                process,
+                url,
+                worker: credentials.swap_remove(1),
+                directory,
+                _key_dir: key_dir,
+            }),
         })
     }
 
-    /// The workers' backends.
-    pub(crate) fn workers(&self) -> &[Arc<dyn Backend>] {
-        &self.workers
+    /// The server process, on the HTTP rig.
+    pub(crate) fn server(&self) -> Option<&Server> {
+        self.server.as_ref()
     }
 
     /// Who the producer is.
@@ -98,11 +114,114 @@ impl Rig {
         self.sql
             .create_queue(&admin, &name, QueueLimit::Unlimited)
             .await?;
-        if let Some(directory) = &self.directory {
-            directory.grant(Role::Producer, PRODUCER, &name).await?;
-            directory.grant(Role::Worker, WORKER, &name).await?;
+        if let Some(server) = &self.server {
+            server
+                .directory
+                .grant(Role::Producer, PRODUCER, &name)
+                .await?;
+            server.directory.grant(Role::Worker, WORKER, &name).await?;
         }
         Ok(name)
+    }
+
+    /// Starts the rig's workers on `queue`; with `exit_when_done` they stop once it is empty.
+    pub(crate) fn start(&self, queue: &str, crew: Crew, exit_when_done: bool) -> Result<Running> {
+        self.start_n(queue, crew, self.workers, exit_when_done)
+    }
+
+    /// Starts `n` workers (HTTP: one process each).
+    pub(crate) fn start_n(
+        &self,
+        queue: &str,
+        crew: Crew,
+        n: usize,
+        exit_when_done: bool,
+    ) -> Result<Running> {
+        let Some(server) = &self.server else {
+            return Ok(self.in_process(queue, crew, n, exit_when_done));
+        };
+        let signer = server.signer();
+        let children = (0..n)
+            .map(|_| procs::worker(&signer, queue, crew, 1, exit_when_done))
+            .collect::<Result<_>>()?;
+        Ok(Running::Processes(children))
+    }
+
+    fn in_process(&self, queue: &str, crew: Crew, n: usize, exit_when_done: bool) -> Running {
+        let (trigger, shutdown) = Shutdown::manual();
+        let tasks = (0..n)
+            .map(|_| {
+                let options = WorkerOptions {
+                    queues: vec![queue.to_owned()],
+                    concurrency: crew.concurrency,
+                    batch: crew.batch,
+                    exit_on_complete: exit_when_done,
+                    ..WorkerOptions::default()
+                };
+                let backend: Arc<dyn Backend> = Arc::new(self.sql.clone());
+                let worker = Worker::new(backend, WORKER)
+                    .registry(registry())
+                    .options(options);
+                let shutdown = shutdown.clone();
+                tokio::spawn(async move { worker.run(shutdown).await })
+            })
+            .collect();
+        Running::InProcess(trigger, tasks)
+    }
+}
+
+impl Server {
+    /// What a worker process signs with.
+    pub(crate) fn signer(&self) -> Signer<'_> {
+        Signer {
+            url: &self.url,
+            key: &self.worker.consumer_key,
+            secret: &self.worker.consumer_secret,
+        }
+    }
+}
+
+impl Running {
+    /// Waits for workers started with `exit_when_done` to stop by themselves; returns the
+    /// enqueue-to-start waits their jobs noted (microseconds).
+    pub(crate) async fn finish(self) -> Result<Vec<i64>> {
+        match self {
+            Running::InProcess(_trigger, tasks) => {
+                for task in tasks {
+                    task.await
+                        .map_err(|e| Error::invalid(format!("a worker panicked: {e}")))??;
+                }
+                Ok(take_waits())
+            }
+            Running::Processes(children) => {
+                let mut waits = Vec::new();
+                for child in children {
+                    waits.extend(procs::waits_of(child).await?);
+                }
+                Ok(waits)
+            }
+        }
+    }
+
+    /// Stops the workers as a shutdown signal would, then as [`finish`](Self::finish).
+    pub(crate) async fn stop(self) -> Result<Vec<i64>> {
+        match &self {
+            Running::InProcess(trigger, _) => trigger.advance(Stage::Draining),
+            Running::Processes(children) => {
+                for child in children {
+                    procs::terminate(child).await?;
+                }
+            }
+        }
+        self.finish().await
+    }
+
+    /// The worker processes' ids (none in-process).
+    pub(crate) fn pids(&self) -> Vec<u32> {
+        match self {
+            Running::InProcess(..) => Vec::new(),
+            Running::Processes(children) => children.iter().filter_map(Child::id).collect(),
+        }
     }
 }
 

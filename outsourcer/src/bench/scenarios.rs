@@ -11,11 +11,11 @@ use outsourced_core::{
     Actor, Backend, BackendExt, Error, Job, JobContext, JobError, JobState, NewJob, Registry,
     Result,
 };
-use outsourced_worker::{Shutdown, Stage, Worker, WorkerOptions};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::rig::{Rig, WORKER};
+use super::procs;
+use super::rig::Rig;
 
 /// A job that does nothing but, when it carries its enqueue time, note how long it waited.
 #[derive(Serialize, Deserialize)]
@@ -26,6 +26,11 @@ struct Noop {
 
 /// The waits the latency scenario's jobs noted, in microseconds.
 static WAITS: Mutex<Vec<i64>> = Mutex::new(Vec::new());
+
+/// The waits noted so far (and forgets them).
+pub(crate) fn take_waits() -> Vec<i64> {
+    std::mem::take(&mut *WAITS.lock().unwrap_or_else(|p| p.into_inner()))
+}
 
 fn now_us() -> i64 {
     chrono::Utc::now().timestamp_micros()
@@ -48,7 +53,8 @@ fn noop(queue: &str) -> NewJob {
     NewJob::new(Noop::CLASS, json!({})).queue(queue)
 }
 
-fn registry() -> Registry {
+/// The registry of the bench's one job.
+pub(crate) fn registry() -> Registry {
     let mut registry = Registry::new();
     registry.register::<Noop>();
     registry
@@ -140,24 +146,6 @@ pub(crate) struct Crew {
     pub(crate) batch: u32,
 }
 
-fn workers(rig: &Rig, queue: &str, crew: Crew, exit_on_complete: bool) -> Vec<Worker> {
-    rig.workers()
-        .iter()
-        .map(|backend| {
-            let options = WorkerOptions {
-                queues: vec![queue.to_owned()],
-                concurrency: crew.concurrency,
-                batch: crew.batch,
-                exit_on_complete,
-                ..WorkerOptions::default()
-            };
-            Worker::new(backend.clone(), WORKER)
-                .registry(registry())
-                .options(options)
-        })
-        .collect()
-}
-
 /// `n` jobs inserted beforehand (untimed), then drained by the rig's workers.
 pub(crate) async fn burn_down(rig: &Rig, n: usize, crew: Crew) -> Result<Duration> {
     let queue = rig.queue("burn").await?;
@@ -168,18 +156,8 @@ pub(crate) async fn burn_down(rig: &Rig, n: usize, crew: Crew) -> Result<Duratio
             .collect();
         rig.sql.enqueue_batch(&by, jobs).await?;
     }
-    let (_trigger, shutdown) = Shutdown::manual();
     let started = Instant::now();
-    let running: Vec<_> = workers(rig, &queue, crew, true)
-        .into_iter()
-        .map(|worker| {
-            let shutdown = shutdown.clone();
-            tokio::spawn(async move { worker.run(shutdown).await })
-        })
-        .collect();
-    for run in running {
-        run.await.map_err(broken)??;
-    }
+    rig.start(&queue, crew, true)?.finish().await?;
     let elapsed = started.elapsed();
     expect_all(rig, &queue, n, JobState::Succeeded).await?;
     expect_ran_once(rig, &queue, n).await?;
@@ -194,6 +172,14 @@ pub(crate) struct Steady {
     /// Enqueues that failed (an overloaded server), and the first error.
     pub(crate) refused: usize,
     pub(crate) first_error: Option<String>,
+    /// The largest peak resident memory of a worker process (KiB), on the HTTP rig.
+    pub(crate) worker_peak: Option<u64>,
+}
+
+/// How many of the queue's jobs have succeeded.
+async fn succeeded(rig: &Rig, queue: &str) -> Result<u64> {
+    let info = rig.sql.queue(&Actor::Admin("bench".into()), queue).await?;
+    Ok(info.counts.get(JobState::Succeeded))
 }
 
 /// Jobs enqueued one at a time at `rate` per second for `length`, with the rig's workers
@@ -201,29 +187,21 @@ pub(crate) struct Steady {
 /// minute after the load ended (those are then left in their queue).
 pub(crate) async fn steady(rig: &Rig, rate: u32, length: Duration, crew: Crew) -> Result<Steady> {
     let queue = rig.queue(&format!("steady{rate}")).await?;
-    WAITS.lock().unwrap_or_else(|p| p.into_inner()).clear();
-    let (trigger, shutdown) = Shutdown::manual();
-    let running: Vec<_> = workers(rig, &queue, crew, false)
-        .into_iter()
-        .map(|worker| {
-            let shutdown = shutdown.clone();
-            tokio::spawn(async move { worker.run(shutdown).await })
-        })
-        .collect();
+    take_waits();
+    let running = rig.start(&queue, crew, false)?;
     let (sent, refused, first_error) = produce(rig, &queue, rate, length).await?;
     let deadline = Instant::now() + Duration::from_secs(60);
-    let waits = loop {
-        let done = WAITS.lock().unwrap_or_else(|p| p.into_inner()).len();
-        if done >= sent || Instant::now() > deadline {
-            break std::mem::take(&mut *WAITS.lock().unwrap_or_else(|p| p.into_inner()));
-        }
-        // Polling a counter of this process: the figures are the jobs' own timestamps.
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-    trigger.advance(Stage::Draining);
-    for run in running {
-        run.await.map_err(broken)??;
+    while succeeded(rig, &queue).await? < sent as u64 && Instant::now() < deadline {
+        // Polling the database, untimed: the figures are the jobs' own timestamps.
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let worker_peak = running
+        .pids()
+        .iter()
+        .filter_map(|&pid| procs::memory(pid))
+        .map(|(_, peak)| peak)
+        .max();
+    let waits = running.stop().await?;
     if waits.len() == sent {
         expect_ran_once(rig, &queue, sent).await?;
     }
@@ -234,6 +212,7 @@ pub(crate) async fn steady(rig: &Rig, rate: u32, length: Duration, crew: Crew) -
         sent,
         refused,
         first_error,
+        worker_peak,
     })
 }
 
