@@ -141,7 +141,12 @@ impl WorkerConfig {
         let mut config: WorkerConfig =
             serde_saphyr::from_str(&text).map_err(|e| invalid(e.to_string()))?;
         config.check().map_err(invalid)?;
-        let base = path.parent().unwrap_or(Path::new("."));
+        // The directory of `w1.yml` is "", which would make `./job.sh` a bare `job.sh`, looked
+        // up on the PATH: it is the current directory.
+        let base = path
+            .parent()
+            .filter(|dir| !dir.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
         for spec in config.commands.values_mut() {
             if spec.program.is_relative() && spec.program.components().count() > 1 {
                 let relative: PathBuf = spec

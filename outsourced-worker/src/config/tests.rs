@@ -53,6 +53,28 @@ fn a_full_config_parses() {
 }
 
 #[test]
+fn a_program_next_to_a_config_named_without_a_directory_is_not_looked_up_on_the_path() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let text = "worker: w\nbackend:\n  sql:\n    url: sqlite://x.db\n\
+                commands:\n  Job:\n    program: ./job.sh\n";
+    std::fs::write(dir.path().join("w.yml"), text).expect("write the config");
+    // As `outsourced-worker --config w.yml` run in that directory sees it.
+    let loaded = with_current_dir(dir.path(), || WorkerConfig::load(Path::new("w.yml")));
+    let program = &loaded.expect("a valid config").commands["Job"].program;
+    assert_eq!(program, Path::new("./job.sh"), "a path, not a name");
+}
+
+/// Runs `f` with the process in `dir` (tests of relative paths; nothing else here depends on
+/// the current directory).
+fn with_current_dir<T>(dir: &Path, f: impl FnOnce() -> T) -> T {
+    let before = std::env::current_dir().expect("the current directory");
+    std::env::set_current_dir(dir).expect("enter the directory");
+    let result = f();
+    std::env::set_current_dir(before).expect("leave the directory");
+    result
+}
+
+#[test]
 fn written_configs_read_back() {
     let config = WorkerConfig {
         worker: "w".into(),
