@@ -233,6 +233,40 @@ async fn a_tampered_upload_is_refused_and_nothing_is_kept() {
 }
 
 #[tokio::test]
+async fn file_names_that_are_paths_are_refused_and_nothing_is_kept() {
+    let s = Setup::new().await;
+    let id = s.job().await;
+    let tricks = [
+        "../../etc/passwd",
+        "..",
+        ".",
+        "a/b",
+        "..\\windows\\system.ini",
+        "/etc/shadow",
+        "name\nwith a newline",
+        "nul\0byte",
+    ];
+    for name in tricks {
+        let encoded: String = url::form_urlencoded::byte_serialize(name.as_bytes()).collect();
+        let path = format!("jobs/{id}/attachment?name={encoded}");
+        let answer = s.request(Method::PUT, &path).body(b"bytes".to_vec()).send();
+        let answer = status_and_code(answer.await.expect("an answer")).await;
+        assert_eq!(answer, (400, "invalid_input".to_owned()), "{name:?}");
+        s.nothing_kept(Some(id)).await;
+    }
+    let fine = s.request(
+        Method::PUT,
+        &format!("jobs/{id}/attachment?name=..scan.pdf"),
+    );
+    let fine = fine
+        .body(b"bytes".to_vec())
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(fine.status(), 201, "dots in a name are fine");
+}
+
+#[tokio::test]
 async fn malformed_multipart_bodies_are_refused() {
     let s = Setup::new().await;
     let file_first = reqwest::multipart::Form::new()

@@ -121,6 +121,9 @@ async fn bad_signatures_are_refused_before_anything_happens() {
         .signature
         .replace(|c: char| c.is_ascii_digit(), "A");
     s.refused(&signature, 401, "invalid_signature").await;
+    let mut method_swapped = s.enqueue();
+    method_swapped.signature_method = "HMAC-SHA256";
+    s.refused(&method_swapped, 401, "invalid_signature").await;
     // PLAINTEXT is refused outright.
     let mut plaintext = s.enqueue();
     plaintext.signature_method = "PLAINTEXT";
@@ -193,6 +196,13 @@ async fn replays_and_stale_timestamps_are_refused() {
     assert_eq!(within.sign(&s.secret).send().await.status().as_u16(), 201);
 }
 
+/// The body hash our client sends: SHA-256, base64url without padding.
+fn sha256_b64(body: &[u8]) -> String {
+    use base64::Engine;
+    use sha2::Digest;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(body))
+}
+
 #[tokio::test]
 async fn locked_clients_and_missing_body_hashes_are_refused() {
     let s = Setup::new(ServerConfig {
@@ -207,19 +217,24 @@ async fn locked_clients_and_missing_body_hashes_are_refused() {
     tampered.url.set_query(Some("body_sha256=AAAA"));
     let tampered = tampered.sign(&s.secret);
     s.refused(&tampered, 401, "body_hash_mismatch").await;
+    // A body changed by one byte after it was hashed and signed.
+    let mut flipped = s.enqueue();
+    let body = flipped.body.clone().unwrap_or_default();
+    flipped
+        .url
+        .set_query(Some(&format!("body_sha256={}", sha256_b64(&body))));
+    let mut flipped = flipped.sign(&s.secret);
+    if let Some(body) = flipped.body.as_mut() {
+        body[0] ^= 0x20;
+    }
+    s.refused(&flipped, 401, "body_hash_mismatch").await;
     s.server
         .directory()
         .set_locked(Role::Producer, "shop", true)
         .await
         .expect("lock");
     let mut locked = s.enqueue();
-    let hash = {
-        use base64::Engine;
-        use sha2::Digest;
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(
-            locked.body.clone().unwrap_or_default(),
-        ))
-    };
+    let hash = sha256_b64(&locked.body.clone().unwrap_or_default());
     locked.url.set_query(Some(&format!("body_sha256={hash}")));
     s.refused(&locked.sign(&s.secret), 401, "locked").await;
 }

@@ -80,18 +80,21 @@ impl Upload {
     }
 
     /// Checks what the producer says: a file name of at most [`MAX_FILE_NAME`] bytes without
-    /// control characters or path separators, a media type of the form `type/subtype`, and a
-    /// SHA-256 of 64 hex digits.
+    /// control characters or path separators, and not `.` or `..` (a name is only ever a
+    /// name, never a path anyone could be tricked into writing to), a media type of the form
+    /// `type/subtype`, and a SHA-256 of 64 hex digits.
     pub fn check(&self) -> Result<()> {
         if let Some(name) = &self.file_name {
             let bad = name.is_empty()
+                || name == "."
+                || name == ".."
                 || name.len() > MAX_FILE_NAME
                 || name
                     .chars()
                     .any(|c| c.is_control() || c == '/' || c == '\\');
             if bad {
                 return Err(Error::invalid(format!(
-                    "file name {name:?}: 1 to {MAX_FILE_NAME} bytes, no control characters or slashes"
+                    "file name {name:?}: 1 to {MAX_FILE_NAME} bytes, not . or .., no control characters or slashes"
                 )));
             }
         }
