@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
+use outsourced_backend_sql::sea_orm::{ConnectionTrait, Database, DatabaseConnection};
 use serde_json::Value;
 
 /// The directory cargo puts this test binary's sibling binaries in (`target/debug`).
@@ -151,9 +152,14 @@ pub(crate) struct Served {
 impl Scratch {
     /// `outsourcer serve ARGS` on a free port of 127.0.0.1, logging at `log` (a `RUST_LOG`).
     pub(crate) fn serve(&self, args: &[&str], log: &str) -> Served {
+        self.serve_on("127.0.0.1:0", args, log)
+    }
+
+    /// `outsourcer serve ARGS` on `bind`, logging at `log` (a `RUST_LOG`).
+    pub(crate) fn serve_on(&self, bind: &str, args: &[&str], log: &str) -> Served {
         use std::io::BufRead;
         let mut child = Command::new(bin("outsourcer"))
-            .args(["serve", "--bind", "127.0.0.1:0"])
+            .args(["serve", "--bind", bind])
             .args(args)
             .current_dir(self.dir.path())
             .env("OUTSOURCED_DATABASE_URL", self.database())
@@ -209,6 +215,19 @@ impl Served {
         self.terminate();
     }
 
+    /// Kills it with SIGKILL, as a crash would: no shutdown, no drain.
+    #[allow(dead_code)] // the fault suite's
+    pub(crate) fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Its process id.
+    #[allow(dead_code)] // the fault suite's
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     fn terminate(&mut self) {
         let pid = self.child.id().to_string();
         let _ = Command::new("kill").args(["-TERM", &pid]).status();
@@ -221,5 +240,69 @@ impl Drop for Served {
         if let Ok(None) = self.child.try_wait() {
             self.terminate();
         }
+    }
+}
+
+/// A database server the tests may use, from its environment variable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Server {
+    Postgres,
+    MariaDb,
+}
+
+impl Server {
+    fn variable(self) -> &'static str {
+        match self {
+            Server::Postgres => "OUTSOURCED_TEST_POSTGRES_URL",
+            Server::MariaDb => "OUTSOURCED_TEST_MYSQL_URL",
+        }
+    }
+
+    /// The server's URL; `None` (and a loud note) when it is not configured, except under
+    /// `CI=true`, where a missing server fails the test.
+    pub(crate) fn url(self) -> Option<String> {
+        match std::env::var(self.variable()) {
+            Ok(url) if !url.is_empty() => Some(url),
+            _ if std::env::var("CI").is_ok_and(|ci| ci == "true") => {
+                panic!("{} must be set under CI=true", self.variable())
+            }
+            _ => {
+                eprintln!(
+                    "SKIPPED: {:?} tests need {} (see CONTRIBUTING.md)",
+                    self,
+                    self.variable()
+                );
+                None
+            }
+        }
+    }
+}
+
+/// A fresh PostgreSQL database (not a schema: the CLI takes a URL), dropped by `drop_now`.
+pub(crate) struct FreshDatabase {
+    admin: DatabaseConnection,
+    name: String,
+    /// Its URL.
+    pub(crate) url: String,
+}
+
+impl FreshDatabase {
+    /// A database named `ots_{what}_PID` next to the one `url` names.
+    pub(crate) async fn create(url: &str, what: &str) -> FreshDatabase {
+        let admin = Database::connect(url).await.expect("reach PostgreSQL");
+        let name = format!("ots_{what}_{}", std::process::id());
+        let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+        admin.execute_unprepared(&drop).await.expect("drop");
+        let create = format!("CREATE DATABASE {name}");
+        admin.execute_unprepared(&create).await.expect("create");
+        let base = url.rsplit_once('/').map_or(url, |(base, _)| base);
+        let url = format!("{base}/{name}");
+        FreshDatabase { admin, name, url }
+    }
+
+    /// Drops it (the test passed; a failed one leaves it to look at).
+    pub(crate) async fn drop_now(self) {
+        let drop = format!("DROP DATABASE {} WITH (FORCE)", self.name);
+        self.admin.execute_unprepared(&drop).await.expect("drop");
     }
 }

@@ -7,40 +7,13 @@ use std::time::Duration;
 
 use futures::future::join_all;
 use outsourced_backend_http::{HttpBackend, HttpConfig};
-use outsourced_backend_sql::sea_orm::{ConnectionTrait, Database, DatabaseConnection};
 use outsourced_core::{Actor, Backend, JobId, NewJob, ReserveOptions, WorkerInstance};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::bins::{Scratch, Served};
+use crate::bins::{FreshDatabase, Scratch, Served};
 use crate::signing::{Signed, status_and_code};
 use crate::support::Server;
-
-/// A fresh PostgreSQL database (not a schema: the CLI takes a URL), dropped by `drop_now`.
-struct FreshDatabase {
-    admin: DatabaseConnection,
-    name: String,
-    url: String,
-}
-
-impl FreshDatabase {
-    async fn create(url: &str) -> FreshDatabase {
-        let admin = Database::connect(url).await.expect("reach PostgreSQL");
-        let name = format!("ots_multi_{}", std::process::id());
-        let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-        admin.execute_unprepared(&drop).await.expect("drop");
-        let create = format!("CREATE DATABASE {name}");
-        admin.execute_unprepared(&create).await.expect("create");
-        let base = url.rsplit_once('/').map_or(url, |(base, _)| base);
-        let url = format!("{base}/{name}");
-        FreshDatabase { admin, name, url }
-    }
-
-    async fn drop_now(self) {
-        let drop = format!("DROP DATABASE {} WITH (FORCE)", self.name);
-        self.admin.execute_unprepared(&drop).await.expect("drop");
-    }
-}
 
 /// A client of `server` with the credentials `created` printed.
 fn client(server: &Served, created: &Value) -> Arc<HttpBackend> {
@@ -71,7 +44,7 @@ async fn two_server_processes_on_one_postgres_database_act_as_one() {
     let Some(url) = Server::Postgres.url() else {
         return;
     };
-    let database = FreshDatabase::create(&url).await;
+    let database = FreshDatabase::create(&url, "multi").await;
     let s = Scratch::on(&database.url);
     s.ok(&["queue", "create", "bulk", "--unlimited"]);
     let worker = s.json(&["worker", "create", "w1"]);

@@ -21,40 +21,7 @@ pub(crate) async fn sql_harness(url: &str) -> Harness {
     sql_harness_with(test_config(url)).await
 }
 
-/// A database server the tests may use, from its environment variable.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Server {
-    Postgres,
-    MariaDb,
-}
-
-impl Server {
-    fn variable(self) -> &'static str {
-        match self {
-            Server::Postgres => "OUTSOURCED_TEST_POSTGRES_URL",
-            Server::MariaDb => "OUTSOURCED_TEST_MYSQL_URL",
-        }
-    }
-
-    /// The server's URL; `None` (and a loud note) when it is not configured, except under
-    /// `CI=true`, where a missing server fails the test.
-    pub(crate) fn url(self) -> Option<String> {
-        match std::env::var(self.variable()) {
-            Ok(url) if !url.is_empty() => Some(url),
-            _ if std::env::var("CI").is_ok_and(|ci| ci == "true") => {
-                panic!("{} must be set under CI=true", self.variable())
-            }
-            _ => {
-                eprintln!(
-                    "SKIPPED: {:?} tests need {} (see CONTRIBUTING.md)",
-                    self,
-                    self.variable()
-                );
-                None
-            }
-        }
-    }
-}
+pub(crate) use crate::bins::Server;
 
 /// Fresh, empty namespaces on a database server, one per harness: a schema on PostgreSQL, a
 /// database on MariaDB. Dropped by [`Namespaces::drop_all`].

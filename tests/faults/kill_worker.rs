@@ -1,0 +1,80 @@
+//! kill -9 a worker in the middle of its jobs, twenty times over a run (reliability case 115):
+//! each interrupted attempt ends by its lease expiring, the job runs again, and nothing else
+//! is lost or run twice.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use outsourced_core::{JobId, Reason};
+
+use crate::checker::check;
+use crate::cluster::{Cluster, WorkerProcess, exclusive, say};
+
+const SCENARIO: &str = "kill -9 workers";
+const KILLS: usize = 20;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_workers_jobs_run_again_after_their_lease() {
+    let _alone = exclusive().await;
+    let cluster = Cluster::sqlite().await;
+    let producer = cluster.producer();
+    let mut acknowledged = Vec::new();
+    for _ in 0..240 {
+        acknowledged.push(Cluster::enqueue(&producer, 0.5, 0.5).await);
+    }
+    let mut workers: Vec<WorkerProcess> = (1..=3)
+        .map(|i| cluster.worker(&format!("w{i}"), "", &[]))
+        .collect();
+    // The attempts a killed worker held (some still within their lease at a later kill of
+    // the same worker's next process).
+    let mut interrupted: BTreeSet<(JobId, u32)> = BTreeSet::new();
+    for kill in 0..KILLS {
+        let i = kill % workers.len();
+        let name = workers[i].name.clone();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let held = loop {
+            let held = cluster.held_by(&name).await;
+            if !held.is_empty() {
+                break held;
+            }
+            assert!(Instant::now() < deadline, "{name} never held a job");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        workers.remove(i).kill();
+        interrupted.extend(held);
+        workers.insert(i, cluster.worker(&name, "", &[]));
+    }
+    say(
+        SCENARIO,
+        format!("killed a worker with SIGKILL {KILLS} times, each while it ran jobs"),
+    );
+    cluster.wait_until_done(Duration::from_secs(120)).await;
+    for worker in workers {
+        worker.stop();
+    }
+    let report = check(SCENARIO, &cluster.sql, &acknowledged).await;
+    let (mut expired, mut just_finished) = (0, 0);
+    for (id, attempt) in &interrupted {
+        let history = &report.histories[id];
+        let ended = history
+            .iter()
+            .find(|row| row.attempt == *attempt && row.reason != Reason::Reserved)
+            .map(|row| row.reason);
+        match ended {
+            Some(Reason::LeaseExpired) => expired += 1,
+            // Its success was on the wire when the worker died.
+            Some(Reason::Completed) => just_finished += 1,
+            other => panic!("job {id}, attempt {attempt}, interrupted, ended {other:?}"),
+        }
+    }
+    assert!(expired >= KILLS, "at least one expiry per kill: {expired}");
+    say(
+        SCENARIO,
+        format!(
+            "{} attempts were running at a kill: {expired} ended by their lease expiring and \
+             ran again, {just_finished} had reported success just before",
+            interrupted.len()
+        ),
+    );
+    cluster.finish().await;
+}
