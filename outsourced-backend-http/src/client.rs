@@ -73,6 +73,15 @@ pub struct HttpBackend {
 /// How often a request that could not connect is tried, each time signed afresh.
 const CONNECT_TRIES: u32 = 3;
 
+/// How often a request the server turned away (503 `overloaded`) is sent.
+const SHED_TRIES: u32 = 5;
+
+/// Whether an error body is the server's `overloaded`: nothing was done, so trying again is
+/// safe (unlike other 503s, after which a write may or may not have happened).
+fn is_overloaded(body: &[u8]) -> bool {
+    serde_json::from_slice::<crate::wire::ErrorBody>(body).is_ok_and(|e| e.code == "overloaded")
+}
+
 pub(crate) fn transport(message: String, retryable: bool) -> Error {
     Error::Backend {
         backend: "http",
@@ -171,6 +180,18 @@ impl HttpBackend {
                 Err(error) => {
                     let retryable = error.is_connect() || error.is_timeout() || error.is_request();
                     return Err(transport(format!("{method} {url}: {error}"), retryable));
+                }
+                Ok(response) if response.status() == 503 && tries < SHED_TRIES => {
+                    let bytes = response.bytes().await.unwrap_or_default();
+                    let error = error_from_response(503, &bytes);
+                    if !is_overloaded(&bytes) {
+                        return Err(error);
+                    }
+                    // Turned away before anything was done: the same call, signed afresh, is
+                    // safe to send again once the server has room.
+                    let jitter = rand::random_range(0..100);
+                    let pause = 100 * u64::from(tries) + jitter;
+                    tokio::time::sleep(Duration::from_millis(pause)).await;
                 }
                 Ok(response) => return read(response).await,
             }

@@ -27,6 +27,12 @@ pub struct ServerConfig {
     /// A token that `GET <mount>/metrics` must present as `Authorization: Bearer TOKEN`; with
     /// none, the metrics are open to whoever reaches the server (put them behind the network).
     pub metrics_token: Option<String>,
+    /// The most `/v1` requests in flight at once, long polls apart (256); past it a request is
+    /// answered 503 `overloaded` with `Retry-After` before anything is read or checked, so
+    /// that an overload costs neither memory nor work.
+    pub max_requests: usize,
+    /// The most reserves in flight at once, long polls included (4,096).
+    pub max_reserves: usize,
 }
 
 impl Default for ServerConfig {
@@ -41,6 +47,8 @@ impl Default for ServerConfig {
             header_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(75),
             metrics_token: None,
+            max_requests: 256,
+            max_reserves: 4096,
         }
     }
 }

@@ -23,6 +23,9 @@ struct Inner {
     config: ServerConfig,
     scheme: &'static str,
     metrics: Arc<Metrics>,
+    /// Room for requests in flight: reserves (long polls), and everything else.
+    reserves: Arc<tokio::sync::Semaphore>,
+    requests: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
@@ -34,6 +37,8 @@ impl AppState {
         backend.set_observer(metrics.clone());
         AppState {
             inner: Arc::new(Inner {
+                reserves: Arc::new(tokio::sync::Semaphore::new(config.max_reserves)),
+                requests: Arc::new(tokio::sync::Semaphore::new(config.max_requests)),
                 metrics,
                 directory: Directory::new(backend.clone()),
                 nonces: NonceStore::new(backend.clone()),
@@ -75,6 +80,15 @@ impl AppState {
 
     pub(crate) fn scheme(&self) -> &'static str {
         self.inner.scheme
+    }
+
+    /// A place for one request in flight (a reserve, or any other), if there is room.
+    pub(crate) fn admit(&self, reserve: bool) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let room = match reserve {
+            true => &self.inner.reserves,
+            false => &self.inner.requests,
+        };
+        room.clone().try_acquire_owned().ok()
     }
 
     /// The wall clock, for OAuth timestamps (the backend's own clock decides leases).

@@ -12,6 +12,7 @@ mod dashboard_forms;
 mod http;
 mod http_attachments;
 mod http_authz;
+mod http_overload;
 mod http_refusals;
 mod interop;
 mod metrics;

@@ -12,7 +12,8 @@ pub struct ErrorBody {
     /// `stale_lease`, `invalid_transition`, `bad_payload`, `invalid_input`, `conflict`,
     /// `no_attachment`, `forbidden`, `unauthorized` codes (`unsigned`, `invalid_signature`,
     /// `timestamp_refused`, `nonce_used`, `locked`, `body_hash_mismatch`, `body_hash_required`),
-    /// `too_large`, `unavailable`, `internal`.
+    /// `too_large`, `unavailable`, `overloaded` (turned away before anything was done: safe to
+    /// send again), `internal`.
     pub code: String,
     /// One sentence for people.
     pub message: String,

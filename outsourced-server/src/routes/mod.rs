@@ -111,6 +111,30 @@ async fn time_limit(
     response
 }
 
+/// Answers 503 `overloaded` (with `Retry-After`) when the server has as many requests in
+/// flight as it takes, before reading or checking anything: an overload then costs neither
+/// memory nor work, and clients (ours retry these) come back a moment later.
+async fn shed(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: axum::extract::Request,
+    next: middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let reserve = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .is_some_and(|path| path.as_str().ends_with("/reserve"));
+    match state.admit(reserve) {
+        Some(_in_flight) => next.run(request).await,
+        None => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "overloaded",
+            "the server has as many requests in flight as it takes; try again in a moment",
+        )
+        .into_response(),
+    }
+}
+
 /// `GET <mount>/metrics`: Prometheus's text format, behind the bearer token when one is set.
 async fn metrics(
     axum::extract::State(state): axum::extract::State<AppState>,
@@ -177,7 +201,8 @@ pub fn router(state: AppState) -> Router {
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::authenticate,
-        ));
+        ))
+        .route_layer(middleware::from_fn_with_state(state.clone(), shed));
     let api = signed
         .route("/openapi.json", get(openapi_json))
         .route("/health", get(health))
