@@ -21,6 +21,11 @@ pub(crate) struct Pools {
     pub(crate) writer: DatabaseConnection,
     pub(crate) reader: DatabaseConnection,
     pub(crate) flavor: Flavor,
+    /// An in-memory SQLite database: a connection that is never used, so that the database
+    /// outlives its writer's connection should that one ever be closed (a call cancelled in
+    /// the middle of a statement can close it); the writer's pool then reconnects to the
+    /// same database, not to a fresh, empty one.
+    _keeper: Option<DatabaseConnection>,
 }
 
 /// Opens the database at `config.url` and brings its schema up to date.
@@ -106,6 +111,7 @@ async fn open_server(config: &SqlConfig) -> Result<Pools> {
         writer: db.clone(),
         reader: db,
         flavor,
+        _keeper: None,
     })
 }
 
@@ -129,23 +135,33 @@ fn is_memory(url: &str) -> bool {
 }
 
 async fn open_sqlite(config: &SqlConfig) -> Result<Pools> {
-    let memory = is_memory(&config.url);
-    let writer = sqlite_pool(config, 1, false).await?;
-    if memory {
-        // Each connection to an in-memory database is a database of its own, so readers
-        // would see nothing: everything shares the one connection.
+    if is_memory(&config.url) {
+        // One database by name in shared-cache mode, so that the keeper and the writer (and a
+        // writer connection opened again) are connections to the same database. Readers
+        // would still have to take turns with the writer, table by table: everything shares
+        // the writer's one connection.
+        let url = format!(
+            "sqlite:file:outsourced-memory-{:032x}?mode=memory&cache=shared",
+            rand::random::<u128>()
+        );
+        let keeper = sqlite_pool(config, &url, 1, false).await?;
+        let writer = sqlite_pool(config, &url, 1, false).await?;
         return Ok(Pools {
             reader: writer.clone(),
             writer,
             flavor: Flavor::Sqlite,
+            _keeper: Some(keeper),
         });
     }
+    let writer = sqlite_pool(config, &config.url, 1, false).await?;
     // Readers open after the writer, which has created the file and switched it to WAL.
-    let reader = sqlite_pool(config, config.sqlite_readers.max(1), true).await?;
+    let readers = config.sqlite_readers.max(1);
+    let reader = sqlite_pool(config, &config.url, readers, true).await?;
     Ok(Pools {
         writer,
         reader,
         flavor: Flavor::Sqlite,
+        _keeper: None,
     })
 }
 
@@ -153,14 +169,19 @@ async fn open_sqlite(config: &SqlConfig) -> Result<Pools> {
 /// batch.
 const ROW_BUFFER: usize = 1024;
 
-async fn sqlite_pool(config: &SqlConfig, size: u32, read_only: bool) -> Result<DatabaseConnection> {
+async fn sqlite_pool(
+    config: &SqlConfig,
+    url: &str,
+    size: u32,
+    read_only: bool,
+) -> Result<DatabaseConnection> {
     let sync = match config.sqlite_sync {
         SqliteSync::Full => SqliteSynchronous::Full,
         SqliteSync::Normal => SqliteSynchronous::Normal,
     };
     let busy = config.sqlite_busy_timeout;
-    let memory = is_memory(&config.url);
-    let mut options = ConnectOptions::new(config.url.clone());
+    let memory = is_memory(url);
+    let mut options = ConnectOptions::new(url.to_owned());
     options
         .max_connections(size)
         .min_connections(1)
