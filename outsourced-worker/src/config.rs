@@ -127,6 +127,14 @@ pub enum ConfigError {
 }
 
 impl WorkerConfig {
+    /// Parses and checks a config's text (its command paths as written); the error names
+    /// the key at fault.
+    pub fn parse(text: &str) -> Result<WorkerConfig, String> {
+        let config: WorkerConfig = serde_saphyr::from_str(text).map_err(|e| e.to_string())?;
+        config.check()?;
+        Ok(config)
+    }
+
     /// Reads and checks a config file; relative command paths are resolved against its
     /// directory.
     pub fn load(path: &Path) -> Result<WorkerConfig, ConfigError> {
@@ -134,13 +142,10 @@ impl WorkerConfig {
             path: path.to_owned(),
             source,
         })?;
-        let invalid = |message: String| ConfigError::Invalid {
+        let mut config = WorkerConfig::parse(&text).map_err(|message| ConfigError::Invalid {
             path: path.to_owned(),
             message,
-        };
-        let mut config: WorkerConfig =
-            serde_saphyr::from_str(&text).map_err(|e| invalid(e.to_string()))?;
-        config.check().map_err(invalid)?;
+        })?;
         // The directory of `w1.yml` is "", which would make `./job.sh` a bare `job.sh`, looked
         // up on the PATH: it is the current directory.
         let base = path
