@@ -8,12 +8,18 @@ use super::encode::encode;
 pub struct BadUri(pub String);
 
 /// §3.4.1.2: scheme and host in lowercase, the port only when it is not the scheme's default,
-/// then the path (as sent, percent-encoding kept), without query or fragment.
+/// then the path (as sent, percent-encoding kept). The host must be printable ASCII without
+/// URI delimiters and the path an absolute path without query or fragment: anything else
+/// would sign a different URI than the one the request names.
 pub fn base_uri(scheme: &str, host: &str, path: &str) -> Result<String, BadUri> {
     let scheme = scheme.to_ascii_lowercase();
     let host = host.to_ascii_lowercase();
-    if host.is_empty() || host.contains(['/', '?', '#', '@', ' ']) {
+    if host.is_empty() || !printable(&host) || host.contains(['/', '?', '#', '@', '\\']) {
         return Err(BadUri(format!("bad host {host:?}")));
+    }
+    if !(path.is_empty() || path.starts_with('/')) || !printable(path) || path.contains(['?', '#'])
+    {
+        return Err(BadUri(format!("bad path {path:?}")));
     }
     let (name, port) = match host.rsplit_once(':') {
         // An IPv6 literal has colons of its own inside brackets.
@@ -36,6 +42,11 @@ pub fn base_uri(scheme: &str, host: &str, path: &str) -> Result<String, BadUri> 
     };
     let path = if path.is_empty() { "/" } else { path };
     Ok(format!("{scheme}://{authority}{path}"))
+}
+
+/// Visible ASCII only: a request line or `Host` header carries nothing else unencoded.
+fn printable(text: &str) -> bool {
+    text.bytes().all(|b| b.is_ascii_graphic())
 }
 
 /// §3.4.1.3.2: every name and value percent-encoded, sorted by name then value (as bytes),
@@ -90,6 +101,12 @@ mod tests {
         assert_eq!(uri("http", "[::1]", "/").as_deref(), Some("http://[::1]/"));
         assert_eq!(uri("ftp", "example.com", "/"), None);
         assert_eq!(uri("http", "a b", "/"), None);
+        // Found by the base_string fuzz target: a path that is not one, a host with a
+        // character no Host header carries.
+        assert_eq!(uri("https", "[::1]:8443", "=?"), None);
+        assert_eq!(uri("http", "example.com", "/a?b=c"), None);
+        assert_eq!(uri("http", "[:\u{fffd}:1]", "/"), None);
+        assert_eq!(uri("http", "example.com", "/a\nb"), None);
     }
 
     #[test]
