@@ -6,7 +6,8 @@
 //!
 //! A binary of its own, apart from `it`: its scenarios kill and restart what other tests
 //! stand on (a PostgreSQL restart would fail every test using it), so they run one at a time
-//! (see [`cluster::exclusive`]), after `it`. Leases are 2 s, so that a scenario waits for
+//! (see [`cluster::exclusive`]), never beside `it` (cargo runs test binaries one
+//! after another). Leases are 2 s, so that a scenario waits for
 //! expiries in seconds. Each prints what it did and what it checked.
 
 #[allow(dead_code, unreachable_pub)]
