@@ -14,17 +14,36 @@ use crate::http::RunningServer;
 use crate::signing::{Signed, status_and_code};
 use crate::support::test_config;
 
-/// Sends a fresh signing of `request()` until one is turned away; returns it, unsent again.
-async fn until_turned_away(request: impl Fn() -> Signed) -> Signed {
-    let deadline = Instant::now() + Duration::from_secs(10);
+/// A request kept in flight to fill the server's places.
+type Holder = tokio::task::JoinHandle<reqwest::Result<reqwest::Response>>;
+
+/// Starts a holder with `start`, then sends fresh signings of `probe()` one after another until
+/// one is turned away, and returns it, unsent again. A holder that came while a probe was in
+/// flight was itself turned away (the probes and the holder race for the one place): it is
+/// started again, so the outcome does not depend on which came first.
+async fn until_turned_away<T>(
+    start: impl Fn() -> (T, Holder),
+    probe: impl Fn() -> Signed,
+) -> (T, Holder, Signed) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (mut kept, mut holder) = start();
     loop {
-        let signed = request();
+        let signed = probe();
         let answer = signed.send().await;
         if answer.status() == 503 {
             let retry = answer.headers().get("retry-after").cloned();
             assert_eq!(retry.as_ref().map(|v| v.as_bytes()), Some(&b"1"[..]));
             assert_eq!(status_and_code(answer).await.1, "overloaded");
-            return signed;
+            return (kept, holder, signed);
+        }
+        if holder.is_finished() {
+            let early = holder.await.expect("the holder's task").expect("an answer");
+            assert_eq!(
+                early.status(),
+                503,
+                "the holder ended early, not turned away"
+            );
+            (kept, holder) = start();
         }
         assert!(Instant::now() < deadline, "never turned away");
         tokio::task::yield_now().await;
@@ -69,30 +88,31 @@ async fn an_overloaded_server_turns_requests_away_before_doing_anything() {
         .expect("a job");
     let url = |path: &str| format!("{}/v1/{path}", server.url);
     // An upload whose bytes have not all come holds the one place for requests.
-    let (more, body) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(1);
-    more.send(Ok(b"the first bytes".to_vec()))
-        .await
-        .expect("a chunk");
-    let put = Signed::new(
-        Method::PUT,
-        &url(&format!("jobs/{}/attachment", job.id)),
-        &shop.consumer_key,
-        None,
-    )
-    .sign(&shop.consumer_secret);
-    let stream = futures::stream::unfold(body, |mut body| async {
-        body.recv().await.map(|c| (c, body))
-    });
-    let upload = reqwest::Client::new()
-        .put(put.url.clone())
-        .header(reqwest::header::AUTHORIZATION, put.authorization())
-        .body(reqwest::Body::wrap_stream(stream));
-    let upload = tokio::spawn(upload.send());
+    let upload = || {
+        let (more, body) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(1);
+        more.try_send(Ok(b"the first bytes".to_vec()))
+            .expect("room for a chunk");
+        let put = Signed::new(
+            Method::PUT,
+            &url(&format!("jobs/{}/attachment", job.id)),
+            &shop.consumer_key,
+            None,
+        )
+        .sign(&shop.consumer_secret);
+        let stream = futures::stream::unfold(body, |mut body| async {
+            body.recv().await.map(|c| (c, body))
+        });
+        let upload = reqwest::Client::new()
+            .put(put.url.clone())
+            .header(reqwest::header::AUTHORIZATION, put.authorization())
+            .body(reqwest::Body::wrap_stream(stream));
+        (more, tokio::spawn(upload.send()))
+    };
     let list = || {
         Signed::new(Method::GET, &url("queues"), &shop.consumer_key, None)
             .sign(&shop.consumer_secret)
     };
-    let turned_away = until_turned_away(list).await;
+    let (more, upload, turned_away) = until_turned_away(upload, list).await;
     drop(more);
     let uploaded = upload.await.expect("the upload's task").expect("an answer");
     assert_eq!(uploaded.status(), 201);
@@ -113,9 +133,11 @@ async fn an_overloaded_server_turns_requests_away_before_doing_anything() {
         )
         .sign(&worker.consumer_secret)
     };
-    let poll = reserve(20_000);
-    let polling = tokio::spawn(async move { poll.send().await });
-    until_turned_away(|| reserve(0)).await;
+    let poll = || {
+        let poll = reserve(20_000);
+        ((), tokio::spawn(async move { Ok(poll.send().await) }))
+    };
+    let ((), polling, _) = until_turned_away(poll, || reserve(0)).await;
     assert_eq!(
         list().send().await.status(),
         200,
@@ -128,6 +150,6 @@ async fn an_overloaded_server_turns_requests_away_before_doing_anything() {
         )
         .await
         .expect("a job for the long poll");
-    let polled = polling.await.expect("the poll's task");
+    let polled = polling.await.expect("the poll's task").expect("an answer");
     assert_eq!(polled.status(), 200);
 }
