@@ -57,19 +57,28 @@ impl Namespaces {
     /// `DROP ... WITH (FORCE)` would: a pooled connection can hold a dropped transaction's
     /// metadata lock (sqlx rolls it back only when the connection is next used), and
     /// `DROP DATABASE` would wait for it forever.
+    /// A session found inside a transaction is reported on stderr: it is a leak to find.
     async fn end_sessions_on(&self, name: &str) {
         use outsourced_backend_sql::sea_orm::{ConnectionTrait, Statement};
-        let sql = format!("SELECT id FROM information_schema.processlist WHERE db = '{name}'");
+        // `processlist.id` is a signed BIGINT: decoded as u64 it fails, and nothing was killed.
+        let sql = format!(
+            "SELECT p.id, t.trx_started IS NOT NULL FROM information_schema.processlist p \
+             LEFT JOIN information_schema.innodb_trx t ON t.trx_mysql_thread_id = p.id \
+             WHERE p.db = '{name}'"
+        );
         let backend = self.admin.get_database_backend();
         let rows = self
             .admin
             .query_all_raw(Statement::from_string(backend, sql))
-            .await;
-        for row in rows.unwrap_or_default() {
-            if let Ok(id) = row.try_get_by_index::<u64>(0) {
-                // A session that ended on its own meanwhile is no error.
-                let _ = self.admin.execute_unprepared(&format!("KILL {id}")).await;
+            .await
+            .unwrap_or_else(|e| panic!("the sessions on {name}: {e}"));
+        for row in rows {
+            let id: i64 = row.try_get_by_index(0).expect("a session id");
+            if row.try_get_by_index::<i64>(1).is_ok_and(|open| open == 1) {
+                eprintln!("note: session {id} on {name} was left inside a transaction");
             }
+            // A session that ended on its own meanwhile is no error.
+            let _ = self.admin.execute_unprepared(&format!("KILL {id}")).await;
         }
     }
 
