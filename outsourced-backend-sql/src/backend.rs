@@ -164,11 +164,21 @@ impl SqlBackend {
             },
             _ => TransactionOptions::default(),
         };
-        self.inner
-            .pools
-            .writer
-            .begin_with_options(options)
+        // In a task of its own, so that it runs to its end even when its caller goes away:
+        // sqlx counts a transaction only once the server has answered `BEGIN`, so a caller
+        // dropped in between would hand the connection back to the pool inside a transaction
+        // sqlx does not know of, where later reads and writes would wait for no commit (seen
+        // on MariaDB as a session idle in a transaction, holding its locks). A transaction
+        // begun for no one is rolled back when the task drops it.
+        let writer = self.inner.pools.writer.clone();
+        tokio::spawn(async move { writer.begin_with_options(options).await })
             .await
+            .map_err(|e| outsourced_core::Error::Backend {
+                backend: "sql",
+                message: format!("beginning a transaction: {e}"),
+                retryable: true,
+                source: None,
+            })?
             .map_err(db_error)
     }
 

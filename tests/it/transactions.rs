@@ -1,6 +1,7 @@
 //! Enqueueing inside the host application's own transaction, on every database: committed
 //! means the jobs and their first history rows exist, rolled back means neither does, and a
-//! refused batch leaves the caller's transaction usable.
+//! refused batch leaves the caller's transaction usable; and callers that go away in the
+//! middle of a write leave no pooled connection inside a transaction.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +20,7 @@ on_every_database!(
     jobs_enqueued_in_a_committed_transaction_exist_with_their_history,
     a_rolled_back_transaction_leaves_no_job_no_history_and_no_taken_slot,
     a_refused_batch_leaves_the_callers_transaction_usable,
+    callers_that_go_away_mid_write_leave_no_connection_inside_a_transaction,
 );
 
 /// Two backends on one database (an application process and a worker process), and the
@@ -154,4 +156,51 @@ async fn a_refused_batch_leaves_the_callers_transaction_usable(config: SqlConfig
     assert_eq!(shipping.counts.get(JobState::Available), 1);
     let stored = worker.job(&root, kept.id).await.expect("the kept job");
     assert_eq!(stored.state, JobState::Available);
+}
+
+/// Callers that go away at any moment of a write (reserves cut short after ever longer
+/// timeouts) leave no pooled connection inside a transaction: sqlx counts a transaction only
+/// once `BEGIN` is answered, so a caller dropped in between would hand back a connection that
+/// the server still sees in one. With one connection, the check below gets it only once every
+/// cut-short write has given it back.
+async fn callers_that_go_away_mid_write_leave_no_connection_inside_a_transaction(
+    mut config: SqlConfig,
+) {
+    config.max_connections = 1;
+    let backend = SqlBackend::open(config).await.expect("open the database");
+    let admin = Actor::Admin("root".into());
+    backend
+        .create_queue(&admin, "cut", QueueLimit::default())
+        .await
+        .expect("a queue");
+    let worker = WorkerInstance::new("w1", "a");
+    for micros in 0..400u64 {
+        let reserve = backend.reserve(&worker, ReserveOptions::up_to(1).queues(["cut"]));
+        let _ = tokio::time::timeout(Duration::from_micros(micros * 5), reserve).await;
+    }
+    // MariaDB says it of the session itself. PostgreSQL's `now()` against
+    // `statement_timestamp()` is no test of it under the extended protocol, and MySQL has no
+    // `@@in_transaction`: there the backend only has to keep working.
+    let in_transaction = match backend.flavor() {
+        Flavor::MariaDb => Some("SELECT CAST(@@in_transaction AS SIGNED)"),
+        Flavor::Postgres | Flavor::MySql | Flavor::Sqlite => None,
+    };
+    if let Some(sql) = in_transaction {
+        let db = backend.connection();
+        for _ in 0..3 {
+            let row = db
+                .query_one_raw(Statement::from_string(db.get_database_backend(), sql))
+                .await
+                .expect("a query")
+                .expect("a row");
+            let open: i64 = row.try_get_by_index(0).expect("a number");
+            assert_eq!(open, 0, "a pooled connection was left inside a transaction");
+        }
+    }
+    let job = NewJob::new("Send", json!([])).queue("cut");
+    let job = backend
+        .enqueue(&Actor::Producer("shop".into()), job)
+        .await
+        .expect("an enqueue after it all");
+    assert_eq!(job.state, JobState::Available);
 }
