@@ -13,7 +13,7 @@ use sea_orm::{
 use crate::config::SqlConfig;
 use crate::connect::{self, Pools};
 use crate::dialect::Flavor;
-use crate::error::db_error;
+use crate::error::{backend_error, db_error};
 use crate::group::Group;
 use crate::wake::{self, Wake};
 use crate::{
@@ -173,12 +173,7 @@ impl SqlBackend {
         let writer = self.inner.pools.writer.clone();
         tokio::spawn(async move { writer.begin_with_options(options).await })
             .await
-            .map_err(|e| outsourced_core::Error::Backend {
-                backend: "sql",
-                message: format!("beginning a transaction: {e}"),
-                retryable: true,
-                source: None,
-            })?
+            .map_err(|e| backend_error(format!("beginning a transaction: {e}"), true))?
             .map_err(db_error)
     }
 

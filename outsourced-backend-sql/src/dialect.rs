@@ -8,7 +8,7 @@
 use sea_orm::sea_query::{InsertStatement, OnConflict};
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 
-use crate::error::db_error;
+use crate::error::{backend_error, db_error};
 use outsourced_core::Result;
 
 /// The database a backend talks to, finer than sea-orm's backend (MariaDB is not MySQL).
@@ -95,12 +95,10 @@ pub(crate) async fn insert_returning_ids(
                 .map(|row| row.try_get_by_index::<i64>(0).map_err(db_error))
                 .collect()
         }
-        Flavor::MySql => Err(outsourced_core::Error::Backend {
-            backend: "sql",
-            message: "MySQL inserts rows one by one: use insert_one".into(),
-            retryable: false,
-            source: None,
-        }),
+        Flavor::MySql => Err(backend_error(
+            "MySQL inserts rows one by one: use insert_one",
+            false,
+        )),
     }
 }
 
@@ -115,21 +113,11 @@ pub(crate) async fn insert_one(
         return ids
             .first()
             .copied()
-            .ok_or_else(|| outsourced_core::Error::Backend {
-                backend: "sql",
-                message: "the insert returned no id".into(),
-                retryable: false,
-                source: None,
-            });
+            .ok_or_else(|| backend_error("the insert returned no id", false));
     }
     let result = db
         .execute_raw(flavor.backend().build(&insert))
         .await
         .map_err(db_error)?;
-    i64::try_from(result.last_insert_id()).map_err(|_| outsourced_core::Error::Backend {
-        backend: "sql",
-        message: "an id out of range".into(),
-        retryable: false,
-        source: None,
-    })
+    i64::try_from(result.last_insert_id()).map_err(|_| backend_error("an id out of range", false))
 }

@@ -14,6 +14,7 @@ use crate::backend::SqlBackend;
 use crate::convert::{duration_ms, job_record, ms};
 use crate::dialect::{Flavor, insert_one, insert_returning_ids};
 use crate::entity::job;
+use crate::error::backend_error;
 use crate::group::{Entry, Group};
 use crate::slots;
 use crate::transition::{Step, history_row, insert_history};
@@ -28,12 +29,9 @@ const JOB_CHUNK: usize = 500;
 /// Enqueues one job and returns it as stored.
 pub(crate) async fn one(backend: &SqlBackend, by: &Actor, job: NewJob) -> Result<JobRecord> {
     let mut rows = insert(backend, by, vec![job]).await?;
-    let row = rows.pop().ok_or_else(|| Error::Backend {
-        backend: "sql",
-        message: "the insert returned no row".into(),
-        retryable: false,
-        source: None,
-    })?;
+    let row = rows
+        .pop()
+        .ok_or_else(|| backend_error("the insert returned no row", false))?;
     job_record(&row)
 }
 
@@ -84,12 +82,9 @@ async fn insert_and_link(
 ) -> Result<job::Model> {
     let now = backend.now();
     let mut rows = insert_in(db, backend, by, std::slice::from_ref(job), now).await?;
-    let mut row = rows.pop().ok_or_else(|| Error::Backend {
-        backend: "sql",
-        message: "the insert returned no row".into(),
-        retryable: false,
-        source: None,
-    })?;
+    let mut row = rows
+        .pop()
+        .ok_or_else(|| backend_error("the insert returned no row", false))?;
     if !attachments::link(db, row.id, stored).await? {
         return Err(Error::conflict("the new job could not take its attachment"));
     }

@@ -98,14 +98,20 @@ pub(crate) fn db_error(error: DbErr) -> Error {
     }
 }
 
-/// An error for data in the database that the backend cannot read back (a corrupt row).
-pub(crate) fn corrupt(what: impl std::fmt::Display) -> Error {
+/// An error of this backend's own, with no database error behind it; `retryable` says
+/// whether the same call may succeed if made again.
+pub(crate) fn backend_error(message: impl Into<String>, retryable: bool) -> Error {
     Error::Backend {
         backend: "sql",
-        message: format!("unreadable row: {what}"),
-        retryable: false,
+        message: message.into(),
+        retryable,
         source: None,
     }
+}
+
+/// An error for data in the database that the backend cannot read back (a corrupt row).
+pub(crate) fn corrupt(what: impl std::fmt::Display) -> Error {
+    backend_error(format!("unreadable row: {what}"), false)
 }
 
 #[cfg(test)]

@@ -16,7 +16,8 @@ use std::sync::Mutex;
 use tokio::sync::oneshot;
 
 use crate::backend::SqlBackend;
-use outsourced_core::{Error, Result};
+use crate::error::backend_error;
+use outsourced_core::Result;
 
 /// One request of a group and where its answer goes.
 pub(crate) struct Entry<Req, Resp> {
@@ -88,12 +89,9 @@ impl<Req: Send + 'static, Resp: Send + 'static> Group<Req, Resp> {
         if start {
             tokio::spawn(drain(backend.clone(), self.select));
         }
-        answer.await.map_err(|_| Error::Backend {
-            backend: "sql",
-            message: "the group writer stopped before answering".into(),
-            retryable: true,
-            source: None,
-        })
+        answer
+            .await
+            .map_err(|_| backend_error("the group writer stopped before answering", true))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State<Req, Resp>> {

@@ -5,7 +5,7 @@
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter};
 
 use crate::entity::{history, job};
-use crate::error::db_error;
+use crate::error::{backend_error, db_error};
 use outsourced_core::{Error, JobId, JobState, LeaseRef, Reason, Result, WorkerInstance};
 
 /// How often a change is tried again when the job changed between its read and its write.
@@ -81,10 +81,8 @@ pub(crate) fn holds(row: &job::Model, by: &WorkerInstance, token: &str) -> bool 
 
 /// The error when a job kept changing under a report.
 pub(crate) fn contended(id: JobId) -> Error {
-    Error::Backend {
-        backend: "sql",
-        message: format!("job {id} kept changing during the update; try again"),
-        retryable: true,
-        source: None,
-    }
+    backend_error(
+        format!("job {id} kept changing during the update; try again"),
+        true,
+    )
 }

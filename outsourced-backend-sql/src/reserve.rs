@@ -16,7 +16,7 @@ use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder
 use crate::backend::SqlBackend;
 use crate::convert::{self, duration_ms, ms};
 use crate::entity::{job, queue};
-use crate::error::db_error;
+use crate::error::{backend_error, db_error};
 use crate::reclaim;
 use crate::transition::{Step, history_row, insert_history};
 use outsourced_core::{
@@ -284,12 +284,10 @@ impl<'a> Grant<'a> {
         if result.rows_affected != self.rows.len() as u64 {
             // Cannot happen while the rows are locked (or the SQLite write lock is held); if it
             // does, the transaction is dropped and nothing is handed out.
-            return Err(Error::Backend {
-                backend: "sql",
-                message: "jobs changed while being reserved; try again".into(),
-                retryable: true,
-                source: None,
-            });
+            return Err(backend_error(
+                "jobs changed while being reserved; try again",
+                true,
+            ));
         }
         Ok(())
     }

@@ -13,6 +13,7 @@ use chacha20poly1305::aead::Aead;
 use chacha20poly1305::{Key, KeyInit, XChaCha20Poly1305, XNonce};
 use rand::RngCore;
 
+use crate::error::backend_error;
 use outsourced_core::Error;
 
 /// The environment variable that may hold the server key (base64).
@@ -100,13 +101,12 @@ impl ServerKey {
 
     /// Decrypts a stored secret; fails when it was encrypted under another key.
     pub fn decrypt(&self, stored: &str) -> Result<String, Error> {
-        let wrong_key = || Error::Backend {
-            backend: "sql",
-            message: "cannot decrypt a stored secret: the server key is not the one it was \
-                      encrypted with (see ARCHITECTURE.md, \"The server key\")"
-                .into(),
-            retryable: false,
-            source: None,
+        let wrong_key = || {
+            backend_error(
+                "cannot decrypt a stored secret: the server key is not the one it was \
+                      encrypted with (see ARCHITECTURE.md, \"The server key\")",
+                false,
+            )
         };
         let body = stored.strip_prefix(TAG).ok_or_else(wrong_key)?;
         let bytes = STANDARD.decode(body).map_err(|_| wrong_key())?;

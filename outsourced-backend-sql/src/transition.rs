@@ -9,7 +9,7 @@ use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, Query
 
 use crate::convert::{self, ms};
 use crate::entity::{history, job};
-use crate::error::db_error;
+use crate::error::{backend_error, db_error};
 use crate::slots;
 use outsourced_core::{
     Actor, Error, ErrorInfo, Event, JobId, JobState, Reason, Result, transition,
@@ -124,12 +124,10 @@ impl BatchTransition<'_> {
         if result.rows_affected != self.rows.len() as u64 {
             // Cannot happen while the rows are locked; if it does, the caller's transaction
             // is rolled back and nothing changes.
-            return Err(Error::Backend {
-                backend: "sql",
-                message: "jobs changed while locked for a batch update; try again".into(),
-                retryable: true,
-                source: None,
-            });
+            return Err(backend_error(
+                "jobs changed while locked for a batch update; try again",
+                true,
+            ));
         }
         for (row, step) in &self.rows {
             let steps = std::slice::from_ref(step);
