@@ -3,10 +3,9 @@
 //! producer in this process, and the database itself for the checker.
 
 use std::future::Future;
-use std::io::BufRead;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, channel};
+use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 use outsourced_backend_http::{HttpBackend, HttpConfig};
@@ -14,7 +13,7 @@ use outsourced_backend_sql::SqlBackend;
 use outsourced_core::{Actor, Backend, BackendExt, JobId, JobState, NewJob};
 use serde_json::{Value, json};
 
-use crate::bins::{FreshDatabase, Scratch, Served, Server, bin};
+use crate::bins::{FreshDatabase, Scratch, Served, Server, bin, log_lines};
 
 /// The queue every scenario works.
 pub(crate) const QUEUE: &str = "faults";
@@ -255,18 +254,7 @@ pub(crate) struct WorkerProcess {
 
 impl WorkerProcess {
     fn new(name: &str, mut child: Child) -> Self {
-        let (send, logs) = channel();
-        let stderr = child.stderr.take().expect("its logs");
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stderr)
-                .lines()
-                .map_while(Result::ok)
-            {
-                if send.send(line).is_err() {
-                    return;
-                }
-            }
-        });
+        let logs = log_lines(&mut child);
         WorkerProcess {
             name: name.to_owned(),
             child,

@@ -180,18 +180,7 @@ impl Scratch {
             .unwrap_or_default()
             .to_owned();
         assert!(url.starts_with("http://"), "not serving: {line}");
-        let (send, logs) = std::sync::mpsc::channel();
-        let stderr = child.stderr.take().expect("its logs");
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stderr)
-                .lines()
-                .map_while(Result::ok)
-            {
-                if send.send(line).is_err() {
-                    return;
-                }
-            }
-        });
+        let logs = log_lines(&mut child);
         Served { child, url, logs }
     }
 }
@@ -305,4 +294,23 @@ impl FreshDatabase {
         let drop = format!("DROP DATABASE {} WITH (FORCE)", self.name);
         self.admin.execute_unprepared(&drop).await.expect("drop");
     }
+}
+
+/// The lines a child writes to its stderr (piped), as they come, read by a thread of its own
+/// so that the child never blocks on a full pipe.
+pub(crate) fn log_lines(child: &mut std::process::Child) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead;
+    let (send, logs) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().expect("its logs");
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if send.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    logs
 }
