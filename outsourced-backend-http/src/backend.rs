@@ -76,6 +76,7 @@ impl Backend for HttpBackend {
             instance: by.instance.clone(),
             limit: opts.limit,
             queues: opts.queues,
+            classes: opts.classes,
             min_priority: opts.min_priority,
             max_priority: opts.max_priority,
             wait_ms: opts.wait.map(ms),

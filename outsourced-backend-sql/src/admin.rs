@@ -71,7 +71,7 @@ pub(crate) async fn retry(backend: &SqlBackend, by: &Actor, id: JobId) -> Result
             (txn, result)
         })
         .await?;
-    backend.wake();
+    backend.wake().await;
     Ok(job)
 }
 

@@ -44,7 +44,8 @@ pub(crate) struct Inner {
     pub(crate) wake: Wake,
     /// When reserve last reclaimed expired leases, by the backend's clock.
     pub(crate) last_reclaim: Mutex<Option<DateTime<Utc>>>,
-    /// PostgreSQL: the `LISTEN` task that turns other processes' wake-ups into ours.
+    /// The task that turns other processes' changes into wake-ups: PostgreSQL's `LISTEN`, a
+    /// SQLite file's `data_version` watch.
     listener: Option<tokio::task::JoinHandle<()>>,
     /// Who hears of every committed change (metrics), if anyone.
     observer: std::sync::RwLock<Option<Arc<dyn Observer>>>,
@@ -52,6 +53,8 @@ pub(crate) struct Inner {
     pub(crate) enqueues: Group<enqueue::Request, Result<Vec<crate::entity::job::Model>>>,
     /// OAuth nonces waiting for their group commit.
     pub(crate) nonces: Group<crate::nonces::Seen, Result<bool>>,
+    /// When each worker instance's row was last written.
+    pub(crate) instances: crate::instances::Notes,
 }
 
 impl Drop for Inner {
@@ -86,6 +89,9 @@ impl SqlBackend {
                 let conn = |e| sea_orm::DbErr::Conn(sea_orm::RuntimeErr::SqlxError(Arc::new(e)));
                 Some(listening.map_err(|e| db_error(conn(e)))?)
             }
+            Flavor::Sqlite if !connect::is_memory(&config.url) => {
+                Some(wake::watch_sqlite(pools.writer.clone(), wake.clone()))
+            }
             _ => None,
         };
         Ok(SqlBackend {
@@ -99,6 +105,7 @@ impl SqlBackend {
                 observer: std::sync::RwLock::new(None),
                 enqueues: enqueue::group(),
                 nonces: crate::nonces::group(flavor),
+                instances: crate::instances::Notes::default(),
             }),
         })
     }
@@ -228,40 +235,48 @@ impl SqlBackend {
     }
 
     /// Wakes every reserver that long-polls: in this process at once, and on PostgreSQL in
-    /// every other process through `NOTIFY` (sent on its own, so that no caller waits for it).
-    pub(crate) fn wake(&self) {
+    /// every other process through `NOTIFY` (awaited, so that a process that exits right
+    /// after, the CLI's `job retry`, has sent it).
+    pub(crate) async fn wake(&self) {
         self.inner.wake.everyone();
-        self.notify_others();
+        if self.flavor() == Flavor::Postgres {
+            let channel = wake::channel(self.inner.config.schema.as_deref());
+            let me = self.inner.wake.id();
+            if let Err(error) = wake::notify_others(self.connection(), &channel, me).await {
+                tracing::warn!(%error, "could not notify other servers");
+            }
+        }
     }
 
-    /// Wakes one long-polling reserver per new job of `rows`, in its queue (and on PostgreSQL
-    /// every other process).
+    /// Wakes one long-polling reserver of this process per new job of `rows`, in its queue
+    /// (other processes were told by the enqueue's transaction: [`SqlBackend::notify_in`]).
     pub(crate) fn wake_for(&self, rows: &[crate::entity::job::Model]) {
-        let mut per_queue = std::collections::BTreeMap::<&str, usize>::new();
+        let mut per_queue = std::collections::BTreeMap::<(&str, &str), usize>::new();
         for row in rows.iter().filter(|row| row.waiting) {
-            *per_queue.entry(row.queue.as_str()).or_default() += 1;
+            let key = (row.queue.as_str(), row.class.as_str());
+            *per_queue.entry(key).or_default() += 1;
         }
         self.inner.wake.jobs(&per_queue);
-        self.notify_others();
     }
 
-    fn notify_others(&self) {
-        if self.flavor() == Flavor::Postgres {
-            let db = self.inner.pools.writer.clone();
-            let channel = wake::channel(self.inner.config.schema.as_deref());
-            let me = self.inner.wake.id().to_owned();
-            tokio::spawn(async move {
-                if let Err(error) = wake::notify_others(&db, &channel, &me).await {
-                    tracing::warn!(%error, "could not notify other servers of new jobs");
-                }
-            });
+    /// On PostgreSQL, a `NOTIFY` to every other process, sent in the transaction `db` and so
+    /// delivered at its commit; marked as this backend's, whose own listener skips it.
+    pub(crate) async fn notify_in(&self, db: &impl sea_orm::ConnectionTrait) -> Result<()> {
+        if self.flavor() != Flavor::Postgres {
+            return Ok(());
         }
+        let channel = wake::channel(self.inner.config.schema.as_deref());
+        wake::notify_others(db, &channel, self.inner.wake.id())
+            .await
+            .map_err(db_error)
     }
 
-    /// Tells reservers that jobs may be ready, after jobs were enqueued in a transaction of
-    /// the caller's own (see [`SqlBackend::enqueue_in`]) that has now committed.
+    /// Tells this process's reservers that jobs may be ready, after jobs were enqueued in a
+    /// transaction of the caller's own (see [`SqlBackend::enqueue_in`]) that has now
+    /// committed. (Other processes were told by the transaction itself on PostgreSQL, and see
+    /// the commit of a SQLite file within 50 ms.)
     pub fn notify_enqueued(&self) {
-        self.wake();
+        self.inner.wake.everyone();
     }
 
     /// Enqueues jobs inside a transaction of the caller's own (best begun with
@@ -271,8 +286,8 @@ impl SqlBackend {
     /// queue, say) leaves the transaction usable, with none of the jobs in it.
     ///
     /// On PostgreSQL, waiting workers are notified when the transaction commits; elsewhere,
-    /// call [`SqlBackend::notify_enqueued`] after the commit (or they find the jobs at their
-    /// next look).
+    /// call [`SqlBackend::notify_enqueued`] after the commit so that this process's waiting
+    /// workers look at once (other processes' find the jobs at their next look).
     pub async fn enqueue_in(
         &self,
         txn: &DatabaseTransaction,

@@ -53,6 +53,12 @@ pub struct SqlConfig {
     /// PostgreSQL only: the schema to keep the tables in (its `search_path`); the user's
     /// default when `None`.
     pub schema: Option<String>,
+    /// Create a SQLite file that does not exist (true). Commands that only read, and
+    /// workers, turn it off, so that a mistyped path is an error, not a new empty database.
+    pub create_if_missing: bool,
+    /// How long opening a PostgreSQL or MySQL database may wait for the server before failing
+    /// with its cause (10 s).
+    pub connect_timeout: Duration,
 }
 
 impl SqlConfig {
@@ -74,6 +80,8 @@ impl SqlConfig {
             sqlite_readers: 4,
             max_connections: 10,
             schema: None,
+            create_if_missing: true,
+            connect_timeout: Duration::from_secs(10),
         }
     }
 

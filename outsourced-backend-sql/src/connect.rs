@@ -80,10 +80,12 @@ async fn migrate(pools: &Pools) -> Result<()> {
 /// which claims with SKIP LOCKED need (REPEATABLE READ, its default, adds gap locks), without
 /// index-merge intersection.
 async fn open_server(config: &SqlConfig) -> Result<Pools> {
+    probe(config).await?;
     let mut options = ConnectOptions::new(config.url.clone());
     options
         .max_connections(config.max_connections)
         .acquire_timeout(Duration::from_secs(30))
+        .connect_timeout(config.connect_timeout)
         .sqlx_logging(false);
     if let Some(schema) = &config.schema {
         options.set_schema_search_path(schema.clone());
@@ -115,6 +117,37 @@ async fn open_server(config: &SqlConfig) -> Result<Pools> {
     })
 }
 
+/// One connection, made and closed before the pool is built: a pool retries a refused
+/// connection until its acquire timeout and then says only that it timed out, while this says
+/// why (refused, unknown host, bad password) within `connect_timeout`.
+async fn probe(config: &SqlConfig) -> Result<()> {
+    use sea_orm::sqlx::Connection;
+    use sea_orm::sqlx::mysql::MySqlConnection;
+    use sea_orm::sqlx::postgres::PgConnection;
+    let url = config.url.as_str();
+    let connect = async {
+        if url.starts_with("postgres") {
+            PgConnection::connect(url).await?.close().await
+        } else {
+            MySqlConnection::connect(url).await?.close().await
+        }
+    };
+    let failed = |why: String| {
+        crate::error::backend_error(
+            format!("cannot connect to {}: {why}", crate::config::redact(url)),
+            true,
+        )
+    };
+    match tokio::time::timeout(config.connect_timeout, connect).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(error)) => Err(failed(error.to_string())),
+        Err(_) => Err(failed(format!(
+            "no answer within {} s",
+            config.connect_timeout.as_secs()
+        ))),
+    }
+}
+
 /// MariaDB or MySQL, by what the server says it is.
 async fn mysql_flavor(db: &DatabaseConnection) -> Result<Flavor> {
     use sea_orm::ConnectionTrait;
@@ -130,7 +163,15 @@ async fn mysql_flavor(db: &DatabaseConnection) -> Result<Flavor> {
     })
 }
 
-fn is_memory(url: &str) -> bool {
+/// The file of a SQLite URL (`sqlite://x.db`, `sqlite:x.db?mode=rwc`).
+fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url.strip_prefix("sqlite:")?;
+    let rest = rest.strip_prefix("//").unwrap_or(rest);
+    let path = rest.split('?').next().unwrap_or(rest);
+    (!path.is_empty()).then(|| path.into())
+}
+
+pub(crate) fn is_memory(url: &str) -> bool {
     url.contains(":memory:") || url.contains("mode=memory")
 }
 
@@ -152,6 +193,16 @@ async fn open_sqlite(config: &SqlConfig) -> Result<Pools> {
             flavor: Flavor::Sqlite,
             _keeper: Some(keeper),
         });
+    }
+    if !config.create_if_missing
+        && let Some(path) = sqlite_path(&config.url)
+        && !path.exists()
+    {
+        return Err(outsourced_core::Error::invalid(format!(
+            "there is no database at {}: `outsourcer migrate --database sqlite://{}` creates one",
+            path.display(),
+            path.display()
+        )));
     }
     let writer = sqlite_pool(config, &config.url, 1, false).await?;
     // Readers open after the writer, which has created the file and switched it to WAL.

@@ -105,10 +105,31 @@ pub struct Directory {
     backend: SqlBackend,
 }
 
+/// Random URL-safe text of `bytes` random bytes, beginning with a letter or a digit: a key
+/// or secret that began with `-` would read as an option on a command line.
 pub(crate) fn random_text(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
-    rand::rng().fill_bytes(&mut buf);
-    URL_SAFE_NO_PAD.encode(buf)
+    loop {
+        rand::rng().fill_bytes(&mut buf);
+        let text = URL_SAFE_NO_PAD.encode(&buf);
+        if text.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+            return text;
+        }
+    }
+}
+
+/// The queues a worker works now: those it asks for that it is hired for, or every queue it
+/// is hired for when it asks for none. The server's reserve and a worker next to the database
+/// both decide by this; an empty answer means nothing to work.
+pub fn workable_queues(hired: &[String], asked: &[String]) -> Vec<String> {
+    if asked.is_empty() {
+        return hired.to_vec();
+    }
+    asked
+        .iter()
+        .filter(|queue| hired.contains(queue))
+        .cloned()
+        .collect()
 }
 
 fn check_name(role: Role, name: &str) -> Result<()> {
@@ -387,5 +408,28 @@ impl Directory {
         }
         .await;
         self.backend.finish(txn, result).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_keys_and_secrets_never_begin_with_a_dash() {
+        // One in 64 would, unchecked: 20,000 draws would show it.
+        for _ in 0..20_000 {
+            let text = random_text(24);
+            assert!(!text.starts_with(['-', '_']), "{text}");
+        }
+    }
+
+    #[test]
+    fn a_worker_works_the_queues_it_asks_for_that_it_is_hired_for() {
+        let hired = vec!["a".to_owned(), "b".to_owned()];
+        let asked = |list: &[&str]| list.iter().map(|q| (*q).to_owned()).collect::<Vec<_>>();
+        assert_eq!(workable_queues(&hired, &[]), hired);
+        assert_eq!(workable_queues(&hired, &asked(&["b", "c"])), asked(&["b"]));
+        assert!(workable_queues(&[], &asked(&["a"])).is_empty());
     }
 }

@@ -82,6 +82,7 @@ async fn insert_and_link(
 ) -> Result<job::Model> {
     let now = backend.now();
     let mut rows = insert_in(db, backend, by, std::slice::from_ref(job), now).await?;
+    backend.notify_in(db).await?;
     let mut row = rows
         .pop()
         .ok_or_else(|| backend_error("the insert returned no row", false))?;
@@ -125,7 +126,10 @@ async fn insert_alone(
     let now = backend.now();
     let rows = backend
         .write(|txn| async move {
-            let result = insert_in(&txn, backend, by, jobs, now).await;
+            let result = match insert_in(&txn, backend, by, jobs, now).await {
+                Ok(rows) => backend.notify_in(&txn).await.map(|()| rows),
+                error => error,
+            };
             (txn, result)
         })
         .await?;
@@ -203,6 +207,7 @@ async fn group_in(
     now: DateTime<Utc>,
 ) -> Result<Vec<Result<Vec<job::Model>>>> {
     let refused = take_group_slots(db, backend, requests, now).await?;
+    backend.notify_in(db).await?;
     let accepted = || requests.iter().zip(&refused).filter(|(_, r)| r.is_none());
     let mut rows: Vec<job::Model> = accepted()
         .flat_map(|(request, _)| {
@@ -342,7 +347,7 @@ async fn store(
 
 /// The row a new job starts as (its id is the database's to assign).
 fn new_row(job: &NewJob, by: &Actor, now: DateTime<Utc>) -> job::Model {
-    let run_at = job.run_at.unwrap_or(now);
+    let run_at = job.first_run(now);
     let state = initial_state(run_at > now);
     job::Model {
         id: 0,

@@ -35,6 +35,12 @@ pub(crate) async fn heartbeat(
     if result.rows_affected == 0 || !holds(&row, by, &lease.token) {
         return Err(Error::StaleLease { id: lease.job_id });
     }
+    // A worker whose every slot is busy reserves nothing for as long as its jobs run: its
+    // heartbeats tell that it is alive.
+    let when = backend.now();
+    if backend.inner.instances.touch_due(by, when) {
+        crate::instances::touch(db, by, when).await?;
+    }
     Ok(Heartbeat {
         expires_at: convert::time(row.lease_expires_at.unwrap_or(now)),
         cancel_requested: row.cancel_requested,

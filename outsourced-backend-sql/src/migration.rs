@@ -8,6 +8,7 @@ mod m0004_retention;
 mod m0005_attachments;
 mod m0006_dashboard;
 mod m0007_claims;
+mod m0008_instances;
 
 /// All migrations, oldest first.
 pub(crate) struct Migrator;
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0005_attachments::Attachments),
             Box::new(m0006_dashboard::Dashboard),
             Box::new(m0007_claims::Claims),
+            Box::new(m0008_instances::Instances),
         ]
     }
 

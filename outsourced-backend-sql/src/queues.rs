@@ -53,7 +53,7 @@ pub(crate) async fn update(
     }
     let info = info(backend, name).await?;
     if update.paused == Some(false) {
-        backend.wake();
+        backend.wake().await;
     }
     Ok(info)
 }

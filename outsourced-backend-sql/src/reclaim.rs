@@ -31,7 +31,7 @@ pub(crate) async fn reclaim_expired(
         })
         .await?;
     if reclaimed > 0 {
-        backend.wake();
+        backend.wake().await;
     }
     Ok(reclaimed)
 }

@@ -23,7 +23,7 @@ pub(crate) async fn release(
             (txn, result)
         })
         .await?;
-    backend.wake();
+    backend.wake().await;
     Ok(())
 }
 
@@ -33,10 +33,16 @@ pub(crate) async fn release_all(backend: &SqlBackend, by: &WorkerInstance) -> Re
     let released = backend
         .write(|txn| async move {
             let result = release_all_in(&txn, by, now).await;
+            // The instance is leaving: it runs nothing any more.
+            let result = match result {
+                Ok(n) => crate::instances::forget(&txn, by, now).await.map(|()| n),
+                error => error,
+            };
             (txn, result)
         })
         .await?;
-    backend.wake();
+    backend.inner.instances.forget(by);
+    backend.wake().await;
     Ok(released)
 }
 

@@ -17,8 +17,8 @@ use crate::backend::SqlBackend;
 use crate::convert::{self, duration_ms, ms};
 use crate::entity::{job, queue};
 use crate::error::{backend_error, db_error};
-use crate::reclaim;
 use crate::transition::{Step, history_row, insert_history};
+use crate::{instances, reclaim};
 use outsourced_core::{
     Actor, Error, Event, JobId, JobState, Lease, Reason, ReserveOptions, Reserved, Result,
     WorkerInstance,
@@ -33,13 +33,21 @@ pub(crate) async fn reserve(
     if opts.limit == 0 {
         return Err(Error::invalid("reserve needs a limit of at least 1"));
     }
+    if opts.classes.as_ref().is_some_and(Vec::is_empty) {
+        return Err(Error::invalid(
+            "reserve needs at least one class, or none given for any class",
+        ));
+    }
     reclaim::now_and_then(backend).await?;
     let wait = opts.wait.unwrap_or_default();
     let deadline = tokio::time::Instant::now() + wait;
     loop {
         // Register before looking, so an enqueue that lands in between still wakes us.
         let bounded = opts.min_priority.is_some() || opts.max_priority.is_some();
-        let mut waiter = backend.inner.wake.waiter(&opts.queues, bounded);
+        let mut waiter = backend
+            .inner
+            .wake
+            .waiter(&opts.queues, opts.classes.as_deref(), bounded);
         let jobs = claim(backend, by, &opts).await?;
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         if !jobs.is_empty() || left.is_zero() {
@@ -74,7 +82,7 @@ async fn next_due_in(backend: &SqlBackend, opts: &ReserveOptions) -> Result<Opti
         .map(|next| (convert::time(next) - now).to_std().unwrap_or_default()))
 }
 
-/// The queue and priority filters of a reserve.
+/// The queue, class and priority filters of a reserve.
 fn filtered(
     select: sea_orm::Select<job::Entity>,
     opts: &ReserveOptions,
@@ -83,7 +91,20 @@ fn filtered(
     if !opts.queues.is_empty() {
         select = select.filter(job::Column::Queue.is_in(opts.queues.iter().map(String::as_str)));
     }
-    priorities(select, opts)
+    of_classes(priorities(select, opts), opts)
+}
+
+/// The class filter of a reserve.
+fn of_classes(
+    select: sea_orm::Select<job::Entity>,
+    opts: &ReserveOptions,
+) -> sea_orm::Select<job::Entity> {
+    match &opts.classes {
+        Some(classes) => {
+            select.filter(job::Column::Class.is_in(classes.iter().map(String::as_str)))
+        }
+        None => select,
+    }
 }
 
 /// The priority bounds of a reserve.
@@ -111,8 +132,15 @@ async fn claim(
     let limit = std::cmp::min(opts.limit, backend.config().max_reserve);
     let lease = backend.config().lease_for(opts.lease);
     let lock_rows = backend.flavor().locks_rows();
+    let declaration = backend.inner.instances.due(by, opts, now);
+    let declaration = &declaration;
     let grant = backend
         .write(|txn| async move {
+            if let Some(declaration) = declaration
+                && let Err(error) = instances::note(&txn, by, declaration, now).await
+            {
+                return (txn, Err(error));
+            }
             let result = claim_in(&txn, lock_rows, by, opts, limit, now, lease).await;
             (txn, result)
         })
@@ -149,12 +177,57 @@ async fn claim_in<'a>(
 }
 
 /// A reserve from at most this many queues reads each queue's own range of the queue reserve
-/// index; one from more queues (or from every queue) walks the index of all waiting jobs.
+/// index; one from more queues (or from every queue) walks the index of all waiting jobs. A
+/// reserve of some classes reads each (queue, class) range of the class reserve index, as long
+/// as there are at most this many ranges.
 const PER_QUEUE: usize = 8;
+const PER_RANGE: usize = 16;
 
-/// The first `limit` ready jobs in hand-out order, locked. Taken queue by queue (as many from
-/// each, then the first `limit` of them all), so that a backlog in another queue is never in
-/// the way; the rows read but not taken stay locked only until the commit.
+/// Where one read of a claim looks: a queue, and in it one class.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Range<'a> {
+    pub(crate) queue: Option<&'a str>,
+    pub(crate) class: Option<&'a str>,
+}
+
+/// The ranges a claim reads, each through an index that holds it in hand-out order: each
+/// (queue, class) pair, each queue, or (empty) one walk of every waiting job.
+fn ranges(opts: &ReserveOptions) -> Vec<Range<'_>> {
+    fn sorted(list: &[String]) -> Vec<&str> {
+        let mut list: Vec<&str> = list.iter().map(String::as_str).collect();
+        list.sort_unstable();
+        list.dedup();
+        list
+    }
+    let queues = sorted(&opts.queues);
+    if queues.is_empty() || queues.len() > PER_QUEUE {
+        return Vec::new();
+    }
+    let classes = opts.classes.as_deref().map(sorted).unwrap_or_default();
+    if classes.is_empty() || queues.len() * classes.len() > PER_RANGE {
+        return queues
+            .into_iter()
+            .map(|queue| Range {
+                queue: Some(queue),
+                class: None,
+            })
+            .collect();
+    }
+    queues
+        .iter()
+        .flat_map(|&queue| {
+            classes.iter().map(move |&class| Range {
+                queue: Some(queue),
+                class: Some(class),
+            })
+        })
+        .collect()
+}
+
+/// The first `limit` ready jobs in hand-out order, locked. Taken range by range (as many from
+/// each, then the first `limit` of them all), so that a backlog in another queue, or of a
+/// class this worker does not run, is never in the way; the rows read but not taken stay
+/// locked only until the commit.
 async fn ready(
     db: &impl ConnectionTrait,
     opts: &ReserveOptions,
@@ -162,32 +235,31 @@ async fn ready(
     now: DateTime<Utc>,
     lock_rows: bool,
 ) -> Result<Vec<job::Model>> {
-    let mut queues: Vec<&str> = opts.queues.iter().map(String::as_str).collect();
-    queues.sort_unstable();
-    queues.dedup();
-    if queues.is_empty() || queues.len() > PER_QUEUE {
-        let select = claim_select(opts, None, limit, now, lock_rows);
+    let ranges = ranges(opts);
+    if ranges.is_empty() {
+        let select = claim_select(opts, Range::default(), limit, now, lock_rows);
         return select.all(db).await.map_err(db_error);
     }
     let mut rows = Vec::new();
-    for &queue in &queues {
-        let select = claim_select(opts, Some(queue), limit, now, lock_rows);
+    for &range in &ranges {
+        let select = claim_select(opts, range, limit, now, lock_rows);
         rows.extend(select.all(db).await.map_err(db_error)?);
     }
-    if queues.len() > 1 {
+    if ranges.len() > 1 {
         rows.sort_unstable_by_key(|row| (row.priority, row.run_at, row.id));
         rows.truncate(limit as usize);
     }
     Ok(rows)
 }
 
-/// The claim's query: the first `limit` ready jobs in hand-out order, of one queue through the
-/// queue reserve index `(queue, waiting, priority, run_at, id)`, or of the options' queues
-/// through the reserve index `(waiting, priority, run_at, id)`; skipping rows other claims
-/// hold where the database locks rows.
+/// The claim's query: the first `limit` ready jobs in hand-out order, of one range: a queue
+/// and class through the class reserve index `(queue, waiting, class, priority, run_at, id)`,
+/// a queue through the queue reserve index `(queue, waiting, priority, run_at, id)`, or the
+/// options' queues and classes through the reserve index `(waiting, priority, run_at, id)`;
+/// skipping rows other claims hold where the database locks rows.
 pub(crate) fn claim_select(
     opts: &ReserveOptions,
-    queue: Option<&str>,
+    range: Range<'_>,
     limit: u32,
     now: DateTime<Utc>,
     lock_rows: bool,
@@ -197,9 +269,19 @@ pub(crate) fn claim_select(
         .from(queue::Entity)
         .and_where(Expr::col(queue::Column::Paused).eq(true))
         .to_owned();
-    let select = match queue {
-        Some(queue) => priorities(job::Entity::find(), opts).filter(job::Column::Queue.eq(queue)),
-        None => filtered(job::Entity::find(), opts),
+    let select = match range {
+        Range {
+            queue: Some(queue),
+            class: Some(class),
+        } => priorities(job::Entity::find(), opts)
+            .filter(job::Column::Queue.eq(queue))
+            .filter(job::Column::Class.eq(class)),
+        Range {
+            queue: Some(queue),
+            class: None,
+        } => of_classes(priorities(job::Entity::find(), opts), opts)
+            .filter(job::Column::Queue.eq(queue)),
+        Range { queue: None, .. } => filtered(job::Entity::find(), opts),
     };
     let select = select
         .filter(job::Column::Waiting.eq(true))

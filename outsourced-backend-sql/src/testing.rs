@@ -50,12 +50,18 @@ pub async fn reserve_plan(
     use sea_orm::{ConnectionTrait, QueryTrait};
     let db = backend.connection();
     let flavor = backend.flavor();
-    let queue = match opts.queues.as_slice() {
-        [one] => Some(one.as_str()),
-        _ => None,
+    let range = crate::reserve::Range {
+        queue: match opts.queues.as_slice() {
+            [one] => Some(one.as_str()),
+            _ => None,
+        },
+        class: match opts.classes.as_deref() {
+            Some([one]) => Some(one.as_str()),
+            _ => None,
+        },
     };
     let (limit, now) = (opts.limit, backend.now());
-    let select = crate::reserve::claim_select(opts, queue, limit, now, flavor.locks_rows());
+    let select = crate::reserve::claim_select(opts, range, limit, now, flavor.locks_rows());
     let mut statement = select.build(db.get_database_backend());
     let prefix = match flavor {
         Flavor::Postgres => "EXPLAIN (ANALYZE, BUFFERS)",

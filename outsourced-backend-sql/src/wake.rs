@@ -2,19 +2,25 @@
 //!
 //! New jobs wake one waiting reserver per job, of their queue: a `Notify` per queue (and one
 //! for reservers of every queue), whose `notify_one` wakes a single waiter or, with none
-//! waiting, leaves a permit for the next. Waking every reserver for every job would send them
+//! waiting, leaves a permit for the next. Reservers that run only some classes wait on a
+//! `Notify` per queue and class instead, so that a job is never handed as a wake-up to a
+//! reserver that cannot take it while one that can sleeps on. Waking every reserver for every job would send them
 //! all to the database at once, where all but one find nothing; on SQLite, whose one writer
 //! serializes the claims, that herd alone saturated it at a few hundred jobs a second.
 //!
 //! Everything else (a queue resumed, a job released or retried, a wake-up from another
 //! process) wakes every reserver, as does any change for reservers with priority bounds, who
 //! may not take the job they would be woken for; those watch a counter bumped at every
-//! wake-up. Across processes on PostgreSQL, every wake-up is also a `NOTIFY`, and each backend
-//! listens; MariaDB and SQLite have no such channel: there a waiting reserve also looks again
-//! every `SqlConfig::idle_recheck`.
+//! wake-up. Across processes on PostgreSQL, every wake-up is also a `NOTIFY` (an enqueue's is
+//! sent inside its transaction, so it is delivered at the commit even when the process exits
+//! right after), and each backend listens. On a SQLite file, a backend with reservers waiting
+//! asks the file every 50 ms whether another process has committed since (`PRAGMA
+//! data_version` on its writer connection, whose own commits do not count) and then wakes them.
+//! MariaDB has neither: there a waiting reserve looks again every `SqlConfig::idle_recheck`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use sea_orm::sqlx::postgres::PgListener;
@@ -35,10 +41,13 @@ struct Inner {
     id: String,
     /// Bumped at every wake-up, for reservers that wake at any change.
     every: watch::Sender<u64>,
-    /// Per queue, created when a reserver first waits on it.
-    queues: Mutex<HashMap<String, Arc<Notify>>>,
+    /// Per queue (class `None`), or per queue and class (queue `""` for every queue), created
+    /// when a reserver first waits on it.
+    queues: Mutex<HashMap<(String, Option<String>), Arc<Notify>>>,
     /// Reservers of every queue.
     any: Arc<Notify>,
+    /// Reservers waiting now (registered and not yet dropped).
+    waiting: AtomicUsize,
 }
 
 /// A reserver's registration, made before it looks for jobs so that a wake-up between its
@@ -47,6 +56,13 @@ struct Inner {
 pub(crate) struct Waiter {
     every: Option<watch::Receiver<u64>>,
     notified: Vec<Pin<Box<OwnedNotified>>>,
+    wake: Wake,
+}
+
+impl Drop for Waiter {
+    fn drop(&mut self) {
+        self.wake.0.waiting.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Wake {
@@ -56,23 +72,40 @@ impl Wake {
             every: watch::Sender::new(0),
             queues: Mutex::new(HashMap::new()),
             any: Arc::new(Notify::new()),
+            waiting: AtomicUsize::new(0),
         }))
     }
 
-    fn queue(&self, name: &str) -> Arc<Notify> {
+    fn queue(&self, name: &str, class: Option<&str>) -> Arc<Notify> {
         let mut queues = self.0.queues.lock().unwrap_or_else(|e| e.into_inner());
-        queues.entry(name.to_owned()).or_default().clone()
+        let key = (name.to_owned(), class.map(str::to_owned));
+        queues.entry(key).or_default().clone()
     }
 
-    /// New jobs became ready: so many in each queue.
-    pub(crate) fn jobs(&self, per_queue: &BTreeMap<&str, usize>) {
-        for (&queue, &n) in per_queue {
-            let notify = self.queue(queue);
+    /// New jobs became ready: so many of each class in each queue. Each wakes a reserver of
+    /// its queue that runs any class, and one that runs its class. Only the `Notify`s that
+    /// reservers registered are told: a reserver registers before it looks, so one that has
+    /// not registered yet will find the jobs when it looks (and a producer's made-up classes
+    /// leave nothing behind).
+    pub(crate) fn jobs(&self, per_queue: &BTreeMap<(&str, &str), usize>) {
+        let queues = self.0.queues.lock().unwrap_or_else(|e| e.into_inner());
+        for (&(queue, class), &n) in per_queue {
+            let keys = [
+                (queue.to_owned(), None),
+                (queue.to_owned(), Some(class.to_owned())),
+                (String::new(), Some(class.to_owned())),
+            ];
+            let mut notifies: Vec<&Notify> = keys
+                .iter()
+                .filter_map(|k| queues.get(k))
+                .map(|n| &**n)
+                .collect();
+            notifies.push(&self.0.any);
             for _ in 0..n.min(MAX_WOKEN) {
-                notify.notify_one();
-                self.0.any.notify_one();
+                notifies.iter().for_each(|notify| notify.notify_one());
             }
         }
+        drop(queues);
         self.bump();
     }
 
@@ -91,18 +124,31 @@ impl Wake {
         self.0.every.send_modify(|n| *n = n.wrapping_add(1));
     }
 
-    /// Registers a reserver of `queues` (every queue when empty); `any_change` for one that
-    /// must wake at every change (it has priority bounds).
-    pub(crate) fn waiter(&self, queues: &[String], any_change: bool) -> Waiter {
+    /// Registers a reserver of `queues` (every queue when empty) and `classes` (any when
+    /// `None`); `any_change` for one that must wake at every change (it has priority bounds).
+    pub(crate) fn waiter(
+        &self,
+        queues: &[String],
+        classes: Option<&[String]>,
+        any_change: bool,
+    ) -> Waiter {
+        self.0.waiting.fetch_add(1, Ordering::Relaxed);
         if any_change {
             return Waiter {
                 every: Some(self.0.every.subscribe()),
                 notified: Vec::new(),
+                wake: self.clone(),
             };
         }
-        let notifies = match queues.is_empty() {
-            true => vec![self.0.any.clone()],
-            false => queues.iter().map(|queue| self.queue(queue)).collect(),
+        let notifies = match (queues.is_empty(), classes) {
+            (true, None) => vec![self.0.any.clone()],
+            (false, None) => queues.iter().map(|q| self.queue(q, None)).collect(),
+            (true, Some(classes)) => classes.iter().map(|c| self.queue("", Some(c))).collect(),
+            (false, Some(classes)) => queues
+                .iter()
+                .flat_map(|q| classes.iter().map(move |c| (q, c)))
+                .map(|(q, c)| self.queue(q, Some(c)))
+                .collect(),
         };
         let notified = notifies
             .into_iter()
@@ -115,7 +161,13 @@ impl Wake {
         Waiter {
             every: None,
             notified,
+            wake: self.clone(),
         }
+    }
+
+    /// Whether any reserver is waiting.
+    fn anyone_waiting(&self) -> bool {
+        self.0.waiting.load(Ordering::Relaxed) > 0
     }
 
     /// The mark on this backend's `NOTIFY`s.
@@ -191,4 +243,39 @@ pub(crate) async fn listen(
             }
         }
     }))
+}
+
+/// How often a SQLite backend with reservers waiting asks whether another process committed.
+const SQLITE_WATCH: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// On a SQLite file: while reservers wait, asks every 50 ms whether another process has
+/// committed (`PRAGMA data_version` on `writer`, the process's one writing connection: its own
+/// commits leave the value as it is), and wakes every reserver when one has. Another process's
+/// enqueue then starts within about 50 ms, not at the next idle recheck.
+pub(crate) fn watch_sqlite(writer: sea_orm::DatabaseConnection, wake: Wake) -> JoinHandle<()> {
+    use sea_orm::ConnectionTrait;
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(SQLITE_WATCH);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last: Option<i64> = None;
+        loop {
+            tick.tick().await;
+            if !wake.anyone_waiting() {
+                continue;
+            }
+            let statement =
+                sea_orm::Statement::from_string(sea_orm::DbBackend::Sqlite, "PRAGMA data_version");
+            let version = match writer.query_one_raw(statement).await {
+                Ok(row) => row.and_then(|row| row.try_get_by_index::<i64>(0).ok()),
+                Err(error) => {
+                    tracing::debug!(%error, "could not read SQLite's data_version");
+                    None
+                }
+            };
+            if version.is_some() && last.is_some() && version != last {
+                wake.everyone();
+            }
+            last = version.or(last);
+        }
+    })
 }

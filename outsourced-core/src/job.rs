@@ -198,6 +198,7 @@ impl JobContext {
 pub struct JobError {
     info: ErrorInfo,
     permanent: bool,
+    interrupted: bool,
 }
 
 impl JobError {
@@ -206,6 +207,7 @@ impl JobError {
         JobError {
             info: ErrorInfo::new(message),
             permanent: false,
+            interrupted: false,
         }
     }
 
@@ -214,7 +216,21 @@ impl JobError {
         JobError {
             info,
             permanent: false,
+            interrupted: false,
         }
+    }
+
+    /// Marks the error as an interruption from outside the job (a command handler killed by
+    /// a stop signal meant for the whole worker): a worker that is shutting down gives the
+    /// job back without using up its attempt; at any other time it is an ordinary failure.
+    pub fn interrupted(mut self) -> Self {
+        self.interrupted = true;
+        self
+    }
+
+    /// Whether the error is an interruption from outside the job.
+    pub fn is_interrupted(&self) -> bool {
+        self.interrupted
     }
 
     /// Marks the error permanent: the job fails for good without further attempts.
@@ -253,6 +269,7 @@ where
         JobError {
             info,
             permanent: false,
+            interrupted: false,
         }
     }
 }
@@ -268,6 +285,7 @@ impl fmt::Debug for JobError {
         f.debug_struct("JobError")
             .field("info", &self.info)
             .field("permanent", &self.permanent)
+            .field("interrupted", &self.interrupted)
             .finish()
     }
 }

@@ -156,6 +156,9 @@ pub struct ReserveRequest {
     /// Only these queues (of those the worker is hired for); empty for all of them.
     #[serde(default)]
     pub queues: Vec<String>,
+    /// Only jobs of these classes (those the worker runs); absent for any class.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classes: Option<Vec<String>>,
     /// Inclusive priority bounds.
     #[serde(default)]
     pub min_priority: Option<i32>,

@@ -31,7 +31,8 @@ pub trait Backend: Send + Sync {
     ///
     /// - Unset options take the defaults: queue `default`, priority 0, run time now, 25 attempts
     ///   at most, polynomial back-off; what the job sets is kept as given.
-    /// - A run time in the future makes it `scheduled`, otherwise `available`.
+    /// - A run time in the future makes it `scheduled`, otherwise `available`. A cron job
+    ///   given no run time first runs at its schedule's first point after now.
     /// - Writes its first history row: seq 1, from nothing to the initial state, reason
     ///   `enqueued`, the caller as actor, attempt 0.
     /// - An unknown queue is `UnknownQueue` unless the backend creates queues on first use
@@ -88,6 +89,9 @@ pub trait Backend: Send + Sync {
     ///   `max_priority` are inclusive bounds.
     /// - Takes only from the given queues, or from every queue when none are given; never from a
     ///   paused queue.
+    /// - Takes only jobs of the given classes, when classes are given (a worker names those it
+    ///   can run); a job of another class stays as it is, waiting for a worker that runs it.
+    ///   An empty list of classes is `InvalidInput`.
     /// - Each job handed out is `running`: its attempt is counted, it gets a fresh lease token,
     ///   the caller as holder and an expiry of now plus the lease length (the asked length,
     ///   clamped to the backend's bounds); a `reserved` history row records the token.

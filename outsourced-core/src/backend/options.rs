@@ -14,6 +14,9 @@ pub struct ReserveOptions {
     pub limit: u32,
     /// Only these queues; empty means every queue.
     pub queues: Vec<String>,
+    /// Only jobs of these classes (those the worker can run); `None` takes any class (a
+    /// catch-all worker). An empty list is `InvalidInput`.
+    pub classes: Option<Vec<String>>,
     /// Only priorities at or above this (inclusive).
     pub min_priority: Option<i32>,
     /// Only priorities at or below this (inclusive).
@@ -29,6 +32,7 @@ impl Default for ReserveOptions {
         ReserveOptions {
             limit: 1,
             queues: Vec::new(),
+            classes: None,
             min_priority: None,
             max_priority: None,
             wait: None,
@@ -53,6 +57,16 @@ impl ReserveOptions {
         S: Into<String>,
     {
         self.queues = queues.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Restricts to jobs of `classes`.
+    pub fn classes<I, S>(mut self, classes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.classes = Some(classes.into_iter().map(Into::into).collect());
         self
     }
 

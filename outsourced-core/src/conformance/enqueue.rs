@@ -83,6 +83,24 @@ pub(crate) async fn a_future_run_time_makes_a_job_scheduled(h: &Harness) {
     assert_eq!(now.state, JobState::Available);
 }
 
+pub(crate) async fn a_cron_job_first_runs_at_its_schedules_first_point(h: &Harness) {
+    let hourly = ok(crate::CronSchedule::new("0 * * * *"), "an hourly schedule");
+    let first = hourly.next_after(h.now());
+    let job = h
+        .enqueue(noop().repeat(crate::Repeat::Cron(hourly.clone())))
+        .await;
+    assert_eq!((job.state, Some(job.run_at)), (JobState::Scheduled, first));
+    let now = h.now();
+    let given = h
+        .enqueue(noop().repeat(crate::Repeat::Cron(hourly)).run_at(now))
+        .await;
+    assert_eq!(
+        (given.state, given.run_at),
+        (JobState::Available, now),
+        "a run time given is kept"
+    );
+}
+
 pub(crate) async fn enqueue_writes_the_first_history_row(h: &Harness) {
     let job = h.enqueue(noop()).await;
     let history = h.history(job.id).await;

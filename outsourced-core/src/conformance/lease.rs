@@ -224,9 +224,9 @@ pub(crate) async fn batch_complete_answers_each_lease(h: &Harness) {
 pub(crate) async fn a_cron_job_runs_again_at_its_next_point(h: &Harness) {
     let queue = h.queue().await;
     let hourly = crate::CronSchedule::new("0 * * * *").expect("a schedule");
-    let job = h
-        .enqueue(noop().queue(&queue).repeat(Repeat::Cron(hourly.clone())))
-        .await;
+    // Run now, then at the schedule's points.
+    let cron = noop().queue(&queue).repeat(Repeat::Cron(hourly.clone()));
+    let job = h.enqueue(cron.run_at(h.now())).await;
     assert_eq!(h.job(job.id).await.repeat, Some(Repeat::Cron(hourly)));
     let reserved = h.w(0).reserve_one(&[&queue]).await;
     h.advance(Duration::from_secs(90));

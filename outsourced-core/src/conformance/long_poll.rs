@@ -11,7 +11,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use super::harness::{Harness, WorkerClient, noop, ok};
-use crate::{JobId, ReserveOptions, Reserved};
+use crate::{JobId, NewJob, ReserveOptions, Reserved};
 
 /// Wraps a future and signals once it has returned `Pending` (it is then waiting on something).
 struct SignalWhenPending<F> {
@@ -54,14 +54,44 @@ pub(crate) async fn a_long_poll_that_times_out_returns_nothing(h: &Harness) {
     assert!(h.w(0).reserve(opts).await.is_empty());
 }
 
+/// A worker that runs one class long-polls beside one that runs another: a job of the first
+/// class wakes its reserver, never only the other (which could not take it).
+pub(crate) async fn a_new_job_wakes_a_long_poll_that_runs_its_class(h: &Harness) {
+    let queue = h.queue().await;
+    let other = long_poll_for(h.w(1), &[&queue], Some(&["Other"])).await;
+    let mine = long_poll_for(h.w(0), &[&queue], Some(&["Noop"])).await;
+    h.w(2).reserve_none(&[&queue]).await;
+    let job = h.enqueue_in(&queue).await;
+    assert_eq!(woken(mine, "the reserver that runs Noop").await, job.id);
+    let theirs = h
+        .enqueue(NewJob::new("Other", serde_json::json!([])).queue(&queue))
+        .await;
+    assert_eq!(
+        woken(other, "the reserver that runs Other").await,
+        theirs.id
+    );
+}
+
 /// Starts a long poll (25 s) of `worker` for one job of `queues` (every queue when empty) and
 /// returns once it has started waiting.
 async fn long_poll(worker: &WorkerClient, queues: &[&str]) -> JoinHandle<Vec<Reserved>> {
+    long_poll_for(worker, queues, None).await
+}
+
+/// A long poll as above, for jobs of `classes` only (any when `None`).
+async fn long_poll_for(
+    worker: &WorkerClient,
+    queues: &[&str],
+    classes: Option<&[&str]>,
+) -> JoinHandle<Vec<Reserved>> {
     let waiting = Arc::new(Notify::new());
     let worker = worker.clone();
-    let opts = ReserveOptions::up_to(1)
+    let mut opts = ReserveOptions::up_to(1)
         .queues(queues.iter().copied())
         .wait(Duration::from_secs(25));
+    if let Some(classes) = classes {
+        opts = opts.classes(classes.iter().copied());
+    }
     let poll = SignalWhenPending {
         inner: Box::pin(async move { worker.reserve(opts).await }),
         signal: waiting.clone(),

@@ -202,6 +202,52 @@ pub(crate) async fn queue_filters_and_no_filter_means_all(h: &Harness) {
     assert_eq!(taken(ReserveOptions::up_to(10)).await.len(), 4);
 }
 
+pub(crate) async fn reserve_takes_only_the_classes_given(h: &Harness) {
+    let queue = h.queue().await;
+    let of = |class: &str| NewJob::new(class, json!([])).queue(&queue);
+    let resize = h.enqueue(of("Resize")).await;
+    let mail = h.enqueue(of("SendMail")).await;
+    let crop = h.enqueue(of("Crop")).await;
+    let got = h
+        .w(0)
+        .reserve(
+            ReserveOptions::up_to(10)
+                .queues([&queue])
+                .classes(["Crop", "Resize"]),
+        )
+        .await;
+    let mut ids: Vec<JobId> = got.iter().map(|r| r.job.id).collect();
+    ids.sort();
+    assert_eq!(ids, vec![resize.id, crop.id]);
+    let waiting = h.job(mail.id).await;
+    assert_eq!(
+        (waiting.state, waiting.attempts),
+        (JobState::Available, 0),
+        "a job of a class the worker does not run stays as it was"
+    );
+    let none = h
+        .w(1)
+        .reserve(ReserveOptions::up_to(10).queues([&queue]).classes(["Crop"]))
+        .await;
+    assert!(none.is_empty(), "{none:?}");
+    let refused = h
+        .w(1)
+        .backend
+        .reserve(
+            &h.w(1).id,
+            ReserveOptions::up_to(1)
+                .queues([&queue])
+                .classes(Vec::<String>::new()),
+        )
+        .await;
+    assert!(
+        matches!(refused, Err(Error::InvalidInput { .. })),
+        "{refused:?}"
+    );
+    // Any class when none are named (a catch-all worker).
+    assert_eq!(h.w(1).reserve_one(&[&queue]).await.job.id, mail.id);
+}
+
 pub(crate) async fn paused_queues_hand_out_nothing(h: &Harness) {
     let queue = h.queue().await;
     let pause = |paused| QueueUpdate {

@@ -201,7 +201,8 @@ pub struct NewJob {
     pub queue: String,
     /// Lower runs first; 0 unless set.
     pub priority: i32,
-    /// Not before this time; now unless set.
+    /// Not before this time; unless set, now (or, for a cron job, its schedule's first
+    /// point after now).
     pub run_at: Option<DateTime<Utc>>,
     /// Attempts at most; [`DEFAULT_MAX_ATTEMPTS`] unless set.
     pub max_attempts: Option<u32>,
@@ -278,6 +279,16 @@ impl NewJob {
     pub fn owner(mut self, owner: Owner) -> Self {
         self.owner = Some(owner);
         self
+    }
+
+    /// When the job first runs, enqueued at `now`: its run time when set; for a cron job the
+    /// schedule's first point after now; otherwise now.
+    pub fn first_run(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        match (&self.run_at, &self.repeat) {
+            (Some(at), _) => *at,
+            (None, Some(Repeat::Cron(schedule))) => schedule.next_after(now).unwrap_or(now),
+            (None, _) => now,
+        }
     }
 
     /// The payload as stored and sent: `{"class": ..., "args": ...}`.

@@ -12,11 +12,12 @@ use outsourced_backend_http::wire::{
 };
 use outsourced_core::{Backend, BackendExt, Error, JobId, LeaseRef, ReserveOptions};
 
-use super::access::{instance, lease_access, may_use_queue};
+use super::access::{instance, lease_access};
 use crate::auth::Caller;
 use crate::error::ApiResult;
 use crate::extract::{JsonBody, PathArg};
 use crate::state::AppState;
+use outsourced_backend_sql::directory::workable_queues;
 
 /// Lease jobs from the queues the worker is hired for (those of them it asks for), waiting up
 /// to `wait_ms` (at most the server's limit) when none is ready.
@@ -28,25 +29,22 @@ pub(crate) async fn reserve(
     JsonBody(request): JsonBody<ReserveRequest>,
 ) -> ApiResult<Json<ReservedList>> {
     let by = instance(&caller, &request.instance)?;
-    let hired = &caller.principal.queues;
-    let queues: Vec<String> = if request.queues.is_empty() {
-        hired.clone()
-    } else {
-        request
-            .queues
-            .iter()
-            .filter(|q| may_use_queue(&caller, q))
-            .cloned()
-            .collect()
-    };
+    let queues = workable_queues(&caller.principal.queues, &request.queues);
+    let max_wait = state.config().max_wait;
     if queues.is_empty() {
-        // Hired for nothing (or asking only for queues it is not hired for): nothing to hand out.
+        // Hired for nothing (or asking only for queues it is not hired for): nothing to hand
+        // out, after the wait it asked for, so that it asks again at its idle pace and a hire
+        // takes effect at its next reserve.
+        let wait = request
+            .wait_ms
+            .map_or(Duration::ZERO, Duration::from_millis);
+        tokio::time::sleep(wait.min(max_wait)).await;
         return Ok(Json(ReservedList { jobs: Vec::new() }));
     }
-    let max_wait = state.config().max_wait;
     let opts = ReserveOptions {
         limit: request.limit,
         queues,
+        classes: request.classes,
         min_priority: request.min_priority,
         max_priority: request.max_priority,
         wait: request
