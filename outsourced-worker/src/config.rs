@@ -31,9 +31,14 @@ pub struct WorkerConfig {
     pub worker: String,
     /// Where the jobs are.
     pub backend: BackendConfig,
-    /// Only these queues; omitted or empty: the queues the worker is hired for.
+    /// Only these queues (of those it is hired for); omitted or empty: whatever queues the
+    /// worker is hired for at each reserve.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub queues: Vec<String>,
+    /// Take jobs of any class, failing those it has no handler for; by default a worker
+    /// takes only the classes in `commands`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub catch_all: bool,
     /// Jobs run at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub concurrency: Option<usize>,
@@ -68,6 +73,16 @@ pub struct WorkerConfig {
         skip_serializing_if = "Option::is_none"
     )]
     pub shutdown_grace: Option<Duration>,
+    /// How long a command handler being stopped gets between SIGTERM and SIGKILL, e.g. `5s`.
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub kill_grace: Option<Duration>,
+    /// Stop after the server refused the worker's credentials this many times in a row.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_refusals: Option<u32>,
     /// Inclusive priority bounds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_priority: Option<i32>,
@@ -127,6 +142,28 @@ pub enum ConfigError {
 }
 
 impl WorkerConfig {
+    /// A config with only a name and a backend: defaults for the rest.
+    pub fn new(worker: impl Into<String>, backend: BackendConfig) -> Self {
+        WorkerConfig {
+            worker: worker.into(),
+            backend,
+            queues: Vec::new(),
+            catch_all: false,
+            concurrency: None,
+            batch: None,
+            max_run_time: None,
+            lease: None,
+            idle_wait: None,
+            shutdown_grace: None,
+            kill_grace: None,
+            max_refusals: None,
+            min_priority: None,
+            max_priority: None,
+            exit_on_complete: false,
+            commands: BTreeMap::new(),
+        }
+    }
+
     /// Parses and checks a config's text (its command paths as written); the error names
     /// the key at fault.
     pub fn parse(text: &str) -> Result<WorkerConfig, String> {
@@ -181,6 +218,9 @@ impl WorkerConfig {
         if self.batch == Some(0) {
             return Err("`batch` must be at least 1".into());
         }
+        if self.max_refusals == Some(0) {
+            return Err("`max_refusals` must be at least 1".into());
+        }
         if self.lease.is_some_and(|l| l < Duration::from_secs(1)) {
             return Err("`lease` must be at least 1s".into());
         }
@@ -202,6 +242,7 @@ impl WorkerConfig {
         let defaults = WorkerOptions::default();
         WorkerOptions {
             queues: self.queues.clone(),
+            catch_all: self.catch_all,
             concurrency: self.concurrency.unwrap_or(defaults.concurrency),
             batch: self.batch.unwrap_or(defaults.batch),
             max_run_time: self.max_run_time.unwrap_or(defaults.max_run_time),
@@ -211,8 +252,67 @@ impl WorkerConfig {
             max_priority: self.max_priority,
             shutdown_grace: self.shutdown_grace.unwrap_or(defaults.shutdown_grace),
             exit_on_complete: self.exit_on_complete,
+            kill_grace: self.kill_grace.unwrap_or(defaults.kill_grace),
+            max_refusals: self.max_refusals.unwrap_or(defaults.max_refusals),
         }
     }
+}
+
+impl WorkerConfig {
+    /// Checks that a worker with this config can run something: a handler for some class (or
+    /// `catch_all`), each handler's program there and executable.
+    pub fn check_runnable(&self, path: &Path) -> std::result::Result<(), ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.to_owned(),
+            message,
+        };
+        if self.commands.is_empty() && !self.catch_all {
+            return Err(invalid(
+                "it runs no job class: add a `commands:` section naming a program for each class \
+                 (docs/worker-config.md), or set `catch_all: true`"
+                    .into(),
+            ));
+        }
+        for (class, spec) in &self.commands {
+            if let Err(why) = runnable(&spec.program) {
+                return Err(invalid(format!(
+                    "`commands.{class}.program`: {} {why}",
+                    spec.program.display()
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether `program` can be started: a path to an executable file, or a name found on the
+/// `PATH`.
+fn runnable(program: &Path) -> std::result::Result<(), &'static str> {
+    if program.components().count() > 1 || program.is_absolute() {
+        return executable(program);
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let found = std::env::split_paths(&path).any(|dir| executable(&dir.join(program)).is_ok());
+    if found {
+        Ok(())
+    } else {
+        Err("is not on the PATH")
+    }
+}
+
+fn executable(path: &Path) -> std::result::Result<(), &'static str> {
+    let meta = std::fs::metadata(path).map_err(|_| "does not exist")?;
+    if !meta.is_file() {
+        return Err("is not a file");
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if meta.permissions().mode() & 0o111 == 0 {
+            return Err("is not executable (chmod +x it)");
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use outsourced_core::{
-    Actor, AnyJob, Backend, Error, ErrorInfo, Failure, JobContext, JobError, JobRecord, JobState,
-    LeaseRef, Reserved, RetryPlan, invoke,
+    Actor, AnyJob, Backend, Backoff, Error, ErrorInfo, Failure, JobContext, JobError, JobRecord,
+    JobState, LeaseRef, Reserved, RetryPlan, invoke,
 };
 use tokio::task::JoinHandle;
 
@@ -34,6 +34,8 @@ enum Ending {
     Panicked(String),
     CancelRequested,
     LostLease,
+    /// Stopped by the worker's shutdown.
+    Stopped,
 }
 
 /// Runs a reserved job to its end and reports the outcome to the backend (successes through
@@ -49,23 +51,74 @@ pub(crate) async fn execute(inner: Arc<Inner>, reporter: Reporter, reserved: Res
         Err(error) => {
             // An unknown class or undecodable arguments: permanent, never retried.
             let info = ErrorInfo::new(error.to_string());
-            let (outcome, _) = report_failure(&inner, &lease, info, RetryPlan::Never).await;
-            log_outcome(&job, &job.class, outcome, started, Some(&error.to_string()));
+            let (outcome, state) = report_failure(&inner, &lease, info, RetryPlan::Never).await;
+            let said = Said {
+                error: Some(error.to_string()),
+                state,
+                ..Said::default()
+            };
+            log_outcome(&job, outcome, started, &said);
             return outcome;
         }
     };
     let limit = time_limit(&inner, &job, runnable.as_ref());
-    let name = runnable.display_name();
     let work = {
         let (runnable, ctx) = (runnable.clone(), ctx.clone());
-        tokio::spawn(
-            async move { tokio::time::timeout(limit, invoke(runnable.as_ref(), &ctx)).await },
-        )
+        Work(tokio::spawn(async move {
+            tokio::time::timeout(limit, invoke(runnable.as_ref(), &ctx)).await
+        }))
     };
     let ending = supervise(&inner, &lease, &ctx, work, limit).await;
-    let (outcome, error) = report(&inner, &reporter, &lease, &ctx, runnable.as_ref(), ending).await;
-    log_outcome(&job, &name, outcome, started, error.as_deref());
+    // A stopped command handler's processes get their grace to end: the job is reported (and
+    // may be leased again) only once nothing of this attempt runs.
+    inner.children.settled(Some(job.id)).await;
+    let ending = interrupted_by_shutdown(&inner, ending).await;
+    let attempt = Attempt {
+        lease: &lease,
+        ctx: &ctx,
+        backoff: &job.backoff,
+    };
+    let (outcome, said) = report(&inner, &reporter, attempt, runnable.as_ref(), ending).await;
+    log_outcome(&job, outcome, started, &said);
     outcome
+}
+
+/// The task that runs a job's code, aborted when dropped: a worker that stops its job's
+/// `execute` (a shutdown) stops the job's code too.
+struct Work(JoinHandle<Result<Result<(), JobError>, tokio::time::error::Elapsed>>);
+
+impl Drop for Work {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl Work {
+    /// Stops the work and returns once its code has been dropped (a command handler's
+    /// processes are then being stopped, and counted until they are gone).
+    async fn stop(&mut self) {
+        self.0.abort();
+        let _ = (&mut self.0).await;
+    }
+}
+
+/// A job interrupted from outside (its command killed by a signal meant for the whole worker,
+/// as systemd sends to every process of a service) while the worker shuts down is stopped by
+/// the shutdown: given back, its attempt not used. The worker's own signal may arrive a moment
+/// after the handler's end, so it is waited for briefly.
+async fn interrupted_by_shutdown(inner: &Inner, ending: Ending) -> Ending {
+    let Ending::Done(Err(error)) = &ending else {
+        return ending;
+    };
+    if !error.is_interrupted() {
+        return ending;
+    }
+    let mut stopping = inner.stopping.subscribe();
+    let shutdown = stopping.wait_for(|stopping| *stopping);
+    match tokio::time::timeout(Duration::from_secs(1), shutdown).await {
+        Ok(Ok(_)) => Ending::Stopped,
+        _ => ending,
+    }
 }
 
 /// The attempt's time limit: the worker's, or the job's own when shorter.
@@ -87,14 +140,14 @@ async fn supervise(
     inner: &Inner,
     lease: &LeaseRef,
     ctx: &JobContext,
-    mut work: JoinHandle<Result<Result<(), JobError>, tokio::time::error::Elapsed>>,
+    mut work: Work,
     limit: Duration,
 ) -> Ending {
     let mut beat = tokio::time::interval(inner.options.heartbeat_every());
     beat.tick().await;
     loop {
         tokio::select! {
-            result = &mut work => {
+            result = &mut work.0 => {
                 return match result {
                     Ok(Ok(done)) => Ending::Done(done),
                     Ok(Err(_)) => Ending::TimedOut(limit),
@@ -104,12 +157,12 @@ async fn supervise(
             _ = beat.tick() => match inner.backend.heartbeat(&inner.id, lease).await {
                 Ok(beat) if beat.cancel_requested => {
                     ctx.request_cancel();
-                    work.abort();
+                    work.stop().await;
                     return Ending::CancelRequested;
                 }
                 Ok(_) => {}
                 Err(Error::StaleLease { .. } | Error::NotFound { .. }) => {
-                    work.abort();
+                    work.stop().await;
                     return Ending::LostLease;
                 }
                 Err(error) => tracing::warn!(job = %lease.job_id, %error, "heartbeat failed; will retry"),
@@ -131,19 +184,43 @@ fn panic_message(join: tokio::task::JoinError) -> String {
     }
 }
 
-/// Reports the ending; returns the outcome and the error text, if any.
+/// What became of an attempt, for its log line.
+#[derive(Debug, Default)]
+pub(crate) struct Said {
+    /// The error, when it failed.
+    error: Option<String>,
+    /// The job's state after a failure: retrying, failed or cancelled.
+    state: Option<JobState>,
+    /// When a retry is due, as the worker reckons it.
+    retry_in: Option<Duration>,
+    /// Why it was given back.
+    given_back: Option<&'static str>,
+}
+
+/// The attempt being reported.
+struct Attempt<'a> {
+    lease: &'a LeaseRef,
+    ctx: &'a JobContext,
+    backoff: &'a Backoff,
+}
+
+/// Reports the ending; returns the outcome and what to say of it.
 async fn report(
     inner: &Inner,
     reporter: &Reporter,
-    lease: &LeaseRef,
-    ctx: &JobContext,
+    attempt: Attempt<'_>,
     runnable: &dyn AnyJob,
     ending: Ending,
-) -> (Outcome, Option<String>) {
+) -> (Outcome, Said) {
+    let Attempt {
+        lease,
+        ctx,
+        backoff,
+    } = attempt;
     let (info, plan) = match ending {
         Ending::Done(Ok(())) => {
             let completed = retrying(|| reporter.complete(lease.clone())).await;
-            return (settled(completed, Outcome::Succeeded), None);
+            return (settled(completed, Outcome::Succeeded), Said::default());
         }
         Ending::Done(Err(error)) => {
             let plan = retry_plan(&error, runnable, ctx.attempt);
@@ -158,23 +235,45 @@ async fn report(
             ErrorInfo::new(format!("the job panicked: {message}")),
             RetryPlan::Backoff,
         ),
-        Ending::CancelRequested => {
+        Ending::CancelRequested | Ending::Stopped => {
+            let why = match ending {
+                Ending::Stopped => "stopped by the shutdown",
+                _ => "cancelled",
+            };
             let released = retrying(|| inner.backend.release(&inner.id, lease)).await;
-            return (
-                settled(released, Outcome::Released),
-                Some("cancelled".into()),
-            );
+            let said = Said {
+                given_back: Some(why),
+                ..Said::default()
+            };
+            return (settled(released, Outcome::Released), said);
         }
-        Ending::LostLease => return (Outcome::Lost, Some("the lease was lost".into())),
+        Ending::LostLease => {
+            let said = Said {
+                given_back: Some("the lease was lost"),
+                ..Said::default()
+            };
+            return (Outcome::Lost, said);
+        }
     };
-    let text = info.to_string();
+    let text = info.message.clone();
+    let retry_in = match &plan {
+        RetryPlan::After(wait) => Some(*wait),
+        RetryPlan::Backoff => Some(backoff.delay(ctx.attempt)),
+        RetryPlan::Never => None,
+    };
     let (outcome, state) = report_failure(inner, lease, info, plan).await;
     if state == Some(JobState::Failed)
         && let Err(error) = runnable.failure(ctx).await
     {
         tracing::error!(job = %ctx.id, %error, "error when running the failure hook");
     }
-    (outcome, Some(text))
+    let said = Said {
+        error: Some(text),
+        state,
+        retry_in,
+        given_back: None,
+    };
+    (outcome, said)
 }
 
 /// What to do after a job's own error: nothing more when it is permanent, its own wait when it
@@ -246,29 +345,43 @@ fn humantime_like(duration: Duration) -> String {
     }
 }
 
-/// One log line per job, as delayed_job writes: name, id, queue, outcome, duration.
-fn log_outcome(
-    job: &JobRecord,
-    name: &str,
-    outcome: Outcome,
-    started: Instant,
-    error: Option<&str>,
-) {
+/// One log line per job, as delayed_job writes: class, id, queue, outcome, duration; for a
+/// failure whether and when it is retried.
+fn log_outcome(job: &JobRecord, outcome: Outcome, started: Instant, said: &Said) {
     let seconds = started.elapsed().as_secs_f64();
-    let (id, queue, attempt) = (job.id, job.queue.as_str(), job.attempts);
+    let (name, id, queue, attempt) = (job.class.as_str(), job.id, job.queue.as_str(), job.attempts);
+    let of = job.max_attempts;
     match outcome {
         Outcome::Succeeded => {
             tracing::info!(job = name, %id, queue, attempt, seconds, "Job {name} (id={id}) (queue={queue}) COMPLETED after {seconds:.4}")
         }
         Outcome::Failed => {
-            let error = error.unwrap_or_default();
-            tracing::error!(job = name, %id, queue, attempt, seconds, error, "Job {name} (id={id}) (queue={queue}) FAILED ({} prior attempts) with {error}", attempt.saturating_sub(1))
+            let error = said.error.as_deref().unwrap_or_default();
+            let what = match (said.state, said.retry_in) {
+                (Some(JobState::Retrying), Some(wait)) => {
+                    format!(
+                        "FAILED (attempt {attempt} of {of}); retrying in {}",
+                        humantime_like(wait)
+                    )
+                }
+                (Some(JobState::Cancelled), _) => "FAILED and is cancelled".to_owned(),
+                (Some(JobState::Failed), _) => {
+                    format!("FAILED for good (attempt {attempt} of {of})")
+                }
+                _ => format!("FAILED (attempt {attempt} of {of})"),
+            };
+            tracing::error!(job = name, %id, queue, attempt, seconds, error, "Job {name} (id={id}) (queue={queue}) {what} after {seconds:.4}: {error}")
         }
         Outcome::Released => {
-            tracing::warn!(job = name, %id, queue, attempt, seconds, "Job {name} (id={id}) (queue={queue}) RELEASED after {seconds:.4}")
+            let why = said.given_back.unwrap_or("given back");
+            let what = match why {
+                "cancelled" => "CANCELLED".to_owned(),
+                why => format!("RELEASED ({why})"),
+            };
+            tracing::warn!(job = name, %id, queue, attempt, seconds, "Job {name} (id={id}) (queue={queue}) {what} after {seconds:.4}")
         }
         Outcome::Lost => {
-            tracing::warn!(job = name, %id, queue, attempt, seconds, "Job {name} (id={id}) (queue={queue}) LOST its lease after {seconds:.4}")
+            tracing::warn!(job = name, %id, queue, attempt, seconds, "Job {name} (id={id}) (queue={queue}) LOST its lease after {seconds:.4}: someone else may run it now")
         }
     }
 }

@@ -5,8 +5,13 @@ use std::time::Duration;
 /// A worker's settings. Every field has a default.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WorkerOptions {
-    /// Only these queues; empty means every queue the backend lets this worker see.
+    /// Only these queues; empty means every queue the backend lets this worker see (over
+    /// HTTP: every queue the server hired it for).
     pub queues: Vec<String>,
+    /// Take jobs of any class, failing those it cannot run for good (delayed_job's way);
+    /// otherwise (the default) it leases only the classes it runs: those of its registry and
+    /// its command handlers.
+    pub catch_all: bool,
     /// Jobs run at once (4).
     pub concurrency: usize,
     /// The most jobs one reserve asks for (the free concurrency, at most this; 10).
@@ -27,12 +32,19 @@ pub struct WorkerOptions {
     pub shutdown_grace: Duration,
     /// Stop once nothing is ready and nothing runs (delayed_job's `exit_on_complete`).
     pub exit_on_complete: bool,
+    /// How long a command handler being stopped (its time limit, a cancel, a shutdown) gets
+    /// between SIGTERM and SIGKILL to its process group (5 s).
+    pub kill_grace: Duration,
+    /// Stop, with an error, after the backend refused this worker's credentials this many
+    /// times in a row (5): a wrong secret or a locked worker is not fixed by waiting.
+    pub max_refusals: u32,
 }
 
 impl Default for WorkerOptions {
     fn default() -> Self {
         WorkerOptions {
             queues: Vec::new(),
+            catch_all: false,
             concurrency: 4,
             batch: 10,
             max_run_time: Duration::from_secs(4 * 3600),
@@ -42,6 +54,8 @@ impl Default for WorkerOptions {
             max_priority: None,
             shutdown_grace: Duration::from_secs(25),
             exit_on_complete: false,
+            kill_grace: Duration::from_secs(5),
+            max_refusals: 5,
         }
     }
 }

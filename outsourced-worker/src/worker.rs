@@ -8,9 +8,11 @@ use std::time::Duration;
 use outsourced_core::{
     AnyJob, Backend, Error, JobRecord, Registry, ReserveOptions, Reserved, Result, WorkerInstance,
 };
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::command::{CommandJob, CommandSpec};
+use crate::assignment::Assignment;
+use crate::command::{Children, CommandJob, CommandSpec};
 use crate::execute::{Outcome, execute};
 use crate::options::WorkerOptions;
 use crate::report::Reporter;
@@ -37,6 +39,16 @@ impl WorkOff {
     }
 }
 
+impl std::fmt::Display for WorkOff {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} succeeded, {} failed, {} given back",
+            self.succeeded, self.failed, self.abandoned
+        )
+    }
+}
+
 /// A worker process: its identity, its backend, the jobs it knows how to run, and its options.
 #[derive(Clone)]
 pub struct Worker {
@@ -49,6 +61,11 @@ pub(crate) struct Inner {
     pub(crate) registry: Registry,
     pub(crate) commands: BTreeMap<String, Arc<CommandSpec>>,
     pub(crate) options: WorkerOptions,
+    assignment: Option<Arc<dyn Assignment>>,
+    /// The command handlers' processes, so that nothing outlives its job.
+    pub(crate) children: Children,
+    /// Set once a shutdown has begun.
+    pub(crate) stopping: watch::Sender<bool>,
 }
 
 impl Worker {
@@ -63,6 +80,9 @@ impl Worker {
                 registry: Registry::new(),
                 commands: BTreeMap::new(),
                 options: WorkerOptions::default(),
+                assignment: None,
+                children: Children::default(),
+                stopping: watch::Sender::new(false),
             }),
         }
     }
@@ -79,6 +99,9 @@ impl Worker {
             registry: old.registry.clone(),
             commands: old.commands.clone(),
             options: old.options.clone(),
+            assignment: old.assignment.clone(),
+            children: Children::default(),
+            stopping: watch::Sender::new(false),
         };
         f(&mut inner);
         Worker {
@@ -105,6 +128,12 @@ impl Worker {
         self.edit(|inner| inner.commands = commands)
     }
 
+    /// Asks `assignment` which queues to work before each reserve (instead of the options'
+    /// fixed list).
+    pub fn assignment(self, assignment: Arc<dyn Assignment>) -> Self {
+        self.edit(|inner| inner.assignment = Some(assignment))
+    }
+
     /// Sets the instance id (by default the host name, the process id and a random suffix).
     pub fn instance(self, instance: impl Into<String>) -> Self {
         let instance = instance.into();
@@ -116,6 +145,12 @@ impl Worker {
         &self.inner.id
     }
 
+    /// The classes it leases: those of its registry and its command handlers; `None` for a
+    /// catch-all worker, which takes any class.
+    pub fn classes(&self) -> Option<Vec<String>> {
+        self.inner.classes()
+    }
+
     /// Runs at most `n` jobs that are ready now, then returns what happened (delayed_job's
     /// `work_off`). Leaves nothing leased.
     pub async fn work_off(&self, n: usize) -> Result<WorkOff> {
@@ -125,6 +160,9 @@ impl Worker {
     /// Runs until `shutdown` (or, with `exit_on_complete`, until nothing is ready and nothing
     /// runs), then drains: running jobs may finish within the grace period, the rest are
     /// released so that others get them at once.
+    ///
+    /// Fails at once when the worker runs no class (and is no catch-all), and after
+    /// `max_refusals` refusals of its credentials in a row.
     pub async fn run(&self, shutdown: Shutdown) -> Result<WorkOff> {
         let exit = self.inner.options.exit_on_complete;
         self.run_loop(shutdown, None, exit).await
@@ -136,33 +174,28 @@ impl Worker {
         limit: Option<usize>,
         exit_when_idle: bool,
     ) -> Result<WorkOff> {
+        let classes = self.inner.classes();
+        if classes.as_ref().is_some_and(Vec::is_empty) {
+            return Err(Error::invalid(
+                "this worker runs no job class: register a Job type, add command handlers, \
+                 or make it a catch-all worker",
+            ));
+        }
         let options = &self.inner.options;
-        tracing::info!(worker = %self.inner.id, queues = ?options.queues, "Starting job worker");
-        let mut tasks = JoinSet::new();
-        let reporter = Reporter::start(self.inner.backend.clone(), self.inner.id.clone());
-        let mut tally = WorkOff::default();
-        let mut started = 0usize;
-        let mut pause = Pause::new();
-        while shutdown.stage() == Stage::Running {
-            while let Some(done) = tasks.try_join_next() {
-                tally.add(done.unwrap_or(Outcome::Lost));
+        let shown = classes.as_ref().map_or("any".to_owned(), |c| c.join(", "));
+        tracing::info!(worker = %self.inner.id, queues = ?options.queues, classes = %shown, "Starting job worker");
+        let mut run = Run::new(self.inner.clone());
+        let outcome = loop {
+            if shutdown.stage() != Stage::Running {
+                break Ok(());
             }
-            let left = limit.map_or(usize::MAX, |n| n - started.min(n));
-            let room = options.concurrency.saturating_sub(tasks.len());
-            let wanted = room.min(options.batch as usize).min(left);
-            // While jobs run, wait until a useful batch fits rather than reserving one job
-            // per finished job: fewer, larger claims.
-            let worth_it = (options.concurrency / 2)
-                .clamp(1, options.batch as usize)
-                .min(left);
-            if wanted == 0 || (!tasks.is_empty() && wanted < worth_it) {
-                if tasks.is_empty() {
-                    break;
+            run.collect();
+            let wanted = run.wanted(limit);
+            if wanted == 0 {
+                if run.tasks.is_empty() {
+                    break Ok(());
                 }
-                tokio::select! {
-                    Some(done) = tasks.join_next() => tally.add(done.unwrap_or(Outcome::Lost)),
-                    _ = shutdown.reached(Stage::Draining) => {}
-                }
+                run.wait_for_a_job(&mut shutdown).await;
                 continue;
             }
             // A worker with room waits for work in a long poll, busy or not, so that a job
@@ -172,68 +205,81 @@ impl Worker {
             // before it was dropped, the drain's release of everything this instance holds
             // gives them back.
             let reserving = tokio::select! {
-                reserved = self.reserve(wanted, wait) => reserved,
-                _ = shutdown.reached(Stage::Draining) => break,
+                reserved = self.reserve(wanted, wait, &classes) => reserved,
+                _ = shutdown.reached(Stage::Draining) => break Ok(()),
             };
-            let reserved = match reserving {
-                Ok(reserved) => reserved,
-                Err(error) => {
-                    let wait = pause.next();
-                    tracing::error!(%error, retry_in = ?wait, "Error while reserving jobs");
-                    tokio::select! {
-                        _ = tokio::time::sleep(wait) => {}
-                        _ = shutdown.reached(Stage::Draining) => {}
+            match reserving {
+                Err(error) => match run.failed(error) {
+                    Ok(pause) => pause_for(pause, &mut shutdown).await,
+                    Err(fatal) => break Err(fatal),
+                },
+                Ok(None) => run.unassigned(&mut shutdown).await,
+                Ok(Some(reserved)) => {
+                    run.refusals = 0;
+                    run.pause.reset();
+                    if reserved.is_empty() {
+                        if !exit_when_idle {
+                            // The long poll ended empty: poll again.
+                            continue;
+                        }
+                        if run.tasks.is_empty() {
+                            break Ok(());
+                        }
+                        // Nothing ready and no waiting: look again when a job ends.
+                        run.wait_for_a_job(&mut shutdown).await;
+                        continue;
                     }
-                    continue;
+                    run.start(reserved);
                 }
-            };
-            pause.reset();
-            if reserved.is_empty() {
-                if !exit_when_idle {
-                    // The long poll ended empty: poll again.
-                    continue;
-                }
-                if tasks.is_empty() {
-                    break;
-                }
-                // Nothing ready and no waiting: look again when a job ends.
-                tokio::select! {
-                    Some(done) = tasks.join_next() => tally.add(done.unwrap_or(Outcome::Lost)),
-                    _ = shutdown.reached(Stage::Draining) => {}
-                }
-                continue;
             }
-            started += reserved.len();
-            for job in reserved {
-                tasks.spawn(execute(self.inner.clone(), reporter.clone(), job));
-            }
-        }
-        self.drain(tasks, shutdown, &mut tally).await;
-        tracing::info!(worker = %self.inner.id, ?tally, "Worker stopped");
-        Ok(tally)
+        };
+        self.inner.stopping.send_replace(true);
+        let tally = self.drain(run, shutdown).await;
+        tracing::info!(worker = %self.inner.id, "Worker stopped: {tally}");
+        outcome.map(|()| tally)
     }
 
-    async fn reserve(&self, limit: usize, wait: Option<Duration>) -> Result<Vec<Reserved>> {
+    /// Reserves up to `limit` jobs from the queues the worker works now; `None` when it is
+    /// assigned no queue at all.
+    async fn reserve(
+        &self,
+        limit: usize,
+        wait: Option<Duration>,
+        classes: &Option<Vec<String>>,
+    ) -> Result<Option<Vec<Reserved>>> {
         let options = &self.inner.options;
+        let queues = match &self.inner.assignment {
+            Some(assignment) => match assignment.queues().await? {
+                queues if queues.is_empty() => return Ok(None),
+                queues => queues,
+            },
+            None => options.queues.clone(),
+        };
         let opts = ReserveOptions {
             limit: u32::try_from(limit).unwrap_or(u32::MAX),
-            queues: options.queues.clone(),
+            queues,
+            classes: classes.clone(),
             min_priority: options.min_priority,
             max_priority: options.max_priority,
             wait,
             lease: Some(options.lease),
         };
-        self.inner.backend.reserve(&self.inner.id, opts).await
+        self.inner
+            .backend
+            .reserve(&self.inner.id, opts)
+            .await
+            .map(Some)
     }
 
     /// Lets running jobs finish within the grace period (or until a second signal), stops the
-    /// rest, and releases everything this instance still holds.
-    async fn drain(
-        &self,
-        mut tasks: JoinSet<Outcome>,
-        mut shutdown: Shutdown,
-        tally: &mut WorkOff,
-    ) {
+    /// rest (and their handlers' processes), and releases everything this instance still
+    /// holds.
+    async fn drain(&self, run: Run, mut shutdown: Shutdown) -> WorkOff {
+        let Run {
+            mut tasks,
+            mut tally,
+            ..
+        } = run;
         if !tasks.is_empty() {
             tracing::info!(running = tasks.len(), "Waiting for running jobs to finish");
             let grace = tokio::time::sleep(self.inner.options.shutdown_grace);
@@ -253,6 +299,15 @@ impl Worker {
                 tally.add(done.unwrap_or(Outcome::Released));
             }
         }
+        // A job is released only once its handler is gone, or another worker could run it
+        // while this one's still does.
+        let settle = self.inner.options.kill_grace + Duration::from_secs(1);
+        if tokio::time::timeout(settle, self.inner.children.settled(None))
+            .await
+            .is_err()
+        {
+            tracing::error!("command handlers did not stop after SIGKILL; releasing their jobs");
+        }
         match self.inner.backend.release_all(&self.inner.id).await {
             Ok(0) => {}
             Ok(n) => tracing::warn!(released = n, "Released jobs that were still running"),
@@ -260,10 +315,135 @@ impl Worker {
                 tracing::error!(%error, "Could not release this worker's jobs; their leases will expire")
             }
         }
+        tally
+    }
+}
+
+/// Sleeps for `pause`, or until a shutdown begins.
+async fn pause_for(pause: Duration, shutdown: &mut Shutdown) {
+    tokio::select! {
+        _ = tokio::time::sleep(pause) => {}
+        _ = shutdown.reached(Stage::Draining) => {}
+    }
+}
+
+/// One run of the loop: the jobs running, how they ended, and the backend's recent failures.
+struct Run {
+    inner: Arc<Inner>,
+    tasks: JoinSet<Outcome>,
+    reporter: Reporter,
+    tally: WorkOff,
+    started: usize,
+    pause: Pause,
+    /// Refusals of the worker's credentials in a row.
+    refusals: u32,
+    /// Whether the worker has said that it is assigned no queue.
+    said_unassigned: bool,
+}
+
+impl Run {
+    fn new(inner: Arc<Inner>) -> Self {
+        let reporter = Reporter::start(inner.backend.clone(), inner.id.clone());
+        Run {
+            inner,
+            tasks: JoinSet::new(),
+            reporter,
+            tally: WorkOff::default(),
+            started: 0,
+            pause: Pause::new(),
+            refusals: 0,
+            said_unassigned: false,
+        }
+    }
+
+    /// Counts the jobs that have ended.
+    fn collect(&mut self) {
+        while let Some(done) = self.tasks.try_join_next() {
+            self.tally.add(done.unwrap_or(Outcome::Lost));
+        }
+    }
+
+    /// How many jobs to reserve now: up to the free concurrency and the batch size; none
+    /// while jobs run and less than a useful batch fits (fewer, larger claims).
+    fn wanted(&self, limit: Option<usize>) -> usize {
+        let options = &self.inner.options;
+        let left = limit.map_or(usize::MAX, |n| n - self.started.min(n));
+        let room = options.concurrency.saturating_sub(self.tasks.len());
+        let wanted = room.min(options.batch as usize).min(left);
+        let worth_it = (options.concurrency / 2)
+            .clamp(1, options.batch as usize)
+            .min(left);
+        if !self.tasks.is_empty() && wanted < worth_it {
+            return 0;
+        }
+        wanted
+    }
+
+    /// Waits until a running job ends (or a shutdown begins).
+    async fn wait_for_a_job(&mut self, shutdown: &mut Shutdown) {
+        tokio::select! {
+            Some(done) = self.tasks.join_next() => self.tally.add(done.unwrap_or(Outcome::Lost)),
+            _ = shutdown.reached(Stage::Draining) => {}
+        }
+    }
+
+    fn start(&mut self, reserved: Vec<Reserved>) {
+        self.started += reserved.len();
+        for job in reserved {
+            let run = execute(self.inner.clone(), self.reporter.clone(), job);
+            self.tasks.spawn(run);
+        }
+    }
+
+    /// A reserve failed: how long to wait before the next, or the error to stop with once the
+    /// credentials were refused `max_refusals` times in a row.
+    fn failed(&mut self, error: Error) -> Result<Duration> {
+        let wait = self.pause.next();
+        match &error {
+            Error::Unauthorized { .. } | Error::Forbidden { .. } => {
+                self.refusals += 1;
+                let max = self.inner.options.max_refusals.max(1);
+                if self.refusals >= max {
+                    return Err(error);
+                }
+                tracing::error!(%error, refusals = self.refusals, max, retry_in = ?wait, "The backend refused this worker's credentials");
+            }
+            _ => {
+                self.refusals = 0;
+                tracing::error!(%error, retry_in = ?wait, "Error while reserving jobs");
+            }
+        }
+        Ok(wait)
+    }
+
+    /// The worker is assigned no queue: say so once, then ask again after the idle wait.
+    async fn unassigned(&mut self, shutdown: &mut Shutdown) {
+        let worker = &self.inner.id.worker;
+        if !self.said_unassigned {
+            tracing::warn!(
+                %worker,
+                "hired for no queue: waiting until it is (`outsourcer queue hire QUEUE {worker}`)"
+            );
+            self.said_unassigned = true;
+        }
+        self.refusals = 0;
+        pause_for(self.inner.options.idle_wait, shutdown).await;
     }
 }
 
 impl Inner {
+    /// The classes this worker leases; `None` for a catch-all.
+    pub(crate) fn classes(&self) -> Option<Vec<String>> {
+        if self.options.catch_all {
+            return None;
+        }
+        let mut classes: Vec<String> = self.registry.classes().map(str::to_owned).collect();
+        classes.extend(self.commands.keys().cloned());
+        classes.sort();
+        classes.dedup();
+        Some(classes)
+    }
+
     /// The code that runs a job: its Rust type, else its command, else a permanent error.
     pub(crate) fn resolve(&self, job: &JobRecord) -> Result<Arc<dyn AnyJob>> {
         if self.registry.contains(&job.class) {
@@ -272,12 +452,14 @@ impl Inner {
         }
         if let Some(spec) = self.commands.get(&job.class) {
             return Ok(Arc::new(CommandJob {
+                class: job.class.clone(),
                 spec: spec.clone(),
                 args: job.args.clone(),
+                children: self.children.clone(),
+                kill_grace: self.options.kill_grace,
             }));
         }
-        let mut known: Vec<String> = self.registry.classes().map(str::to_owned).collect();
-        known.extend(self.commands.keys().cloned());
+        let known = self.classes().unwrap_or_default();
         Err(Error::BadPayload {
             message: format!(
                 "unknown job class {:?} (this worker runs: {})",

@@ -20,7 +20,7 @@ pub(crate) struct Cli {
     /// may instead be given in OUTSOURCED_SERVER_KEY.
     #[arg(long, global = true, env = "OUTSOURCED_KEY_FILE")]
     pub(crate) key_file: Option<PathBuf>,
-    /// Print JSON instead of tables.
+    /// Print JSON instead of tables (and, for `serve`, log JSON lines).
     #[arg(long, global = true)]
     pub(crate) json: bool,
     #[command(subcommand)]
@@ -32,15 +32,15 @@ pub(crate) enum Command {
     /// Create, change, list and delete queues; hire and fire workers.
     #[command(subcommand)]
     Queue(QueueCommand),
-    /// Create workers and write their config files.
+    /// Create workers and write their config files (hire them with `queue hire`).
     #[command(subcommand)]
-    Worker(PrincipalCommand),
+    Worker(WorkerCommand),
     /// Create producers (clients that enqueue over HTTP) and grant them queues.
     #[command(subcommand)]
-    Producer(PrincipalCommand),
-    /// Create admin clients.
+    Producer(ProducerCommand),
+    /// Create admins (clients of the whole API) and set their dashboard passwords.
     #[command(subcommand)]
-    Admin(PrincipalCommand),
+    Admin(AdminCommand),
     /// Enqueue, list, inspect, retry and cancel jobs.
     #[command(subcommand)]
     Job(JobCommand),
@@ -68,6 +68,31 @@ pub(crate) enum Command {
         #[arg(long)]
         new_key_file: PathBuf,
     },
+}
+
+impl Command {
+    /// Whether the command only reads (and so must not create a database).
+    pub(crate) fn only_reads(&self) -> bool {
+        use PrincipalCommand::{List, Show};
+        let principal = |command: &PrincipalCommand| matches!(command, List | Show { .. });
+        match self {
+            Command::Queue(command) => {
+                matches!(command, QueueCommand::List | QueueCommand::Show { .. })
+            }
+            Command::Worker(WorkerCommand::Common(command))
+            | Command::Producer(ProducerCommand::Common(command))
+            | Command::Admin(AdminCommand::Common(command)) => principal(command),
+            Command::Job(command) => matches!(
+                command,
+                JobCommand::List(_)
+                    | JobCommand::Show { .. }
+                    | JobCommand::History { .. }
+                    | JobCommand::Count { .. }
+                    | JobCommand::Attachment { .. }
+            ),
+            _ => false,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -129,7 +154,8 @@ pub(crate) enum QueueCommand {
 
 #[derive(Debug, Args)]
 pub(crate) struct LimitArgs {
-    /// The most live jobs the queue may hold.
+    /// The most live jobs (scheduled, available, retrying, running) the queue may hold; a new
+    /// queue holds 10000 unless given.
     #[arg(long, conflicts_with = "unlimited")]
     pub(crate) limit: Option<u64>,
     /// No limit at all.
@@ -137,6 +163,7 @@ pub(crate) struct LimitArgs {
     pub(crate) unlimited: bool,
 }
 
+/// What every kind of principal (worker, producer, admin) has.
 #[derive(Debug, Subcommand)]
 pub(crate) enum PrincipalCommand {
     /// Create one, with fresh OAuth credentials.
@@ -171,7 +198,35 @@ pub(crate) enum PrincipalCommand {
         /// Its name.
         name: String,
     },
-    /// Grant a producer a queue (workers are hired with `queue hire`).
+}
+
+/// `outsourcer worker ...`
+#[derive(Debug, Subcommand)]
+pub(crate) enum WorkerCommand {
+    #[command(flatten)]
+    Common(PrincipalCommand),
+    /// Write the config file a worker needs (every connection detail). An existing file keeps
+    /// its other sections (`commands:`, `concurrency:` ...); only the worker's name and
+    /// connection are written again.
+    Config {
+        /// The worker's name.
+        name: String,
+        /// Write to this file (owner-only) instead of standard output.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        /// Talk to a server at this URL, its mount included
+        /// (http://server:8080/outsourced), instead of the database directly.
+        #[arg(long)]
+        url: Option<String>,
+    },
+}
+
+/// `outsourcer producer ...`
+#[derive(Debug, Subcommand)]
+pub(crate) enum ProducerCommand {
+    #[command(flatten)]
+    Common(PrincipalCommand),
+    /// Grant a producer a queue it may enqueue into.
     Grant {
         /// Its name.
         name: String,
@@ -185,22 +240,18 @@ pub(crate) enum PrincipalCommand {
         /// The queue.
         queue: String,
     },
+}
+
+/// `outsourcer admin ...`
+#[derive(Debug, Subcommand)]
+pub(crate) enum AdminCommand {
+    #[command(flatten)]
+    Common(PrincipalCommand),
     /// Set an admin's dashboard password (at least ten characters): prompted for on a
     /// terminal, else read as one line from standard input. Its open sessions end.
     Password {
         /// The admin's name.
         name: String,
-    },
-    /// Write the config file a worker needs (every connection detail and its queues).
-    Config {
-        /// The worker's name.
-        name: String,
-        /// Write to this file (owner-only) instead of standard output.
-        #[arg(long, short)]
-        output: Option<PathBuf>,
-        /// Talk to a server at this URL instead of the database directly.
-        #[arg(long)]
-        url: Option<String>,
     },
 }
 
@@ -285,8 +336,8 @@ pub(crate) struct EnqueueArgs {
     /// Run again this long after each run's due time (`30s`, `5m`, `1day`).
     #[arg(long, conflicts_with = "cron")]
     pub(crate) every: Option<String>,
-    /// Run again at the next point of this cron schedule (UTC) after each run
-    /// (`"0 3 * * *"`: daily at three).
+    /// Run at the points of this cron schedule (UTC): first at the next point after now (or at
+    /// --run-at), then at the next point after each run (`"0 3 * * *"`: daily at three).
     #[arg(long)]
     pub(crate) cron: Option<String>,
     /// Attach this file to the job (streamed; the job exists once the file is stored).
@@ -296,7 +347,8 @@ pub(crate) struct EnqueueArgs {
     #[arg(long, requires = "attach")]
     pub(crate) attach_type: Option<String>,
     /// Enqueue every line of this JSON-lines file: {"class", "args", "queue", "priority",
-    /// "run_at", "owner", "max_attempts", "every", "cron"}.
+    /// "run_at", "owner", "max_attempts", "every", "cron"}. All or none: every line is checked
+    /// first, and the whole file is one transaction.
     #[arg(long, conflicts_with = "class")]
     pub(crate) from: Option<PathBuf>,
 }
@@ -306,7 +358,8 @@ pub(crate) struct ListArgs {
     /// Only this queue.
     #[arg(long)]
     pub(crate) queue: Option<String>,
-    /// Only this state.
+    /// Only this state: scheduled, available, retrying, running, succeeded, failed or
+    /// cancelled.
     #[arg(long)]
     pub(crate) state: Option<String>,
     /// Only this class.
@@ -399,10 +452,10 @@ pub(crate) struct BenchWorkerArgs {
     #[arg(long)]
     pub(crate) url: String,
     /// The worker's consumer key.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub(crate) key: String,
     /// The worker's consumer secret.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub(crate) secret: String,
     /// The queue to work.
     #[arg(long)]
@@ -449,7 +502,7 @@ pub(crate) struct ServeArgs {
     pub(crate) idle_recheck: Option<std::time::Duration>,
     /// A token Prometheus must send (`Authorization: Bearer TOKEN`) to read `<mount>/metrics`;
     /// without one the metrics are open.
-    #[arg(long, env = "OUTSOURCED_METRICS_TOKEN")]
+    #[arg(long, env = "OUTSOURCED_METRICS_TOKEN", allow_hyphen_values = true)]
     pub(crate) metrics_token: Option<String>,
     /// The largest attachment accepted, in MiB (2048 unless given); larger ones get 413.
     #[arg(long)]

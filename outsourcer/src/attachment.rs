@@ -63,7 +63,7 @@ pub(crate) async fn attach(
     if ctx.json {
         print_json(&serde_json::json!({ "id": id.0, "size": info.size, "sha256": info.sha256 }));
     } else {
-        println!(
+        out!(
             "attached {} ({} bytes, SHA-256 {}) to job {id}",
             path.display(),
             info.size,
@@ -110,7 +110,7 @@ pub(crate) async fn save(ctx: &Ctx, id: JobId, output: &Path) -> Result<()> {
         if ctx.json {
             print_json(&serde_json::json!({ "path": output, "size": size, "sha256": sha256 }));
         } else {
-            println!(
+            out!(
                 "wrote {size} bytes (SHA-256 {sha256}) to {}",
                 output.display()
             );

@@ -7,6 +7,12 @@ use outsourced_core::{Actor, Result};
 
 use crate::args::{Cli, Command};
 
+/// Who the CLI acts as: an admin named after the local user.
+pub(crate) fn actor() -> Actor {
+    let user = std::env::var("USER").unwrap_or_else(|_| "cli".to_owned());
+    Actor::Admin(format!("outsourcer:{user}"))
+}
+
 /// The open database and the global options.
 pub(crate) struct Ctx {
     pub(crate) backend: SqlBackend,
@@ -16,9 +22,11 @@ pub(crate) struct Ctx {
 }
 
 impl Ctx {
-    /// Opens (and migrates) the database the command line names.
+    /// Opens (and migrates) the database the command line names; a command that only reads
+    /// refuses one that does not exist (a mistyped path), rather than create it.
     pub(crate) async fn open(cli: &Cli) -> Result<Ctx> {
         let mut config = SqlConfig::new(&cli.database);
+        config.create_if_missing = !cli.command.only_reads();
         if let Command::Serve(args) = &cli.command {
             if let Some(every) = args.idle_recheck {
                 config.idle_recheck = every;
@@ -38,8 +46,7 @@ impl Ctx {
 
     /// Who the CLI acts as: an admin named after the local user.
     pub(crate) fn actor(&self) -> Actor {
-        let user = std::env::var("USER").unwrap_or_else(|_| "cli".to_owned());
-        Actor::Admin(format!("outsourcer:{user}"))
+        actor()
     }
 
     pub(crate) fn directory(&self) -> Directory {

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
 use crate::args::DemoArgs;
-use crate::context::Ctx;
+use crate::context::actor;
 use crate::job::progress;
 use crate::output::{history_text, queues_table, table};
 
@@ -125,17 +125,17 @@ fn jobs(n: usize) -> Result<Vec<NewJob>> {
     Ok(jobs)
 }
 
-pub(crate) async fn run(ctx: &Ctx, args: DemoArgs) -> Result<()> {
+pub(crate) async fn run(json: bool, args: &DemoArgs) -> Result<()> {
     let dir = tempfile::Builder::new()
         .prefix("outsourced-demo-")
         .tempdir()
         .map_err(|e| outsourced_core::Error::invalid(format!("cannot make a directory: {e}")))?;
     let db = dir.path().join("outsourced.db");
-    println!("outsourced demo on a fresh SQLite file: {}", db.display());
+    out!("outsourced demo on a fresh SQLite file: {}", db.display());
     let mut config = SqlConfig::new(format!("sqlite://{}", db.display()));
     config.sqlite_sync = outsourced_backend_sql::SqliteSync::Normal;
     let backend = SqlBackend::open(config).await?;
-    let admin = ctx.actor();
+    let admin = actor();
     // The demo's own server key: nothing it creates outlives it.
     let key = ServerKey::generate();
     let credentials = setup(&backend, &key, &admin, args.jobs).await?;
@@ -143,15 +143,15 @@ pub(crate) async fn run(ctx: &Ctx, args: DemoArgs) -> Result<()> {
     let jobs = jobs(args.jobs)?;
     let total = jobs.len();
     let started = Instant::now();
-    enqueue(ctx, &backend, jobs).await?;
+    enqueue(json, &backend, jobs).await?;
     let enqueued_in = started.elapsed();
     let remote = HttpConfig::new(url, credentials.consumer_key, credentials.consumer_secret);
-    let worked_in = work(ctx, &backend, remote, args.workers, total).await?;
+    let worked_in = work(json, &backend, remote, args.workers, total).await?;
     report(&backend, &admin, total, enqueued_in, worked_in).await?;
     if args.keep {
         let kept = dir.keep().join("outsourced.db");
-        println!("\nkept the demo's database: {}", kept.display());
-        println!(
+        out!("\nkept the demo's database: {}", kept.display());
+        out!(
             "to browse it in the dashboard:\n  export OUTSOURCED_DATABASE_URL=sqlite://{}\n  \
              outsourcer admin create root && outsourcer admin password root && outsourcer serve\n  \
              then open http://127.0.0.1:8080/outsourced/dashboard",
@@ -173,7 +173,7 @@ async fn setup(
     let directory = Directory::new(backend.clone());
     let (_, credentials) = directory.create(key, Role::Worker, WORKER).await?;
     directory.grant(Role::Worker, WORKER, QUEUE).await?;
-    println!("created queue {QUEUE} (limit {limit}) and worker {WORKER}, hired for {QUEUE}");
+    out!("created queue {QUEUE} (limit {limit}) and worker {WORKER}, hired for {QUEUE}");
     Ok(credentials)
 }
 
@@ -197,12 +197,12 @@ async fn start_server(
     let header_timeout = ServerConfig::default().header_timeout;
     tokio::spawn(serve(listener, app, None, header_timeout, shutdown));
     let url = format!("http://{addr}/outsourced");
-    println!("serving the API at {url}; the workers sign every request with OAuth 1.0a");
+    out!("serving the API at {url}; the workers sign every request with OAuth 1.0a");
     Ok((url, stop))
 }
 
-async fn enqueue(ctx: &Ctx, backend: &SqlBackend, jobs: Vec<NewJob>) -> Result<()> {
-    let bar = progress(ctx, jobs.len() as u64, "enqueueing");
+async fn enqueue(json: bool, backend: &SqlBackend, jobs: Vec<NewJob>) -> Result<()> {
+    let bar = progress(json, jobs.len() as u64, "enqueueing");
     let producer = Actor::Producer("demo".into());
     for chunk in jobs.chunks(500) {
         backend.enqueue_batch(&producer, chunk.to_vec()).await?;
@@ -214,7 +214,7 @@ async fn enqueue(ctx: &Ctx, backend: &SqlBackend, jobs: Vec<NewJob>) -> Result<(
 
 /// Runs `workers` workers over HTTP until every job has finished.
 async fn work(
-    ctx: &Ctx,
+    json: bool,
     backend: &SqlBackend,
     remote: HttpConfig,
     workers: usize,
@@ -237,8 +237,8 @@ async fn work(
         let shutdown = shutdown.clone();
         running.push(tokio::spawn(async move { worker.run(shutdown).await }));
     }
-    let bar = progress(ctx, total as u64, "working");
-    let admin = ctx.actor();
+    let bar = progress(json, total as u64, "working");
+    let admin = actor();
     loop {
         let info = backend.queue(&admin, QUEUE).await?;
         let finished = info.counts.total() - info.counts.live();
@@ -265,9 +265,9 @@ async fn report(
     worked_in: Duration,
 ) -> Result<()> {
     let queue = backend.queue(admin, QUEUE).await?;
-    println!("\n{}", queues_table(std::slice::from_ref(&queue)));
+    out!("\n{}", queues_table(std::slice::from_ref(&queue), &[]));
     let rate = |n: usize, d: Duration| n as f64 / d.as_secs_f64().max(1e-9);
-    println!(
+    out!(
         "enqueued {total} jobs in {:.2} s ({:.0} jobs/s); worked them off in {:.2} s ({:.0} jobs/s)",
         enqueued_in.as_secs_f64(),
         rate(total, enqueued_in),
@@ -282,18 +282,19 @@ async fn report(
         owned.get(JobState::Succeeded).to_string(),
         owned.total().to_string(),
     ]);
-    println!("\njobs of one owner:\n{t}");
+    out!("\njobs of one owner:\n{t}");
     let failed = JobFilter {
         state: Some(JobState::Failed),
         limit: 1,
         ..JobFilter::default()
     };
     if let Some(job) = backend.jobs(admin, failed).await?.first() {
-        println!(
+        out!(
             "\nthe job that failed for good: {} (id {}), its history:",
-            job.class, job.id
+            job.class,
+            job.id
         );
-        println!("{}", history_text(&backend.history(admin, job.id).await?));
+        out!("{}", history_text(&backend.history(admin, job.id).await?));
     }
     Ok(())
 }

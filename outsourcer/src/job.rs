@@ -30,11 +30,31 @@ pub(crate) async fn run(ctx: &Ctx, command: JobCommand) -> Result<()> {
             if ctx.json {
                 print_json(&jobs.iter().map(job_json).collect());
             } else {
-                println!("{}", jobs_table(&jobs));
+                out!("{}", jobs_table(&jobs));
             }
             Ok(())
         }
-        JobCommand::Show { id } => show(ctx, &backend.job(&by, JobId(id)).await?),
+        JobCommand::Show { id } => {
+            let job = backend.job(&by, JobId(id)).await?;
+            let unserved = job.state.is_waiting()
+                && ctx.backend.unserved(&job.queue).await?.contains(&job.class);
+            if ctx.json {
+                let mut json = job_json(&job);
+                json["no_worker"] = json!(unserved);
+                print_json(&json);
+            } else {
+                out!("{}", job_text(&job));
+                if unserved {
+                    out!(
+                        "{:>16}: no live worker runs class {} from queue {} (give a worker's config a command for it, and hire the worker for the queue)",
+                        "waiting",
+                        job.class,
+                        job.queue
+                    );
+                }
+            }
+            Ok(())
+        }
         JobCommand::Attach {
             id,
             file,
@@ -46,7 +66,7 @@ pub(crate) async fn run(ctx: &Ctx, command: JobCommand) -> Result<()> {
             if ctx.json {
                 print_json(&history_json(&rows));
             } else {
-                println!("{}", history_text(&rows));
+                out!("{}", history_text(&rows));
             }
             Ok(())
         }
@@ -56,9 +76,9 @@ pub(crate) async fn run(ctx: &Ctx, command: JobCommand) -> Result<()> {
             if ctx.json {
                 print_json(&json!({ "id": id, "state": state.as_str() }));
             } else if state == JobState::Running {
-                println!("job {id} is running: asked its worker to stop it");
+                out!("job {id} is running: asked its worker to stop it");
             } else {
-                println!("job {id} is cancelled");
+                out!("job {id} is cancelled");
             }
             Ok(())
         }
@@ -83,7 +103,7 @@ pub(crate) async fn run(ctx: &Ctx, command: JobCommand) -> Result<()> {
                     t.add_row(vec![state.to_string(), counts.get(state).to_string()]);
                 }
                 t.add_row(vec!["total".to_owned(), counts.total().to_string()]);
-                println!("{t}");
+                out!("{t}");
             }
             Ok(())
         }
@@ -94,7 +114,7 @@ fn show(ctx: &Ctx, job: &outsourced_core::JobRecord) -> Result<()> {
     if ctx.json {
         print_json(&job_json(job));
     } else {
-        println!("{}", job_text(job));
+        out!("{}", job_text(job));
     }
     Ok(())
 }
@@ -177,9 +197,12 @@ async fn enqueue_one(ctx: &Ctx, args: &EnqueueArgs) -> Result<()> {
     if ctx.json {
         print_json(&job_json(&job));
     } else {
-        println!(
+        out!(
             "enqueued job {} ({} in queue {}, {})",
-            job.id, job.class, job.queue, job.state
+            job.id,
+            job.class,
+            job.queue,
+            job.state
         );
     }
     Ok(())
@@ -241,13 +264,11 @@ impl Line {
     }
 }
 
-/// Jobs per enqueue batch of a `--from` file; each batch is all or none.
-const BATCH: usize = 1000;
-
+/// Enqueues every line of a JSON-lines file, all or none: every line is checked first, and the
+/// jobs go in one batch (one transaction).
 async fn enqueue_file(ctx: &Ctx, path: &Path) -> Result<()> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Error::invalid(format!("cannot read {}: {e}", path.display())))?;
-    // Every line is checked before anything is enqueued.
     let mut jobs = Vec::new();
     for (n, line) in text
         .lines()
@@ -261,35 +282,24 @@ async fn enqueue_file(ctx: &Ctx, path: &Path) -> Result<()> {
             .map_err(|e| Error::invalid(format!("{} line {}: {e}", path.display(), n + 1)))?;
         jobs.push(job);
     }
-    let bar = progress(ctx, jobs.len() as u64, "enqueueing");
     let total = jobs.len();
-    let mut done = 0usize;
-    for chunk in jobs.chunks(BATCH) {
-        if let Err(error) = ctx
-            .backend
-            .enqueue_batch(&ctx.actor(), chunk.to_vec())
-            .await
-        {
-            bar.abandon();
-            return Err(Error::invalid(format!(
-                "enqueued {done} of {total} jobs, then: {error}"
-            )));
-        }
-        done += chunk.len();
-        bar.inc(chunk.len() as u64);
+    if let Err(error) = ctx.backend.enqueue_batch(&ctx.actor(), jobs).await {
+        return Err(Error::invalid(format!(
+            "{}: nothing was enqueued (a file is all or none): {error}",
+            path.display()
+        )));
     }
-    bar.finish_and_clear();
     if ctx.json {
-        print_json(&json!({ "enqueued": done }));
+        print_json(&json!({ "enqueued": total }));
     } else {
-        println!("enqueued {done} jobs from {}", path.display());
+        out!("enqueued {total} jobs from {}", path.display());
     }
     Ok(())
 }
 
 /// A progress bar on standard error, hidden with `--json` or when it is not a terminal.
-pub(crate) fn progress(ctx: &Ctx, len: u64, what: &str) -> ProgressBar {
-    let bar = if ctx.json {
+pub(crate) fn progress(json: bool, len: u64, what: &str) -> ProgressBar {
+    let bar = if json {
         ProgressBar::hidden()
     } else {
         ProgressBar::new(len)

@@ -5,6 +5,14 @@
 //! - `bench`: throughput, latency and memory beside the database's own rate;
 //! - `output`: tables and JSON.
 
+/// `println!` for the command's output, which ends the command quietly (status 0) when its
+/// reader has gone: `outsourcer job list | head -1`.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::output::line(format_args!($($arg)*))
+    };
+}
+
 mod args;
 mod attachment;
 mod bench;
@@ -19,7 +27,7 @@ mod serve;
 use std::process::ExitCode;
 
 use clap::Parser;
-use outsourced_backend_sql::{Directory, Role, ServerKey, secrets::write_private};
+use outsourced_backend_sql::{Directory, ServerKey, secrets::write_private};
 use outsourced_core::Result;
 
 use crate::args::{Cli, Command};
@@ -27,7 +35,7 @@ use crate::context::Ctx;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logs(&cli.command);
+    init_logs(&cli);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -44,45 +52,48 @@ fn main() -> ExitCode {
     }
 }
 
-/// Logs go to standard error unless `RUST_LOG` says otherwise: `info` for the server, nothing
-/// for the demo, `warn` for the rest.
-fn init_logs(command: &Command) {
+/// Logs go to standard error unless `RUST_LOG` says otherwise: `info` for the server (JSON
+/// lines with `--json`), nothing for the demo, `warn` for the rest.
+fn init_logs(cli: &Cli) {
     use tracing_subscriber::EnvFilter;
-    let default = match command {
+    let default = match cli.command {
         Command::Demo(_) | Command::Bench(_) | Command::BenchWorker(_) => "off",
         Command::Serve(_) => "info",
         _ => "warn",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     // Colours only on a terminal: a log file or a collector gets plain text.
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match (&cli.command, cli.json) {
+        (Command::Serve(_), true) => builder.json().try_init(),
+        _ => builder.try_init(),
+    };
 }
 
 async fn run(cli: Cli) -> Result<()> {
-    // The bench opens databases of its own.
+    // The demo and the bench open databases of their own.
     match &cli.command {
         Command::Bench(args) => return bench::run(args.clone()).await,
         Command::BenchWorker(args) => return bench::worker::run(args.clone()).await,
+        Command::Demo(args) => return demo::run(cli.json, args).await,
         _ => {}
     }
     let ctx = Ctx::open(&cli).await?;
     match cli.command {
         Command::Queue(command) => queue::run(&ctx, command).await,
-        Command::Worker(command) => principal::run(&ctx, Role::Worker, command).await,
-        Command::Producer(command) => principal::run(&ctx, Role::Producer, command).await,
-        Command::Admin(command) => principal::run(&ctx, Role::Admin, command).await,
+        Command::Worker(command) => principal::worker(&ctx, command).await,
+        Command::Producer(command) => principal::producer(&ctx, command).await,
+        Command::Admin(command) => principal::admin(&ctx, command).await,
         Command::Job(command) => job::run(&ctx, command).await,
-        Command::Demo(args) => demo::run(&ctx, args).await,
-        Command::Bench(_) | Command::BenchWorker(_) => Ok(()),
+        Command::Demo(_) | Command::Bench(_) | Command::BenchWorker(_) => Ok(()),
         Command::Serve(args) => serve::run(&ctx, args).await,
         Command::Prune { batch } => queue::prune(&ctx, batch).await,
         Command::Migrate => {
             // Opening the database already migrated it.
-            println!(
+            out!(
                 "the database {} is up to date",
                 outsourced_backend_sql::redact(&ctx.url)
             );
@@ -96,7 +107,7 @@ async fn run(cli: Cli) -> Result<()> {
             let count = Directory::new(ctx.backend.clone())
                 .reencrypt(&old, &new)
                 .await?;
-            println!(
+            out!(
                 "re-encrypted {count} secrets under the new key {}; use it from now on",
                 new_key_file.display()
             );

@@ -6,6 +6,24 @@ use outsourced_backend_sql::Principal;
 use outsourced_core::{HistoryEntry, JobRecord, JobState, QueueInfo, Retention, StateCounts};
 use serde_json::{Value, json};
 
+/// Writes one line of output; a reader that has gone (a pipe into `head`) ends the command
+/// quietly, as it does for `ls`, instead of a panic.
+pub(crate) fn line(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let written = stdout
+        .write_fmt(args)
+        .and_then(|()| stdout.write_all(b"\n"));
+    match written {
+        Ok(()) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(error) => {
+            eprintln!("outsourcer: cannot write the output: {error}");
+            std::process::exit(1);
+        }
+    }
+}
+
 /// A table with a header row.
 pub(crate) fn table(header: &[&str]) -> Table {
     let mut table = Table::new();
@@ -18,7 +36,7 @@ pub(crate) fn table(header: &[&str]) -> Table {
 
 /// Prints JSON, pretty.
 pub(crate) fn print_json(value: &Value) {
-    println!(
+    out!(
         "{}",
         serde_json::to_string_pretty(value).unwrap_or_default()
     );
@@ -59,11 +77,14 @@ fn retention_text(retention: Retention) -> String {
     }
 }
 
-pub(crate) fn queues_table(queues: &[QueueInfo]) -> Table {
+/// Queues with their settings and counts, and `unserved[i]`, the classes waiting in queue `i`
+/// that no live worker runs.
+pub(crate) fn queues_table(queues: &[QueueInfo], unserved: &[Vec<String>]) -> Table {
     let mut header = vec!["queue", "limit", "paused", "retention", "live"];
     header.extend(JobState::ALL.iter().map(|s| s.as_str()));
+    header.push("waiting with no worker");
     let mut t = table(&header);
-    for q in queues {
+    for (i, q) in queues.iter().enumerate() {
         let mut row = vec![
             q.name.clone(),
             q.limit.to_string(),
@@ -72,6 +93,7 @@ pub(crate) fn queues_table(queues: &[QueueInfo]) -> Table {
             q.counts.live().to_string(),
         ];
         row.extend(JobState::ALL.iter().map(|s| q.counts.get(*s).to_string()));
+        row.push(unserved.get(i).map(|c| c.join(", ")).unwrap_or_default());
         t.add_row(row);
     }
     t

@@ -8,11 +8,56 @@ use outsourced_worker::WorkerConfig;
 use outsourced_worker::config::BackendConfig;
 use serde_json::json;
 
-use crate::args::PrincipalCommand;
+use crate::args::{AdminCommand, PrincipalCommand, ProducerCommand, WorkerCommand};
 use crate::context::Ctx;
 use crate::output::{principal_json, principals_table, print_json};
 
-pub(crate) async fn run(ctx: &Ctx, role: Role, command: PrincipalCommand) -> Result<()> {
+/// `outsourcer worker ...`
+pub(crate) async fn worker(ctx: &Ctx, command: WorkerCommand) -> Result<()> {
+    match command {
+        WorkerCommand::Common(command) => run(ctx, Role::Worker, command).await,
+        WorkerCommand::Config { name, output, url } => {
+            write_config(ctx, &name, output.as_deref(), url).await
+        }
+    }
+}
+
+/// `outsourcer producer ...`
+pub(crate) async fn producer(ctx: &Ctx, command: ProducerCommand) -> Result<()> {
+    let directory = ctx.directory();
+    let principal = match command {
+        ProducerCommand::Common(command) => return run(ctx, Role::Producer, command).await,
+        ProducerCommand::Grant { name, queue } => {
+            directory.grant(Role::Producer, &name, &queue).await?
+        }
+        ProducerCommand::Revoke { name, queue } => {
+            directory.revoke(Role::Producer, &name, &queue).await?
+        }
+    };
+    show(ctx, &principal);
+    Ok(())
+}
+
+/// `outsourcer admin ...`
+pub(crate) async fn admin(ctx: &Ctx, command: AdminCommand) -> Result<()> {
+    match command {
+        AdminCommand::Common(command) => run(ctx, Role::Admin, command).await,
+        AdminCommand::Password { name } => {
+            ctx.directory()
+                .set_password(&name, &read_password()?)
+                .await?;
+            if ctx.json {
+                print_json(&json!({ "admin": name, "password": "set" }));
+            } else {
+                out!("set the dashboard password of admin {name}");
+            }
+            Ok(())
+        }
+    }
+}
+
+/// What every kind of principal has.
+async fn run(ctx: &Ctx, role: Role, command: PrincipalCommand) -> Result<()> {
     let directory = ctx.directory();
     let principal = match command {
         PrincipalCommand::Create { name } => {
@@ -24,7 +69,7 @@ pub(crate) async fn run(ctx: &Ctx, role: Role, command: PrincipalCommand) -> Res
             if ctx.json {
                 print_json(&all.iter().map(principal_json).collect());
             } else {
-                println!("{}", principals_table(&all));
+                out!("{}", principals_table(&all));
             }
             return Ok(());
         }
@@ -41,47 +86,21 @@ pub(crate) async fn run(ctx: &Ctx, role: Role, command: PrincipalCommand) -> Res
             if ctx.json {
                 print_json(&json!({ "deleted": name, "role": role.as_str() }));
             } else {
-                println!("deleted {role} {name}");
+                out!("deleted {role} {name}");
             }
             return Ok(());
-        }
-        PrincipalCommand::Grant { name, queue } => {
-            only_producers(role, "grant")?;
-            directory.grant(role, &name, &queue).await?
-        }
-        PrincipalCommand::Revoke { name, queue } => {
-            only_producers(role, "revoke")?;
-            directory.revoke(role, &name, &queue).await?
-        }
-        PrincipalCommand::Password { name } => {
-            if role != Role::Admin {
-                return Err(Error::invalid(
-                    "only admins log in to the dashboard: use `admin password NAME`",
-                ));
-            }
-            directory.set_password(&name, &read_password()?).await?;
-            if ctx.json {
-                print_json(&json!({ "admin": name, "password": "set" }));
-            } else {
-                println!("set the dashboard password of admin {name}");
-            }
-            return Ok(());
-        }
-        PrincipalCommand::Config { name, output, url } => {
-            if role != Role::Worker {
-                return Err(Error::invalid(
-                    "`config` writes a worker's config; use `worker config`",
-                ));
-            }
-            return write_config(ctx, &name, output.as_deref(), url).await;
         }
     };
-    if ctx.json {
-        print_json(&principal_json(&principal));
-    } else {
-        println!("{}", principals_table(std::slice::from_ref(&principal)));
-    }
+    show(ctx, &principal);
     Ok(())
+}
+
+fn show(ctx: &Ctx, principal: &outsourced_backend_sql::Principal) {
+    if ctx.json {
+        print_json(&principal_json(principal));
+    } else {
+        out!("{}", principals_table(std::slice::from_ref(principal)));
+    }
 }
 
 /// A password: prompted for without echo on a terminal, else the first line of standard input.
@@ -101,16 +120,6 @@ fn read_password() -> Result<String> {
     Ok(line.trim_end_matches(['\r', '\n']).to_owned())
 }
 
-fn only_producers(role: Role, what: &str) -> Result<()> {
-    match role {
-        Role::Producer => Ok(()),
-        Role::Worker => Err(Error::invalid(format!(
-            "workers are not granted queues but hired: use `queue hire QUEUE WORKER` instead of `worker {what}`"
-        ))),
-        Role::Admin => Err(Error::invalid("admins may use every queue already")),
-    }
-}
-
 fn report_credentials(
     ctx: &Ctx,
     principal: &outsourced_backend_sql::Principal,
@@ -122,9 +131,9 @@ fn report_credentials(
         value["consumer_secret"] = json!(credentials.consumer_secret);
         print_json(&value);
     } else {
-        println!("{verb} {} {}", principal.role, principal.name);
-        println!("  consumer key:    {}", credentials.consumer_key);
-        println!("  consumer secret: {}", credentials.consumer_secret);
+        out!("{verb} {} {}", principal.role, principal.name);
+        out!("  consumer key:    {}", credentials.consumer_key);
+        out!("  consumer secret: {}", credentials.consumer_secret);
     }
     Ok(())
 }
@@ -174,38 +183,71 @@ async fn write_config(
             url: absolute_sqlite(&ctx.url),
         },
     };
-    let config = WorkerConfig {
-        worker: worker.name.clone(),
-        backend,
-        queues: worker.queues.clone(),
-        concurrency: None,
-        batch: None,
-        max_run_time: None,
-        lease: None,
-        idle_wait: None,
-        shutdown_grace: None,
-        min_priority: None,
-        max_priority: None,
-        exit_on_complete: false,
-        commands: Default::default(),
-    };
-    let yaml = format!(
-        "# The config of worker {name}, written by outsourcer. Run it with:\n#   outsourced-worker --config <this file>\n{}",
-        config.to_yaml()
-    );
+    // Rewriting a config (after `rotate-secret`, say) keeps what the admin wrote in it.
+    let kept = output.and_then(|path| std::fs::read_to_string(path).ok());
+    let kept = kept.and_then(|text| WorkerConfig::parse(&text).ok());
+    let yaml = config_text(&worker.name, backend, kept);
     match output {
         Some(path) => {
             write_private(path, yaml.trim_end())?;
             if !ctx.json {
-                println!("wrote the config of worker {name} to {}", path.display());
+                out!("wrote the config of worker {name} to {}", path.display());
             } else {
                 print_json(&json!({ "worker": name, "config": path.display().to_string() }));
             }
         }
-        None => print!("{yaml}"),
+        None => out!("{}", yaml.trim_end()),
     }
     Ok(())
 }
+
+/// A worker's config: `kept`'s sections with the given name and backend (and its `ca_file`,
+/// when it named one), or a fresh one with a commented example of `commands:`.
+fn config_text(name: &str, backend: BackendConfig, kept: Option<WorkerConfig>) -> String {
+    let header = format!(
+        "# The config of worker {name}, written by outsourcer. Its keys: docs/worker-config.md.\n\
+         # Run it with: outsourced-worker --config <this file>\n\
+         # The worker works the queues it is hired for (outsourcer queue hire QUEUE {name}).\n"
+    );
+    let (mut config, fresh) = match kept {
+        Some(kept) => (kept, false),
+        None => (WorkerConfig::new(name, backend.clone()), true),
+    };
+    let ca_file = match &config.backend {
+        BackendConfig::Http { ca_file, .. } => ca_file.clone(),
+        BackendConfig::Sql { .. } => None,
+    };
+    config.worker = name.to_owned();
+    config.backend = match backend {
+        BackendConfig::Http {
+            url,
+            consumer_key,
+            consumer_secret,
+            ..
+        } => BackendConfig::Http {
+            url,
+            consumer_key,
+            consumer_secret,
+            ca_file,
+        },
+        sql => sql,
+    };
+    let mut text = format!("{header}{}", config.to_yaml());
+    if fresh && config.commands.is_empty() {
+        text.push_str(COMMANDS_EXAMPLE);
+    }
+    text
+}
+
+/// What a fresh config says of `commands:`, which the admin fills in.
+const COMMANDS_EXAMPLE: &str = "\
+# The job classes this worker runs, each by a program: the job's arguments come as JSON on
+# standard input, exit status 0 is success. A worker with no class refuses to start.
+# commands:
+#   Thumbnail:
+#     program: ./thumbnail.sh      # relative to this file's directory
+#     max_run_time: 5m
+";
 
 #[cfg(test)]
 mod tests {

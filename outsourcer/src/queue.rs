@@ -2,7 +2,7 @@
 
 use outsourced_backend_sql::Role;
 use outsourced_core::{
-    Backend, BackendExt, Error, PruneOptions, QueueLimit, QueueUpdate, Result, Retention,
+    Backend, BackendExt, Error, PruneOptions, QueueInfo, QueueLimit, QueueUpdate, Result, Retention,
 };
 
 use crate::args::{LimitArgs, QueueCommand};
@@ -42,7 +42,7 @@ pub(crate) async fn prune(ctx: &Ctx, batch: u32) -> Result<()> {
     if ctx.json {
         print_json(&serde_json::json!({ "pruned": pruned }));
     } else {
-        println!("pruned {pruned} finished jobs past their queue's retention");
+        out!("pruned {pruned} finished jobs past their queue's retention");
     }
     Ok(())
 }
@@ -74,14 +74,12 @@ pub(crate) async fn run(ctx: &Ctx, command: QueueCommand) -> Result<()> {
         }
         QueueCommand::List => {
             let queues = backend.queues(&by).await?;
-            if ctx.json {
-                print_json(&queues.iter().map(queue_json).collect());
-            } else {
-                println!("{}", queues_table(&queues));
-            }
-            return Ok(());
+            return show_queues(ctx, &queues, false).await;
         }
-        QueueCommand::Show { name } => backend.queue(&by, &name).await?,
+        QueueCommand::Show { name } => {
+            let queue = backend.queue(&by, &name).await?;
+            return show_queues(ctx, std::slice::from_ref(&queue), true).await;
+        }
         QueueCommand::Update {
             name,
             limit: l,
@@ -131,10 +129,35 @@ pub(crate) async fn run(ctx: &Ctx, command: QueueCommand) -> Result<()> {
             );
         }
     };
+    show_queues(ctx, std::slice::from_ref(&info), true).await
+}
+
+/// Queues as a table (or JSON: an object for `one`, else a list), each with the classes of
+/// its waiting jobs that no live worker runs.
+async fn show_queues(ctx: &Ctx, queues: &[QueueInfo], one: bool) -> Result<()> {
+    let mut unserved = Vec::with_capacity(queues.len());
+    for queue in queues {
+        unserved.push(ctx.backend.unserved(&queue.name).await?);
+    }
     if ctx.json {
-        print_json(&queue_json(&info));
+        let mut all: Vec<serde_json::Value> = queues
+            .iter()
+            .zip(&unserved)
+            .map(|(queue, classes)| {
+                let mut json = queue_json(queue);
+                json["unserved"] = serde_json::json!(classes);
+                json
+            })
+            .collect();
+        match (one, all.pop()) {
+            (true, Some(only)) => print_json(&only),
+            (_, last) => {
+                all.extend(last);
+                print_json(&serde_json::Value::Array(all));
+            }
+        }
     } else {
-        println!("{}", queues_table(std::slice::from_ref(&info)));
+        out!("{}", queues_table(queues, &unserved));
     }
     Ok(())
 }
@@ -147,13 +170,13 @@ fn report_access(
     if ctx.json {
         print_json(&principal_json(principal));
     } else {
-        println!("{text}; it works: {}", principal.queues.join(", "));
+        out!("{text}; it works: {}", principal.queues.join(", "));
     }
     Ok(())
 }
 
 pub(crate) fn println_unless_json(ctx: &Ctx, text: String) {
     if !ctx.json {
-        println!("{text}");
+        out!("{text}");
     }
 }

@@ -47,7 +47,7 @@ pub(crate) async fn run(ctx: &Ctx, args: ServeArgs) -> Result<()> {
         .local_addr()
         .map_err(|e| io("no local address", e))?;
     let scheme = if tls.is_some() { "https" } else { "http" };
-    println!(
+    out!(
         "serving {scheme}://{addr}{} (database {})",
         args.mount.trim_end_matches('/'),
         outsourced_backend_sql::redact(&ctx.url)

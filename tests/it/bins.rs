@@ -188,15 +188,7 @@ impl Scratch {
 impl Served {
     /// Waits (up to a minute, then fails) for a log line containing `text`.
     pub(crate) fn wait_for_log(&self, text: &str) -> String {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        loop {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            match self.logs.recv_timeout(left) {
-                Ok(line) if line.contains(text) => return line,
-                Ok(_) => {}
-                Err(error) => panic!("no log line with {text:?}: {error}"),
-            }
-        }
+        wait_for_line(&self.logs, text)
     }
 
     /// Stops it with SIGTERM, as an operator would, and waits for it to exit.
@@ -293,6 +285,20 @@ impl FreshDatabase {
     pub(crate) async fn drop_now(self) {
         let drop = format!("DROP DATABASE {} WITH (FORCE)", self.name);
         self.admin.execute_unprepared(&drop).await.expect("drop");
+    }
+}
+
+/// Waits (up to a minute, then fails) for a line containing `text`; the lines before it are
+/// passed over.
+pub(crate) fn wait_for_line(lines: &std::sync::mpsc::Receiver<String>, text: &str) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) if line.contains(text) => return line,
+            Ok(_) => {}
+            Err(error) => panic!("no line with {text:?}: {error}"),
+        }
     }
 }
 

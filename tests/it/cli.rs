@@ -124,9 +124,23 @@ fn producers_get_grants_and_admins_exist() {
     let revoked = s.json(&["producer", "revoke", "shop", "orders"]);
     assert_eq!(revoked["queues"], json!([]));
     s.ok(&["worker", "create", "w"]);
+    // Each role lists only its own verbs.
+    let wrong = s.outsourcer(&["worker", "grant", "w", "orders"]);
+    assert_eq!(wrong.status.code(), Some(2), "a usage error");
+    let help = |role: &str| s.ok(&[role, "--help"]);
+    let (worker, producer, admin) = (help("worker"), help("producer"), help("admin"));
     assert!(
-        s.fails(&["worker", "grant", "w", "orders"])
-            .contains("queue hire")
+        worker.contains("config") && !worker.contains("grant"),
+        "{worker}"
+    );
+    assert!(!worker.contains("password"), "{worker}");
+    assert!(
+        producer.contains("grant") && !producer.contains("config"),
+        "{producer}"
+    );
+    assert!(
+        admin.contains("password") && !admin.contains("grant"),
+        "{admin}"
     );
     let admin = s.json(&["admin", "create", "root"]);
     assert_eq!(admin["role"], "admin");
@@ -144,7 +158,11 @@ fn admins_get_a_dashboard_password_from_standard_input() {
     let stderr = String::from_utf8_lossy(&set.stderr);
     assert!(set.status.success(), "{stderr}");
     let not_admin = s.with_input(&["worker", "password", "root"], "correct horse battery\n");
-    assert_eq!(not_admin.status.code(), Some(1));
+    assert_eq!(
+        not_admin.status.code(),
+        Some(2),
+        "workers have no password verb"
+    );
     let runtime = tokio::runtime::Runtime::new().expect("a runtime");
     runtime.block_on(async {
         let config = outsourced_backend_sql::SqlConfig::new(s.database());
@@ -174,9 +192,36 @@ fn worker_config_writes_every_detail_the_worker_needs() {
     let text = std::fs::read_to_string(&file).expect("the config");
     let config = outsourced_worker::WorkerConfig::load(&file).expect("a valid config");
     assert_eq!(config.worker, "w1");
-    assert_eq!(config.queues, ["stuff_to_do"]);
+    assert!(
+        config.queues.is_empty(),
+        "no queue pinned: the worker works whatever it is hired for"
+    );
+    assert!(
+        text.contains("# commands:"),
+        "an example to fill in: {text}"
+    );
     let expected = outsourced_worker::config::BackendConfig::Sql { url: s.database() };
     assert_eq!(config.backend, expected, "{text}");
+    // Written again (after a rotated secret, say), it keeps what the admin added.
+    let added = format!("{text}\nconcurrency: 7\ncommands:\n  Thumb:\n    program: /bin/true\n");
+    std::fs::write(&file, added).expect("edit the config");
+    let path = file.to_str().expect("a path");
+    s.ok(&[
+        "worker",
+        "config",
+        "w1",
+        "-o",
+        path,
+        "--url",
+        "https://h/outsourced",
+    ]);
+    let again = outsourced_worker::WorkerConfig::load(&file).expect("a valid config");
+    assert_eq!(again.concurrency, Some(7));
+    assert!(again.commands.contains_key("Thumb"));
+    assert!(matches!(
+        again.backend,
+        outsourced_worker::config::BackendConfig::Http { .. }
+    ));
     let over_http = s.ok(&[
         "worker",
         "config",

@@ -135,6 +135,7 @@ async fn counting(failing: bool) -> Arc<Counting> {
 async fn reserves_in(backend: Arc<Counting>, window: Duration) -> usize {
     let options = WorkerOptions {
         idle_wait: Duration::from_secs(2),
+        catch_all: true,
         ..WorkerOptions::default()
     };
     let worker = Worker::new(backend.clone(), "idle").options(options);

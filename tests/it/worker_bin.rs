@@ -110,7 +110,10 @@ fn a_failing_handler_leaves_its_stderr_in_the_history() {
     assert!(ran.is_some_and(|ms| ms >= 0), "how long the attempt ran");
     let error = &history[2]["error"];
     let handler = s.path("handler.sh");
-    let expected = format!("command {} exited with status 4", handler.display());
+    let expected = format!(
+        "{} exited with status 4: cannot reach the printer",
+        handler.display()
+    );
     assert_eq!(error["message"], expected);
     assert!(
         error["backtrace"]
@@ -122,24 +125,48 @@ fn a_failing_handler_leaves_its_stderr_in_the_history() {
 }
 
 #[test]
-fn unknown_classes_fail_at_once_and_can_be_retried() {
+fn a_class_no_worker_runs_stays_waiting_and_is_named() {
     let s = Scratch::new();
-    setup(&s, "exit 0");
-    let job = s.json(&["job", "enqueue", "NoSuchClass", "--queue", "stuff_to_do"]);
-    let out = worker(&s, "w1.yml", &["--exit-on-complete"]);
-    assert!(out.status.success());
-    let id = job["id"].as_i64().expect("an id").to_string();
-    let failed = s.json(&["job", "show", &id]);
-    assert_eq!(
-        (&failed["state"], &failed["attempts"]),
-        (&json!("failed"), &json!(1))
-    );
+    setup(&s, "cat > /dev/null");
+    let unknown = s.json(&["job", "enqueue", "NoSuchClass", "--queue", "stuff_to_do"]);
+    let id = unknown["id"].as_i64().expect("an id").to_string();
+    s.ok(&["job", "enqueue", "Shell", "--queue", "stuff_to_do"]);
+    let mut child = Command::new(bin("outsourced-worker"))
+        .arg("--config")
+        .arg(s.path("w1.yml"))
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the worker");
+    let logs = crate::bins::log_lines(&mut child);
+    // Its Shell job ran: the worker has reserved, and said which classes it runs.
+    let line = crate::bins::wait_for_line(&logs, "COMPLETED");
     assert!(
-        failed["last_error"]
-            .as_str()
-            .is_some_and(|e| e.contains("unknown job class"))
+        line.contains("Job Shell"),
+        "the log names the class: {line}"
     );
-    assert_eq!(s.json(&["job", "retry", &id])["state"], "available");
+    let waiting = s.json(&["job", "show", &id]);
+    assert_eq!(
+        (
+            &waiting["state"],
+            &waiting["attempts"],
+            &waiting["no_worker"]
+        ),
+        (&json!("available"), &json!(0), &json!(true)),
+        "never leased, never failed; and said to have no worker"
+    );
+    let text = s.ok(&["job", "show", &id]);
+    assert!(
+        text.contains("no live worker runs class NoSuchClass"),
+        "{text}"
+    );
+    let queue = s.json(&["queue", "show", "stuff_to_do"]);
+    assert_eq!(queue["unserved"], json!(["NoSuchClass"]));
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    assert!(term.expect("kill").success());
+    assert!(child.wait().expect("the worker exits").success());
 }
 
 #[test]

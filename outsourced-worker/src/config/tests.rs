@@ -76,27 +76,57 @@ fn with_current_dir<T>(dir: &Path, f: impl FnOnce() -> T) -> T {
 
 #[test]
 fn written_configs_read_back() {
-    let config = WorkerConfig {
-        worker: "w".into(),
-        backend: BackendConfig::Http {
-            url: "https://jobs.example.com/outsourced".into(),
-            consumer_key: "key".into(),
-            consumer_secret: "secret".into(),
-            ca_file: None,
-        },
-        queues: vec!["a".into()],
-        concurrency: Some(2),
-        batch: None,
-        max_run_time: Some(Duration::from_secs(3600)),
-        lease: None,
-        idle_wait: None,
-        shutdown_grace: None,
-        min_priority: None,
-        max_priority: None,
-        exit_on_complete: false,
-        commands: BTreeMap::new(),
+    let backend = BackendConfig::Http {
+        url: "https://jobs.example.com/outsourced".into(),
+        consumer_key: "-key".into(),
+        consumer_secret: "secret".into(),
+        ca_file: None,
     };
+    let mut config = WorkerConfig::new("w", backend);
+    config.queues = vec!["a".into()];
+    config.concurrency = Some(2);
+    config.max_run_time = Some(Duration::from_secs(3600));
+    config.kill_grace = Some(Duration::from_secs(2));
+    config.catch_all = true;
     assert_eq!(load(&config.to_yaml()).expect("reads back"), config);
+}
+
+#[test]
+fn a_worker_with_no_class_or_a_missing_program_is_refused() {
+    let dir = tempfile::tempdir().expect("a directory");
+    let path = dir.path().join("w.yml");
+    let check = |text: &str| {
+        std::fs::write(&path, text).expect("write the config");
+        let config = WorkerConfig::load(&path).expect("a valid config");
+        config.check_runnable(&path).err().map(|e| e.to_string())
+    };
+    let base = "worker: w\nbackend:\n  sql:\n    url: x\n";
+    let none = check(base).unwrap_or_default();
+    assert!(
+        none.contains("runs no job class") && none.contains("commands:"),
+        "{none}"
+    );
+    assert_eq!(check(&format!("{base}catch_all: true\n")), None);
+    let missing = check(&format!(
+        "{base}commands:\n  Thumb:\n    program: ./thumb.sh\n"
+    ));
+    let missing = missing.unwrap_or_default();
+    assert!(
+        missing.contains("`commands.Thumb.program`") && missing.contains("does not exist"),
+        "{missing}"
+    );
+    std::fs::write(dir.path().join("thumb.sh"), "#!/bin/sh\n").expect("write a script");
+    let not_executable = check(&format!(
+        "{base}commands:\n  Thumb:\n    program: ./thumb.sh\n"
+    ));
+    assert!(
+        not_executable
+            .unwrap_or_default()
+            .contains("not executable"),
+        "a script without its x bit"
+    );
+    let found = check(&format!("{base}commands:\n  Thumb:\n    program: sh\n"));
+    assert_eq!(found, None, "a program found on the PATH");
 }
 
 #[test]

@@ -33,7 +33,8 @@ scenarios![
     running::a_timeout_is_an_ordinary_failure,
     running::the_workers_time_limit_caps_the_jobs,
     running::a_panic_is_a_failed_attempt,
-    running::an_unknown_class_fails_at_once,
+    running::a_class_the_worker_does_not_run_stays_waiting,
+    running::a_catch_all_worker_fails_an_unknown_class_at_once,
     running::undecodable_arguments_fail_at_once,
     running::a_job_reschedules_itself,
     running::attempts_run_out_and_the_failure_hook_runs_once,
@@ -47,6 +48,8 @@ scenarios![
     commands::a_command_gets_its_arguments_and_succeeds,
     commands::a_failing_command_leaves_its_stderr_in_the_history,
     commands::a_command_gets_the_attachment_as_a_file,
+    commands::a_timed_out_command_leaves_no_process_behind,
+    commands::a_cancelled_command_leaves_no_process_behind,
 ];
 
 /// Runs every worker scenario against fresh harnesses from `make`.

@@ -148,11 +148,25 @@ pub(crate) async fn a_panic_is_a_failed_attempt(h: &Harness) {
     assert_eq!(next.succeeded, 1);
 }
 
-pub(crate) async fn an_unknown_class_fails_at_once(h: &Harness) {
-    // SS-70: no retries for a job nobody can run.
+pub(crate) async fn a_class_the_worker_does_not_run_stays_waiting(h: &Harness) {
     let queue = h.queue().await;
     let job = h.enqueue(noop().queue(&queue)).await;
     let done = ok(worker(h, only(&queue)).work_off(1).await, "work off");
+    assert_eq!(done, WorkOff::default(), "it took nothing");
+    let stored = h.job(job.id).await;
+    assert_eq!((stored.state, stored.attempts), (JobState::Available, 0));
+    assert_eq!(h.history(job.id).await.len(), 1, "not even leased");
+}
+
+pub(crate) async fn a_catch_all_worker_fails_an_unknown_class_at_once(h: &Harness) {
+    // SS-70: no retries for a job nobody can run.
+    let queue = h.queue().await;
+    let job = h.enqueue(noop().queue(&queue)).await;
+    let options = WorkerOptions {
+        catch_all: true,
+        ..only(&queue)
+    };
+    let done = ok(worker(h, options).work_off(1).await, "work off");
     assert_eq!(done.failed, 1);
     let stored = h.job(job.id).await;
     assert_eq!((stored.state, stored.attempts), (JobState::Failed, 1));

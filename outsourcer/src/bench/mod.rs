@@ -34,7 +34,7 @@ fn ratio(figure: f64, base: Option<f64>) -> String {
 }
 
 pub(crate) fn line(via: &str, scenario: &str, settings: &str, figure: String, versus: String) {
-    println!("{via:<5} {scenario:<26} {settings:<44} {figure:>16}  {versus}");
+    out!("{via:<5} {scenario:<26} {settings:<44} {figure:>16}  {versus}");
 }
 
 pub(crate) async fn run(args: BenchArgs) -> Result<()> {
@@ -112,12 +112,12 @@ fn header(args: &BenchArgs, url: &str, sql: &SqlBackend) {
         outsourced_backend_sql::Flavor::Sqlite => format!("WAL, synchronous={}", args.sqlite_sync),
         _ => "the server's defaults (fsync at commit)".into(),
     };
-    println!("# outsourcer bench at commit {commit}");
-    println!(
+    out!("# outsourcer bench at commit {commit}");
+    out!(
         "# database {} ({durability})",
         outsourced_backend_sql::redact(url)
     );
-    println!(
+    out!(
         "# {} workers x concurrency {}, reserve batches of {}, {} producers; {} build",
         args.workers,
         args.concurrency,
@@ -266,7 +266,7 @@ async fn latency(args: &BenchArgs, rig: &Rig) -> Result<()> {
             );
         }
         if let Some(error) = load.first_error {
-            println!(
+            out!(
                 "      {} enqueues refused; the first: {error}",
                 load.refused
             );
@@ -285,7 +285,7 @@ fn own_memory() {
             .find_map(|l| l.strip_prefix(name))
             .map_or_else(|| "?".into(), |v| v.trim().to_owned())
     };
-    println!(
+    out!(
         "# memory of the bench's process (producers, and the SQL rig's workers): resident {}, peak {}",
         field("VmRSS:"),
         field("VmHWM:")

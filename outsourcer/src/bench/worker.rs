@@ -38,6 +38,6 @@ pub(crate) async fn run(args: BenchWorkerArgs) -> Result<()> {
             .map_err(|e| Error::invalid(format!("a worker panicked: {e}")))??;
     }
     let line = serde_json::json!({ "waits_us": take_waits() });
-    println!("{line}");
+    out!("{line}");
     Ok(())
 }
