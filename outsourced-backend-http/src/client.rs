@@ -82,6 +82,23 @@ fn is_overloaded(body: &[u8]) -> bool {
     serde_json::from_slice::<crate::wire::ErrorBody>(body).is_ok_and(|e| e.code == "overloaded")
 }
 
+/// An error with its chain of causes, as one line: reqwest's own message ("error sending
+/// request") says nothing of why (refused, an unknown certificate issuer, a name not found).
+pub(crate) fn with_causes(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        // hyper and rustls repeat their inner error in their own message at times.
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 pub(crate) fn transport(message: String, retryable: bool) -> Error {
     Error::Backend {
         backend: "http",
@@ -179,7 +196,9 @@ impl HttpBackend {
                 }
                 Err(error) => {
                     let retryable = error.is_connect() || error.is_timeout() || error.is_request();
-                    return Err(transport(format!("{method} {url}: {error}"), retryable));
+                    // The URL is said once, without its query.
+                    let why = with_causes(&error.without_url());
+                    return Err(transport(format!("{method} {url}: {why}"), retryable));
                 }
                 Ok(response) if response.status() == 503 && tries < SHED_TRIES => {
                     let bytes = response.bytes().await.unwrap_or_default();
@@ -193,7 +212,7 @@ impl HttpBackend {
                     let pause = 100 * u64::from(tries) + jitter;
                     tokio::time::sleep(Duration::from_millis(pause)).await;
                 }
-                Ok(response) => return read(response).await,
+                Ok(response) => return read(response, &self.base).await,
             }
         }
     }
@@ -217,7 +236,8 @@ impl HttpBackend {
         let request = body(self.signed(method.clone(), url.clone(), query, None, timeout)?);
         let response = request.send().await.map_err(|error| {
             let retryable = error.is_connect() || error.is_timeout();
-            transport(format!("{method} {url}: {error}"), retryable)
+            let why = with_causes(&error.without_url());
+            transport(format!("{method} {url}: {why}"), retryable)
         })?;
         if response.status().is_success() {
             return Ok(response);
@@ -267,15 +287,21 @@ impl HttpBackend {
 }
 
 /// The body of a successful response, or the core error of a failed one.
-async fn read(response: reqwest::Response) -> Result<Vec<u8>> {
+async fn read(response: reqwest::Response, base: &url::Url) -> Result<Vec<u8>> {
     let status = response.status();
     let bytes = response
         .bytes()
         .await
-        .map_err(|e| transport(format!("reading the answer: {e}"), true))?;
+        .map_err(|e| transport(format!("reading the answer: {}", with_causes(&e)), true))?;
     if status.is_success() {
-        Ok(bytes.to_vec())
-    } else {
-        Err(error_from_response(status.as_u16(), &bytes))
+        return Ok(bytes.to_vec());
     }
+    if status == 404 && serde_json::from_slice::<crate::wire::ErrorBody>(&bytes).is_err() {
+        // Not one of the API's answers: nothing of ours is served under this URL.
+        return Err(Error::invalid(format!(
+            "nothing answers at {base}v1/ (HTTP 404): the URL must end with the server's mount, \
+             as `outsourcer serve` prints it (e.g. http://host:8080/outsourced)"
+        )));
+    }
+    Err(error_from_response(status.as_u16(), &bytes))
 }

@@ -87,9 +87,12 @@ impl Declaration {
     }
 }
 
-/// When each instance's row was last written, and what it said then.
+/// A worker instance: its worker's name and its instance id.
+type InstanceKey = (String, String);
+
+/// When each instance's row was last written, and the fingerprint of what it said then.
 #[derive(Debug, Default)]
-pub(crate) struct Notes(Mutex<HashMap<(String, String), (DateTime<Utc>, u64)>>);
+pub(crate) struct Notes(Mutex<HashMap<InstanceKey, (DateTime<Utc>, u64)>>);
 
 impl Notes {
     /// The declaration to write for a reserve now, if one is due.

@@ -13,9 +13,9 @@
 //! may not take the job they would be woken for; those watch a counter bumped at every
 //! wake-up. Across processes on PostgreSQL, every wake-up is also a `NOTIFY` (an enqueue's is
 //! sent inside its transaction, so it is delivered at the commit even when the process exits
-//! right after), and each backend listens. On a SQLite file, a backend with reservers waiting
-//! asks the file every 50 ms whether another process has committed since (`PRAGMA
-//! data_version` on its writer connection, whose own commits do not count) and then wakes them.
+//! right after), and each backend listens. On a SQLite file, a backend asks the file every
+//! 50 ms whether another process has committed since (`PRAGMA data_version` on its writer
+//! connection, whose own commits do not count) and then wakes its waiting reservers.
 //! MariaDB has neither: there a waiting reserve looks again every `SqlConfig::idle_recheck`.
 
 use std::collections::{BTreeMap, HashMap};
@@ -30,6 +30,9 @@ use tokio::task::JoinHandle;
 /// The most reservers one batch of new jobs wakes in a queue: each takes a batch.
 const MAX_WOKEN: usize = 64;
 
+/// What a reserver waits for: a queue (`""` for every queue) and a class (`None` for any).
+type WaitKey = (String, Option<String>);
+
 /// The wake-ups of one backend; clones share them.
 #[derive(Clone, Debug)]
 pub(crate) struct Wake(Arc<Inner>);
@@ -43,7 +46,7 @@ struct Inner {
     every: watch::Sender<u64>,
     /// Per queue (class `None`), or per queue and class (queue `""` for every queue), created
     /// when a reserver first waits on it.
-    queues: Mutex<HashMap<(String, Option<String>), Arc<Notify>>>,
+    queues: Mutex<HashMap<WaitKey, Arc<Notify>>>,
     /// Reservers of every queue.
     any: Arc<Notify>,
     /// Reservers waiting now (registered and not yet dropped).
@@ -248,10 +251,10 @@ pub(crate) async fn listen(
 /// How often a SQLite backend with reservers waiting asks whether another process committed.
 const SQLITE_WATCH: std::time::Duration = std::time::Duration::from_millis(50);
 
-/// On a SQLite file: while reservers wait, asks every 50 ms whether another process has
-/// committed (`PRAGMA data_version` on `writer`, the process's one writing connection: its own
-/// commits leave the value as it is), and wakes every reserver when one has. Another process's
-/// enqueue then starts within about 50 ms, not at the next idle recheck.
+/// On a SQLite file: asks every 50 ms whether another process has committed (`PRAGMA
+/// data_version` on `writer`, the process's one writing connection: its own commits leave the
+/// value as it is), and wakes every waiting reserver when one has. Another process's enqueue
+/// then starts within about 50 ms, not at the next idle recheck.
 pub(crate) fn watch_sqlite(writer: sea_orm::DatabaseConnection, wake: Wake) -> JoinHandle<()> {
     use sea_orm::ConnectionTrait;
     tokio::spawn(async move {
@@ -260,9 +263,8 @@ pub(crate) fn watch_sqlite(writer: sea_orm::DatabaseConnection, wake: Wake) -> J
         let mut last: Option<i64> = None;
         loop {
             tick.tick().await;
-            if !wake.anyone_waiting() {
-                continue;
-            }
+            // Read even with no one waiting: the value to compare with must be older than any
+            // reserver's look, or a commit between a look and the first read would be missed.
             let statement =
                 sea_orm::Statement::from_string(sea_orm::DbBackend::Sqlite, "PRAGMA data_version");
             let version = match writer.query_one_raw(statement).await {
@@ -272,7 +274,7 @@ pub(crate) fn watch_sqlite(writer: sea_orm::DatabaseConnection, wake: Wake) -> J
                     None
                 }
             };
-            if version.is_some() && last.is_some() && version != last {
+            if version.is_some() && last.is_some() && version != last && wake.anyone_waiting() {
                 wake.everyone();
             }
             last = version.or(last);

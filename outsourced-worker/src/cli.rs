@@ -187,7 +187,8 @@ fn warn_of_queues(config: &WorkerConfig, hired: &[String], existing: Option<&[St
             tracing::warn!(%worker, %queue, "the config names a queue the worker is not hired for, which it will not work: `outsourcer queue hire {queue} {worker}`");
         }
     }
-    if workable_queues(hired, &config.queues).is_empty() {
+    // Next to the database the worker's loop says so itself.
+    if existing.is_none() && workable_queues(hired, &config.queues).is_empty() {
         tracing::warn!(%worker, "hired for no queue it may work: it waits until it is (`outsourcer queue hire QUEUE {worker}`)");
     }
 }

@@ -213,14 +213,33 @@ impl Cluster {
             .collect()
     }
 
-    /// Waits until no job of the queue is live (every one has ended).
-    pub(crate) async fn wait_until_done(&self, limit: Duration) {
-        wait_until("every job has ended", limit, || async {
+    /// Waits until no job of the queue is live (every one has ended). The wait follows
+    /// progress: it fails only after `stall` with no job ending, saying how many jobs were
+    /// left in which state; a helper of `helpers` that exits fails it at once, with its exit
+    /// status and its log.
+    pub(crate) async fn wait_until_done(&self, stall: Duration, helpers: &mut [WorkerProcess]) {
+        let mut fewest = u64::MAX;
+        let mut progress = Instant::now();
+        loop {
+            helpers.iter_mut().for_each(WorkerProcess::assert_alive);
             // A database that restarts fails some reads; they are tried again.
-            let info = self.sql.queue(&admin(), QUEUE).await;
-            info.is_ok_and(|info| info.counts.live() == 0)
-        })
-        .await;
+            if let Ok(info) = self.sql.queue(&admin(), QUEUE).await {
+                let live = info.counts.live();
+                if live == 0 {
+                    return;
+                }
+                if live < fewest {
+                    (fewest, progress) = (live, Instant::now());
+                }
+                assert!(
+                    progress.elapsed() < stall,
+                    "no job ended for {} s; left: {:?}",
+                    stall.as_secs(),
+                    info.counts
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Stops the server and drops a fresh database (the scenario passed).
@@ -253,7 +272,8 @@ pub(crate) struct WorkerProcess {
 }
 
 impl WorkerProcess {
-    fn new(name: &str, mut child: Child) -> Self {
+    /// Watches `child`, whose standard error is piped.
+    pub(crate) fn new(name: &str, mut child: Child) -> Self {
         let logs = log_lines(&mut child);
         WorkerProcess {
             name: name.to_owned(),
@@ -263,11 +283,29 @@ impl WorkerProcess {
         }
     }
 
+    /// Its process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Sends `signal` (`-KILL`, `-STOP`, `-CONT`, `-TERM`) to the process.
     pub(crate) fn signal(&self, signal: &str) {
         let pid = self.child.id().to_string();
         let status = Command::new("kill").args([signal, &pid]).status();
         assert!(status.is_ok_and(|s| s.success()), "kill {signal} {pid}");
+    }
+
+    /// Fails at once, with its exit status and its log, when the process has exited: a
+    /// scenario must never wait for what a dead helper would have done.
+    pub(crate) fn assert_alive(&mut self) {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            self.seen.extend(self.logs.try_iter());
+            panic!(
+                "{} exited ({status}) while the scenario needed it; its log:\n{}",
+                self.name,
+                self.seen.join("\n")
+            );
+        }
     }
 
     /// Kills it with SIGKILL and reaps it.

@@ -69,7 +69,7 @@ impl Load {
 
 /// Under load, `fault` three times; then every acknowledged job must have run once.
 async fn survives(scenario: &str, mut cluster: Cluster, fault: impl AsyncFn(&mut Cluster)) {
-    let workers: Vec<_> = (1..=2)
+    let mut workers: Vec<_> = (1..=2)
         .map(|i| cluster.worker(&format!("w{i}"), "", &[]))
         .collect();
     let load = Load::start(&cluster, 4);
@@ -83,7 +83,9 @@ async fn survives(scenario: &str, mut cluster: Cluster, fault: impl AsyncFn(&mut
     }
     load.until(240).await;
     let acknowledged = load.stop().await;
-    cluster.wait_until_done(Duration::from_secs(120)).await;
+    cluster
+        .wait_until_done(Duration::from_secs(60), &mut workers)
+        .await;
     for worker in workers {
         worker.stop();
     }

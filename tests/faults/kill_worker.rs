@@ -33,6 +33,7 @@ async fn killed_workers_jobs_run_again_after_their_lease() {
         let name = workers[i].name.clone();
         let deadline = Instant::now() + Duration::from_secs(60);
         let held = loop {
+            workers[i].assert_alive();
             let held = cluster.held_by(&name).await;
             if !held.is_empty() {
                 break held;
@@ -48,7 +49,9 @@ async fn killed_workers_jobs_run_again_after_their_lease() {
         SCENARIO,
         format!("killed a worker with SIGKILL {KILLS} times, each while it ran jobs"),
     );
-    cluster.wait_until_done(Duration::from_secs(120)).await;
+    cluster
+        .wait_until_done(Duration::from_secs(60), &mut workers)
+        .await;
     for worker in workers {
         worker.stop();
     }

@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::bins::bin;
 use crate::checker::check;
-use crate::cluster::{Cluster, QUEUE, exclusive, say};
+use crate::cluster::{Cluster, QUEUE, WorkerProcess, exclusive, say};
 
 const POLLERS: usize = 200;
 const RATE: u64 = 100;
@@ -28,12 +28,12 @@ fn peak_kib(pid: u32) -> u64 {
 
 /// `outsourcer bench-worker`: 200 workers in one process, each a client of its own, running
 /// the bench's no-op job.
-fn pollers(cluster: &Cluster) -> std::process::Child {
+fn pollers(cluster: &Cluster) -> WorkerProcess {
     let created = cluster.scratch.json(&["worker", "create", "pollers"]);
     cluster.scratch.ok(&["queue", "hire", QUEUE, "pollers"]);
     let key = created["consumer_key"].as_str().expect("a key");
     let secret = created["consumer_secret"].as_str().expect("a secret");
-    Command::new(bin("outsourcer"))
+    let child = Command::new(bin("outsourcer"))
         .args([
             "bench-worker",
             "--url",
@@ -46,12 +46,14 @@ fn pollers(cluster: &Cluster) -> std::process::Child {
         .args(["--queue", QUEUE, "--concurrency", "1", "--batch", "1"])
         .args(["--instances", &POLLERS.to_string()])
         .stdout(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
-        .expect("start the pollers")
+        .expect("start the pollers");
+    WorkerProcess::new("the pollers' process", child)
 }
 
 async fn steady_load(scenario: &str, cluster: Cluster) {
-    let mut pollers = pollers(&cluster);
+    let mut pollers = [pollers(&cluster)];
     let producer = cluster.producer();
     let by = Actor::Producer("p1".into());
     let mut tick = tokio::time::interval(Duration::from_millis(1000 / RATE));
@@ -59,6 +61,7 @@ async fn steady_load(scenario: &str, cluster: Cluster) {
     let end = Instant::now() + LENGTH;
     while Instant::now() < end {
         tick.tick().await;
+        pollers[0].assert_alive();
         let (producer, by) = (producer.clone(), by.clone());
         let job = NewJob::new("Bench::Noop", json!({})).queue(QUEUE);
         sent.push(tokio::spawn(
@@ -78,13 +81,13 @@ async fn steady_load(scenario: &str, cluster: Cluster) {
             LENGTH.as_secs()
         ),
     );
-    cluster.wait_until_done(Duration::from_secs(60)).await;
+    cluster
+        .wait_until_done(Duration::from_secs(60), &mut pollers)
+        .await;
     let server = cluster.server_pid().map_or(0, peak_kib) / 1024;
-    let workers = peak_kib(pollers.id()) / 1024;
-    let _ = Command::new("kill")
-        .args(["-TERM", &pollers.id().to_string()])
-        .status();
-    let _ = pollers.wait();
+    let [pollers] = pollers;
+    let workers = peak_kib(pollers.pid()) / 1024;
+    pollers.stop();
     let report = check(scenario, &cluster.sql, &acknowledged).await;
     assert_eq!(report.attempts, report.jobs, "every job ran once");
     assert_eq!(report.expired, 0, "no lease expired");

@@ -49,6 +49,7 @@ pub(crate) async fn overview(State(state): State<AppState>, admin: Admin) -> Pag
             paused: queue.paused,
             succeeded_last_minute: finished(JobState::Succeeded).await?.to_string(),
             failed_last_minute: finished(JobState::Failed).await?.to_string(),
+            unserved: backend.unserved(&queue.name).await?.join(", "),
             name: queue.name,
         });
     }
@@ -160,6 +161,12 @@ pub(crate) async fn job(
         job.state,
         JobState::Failed | JobState::Cancelled | JobState::Scheduled | JobState::Retrying
     );
+    let no_worker = job.state.is_waiting()
+        && state
+            .backend()
+            .unserved(&job.queue)
+            .await?
+            .contains(&job.class);
     let detail = JobPage {
         chrome: chrome(&admin, "jobs"),
         job: JobRow::from(&job),
@@ -174,6 +181,7 @@ pub(crate) async fn job(
             .as_ref()
             .map(|l| l.holder.to_string())
             .unwrap_or_default(),
+        no_worker,
         last_error: job.last_error.clone().unwrap_or_default(),
         args,
         attachment,

@@ -65,6 +65,8 @@ pub(crate) struct QueueRow {
     /// Succeeded and failed for good in the last minute.
     pub(crate) succeeded_last_minute: String,
     pub(crate) failed_last_minute: String,
+    /// Classes of its waiting jobs that no live worker runs, comma-separated.
+    pub(crate) unserved: String,
 }
 
 #[derive(Template)]
@@ -187,6 +189,8 @@ pub(crate) struct JobPage {
     pub(crate) enqueued_by: String,
     pub(crate) finished: String,
     pub(crate) leased_by: String,
+    /// Set when it waits and no live worker runs its class from its queue.
+    pub(crate) no_worker: bool,
     pub(crate) last_error: String,
     pub(crate) args: String,
     pub(crate) attachment: Option<AttachmentRow>,

@@ -44,7 +44,8 @@ impl Output {
         let Some(mut stream) = stream else {
             return;
         };
-        let mut chunk = [0u8; 4096];
+        // On the heap: a buffer in the future would make every handler's future large.
+        let mut chunk = vec![0u8; 4096];
         while let Ok(n) = stream.read(&mut chunk).await {
             if n == 0 {
                 break;

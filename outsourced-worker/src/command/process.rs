@@ -140,13 +140,13 @@ impl Drop for Group {
 
 /// SIGTERM to the group, up to `grace` for the leader to exit, then SIGKILL to the group.
 async fn stop(pgid: Option<i32>, child: Option<Child>, grace: Duration, counted: Option<Counted>) {
-    if let Some(mut child) = child {
-        if matches!(child.try_wait(), Ok(None)) {
-            signal(pgid, Signal::Term);
-            if tokio::time::timeout(grace, child.wait()).await.is_err() {
-                signal(pgid, Signal::Kill);
-                let _ = child.wait().await;
-            }
+    if let Some(mut child) = child
+        && matches!(child.try_wait(), Ok(None))
+    {
+        signal(pgid, Signal::Term);
+        if tokio::time::timeout(grace, child.wait()).await.is_err() {
+            signal(pgid, Signal::Kill);
+            let _ = child.wait().await;
         }
     }
     // The leader is gone; anything it left behind in its group is stopped too.

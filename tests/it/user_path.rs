@@ -1,0 +1,433 @@
+//! The road a new user walks, through the real binaries: the README's admin flow as written,
+//! a worker that the directory directs, mistakes (a wrong secret, a server that is down, a
+//! URL without the mount, a mistyped database), and output piped into `head`.
+
+use std::io::BufRead;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::bins::{Scratch, Server, bin, log_lines, target_dir, wait_for_line};
+
+/// The README's admin flow: the block between `<!-- admin-flow -->` markers.
+fn readme_block() -> String {
+    let readme = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md");
+    let text = std::fs::read_to_string(readme).expect("the README");
+    let block = text
+        .split("<!-- admin-flow -->")
+        .nth(1)
+        .expect("the README marks its admin flow");
+    let body = block.split("```sh\n").nth(1).expect("a sh block");
+    body.split("\n```").next().expect("its end").to_owned()
+}
+
+/// A TCP port nobody listens on now.
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    listener.local_addr().expect("its address").port()
+}
+
+#[cfg(unix)]
+#[test]
+fn the_readme_admin_flow_runs_as_written_and_ends_with_the_job_succeeded() {
+    use std::os::unix::process::CommandExt;
+    let s = Scratch::new();
+    // As written, but on a free port (8080 may be taken where the tests run).
+    let script = readme_block().replace("8080", &free_port().to_string());
+    let path = format!(
+        "{}:{}",
+        target_dir().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    bin("outsourcer");
+    let mut shell = Command::new("sh");
+    shell
+        .args(["-e", "-c", &script])
+        .current_dir(s.dir.path())
+        .env("PATH", path)
+        .env("HOME", s.dir.path())
+        .env_remove("XDG_CONFIG_HOME")
+        .env_remove("OUTSOURCED_DATABASE_URL")
+        .env_remove("OUTSOURCED_KEY_FILE")
+        .env_remove("OUTSOURCED_SERVER_KEY")
+        .env_remove("RUST_LOG")
+        // Files, not pipes: the server it starts in the background keeps its output open.
+        .stdout(std::fs::File::create(s.path("flow.out")).expect("a file"))
+        .stderr(std::fs::File::create(s.path("flow.err")).expect("a file"))
+        // Its own group, so that the server it starts in the background is stopped with it.
+        .process_group(0);
+    let mut child = shell.spawn().expect("run the README's block");
+    let group = child.id();
+    let status = child.wait().expect("the block ends");
+    let _ = Command::new("kill")
+        .args(["-TERM", &format!("-{group}")])
+        .status();
+    let stdout = std::fs::read_to_string(s.path("flow.out")).unwrap_or_default();
+    let stderr = std::fs::read_to_string(s.path("flow.err")).unwrap_or_default();
+    assert!(status.success(), "a step failed:\n{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("completed"),
+        "the history shows it: {stdout}"
+    );
+    let database = format!("sqlite://{}", s.path("outsourced.db").display());
+    let show = Command::new(bin("outsourcer"))
+        .args(["--database", &database, "--json", "job", "show", "1"])
+        .env("OUTSOURCED_KEY_FILE", s.path("key"))
+        .output()
+        .expect("outsourcer job show");
+    let job: serde_json::Value = serde_json::from_slice(&show.stdout).expect("JSON");
+    assert_eq!(job["state"], "succeeded", "{stdout}\n{stderr}");
+}
+
+/// A worker next to the database whose handler says it started (a FIFO) and exits at once.
+fn db_worker(s: &Scratch, name: &str, extra: &str) -> std::process::Child {
+    let script = s.path("job.sh");
+    std::fs::write(&script, "#!/bin/sh\ncat > /dev/null\n").expect("write the handler");
+    make_executable(&script);
+    s.ok(&["worker", "config", name, "-o", &format!("{name}.yml")]);
+    let mut config = std::fs::read_to_string(s.path(&format!("{name}.yml"))).expect("config");
+    config.push_str(&format!(
+        "commands:\n  Job:\n    program: ./job.sh\n{extra}"
+    ));
+    std::fs::write(s.path(&format!("{name}.yml")), config).expect("write the config");
+    Command::new(bin("outsourced-worker"))
+        .arg("--config")
+        .arg(s.path(&format!("{name}.yml")))
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the worker")
+}
+
+fn make_executable(path: &std::path::Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+}
+
+fn terminate(child: &mut std::process::Child) -> std::process::ExitStatus {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    child.wait().expect("the process exits")
+}
+
+#[test]
+fn a_hire_reaches_a_running_worker_without_a_restart() {
+    let s = Scratch::new();
+    s.ok(&["queue", "create", "first"]);
+    s.ok(&["queue", "create", "second"]);
+    s.ok(&["worker", "create", "w1"]);
+    s.ok(&["queue", "hire", "first", "w1"]);
+    let mut worker = db_worker(&s, "w1", "idle_wait: 1s\n");
+    let logs = log_lines(&mut worker);
+    let job = s.json(&["job", "enqueue", "Job", "--queue", "second"]);
+    let id = job["id"].as_i64().expect("an id");
+    wait_for_line(&logs, "Starting job worker");
+    s.ok(&["queue", "hire", "second", "w1"]);
+    let line = wait_for_line(&logs, &format!("(id={id})"));
+    assert!(line.contains("COMPLETED"), "{line}");
+    s.ok(&["queue", "fire", "second", "w1"]);
+    assert!(terminate(&mut worker).success());
+}
+
+#[test]
+fn a_worker_says_what_in_its_config_it_will_not_work() {
+    let s = Scratch::new();
+    s.ok(&["queue", "create", "mine"]);
+    s.ok(&["queue", "create", "theirs"]);
+    s.ok(&["worker", "create", "w1"]);
+    s.ok(&["queue", "hire", "mine", "w1"]);
+    let mut worker = db_worker(&s, "w1", "queues: [theirs, ghost]\n");
+    let logs = log_lines(&mut worker);
+    // In the order the config names them.
+    let theirs = wait_for_line(&logs, "not hired for");
+    assert!(
+        theirs.contains("theirs") && theirs.contains("queue hire"),
+        "{theirs}"
+    );
+    let ghost = wait_for_line(&logs, "does not exist");
+    assert!(ghost.contains("ghost"), "{ghost}");
+    assert!(terminate(&mut worker).success());
+    // Not in the directory at all: refused, unless the config names its queues.
+    let config = std::fs::read_to_string(s.path("w1.yml")).expect("config");
+    let stranger = config
+        .replace("worker: w1", "worker: stranger")
+        .replace("queues: [theirs, ghost]\n", "");
+    std::fs::write(s.path("stranger.yml"), &stranger).expect("write");
+    let out = Command::new(bin("outsourced-worker"))
+        .args(["--config", "stranger.yml"])
+        .current_dir(s.dir.path())
+        .output()
+        .expect("run the worker");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("not in the directory") && stderr.contains("worker create stranger"),
+        "{stderr}"
+    );
+    let named = format!("{stranger}queues: [mine]\n");
+    std::fs::write(s.path("stranger.yml"), named).expect("write");
+    let out = Command::new(bin("outsourced-worker"))
+        .args(["--config", "stranger.yml", "--exit-on-complete"])
+        .current_dir(s.dir.path())
+        .output()
+        .expect("run the worker");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_config_that_runs_nothing_is_refused_naming_what_to_fix() {
+    let s = Scratch::new();
+    s.ok(&["worker", "create", "w1"]);
+    s.ok(&["worker", "config", "w1", "-o", "w1.yml"]);
+    let out = Command::new(bin("outsourced-worker"))
+        .args(["--config", "w1.yml"])
+        .current_dir(s.dir.path())
+        .output()
+        .expect("run the worker");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+    assert!(
+        stderr.contains("runs no job class") && stderr.contains("`commands:`"),
+        "{stderr}"
+    );
+    let mut config = std::fs::read_to_string(s.path("w1.yml")).expect("config");
+    config.push_str("commands:\n  Thumbnail:\n    program: ./thumbnail.sh\n");
+    std::fs::write(s.path("w1.yml"), config).expect("write");
+    let out = Command::new(bin("outsourced-worker"))
+        .args(["--config", "w1.yml"])
+        .current_dir(s.dir.path())
+        .output()
+        .expect("run the worker");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("`commands.Thumbnail.program`") && stderr.contains("does not exist"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_worker_whose_credentials_are_refused_stops_and_says_why() {
+    let s = Scratch::new();
+    s.ok(&["queue", "create", "q"]);
+    s.ok(&["worker", "create", "w1"]);
+    s.ok(&["queue", "hire", "q", "w1"]);
+    let server = s.serve(&[], "warn");
+    s.ok(&[
+        "worker",
+        "config",
+        "w1",
+        "--url",
+        &server.url,
+        "-o",
+        "w1.yml",
+    ]);
+    let config = std::fs::read_to_string(s.path("w1.yml")).expect("config");
+    let wrong = config.replace("consumer_secret: ", "consumer_secret: x");
+    std::fs::write(s.path("w1.yml"), format!("{wrong}\ncatch_all: true\n")).expect("write");
+    let started = Instant::now();
+    let out = Command::new(bin("outsourced-worker"))
+        .args(["--config", "w1.yml"])
+        .current_dir(s.dir.path())
+        .env("RUST_LOG", "error")
+        .output()
+        .expect("run the worker");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let last = stderr.trim().lines().last().unwrap_or_default();
+    assert!(
+        last.contains("refused worker w1's credentials 5 times")
+            && last.contains("invalid_signature")
+            && last.contains("consumer_secret"),
+        "{last}"
+    );
+    eprintln!("a refused worker stopped after {:?}", started.elapsed());
+}
+
+#[test]
+fn errors_keep_their_cause() {
+    use outsourced_backend_http::{HttpBackend, HttpConfig};
+    use outsourced_core::{Actor, Backend};
+    let s = Scratch::new();
+    let server = s.serve(&[], "warn");
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    let ask = |url: &str| {
+        let backend = HttpBackend::new(HttpConfig::new(url, "k", "s")).expect("a client");
+        let asked = runtime.block_on(backend.queues(&Actor::Admin("a".into())));
+        asked.err().map(|e| e.to_string()).unwrap_or_default()
+    };
+    let down = ask(&format!("http://127.0.0.1:{}/outsourced", free_port()));
+    assert!(down.to_lowercase().contains("connection refused"), "{down}");
+    let no_mount = ask(server.url.trim_end_matches("/outsourced"));
+    assert!(
+        no_mount.contains("must end with the server's mount"),
+        "{no_mount}"
+    );
+    // A database server that refuses connections: said at once, with the cause.
+    let started = Instant::now();
+    let dead = format!("postgres://postgres@127.0.0.1:{}/test", free_port());
+    let out = Command::new(bin("outsourcer"))
+        .args(["--database", &dead, "queue", "list"])
+        .output()
+        .expect("run outsourcer");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.to_lowercase().contains("connection refused"),
+        "{stderr}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn reads_never_create_a_database() {
+    let s = Scratch::new();
+    let missing = s.path("typo.db");
+    let url = format!("sqlite://{}", missing.display());
+    for args in [
+        vec!["job", "list"],
+        vec!["job", "show", "1"],
+        vec!["queue", "list"],
+        vec!["worker", "list"],
+    ] {
+        let out = Command::new(bin("outsourcer"))
+            .arg("--database")
+            .arg(&url)
+            .args(&args)
+            .output()
+            .expect("run outsourcer");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("typo.db") && stderr.contains("outsourcer migrate"),
+            "{stderr}"
+        );
+        assert!(!missing.exists(), "{args:?} created the database");
+    }
+    // The demo keeps its files in a directory of its own.
+    s.ok(&["demo", "--jobs", "20"]);
+    let left: Vec<_> = std::fs::read_dir(s.dir.path())
+        .expect("the directory")
+        .filter_map(Result::ok)
+        .map(|entry| entry.file_name())
+        .collect();
+    assert!(left.is_empty(), "the demo left {left:?}");
+}
+
+#[test]
+fn output_piped_into_a_reader_that_stops_ends_quietly() {
+    let s = Scratch::new();
+    let lines: String = (0..1500)
+        .map(|i| format!("{{\"class\": \"C{i}\"}}\n"))
+        .collect();
+    std::fs::write(s.path("jobs.jsonl"), lines).expect("write");
+    s.ok(&["job", "enqueue", "--from", "jobs.jsonl"]);
+    let mut child = Command::new(bin("outsourcer"))
+        .args(["job", "list", "--limit", "1000"])
+        .env("OUTSOURCED_DATABASE_URL", s.database())
+        .env("OUTSOURCED_KEY_FILE", s.path("server.key"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run outsourcer");
+    let mut first = String::new();
+    let stdout = child.stdout.take().expect("its output");
+    std::io::BufReader::new(stdout)
+        .read_line(&mut first)
+        .expect("a line");
+    // The reader goes, as `head -1` does.
+    let out = child.wait_with_output().expect("it exits");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?}: {stderr}", out.status);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn help_says_the_defaults_and_the_states() {
+    let s = Scratch::new();
+    let create = s.ok(&["queue", "create", "--help"]);
+    assert!(create.contains("10000"), "{create}");
+    let list = s.ok(&["job", "list", "--help"]);
+    assert!(
+        list.contains("scheduled") && list.contains("cancelled"),
+        "{list}"
+    );
+    let enqueue = s.ok(&["job", "enqueue", "--help"]);
+    assert!(enqueue.contains("All or none"), "{enqueue}");
+}
+
+#[test]
+fn a_file_of_jobs_is_all_or_none() {
+    let s = Scratch::new();
+    s.ok(&["queue", "create", "small", "--limit", "1200"]);
+    let lines: String = (0..1500)
+        .map(|i| json!({"class": "C", "args": [i], "queue": "small"}).to_string() + "\n")
+        .collect();
+    std::fs::write(s.path("jobs.jsonl"), lines).expect("write");
+    let refused = s.fails(&["job", "enqueue", "--from", "jobs.jsonl"]);
+    assert!(refused.contains("nothing was enqueued"), "{refused}");
+    assert_eq!(
+        s.json(&["job", "count", "--queue", "small"])["available"],
+        0
+    );
+}
+
+/// Starts a worker next to `database` that long-polls one queue, enqueues one job from the
+/// CLI, and returns the time from the enqueue's history row to the reserve's.
+fn enqueue_to_start(database: &str) -> Duration {
+    let s = Scratch::on(database);
+    let (queue, name) = (
+        format!("wake{}", std::process::id()),
+        format!("waker{}", std::process::id()),
+    );
+    s.ok(&["queue", "create", &queue]);
+    s.ok(&["worker", "create", &name]);
+    s.ok(&["queue", "hire", &queue, &name]);
+    // A long idle wait: only a wake-up starts the job soon.
+    let mut worker = db_worker(&s, &name, "idle_wait: 30s\n");
+    let logs = log_lines(&mut worker);
+    wait_for_line(&logs, "Starting job worker");
+    let job = s.json(&["job", "enqueue", "Job", "--queue", &queue]);
+    let id = job["id"].as_i64().expect("an id").to_string();
+    wait_for_line(&logs, &format!("(id={id})"));
+    assert!(terminate(&mut worker).success());
+    let history = s.json(&["job", "history", &id]);
+    let at = |i: usize| {
+        let text = history[i]["at"].as_str().unwrap_or_default().to_owned();
+        chrono::DateTime::parse_from_rfc3339(&text).expect("a time")
+    };
+    (at(1) - at(0)).to_std().unwrap_or_default()
+}
+
+#[test]
+fn an_enqueue_from_another_process_wakes_a_waiting_worker_on_sqlite() {
+    let s = Scratch::new();
+    let took = enqueue_to_start(&s.database());
+    eprintln!("SQLite, CLI enqueue to start in another process: {took:?}");
+    // The idle recheck is 5 s and the worker's poll 30 s: well under either is a wake-up.
+    assert!(took < Duration::from_secs(2), "{took:?}");
+}
+
+#[test]
+fn an_enqueue_from_another_process_wakes_a_waiting_worker_on_postgres() {
+    let Some(url) = Server::Postgres.url() else {
+        return;
+    };
+    let took = enqueue_to_start(&url);
+    eprintln!("PostgreSQL, CLI enqueue to start in another process: {took:?}");
+    assert!(took < Duration::from_secs(2), "{took:?}");
+}

@@ -1,0 +1,1 @@
+#!/bin/sh\necho "thumbnail of $(cat)"\n
