@@ -508,3 +508,43 @@ pub(crate) struct ServeArgs {
     #[arg(long)]
     pub(crate) max_attachment_mib: Option<u64>,
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::{Cli, Command};
+
+    #[test]
+    fn keys_and_secrets_that_begin_with_a_dash_are_values() {
+        let cli = Cli::try_parse_from([
+            "outsourcer",
+            "bench-worker",
+            "--url",
+            "http://h/outsourced",
+            "--key",
+            "-tK3y",
+            "--secret",
+            "-Ps3cret",
+            "--queue",
+            "q",
+            "--concurrency",
+            "1",
+            "--batch",
+            "1",
+        ]);
+        let Ok(Cli {
+            command: Command::BenchWorker(args),
+            ..
+        }) = cli
+        else {
+            panic!("refused: {cli:?}");
+        };
+        assert_eq!(
+            (args.key.as_str(), args.secret.as_str()),
+            ("-tK3y", "-Ps3cret")
+        );
+        let serve = Cli::try_parse_from(["outsourcer", "serve", "--metrics-token", "-x"]);
+        assert!(serve.is_ok(), "{serve:?}");
+    }
+}

@@ -431,3 +431,13 @@ fn an_enqueue_from_another_process_wakes_a_waiting_worker_on_postgres() {
     eprintln!("PostgreSQL, CLI enqueue to start in another process: {took:?}");
     assert!(took < Duration::from_secs(2), "{took:?}");
 }
+
+#[test]
+fn serve_logs_json_lines_with_json() {
+    let s = Scratch::new();
+    let server = s.serve(&["--json"], "info");
+    let line = server.wait_for_log("migrations");
+    let parsed: serde_json::Value =
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+    assert!(parsed["level"].is_string(), "{parsed}");
+}

@@ -122,6 +122,13 @@ fn a_failing_handler_leaves_its_stderr_in_the_history() {
     );
     let text = s.ok(&["job", "history", &id]);
     assert!(text.contains("cannot reach the printer"), "{text}");
+    let logs = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        logs.contains(&format!(
+            "Job Shell (id={id}) (queue=stuff_to_do) FAILED for good (attempt 1 of 1)"
+        )),
+        "the log line names the class and says it is final: {logs}"
+    );
 }
 
 #[test]
