@@ -15,7 +15,9 @@ pub type Source = Arc<dyn std::error::Error + Send + Sync>;
 #[derive(Clone, Debug, thiserror::Error)]
 pub enum Error {
     /// The queue already holds as many live jobs as its limit allows; nothing was stored.
-    #[error("queue {queue:?} is full: it holds its limit of {limit} live jobs")]
+    #[error(
+        "queue {queue:?} is full: it has no room for these jobs within its limit of {limit} live jobs"
+    )]
     QueueFull {
         /// The queue that is full.
         queue: String,

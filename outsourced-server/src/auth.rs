@@ -252,7 +252,7 @@ async fn verify_signature(state: &AppState, signed: &SignedRequest) -> Result<Pr
             tracing::debug!(base_string = %signed.base_string, "signature mismatch");
             Err(ApiError::unauthorized(
                 "invalid_signature",
-                "the signature does not match the request and the consumer's credentials",
+                "the signature does not match the request and the consumer's credentials (or the consumer key is unknown)",
             ))
         }
     }

@@ -15,9 +15,10 @@ use outsourced_core::{Actor, Backend, Error, Result};
 use crate::config::{BackendConfig, WorkerConfig};
 use crate::{Assignment, Shutdown, Worker};
 
-/// Runs jobs from the backend a config file names.
+/// Runs jobs from the backend its config file names, until SIGTERM or Ctrl-C (which let running
+/// jobs finish, or give them back). `outsourcer worker config NAME -o FILE` writes the file.
 #[derive(Debug, Parser)]
-#[command(name = "outsourced-worker", version, about)]
+#[command(name = "outsourced-worker", version)]
 struct Args {
     /// The worker's config file, as `outsourcer worker config` writes it (its keys:
     /// docs/worker-config.md).
@@ -27,7 +28,7 @@ struct Args {
     #[arg(long)]
     exit_on_complete: bool,
     /// Log as JSON lines instead of text.
-    #[arg(long)]
+    #[arg(long, visible_alias = "json")]
     json_logs: bool,
 }
 
@@ -79,7 +80,7 @@ pub async fn main() -> ExitCode {
             ExitCode::from(1)
         }
         Err(error) => {
-            eprintln!("outsourced-worker: {error}");
+            eprintln!("outsourced-worker: stopping: {error}");
             ExitCode::from(1)
         }
     }
@@ -147,6 +148,8 @@ async fn from_directory(
         Ok(worker) => worker,
         Err(Error::Unknown { .. }) if !config.queues.is_empty() => {
             tracing::warn!(worker = %config.worker, queues = ?config.queues, "not in the directory: working the queues its config names");
+            let existing = queue_names(backend).await?;
+            warn_of_queues(config, &config.queues, Some(&existing));
             return Ok(None);
         }
         Err(Error::Unknown { .. }) => {
@@ -165,9 +168,7 @@ async fn from_directory(
             worker.name
         ));
     }
-    let admin = Actor::Admin("outsourced-worker".into());
-    let queues = backend.queues(&admin).await.map_err(|e| e.to_string())?;
-    let existing: Vec<String> = queues.into_iter().map(|q| q.name).collect();
+    let existing = queue_names(backend).await?;
     warn_of_queues(config, &worker.queues, Some(&existing));
     Ok(Some(Arc::new(Hired {
         directory,
@@ -176,15 +177,25 @@ async fn from_directory(
     })))
 }
 
-/// Warns of configured queues the worker is not hired for, or that do not exist, and of a
-/// worker hired for no queue at all.
+/// The names of the database's queues.
+async fn queue_names(backend: &SqlBackend) -> std::result::Result<Vec<String>, String> {
+    let admin = Actor::Admin("outsourced-worker".into());
+    let queues = backend.queues(&admin).await.map_err(|e| e.to_string())?;
+    Ok(queues.into_iter().map(|q| q.name).collect())
+}
+
+/// Warns of configured queues the worker is not hired for, or that do not exist (over HTTP,
+/// where a worker sees only its own queues, the two look the same), and of a worker hired for
+/// no queue at all.
 fn warn_of_queues(config: &WorkerConfig, hired: &[String], existing: Option<&[String]>) {
     let worker = &config.worker;
     for queue in &config.queues {
         if existing.is_some_and(|all| !all.contains(queue)) {
             tracing::warn!(%worker, %queue, "the config names a queue that does not exist: `outsourcer queue create {queue}`");
-        } else if !hired.contains(queue) {
+        } else if !hired.contains(queue) && existing.is_some() {
             tracing::warn!(%worker, %queue, "the config names a queue the worker is not hired for, which it will not work: `outsourcer queue hire {queue} {worker}`");
+        } else if !hired.contains(queue) {
+            tracing::warn!(%worker, %queue, "the config names a queue the server does not hire this worker for (or that does not exist), which it will not work: `outsourcer queue hire {queue} {worker}`");
         }
     }
     // Next to the database the worker's loop says so itself.
@@ -225,7 +236,9 @@ impl Assignment for Hired {
 /// Logs to standard error; `RUST_LOG` sets the level (info by default).
 pub fn init_logs(json: bool) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // Migrations say nothing unless they do something.
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,sea_orm_migration=warn"));
     // Colours only on a terminal: a log file or a collector gets plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -353,7 +353,7 @@ fn log_outcome(job: &JobRecord, outcome: Outcome, started: Instant, said: &Said)
     let of = job.max_attempts;
     match outcome {
         Outcome::Succeeded => {
-            tracing::info!(job = name, %id, queue, attempt, seconds, "Job {name} (id={id}) (queue={queue}) COMPLETED after {seconds:.4}")
+            tracing::info!(job = name, %id, queue, attempt, seconds, "Job {name} (id={id}) (queue={queue}) COMPLETED after {seconds:.4} s")
         }
         Outcome::Failed => {
             let error = said.error.as_deref().unwrap_or_default();
@@ -370,7 +370,7 @@ fn log_outcome(job: &JobRecord, outcome: Outcome, started: Instant, said: &Said)
                 }
                 _ => format!("FAILED (attempt {attempt} of {of})"),
             };
-            tracing::error!(job = name, %id, queue, attempt, seconds, error, "Job {name} (id={id}) (queue={queue}) {what} after {seconds:.4}: {error}")
+            tracing::error!(job = name, %id, queue, attempt, seconds, error, "Job {name} (id={id}) (queue={queue}) {what} after {seconds:.4} s: {error}")
         }
         Outcome::Released => {
             let why = said.given_back.unwrap_or("given back");
@@ -378,10 +378,10 @@ fn log_outcome(job: &JobRecord, outcome: Outcome, started: Instant, said: &Said)
                 "cancelled" => "CANCELLED".to_owned(),
                 why => format!("RELEASED ({why})"),
             };
-            tracing::warn!(job = name, %id, queue, attempt, seconds, "Job {name} (id={id}) (queue={queue}) {what} after {seconds:.4}")
+            tracing::warn!(job = name, %id, queue, attempt, seconds, "Job {name} (id={id}) (queue={queue}) {what} after {seconds:.4} s")
         }
         Outcome::Lost => {
-            tracing::warn!(job = name, %id, queue, attempt, seconds, "Job {name} (id={id}) (queue={queue}) LOST its lease after {seconds:.4}: someone else may run it now")
+            tracing::warn!(job = name, %id, queue, attempt, seconds, "Job {name} (id={id}) (queue={queue}) LOST its lease after {seconds:.4} s: someone else may run it now")
         }
     }
 }

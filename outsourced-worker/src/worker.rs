@@ -43,7 +43,7 @@ impl std::fmt::Display for WorkOff {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} succeeded, {} failed, {} given back",
+            "{} succeeded, {} failed, {} given back or cancelled",
             self.succeeded, self.failed, self.abandoned
         )
     }
@@ -183,7 +183,11 @@ impl Worker {
         }
         let options = &self.inner.options;
         let shown = classes.as_ref().map_or("any".to_owned(), |c| c.join(", "));
-        tracing::info!(worker = %self.inner.id, queues = ?options.queues, classes = %shown, "Starting job worker");
+        let queues = match options.queues.is_empty() {
+            true => "those it is hired for".to_owned(),
+            false => options.queues.join(", "),
+        };
+        tracing::info!(worker = %self.inner.id, %queues, classes = %shown, "Starting job worker");
         let mut run = Run::new(self.inner.clone());
         let outcome = loop {
             if shutdown.stage() != Stage::Running {
@@ -213,6 +217,7 @@ impl Worker {
                     Ok(pause) => pause_for(pause, &mut shutdown).await,
                     Err(fatal) => break Err(fatal),
                 },
+                Ok(None) if exit_when_idle && run.tasks.is_empty() => break Ok(()),
                 Ok(None) => run.unassigned(&mut shutdown).await,
                 Ok(Some(reserved)) => {
                     run.refusals = 0;
@@ -278,6 +283,7 @@ impl Worker {
         let Run {
             mut tasks,
             mut tally,
+            started,
             ..
         } = run;
         if !tasks.is_empty() {
@@ -311,6 +317,9 @@ impl Worker {
         match self.inner.backend.release_all(&self.inner.id).await {
             Ok(0) => {}
             Ok(n) => tracing::warn!(released = n, "Released jobs that were still running"),
+            // A worker that never leased anything has nothing to lose (and its backend may be
+            // the very thing that refused it).
+            Err(error) if started == 0 => tracing::debug!(%error, "release at exit failed"),
             Err(error) => {
                 tracing::error!(%error, "Could not release this worker's jobs; their leases will expire")
             }
@@ -396,23 +405,22 @@ impl Run {
     }
 
     /// A reserve failed: how long to wait before the next, or the error to stop with once the
-    /// credentials were refused `max_refusals` times in a row.
+    /// backend refused `max_refusals` times in a row (its credentials, or a request no retry
+    /// can fix, such as a URL without the server's mount). A backend that cannot be reached
+    /// is waited for, however long.
     fn failed(&mut self, error: Error) -> Result<Duration> {
         let wait = self.pause.next();
-        match &error {
-            Error::Unauthorized { .. } | Error::Forbidden { .. } => {
-                self.refusals += 1;
-                let max = self.inner.options.max_refusals.max(1);
-                if self.refusals >= max {
-                    return Err(error);
-                }
-                tracing::error!(%error, refusals = self.refusals, max, retry_in = ?wait, "The backend refused this worker's credentials");
-            }
-            _ => {
-                self.refusals = 0;
-                tracing::error!(%error, retry_in = ?wait, "Error while reserving jobs");
-            }
+        if error.is_retryable() {
+            self.refusals = 0;
+            tracing::error!(%error, retry_in = ?wait, "Error while reserving jobs");
+            return Ok(wait);
         }
+        self.refusals += 1;
+        let max = self.inner.options.max_refusals.max(1);
+        if self.refusals >= max {
+            return Err(error);
+        }
+        tracing::error!(%error, refusals = self.refusals, max, retry_in = ?wait, "The backend refused this worker's request");
         Ok(wait)
     }
 

@@ -13,15 +13,21 @@ pub(crate) struct Cli {
         long,
         global = true,
         env = "OUTSOURCED_DATABASE_URL",
-        default_value = "sqlite://outsourced.db"
+        default_value = "sqlite://outsourced.db",
+        help_heading = "Global options"
     )]
     pub(crate) database: String,
     /// The server key that encrypts consumer secrets (created on first use). The key itself
     /// may instead be given in OUTSOURCED_SERVER_KEY.
-    #[arg(long, global = true, env = "OUTSOURCED_KEY_FILE")]
+    #[arg(
+        long,
+        global = true,
+        env = "OUTSOURCED_KEY_FILE",
+        help_heading = "Global options"
+    )]
     pub(crate) key_file: Option<PathBuf>,
     /// Print JSON instead of tables (and, for `serve`, log JSON lines).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Global options")]
     pub(crate) json: bool,
     #[command(subcommand)]
     pub(crate) command: Command,
@@ -71,25 +77,18 @@ pub(crate) enum Command {
 }
 
 impl Command {
-    /// Whether the command only reads (and so must not create a database).
-    pub(crate) fn only_reads(&self) -> bool {
-        use PrincipalCommand::{List, Show};
-        let principal = |command: &PrincipalCommand| matches!(command, List | Show { .. });
+    /// Whether the command may create the database when there is none: those that set one up
+    /// (migrate, serve, creating a queue or a principal). Every other command on a missing
+    /// SQLite file is a mistyped path, refused rather than answered from a new empty database.
+    pub(crate) fn may_create_database(&self) -> bool {
+        let creates =
+            |command: &PrincipalCommand| matches!(command, PrincipalCommand::Create { .. });
         match self {
-            Command::Queue(command) => {
-                matches!(command, QueueCommand::List | QueueCommand::Show { .. })
-            }
+            Command::Migrate | Command::Serve(_) => true,
+            Command::Queue(command) => matches!(command, QueueCommand::Create { .. }),
             Command::Worker(WorkerCommand::Common(command))
             | Command::Producer(ProducerCommand::Common(command))
-            | Command::Admin(AdminCommand::Common(command)) => principal(command),
-            Command::Job(command) => matches!(
-                command,
-                JobCommand::List(_)
-                    | JobCommand::Show { .. }
-                    | JobCommand::History { .. }
-                    | JobCommand::Count { .. }
-                    | JobCommand::Attachment { .. }
-            ),
+            | Command::Admin(AdminCommand::Common(command)) => creates(command),
             _ => false,
         }
     }
@@ -211,7 +210,7 @@ pub(crate) enum WorkerCommand {
     Config {
         /// The worker's name.
         name: String,
-        /// Write to this file (owner-only) instead of standard output.
+        /// Write to this file (owner-only; `-` is standard output) instead of standard output.
         #[arg(long, short)]
         output: Option<PathBuf>,
         /// Talk to a server at this URL, its mount included
@@ -330,7 +329,7 @@ pub(crate) struct EnqueueArgs {
     /// The owner, TYPE/ID.
     #[arg(long)]
     pub(crate) owner: Option<String>,
-    /// Attempts at most.
+    /// Attempts at most (25 unless given).
     #[arg(long)]
     pub(crate) max_attempts: Option<u32>,
     /// Run again this long after each run's due time (`30s`, `5m`, `1day`).

@@ -22,11 +22,11 @@ pub(crate) struct Ctx {
 }
 
 impl Ctx {
-    /// Opens (and migrates) the database the command line names; a command that only reads
-    /// refuses one that does not exist (a mistyped path), rather than create it.
+    /// Opens (and migrates) the database the command line names; only a command that sets one
+    /// up creates it when missing (see `Command::may_create_database`).
     pub(crate) async fn open(cli: &Cli) -> Result<Ctx> {
         let mut config = SqlConfig::new(&cli.database);
-        config.create_if_missing = !cli.command.only_reads();
+        config.create_if_missing = cli.command.may_create_database();
         if let Command::Serve(args) = &cli.command {
             if let Some(every) = args.idle_recheck {
                 config.idle_recheck = every;

@@ -46,7 +46,13 @@ fn main() -> ExitCode {
     match runtime.block_on(Box::pin(run(cli))) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("outsourcer: {error}");
+            // A refusal of what was asked speaks for itself, without "invalid input:".
+            match error {
+                outsourced_core::Error::InvalidInput { message } => {
+                    eprintln!("outsourcer: {message}")
+                }
+                error => eprintln!("outsourcer: {error}"),
+            }
             ExitCode::FAILURE
         }
     }
@@ -58,7 +64,7 @@ fn init_logs(cli: &Cli) {
     use tracing_subscriber::EnvFilter;
     let default = match cli.command {
         Command::Demo(_) | Command::Bench(_) | Command::BenchWorker(_) => "off",
-        Command::Serve(_) => "info",
+        Command::Serve(_) => "info,sea_orm_migration=warn",
         _ => "warn",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));

@@ -155,19 +155,43 @@ pub(crate) fn jobs_table(jobs: &[JobRecord]) -> Table {
     t
 }
 
+/// The order `job_text` shows a job's fields in: who and where it is first.
+const JOB_FIELDS: [&str; 22] = [
+    "id",
+    "class",
+    "queue",
+    "state",
+    "attempts",
+    "max_attempts",
+    "run_at",
+    "priority",
+    "owner",
+    "lease",
+    "cancel_requested",
+    "last_error",
+    "args",
+    "attachment",
+    "repeat",
+    "max_run_time_ms",
+    "backoff",
+    "enqueued_by",
+    "created_at",
+    "updated_at",
+    "finished_at",
+    "no_worker",
+];
+
 /// One job as "key: value" lines.
 pub(crate) fn job_text(job: &JobRecord) -> String {
     let fields = job_json(job);
     let mut lines = Vec::new();
-    if let Value::Object(map) = fields {
-        for (key, value) in map {
-            let text = match value {
-                Value::Null => continue,
-                Value::String(s) => s,
-                other => other.to_string(),
-            };
-            lines.push(format!("{key:>16}: {text}"));
-        }
+    for key in JOB_FIELDS {
+        let text = match &fields[key] {
+            Value::Null => continue,
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        lines.push(format!("{key:>16}: {text}"));
     }
     lines.join("\n")
 }
@@ -217,8 +241,10 @@ fn elapsed(duration: chrono::Duration) -> String {
     humantime::format_duration(std::time::Duration::from_secs(ms / 1000)).to_string()
 }
 
-/// How many lines of a backtrace or a command's standard error a history shows.
-const TRACE_LINES: usize = 20;
+/// How many lines of a backtrace or a command's output a history shows: the first and the
+/// last ones (an exception's message comes last).
+const TRACE_HEAD: usize = 6;
+const TRACE_TAIL: usize = 14;
 
 /// A history as a table, each error's message, causes and backtrace under its row.
 pub(crate) fn history_text(rows: &[HistoryEntry]) -> String {
@@ -246,14 +272,16 @@ pub(crate) fn history_text(rows: &[HistoryEntry]) -> String {
             }
             if let Some(trace) = &error.backtrace {
                 let lines: Vec<&str> = trace.lines().collect();
-                for line in lines.iter().take(TRACE_LINES) {
-                    text.push_str(&format!("\n  | {line}"));
-                }
-                if lines.len() > TRACE_LINES {
-                    let more = lines.len() - TRACE_LINES;
-                    text.push_str(&format!(
-                        "\n  | ... {more} more lines (--json shows them all)"
-                    ));
+                let skipped = lines.len().saturating_sub(TRACE_HEAD + TRACE_TAIL);
+                for (i, line) in lines.iter().enumerate() {
+                    if skipped > 0 && i == TRACE_HEAD {
+                        text.push_str(&format!(
+                            "\n  | ... {skipped} lines (--json shows them all) ..."
+                        ));
+                    }
+                    if skipped == 0 || i < TRACE_HEAD || i >= TRACE_HEAD + skipped {
+                        text.push_str(&format!("\n  | {line}"));
+                    }
                 }
             }
         }

@@ -183,10 +183,10 @@ async fn write_config(
             url: absolute_sqlite(&ctx.url),
         },
     };
+    let output = output.filter(|path| path.as_os_str() != "-");
     // Rewriting a config (after `rotate-secret`, say) keeps what the admin wrote in it.
-    let kept = output.and_then(|path| std::fs::read_to_string(path).ok());
-    let kept = kept.and_then(|text| WorkerConfig::parse(&text).ok());
-    let yaml = config_text(&worker.name, backend, kept);
+    let existing = output.and_then(|path| std::fs::read_to_string(path).ok());
+    let yaml = config_text(&worker.name, backend, existing);
     match output {
         Some(path) => {
             write_private(path, yaml.trim_end())?;
@@ -201,42 +201,71 @@ async fn write_config(
     Ok(())
 }
 
-/// A worker's config: `kept`'s sections with the given name and backend (and its `ca_file`,
-/// when it named one), or a fresh one with a commented example of `commands:`.
-fn config_text(name: &str, backend: BackendConfig, kept: Option<WorkerConfig>) -> String {
-    let header = format!(
-        "# The config of worker {name}, written by outsourcer. Its keys: docs/worker-config.md.\n\
-         # Run it with: outsourced-worker --config <this file>\n\
-         # The worker works the queues it is hired for (outsourcer queue hire QUEUE {name}).\n"
-    );
-    let (mut config, fresh) = match kept {
-        Some(kept) => (kept, false),
-        None => (WorkerConfig::new(name, backend.clone()), true),
+/// A worker's config as text. A valid file already there keeps its text (comments, order,
+/// every other section): only its `worker:` and `backend:` sections are written anew, the
+/// backend keeping a `ca_file` it named. A new file gets a header and a commented example of
+/// `commands:`.
+fn config_text(name: &str, backend: BackendConfig, existing: Option<String>) -> String {
+    let old = existing.and_then(|text| WorkerConfig::parse(&text).ok().map(|c| (text, c)));
+    let Some((text, old)) = old else {
+        let header = format!(
+            "# The config of worker {name}, written by outsourcer. Its keys: docs/worker-config.md.\n\
+             # Run it with: outsourced-worker --config <this file>\n\
+             # The worker works the queues it is hired for (outsourcer queue hire QUEUE {name}).\n"
+        );
+        let fresh = WorkerConfig::new(name, backend).to_yaml();
+        return format!("{header}{fresh}{COMMANDS_EXAMPLE}");
     };
-    let ca_file = match &config.backend {
-        BackendConfig::Http { ca_file, .. } => ca_file.clone(),
-        BackendConfig::Sql { .. } => None,
-    };
-    config.worker = name.to_owned();
-    config.backend = match backend {
-        BackendConfig::Http {
-            url,
-            consumer_key,
-            consumer_secret,
-            ..
-        } => BackendConfig::Http {
+    let backend = match (backend, old.backend) {
+        (
+            BackendConfig::Http {
+                url,
+                consumer_key,
+                consumer_secret,
+                ..
+            },
+            BackendConfig::Http { ca_file, .. },
+        ) => BackendConfig::Http {
             url,
             consumer_key,
             consumer_secret,
             ca_file,
         },
-        sql => sql,
+        (backend, _) => backend,
     };
-    let mut text = format!("{header}{}", config.to_yaml());
-    if fresh && config.commands.is_empty() {
-        text.push_str(COMMANDS_EXAMPLE);
+    let ours = WorkerConfig::new(name, backend).to_yaml();
+    let (head, rest) = leading_comments(&without_sections(&text, &["worker", "backend"]));
+    format!("{head}{ours}{rest}")
+}
+
+/// `text` without its top-level sections named `keys` (each key's line and the indented lines
+/// under it).
+fn without_sections(text: &str, keys: &[&str]) -> String {
+    let mut kept = String::new();
+    let mut skipping = false;
+    for line in text.lines() {
+        let top_level = !line.starts_with([' ', '\t']) && !line.trim().is_empty();
+        if top_level {
+            let key = line.split(':').next().unwrap_or_default().trim();
+            skipping = !line.starts_with('#') && keys.contains(&key);
+        }
+        if !skipping {
+            kept.push_str(line);
+            kept.push('\n');
+        }
     }
-    text
+    kept
+}
+
+/// The comment lines at the top of `text`, and the rest.
+fn leading_comments(text: &str) -> (String, String) {
+    let end = text
+        .lines()
+        .take_while(|line| line.starts_with('#'))
+        .map(|line| line.len() + 1)
+        .sum::<usize>()
+        .min(text.len());
+    (text[..end].to_owned(), text[end..].to_owned())
 }
 
 /// What a fresh config says of `commands:`, which the admin fills in.
@@ -251,7 +280,34 @@ const COMMANDS_EXAMPLE: &str = "\
 
 #[cfg(test)]
 mod tests {
-    use super::absolute_sqlite;
+    use super::{absolute_sqlite, config_text};
+    use outsourced_worker::WorkerConfig;
+    use outsourced_worker::config::BackendConfig;
+
+    #[test]
+    fn a_config_written_again_keeps_the_admins_text() {
+        let sql = || BackendConfig::Sql {
+            url: "sqlite:///a.db".into(),
+        };
+        let first = config_text("w1", sql(), None);
+        assert!(first.contains("# commands:"), "{first}");
+        let edited =
+            format!("# mine\n{first}concurrency: 3\ncommands:\n  Thumb:\n    program: /bin/true\n");
+        let http = BackendConfig::Http {
+            url: "https://h/outsourced".into(),
+            consumer_key: "k".into(),
+            consumer_secret: "s".into(),
+            ca_file: None,
+        };
+        let again = config_text("w1", http.clone(), Some(edited));
+        let parsed = WorkerConfig::parse(&again).expect("still a config");
+        assert_eq!(parsed.backend, http);
+        assert_eq!(parsed.concurrency, Some(3));
+        assert!(parsed.commands.contains_key("Thumb"));
+        assert!(again.starts_with("# mine\n"), "{again}");
+        assert!(again.contains("# commands:"), "comments stay: {again}");
+        assert_eq!(again.matches("worker:").count(), 1, "{again}");
+    }
 
     #[test]
     fn relative_sqlite_paths_become_absolute() {

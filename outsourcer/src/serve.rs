@@ -67,5 +67,6 @@ pub(crate) async fn run(ctx: &Ctx, args: ServeArgs) -> Result<()> {
     )
     .await;
     maintaining.abort();
+    tracing::info!("server stopped");
     served.map_err(|e| io("the server failed", e))
 }

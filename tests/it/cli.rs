@@ -344,6 +344,7 @@ fn jobs_are_enqueued_listed_shown_cancelled_and_counted() {
 #[test]
 fn jobs_are_searched_by_enqueue_time_and_paged_newest_first() {
     let s = Scratch::new();
+    s.ok(&["migrate"]);
     let ids: Vec<Value> = (0..5)
         .map(|_| s.json(&["job", "enqueue", "Find"])["id"].clone())
         .collect();
@@ -372,6 +373,7 @@ fn jobs_are_searched_by_enqueue_time_and_paged_newest_first() {
 #[test]
 fn jobs_repeat_on_an_interval_or_a_cron_schedule() {
     let s = Scratch::new();
+    s.ok(&["migrate"]);
     let daily = s.json(&["job", "enqueue", "Report", "--cron", "0 3 * * *"]);
     assert_eq!(daily["repeat"], "cron:0 3 * * *");
     let often = s.json(&["job", "enqueue", "Poll", "--every", "5m"]);
@@ -417,6 +419,7 @@ fn queues_keep_finished_jobs_for_their_retention_and_prune_removes_the_rest() {
 #[test]
 fn jobs_carry_an_attachment_in_and_out() {
     let s = Scratch::new();
+    s.ok(&["migrate"]);
     let bytes: Vec<u8> = (0..1_500_000u32).map(|i| (i % 241) as u8).collect();
     std::fs::write(s.path("scan.pdf"), &bytes).expect("write the file");
     let job = s.json(&[

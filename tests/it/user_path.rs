@@ -294,7 +294,7 @@ fn errors_keep_their_cause() {
 }
 
 #[test]
-fn reads_never_create_a_database() {
+fn only_commands_that_set_up_create_a_database() {
     let s = Scratch::new();
     let missing = s.path("typo.db");
     let url = format!("sqlite://{}", missing.display());
@@ -303,6 +303,7 @@ fn reads_never_create_a_database() {
         vec!["job", "show", "1"],
         vec!["queue", "list"],
         vec!["worker", "list"],
+        vec!["job", "enqueue", "Typo"],
     ] {
         let out = Command::new(bin("outsourcer"))
             .arg("--database")
@@ -335,6 +336,7 @@ fn output_piped_into_a_reader_that_stops_ends_quietly() {
         .map(|i| format!("{{\"class\": \"C{i}\"}}\n"))
         .collect();
     std::fs::write(s.path("jobs.jsonl"), lines).expect("write");
+    s.ok(&["migrate"]);
     s.ok(&["job", "enqueue", "--from", "jobs.jsonl"]);
     let mut child = Command::new(bin("outsourcer"))
         .args(["job", "list", "--limit", "1000"])

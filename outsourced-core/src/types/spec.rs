@@ -4,6 +4,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
+use chrono::Timelike;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
@@ -171,7 +172,9 @@ impl CronSchedule {
 
     /// The first time on the schedule strictly after `after`.
     pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        self.cron.find_next_occurrence(&after, false).ok()
+        // Points fall on whole seconds: the schedule's, not `after`'s milliseconds.
+        let whole = after.with_nanosecond(0).unwrap_or(after);
+        self.cron.find_next_occurrence(&whole, false).ok()
     }
 }
 
@@ -410,7 +413,7 @@ mod tests {
             Some(at("2026-11-27T12:00:00Z"))
         );
         // Missed points are skipped: a run that finished late goes to the next point after now.
-        let late = at("2026-11-27T19:30:00Z");
+        let late = at("2026-11-27T19:30:00.112Z");
         assert_eq!(
             six_hourly.next_after(due, late),
             Some(at("2026-11-28T00:00:00Z"))
