@@ -69,13 +69,21 @@ pub async fn main() -> ExitCode {
     match worker.run(Shutdown::on_signals()).await {
         Ok(_) => ExitCode::SUCCESS,
         Err(error @ (Error::Unauthorized { .. } | Error::Forbidden { .. })) => {
+            let what = match &error {
+                // The secret is right; the clock is not, and rewriting the file would not help.
+                Error::Unauthorized { code, .. } if code == "timestamp_refused" => {
+                    "set this machine's clock right (NTP) and start the worker again".to_string()
+                }
+                _ => format!(
+                    "check `consumer_key` and `consumer_secret` in {} (`outsourcer worker config {} -o FILE` writes them again)",
+                    args.config.display(),
+                    config.worker
+                ),
+            };
             eprintln!(
-                "outsourced-worker: stopping: the backend refused worker {}'s credentials {} times in a row ({error}); \
-                 check `consumer_key` and `consumer_secret` in {} (`outsourcer worker config {} -o FILE` writes them again)",
+                "outsourced-worker: stopping: the backend refused worker {}'s requests {} times in a row ({error}); {what}",
                 config.worker,
                 config.options().max_refusals,
-                args.config.display(),
-                config.worker
             );
             ExitCode::from(1)
         }

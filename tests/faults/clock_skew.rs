@@ -1,6 +1,6 @@
 //! A worker whose clock is ten minutes ahead (reliability case 121): the server refuses its
-//! requests with an error that says why, the worker logs that clearly, and the job waits for
-//! a worker whose clock is right.
+//! requests with an error that says why, the worker logs that clearly and stops (waiting does
+//! not mend a clock), and the job waits for a worker whose clock is right.
 
 use std::time::Duration;
 
@@ -36,7 +36,10 @@ async fn a_worker_with_a_skewed_clock_is_refused_and_says_why() {
     let producer = cluster.producer();
     let job = Cluster::enqueue(&producer, 0.0, 0.0).await;
     let mut skewed = cluster.worker("skewed", "", &["faketime", "-f", "+10m"]);
-    let logged = skewed.wait_for_log("Error while reserving jobs", Duration::from_secs(30));
+    let logged = skewed.wait_for_log(
+        "The backend refused this worker's request",
+        Duration::from_secs(30),
+    );
     for why in [
         "timestamp",
         "ahead of the server's clock",
@@ -45,6 +48,11 @@ async fn a_worker_with_a_skewed_clock_is_refused_and_says_why() {
         assert!(logged.contains(why), "the log says why ({why}): {logged}");
     }
     say(SCENARIO, format!("the skewed worker logged: {logged}"));
+    let last = skewed.wait_for_log("stopping:", Duration::from_secs(30));
+    assert!(
+        last.contains("clock right") && !last.contains("consumer_secret"),
+        "its last word sends the user to the clock, not the secret: {last}"
+    );
     assert_eq!(cluster.count(JobState::Available).await, 1, "the job waits");
     skewed.stop();
     let right = cluster.worker("w1", "", &[]);

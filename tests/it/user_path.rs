@@ -246,7 +246,7 @@ fn a_worker_whose_credentials_are_refused_stops_and_says_why() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     let last = stderr.trim().lines().last().unwrap_or_default();
     assert!(
-        last.contains("refused worker w1's credentials 5 times")
+        last.contains("refused worker w1's requests 5 times")
             && last.contains("invalid_signature")
             && last.contains("consumer_secret"),
         "{last}"
