@@ -5,47 +5,74 @@
 use std::fmt;
 
 use outsourced_core::{Actor, Backend, CountFilter, JobEvent, Observer};
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+/// A label value as the exposition format needs it: backslash, double quote and newline
+/// escaped, whatever the database holds (prometheus-client writes values as given, so a
+/// class name with a quote and a newline would forge a series line).
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+struct Label(String);
+
+impl From<&str> for Label {
+    fn from(value: &str) -> Self {
+        Label(value.to_owned())
+    }
+}
+
+impl EncodeLabelValue for Label {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), fmt::Error> {
+        use std::fmt::Write;
+        for c in self.0.chars() {
+            match c {
+                '\\' => encoder.write_str("\\\\")?,
+                '"' => encoder.write_str("\\\"")?,
+                '\n' => encoder.write_str("\\n")?,
+                c => encoder.write_char(c)?,
+            }
+        }
+        Ok(())
+    }
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct JobLabels {
-    queue: String,
-    class: String,
+    queue: Label,
+    class: Label,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct EndLabels {
-    queue: String,
-    class: String,
-    outcome: String,
+    queue: Label,
+    class: Label,
+    outcome: Label,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct QueueLabels {
-    queue: String,
+    queue: Label,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DepthLabels {
-    queue: String,
-    state: String,
+    queue: Label,
+    state: Label,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
-    route: String,
-    method: String,
-    status: String,
+    route: Label,
+    method: Label,
+    status: Label,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabels {
-    reason: String,
+    reason: Label,
 }
 
 /// Seconds, from 5 ms to about 46 hours in powers of two.
@@ -132,9 +159,9 @@ impl Metrics {
     /// Counts an HTTP request.
     pub(crate) fn request(&self, route: &str, method: &str, status: u16) {
         let labels = RequestLabels {
-            route: route.to_owned(),
-            method: method.to_owned(),
-            status: status.to_string(),
+            route: route.into(),
+            method: method.into(),
+            status: status.to_string().as_str().into(),
         };
         self.requests.get_or_create(&labels).inc();
     }
@@ -142,7 +169,7 @@ impl Metrics {
     /// Counts a request authentication refused.
     pub(crate) fn auth_failure(&self, reason: &str) {
         let labels = ReasonLabels {
-            reason: reason.to_owned(),
+            reason: reason.into(),
         };
         self.auth_failures.get_or_create(&labels).inc();
     }
@@ -156,8 +183,8 @@ impl Metrics {
         self.depth.clear();
         for count in counts {
             let labels = DepthLabels {
-                queue: count.queue,
-                state: count.state.as_str().to_owned(),
+                queue: count.queue.as_str().into(),
+                state: count.state.as_str().into(),
             };
             self.depth
                 .get_or_create(&labels)
@@ -173,8 +200,8 @@ impl Metrics {
 impl Observer for Metrics {
     fn observe(&self, event: JobEvent<'_>) {
         let labels = |queue: &str, class: &str| JobLabels {
-            queue: queue.to_owned(),
-            class: class.to_owned(),
+            queue: queue.into(),
+            class: class.into(),
         };
         match event {
             JobEvent::Enqueued { queue, class } => {
@@ -187,7 +214,7 @@ impl Observer for Metrics {
             } => {
                 self.started.get_or_create(&labels(queue, class)).inc();
                 let queue = QueueLabels {
-                    queue: queue.to_owned(),
+                    queue: queue.into(),
                 };
                 self.waited
                     .get_or_create(&queue)
@@ -200,9 +227,9 @@ impl Observer for Metrics {
                 ran,
             } => {
                 let end = EndLabels {
-                    queue: queue.to_owned(),
-                    class: class.to_owned(),
-                    outcome: outcome.as_str().to_owned(),
+                    queue: queue.into(),
+                    class: class.into(),
+                    outcome: outcome.as_str().into(),
                 };
                 self.ended.get_or_create(&end).inc();
                 self.ran
@@ -213,5 +240,26 @@ impl Observer for Metrics {
                 self.retried.get_or_create(&labels(queue, class)).inc();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_values_are_escaped() {
+        let metrics = Metrics::new();
+        metrics.auth_failure("evil\"} 1\nforged_series 2\\");
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &metrics.registry).expect("encode");
+        assert!(
+            !text.lines().any(|line| line.starts_with("forged_series")),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"reason="evil\"} 1\nforged_series 2\\""#),
+            "{text}"
+        );
     }
 }

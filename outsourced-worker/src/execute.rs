@@ -349,7 +349,10 @@ fn humantime_like(duration: Duration) -> String {
 /// failure whether and when it is retried.
 fn log_outcome(job: &JobRecord, outcome: Outcome, started: Instant, said: &Said) {
     let seconds = started.elapsed().as_secs_f64();
-    let (name, id, queue, attempt) = (job.class.as_str(), job.id, job.queue.as_str(), job.attempts);
+    // Escaped: a class is whatever its producer wrote (control characters would forge lines).
+    let name = job.class.escape_debug().to_string();
+    let name = name.as_str();
+    let (id, queue, attempt) = (job.id, job.queue.as_str(), job.attempts);
     let of = job.max_attempts;
     match outcome {
         Outcome::Succeeded => {

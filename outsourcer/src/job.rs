@@ -15,7 +15,8 @@ use crate::args::{EnqueueArgs, JobCommand, ListArgs};
 use crate::attachment;
 use crate::context::Ctx;
 use crate::output::{
-    counts_json, history_json, history_text, job_json, job_text, jobs_table, print_json, table,
+    clean, counts_json, history_json, history_text, job_json, job_text, jobs_table, print_json,
+    table,
 };
 
 pub(crate) async fn run(ctx: &Ctx, command: JobCommand) -> Result<()> {
@@ -48,7 +49,7 @@ pub(crate) async fn run(ctx: &Ctx, command: JobCommand) -> Result<()> {
                     out!(
                         "{:>16}: no live worker runs class {} from queue {} (give a worker's config a command for it, and hire the worker for the queue)",
                         "waiting",
-                        job.class,
+                        clean(&job.class),
                         job.queue
                     );
                 }

@@ -24,6 +24,20 @@ pub(crate) fn line(args: std::fmt::Arguments<'_>) {
     }
 }
 
+/// Text from the database made safe for a terminal: each control character (an escape
+/// sequence, a carriage return, a newline) shown as `\u{..}` instead of acting on the screen.
+pub(crate) fn clean(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_owned();
+    }
+    text.chars()
+        .map(|c| match c.is_control() {
+            true => c.escape_unicode().to_string(),
+            false => c.to_string(),
+        })
+        .collect()
+}
+
 /// A table with a header row.
 pub(crate) fn table(header: &[&str]) -> Table {
     let mut table = Table::new();
@@ -142,13 +156,13 @@ pub(crate) fn jobs_table(jobs: &[JobRecord]) -> Table {
         t.add_row(vec![
             job.id.to_string(),
             job.queue.clone(),
-            job.class.clone(),
+            clean(&job.class),
             job.state.to_string(),
             format!("{}/{}", job.attempts, job.max_attempts),
             time(job.run_at),
             job.owner
                 .as_ref()
-                .map(|o| o.to_string())
+                .map(|o| clean(&o.to_string()))
                 .unwrap_or_default(),
         ]);
     }
@@ -188,7 +202,7 @@ pub(crate) fn job_text(job: &JobRecord) -> String {
     for key in JOB_FIELDS {
         let text = match &fields[key] {
             Value::Null => continue,
-            Value::String(s) => s.clone(),
+            Value::String(s) => clean(s),
             other => other.to_string(),
         };
         lines.push(format!("{key:>16}: {text}"));
@@ -266,9 +280,10 @@ pub(crate) fn history_text(rows: &[HistoryEntry]) -> String {
     let mut text = t.to_string();
     for r in rows {
         if let Some(error) = &r.error {
-            text.push_str(&format!("\n\n#{} {}: {}", r.seq, r.reason, error.message));
+            let message = clean(&error.message);
+            text.push_str(&format!("\n\n#{} {}: {message}", r.seq, r.reason));
             for cause in &error.causes {
-                text.push_str(&format!("\n  caused by: {cause}"));
+                text.push_str(&format!("\n  caused by: {}", clean(cause)));
             }
             if let Some(trace) = &error.backtrace {
                 let lines: Vec<&str> = trace.lines().collect();
@@ -280,7 +295,7 @@ pub(crate) fn history_text(rows: &[HistoryEntry]) -> String {
                         ));
                     }
                     if skipped == 0 || i < TRACE_HEAD || i >= TRACE_HEAD + skipped {
-                        text.push_str(&format!("\n  | {line}"));
+                        text.push_str(&format!("\n  | {}", clean(line)));
                     }
                 }
             }

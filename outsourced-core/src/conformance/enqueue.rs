@@ -132,6 +132,10 @@ pub(crate) async fn invalid_jobs_are_refused_and_nothing_is_stored(h: &Harness) 
         noop().queue(""),
         noop().queue("bad queue/name"),
         noop().owner(Owner::new("User", "")),
+        // Control characters would forge lines wherever the name is printed.
+        NewJob::new("Evil\"}\nforged 1", json!([])),
+        NewJob::new("Bell\u{7}", json!([])),
+        noop().owner(Owner::new("User", "42\u{1b}[31m")),
     ];
     for job in invalid {
         let result = h.try_enqueue(job.clone()).await;

@@ -300,20 +300,25 @@ impl NewJob {
     }
 
     /// Refuses a job no backend can store: an empty or overlong class, a bad queue name,
-    /// `max_attempts` 0, an empty owner part, or arguments over `max_args_bytes` as JSON.
+    /// `max_attempts` 0, an empty owner part, a class or owner with a control character (it
+    /// would forge lines wherever it is printed: logs, metrics, a terminal), or arguments over
+    /// `max_args_bytes` as JSON.
     pub fn check(&self, max_args_bytes: usize) -> Result<(), Error> {
-        if self.class.trim().is_empty() || self.class.len() > 191 {
-            return Err(Error::invalid("a job class must be 1 to 191 characters"));
+        let control = |s: &str| s.chars().any(char::is_control);
+        if self.class.trim().is_empty() || self.class.len() > 191 || control(&self.class) {
+            return Err(Error::invalid(
+                "a job class must be 1 to 191 characters, none of them a control character",
+            ));
         }
         check_queue_name(&self.queue)?;
         if self.max_attempts == Some(0) {
             return Err(Error::invalid("max_attempts must be at least 1"));
         }
         if let Some(owner) = &self.owner {
-            let part = |s: &str| !s.is_empty() && s.len() <= 191;
+            let part = |s: &str| !s.is_empty() && s.len() <= 191 && !control(s);
             if !part(&owner.kind) || !part(&owner.id) {
                 return Err(Error::invalid(
-                    "an owner's type and id must be 1 to 191 characters",
+                    "an owner's type and id must be 1 to 191 characters, none of them a control character",
                 ));
             }
         }
