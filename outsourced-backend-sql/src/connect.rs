@@ -163,6 +163,25 @@ async fn mysql_flavor(db: &DatabaseConnection) -> Result<Flavor> {
     })
 }
 
+/// Creates a missing database file as an empty file only its owner may read or write, before
+/// SQLite opens it (SQLite would create it 0644 under the usual umask; it holds password hashes
+/// and sessions). SQLite gives its `-wal` and `-shm` files the database file's permissions.
+fn create_private(path: &std::path::Path) -> Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        // A directory that does not exist, say: SQLite says so in its own words.
+        Err(_) => Ok(()),
+    }
+}
+
 /// The file of a SQLite URL (`sqlite://x.db`, `sqlite:x.db?mode=rwc`).
 fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
     let rest = url.strip_prefix("sqlite:")?;
@@ -203,6 +222,9 @@ async fn open_sqlite(config: &SqlConfig) -> Result<Pools> {
             path.display(),
             path.display()
         )));
+    }
+    if let Some(path) = sqlite_path(&config.url) {
+        create_private(&path)?;
     }
     let writer = sqlite_pool(config, &config.url, 1, false).await?;
     // Readers open after the writer, which has created the file and switched it to WAL.

@@ -132,23 +132,26 @@ fn io_error(path: &Path, error: std::io::Error) -> Error {
     }
 }
 
-/// Writes `text` to a new file that only its owner may read or write.
+/// Writes `text` to `path` as a file only its owner may read or write: a new file (mode 0600
+/// from its creation) in the same directory, synced, then renamed over `path`. An existing
+/// file is replaced, never reused with its permissions, and a symbolic link at `path` is
+/// replaced itself, never followed.
 pub fn write_private(path: &Path, text: &str) -> Result<(), Error> {
     use std::io::Write;
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| io_error(dir, e))?;
-    }
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(path).map_err(|e| io_error(path, e))?;
-    file.write_all(text.as_bytes())
-        .map_err(|e| io_error(path, e))?;
-    file.write_all(b"\n").map_err(|e| io_error(path, e))
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| io_error(dir, e))?;
+    // tempfile creates with O_EXCL and mode 0600.
+    let mut file = tempfile::NamedTempFile::new_in(dir).map_err(|e| io_error(dir, e))?;
+    let written = file
+        .write_all(text.as_bytes())
+        .and_then(|()| file.write_all(b"\n"))
+        .and_then(|()| file.as_file().sync_all());
+    written.map_err(|e| io_error(path, e))?;
+    file.persist(path).map_err(|e| io_error(path, e.error))?;
+    Ok(())
 }
 
 #[cfg(test)]
