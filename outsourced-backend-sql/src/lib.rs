@@ -55,6 +55,7 @@ pub mod sessions;
 mod slots;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod throttle;
 mod transition;
 mod wake;
 

@@ -9,6 +9,7 @@ mod m0005_attachments;
 mod m0006_dashboard;
 mod m0007_claims;
 mod m0008_instances;
+mod m0009_logins;
 
 /// All migrations, oldest first.
 pub(crate) struct Migrator;
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0006_dashboard::Dashboard),
             Box::new(m0007_claims::Claims),
             Box::new(m0008_instances::Instances),
+            Box::new(m0009_logins::Logins),
         ]
     }
 

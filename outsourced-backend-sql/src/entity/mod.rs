@@ -5,6 +5,7 @@ pub(crate) mod chunk;
 pub(crate) mod history;
 pub(crate) mod instance;
 pub(crate) mod job;
+pub(crate) mod login_failure;
 pub(crate) mod nonce;
 pub(crate) mod principal;
 pub(crate) mod queue;
