@@ -29,15 +29,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}/outsourced", listener.local_addr()?);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(outsourced_server::serve(
-        listener,
-        app,
-        None,
-        ServerConfig::default().header_timeout,
-        async {
+    let server = tokio::spawn(async move {
+        let config = ServerConfig::default();
+        let shutdown = async {
             let _ = stopped.await;
-        },
-    ));
+        };
+        outsourced_server::serve(listener, app, None, &config, shutdown).await
+    });
 
     // A producer with its own credentials, allowed to enqueue into the default queue.
     let directory = Directory::new(backend.clone());

@@ -33,7 +33,12 @@ const DUMMY_SECRET: &str = "an unknown consumer key gets a signature check all t
 /// The longest nonce accepted (the store keeps them).
 const MAX_NONCE: usize = 128;
 
-/// The middleware: authenticates the request or answers 400/401.
+/// The middleware: authenticates the request from its headers and query alone, and only then
+/// gives it a place among the requests in flight and reads its body; or answers 4xx/503.
+///
+/// An unauthenticated client therefore costs a parse and, when it names a key, one lookup
+/// within the `max_checking` share: it never holds a place signed requests need, and none of
+/// its body is read.
 pub(crate) async fn authenticate(
     State(state): State<AppState>,
     request: Request,
@@ -44,51 +49,140 @@ pub(crate) async fn authenticate(
         .extensions
         .get::<MatchedPath>()
         .map(MatchedPath::as_str);
-    let path = path.unwrap_or_default();
+    let path = path.unwrap_or_default().to_owned();
     // Attachments stream through to their handler, which checks their hash; other bodies are
     // read here (batches may be large; every other body is small).
-    let streamed = is_streamed(path, &parts.headers);
+    let streamed = is_streamed(&path, &parts.headers);
     let limit = match path.ends_with("/jobs/batch") {
         true => state.config().batch_body_limit,
         false => state.config().body_limit,
     };
-    let (read, body) = match streamed {
-        true => (None, body),
-        false => match axum::body::to_bytes(body, limit).await {
-            Ok(bytes) => (Some(bytes.clone()), Body::from(bytes)),
-            Err(_) => {
-                let error = ApiError::new(
-                    axum::http::StatusCode::PAYLOAD_TOO_LARGE,
-                    "too_large",
-                    "the request body is too large",
-                );
-                return error.into_response();
-            }
-        },
-    };
+    if let Err(refusal) = check_framing(&parts.headers, streamed, limit) {
+        return refusal.into_response();
+    }
     let uri = parts
         .extensions
         .get::<OriginalUri>()
         .map_or_else(|| parts.uri.clone(), |original| original.0.clone());
-    let checked = check(&state, &parts.method, &uri, &parts.headers, read.as_ref()).await;
-    let signed = match checked {
-        Ok(caller) => caller,
-        Err(error) => {
-            state.metrics().auth_failure(error.code());
-            if error.code() != "unsigned" {
-                tracing::warn!(code = error.code(), path = uri.path(), "refused a request");
-            }
-            let mut response = error.into_response();
-            // The server's time, so that a client can see how far off its clock is.
-            if let Ok(date) = httpdate(&state).parse() {
-                response.headers_mut().insert(header::DATE, date);
-            }
-            return response;
-        }
+    let signed = {
+        let Some(_checking) = state.admit_check() else {
+            return overloaded().into_response();
+        };
+        check_signature(&state, &parts.method, &uri, &parts.headers).await
     };
+    let (principal, signed) = match signed {
+        Ok(signed) => signed,
+        Err(error) => return refused(&state, &uri, error),
+    };
+    // Authenticated: a place among the requests in flight, held until the answer.
+    let Some(_in_flight) = state.admit(path.ends_with("/reserve")) else {
+        return overloaded().into_response();
+    };
+    let body = match streamed {
+        true => body,
+        false => match read_checked(&state, uri.query(), body, limit).await {
+            Ok(bytes) => Body::from(bytes),
+            Err(error) => return refused(&state, &uri, error),
+        },
+    };
+    if let Err(error) = remember_nonce(&state, &signed).await {
+        return refused(&state, &uri, error);
+    }
+    state.seen(&principal).await;
     let mut request = Request::from_parts(parts, body);
-    request.extensions_mut().insert(signed);
+    request.extensions_mut().insert(Caller { principal });
     next.run(request).await
+}
+
+/// 503 `overloaded`, with `Retry-After`.
+pub(crate) fn overloaded() -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        "overloaded",
+        "the server has as many requests in flight as it takes; try again in a moment",
+    )
+}
+
+/// A refusal, counted and (but for unsigned requests) logged, with the server's time so that
+/// a client can see how far off its clock is.
+fn refused(state: &AppState, uri: &axum::http::Uri, error: ApiError) -> Response {
+    state.metrics().auth_failure(error.code());
+    if error.code() != "unsigned" {
+        tracing::warn!(code = error.code(), path = uri.path(), "refused a request");
+    }
+    let mut response = error.into_response();
+    if let Ok(date) = httpdate(state).parse() {
+        response.headers_mut().insert(header::DATE, date);
+    }
+    response
+}
+
+/// What the headers say of the body, checked before anything else: a declared length over
+/// the route's limit is 413 at once, and a form-encoded body is refused (the API takes JSON,
+/// and form parameters would have to be read before the signature could be checked).
+fn check_framing(headers: &HeaderMap, streamed: bool, limit: usize) -> Result<(), ApiError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if !streamed && declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    let form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|c| c.to_str().ok())
+        .is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"));
+    if form {
+        return Err(ApiError::new(
+            axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "the API takes JSON bodies (application/json) and multipart enqueues",
+        ));
+    }
+    Ok(())
+}
+
+fn too_large() -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+        "too_large",
+        "the request body is too large",
+    )
+}
+
+/// An authenticated caller's body, read within the route's limit and the body timeout,
+/// hashed as it arrives, and checked against its signed `body_sha256`.
+async fn read_checked(
+    state: &AppState,
+    query: Option<&str>,
+    body: Body,
+    limit: usize,
+) -> Result<Bytes, ApiError> {
+    let read = async {
+        let mut stream = body.into_data_stream();
+        let mut bytes = Vec::new();
+        let mut hasher = Sha256::new();
+        while let Some(chunk) = futures::StreamExt::next(&mut stream).await {
+            let chunk = chunk.map_err(|_| ApiError::bad_request("the body could not be read"))?;
+            if bytes.len() + chunk.len() > limit {
+                return Err(too_large());
+            }
+            hasher.update(&chunk);
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok((Bytes::from(bytes), hasher.finalize()))
+    };
+    let (bytes, digest) = tokio::time::timeout(state.config().body_timeout, read)
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                axum::http::StatusCode::REQUEST_TIMEOUT,
+                "timeout",
+                "the request body took too long to arrive",
+            )
+        })??;
+    check_body_hash(state, query, &digest, bytes.is_empty())?;
+    Ok(bytes)
 }
 
 /// Whether a request's body is an attachment's bytes, left to stream through to its handler
@@ -136,33 +230,23 @@ fn origin(
     Ok((state.scheme().to_owned(), host))
 }
 
-async fn check(
+/// The request's signature, from its headers and query: the form of the parameters, the
+/// timestamp window, the signature itself, the lock. Returns the principal and what it
+/// signed (for the nonce, recorded once the rest of the request checks out).
+async fn check_signature(
     state: &AppState,
     method: &axum::http::Method,
     uri: &axum::http::Uri,
     headers: &HeaderMap,
-    body: Option<&Bytes>,
-) -> Result<Caller, ApiError> {
+) -> Result<(Principal, SignedRequest), ApiError> {
     let (scheme, host) = origin(state, uri, headers)?;
     let base = oauth::base_uri(&scheme, &host, uri.path())
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|h| h.to_str().ok());
-    let form = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|c| c.to_str().ok())
-        .filter(|c| c.starts_with("application/x-www-form-urlencoded"))
-        .and(body)
-        .map(|body| String::from_utf8_lossy(body).into_owned());
-    let signed = oauth::signed_request(
-        method.as_str(),
-        &base,
-        authorization,
-        uri.query(),
-        form.as_deref(),
-    )
-    .map_err(bad_oauth)?;
+    let signed = oauth::signed_request(method.as_str(), &base, authorization, uri.query(), None)
+        .map_err(bad_oauth)?;
     check_timestamp(state, &signed)?;
     if signed.nonce.is_empty() || signed.nonce.len() > MAX_NONCE {
         return Err(ApiError::bad_request(format!(
@@ -176,9 +260,12 @@ async fn check(
             format!("{} {} is locked out", principal.role, principal.name),
         ));
     }
-    if let Some(body) = body {
-        check_body_hash(state, uri.query(), body)?;
-    }
+    Ok((principal, signed))
+}
+
+/// Records the request's nonce, refusing one already used: last, so that nobody can burn
+/// another client's nonces with requests that fail any other check.
+async fn remember_nonce(state: &AppState, signed: &SignedRequest) -> Result<(), ApiError> {
     let now = state.wall_clock();
     let fresh = state
         .nonces()
@@ -190,8 +277,7 @@ async fn check(
             "this nonce was already used: sign every request, and every retry, afresh",
         ));
     }
-    state.seen(&principal).await;
-    Ok(Caller { principal })
+    Ok(())
 }
 
 fn bad_oauth(error: BadRequest) -> ApiError {
@@ -258,37 +344,39 @@ async fn verify_signature(state: &AppState, signed: &SignedRequest) -> Result<Pr
     }
 }
 
-/// Checks the SHA-256 of the body against the signed `body_sha256` query parameter, when sent
-/// (required when the server says so and there is a body).
-fn check_body_hash(state: &AppState, query: Option<&str>, body: &Bytes) -> Result<(), ApiError> {
-    let sent = query
+/// Checks the body's SHA-256 (`digest`) against the signed `body_sha256` query parameter,
+/// when sent (required when the server says so and there is a body).
+fn check_body_hash(
+    state: &AppState,
+    query: Option<&str>,
+    digest: &[u8],
+    empty: bool,
+) -> Result<(), ApiError> {
+    match signed_param(query, BODY_HASH_PARAM)? {
+        Some(sent) if sent == URL_SAFE_NO_PAD.encode(digest) => Ok(()),
+        Some(_) => Err(ApiError::unauthorized(
+            "body_hash_mismatch",
+            "the body does not match its signed body_sha256",
+        )),
+        None if state.config().require_body_hash && !empty => Err(ApiError::unauthorized(
+            "body_hash_required",
+            "this server requires the body's SHA-256 in the signed body_sha256 query parameter",
+        )),
+        None => Ok(()),
+    }
+}
+
+/// The value of a (signed) query parameter.
+pub(crate) fn signed_param(query: Option<&str>, name: &str) -> Result<Option<String>, ApiError> {
+    let params = query
         .map(oauth::parse_form)
         .transpose()
         .map_err(|e| ApiError::bad_request(e.to_string()))?
-        .unwrap_or_default()
+        .unwrap_or_default();
+    Ok(params
         .into_iter()
-        .find(|(name, _)| name == BODY_HASH_PARAM)
-        .map(|(_, value)| value);
-    match sent {
-        Some(sent) => {
-            let actual = URL_SAFE_NO_PAD.encode(Sha256::digest(body));
-            if sent == actual {
-                Ok(())
-            } else {
-                Err(ApiError::unauthorized(
-                    "body_hash_mismatch",
-                    "the body does not match its signed body_sha256",
-                ))
-            }
-        }
-        None if state.config().require_body_hash && !body.is_empty() => {
-            Err(ApiError::unauthorized(
-                "body_hash_required",
-                "this server requires the body's SHA-256 in the signed body_sha256 query parameter",
-            ))
-        }
-        None => Ok(()),
-    }
+        .find(|(param, _)| param == name)
+        .map(|(_, value)| value))
 }
 
 /// The role a route needs, or 403.

@@ -33,6 +33,25 @@ pub struct ServerConfig {
     pub max_requests: usize,
     /// The most reserves in flight at once, long polls included (4,096).
     pub max_reserves: usize,
+    /// The most signatures being checked at once (64): the share of the server that requests
+    /// not yet authenticated may use; past it they are answered 503 `overloaded`, and signed
+    /// requests, which take their place in `max_requests` only once authenticated, never wait
+    /// behind them.
+    pub max_checking: usize,
+    /// How long an authenticated request's body may take to arrive (30 s); then 408.
+    pub body_timeout: Duration,
+    /// The most connections open at once (4,096); more are closed as they arrive.
+    pub max_connections: usize,
+    /// The most connections open at once from one peer address (1,024).
+    pub max_connections_per_peer: usize,
+    /// How long a new connection may take to send its first request, whatever its protocol
+    /// (10 s).
+    pub first_request_timeout: Duration,
+    /// How long a connection with no request in flight may sit without a byte moving (120 s).
+    pub idle_timeout: Duration,
+    /// The most dashboard logins whose password is being checked at once (2): argon2 takes
+    /// 19 MiB and a core's worth of time each; past it a login is answered 503.
+    pub max_password_checks: usize,
 }
 
 impl Default for ServerConfig {
@@ -49,6 +68,13 @@ impl Default for ServerConfig {
             metrics_token: None,
             max_requests: 256,
             max_reserves: 4096,
+            max_checking: 64,
+            body_timeout: Duration::from_secs(30),
+            max_connections: 4096,
+            max_connections_per_peer: 1024,
+            first_request_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(120),
+            max_password_checks: 2,
         }
     }
 }

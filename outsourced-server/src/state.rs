@@ -26,6 +26,10 @@ struct Inner {
     /// Room for requests in flight: reserves (long polls), and everything else.
     reserves: Arc<tokio::sync::Semaphore>,
     requests: Arc<tokio::sync::Semaphore>,
+    /// Room for signatures being checked (requests not yet authenticated).
+    checking: Arc<tokio::sync::Semaphore>,
+    /// Room for argon2 password checks.
+    password_checks: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
@@ -39,6 +43,8 @@ impl AppState {
             inner: Arc::new(Inner {
                 reserves: Arc::new(tokio::sync::Semaphore::new(config.max_reserves)),
                 requests: Arc::new(tokio::sync::Semaphore::new(config.max_requests)),
+                checking: Arc::new(tokio::sync::Semaphore::new(config.max_checking)),
+                password_checks: Arc::new(tokio::sync::Semaphore::new(config.max_password_checks)),
                 metrics,
                 directory: Directory::new(backend.clone()),
                 nonces: NonceStore::new(backend.clone()),
@@ -89,6 +95,16 @@ impl AppState {
             false => &self.inner.requests,
         };
         room.clone().try_acquire_owned().ok()
+    }
+
+    /// A place for one signature check, if there is room.
+    pub(crate) fn admit_check(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        self.inner.checking.try_acquire().ok()
+    }
+
+    /// A place for one password check, if there is room.
+    pub(crate) fn admit_password_check(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        self.inner.password_checks.try_acquire().ok()
     }
 
     /// The wall clock, for OAuth timestamps (the backend's own clock decides leases).

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use outsourced_server::ServerConfig;
 
 /// Administer outsourced: queues, workers, producers, admins and jobs.
 #[derive(Debug, Parser)]
@@ -506,6 +507,23 @@ pub(crate) struct ServeArgs {
     /// The largest attachment accepted, in MiB (2048 unless given); larger ones get 413.
     #[arg(long)]
     pub(crate) max_attachment_mib: Option<u64>,
+    /// The most connections open at once; more are closed as they arrive.
+    #[arg(long, default_value_t = ServerConfig::default().max_connections)]
+    pub(crate) max_connections: usize,
+    /// The most connections open at once from one client address.
+    #[arg(long, default_value_t = ServerConfig::default().max_connections_per_peer)]
+    pub(crate) max_connections_per_peer: usize,
+    /// The most authenticated API requests in flight at once (long polls apart); more are
+    /// answered 503 with Retry-After.
+    #[arg(long, default_value_t = ServerConfig::default().max_requests)]
+    pub(crate) max_requests: usize,
+    /// How long a new connection may take to send its first request (e.g. 10s).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub(crate) first_request_timeout: Option<std::time::Duration>,
+    /// How long a connection with nothing in flight may sit silent before it is closed
+    /// (e.g. 120s).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub(crate) idle_timeout: Option<std::time::Duration>,
 }
 
 #[cfg(test)]

@@ -194,8 +194,9 @@ async fn start_server(
     let shutdown = async move {
         let _ = stopped.await;
     };
-    let header_timeout = ServerConfig::default().header_timeout;
-    tokio::spawn(serve(listener, app, None, header_timeout, shutdown));
+    tokio::spawn(
+        async move { serve(listener, app, None, &ServerConfig::default(), shutdown).await },
+    );
     let url = format!("http://{addr}/outsourced");
     out!("serving the API at {url}; the workers sign every request with OAuth 1.0a");
     Ok((url, stop))

@@ -28,11 +28,19 @@ pub(crate) async fn run(ctx: &Ctx, args: ServeArgs) -> Result<()> {
         }
         _ => None,
     };
+    let defaults = ServerConfig::default();
     let config = ServerConfig {
         public_origin: args.public_origin.clone(),
         require_body_hash: args.require_body_hash,
         metrics_token: args.metrics_token.clone(),
-        ..ServerConfig::default()
+        max_connections: args.max_connections,
+        max_connections_per_peer: args.max_connections_per_peer,
+        max_requests: args.max_requests,
+        first_request_timeout: args
+            .first_request_timeout
+            .unwrap_or(defaults.first_request_timeout),
+        idle_timeout: args.idle_timeout.unwrap_or(defaults.idle_timeout),
+        ..defaults
     };
     let state = AppState::new(
         ctx.backend.clone(),
@@ -62,7 +70,7 @@ pub(crate) async fn run(ctx: &Ctx, args: ServeArgs) -> Result<()> {
         listener,
         app(state, &args.mount),
         tls,
-        config.header_timeout,
+        &config,
         stopped(shutdown),
     )
     .await;

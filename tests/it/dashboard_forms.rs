@@ -50,21 +50,38 @@ impl Browser {
     }
 }
 
+/// The login form's token and the cookie that goes with it, as a browser gets them.
+pub(crate) async fn login_form(client: &reqwest::Client, base: &str) -> (String, String) {
+    let form = client.get(format!("{base}/login")).send().await;
+    let form = form.expect("the login form");
+    let cookie = form.headers()["set-cookie"].to_str().unwrap_or_default();
+    let cookie = cookie.split(';').next().unwrap_or_default().to_owned();
+    let html = form.text().await.unwrap_or_default();
+    let marker = "name=\"csrf\" value=\"";
+    let start = html.find(marker).expect("a token") + marker.len();
+    let token = html[start..].split('"').next().expect("a token").to_owned();
+    (token, cookie)
+}
+
 async fn log_in(base: &str, name: &str, password: &str) -> (StatusCode, Option<String>) {
     let client = reqwest::Client::builder()
         .redirect(Policy::none())
         .build()
         .expect("a client");
+    let (token, login_cookie) = login_form(&client, base).await;
     let response = client
         .post(format!("{base}/login"))
-        .form(&[("name", name), ("password", password)])
+        .header("cookie", login_cookie)
+        .form(&[("name", name), ("password", password), ("csrf", &token)])
         .send()
         .await
         .expect("an answer");
     let cookie = response
         .headers()
-        .get("set-cookie")
-        .and_then(|v| v.to_str().ok())
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("outsourced_session=") && !v.starts_with("outsourced_session=;"))
         .and_then(|v| v.split(';').next())
         .map(str::to_owned);
     (response.status(), cookie)

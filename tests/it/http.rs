@@ -45,8 +45,9 @@ impl RunningServer {
         let shutdown = async move {
             let _ = stopped.await;
         };
-        let serving = outsourced_server::serve(listener, app, tls, config.header_timeout, shutdown);
-        tokio::spawn(serving);
+        tokio::spawn(async move {
+            outsourced_server::serve(listener, app, tls, &config, shutdown).await
+        });
         let url = match https {
             true => format!("https://localhost:{}/outsourced", addr.port()),
             false => format!("http://{addr}/outsourced"),

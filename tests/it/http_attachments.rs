@@ -28,10 +28,14 @@ struct Setup {
 
 impl Setup {
     async fn new() -> Setup {
+        Setup::serving(ServerConfig::default()).await
+    }
+
+    async fn serving(server_config: ServerConfig) -> Setup {
         let mut config = test_config("sqlite::memory:");
         config.max_attachment_bytes = LIMIT;
         let sql = SqlBackend::open(config).await.expect("open");
-        let server = RunningServer::start(sql, ServerConfig::default()).await;
+        let server = RunningServer::start(sql, server_config).await;
         let (_, credentials) = server.client(Role::Producer, "shop").await;
         let admin = Actor::Admin("root".into());
         let queue = server
@@ -154,6 +158,46 @@ async fn a_plain_multipart_client_enqueues_a_job_with_its_file() {
     assert_eq!(job["attachment"]["file_name"], "scan.pdf");
     assert_eq!(job["attachment"]["size"], 12);
     assert_eq!(job["attachment"]["sha256"], hex(b"%PDF-1.7 ..."));
+}
+
+#[tokio::test]
+async fn a_server_that_requires_hashes_requires_the_files_too() {
+    let s = Setup::serving(ServerConfig {
+        require_body_hash: true,
+        ..ServerConfig::default()
+    })
+    .await;
+    let job = json!({"class": "Scan", "queue": "files", "args": []}).to_string();
+    let job_hash = URL_SAFE_NO_PAD.encode(Sha256::digest(job.as_bytes()));
+    let form = || {
+        reqwest::multipart::Form::new()
+            .part("job", reqwest::multipart::Part::text(job.clone()))
+            .part(
+                "file",
+                reqwest::multipart::Part::bytes(b"unsigned".to_vec()),
+            )
+    };
+    let path = format!("jobs?body_sha256={job_hash}");
+    let answer = s
+        .request(Method::POST, &path)
+        .multipart(form())
+        .send()
+        .await;
+    let answer = status_and_code(answer.expect("an answer")).await;
+    assert_eq!(answer, (401, "body_hash_required".to_owned()));
+    s.nothing_kept(None).await;
+    let file_hash = hex(b"unsigned");
+    let path = format!("jobs?body_sha256={job_hash}&attachment_sha256={file_hash}");
+    let answer = s
+        .request(Method::POST, &path)
+        .multipart(form())
+        .send()
+        .await;
+    assert_eq!(
+        answer.expect("an answer").status(),
+        201,
+        "with both hashes signed"
+    );
 }
 
 #[tokio::test]

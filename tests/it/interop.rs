@@ -108,8 +108,18 @@ async fn our_client_talks_tls_to_a_server_with_its_own_certificate() {
     ))
     .expect("a client");
     let refused = untrusting.queues(&Actor::Admin("root".into())).await;
+    let refused = refused.err().map(|e| e.to_string()).unwrap_or_default();
     assert!(
-        refused.is_err(),
-        "a self-signed certificate is not trusted by default"
+        refused.contains("certificate") && refused.contains("UnknownIssuer"),
+        "a self-signed certificate is not trusted by default, and the error says why: {refused}"
     );
+    // Over TLS every answer asks browsers to keep to HTTPS.
+    let pem = std::fs::read(&cert_file).expect("the certificate");
+    let ca = reqwest::Certificate::from_pem(&pem).expect("a certificate");
+    let client = reqwest::Client::builder().add_root_certificate(ca).build();
+    let health = client
+        .expect("a client")
+        .get(format!("{}/v1/health", server.url));
+    let health = health.send().await.expect("an answer");
+    assert!(health.headers().contains_key("strict-transport-security"));
 }

@@ -10,6 +10,7 @@ mod concurrency;
 mod dashboard;
 mod dashboard_forms;
 mod handlers;
+mod hardening;
 mod http;
 mod http_attachments;
 mod http_authz;

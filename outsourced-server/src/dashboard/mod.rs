@@ -85,14 +85,15 @@ impl Admin {
 }
 
 /// The value of the session cookie in a request's headers.
-fn session_token_of(headers: &axum::http::HeaderMap) -> Option<String> {
+/// The value of cookie `name`.
+pub(crate) fn cookie_value(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
+        .find(|(found, _)| *found == name)
         .map(|(_, value)| value.to_owned())
 }
 
@@ -102,7 +103,7 @@ impl FromRequestParts<AppState> for Admin {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
         let Ok(Base(base)) = Base::from_request_parts(parts, state).await;
         let to_login = || Redirect::to(&format!("{base}/login")).into_response();
-        let Some(token) = session_token_of(&parts.headers) else {
+        let Some(token) = cookie_value(&parts.headers, COOKIE) else {
             return Err(to_login());
         };
         match state.directory().session(&token).await {
@@ -146,11 +147,13 @@ impl From<Error> for Failure {
 
 impl IntoResponse for Failure {
     fn into_response(self) -> Response {
-        let page = view::ErrorPage {
+        let error = view::ErrorPage {
             status: self.status.as_u16(),
             message: self.message,
         };
-        (self.status, view::render(&page)).into_response()
+        let mut response = page(view::render(&error));
+        *response.status_mut() = self.status;
+        response
     }
 }
 

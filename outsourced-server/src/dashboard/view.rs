@@ -46,6 +46,9 @@ pub(crate) struct LoginPage {
     pub(crate) base: String,
     pub(crate) error: Option<String>,
     pub(crate) name: String,
+    /// The form's token, also in the login cookie (a login form posted from elsewhere lacks
+    /// one or the other).
+    pub(crate) csrf: String,
 }
 
 #[derive(Template)]

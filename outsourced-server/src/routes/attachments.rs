@@ -76,7 +76,7 @@ fn media_type(headers: &HeaderMap) -> Option<String> {
 
 /// Attach a file to a job before any worker leases it (the producer that enqueued it, or an
 /// admin). The body is the file's bytes; `name` its file name; `body_sha256` its hash.
-#[utoipa::path(put, path = "/v1/jobs/{id}/attachment", tag = "jobs",
+#[utoipa::path(put, path = "/v1/jobs/{id}/attachment", operation_id = "put_attachment", params(("id" = i64, Path, description = "The job's id")), tag = "jobs",
     request_body(content = Vec<u8>, content_type = "application/octet-stream"),
     responses((status = 201, body = AttachmentDto), (status = 409, description = "already leased, or has one"),
         (status = 413, description = "too large; nothing kept")))]
@@ -108,7 +108,7 @@ pub(crate) async fn put(
 
 /// Download a job's attachment (the producer that enqueued it, an admin, or the worker holding
 /// its lease): the raw bytes with `Content-Type`, `Content-Length` and `Repr-Digest`.
-#[utoipa::path(get, path = "/v1/jobs/{id}/attachment", tag = "jobs",
+#[utoipa::path(get, path = "/v1/jobs/{id}/attachment", operation_id = "get_attachment", params(("id" = i64, Path, description = "The job's id")), tag = "jobs",
     responses((status = 200, content_type = "application/octet-stream", body = Vec<u8>),
         (status = 404, description = "no such job, or no attachment")))]
 pub(crate) async fn get(
@@ -143,6 +143,10 @@ pub(crate) fn download_response(download: outsourced_core::Download) -> Response
             header::HeaderName::from_static("repr-digest"),
             format!("sha-256=:{}:", STANDARD.encode(digest)),
         ),
+        // A producer's file is never run by a browser as a page of this origin, whatever its
+        // type says.
+        (header::CONTENT_SECURITY_POLICY, "sandbox".to_owned()),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_owned()),
     ];
     let mut response = Body::from_stream(download.body).into_response();
     for (name, value) in headers {
@@ -176,6 +180,13 @@ pub(crate) async fn enqueue_multipart(
     within_limit(&state, request.headers())?;
     let job_hash = body_hash(&state, &request)?;
     let file_hash = query_param(&request, ATTACHMENT_HASH_PARAM)?;
+    if file_hash.is_none() && state.config().require_body_hash {
+        // Else the file would be covered by no signature.
+        return Err(ApiError::unauthorized(
+            "body_hash_required",
+            "this server requires the file's SHA-256 in the signed attachment_sha256 query parameter",
+        ));
+    }
     let mut multipart = Multipart::from_request(request, &state)
         .await
         .map_err(|e| ApiError::bad_request(format!("the multipart body is not valid: {e}")))?;

@@ -71,7 +71,7 @@ pub(crate) async fn enqueue_batch(
 }
 
 /// One job: an admin sees any, a producer those it enqueued, a worker those it holds.
-#[utoipa::path(get, path = "/v1/jobs/{id}", tag = "jobs", responses((status = 200, body = JobDto)))]
+#[utoipa::path(get, path = "/v1/jobs/{id}", operation_id = "get_job", params(("id" = i64, Path, description = "The job's id")), tag = "jobs", responses((status = 200, body = JobDto)))]
 pub(crate) async fn get(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -82,7 +82,7 @@ pub(crate) async fn get(
 }
 
 /// A job's history, oldest first.
-#[utoipa::path(get, path = "/v1/jobs/{id}/history", tag = "jobs", responses((status = 200, body = Vec<HistoryDto>)))]
+#[utoipa::path(get, path = "/v1/jobs/{id}/history", params(("id" = i64, Path, description = "The job's id")), tag = "jobs", responses((status = 200, body = Vec<HistoryDto>)))]
 pub(crate) async fn history(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -95,6 +95,7 @@ pub(crate) async fn history(
 
 /// Filters of a job listing.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ListQuery {
     queue: Option<String>,
@@ -115,7 +116,7 @@ pub(crate) struct ListQuery {
 }
 
 /// Jobs, newest first: an admin's all, a producer's own.
-#[utoipa::path(get, path = "/v1/jobs", params(ListQuery), tag = "jobs", responses((status = 200, body = Vec<JobDto>)))]
+#[utoipa::path(get, path = "/v1/jobs", operation_id = "list_jobs", params(ListQuery), tag = "jobs", responses((status = 200, body = Vec<JobDto>)))]
 pub(crate) async fn list(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -147,6 +148,7 @@ pub(crate) async fn list(
 
 /// Filters of a count.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CountQuery {
     queue: Option<String>,
@@ -174,7 +176,7 @@ pub(crate) async fn counts(
 }
 
 /// Cancel a job: an admin any, a producer its own.
-#[utoipa::path(post, path = "/v1/jobs/{id}/cancel", tag = "jobs", responses((status = 200, body = StateDto)))]
+#[utoipa::path(post, path = "/v1/jobs/{id}/cancel", params(("id" = i64, Path, description = "The job's id")), tag = "jobs", responses((status = 200, body = StateDto)))]
 pub(crate) async fn cancel(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -189,7 +191,7 @@ pub(crate) async fn cancel(
 }
 
 /// Run a job now (again): admins only.
-#[utoipa::path(post, path = "/v1/jobs/{id}/retry", tag = "jobs", responses((status = 200, body = JobDto)))]
+#[utoipa::path(post, path = "/v1/jobs/{id}/retry", params(("id" = i64, Path, description = "The job's id")), tag = "jobs", responses((status = 200, body = JobDto)))]
 pub(crate) async fn retry(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,

@@ -59,7 +59,7 @@ pub(crate) async fn reserve(
 }
 
 /// Renew a lease; says whether a cancel was requested.
-#[utoipa::path(post, path = "/v1/jobs/{id}/heartbeat", request_body = LeaseRequest, tag = "workers",
+#[utoipa::path(post, path = "/v1/jobs/{id}/heartbeat", params(("id" = i64, Path, description = "The job's id")), request_body = LeaseRequest, tag = "workers",
     responses((status = 200, body = HeartbeatDto), (status = 409, description = "stale lease", body = ErrorBody)))]
 pub(crate) async fn heartbeat(
     State(state): State<AppState>,
@@ -78,7 +78,7 @@ pub(crate) async fn heartbeat(
 }
 
 /// Report a success.
-#[utoipa::path(post, path = "/v1/jobs/{id}/complete", request_body = LeaseRequest, tag = "workers",
+#[utoipa::path(post, path = "/v1/jobs/{id}/complete", params(("id" = i64, Path, description = "The job's id")), request_body = LeaseRequest, tag = "workers",
     responses((status = 204), (status = 409, description = "stale lease", body = ErrorBody)))]
 pub(crate) async fn complete(
     State(state): State<AppState>,
@@ -141,7 +141,7 @@ pub(crate) async fn complete_batch(
 }
 
 /// Report a failed attempt.
-#[utoipa::path(post, path = "/v1/jobs/{id}/fail", request_body = FailRequest, tag = "workers",
+#[utoipa::path(post, path = "/v1/jobs/{id}/fail", params(("id" = i64, Path, description = "The job's id")), request_body = FailRequest, tag = "workers",
     responses((status = 200, body = StateDto), (status = 409, description = "stale lease", body = ErrorBody)))]
 pub(crate) async fn fail(
     State(state): State<AppState>,
@@ -162,7 +162,7 @@ pub(crate) async fn fail(
 }
 
 /// Give a lease back without using up its attempt.
-#[utoipa::path(post, path = "/v1/jobs/{id}/release", request_body = LeaseRequest, tag = "workers",
+#[utoipa::path(post, path = "/v1/jobs/{id}/release", params(("id" = i64, Path, description = "The job's id")), request_body = LeaseRequest, tag = "workers",
     responses((status = 204), (status = 409, description = "stale lease", body = ErrorBody)))]
 pub(crate) async fn release(
     State(state): State<AppState>,

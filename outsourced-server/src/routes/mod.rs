@@ -111,30 +111,6 @@ async fn time_limit(
     response
 }
 
-/// Answers 503 `overloaded` (with `Retry-After`) when the server has as many requests in
-/// flight as it takes, before reading or checking anything: an overload then costs neither
-/// memory nor work, and clients (ours retry these) come back a moment later.
-async fn shed(
-    axum::extract::State(state): axum::extract::State<AppState>,
-    request: axum::extract::Request,
-    next: middleware::Next,
-) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    let reserve = request
-        .extensions()
-        .get::<axum::extract::MatchedPath>()
-        .is_some_and(|path| path.as_str().ends_with("/reserve"));
-    match state.admit(reserve) {
-        Some(_in_flight) => next.run(request).await,
-        None => ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "overloaded",
-            "the server has as many requests in flight as it takes; try again in a moment",
-        )
-        .into_response(),
-    }
-}
-
 /// `GET <mount>/metrics`: Prometheus's text format, behind the bearer token when one is set.
 async fn metrics(
     axum::extract::State(state): axum::extract::State<AppState>,
@@ -166,6 +142,7 @@ async fn metrics(
 /// under `/v1`, `/metrics`, the dashboard under `/dashboard` and the API explorer at `/docs/`.
 pub fn router(state: AppState) -> Router {
     let config = state.config().clone();
+    let tls = state.scheme() == "https" || behind_tls(&config);
     let signed = Router::new()
         .route(
             "/jobs",
@@ -201,8 +178,7 @@ pub fn router(state: AppState) -> Router {
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::authenticate,
-        ))
-        .route_layer(middleware::from_fn_with_state(state.clone(), shed));
+        ));
     let api = signed
         .route("/openapi.json", get(openapi_json))
         .route("/health", get(health))
@@ -220,4 +196,45 @@ pub fn router(state: AppState) -> Router {
         .nest("/v1", api)
         .merge(pages)
         .fallback(no_route)
+        .layer(middleware::from_fn(move |request, next| {
+            security_headers(tls, request, next)
+        }))
+}
+
+/// Whether clients reach the server through a TLS proxy in front of it.
+fn behind_tls(config: &crate::config::ServerConfig) -> bool {
+    config
+        .public_origin
+        .as_deref()
+        .is_some_and(|origin| origin.starts_with("https://"))
+}
+
+/// Headers on every response: no type sniffing, no referrer to other sites, HSTS over TLS
+/// (`tls`), and `no-store` on whatever says nothing of caching.
+async fn security_headers(
+    tls: bool,
+    request: axum::extract::Request,
+    next: middleware::Next,
+) -> axum::response::Response {
+    use axum::http::{HeaderValue, header};
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    if tls {
+        headers.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
+    }
+    if !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
 }

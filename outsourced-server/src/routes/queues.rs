@@ -14,7 +14,7 @@ use crate::extract::{JsonBody, PathArg};
 use crate::state::AppState;
 
 /// The queues the caller may use (an admin: all), with their counts.
-#[utoipa::path(get, path = "/v1/queues", tag = "queues", responses((status = 200, body = Vec<QueueDto>)))]
+#[utoipa::path(get, path = "/v1/queues", operation_id = "list_queues", tag = "queues", responses((status = 200, body = Vec<QueueDto>)))]
 pub(crate) async fn list(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -34,7 +34,7 @@ fn limit(limit: Option<u64>, unlimited: bool) -> Result<Option<QueueLimit>, ApiE
 }
 
 /// Create a queue (admins).
-#[utoipa::path(post, path = "/v1/queues", request_body = CreateQueueRequest, tag = "queues",
+#[utoipa::path(post, path = "/v1/queues", operation_id = "create_queue", request_body = CreateQueueRequest, tag = "queues",
     responses((status = 201, body = QueueDto), (status = 409, description = "exists")))]
 pub(crate) async fn create(
     State(state): State<AppState>,
@@ -51,7 +51,7 @@ pub(crate) async fn create(
 }
 
 /// Change a queue's limit or retention, or pause or resume it (admins).
-#[utoipa::path(patch, path = "/v1/queues/{name}", request_body = UpdateQueueRequest, tag = "queues",
+#[utoipa::path(patch, path = "/v1/queues/{name}", operation_id = "update_queue", params(("name" = String, Path, description = "The queue's name")), request_body = UpdateQueueRequest, tag = "queues",
     responses((status = 200, body = QueueDto)))]
 pub(crate) async fn update(
     State(state): State<AppState>,
@@ -83,7 +83,7 @@ pub(crate) async fn update(
 }
 
 /// Delete a queue without live jobs (admins).
-#[utoipa::path(delete, path = "/v1/queues/{name}", tag = "queues", responses((status = 204)))]
+#[utoipa::path(delete, path = "/v1/queues/{name}", operation_id = "delete_queue", params(("name" = String, Path, description = "The queue's name")), tag = "queues", responses((status = 204)))]
 pub(crate) async fn delete(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
