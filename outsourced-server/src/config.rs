@@ -34,9 +34,9 @@ pub struct ServerConfig {
     /// The most reserves in flight at once, long polls included (4,096).
     pub max_reserves: usize,
     /// The most signatures being checked at once (64): the share of the server that requests
-    /// not yet authenticated may use; past it they are answered 503 `overloaded`, and signed
-    /// requests, which take their place in `max_requests` only once authenticated, never wait
-    /// behind them.
+    /// not yet authenticated may use. Past it a request waits its turn up to 2 s, then is
+    /// answered 503 `overloaded`; signed requests, which take their place in `max_requests`
+    /// only once authenticated, never wait behind unauthenticated ones there.
     pub max_checking: usize,
     /// How long an authenticated request's body may take to arrive (30 s); then 408.
     pub body_timeout: Duration,

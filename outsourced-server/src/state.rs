@@ -9,6 +9,9 @@ use outsourced_backend_sql::{Directory, NonceStore, Principal, ServerKey, SqlBac
 use crate::config::ServerConfig;
 use crate::metrics::Metrics;
 
+/// How long a request waits for a place among the signature checks before 503.
+const CHECK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Everything a request handler needs. Cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
@@ -97,9 +100,12 @@ impl AppState {
         room.clone().try_acquire_owned().ok()
     }
 
-    /// A place for one signature check, if there is room.
-    pub(crate) fn admit_check(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
-        self.inner.checking.try_acquire().ok()
+    /// A place for one signature check, waited for in turn up to `CHECK_WAIT`: a check takes
+    /// a lookup and an HMAC, so a burst (two hundred long polls coming back at once) drains in
+    /// milliseconds and should queue, not be refused; only a share full for that long is 503.
+    pub(crate) async fn admit_check(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        let permit = tokio::time::timeout(CHECK_WAIT, self.inner.checking.acquire()).await;
+        permit.ok()?.ok()
     }
 
     /// A place for one password check, if there is room.
