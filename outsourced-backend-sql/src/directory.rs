@@ -118,20 +118,6 @@ pub(crate) fn random_text(bytes: usize) -> String {
     }
 }
 
-/// The queues a worker works now: those it asks for that it is hired for, or every queue it
-/// is hired for when it asks for none. The server's reserve and a worker next to the database
-/// both decide by this; an empty answer means nothing to work.
-pub fn workable_queues(hired: &[String], asked: &[String]) -> Vec<String> {
-    if asked.is_empty() {
-        return hired.to_vec();
-    }
-    asked
-        .iter()
-        .filter(|queue| hired.contains(queue))
-        .cloned()
-        .collect()
-}
-
 fn check_name(role: Role, name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 191
@@ -422,14 +408,5 @@ mod tests {
             let text = random_text(24);
             assert!(!text.starts_with(['-', '_']), "{text}");
         }
-    }
-
-    #[test]
-    fn a_worker_works_the_queues_it_asks_for_that_it_is_hired_for() {
-        let hired = vec!["a".to_owned(), "b".to_owned()];
-        let asked = |list: &[&str]| list.iter().map(|q| (*q).to_owned()).collect::<Vec<_>>();
-        assert_eq!(workable_queues(&hired, &[]), hired);
-        assert_eq!(workable_queues(&hired, &asked(&["b", "c"])), asked(&["b"]));
-        assert!(workable_queues(&[], &asked(&["a"])).is_empty());
     }
 }

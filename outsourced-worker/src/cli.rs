@@ -3,17 +3,14 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
-use async_trait::async_trait;
 use clap::Parser;
-use outsourced_backend_http::{HttpBackend, HttpConfig};
-use outsourced_backend_sql::directory::workable_queues;
-use outsourced_backend_sql::{Directory, Role, SqlBackend, SqlConfig};
-use outsourced_core::{Actor, Backend, Error, Result};
+use outsourced_backend_http::wire::Code;
+use outsourced_core::Error;
 
-use crate::config::{BackendConfig, WorkerConfig};
-use crate::{Assignment, Shutdown, Worker};
+use crate::config::WorkerConfig;
+use crate::connect::{Connected, connect};
+use crate::{Shutdown, Worker};
 
 /// Runs jobs from the backend its config file names, until SIGTERM or Ctrl-C (which let running
 /// jobs finish, or give them back). `outsourcer worker config NAME -o FILE` writes the file.
@@ -71,7 +68,7 @@ pub async fn main() -> ExitCode {
         Err(error @ (Error::Unauthorized { .. } | Error::Forbidden { .. })) => {
             let what = match &error {
                 // The secret is right; the clock is not, and rewriting the file would not help.
-                Error::Unauthorized { code, .. } if code == "timestamp_refused" => {
+                Error::Unauthorized { code, .. } if *code == Code::TimestampRefused => {
                     "set this machine's clock right (NTP) and start the worker again".to_string()
                 }
                 _ => format!(
@@ -90,153 +87,6 @@ pub async fn main() -> ExitCode {
         Err(error) => {
             eprintln!("outsourced-worker: stopping: {error}");
             ExitCode::from(1)
-        }
-    }
-}
-
-/// A backend, and where the worker learns its queues when the server is not there to decide.
-pub struct Connected {
-    /// The backend the config names.
-    pub backend: Arc<dyn Backend>,
-    /// Next to the database: the directory's answer at each reserve.
-    pub assignment: Option<Arc<dyn Assignment>>,
-}
-
-/// The backend the config names, after checking what the worker may do there: next to the
-/// database, its entry in the directory; over HTTP, the queues the server hired it for.
-/// Warns of configured queues it will not work.
-pub async fn connect(config: &WorkerConfig) -> std::result::Result<Connected, String> {
-    match &config.backend {
-        BackendConfig::Sql { url } => {
-            let mut sql = SqlConfig::new(url);
-            sql.create_if_missing = false;
-            let backend = SqlBackend::open(sql).await.map_err(|e| {
-                let url = outsourced_backend_sql::redact(url);
-                format!("cannot open the database {url}: {e}")
-            })?;
-            let assignment = from_directory(config, &backend).await?;
-            Ok(Connected {
-                backend: Arc::new(backend),
-                assignment,
-            })
-        }
-        BackendConfig::Http {
-            url,
-            consumer_key,
-            consumer_secret,
-            ca_file,
-        } => {
-            let mut http = HttpConfig::new(url, consumer_key, consumer_secret);
-            http.ca_file = ca_file.clone();
-            let backend = HttpBackend::new(http).map_err(|e| e.to_string())?;
-            // The server decides the worker's queues and refuses a locked worker; what it
-            // says now only serves to warn. Unreachable or refusing, the worker's loop says so.
-            let me = Actor::Worker(outsourced_core::WorkerInstance::new(&config.worker, "-"));
-            if let Ok(queues) = backend.queues(&me).await {
-                let hired: Vec<String> = queues.into_iter().map(|q| q.name).collect();
-                warn_of_queues(config, &hired, None);
-            }
-            Ok(Connected {
-                backend: Arc::new(backend),
-                assignment: None,
-            })
-        }
-    }
-}
-
-/// Next to the database, the worker applies what the server would: a locked worker does not
-/// start; it works the queues it is hired for (those of them its config names), asked at each
-/// reserve. A worker not in the directory starts only when its config names its queues.
-async fn from_directory(
-    config: &WorkerConfig,
-    backend: &SqlBackend,
-) -> std::result::Result<Option<Arc<dyn Assignment>>, String> {
-    let directory = Directory::new(backend.clone());
-    let worker = match directory.get(Role::Worker, &config.worker).await {
-        Ok(worker) => worker,
-        Err(Error::Unknown { .. }) if !config.queues.is_empty() => {
-            tracing::warn!(worker = %config.worker, queues = ?config.queues, "not in the directory: working the queues its config names");
-            let existing = queue_names(backend).await?;
-            warn_of_queues(config, &config.queues, Some(&existing));
-            return Ok(None);
-        }
-        Err(Error::Unknown { .. }) => {
-            return Err(format!(
-                "worker {0:?} is not in the directory of this database: create it with \
-                 `outsourcer worker create {0}` (and hire it with `outsourcer queue hire QUEUE {0}`), \
-                 or name its queues in the config's `queues:`",
-                config.worker
-            ));
-        }
-        Err(error) => return Err(error.to_string()),
-    };
-    if worker.locked {
-        return Err(format!(
-            "worker {0} is locked out: `outsourcer worker unlock {0}` lets it in again",
-            worker.name
-        ));
-    }
-    let existing = queue_names(backend).await?;
-    warn_of_queues(config, &worker.queues, Some(&existing));
-    Ok(Some(Arc::new(Hired {
-        directory,
-        worker: worker.name,
-        asked: config.queues.clone(),
-    })))
-}
-
-/// The names of the database's queues.
-async fn queue_names(backend: &SqlBackend) -> std::result::Result<Vec<String>, String> {
-    let admin = Actor::Admin("outsourced-worker".into());
-    let queues = backend.queues(&admin).await.map_err(|e| e.to_string())?;
-    Ok(queues.into_iter().map(|q| q.name).collect())
-}
-
-/// Warns of configured queues the worker is not hired for, or that do not exist (over HTTP,
-/// where a worker sees only its own queues, the two look the same), and of a worker hired for
-/// no queue at all.
-fn warn_of_queues(config: &WorkerConfig, hired: &[String], existing: Option<&[String]>) {
-    let worker = &config.worker;
-    for queue in &config.queues {
-        if existing.is_some_and(|all| !all.contains(queue)) {
-            tracing::warn!(%worker, %queue, "the config names a queue that does not exist: `outsourcer queue create {queue}`");
-        } else if !hired.contains(queue) && existing.is_some() {
-            tracing::warn!(%worker, %queue, "the config names a queue the worker is not hired for, which it will not work: `outsourcer queue hire {queue} {worker}`");
-        } else if !hired.contains(queue) {
-            tracing::warn!(%worker, %queue, "the config names a queue the server does not hire this worker for (or that does not exist), which it will not work: `outsourcer queue hire {queue} {worker}`");
-        }
-    }
-    // Next to the database the worker's loop says so itself.
-    if existing.is_none() && workable_queues(hired, &config.queues).is_empty() {
-        tracing::warn!(%worker, "hired for no queue it may work: it waits until it is (`outsourcer queue hire QUEUE {worker}`)");
-    }
-}
-
-/// The directory's answer, at each reserve: hired queues (those of them the config names).
-struct Hired {
-    directory: Directory,
-    worker: String,
-    asked: Vec<String>,
-}
-
-#[async_trait]
-impl Assignment for Hired {
-    async fn queues(&self) -> Result<Vec<String>> {
-        let refused = |code: &str, message: String| Error::Unauthorized {
-            code: code.to_owned(),
-            message,
-        };
-        match self.directory.get(Role::Worker, &self.worker).await {
-            Ok(worker) if worker.locked => Err(refused(
-                "locked",
-                format!("worker {} is locked out", self.worker),
-            )),
-            Ok(worker) => Ok(workable_queues(&worker.queues, &self.asked)),
-            Err(Error::Unknown { .. }) => Err(refused(
-                "unknown_worker",
-                format!("worker {} is no longer in the directory", self.worker),
-            )),
-            Err(error) => Err(error),
         }
     }
 }

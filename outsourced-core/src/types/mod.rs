@@ -10,7 +10,7 @@ pub use attachment::{AttachmentInfo, ByteStream, Download, MAX_FILE_NAME, Upload
 pub use ids::{Actor, JobId, Owner, WorkerInstance};
 pub use queue::{
     DEFAULT_QUEUE_LIMIT, QueueInfo, QueueLimit, QueueUpdate, Retention, StateCount, StateCounts,
-    by_state,
+    by_state, workable_queues,
 };
 pub use record::{
     ErrorInfo, Failure, Heartbeat, HistoryEntry, JobRecord, Lease, LeaseInfo, LeaseRef, Reason,

@@ -162,9 +162,32 @@ pub fn by_state<'a>(groups: impl IntoIterator<Item = &'a StateCount>) -> StateCo
     groups.into_iter().map(|g| (g.state, g.count)).collect()
 }
 
+/// The queues a worker works now: those it asks for that it is hired for, or every queue it
+/// is hired for when it asks for none. The server's reserve and a worker next to the database
+/// both decide by this; an empty answer means nothing to work.
+pub fn workable_queues(hired: &[String], asked: &[String]) -> Vec<String> {
+    if asked.is_empty() {
+        return hired.to_vec();
+    }
+    asked
+        .iter()
+        .filter(|queue| hired.contains(queue))
+        .cloned()
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_worker_works_the_queues_it_asks_for_that_it_is_hired_for() {
+        let hired = vec!["a".to_owned(), "b".to_owned()];
+        let asked = |list: &[&str]| list.iter().map(|q| (*q).to_owned()).collect::<Vec<_>>();
+        assert_eq!(workable_queues(&hired, &[]), hired);
+        assert_eq!(workable_queues(&hired, &asked(&["b", "c"])), asked(&["b"]));
+        assert!(workable_queues(&[], &asked(&["a"])).is_empty());
+    }
 
     #[test]
     fn counts_sum_live_and_total() {

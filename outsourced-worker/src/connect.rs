@@ -1,0 +1,104 @@
+//! Connecting to the backend a worker config names, and checking what the worker may do there.
+//!
+//! Each kind of backend is a feature of this crate (`sql`, `http`), so an application that
+//! runs jobs over HTTP compiles no database driver, and one next to the database no HTTP
+//! client; a config naming a backend this build lacks is refused with a clear message.
+
+use std::sync::Arc;
+
+use outsourced_core::{Backend, workable_queues};
+
+use crate::Assignment;
+use crate::config::{BackendConfig, WorkerConfig};
+
+/// A backend, and where the worker learns its queues when the server is not there to decide.
+pub struct Connected {
+    /// The backend the config names.
+    pub backend: Arc<dyn Backend>,
+    /// Next to the database: the directory's answer at each reserve.
+    pub assignment: Option<Arc<dyn Assignment>>,
+}
+
+/// The backend the config names, after checking what the worker may do there: next to the
+/// database, its entry in the directory; over HTTP, the queues the server hired it for.
+/// Warns of configured queues it will not work.
+pub async fn connect(config: &WorkerConfig) -> std::result::Result<Connected, String> {
+    match &config.backend {
+        #[cfg(feature = "sql")]
+        BackendConfig::Sql { url } => {
+            let mut sql = outsourced_backend_sql::SqlConfig::new(url);
+            sql.create_if_missing = false;
+            let backend = outsourced_backend_sql::SqlBackend::open(sql)
+                .await
+                .map_err(|e| {
+                    let url = outsourced_backend_sql::redact(url);
+                    format!("cannot open the database {url}: {e}")
+                })?;
+            let assignment = crate::directory::from_directory(config, &backend).await?;
+            Ok(Connected {
+                backend: Arc::new(backend),
+                assignment,
+            })
+        }
+        #[cfg(feature = "http")]
+        BackendConfig::Http {
+            url,
+            consumer_key,
+            consumer_secret,
+            ca_file,
+        } => {
+            let mut http =
+                outsourced_backend_http::HttpConfig::new(url, consumer_key, consumer_secret);
+            http.ca_file = ca_file.clone();
+            let backend =
+                outsourced_backend_http::HttpBackend::new(http).map_err(|e| e.to_string())?;
+            // The server decides the worker's queues and refuses a locked worker; what it
+            // says now only serves to warn. Unreachable or refusing, the worker's loop says so.
+            let me = outsourced_core::Actor::Worker(outsourced_core::WorkerInstance::new(
+                &config.worker,
+                "-",
+            ));
+            if let Ok(queues) = backend.queues(&me).await {
+                let hired: Vec<String> = queues.into_iter().map(|q| q.name).collect();
+                warn_of_queues(config, &hired, None);
+            }
+            Ok(Connected {
+                backend: Arc::new(backend),
+                assignment: None,
+            })
+        }
+        #[cfg(not(feature = "sql"))]
+        BackendConfig::Sql { .. } => Err(missing("sql")),
+        #[cfg(not(feature = "http"))]
+        BackendConfig::Http { .. } => Err(missing("http")),
+    }
+}
+
+/// The refusal of a config whose backend this build was compiled without.
+#[cfg(not(all(feature = "sql", feature = "http")))]
+fn missing(feature: &str) -> String {
+    format!(
+        "this build of outsourced-worker cannot reach a backend of this kind: \
+         compile the outsourced-worker crate with its `{feature}` feature"
+    )
+}
+
+/// Warns of configured queues the worker is not hired for, or that do not exist (over HTTP,
+/// where a worker sees only its own queues, the two look the same), and of a worker hired for
+/// no queue at all.
+pub(crate) fn warn_of_queues(config: &WorkerConfig, hired: &[String], existing: Option<&[String]>) {
+    let worker = &config.worker;
+    for queue in &config.queues {
+        if existing.is_some_and(|all| !all.contains(queue)) {
+            tracing::warn!(%worker, %queue, "the config names a queue that does not exist: `outsourcer queue create {queue}`");
+        } else if !hired.contains(queue) && existing.is_some() {
+            tracing::warn!(%worker, %queue, "the config names a queue the worker is not hired for, which it will not work: `outsourcer queue hire {queue} {worker}`");
+        } else if !hired.contains(queue) {
+            tracing::warn!(%worker, %queue, "the config names a queue the server does not hire this worker for (or that does not exist), which it will not work: `outsourcer queue hire {queue} {worker}`");
+        }
+    }
+    // Next to the database the worker's loop says so itself.
+    if existing.is_none() && workable_queues(hired, &config.queues).is_empty() {
+        tracing::warn!(%worker, "hired for no queue it may work: it waits until it is (`outsourcer queue hire QUEUE {worker}`)");
+    }
+}
