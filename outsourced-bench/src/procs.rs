@@ -1,5 +1,5 @@
 //! The processes of the bench's HTTP rig: `outsourcer serve` on the bench's database and
-//! `outsourcer bench-worker` processes that talk to it over loopback, as in production; their
+//! `outsourced-bench worker` processes that talk to it over loopback, as in production; their
 //! memory, read from `/proc`.
 
 use std::path::Path;
@@ -15,11 +15,30 @@ fn failed(what: &str, error: impl std::fmt::Display) -> Error {
     Error::invalid(format!("the bench could not {what}: {error}"))
 }
 
-fn outsourcer() -> Result<Command> {
+/// `outsourcer` from beside this binary (cargo builds both into one target directory), or
+/// this binary itself.
+fn sibling(name: Option<&str>) -> Result<Command> {
     let exe = std::env::current_exe().map_err(|e| failed("find its own binary", e))?;
+    let exe = match name {
+        Some(name) => exe.with_file_name(name),
+        None => exe,
+    };
+    if !exe.exists() {
+        return Err(failed(
+            "find outsourcer beside it",
+            format!(
+                "no {}: `cargo build --release -p outsourcer -p outsourced-bench`",
+                exe.display()
+            ),
+        ));
+    }
     let mut command = Command::new(exe);
     command.kill_on_drop(true).env("RUST_LOG", "error");
     Ok(command)
+}
+
+fn outsourcer() -> Result<Command> {
+    sibling(Some("outsourcer"))
 }
 
 /// `outsourcer serve` on `database`, with the server key in `key_file`; returns the process
@@ -65,9 +84,9 @@ pub(crate) fn worker(
     instances: usize,
     exit_when_done: bool,
 ) -> Result<Child> {
-    let mut command = outsourcer()?;
+    let mut command = sibling(None)?;
     command
-        .args(["bench-worker", "--url", signer.url, "--key", signer.key])
+        .args(["worker", "--url", signer.url, "--key", signer.key])
         .args(["--secret", signer.secret, "--queue", queue])
         .args(["--concurrency", &crew.concurrency.to_string()])
         .args(["--batch", &crew.batch.to_string()])

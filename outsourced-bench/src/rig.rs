@@ -1,6 +1,6 @@
 //! What a scenario runs against: producers and workers calling the SQL backend in this
 //! process (`sql`), or, as in production (`http`), `outsourcer serve` in a process of its own
-//! on the same database, `outsourcer bench-worker` processes talking to it over loopback, and
+//! on the same database, `outsourced-bench worker` processes talking to it over loopback, and
 //! producers in this process through `HttpBackend`, every request signed with OAuth 1.0a.
 
 use std::sync::Arc;

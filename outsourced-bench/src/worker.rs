@@ -1,4 +1,4 @@
-//! `outsourcer bench-worker`: a worker process of the bench's HTTP rig. It runs the bench's
+//! `outsourced-bench worker`: a worker process of the bench's HTTP rig. It runs the bench's
 //! no-op job over `HttpBackend`, as the generic worker would, until its queue is empty (with
 //! `--exit-when-done`) or until SIGTERM, then prints one JSON line: the enqueue-to-start waits
 //! its jobs noted, in microseconds.
@@ -9,9 +9,9 @@ use outsourced_backend_http::{HttpBackend, HttpConfig};
 use outsourced_core::{Backend, Error, Result};
 use outsourced_worker::{Shutdown, Worker, WorkerOptions};
 
-use super::rig::WORKER;
-use super::scenarios::{registry, take_waits};
 use crate::args::BenchWorkerArgs;
+use crate::rig::WORKER;
+use crate::scenarios::{registry, take_waits};
 
 pub(crate) async fn run(args: BenchWorkerArgs) -> Result<()> {
     let options = WorkerOptions {

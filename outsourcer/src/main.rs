@@ -2,7 +2,6 @@
 //!
 //! - `args`: the command line; `context`: the open database, key and output mode;
 //! - `queue`, `principal`, `job`: the commands; `demo`: the whole flow on a fresh file;
-//! - `bench`: throughput, latency and memory beside the database's own rate;
 //! - `output`: tables and JSON.
 
 /// `println!` for the command's output, which ends the command quietly (status 0) when its
@@ -15,7 +14,6 @@ macro_rules! out {
 
 mod args;
 mod attachment;
-mod bench;
 mod context;
 mod demo;
 mod job;
@@ -63,7 +61,7 @@ fn main() -> ExitCode {
 fn init_logs(cli: &Cli) {
     use tracing_subscriber::EnvFilter;
     let default = match cli.command {
-        Command::Demo(_) | Command::Bench(_) | Command::BenchWorker(_) => "off",
+        Command::Demo(_) => "off",
         Command::Serve(_) => "info,sea_orm_migration=warn",
         _ => "warn",
     };
@@ -80,12 +78,9 @@ fn init_logs(cli: &Cli) {
 }
 
 async fn run(cli: Cli) -> Result<()> {
-    // The demo and the bench open databases of their own.
-    match &cli.command {
-        Command::Bench(args) => return bench::run(args.clone()).await,
-        Command::BenchWorker(args) => return bench::worker::run(args.clone()).await,
-        Command::Demo(args) => return demo::run(cli.json, args).await,
-        _ => {}
+    // The demo opens a database of its own.
+    if let Command::Demo(args) = &cli.command {
+        return demo::run(cli.json, args).await;
     }
     let ctx = Ctx::open(&cli).await?;
     match cli.command {
@@ -94,7 +89,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Producer(command) => principal::producer(&ctx, command).await,
         Command::Admin(command) => principal::admin(&ctx, command).await,
         Command::Job(command) => job::run(&ctx, command).await,
-        Command::Demo(_) | Command::Bench(_) | Command::BenchWorker(_) => Ok(()),
+        Command::Demo(_) => Ok(()),
         Command::Serve(args) => serve::run(&ctx, args).await,
         Command::Prune { batch } => queue::prune(&ctx, batch).await,
         Command::Migrate => {

@@ -26,16 +26,16 @@ fn peak_kib(pid: u32) -> u64 {
     kib.flatten().unwrap_or(0)
 }
 
-/// `outsourcer bench-worker`: 200 workers in one process, each a client of its own, running
+/// `outsourced-bench worker`: 200 workers in one process, each a client of its own, running
 /// the bench's no-op job.
 fn pollers(cluster: &Cluster) -> WorkerProcess {
     let created = cluster.scratch.json(&["worker", "create", "pollers"]);
     cluster.scratch.ok(&["queue", "hire", QUEUE, "pollers"]);
     let key = created["consumer_key"].as_str().expect("a key");
     let secret = created["consumer_secret"].as_str().expect("a secret");
-    let child = Command::new(bin("outsourcer"))
+    let child = Command::new(bin("outsourced-bench"))
         .args([
-            "bench-worker",
+            "worker",
             "--url",
             &cluster.url,
             "--key",

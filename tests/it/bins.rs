@@ -30,6 +30,8 @@ pub(crate) fn bin(name: &str) -> PathBuf {
             "outsourcer",
             "-p",
             "outsourced-worker",
+            "-p",
+            "outsourced-bench",
             "--bins",
         ]);
         if dir.file_name().is_some_and(|n| n == "release") {

@@ -1,21 +1,37 @@
-//! `outsourcer bench`: throughput, latency and memory, each figure printed on one line beside
+//! `outsourced-bench`: throughput, latency and memory, each figure printed on one line beside
 //! the database's own rate for the same settings (single-row insert transactions), so that the
 //! distance to the limit shows whatever the machine's speed that day. docs/benchmarks.md keeps
-//! the figures.
+//! the figures. An unpublished crate of its own, so that no admin's `outsourcer` carries it.
+//!
+//! - `args`: the command line; `scenarios`: what is measured; `rig`: the SQL rig in this
+//!   process or the HTTP rig (`outsourcer serve` and `outsourced-bench worker` processes);
+//! - `baseline`: the database's own rate; `memory`, `procs`: processes and their memory.
 
+/// `println!` that ends the bench quietly when its reader has gone.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::line_out(format_args!($($arg)*))
+    };
+}
+
+mod args;
 mod baseline;
 mod memory;
 mod procs;
 mod rig;
 mod scenarios;
-pub(crate) mod worker;
+mod worker;
+
+use std::process::ExitCode;
+
+use clap::Parser;
 
 use std::time::Duration;
 
 use outsourced_backend_sql::{SqlBackend, SqlConfig, SqliteSync};
 use outsourced_core::{Error, Result};
 
-use crate::args::BenchArgs;
+use crate::args::{BenchArgs, Cli, Command};
 use rig::Rig;
 use scenarios::Crew;
 
@@ -37,7 +53,7 @@ pub(crate) fn line(via: &str, scenario: &str, settings: &str, figure: String, ve
     out!("{via:<5} {scenario:<26} {settings:<44} {figure:>16}  {versus}");
 }
 
-pub(crate) async fn run(args: BenchArgs) -> Result<()> {
+async fn run(args: BenchArgs) -> Result<()> {
     let args = args.scaled();
     let dir = tempfile::tempdir().map_err(|e| Error::invalid(format!("no temp dir: {e}")))?;
     let url = args
@@ -112,7 +128,7 @@ fn header(args: &BenchArgs, url: &str, sql: &SqlBackend) {
         outsourced_backend_sql::Flavor::Sqlite => format!("WAL, synchronous={}", args.sqlite_sync),
         _ => "the server's defaults (fsync at commit)".into(),
     };
-    out!("# outsourcer bench at commit {commit}");
+    out!("# outsourced-bench at commit {commit}");
     out!(
         "# database {} ({durability})",
         outsourced_backend_sql::redact(url)
@@ -301,5 +317,45 @@ impl BenchArgs {
             self.duration = self.duration.min(Duration::from_secs(5));
         }
         self
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // Quiet unless asked: the figures are the output.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let done = match cli.command {
+        Some(Command::Worker(args)) => worker::run(args).await,
+        None => run(cli.bench).await,
+    };
+    match done {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("outsourced-bench: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Writes one line of output; a reader that has gone (a pipe into `head`) ends quietly.
+fn line_out(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let written = stdout
+        .write_fmt(args)
+        .and_then(|()| stdout.write_all(b"\n"));
+    match written {
+        Ok(()) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(error) => {
+            eprintln!("outsourced-bench: cannot write the output: {error}");
+            std::process::exit(1);
+        }
     }
 }
