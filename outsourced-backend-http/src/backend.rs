@@ -7,10 +7,11 @@ use reqwest::Method;
 
 use crate::client::HttpBackend;
 use crate::wire::{
-    BatchCompleteRequest, BatchCompleteResponse, CountDto, CreateQueueRequest, ErrorInfoDto,
-    FailRequest, HeartbeatDto, HistoryDto, IdsDto, InstanceRequest, JobDto, LeaseKeyDto,
-    LeaseRequest, NewJobDto, PruneRequest, QueueDto, ReclaimRequest, ReserveRequest, ReservedList,
-    RetryDto, StateCountDto, StateDto, UpdateQueueRequest, job_from_dto,
+    BatchCompleteRequest, BatchCompleteResponse, CountDto, CountsQuery, CreateQueueRequest,
+    ErrorInfoDto, FailRequest, HeartbeatDto, HistoryDto, IdsDto, InstanceRequest, JobDto,
+    JobsQuery, LeaseKeyDto, LeaseRequest, NewJobDto, PruneRequest, QueueDto, ReclaimRequest,
+    ReserveRequest, ReservedList, RetryDto, StateCountDto, StateDto, UpdateQueueRequest,
+    job_from_dto, query_pairs,
 };
 use outsourced_core::{
     Actor, AttachmentInfo, Backend, CountFilter, Download, Error, Failure, Heartbeat, HistoryEntry,
@@ -220,30 +221,29 @@ impl Backend for HttpBackend {
     }
 
     async fn jobs(&self, _by: &Actor, filter: JobFilter) -> Result<Vec<JobRecord>> {
-        let mut query = vec![("limit", filter.limit.to_string())];
-        let optional = [
-            ("queue", filter.queue),
-            ("state", filter.state.map(|s| s.as_str().to_owned())),
-            ("class", filter.class),
-            ("owner", filter.owner.map(|o| o.to_string())),
-            ("created_since", filter.created_since.map(rfc3339)),
-            ("created_until", filter.created_until.map(rfc3339)),
-            ("before", filter.before.map(|b| b.to_string())),
-        ];
-        query.extend(optional.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))));
+        let query = JobsQuery {
+            queue: filter.queue,
+            state: filter.state.map(|s| s.as_str().to_owned()),
+            class: filter.class,
+            owner: filter.owner.map(|o| o.to_string()),
+            created_since: filter.created_since,
+            created_until: filter.created_until,
+            before: filter.before.map(|b| b.0),
+            limit: Some(filter.limit),
+            body_sha256: None,
+        };
+        let query = query_pairs(&query);
         let dtos: Vec<JobDto> = self.call(Method::GET, "jobs", &query, NONE, None).await?;
         dtos.into_iter().map(job_from_dto).collect()
     }
 
     async fn counts(&self, _by: &Actor, filter: CountFilter) -> Result<Vec<StateCount>> {
-        let optional = [
-            ("queue", filter.queue),
-            ("owner", filter.owner.map(|o| o.to_string())),
-        ];
-        let query: Vec<(&str, String)> = optional
-            .into_iter()
-            .filter_map(|(k, v)| v.map(|v| (k, v)))
-            .collect();
+        let query = CountsQuery {
+            queue: filter.queue,
+            owner: filter.owner.map(|o| o.to_string()),
+            body_sha256: None,
+        };
+        let query = query_pairs(&query);
         let dtos: Vec<StateCountDto> = self.call(Method::GET, "counts", &query, NONE, None).await?;
         dtos.into_iter().map(StateCount::try_from).collect()
     }
@@ -305,9 +305,4 @@ impl Backend for HttpBackend {
         let dtos: Vec<QueueDto> = self.call(Method::GET, "queues", &[], NONE, None).await?;
         dtos.into_iter().map(QueueInfo::try_from).collect()
     }
-}
-
-/// A time as the API takes it: RFC 3339 in UTC, to the millisecond (the backends' precision).
-fn rfc3339(at: chrono::DateTime<chrono::Utc>) -> String {
-    at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }

@@ -79,7 +79,8 @@ const SHED_TRIES: u32 = 5;
 /// Whether an error body is the server's `overloaded`: nothing was done, so trying again is
 /// safe (unlike other 503s, after which a write may or may not have happened).
 fn is_overloaded(body: &[u8]) -> bool {
-    serde_json::from_slice::<crate::wire::ErrorBody>(body).is_ok_and(|e| e.code == "overloaded")
+    serde_json::from_slice::<crate::wire::ErrorBody>(body)
+        .is_ok_and(|e| e.code == crate::wire::Code::Overloaded)
 }
 
 /// An error with its chain of causes, as one line: reqwest's own message ("error sending
@@ -137,7 +138,7 @@ impl HttpBackend {
         &self,
         method: Method,
         path: &str,
-        query: &[(&str, String)],
+        query: &[(String, String)],
         body: Option<&(impl Serialize + ?Sized)>,
         wait: Option<Duration>,
     ) -> Result<T> {
@@ -164,7 +165,7 @@ impl HttpBackend {
         &self,
         method: Method,
         path: &str,
-        query: &[(&str, String)],
+        query: &[(String, String)],
         body: Option<&(impl Serialize + ?Sized)>,
         wait: Option<Duration>,
     ) -> Result<Vec<u8>> {
@@ -176,11 +177,11 @@ impl HttpBackend {
             .map(serde_json::to_vec)
             .transpose()
             .map_err(|e| Error::invalid(format!("cannot encode the request: {e}")))?;
-        let mut query: Vec<(&str, String)> = query.to_vec();
+        let mut query: Vec<(String, String)> = query.to_vec();
         if let Some(body) = &body {
             // The signature covers the query, so it covers the body through its hash.
             query.push((
-                BODY_HASH_PARAM,
+                BODY_HASH_PARAM.to_owned(),
                 URL_SAFE_NO_PAD.encode(Sha256::digest(body)),
             ));
         }
@@ -252,7 +253,7 @@ impl HttpBackend {
         &self,
         method: Method,
         url: url::Url,
-        query: &[(&str, String)],
+        query: &(impl Serialize + ?Sized),
         body: Option<Vec<u8>>,
         timeout: Duration,
     ) -> Result<reqwest::RequestBuilder> {

@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use outsourced_backend_http::oauth::{self, BODY_HASH_PARAM, BadRequest, SignedRequest};
+use outsourced_backend_http::wire::Code;
 use outsourced_backend_sql::{Principal, Role};
 use sha2::{Digest, Sha256};
 
@@ -65,7 +66,7 @@ pub(crate) async fn authenticate(
         .get::<OriginalUri>()
         .map_or_else(|| parts.uri.clone(), |original| original.0.clone());
     let signed = {
-        let Some(_checking) = state.admit_check() else {
+        let Some(_checking) = state.admit_check().await else {
             return overloaded().into_response();
         };
         check_signature(&state, &parts.method, &uri, &parts.headers).await
@@ -98,7 +99,7 @@ pub(crate) async fn authenticate(
 pub(crate) fn overloaded() -> ApiError {
     ApiError::new(
         axum::http::StatusCode::SERVICE_UNAVAILABLE,
-        "overloaded",
+        Code::Overloaded,
         "the server has as many requests in flight as it takes; try again in a moment",
     )
 }
@@ -107,7 +108,7 @@ pub(crate) fn overloaded() -> ApiError {
 /// a client can see how far off its clock is.
 fn refused(state: &AppState, uri: &axum::http::Uri, error: ApiError) -> Response {
     state.metrics().auth_failure(error.code());
-    if error.code() != "unsigned" {
+    if error.code() != Code::Unsigned {
         tracing::warn!(code = error.code(), path = uri.path(), "refused a request");
     }
     let mut response = error.into_response();
@@ -135,7 +136,7 @@ fn check_framing(headers: &HeaderMap, streamed: bool, limit: usize) -> Result<()
     if form {
         return Err(ApiError::new(
             axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+            Code::UnsupportedMediaType,
             "the API takes JSON bodies (application/json) and multipart enqueues",
         ));
     }
@@ -145,7 +146,7 @@ fn check_framing(headers: &HeaderMap, streamed: bool, limit: usize) -> Result<()
 fn too_large() -> ApiError {
     ApiError::new(
         axum::http::StatusCode::PAYLOAD_TOO_LARGE,
-        "too_large",
+        Code::TooLarge,
         "the request body is too large",
     )
 }
@@ -177,7 +178,7 @@ async fn read_checked(
         .map_err(|_| {
             ApiError::new(
                 axum::http::StatusCode::REQUEST_TIMEOUT,
-                "timeout",
+                Code::Timeout,
                 "the request body took too long to arrive",
             )
         })??;
@@ -256,7 +257,7 @@ async fn check_signature(
     let principal = verify_signature(state, &signed).await?;
     if principal.locked {
         return Err(ApiError::unauthorized(
-            "locked",
+            Code::Locked,
             format!("{} {} is locked out", principal.role, principal.name),
         ));
     }
@@ -273,7 +274,7 @@ async fn remember_nonce(state: &AppState, signed: &SignedRequest) -> Result<(), 
         .await?;
     if !fresh {
         return Err(ApiError::unauthorized(
-            "nonce_used",
+            Code::NonceUsed,
             "this nonce was already used: sign every request, and every retry, afresh",
         ));
     }
@@ -282,10 +283,10 @@ async fn remember_nonce(state: &AppState, signed: &SignedRequest) -> Result<(), 
 
 fn bad_oauth(error: BadRequest) -> ApiError {
     match error {
-        BadRequest::Unsigned => ApiError::unauthorized("unsigned", error.to_string()),
+        BadRequest::Unsigned => ApiError::unauthorized(Code::Unsigned, error.to_string()),
         other => ApiError::new(
             axum::http::StatusCode::BAD_REQUEST,
-            "invalid_oauth",
+            Code::InvalidOauth,
             other.to_string(),
         ),
     }
@@ -300,7 +301,7 @@ fn check_timestamp(state: &AppState, signed: &SignedRequest) -> Result<(), ApiEr
     }
     let (low, high) = (now - window, now + window);
     Err(ApiError::unauthorized(
-        "timestamp_refused",
+        Code::TimestampRefused,
         format!(
             "oauth_timestamp {} is {} s {} the server's clock ({now}); accepted: {low} to {high}. Check the client's clock",
             signed.timestamp,
@@ -330,14 +331,14 @@ async fn verify_signature(state: &AppState, signed: &SignedRequest) -> Result<Pr
     match found {
         Some((principal, _)) if valid && signed.token.is_none() => Ok(principal),
         Some(_) if signed.token.is_some() => Err(ApiError::unauthorized(
-            "invalid_signature",
+            Code::InvalidSignature,
             "this server uses two-legged OAuth 1.0a: send no oauth_token",
         )),
         _ => {
             // The base string holds no secret; it shows a client's author what to compare.
             tracing::debug!(base_string = %signed.base_string, "signature mismatch");
             Err(ApiError::unauthorized(
-                "invalid_signature",
+                Code::InvalidSignature,
                 "the signature does not match the request and the consumer's credentials (or the consumer key is unknown)",
             ))
         }
@@ -355,11 +356,11 @@ fn check_body_hash(
     match signed_param(query, BODY_HASH_PARAM)? {
         Some(sent) if sent == URL_SAFE_NO_PAD.encode(digest) => Ok(()),
         Some(_) => Err(ApiError::unauthorized(
-            "body_hash_mismatch",
+            Code::BodyHashMismatch,
             "the body does not match its signed body_sha256",
         )),
         None if state.config().require_body_hash && !empty => Err(ApiError::unauthorized(
-            "body_hash_required",
+            Code::BodyHashRequired,
             "this server requires the body's SHA-256 in the signed body_sha256 query parameter",
         )),
         None => Ok(()),

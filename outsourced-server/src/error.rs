@@ -4,7 +4,7 @@
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use outsourced_backend_http::wire::{ErrorBody, status_of};
+use outsourced_backend_http::wire::{Code, ErrorBody, status_of};
 use outsourced_core::Error;
 
 /// An error as a response.
@@ -17,7 +17,7 @@ pub struct ApiError {
 
 impl ApiError {
     /// A response with this status, code and sentence.
-    pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, code: Code, message: impl Into<String>) -> Self {
         ApiError {
             status,
             body: Box::new(ErrorBody::new(code, message)),
@@ -25,18 +25,18 @@ impl ApiError {
     }
 
     /// 401 with an authentication code.
-    pub fn unauthorized(code: &str, message: impl Into<String>) -> Self {
+    pub fn unauthorized(code: Code, message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, code, message)
     }
 
     /// 400 for a malformed request.
     pub fn bad_request(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "invalid_input", message)
+        Self::new(StatusCode::BAD_REQUEST, Code::InvalidInput, message)
     }
 
     /// 403 for a route the caller's role may not use.
     pub fn forbidden(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+        Self::new(StatusCode::FORBIDDEN, Code::Forbidden, message)
     }
 
     /// The status.

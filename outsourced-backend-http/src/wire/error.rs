@@ -2,18 +2,21 @@
 //! ways, so that a client gets back the very core error the server had.
 
 use outsourced_core::{Error, JobId};
+
+use super::Code;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 /// The body of every error response.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ErrorBody {
-    /// A stable machine-readable code: `queue_full`, `unknown_queue`, `not_found`, `unknown`,
-    /// `stale_lease`, `invalid_transition`, `bad_payload`, `invalid_input`, `conflict`,
-    /// `no_attachment`, `forbidden`, `unauthorized` codes (`unsigned`, `invalid_signature`,
-    /// `timestamp_refused`, `nonce_used`, `locked`, `body_hash_mismatch`, `body_hash_required`),
-    /// `too_large`, `unavailable`, `overloaded` (turned away before anything was done: safe to
-    /// send again), `internal`.
+    /// A stable machine-readable code (each of [`Code`]): `queue_full`, `unknown_queue`,
+    /// `not_found`, `unknown`, `stale_lease`, `invalid_transition`, `bad_payload`,
+    /// `invalid_input`, `conflict`, `no_attachment`, `forbidden`, `unauthorized` codes
+    /// (`unsigned`, `invalid_oauth`, `invalid_signature`, `timestamp_refused`, `nonce_used`,
+    /// `locked`, `body_hash_mismatch`, `body_hash_required`), `too_large`,
+    /// `unsupported_media_type`, `no_route`, `timeout`, `unavailable`, `overloaded` (turned
+    /// away before anything was done: safe to send again), `internal`.
     pub code: String,
     /// One sentence for people.
     pub message: String,
@@ -59,56 +62,56 @@ impl ErrorBody {
     /// The body for a core error. Backend failures say nothing of their internals.
     pub fn from_error(error: &Error) -> Self {
         let message = error.to_string();
-        let body = |code: &str| ErrorBody::new(code, message.clone());
+        let body = |code: Code| ErrorBody::new(code, message.clone());
         match error {
             Error::QueueFull { queue, limit } => ErrorBody {
                 queue: Some(queue.clone()),
                 limit: Some(*limit),
-                ..body("queue_full")
+                ..body(Code::QueueFull)
             },
             Error::UnknownQueue { queue } => ErrorBody {
                 queue: Some(queue.clone()),
-                ..body("unknown_queue")
+                ..body(Code::UnknownQueue)
             },
             Error::NotFound { id } => ErrorBody {
                 job_id: Some(id.0),
-                ..body("not_found")
+                ..body(Code::NotFound)
             },
             Error::Unknown { kind, name } => ErrorBody {
                 kind: Some((*kind).to_owned()),
                 name: Some(name.clone()),
-                ..body("unknown")
+                ..body(Code::Unknown)
             },
             Error::StaleLease { id } => ErrorBody {
                 job_id: Some(id.0),
-                ..body("stale_lease")
+                ..body(Code::StaleLease)
             },
             Error::InvalidTransition { id, from, event } => ErrorBody {
                 job_id: Some(id.0),
                 state: Some(from.as_str().to_owned()),
                 event: Some(event.as_str().to_owned()),
-                ..body("invalid_transition")
+                ..body(Code::InvalidTransition)
             },
             Error::TooLarge { limit } => ErrorBody {
                 limit: Some(*limit),
-                ..body("too_large")
+                ..body(Code::TooLarge)
             },
             Error::NoAttachment { id } => ErrorBody {
                 job_id: Some(id.0),
-                ..body("no_attachment")
+                ..body(Code::NoAttachment)
             },
-            Error::BadPayload { .. } => body("bad_payload"),
-            Error::InvalidInput { .. } => body("invalid_input"),
-            Error::Conflict { .. } => body("conflict"),
-            Error::Forbidden { .. } => body("forbidden"),
+            Error::BadPayload { .. } => body(Code::BadPayload),
+            Error::InvalidInput { .. } => body(Code::InvalidInput),
+            Error::Conflict { .. } => body(Code::Conflict),
+            Error::Forbidden { .. } => body(Code::Forbidden),
             Error::Unauthorized { code, message } => ErrorBody::new(code.clone(), message.clone()),
             Error::Backend {
                 retryable: true, ..
             } => ErrorBody::new(
-                "unavailable",
+                Code::Unavailable,
                 "the server is busy or its database is unavailable; try again",
             ),
-            _ => ErrorBody::new("internal", "the server failed; its log says why"),
+            _ => ErrorBody::new(Code::Internal, "the server failed; its log says why"),
         }
     }
 
@@ -127,44 +130,44 @@ impl ErrorBody {
         } = self;
         let id = JobId(job_id.unwrap_or_default());
         let detail = |prefix: &str| message.strip_prefix(prefix).unwrap_or(&message).to_owned();
-        match code.as_str() {
-            "queue_full" => Error::QueueFull {
+        match Code::parse(&code) {
+            Some(Code::QueueFull) => Error::QueueFull {
                 queue: queue.unwrap_or_default(),
                 limit: limit.unwrap_or_default(),
             },
-            "unknown_queue" => Error::UnknownQueue {
+            Some(Code::UnknownQueue) => Error::UnknownQueue {
                 queue: queue.unwrap_or_default(),
             },
-            "not_found" => Error::NotFound { id },
-            "unknown" => Error::Unknown {
+            Some(Code::NotFound) => Error::NotFound { id },
+            Some(Code::Unknown) => Error::Unknown {
                 kind: known_kind(kind.as_deref()),
                 name: name.unwrap_or_default(),
             },
-            "stale_lease" => Error::StaleLease { id },
-            "invalid_transition" => match (
+            Some(Code::StaleLease) => Error::StaleLease { id },
+            Some(Code::InvalidTransition) => match (
                 state.and_then(|s| s.parse().ok()),
                 event.and_then(|e| e.parse().ok()),
             ) {
                 (Some(from), Some(event)) => Error::InvalidTransition { id, from, event },
                 _ => Error::conflict(message),
             },
-            "bad_payload" => Error::BadPayload {
+            Some(Code::BadPayload) => Error::BadPayload {
                 message: detail("bad payload: "),
             },
-            "too_large" if limit.is_some() => Error::TooLarge {
+            Some(Code::TooLarge) if limit.is_some() => Error::TooLarge {
                 limit: limit.unwrap_or_default(),
             },
-            "no_attachment" => Error::NoAttachment { id },
-            "invalid_input" | "too_large" => Error::InvalidInput {
+            Some(Code::NoAttachment) => Error::NoAttachment { id },
+            Some(Code::InvalidInput | Code::TooLarge) => Error::InvalidInput {
                 message: detail("invalid input: "),
             },
-            "conflict" => Error::Conflict {
+            Some(Code::Conflict) => Error::Conflict {
                 message: detail("conflict: "),
             },
-            "forbidden" => Error::Forbidden {
+            Some(Code::Forbidden) => Error::Forbidden {
                 message: detail("forbidden: "),
             },
-            "unavailable" => backend(message, true),
+            Some(Code::Unavailable) => backend(message, true),
             _ if status == 401 => Error::Unauthorized { code, message },
             _ => backend(format!("{code}: {message}"), status >= 500 && status != 501),
         }

@@ -1,11 +1,15 @@
 //! The JSON of the `/v1` API: one type per request and response body. Core types are not
 //! serializable by accident; this module is where they become JSON, and back.
 
+mod code;
 mod convert;
 mod error;
+mod query;
 
+pub use code::Code;
 pub use convert::{job_from_dto, job_to_dto};
 pub use error::{ErrorBody, error_from_response, status_of};
+pub use query::{CountsQuery, JobsQuery, query_pairs};
 
 use std::collections::BTreeMap;
 

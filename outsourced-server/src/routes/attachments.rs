@@ -15,7 +15,7 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use futures::{StreamExt, TryStreamExt};
 use outsourced_backend_http::oauth::BODY_HASH_PARAM;
-use outsourced_backend_http::wire::{AttachmentDto, JobDto, NewJobDto, job_to_dto};
+use outsourced_backend_http::wire::{AttachmentDto, Code, JobDto, NewJobDto, job_to_dto};
 use outsourced_backend_http::{ATTACHMENT_HASH_PARAM, FILE_NAME_PARAM};
 use outsourced_core::{Backend, Error, JobId, Upload};
 use sha2::{Digest, Sha256};
@@ -47,7 +47,7 @@ fn body_hash(state: &AppState, request: &Request) -> ApiResult<Option<String>> {
             Ok(Some(bytes.iter().map(|b| format!("{b:02x}")).collect()))
         }
         None if state.config().require_body_hash => Err(ApiError::unauthorized(
-            "body_hash_required",
+            Code::BodyHashRequired,
             "this server requires the body's SHA-256 in the signed body_sha256 query parameter",
         )),
         None => Ok(None),
@@ -183,7 +183,7 @@ pub(crate) async fn enqueue_multipart(
     if file_hash.is_none() && state.config().require_body_hash {
         // Else the file would be covered by no signature.
         return Err(ApiError::unauthorized(
-            "body_hash_required",
+            Code::BodyHashRequired,
             "this server requires the file's SHA-256 in the signed attachment_sha256 query parameter",
         ));
     }
@@ -199,7 +199,7 @@ pub(crate) async fn enqueue_multipart(
         let actual: String = format!("{:x}", Sha256::digest(&json));
         if actual != expected {
             return Err(ApiError::unauthorized(
-                "body_hash_mismatch",
+                Code::BodyHashMismatch,
                 "the job part does not match its signed body_sha256",
             ));
         }

@@ -4,12 +4,11 @@ use axum::Json;
 use axum::extract::{Extension, FromRequest, Request, State};
 use axum::http::StatusCode;
 use outsourced_backend_http::wire::{
-    CountDto, HistoryDto, IdsDto, JobDto, NewJobDto, StateCountDto, StateDto, job_to_dto,
+    CountDto, CountsQuery, HistoryDto, IdsDto, JobDto, JobsQuery, NewJobDto, StateCountDto,
+    StateDto, job_to_dto,
 };
 use outsourced_backend_sql::Role;
 use outsourced_core::{Backend, CountFilter, JobFilter, JobId, NewJob};
-use serde::Deserialize;
-use utoipa::IntoParams;
 
 use super::access::{actor, queue_access, readable_job};
 use crate::auth::{Caller, require};
@@ -93,34 +92,12 @@ pub(crate) async fn history(
     Ok(Json(rows.iter().map(HistoryDto::from).collect()))
 }
 
-/// Filters of a job listing.
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct ListQuery {
-    queue: Option<String>,
-    state: Option<String>,
-    class: Option<String>,
-    /// `TYPE/ID`.
-    owner: Option<String>,
-    /// Jobs enqueued at or after this time (RFC 3339).
-    created_since: Option<chrono::DateTime<chrono::Utc>>,
-    /// Jobs enqueued before this time (RFC 3339).
-    created_until: Option<chrono::DateTime<chrono::Utc>>,
-    /// Jobs older than this id.
-    before: Option<i64>,
-    limit: Option<u32>,
-    /// Our client's body hash (none on a GET).
-    #[serde(rename = "body_sha256")]
-    _body_sha256: Option<String>,
-}
-
 /// Jobs, newest first: an admin's all, a producer's own.
-#[utoipa::path(get, path = "/v1/jobs", operation_id = "list_jobs", params(ListQuery), tag = "jobs", responses((status = 200, body = Vec<JobDto>)))]
+#[utoipa::path(get, path = "/v1/jobs", operation_id = "list_jobs", params(JobsQuery), tag = "jobs", responses((status = 200, body = Vec<JobDto>)))]
 pub(crate) async fn list(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    QueryArgs(query): QueryArgs<ListQuery>,
+    QueryArgs(query): QueryArgs<JobsQuery>,
 ) -> ApiResult<Json<Vec<JobDto>>> {
     enqueuer(&caller)?;
     let filter = JobFilter {
@@ -146,24 +123,12 @@ pub(crate) async fn list(
     Ok(Json(jobs.iter().map(job_to_dto).collect()))
 }
 
-/// Filters of a count.
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct CountQuery {
-    queue: Option<String>,
-    /// `TYPE/ID`.
-    owner: Option<String>,
-    #[serde(rename = "body_sha256")]
-    _body_sha256: Option<String>,
-}
-
 /// Job counts by queue and state: an admin's of all jobs, a producer's of its own.
-#[utoipa::path(get, path = "/v1/counts", params(CountQuery), tag = "jobs", responses((status = 200, body = Vec<StateCountDto>)))]
+#[utoipa::path(get, path = "/v1/counts", params(CountsQuery), tag = "jobs", responses((status = 200, body = Vec<StateCountDto>)))]
 pub(crate) async fn counts(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    QueryArgs(query): QueryArgs<CountQuery>,
+    QueryArgs(query): QueryArgs<CountsQuery>,
 ) -> ApiResult<Json<Vec<StateCountDto>>> {
     enqueuer(&caller)?;
     let filter = CountFilter {

@@ -10,14 +10,15 @@ use outsourced_backend_http::wire::{
     BatchCompleteRequest, BatchCompleteResponse, CountDto, ErrorBody, FailRequest, HeartbeatDto,
     InstanceRequest, LeaseRequest, ReserveRequest, ReservedDto, ReservedList, StateDto,
 };
-use outsourced_core::{Backend, BackendExt, Error, JobId, LeaseRef, ReserveOptions};
+use outsourced_core::{
+    Backend, BackendExt, Error, JobId, LeaseRef, ReserveOptions, WorkerInstance, workable_queues,
+};
 
 use super::access::{instance, lease_access};
 use crate::auth::Caller;
 use crate::error::ApiResult;
 use crate::extract::{JsonBody, PathArg};
 use crate::state::AppState;
-use outsourced_backend_sql::directory::workable_queues;
 
 /// Lease jobs from the queues the worker is hired for (those of them it asks for), waiting up
 /// to `wait_ms` (at most the server's limit) when none is ready.
@@ -67,12 +68,7 @@ pub(crate) async fn heartbeat(
     PathArg(id): PathArg<i64>,
     JsonBody(request): JsonBody<LeaseRequest>,
 ) -> ApiResult<Json<HeartbeatDto>> {
-    let by = instance(&caller, &request.instance)?;
-    lease_access(&state, &caller, JobId(id)).await?;
-    let lease = LeaseRef {
-        job_id: JobId(id),
-        token: request.token,
-    };
+    let (by, lease) = presented(&state, &caller, id, &request.instance, &request.token).await?;
     let beat = state.backend().heartbeat(&by, &lease).await?;
     Ok(Json(HeartbeatDto::from(&beat)))
 }
@@ -86,12 +82,7 @@ pub(crate) async fn complete(
     PathArg(id): PathArg<i64>,
     JsonBody(request): JsonBody<LeaseRequest>,
 ) -> ApiResult<StatusCode> {
-    let by = instance(&caller, &request.instance)?;
-    lease_access(&state, &caller, JobId(id)).await?;
-    let lease = LeaseRef {
-        job_id: JobId(id),
-        token: request.token,
-    };
+    let (by, lease) = presented(&state, &caller, id, &request.instance, &request.token).await?;
     state.backend().complete(&by, &lease).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -149,12 +140,7 @@ pub(crate) async fn fail(
     PathArg(id): PathArg<i64>,
     JsonBody(request): JsonBody<FailRequest>,
 ) -> ApiResult<Json<StateDto>> {
-    let by = instance(&caller, &request.instance)?;
-    lease_access(&state, &caller, JobId(id)).await?;
-    let lease = LeaseRef {
-        job_id: JobId(id),
-        token: request.token.clone(),
-    };
+    let (by, lease) = presented(&state, &caller, id, &request.instance, &request.token).await?;
     let after = state.backend().fail(&by, &lease, request.failure()).await?;
     Ok(Json(StateDto {
         state: after.as_str().to_owned(),
@@ -170,12 +156,7 @@ pub(crate) async fn release(
     PathArg(id): PathArg<i64>,
     JsonBody(request): JsonBody<LeaseRequest>,
 ) -> ApiResult<StatusCode> {
-    let by = instance(&caller, &request.instance)?;
-    lease_access(&state, &caller, JobId(id)).await?;
-    let lease = LeaseRef {
-        job_id: JobId(id),
-        token: request.token,
-    };
+    let (by, lease) = presented(&state, &caller, id, &request.instance, &request.token).await?;
     state.backend().release(&by, &lease).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -191,4 +172,23 @@ pub(crate) async fn release_all(
     let by = instance(&caller, &request.instance)?;
     let count = state.backend().release_all(&by).await?;
     Ok(Json(CountDto { count }))
+}
+
+/// What every report on one lease checks first: the caller is a worker naming a valid
+/// instance, the job is in a queue it may work (else 404, as if absent), and the lease it
+/// presents.
+async fn presented(
+    state: &AppState,
+    caller: &Caller,
+    id: i64,
+    instance_id: &str,
+    token: &str,
+) -> ApiResult<(WorkerInstance, LeaseRef)> {
+    let by = instance(caller, instance_id)?;
+    lease_access(state, caller, JobId(id)).await?;
+    let lease = LeaseRef {
+        job_id: JobId(id),
+        token: token.to_owned(),
+    };
+    Ok((by, lease))
 }

@@ -14,6 +14,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::middleware;
 use axum::routing::{get, patch, post};
+use outsourced_backend_http::wire::Code;
 use utoipa::OpenApi;
 
 use crate::auth;
@@ -74,7 +75,7 @@ async fn health() -> Json<serde_json::Value> {
 async fn no_route() -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
-        "no_route",
+        Code::NoRoute,
         "no such route; see /v1/openapi.json",
     )
 }
@@ -100,7 +101,7 @@ async fn time_limit(
             Ok(response) => response,
             Err(_) => ApiError::new(
                 StatusCode::REQUEST_TIMEOUT,
-                "timeout",
+                Code::Timeout,
                 "the request took too long",
             )
             .into_response(),
@@ -128,7 +129,7 @@ async fn metrics(
         });
         if !matches {
             return Err(ApiError::unauthorized(
-                "metrics_token",
+                Code::MetricsToken,
                 "the metrics need Authorization: Bearer with the server's metrics token",
             ));
         }

@@ -1,0 +1,100 @@
+//! The query strings of the reads, typed once: the server parses them, the client builds them.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::IntoParams;
+
+/// Filters of a job listing (`GET /v1/jobs`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct JobsQuery {
+    /// Jobs of this queue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<String>,
+    /// Jobs in this state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// Jobs of this class.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class: Option<String>,
+    /// Jobs of this owner, `TYPE/ID`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// Jobs enqueued at or after this time (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_since: Option<DateTime<Utc>>,
+    /// Jobs enqueued before this time (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_until: Option<DateTime<Utc>>,
+    /// Jobs older than this id (the next page).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<i64>,
+    /// The page size (100 when omitted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+    /// Our client's body hash (none on a GET); the server ignores it.
+    #[serde(default, skip_serializing)]
+    pub body_sha256: Option<String>,
+}
+
+/// Filters of job counts (`GET /v1/counts`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct CountsQuery {
+    /// Jobs of this queue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<String>,
+    /// Jobs of this owner, `TYPE/ID`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// Our client's body hash (none on a GET); the server ignores it.
+    #[serde(default, skip_serializing)]
+    pub body_sha256: Option<String>,
+}
+
+/// A query as the name-value pairs the client signs and sends, in field order.
+pub fn query_pairs(query: &impl Serialize) -> Vec<(String, String)> {
+    let Ok(serde_json::Value::Object(fields)) = serde_json::to_value(query) else {
+        return Vec::new();
+    };
+    fields
+        .into_iter()
+        .filter_map(|(name, value)| match value {
+            serde_json::Value::Null => None,
+            serde_json::Value::String(text) => Some((name, text)),
+            other => Some((name, other.to_string())),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_query_sends_its_set_fields_as_text_in_order() {
+        let query = JobsQuery {
+            queue: Some("q".into()),
+            owner: Some("user/7".into()),
+            created_since: "2026-12-04T10:00:00Z".parse().ok(),
+            before: Some(42),
+            limit: Some(10),
+            body_sha256: Some("never sent".into()),
+            ..JobsQuery::default()
+        };
+        let pairs = query_pairs(&query);
+        let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (&**k, &**v)).collect();
+        assert_eq!(
+            pairs,
+            [
+                ("queue", "q"),
+                ("owner", "user/7"),
+                ("created_since", "2026-12-04T10:00:00Z"),
+                ("before", "42"),
+                ("limit", "10"),
+            ]
+        );
+    }
+}
