@@ -104,7 +104,7 @@ impl ServerKey {
         let wrong_key = || {
             backend_error(
                 "cannot decrypt a stored secret: the server key is not the one it was \
-                      encrypted with (see ARCHITECTURE.md, \"The server key\")",
+                      encrypted with (see docs/decisions.md, \"The server key\")",
                 false,
             )
         };
