@@ -59,17 +59,32 @@ fn is_contention(db: &dyn sqlx::error::DatabaseError) -> bool {
         return sqlite_is_busy(code);
     }
     if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
-        return matches!(pg.code(), "40001" | "40P01" | "55P03" | "57P01");
+        return matches!(
+            pg.code(),
+            PG_SERIALIZATION_FAILURE | PG_DEADLOCK | PG_LOCK_NOT_AVAILABLE | PG_ADMIN_SHUTDOWN
+        );
     }
     if let Some(my) = db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
-        return matches!(my.number(), 1205 | 1213);
+        return matches!(my.number(), MYSQL_LOCK_WAIT_TIMEOUT | MYSQL_DEADLOCK);
     }
     false
 }
 
-/// SQLITE_BUSY (5) and SQLITE_LOCKED (6), whatever their extended code.
+/// PostgreSQL's SQLSTATE codes of contention (appendix A of its manual).
+const PG_SERIALIZATION_FAILURE: &str = "40001";
+const PG_DEADLOCK: &str = "40P01";
+const PG_LOCK_NOT_AVAILABLE: &str = "55P03";
+const PG_ADMIN_SHUTDOWN: &str = "57P01";
+/// MySQL's error numbers: ER_LOCK_WAIT_TIMEOUT, ER_LOCK_DEADLOCK.
+const MYSQL_LOCK_WAIT_TIMEOUT: u16 = 1205;
+const MYSQL_DEADLOCK: u16 = 1213;
+/// SQLite's primary result codes SQLITE_BUSY and SQLITE_LOCKED.
+const SQLITE_BUSY: i32 = 5;
+const SQLITE_LOCKED: i32 = 6;
+
+/// SQLITE_BUSY and SQLITE_LOCKED, whatever their extended code (the low byte is the primary).
 fn sqlite_is_busy(code: i32) -> bool {
-    matches!(code & 0xff, 5 | 6)
+    matches!(code & 0xff, SQLITE_BUSY | SQLITE_LOCKED)
 }
 
 /// Whether `error` is a conflict with a concurrent transaction (see [`DbErrorKind::Conflict`]),

@@ -88,6 +88,11 @@ impl fmt::Display for JobState {
 )]
 pub struct UnknownState(pub String);
 
+/// The error of parsing an [`Event`] from text.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown job event {0:?}")]
+pub struct UnknownEvent(pub String);
+
 impl FromStr for JobState {
     type Err = UnknownState;
 
@@ -147,7 +152,7 @@ impl Event {
 }
 
 impl FromStr for Event {
-    type Err = UnknownState;
+    type Err = UnknownEvent;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let events = [
@@ -165,7 +170,7 @@ impl FromStr for Event {
         events
             .into_iter()
             .find(|event| event.as_str() == s)
-            .ok_or_else(|| UnknownState(s.to_owned()))
+            .ok_or_else(|| UnknownEvent(s.to_owned()))
     }
 }
 
