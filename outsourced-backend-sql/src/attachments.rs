@@ -207,6 +207,29 @@ pub(crate) async fn refusal(backend: &SqlBackend, id: JobId) -> Error {
     }
 }
 
+/// Stores `file` and links it to job `id` (waiting, with no attachment yet), or discards it
+/// and says why not.
+pub(crate) async fn attach(
+    backend: &SqlBackend,
+    id: JobId,
+    file: Upload,
+) -> Result<AttachmentInfo> {
+    let stored = store(backend, file).await?;
+    let txn = backend.begin_write().await?;
+    let result = link(&txn, id.0, &stored).await;
+    let linked = backend.finish(txn, result).await;
+    match linked {
+        Ok(true) => Ok(stored.info),
+        refused => {
+            discard(backend, stored.id).await;
+            Err(match refused {
+                Err(error) => error,
+                _ => refusal(backend, id).await,
+            })
+        }
+    }
+}
+
 /// A job's attachment, its chunks read one at a time as the stream is polled.
 pub(crate) async fn download(backend: &SqlBackend, id: JobId) -> Result<Download> {
     let row = load_existing(backend.reader(), id).await?;

@@ -1,9 +1,8 @@
-//! [`SqlBackend`]: the handle, and its implementation of the core's `Backend` trait by the
-//! operations in the modules beside this one.
+//! [`SqlBackend`]: the handle every operation works through (its pools, clock, wake-ups and
+//! write transactions). Its `Backend` implementation, the façade, is in `facade.rs`.
 
 use std::sync::{Arc, Mutex};
 
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sea_orm::{
     DatabaseConnection, DatabaseTransaction, SqliteTransactionMode, TransactionOptions,
@@ -13,18 +12,11 @@ use sea_orm::{
 use crate::config::SqlConfig;
 use crate::connect::{self, Pools};
 use crate::dialect::Flavor;
+use crate::enqueue;
 use crate::error::{backend_error, db_error};
 use crate::group::Group;
 use crate::wake::{self, Wake};
-use crate::{
-    admin, attachments, complete, enqueue, fail, heartbeat, queues, read, reclaim, release, reserve,
-};
-use outsourced_core::{
-    Actor, AttachmentInfo, Backend, Clock, CountFilter, Download, Failure, Heartbeat, HistoryEntry,
-    JobFilter, JobId, JobRecord, JobState, LeaseRef, NewJob, Observer, PruneOptions, QueueInfo,
-    QueueLimit, QueueUpdate, ReclaimOptions, ReserveOptions, Reserved, Result, StateCount,
-    SystemClock, Upload, WorkerInstance,
-};
+use outsourced_core::{Actor, Clock, JobRecord, NewJob, Observer, Result, SystemClock};
 
 /// How often a write transaction runs when it keeps conflicting with concurrent ones.
 const WRITE_TRIES: u32 = 4;
@@ -320,135 +312,5 @@ impl SqlBackend {
                 .map_err(db_error)?;
         }
         Ok(rows)
-    }
-}
-
-#[async_trait]
-impl Backend for SqlBackend {
-    async fn enqueue(&self, by: &Actor, job: NewJob) -> Result<JobRecord> {
-        self.observed(enqueue::one(self, by, job)).await
-    }
-
-    async fn enqueue_batch(&self, by: &Actor, jobs: Vec<NewJob>) -> Result<Vec<JobId>> {
-        self.observed(enqueue::batch(self, by, jobs)).await
-    }
-
-    async fn enqueue_with_attachment(
-        &self,
-        by: &Actor,
-        job: NewJob,
-        file: Upload,
-    ) -> Result<JobRecord> {
-        self.observed(enqueue::with_attachment(self, by, job, file))
-            .await
-    }
-
-    async fn attach(&self, _by: &Actor, id: JobId, file: Upload) -> Result<AttachmentInfo> {
-        let stored = attachments::store(self, file).await?;
-        let txn = self.begin_write().await?;
-        let result = attachments::link(&txn, id.0, &stored).await;
-        let linked = self.finish(txn, result).await;
-        match linked {
-            Ok(true) => Ok(stored.info),
-            refused => {
-                attachments::discard(self, stored.id).await;
-                Err(match refused {
-                    Err(error) => error,
-                    _ => attachments::refusal(self, id).await,
-                })
-            }
-        }
-    }
-
-    async fn attachment(&self, _by: &Actor, id: JobId) -> Result<Download> {
-        attachments::download(self, id).await
-    }
-
-    async fn reserve(&self, by: &WorkerInstance, opts: ReserveOptions) -> Result<Vec<Reserved>> {
-        self.observed(reserve::reserve(self, by, opts)).await
-    }
-
-    async fn heartbeat(&self, by: &WorkerInstance, lease: &LeaseRef) -> Result<Heartbeat> {
-        heartbeat::heartbeat(self, by, lease).await
-    }
-
-    async fn complete_batch(
-        &self,
-        by: &WorkerInstance,
-        leases: &[LeaseRef],
-    ) -> Result<Vec<Result<()>>> {
-        self.observed(complete::complete_batch(self, by, leases))
-            .await
-    }
-
-    async fn fail(
-        &self,
-        by: &WorkerInstance,
-        lease: &LeaseRef,
-        failure: Failure,
-    ) -> Result<JobState> {
-        self.observed(fail::fail(self, by, lease, failure)).await
-    }
-
-    async fn release(&self, by: &WorkerInstance, lease: &LeaseRef) -> Result<()> {
-        self.observed(release::release(self, by, lease)).await
-    }
-
-    async fn release_all(&self, by: &WorkerInstance) -> Result<u64> {
-        self.observed(release::release_all(self, by)).await
-    }
-
-    async fn reclaim_expired(&self, by: &Actor, opts: ReclaimOptions) -> Result<u64> {
-        self.observed(reclaim::reclaim_expired(self, by, opts))
-            .await
-    }
-
-    async fn job(&self, _by: &Actor, id: JobId) -> Result<JobRecord> {
-        read::job(self, id).await
-    }
-
-    async fn history(&self, _by: &Actor, id: JobId) -> Result<Vec<HistoryEntry>> {
-        read::history(self, id).await
-    }
-
-    async fn jobs(&self, _by: &Actor, filter: JobFilter) -> Result<Vec<JobRecord>> {
-        read::jobs(self, filter).await
-    }
-
-    async fn counts(&self, _by: &Actor, filter: CountFilter) -> Result<Vec<StateCount>> {
-        read::counts(self, filter).await
-    }
-
-    async fn cancel(&self, by: &Actor, id: JobId) -> Result<JobState> {
-        self.observed(admin::cancel(self, by, id)).await
-    }
-
-    async fn retry(&self, by: &Actor, id: JobId) -> Result<JobRecord> {
-        self.observed(admin::retry(self, by, id)).await
-    }
-
-    async fn create_queue(&self, _by: &Actor, name: &str, limit: QueueLimit) -> Result<QueueInfo> {
-        queues::create(self, name, limit).await
-    }
-
-    async fn update_queue(
-        &self,
-        _by: &Actor,
-        name: &str,
-        update: QueueUpdate,
-    ) -> Result<QueueInfo> {
-        queues::update(self, name, update).await
-    }
-
-    async fn delete_queue(&self, _by: &Actor, name: &str) -> Result<()> {
-        queues::delete(self, name).await
-    }
-
-    async fn queues(&self, _by: &Actor) -> Result<Vec<QueueInfo>> {
-        queues::list(self).await
-    }
-
-    async fn prune(&self, _by: &Actor, opts: PruneOptions) -> Result<u64> {
-        crate::prune::prune(self, opts).await
     }
 }

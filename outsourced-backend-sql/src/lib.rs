@@ -35,6 +35,7 @@ pub mod directory;
 mod enqueue;
 mod entity;
 mod error;
+mod facade;
 mod fail;
 mod group;
 mod heartbeat;

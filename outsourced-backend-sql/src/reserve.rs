@@ -17,11 +17,12 @@ use crate::backend::SqlBackend;
 use crate::convert::{self, duration_ms, ms};
 use crate::entity::{job, queue};
 use crate::error::{backend_error, db_error};
+use crate::facade::detached;
 use crate::transition::{Step, history_row, insert_history};
-use crate::{instances, reclaim};
+use crate::{instances, reclaim, release};
 use outsourced_core::{
-    Actor, Error, Event, JobId, JobState, Lease, Reason, ReserveOptions, Reserved, Result,
-    WorkerInstance,
+    Actor, Error, Event, JobId, JobState, Lease, LeaseRef, Reason, ReserveOptions, Reserved,
+    Result, WorkerInstance,
 };
 
 /// Leases up to `opts.limit` jobs, waiting for one when `opts.wait` says so.
@@ -38,7 +39,8 @@ pub(crate) async fn reserve(
             "reserve needs at least one class, or none given for any class",
         ));
     }
-    reclaim::now_and_then(backend).await?;
+    let handle = backend.clone();
+    detached(async move { handle.observed(reclaim::now_and_then(&handle)).await }).await?;
     let wait = opts.wait.unwrap_or_default();
     let deadline = tokio::time::Instant::now() + wait;
     loop {
@@ -48,7 +50,7 @@ pub(crate) async fn reserve(
             .inner
             .wake
             .waiter(&opts.queues, opts.classes.as_deref(), bounded);
-        let jobs = claim(backend, by, &opts).await?;
+        let jobs = claim_detached(backend, by, &opts).await?;
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         if !jobs.is_empty() || left.is_zero() {
             return Ok(jobs);
@@ -120,6 +122,68 @@ fn priorities(
         select = select.filter(job::Column::Priority.lte(max));
     }
     select
+}
+
+/// One claim, run to its end in a task of its own, so that a caller that goes away (a long
+/// poll cut short, an HTTP client that hangs up) never cuts the transaction mid-flight. Jobs
+/// it leased for a caller no longer there to take them are given back at once (released: no
+/// attempt used), instead of waiting out their lease: by the task when the caller left before
+/// the answer, by the [`Answer`] when it left with the answer unread.
+async fn claim_detached(
+    backend: &SqlBackend,
+    by: &WorkerInstance,
+    opts: &ReserveOptions,
+) -> Result<Vec<Reserved>> {
+    let (handle, owner, opts) = (backend.clone(), by.clone(), opts.clone());
+    let (answer, answered) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let claimed = handle.observed(claim(&handle, &owner, &opts)).await;
+        if let Err(Ok(orphans)) = answer.send(claimed) {
+            give_back(&handle, &owner, orphans).await;
+        }
+    });
+    let mut answer = Answer {
+        answered,
+        backend: backend.clone(),
+        by: by.clone(),
+    };
+    (&mut answer.answered)
+        .await
+        .map_err(|_| backend_error("a claim's task ended without an answer", true))?
+}
+
+/// A claim's answer on its way to the caller.
+struct Answer {
+    answered: tokio::sync::oneshot::Receiver<Result<Vec<Reserved>>>,
+    backend: SqlBackend,
+    by: WorkerInstance,
+}
+
+impl Drop for Answer {
+    /// An answer that arrived but was never read: its caller went away in between.
+    fn drop(&mut self) {
+        let Ok(Ok(orphans)) = self.answered.try_recv() else {
+            return;
+        };
+        let (backend, by) = (self.backend.clone(), self.by.clone());
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move { give_back(&backend, &by, orphans).await });
+        }
+    }
+}
+
+/// Releases jobs leased for a caller that went away (no attempt used).
+async fn give_back(backend: &SqlBackend, by: &WorkerInstance, orphans: Vec<Reserved>) {
+    for reserved in orphans {
+        let lease = LeaseRef {
+            job_id: reserved.lease.job_id,
+            token: reserved.lease.token,
+        };
+        let given_back = backend.observed(release::release(backend, by, &lease));
+        if let Err(error) = given_back.await {
+            tracing::warn!(%error, job = %lease.job_id, "giving back a job leased for a caller that went away failed; it runs again when its lease expires");
+        }
+    }
 }
 
 /// One attempt at claiming a batch.

@@ -1,0 +1,184 @@
+//! The façade: `SqlBackend`'s implementation of the core's `Backend` trait, one operation
+//! module per call, above the handle (`backend.rs`), which knows nothing of operations.
+//!
+//! Every call that writes runs to its end in a task of its own ([`detached`]): a caller that
+//! goes away (a timeout, an HTTP client that hangs up) stops waiting for the answer but never
+//! cuts the write mid-flight. Cut mid-query, a MySQL connection stays unusable until the pool
+//! gives up on it, and a transaction cut between statements holds its locks until its
+//! connection is next used. Reads are cheap to cut and run in the caller's task.
+
+use std::future::Future;
+
+use async_trait::async_trait;
+
+use crate::backend::SqlBackend;
+use crate::error::backend_error;
+use crate::{
+    admin, attachments, complete, enqueue, fail, heartbeat, queues, read, reclaim, release, reserve,
+};
+use outsourced_core::{
+    Actor, AttachmentInfo, Backend, CountFilter, Download, Failure, Heartbeat, HistoryEntry,
+    JobFilter, JobId, JobRecord, JobState, LeaseRef, NewJob, PruneOptions, QueueInfo, QueueLimit,
+    QueueUpdate, ReclaimOptions, ReserveOptions, Reserved, Result, StateCount, Upload,
+    WorkerInstance,
+};
+
+/// Runs `call` in a task of its own and answers its result: dropping the answer's future
+/// leaves the call running to its end.
+pub(crate) async fn detached<T: Send + 'static>(
+    call: impl Future<Output = Result<T>> + Send + 'static,
+) -> Result<T> {
+    tokio::spawn(call)
+        .await
+        .map_err(|e| backend_error(format!("a write's task failed: {e}"), false))?
+}
+
+/// A write, observed, run to its end whatever its caller does: `$body` uses `backend` (a
+/// clone of the handle) and the owned copies its caller made.
+macro_rules! write_call {
+    ($self:ident, |$backend:ident| $body:expr) => {{
+        let $backend = $self.clone();
+        detached(async move {
+            let observed = $backend.observed($body);
+            observed.await
+        })
+        .await
+    }};
+}
+
+#[async_trait]
+impl Backend for SqlBackend {
+    async fn enqueue(&self, by: &Actor, job: NewJob) -> Result<JobRecord> {
+        let by = by.clone();
+        write_call!(self, |backend| enqueue::one(&backend, &by, job))
+    }
+
+    async fn enqueue_batch(&self, by: &Actor, jobs: Vec<NewJob>) -> Result<Vec<JobId>> {
+        let by = by.clone();
+        write_call!(self, |backend| enqueue::batch(&backend, &by, jobs))
+    }
+
+    async fn enqueue_with_attachment(
+        &self,
+        by: &Actor,
+        job: NewJob,
+        file: Upload,
+    ) -> Result<JobRecord> {
+        // Not detached: the upload streams from the caller, and a caller that goes away ends
+        // it; the upload is then discarded, and the job never written.
+        self.observed(enqueue::with_attachment(self, by, job, file))
+            .await
+    }
+
+    async fn attach(&self, _by: &Actor, id: JobId, file: Upload) -> Result<AttachmentInfo> {
+        // As above: the bytes come from the caller. The link is one short transaction.
+        attachments::attach(self, id, file).await
+    }
+
+    async fn attachment(&self, _by: &Actor, id: JobId) -> Result<Download> {
+        attachments::download(self, id).await
+    }
+
+    async fn reserve(&self, by: &WorkerInstance, opts: ReserveOptions) -> Result<Vec<Reserved>> {
+        // The claim itself is detached inside (a long poll must stay cancellable).
+        self.observed(reserve::reserve(self, by, opts)).await
+    }
+
+    async fn heartbeat(&self, by: &WorkerInstance, lease: &LeaseRef) -> Result<Heartbeat> {
+        let (by, lease, backend) = (by.clone(), lease.clone(), self.clone());
+        detached(async move { heartbeat::heartbeat(&backend, &by, &lease).await }).await
+    }
+
+    async fn complete_batch(
+        &self,
+        by: &WorkerInstance,
+        leases: &[LeaseRef],
+    ) -> Result<Vec<Result<()>>> {
+        let (by, leases) = (by.clone(), leases.to_vec());
+        write_call!(self, |backend| complete::complete_batch(
+            &backend, &by, &leases
+        ))
+    }
+
+    async fn fail(
+        &self,
+        by: &WorkerInstance,
+        lease: &LeaseRef,
+        failure: Failure,
+    ) -> Result<JobState> {
+        let (by, lease) = (by.clone(), lease.clone());
+        write_call!(self, |backend| fail::fail(&backend, &by, &lease, failure))
+    }
+
+    async fn release(&self, by: &WorkerInstance, lease: &LeaseRef) -> Result<()> {
+        let (by, lease) = (by.clone(), lease.clone());
+        write_call!(self, |backend| release::release(&backend, &by, &lease))
+    }
+
+    async fn release_all(&self, by: &WorkerInstance) -> Result<u64> {
+        let by = by.clone();
+        write_call!(self, |backend| release::release_all(&backend, &by))
+    }
+
+    async fn reclaim_expired(&self, by: &Actor, opts: ReclaimOptions) -> Result<u64> {
+        let by = by.clone();
+        write_call!(self, |backend| reclaim::reclaim_expired(
+            &backend, &by, opts
+        ))
+    }
+
+    async fn job(&self, _by: &Actor, id: JobId) -> Result<JobRecord> {
+        read::job(self, id).await
+    }
+
+    async fn history(&self, _by: &Actor, id: JobId) -> Result<Vec<HistoryEntry>> {
+        read::history(self, id).await
+    }
+
+    async fn jobs(&self, _by: &Actor, filter: JobFilter) -> Result<Vec<JobRecord>> {
+        read::jobs(self, filter).await
+    }
+
+    async fn counts(&self, _by: &Actor, filter: CountFilter) -> Result<Vec<StateCount>> {
+        read::counts(self, filter).await
+    }
+
+    async fn cancel(&self, by: &Actor, id: JobId) -> Result<JobState> {
+        let by = by.clone();
+        write_call!(self, |backend| admin::cancel(&backend, &by, id))
+    }
+
+    async fn retry(&self, by: &Actor, id: JobId) -> Result<JobRecord> {
+        let by = by.clone();
+        write_call!(self, |backend| admin::retry(&backend, &by, id))
+    }
+
+    async fn create_queue(&self, _by: &Actor, name: &str, limit: QueueLimit) -> Result<QueueInfo> {
+        let (name, backend) = (name.to_owned(), self.clone());
+        detached(async move { queues::create(&backend, &name, limit).await }).await
+    }
+
+    async fn update_queue(
+        &self,
+        _by: &Actor,
+        name: &str,
+        update: QueueUpdate,
+    ) -> Result<QueueInfo> {
+        let (name, backend) = (name.to_owned(), self.clone());
+        detached(async move { queues::update(&backend, &name, update).await }).await
+    }
+
+    async fn delete_queue(&self, _by: &Actor, name: &str) -> Result<()> {
+        let (name, backend) = (name.to_owned(), self.clone());
+        detached(async move { queues::delete(&backend, &name).await }).await
+    }
+
+    async fn queues(&self, _by: &Actor) -> Result<Vec<QueueInfo>> {
+        queues::list(self).await
+    }
+
+    async fn prune(&self, _by: &Actor, opts: PruneOptions) -> Result<u64> {
+        let backend = self.clone();
+        detached(async move { crate::prune::prune(&backend, opts).await }).await
+    }
+}
