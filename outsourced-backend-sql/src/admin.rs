@@ -6,8 +6,8 @@ use sea_orm::{ConnectionTrait, Value};
 use crate::backend::SqlBackend;
 use crate::convert::{self, job_record, ms};
 use crate::entity::job;
-use crate::lease::{CAS_TRIES, contended, load_existing};
-use crate::transition::{Step, Transition};
+use crate::lease::load_existing;
+use crate::transition::{Step, Transition, until_applied};
 use outsourced_core::{Actor, Event, JobId, JobRecord, JobState, Reason, Result};
 
 /// Cancels a waiting job, or asks a running one to stop; returns the state afterwards.
@@ -27,12 +27,12 @@ async fn cancel_in(
     id: JobId,
     now: DateTime<Utc>,
 ) -> Result<JobState> {
-    for _ in 0..CAS_TRIES {
+    until_applied(id, || async move {
         let row = load_existing(db, id).await?;
         let state = convert::state(&row)?;
         let (event, reason, set) = match state {
-            JobState::Cancelled => return Ok(state),
-            JobState::Running if row.cancel_requested => return Ok(state),
+            JobState::Cancelled => return Ok(Some(state)),
+            JobState::Running if row.cancel_requested => return Ok(Some(state)),
             JobState::Running => (
                 None,
                 Reason::CancelRequested,
@@ -53,12 +53,13 @@ async fn cancel_in(
             steps: vec![step],
             set,
         };
-        if transition.apply(db, now).await? {
-            let running = state == JobState::Running;
-            return Ok(if running { state } else { JobState::Cancelled });
+        if !transition.apply(db, now).await? {
+            return Ok(None);
         }
-    }
-    Err(contended(id))
+        let running = state == JobState::Running;
+        Ok(Some(if running { state } else { JobState::Cancelled }))
+    })
+    .await
 }
 
 /// Makes a job available now: finished ones with a fresh attempt budget (taking a queue slot),
@@ -81,7 +82,7 @@ async fn retry_in(
     id: JobId,
     now: DateTime<Utc>,
 ) -> Result<JobRecord> {
-    for _ in 0..CAS_TRIES {
+    until_applied(id, || async move {
         let row = load_existing(db, id).await?;
         let mut set = vec![(job::Column::RunAt, Value::from(ms(now)))];
         if convert::state(&row)?.is_terminal() {
@@ -101,9 +102,10 @@ async fn retry_in(
             steps: vec![step],
             set,
         };
-        if transition.apply(db, now).await? {
-            return job_record(&load_existing(db, id).await?);
+        if !transition.apply(db, now).await? {
+            return Ok(None);
         }
-    }
-    Err(contended(id))
+        job_record(&load_existing(db, id).await?).map(Some)
+    })
+    .await
 }

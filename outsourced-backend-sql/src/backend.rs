@@ -16,7 +16,7 @@ use crate::enqueue;
 use crate::error::{backend_error, db_error};
 use crate::group::Group;
 use crate::wake::{self, Wake};
-use outsourced_core::{Actor, Clock, JobRecord, NewJob, Observer, Result, SystemClock};
+use outsourced_core::{Clock, Observer, Result, SystemClock};
 
 /// How often a write transaction runs when it keeps conflicting with concurrent ones.
 const WRITE_TRIES: u32 = 4;
@@ -269,48 +269,5 @@ impl SqlBackend {
     /// the commit of a SQLite file within 50 ms.)
     pub fn notify_enqueued(&self) {
         self.inner.wake.everyone();
-    }
-
-    /// Enqueues jobs inside a transaction of the caller's own (best begun with
-    /// [`SqlBackend::begin`]), so that they commit or roll back with the caller's other
-    /// writes: committed means the jobs and their first history rows exist; rolled back means
-    /// neither does. Limits and validation are as for `enqueue_batch`; a refusal (a full
-    /// queue, say) leaves the transaction usable, with none of the jobs in it.
-    ///
-    /// On PostgreSQL, waiting workers are notified when the transaction commits; elsewhere,
-    /// call [`SqlBackend::notify_enqueued`] after the commit so that this process's waiting
-    /// workers look at once (other processes' find the jobs at their next look).
-    pub async fn enqueue_in(
-        &self,
-        txn: &DatabaseTransaction,
-        by: &Actor,
-        jobs: Vec<NewJob>,
-    ) -> Result<Vec<JobRecord>> {
-        for job in &jobs {
-            job.check(self.config().max_args_bytes)?;
-        }
-        // A savepoint, so that a refusal half-way (the second queue full) undoes the first
-        // queue's slots, and an error on PostgreSQL does not abort the caller's transaction.
-        let savepoint = txn.begin().await.map_err(db_error)?;
-        let result = self.insert_and_notify(&savepoint, by, &jobs).await;
-        let rows = self.finish(savepoint, result).await?;
-        rows.iter().map(crate::convert::job_record).collect()
-    }
-
-    async fn insert_and_notify(
-        &self,
-        db: &DatabaseTransaction,
-        by: &Actor,
-        jobs: &[NewJob],
-    ) -> Result<Vec<crate::entity::job::Model>> {
-        let rows = enqueue::insert_in(db, self, by, jobs, self.now()).await?;
-        if self.flavor() == Flavor::Postgres {
-            let channel = wake::channel(self.inner.config.schema.as_deref());
-            // From no one: this process's own listener wakes its reservers too, at the commit.
-            wake::notify_others(db, &channel, "")
-                .await
-                .map_err(db_error)?;
-        }
-        Ok(rows)
     }
 }

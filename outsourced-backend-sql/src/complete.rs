@@ -12,7 +12,8 @@ use crate::backend::SqlBackend;
 use crate::convert::{self, ms};
 use crate::entity::job;
 use crate::error::{corrupt, db_error};
-use crate::lease::{CAS_TRIES, Check, check_row, contended, holds, load_existing};
+use crate::lease::{Check, check_row, contended, holds, load_existing};
+use crate::transition::CAS_TRIES;
 use crate::transition::{BatchTransition, Step, Transition, Writes};
 use outsourced_core::{
     Actor, Error, Event, JobState, LeaseRef, Reason, Repeat, Result, WorkerInstance,
@@ -112,6 +113,8 @@ async fn complete_one(
     writes: &mut Writes,
 ) -> Result<()> {
     let actor = Actor::Worker(by.clone());
+    // Not `until_applied`: each try defers its writes into the batch's `writes`, a borrow that
+    // a closure run again and again cannot hand out.
     for _ in 0..CAS_TRIES {
         let read = match row.take() {
             Some(read) => read,

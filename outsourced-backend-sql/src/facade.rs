@@ -10,9 +10,12 @@
 use std::future::Future;
 
 use async_trait::async_trait;
+use sea_orm::{DatabaseTransaction, TransactionTrait};
 
 use crate::backend::SqlBackend;
-use crate::error::backend_error;
+use crate::dialect::Flavor;
+use crate::error::{backend_error, db_error};
+use crate::wake;
 use crate::{
     admin, attachments, complete, enqueue, fail, heartbeat, queues, read, reclaim, release, reserve,
 };
@@ -44,6 +47,53 @@ macro_rules! write_call {
         })
         .await
     }};
+}
+
+/// The one call of the façade outside the trait: enqueueing in the host application's own
+/// transaction.
+impl SqlBackend {
+    /// Enqueues jobs inside a transaction of the caller's own (best begun with
+    /// [`SqlBackend::begin`]), so that they commit or roll back with the caller's other
+    /// writes: committed means the jobs and their first history rows exist; rolled back means
+    /// neither does. Limits and validation are as for `enqueue_batch`; a refusal (a full
+    /// queue, say) leaves the transaction usable, with none of the jobs in it.
+    ///
+    /// On PostgreSQL, waiting workers are notified when the transaction commits; elsewhere,
+    /// call [`SqlBackend::notify_enqueued`] after the commit so that this process's waiting
+    /// workers look at once (other processes' find the jobs at their next look).
+    pub async fn enqueue_in(
+        &self,
+        txn: &DatabaseTransaction,
+        by: &Actor,
+        jobs: Vec<NewJob>,
+    ) -> Result<Vec<JobRecord>> {
+        for job in &jobs {
+            job.check(self.config().max_args_bytes)?;
+        }
+        // A savepoint, so that a refusal half-way (the second queue full) undoes the first
+        // queue's slots, and an error on PostgreSQL does not abort the caller's transaction.
+        let savepoint = txn.begin().await.map_err(db_error)?;
+        let result = self.insert_and_notify(&savepoint, by, &jobs).await;
+        let rows = self.finish(savepoint, result).await?;
+        rows.iter().map(crate::convert::job_record).collect()
+    }
+
+    async fn insert_and_notify(
+        &self,
+        db: &DatabaseTransaction,
+        by: &Actor,
+        jobs: &[NewJob],
+    ) -> Result<Vec<crate::entity::job::Model>> {
+        let rows = enqueue::insert_in(db, self, by, jobs, self.now()).await?;
+        if self.flavor() == Flavor::Postgres {
+            let channel = wake::channel(self.inner.config.schema.as_deref());
+            // From no one: this process's own listener wakes its reservers too, at the commit.
+            wake::notify_others(db, &channel, "")
+                .await
+                .map_err(db_error)?;
+        }
+        Ok(rows)
+    }
 }
 
 #[async_trait]

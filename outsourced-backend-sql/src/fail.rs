@@ -9,8 +9,8 @@ use crate::backend::SqlBackend;
 use crate::convert::{self, ms};
 use crate::entity::job;
 use crate::error::corrupt;
-use crate::lease::{CAS_TRIES, Check, check, contended};
-use crate::transition::{Step, Transition};
+use crate::lease::{Check, check, contended};
+use crate::transition::{Step, Transition, until_applied};
 use outsourced_core::{
     Actor, Backoff, Event, Failure, JobState, LeaseRef, Reason, Result, RetryPlan, WorkerInstance,
 };
@@ -39,12 +39,12 @@ async fn fail_in(
     failure: &Failure,
     now: DateTime<Utc>,
 ) -> Result<JobState> {
-    let actor = Actor::Worker(by.clone());
-    let ended_by = [Reason::RetryScheduled, Reason::Failed, Reason::Cancelled];
-    for _ in 0..CAS_TRIES {
-        let row = match check(db, by, lease, &ended_by).await? {
+    let actor = &Actor::Worker(by.clone());
+    let ended_by = &[Reason::RetryScheduled, Reason::Failed, Reason::Cancelled];
+    until_applied(lease.job_id, || async move {
+        let row = match check(db, by, lease, ended_by).await? {
             Check::Held(row) => row,
-            Check::Repeated(row) => return convert::state(&row),
+            Check::Repeated(row) => return convert::state(&row).map(Some),
         };
         let (event, reason, wait) = decide(&row, failure.retry)?;
         let mut set = vec![(
@@ -64,16 +64,18 @@ async fn fail_in(
         };
         let transition = Transition {
             row: &row,
-            actor: &actor,
+            actor,
             steps: vec![step],
             set,
         };
-        if transition.apply(db, now).await? {
-            return outsourced_core::transition(JobState::Running, event)
-                .map_err(|_| contended(lease.job_id));
+        if !transition.apply(db, now).await? {
+            return Ok(None);
         }
-    }
-    Err(contended(lease.job_id))
+        outsourced_core::transition(JobState::Running, event)
+            .map(Some)
+            .map_err(|_| contended(lease.job_id))
+    })
+    .await
 }
 
 /// What a failure leads to: cancelled (a cancel was requested), failed for good (a permanent

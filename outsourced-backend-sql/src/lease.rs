@@ -8,9 +8,6 @@ use crate::entity::{history, job};
 use crate::error::{backend_error, db_error};
 use outsourced_core::{Error, JobId, JobState, LeaseRef, Reason, Result, WorkerInstance};
 
-/// How often a change is tried again when the job changed between its read and its write.
-pub(crate) const CAS_TRIES: usize = 5;
-
 /// What a presented lease turned out to be.
 pub(crate) enum Check {
     /// The job's current lease, held by the caller.

@@ -6,8 +6,8 @@ use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Value};
 use crate::backend::SqlBackend;
 use crate::entity::job;
 use crate::error::db_error;
-use crate::lease::{CAS_TRIES, Check, check, contended};
-use crate::transition::{Step, Transition};
+use crate::lease::{Check, check};
+use crate::transition::{Step, Transition, until_applied};
 use outsourced_core::{Actor, Event, JobId, JobState, LeaseRef, Reason, Result, WorkerInstance};
 
 /// Releases one lease.
@@ -74,11 +74,11 @@ async fn release_one(
     lease: &LeaseRef,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    let actor = Actor::Worker(by.clone());
-    for _ in 0..CAS_TRIES {
+    let actor = &Actor::Worker(by.clone());
+    until_applied(lease.job_id, || async move {
         let row = match check(db, by, lease, &[Reason::Released, Reason::Cancelled]).await? {
             Check::Held(row) => row,
-            Check::Repeated(_) => return Ok(()),
+            Check::Repeated(_) => return Ok(Some(())),
         };
         let attempt = row.attempts.max(0) as u32;
         let (event, reason, set) = if row.cancel_requested {
@@ -101,13 +101,11 @@ async fn release_one(
         };
         let transition = Transition {
             row: &row,
-            actor: &actor,
+            actor,
             steps: vec![step],
             set,
         };
-        if transition.apply(db, now).await? {
-            return Ok(());
-        }
-    }
-    Err(contended(lease.job_id))
+        Ok(transition.apply(db, now).await?.then_some(()))
+    })
+    .await
 }

@@ -390,6 +390,24 @@ impl<'a> Grant<'a> {
         }
     }
 
+    /// The state the batch goes to, decided like every state by the transition function: a
+    /// reserve of each job's state, one answer for all (one `UPDATE` writes it).
+    fn next_state(&self) -> Result<JobState> {
+        let mut next = None;
+        for row in &self.rows {
+            let to = outsourced_core::transition(convert::state(row)?, Event::Reserve)
+                .map_err(|e| backend_error(format!("job {}: {e}", row.id), false))?;
+            if next.is_some_and(|next| next != to) {
+                return Err(backend_error(
+                    "a claimed batch would go to two states",
+                    false,
+                ));
+            }
+            next = Some(to);
+        }
+        Ok(next.unwrap_or(JobState::Running))
+    }
+
     /// One `UPDATE` for the whole batch; each job gets its own token through a `CASE`.
     async fn mark_running(&self, db: &impl ConnectionTrait) -> Result<()> {
         let mut tokens = CaseStatement::new();
@@ -397,7 +415,7 @@ impl<'a> Grant<'a> {
             tokens = tokens.case(job::Column::Id.eq(row.id), token.as_str());
         }
         let ids: Vec<i64> = self.rows.iter().map(|row| row.id).collect();
-        let running = JobState::Running.as_str();
+        let running = self.next_state()?.as_str();
         let result = job::Entity::update_many()
             .col_expr(job::Column::State, Expr::value(running))
             .col_expr(job::Column::Waiting, Expr::value(false))

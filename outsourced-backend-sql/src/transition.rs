@@ -81,6 +81,26 @@ impl Transition<'_> {
     }
 }
 
+/// How often a change is tried again when the job changed between its read and its write.
+pub(crate) const CAS_TRIES: usize = 5;
+
+/// A compare-and-set change with its retries, the one loop every single-job change runs:
+/// `attempt` reads the job afresh and tries its change, answering `Some` once it is done (or
+/// needs doing no more) and `None` when a concurrent change took the job's `seq` first. After
+/// [`CAS_TRIES`] of those, the job is `contended` (retryable).
+pub(crate) async fn until_applied<T, F, Fut>(id: JobId, mut attempt: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<T>>>,
+{
+    for _ in 0..CAS_TRIES {
+        if let Some(done) = attempt().await? {
+            return Ok(done);
+        }
+    }
+    Err(crate::lease::contended(id))
+}
+
 /// The same one-step change of many jobs, all read in the same state under a lock that holds
 /// until the transaction ends (`FOR UPDATE`, or SQLite's write lock), made with one `UPDATE`.
 /// The lock stands in for the compare-and-set: no row can have changed since it was read, and

@@ -174,6 +174,27 @@ impl Worker {
         limit: Option<usize>,
         exit_when_idle: bool,
     ) -> Result<WorkOff> {
+        let classes = self.announce()?;
+        let mut run = Run::new(self.inner.clone());
+        let turn = Turn {
+            limit,
+            exit_when_idle,
+            classes: &classes,
+        };
+        let outcome = loop {
+            if let Flow::Stop(outcome) = self.turn(&mut run, &mut shutdown, &turn).await {
+                break outcome;
+            }
+        };
+        self.inner.stopping.send_replace(true);
+        let tally = self.drain(run, shutdown).await;
+        tracing::info!(worker = %self.inner.id, "Worker stopped: {tally}");
+        outcome.map(|()| tally)
+    }
+
+    /// Refuses to start a worker that runs no class; says what it works. Answers the classes
+    /// it leases (`None`: any).
+    fn announce(&self) -> Result<Option<Vec<String>>> {
         let classes = self.inner.classes();
         if classes.as_ref().is_some_and(Vec::is_empty) {
             return Err(Error::invalid(
@@ -188,60 +209,73 @@ impl Worker {
             false => options.queues.join(", "),
         };
         tracing::info!(worker = %self.inner.id, %queues, classes = %shown, "Starting job worker");
-        let mut run = Run::new(self.inner.clone());
-        let outcome = loop {
-            if shutdown.stage() != Stage::Running {
-                break Ok(());
+        Ok(classes)
+    }
+
+    /// One turn of the loop: wait for room, lease what fits, start it.
+    async fn turn(&self, run: &mut Run, shutdown: &mut Shutdown, turn: &Turn<'_>) -> Flow {
+        if shutdown.stage() != Stage::Running {
+            return Flow::Stop(Ok(()));
+        }
+        run.collect();
+        let wanted = run.wanted(turn.limit);
+        if wanted == 0 {
+            if run.tasks.is_empty() {
+                return Flow::Stop(Ok(()));
             }
-            run.collect();
-            let wanted = run.wanted(limit);
-            if wanted == 0 {
-                if run.tasks.is_empty() {
-                    break Ok(());
-                }
-                run.wait_for_a_job(&mut shutdown).await;
-                continue;
-            }
-            // A worker with room waits for work in a long poll, busy or not, so that a job
-            // enqueued now starts now; the jobs it runs meanwhile report on their own.
-            let wait = (!exit_when_idle).then_some(options.idle_wait);
-            // A shutdown ends a long poll at once. Should the reserve have claimed jobs just
-            // before it was dropped, the drain's release of everything this instance holds
-            // gives them back.
-            let reserving = tokio::select! {
-                reserved = self.reserve(wanted, wait, &classes) => reserved,
-                _ = shutdown.reached(Stage::Draining) => break Ok(()),
-            };
-            match reserving {
-                Err(error) => match run.failed(error) {
-                    Ok(pause) => pause_for(pause, &mut shutdown).await,
-                    Err(fatal) => break Err(fatal),
-                },
-                Ok(None) if exit_when_idle && run.tasks.is_empty() => break Ok(()),
-                Ok(None) => run.unassigned(&mut shutdown).await,
-                Ok(Some(reserved)) => {
-                    run.refusals = 0;
-                    run.pause.reset();
-                    if reserved.is_empty() {
-                        if !exit_when_idle {
-                            // The long poll ended empty: poll again.
-                            continue;
-                        }
-                        if run.tasks.is_empty() {
-                            break Ok(());
-                        }
-                        // Nothing ready and no waiting: look again when a job ends.
-                        run.wait_for_a_job(&mut shutdown).await;
-                        continue;
-                    }
-                    run.start(reserved);
-                }
-            }
+            run.wait_for_a_job(shutdown).await;
+            return Flow::Again;
+        }
+        // A worker with room waits for work in a long poll, busy or not, so that a job
+        // enqueued now starts now; the jobs it runs meanwhile report on their own.
+        let wait = (!turn.exit_when_idle).then_some(self.inner.options.idle_wait);
+        // A shutdown ends a long poll at once; the backend gives back what a reserve cut
+        // short had claimed, and the drain releases whatever this instance still holds.
+        let reserving = tokio::select! {
+            reserved = self.reserve(wanted, wait, turn.classes) => reserved,
+            _ = shutdown.reached(Stage::Draining) => return Flow::Stop(Ok(())),
         };
-        self.inner.stopping.send_replace(true);
-        let tally = self.drain(run, shutdown).await;
-        tracing::info!(worker = %self.inner.id, "Worker stopped: {tally}");
-        outcome.map(|()| tally)
+        match reserving {
+            Err(error) => match run.failed(error) {
+                Ok(pause) => {
+                    pause_for(pause, shutdown).await;
+                    Flow::Again
+                }
+                Err(fatal) => Flow::Stop(Err(fatal)),
+            },
+            Ok(None) if turn.exit_when_idle && run.tasks.is_empty() => Flow::Stop(Ok(())),
+            Ok(None) => {
+                run.unassigned(shutdown).await;
+                Flow::Again
+            }
+            Ok(Some(reserved)) => {
+                run.refusals = 0;
+                run.pause.reset();
+                Self::took(run, shutdown, reserved, turn.exit_when_idle).await
+            }
+        }
+    }
+
+    /// Starts what a reserve leased; an empty answer means polling again, or, when the worker
+    /// stops once idle, waiting for a running job to end (or stopping if none runs).
+    async fn took(
+        run: &mut Run,
+        shutdown: &mut Shutdown,
+        reserved: Vec<Reserved>,
+        exit_when_idle: bool,
+    ) -> Flow {
+        if !reserved.is_empty() {
+            run.start(reserved);
+            return Flow::Again;
+        }
+        if !exit_when_idle {
+            return Flow::Again;
+        }
+        if run.tasks.is_empty() {
+            return Flow::Stop(Ok(()));
+        }
+        run.wait_for_a_job(shutdown).await;
+        Flow::Again
     }
 
     /// Reserves up to `limit` jobs from the queues the worker works now; `None` when it is
@@ -326,6 +360,20 @@ impl Worker {
         }
         tally
     }
+}
+
+/// What every turn of a run knows: how many jobs in all, whether to stop once idle, and the
+/// classes the worker leases.
+struct Turn<'a> {
+    limit: Option<usize>,
+    exit_when_idle: bool,
+    classes: &'a Option<Vec<String>>,
+}
+
+/// After a turn: another, or the end of the run with its outcome.
+enum Flow {
+    Again,
+    Stop(Result<()>),
 }
 
 /// Sleeps for `pause`, or until a shutdown begins.

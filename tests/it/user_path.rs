@@ -34,7 +34,11 @@ fn the_readme_admin_flow_runs_as_written_and_ends_with_the_job_succeeded() {
     use std::os::unix::process::CommandExt;
     let s = Scratch::new();
     // As written, but on a free port (8080 may be taken where the tests run).
-    let script = readme_block().replace("8080", &free_port().to_string());
+    let block = readme_block().replace("8080", &free_port().to_string());
+    // At its end the block's shell stops what it started in the background (the server), by
+    // signalling its own group while it still exists: a group signalled after its leader was
+    // reaped may by then be another program's (process ids are reused).
+    let script = format!("trap 'trap \"\" TERM; kill 0' EXIT\n{block}");
     let path = format!(
         "{}:{}",
         target_dir().display(),
@@ -58,11 +62,7 @@ fn the_readme_admin_flow_runs_as_written_and_ends_with_the_job_succeeded() {
         // Its own group, so that the server it starts in the background is stopped with it.
         .process_group(0);
     let mut child = shell.spawn().expect("run the README's block");
-    let group = child.id();
     let status = child.wait().expect("the block ends");
-    let _ = Command::new("kill")
-        .args(["-TERM", &format!("-{group}")])
-        .status();
     let stdout = std::fs::read_to_string(s.path("flow.out")).unwrap_or_default();
     let stderr = std::fs::read_to_string(s.path("flow.err")).unwrap_or_default();
     assert!(status.success(), "a step failed:\n{stdout}\n{stderr}");

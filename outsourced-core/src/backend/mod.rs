@@ -20,9 +20,15 @@ use crate::types::{
 
 /// Where jobs live: enqueue, lease, report, inspect, administer.
 ///
-/// Object safe; the worker and the HTTP server hold an `Arc<dyn Backend>`. Every call says who
-/// makes it, so that history names the actor and the HTTP server can authorize it. Times are
-/// the backend's own clock, never the caller's; they are kept to the millisecond.
+/// Object safe; the worker and the HTTP server hold an `Arc<dyn Backend>`. Times are the
+/// backend's own clock, never the caller's; they are kept to the millisecond.
+///
+/// `by` has one meaning in every call: who acts, for the record. The history rows a change
+/// writes name it as their actor, and a report on a lease must come from the worker instance
+/// that holds it. No backend authorizes by it and reads ignore it: deciding who may do what is
+/// the HTTP server's, from the request's credentials and the role table (`docs/http-api.md`);
+/// over HTTP the server records the authenticated principal, and the client's `by` only
+/// carries the worker instance's id.
 ///
 /// Conveniences built on these calls live in [`BackendExt`], which backends do not implement.
 #[async_trait]

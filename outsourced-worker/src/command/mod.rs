@@ -189,12 +189,8 @@ async fn run(job: &CommandJob, ctx: &JobContext) -> Result<(), JobError> {
             )
         }
     };
-    let mut group = Group::new(child, job.kill_grace, job.children.enter(ctx.id));
-    let ended = async move {
-        let status = group.child().wait().await;
-        group.finish().await;
-        status
-    };
+    let group = Group::new(child, job.kill_grace, job.children.enter(ctx.id));
+    let ended = group.finish();
     let status = until_ended(ended, reading, job.kill_grace).await;
     let status = status.map_err(|e| JobError::msg(format!("command {program} failed: {e}")))?;
     if status.success() {

@@ -83,6 +83,11 @@ impl Drop for Counted {
 }
 
 /// A handler's process group, stopped when this is dropped before [`Group::finish`].
+///
+/// The leader is reaped only once its group has been dealt with: until then its zombie keeps
+/// the group's id reserved, so that no signal meant for the group can reach processes that
+/// came later and were given the same number (ids are reused, often within the hour on a
+/// busy machine with the default `pid_max` of 32,768).
 #[derive(Debug)]
 pub(crate) struct Group {
     child: Option<Child>,
@@ -103,19 +108,16 @@ impl Group {
         }
     }
 
-    /// The leader, to wait on.
-    pub(crate) fn child(&mut self) -> &mut Child {
-        self.child
-            .as_mut()
-            .expect("the child is there until the group is finished or dropped")
-    }
-
-    /// The leader has exited: stops whatever of its group still runs (its own children), and
-    /// returns once nothing does.
-    pub(crate) async fn finish(mut self) {
-        let child = self.child.take();
-        let counted = self.counted.take();
-        stop(self.pgid, child, self.grace, counted).await;
+    /// Waits for the leader to exit, stops whatever of its group still runs (its own
+    /// children), then reaps the leader and answers how it ended.
+    pub(crate) async fn finish(mut self) -> std::io::Result<std::process::ExitStatus> {
+        // Dropped while the leader runs (a time limit, a cancel), `self` stops the group.
+        exited(self.pgid).await;
+        let (child, counted) = (self.child.take(), self.counted.take());
+        // From here on, to its end whatever becomes of this future.
+        tokio::spawn(stop(self.pgid, child, self.grace, counted))
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)))
     }
 }
 
@@ -126,7 +128,7 @@ impl Drop for Group {
         };
         // Dropped while running (a time limit, a cancel, a shutdown): the group gets SIGTERM
         // now, and SIGKILL after the grace from a task of its own; the job counts as running
-        // until then.
+        // until then. The leader is not reaped yet, so the group's id is still its own.
         signal(self.pgid, Signal::Term);
         let (pgid, grace, counted) = (self.pgid, self.grace, self.counted.take());
         match tokio::runtime::Handle::try_current() {
@@ -138,27 +140,51 @@ impl Drop for Group {
     }
 }
 
-/// SIGTERM to the group, up to `grace` for the leader to exit, then SIGKILL to the group.
-async fn stop(pgid: Option<i32>, child: Option<Child>, grace: Duration, counted: Option<Counted>) {
-    if let Some(mut child) = child
-        && matches!(child.try_wait(), Ok(None))
-    {
+/// SIGTERM to the group, up to `grace` for the leader to exit, then SIGKILL to the group;
+/// then the same for anything the leader left in its group; then the leader is reaped (and
+/// only then: see [`Group`]).
+async fn stop(
+    pgid: Option<i32>,
+    child: Option<Child>,
+    grace: Duration,
+    counted: Option<Counted>,
+) -> std::io::Result<std::process::ExitStatus> {
+    let Some(mut child) = child else {
+        drop(counted);
+        return Err(std::io::Error::other("the handler's process was gone"));
+    };
+    if !leader_exited(pgid) {
         signal(pgid, Signal::Term);
-        if tokio::time::timeout(grace, child.wait()).await.is_err() {
+        if tokio::time::timeout(grace, exited(pgid)).await.is_err() {
             signal(pgid, Signal::Kill);
-            let _ = child.wait().await;
+            exited(pgid).await;
         }
     }
-    // The leader is gone; anything it left behind in its group is stopped too.
-    if group_alive(pgid) {
+    // The leader has exited; its zombie still holds the group's id. What it left behind in
+    // its group is stopped too.
+    if others_in_group(pgid) {
         signal(pgid, Signal::Term);
         let deadline = tokio::time::Instant::now() + grace;
-        while group_alive(pgid) && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        while others_in_group(pgid) && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(POLL).await;
         }
-        signal(pgid, Signal::Kill);
+        if others_in_group(pgid) {
+            signal(pgid, Signal::Kill);
+        }
     }
+    let status = child.wait().await;
     drop(counted);
+    status
+}
+
+/// How often a leader's exit, or its group's emptiness, is looked at.
+const POLL: Duration = Duration::from_millis(10);
+
+/// Waits until the leader has exited, without reaping it.
+async fn exited(pgid: Option<i32>) {
+    while !leader_exited(pgid) {
+        tokio::time::sleep(POLL).await;
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -167,10 +193,16 @@ enum Signal {
     Kill,
 }
 
+/// The group's leader (whose pid is the group's id).
+#[cfg(unix)]
+fn leader(pgid: Option<i32>) -> Option<rustix::process::Pid> {
+    pgid.and_then(rustix::process::Pid::from_raw)
+}
+
 #[cfg(unix)]
 fn signal(pgid: Option<i32>, which: Signal) {
-    use rustix::process::{Pid, Signal as Sig, kill_process_group};
-    let Some(pid) = pgid.and_then(Pid::from_raw) else {
+    use rustix::process::{Signal as Sig, kill_process_group};
+    let Some(pid) = leader(pgid) else {
         return;
     };
     let sig = match which {
@@ -184,16 +216,61 @@ fn signal(pgid: Option<i32>, which: Signal) {
 #[cfg(not(unix))]
 fn signal(_pgid: Option<i32>, _which: Signal) {}
 
-/// Whether any process of the group still exists (zombies included, which the last SIGKILL
-/// does not mind).
+/// Whether the leader has exited (it stays a zombie, unreaped). A leader that cannot be asked
+/// about counts as exited.
 #[cfg(unix)]
-fn group_alive(pgid: Option<i32>) -> bool {
-    use rustix::process::{Pid, test_kill_process_group};
-    pgid.and_then(Pid::from_raw)
-        .is_some_and(|pid| test_kill_process_group(pid).is_ok())
+fn leader_exited(pgid: Option<i32>) -> bool {
+    use rustix::process::{WaitId, WaitIdOptions, waitid};
+    let Some(pid) = leader(pgid) else {
+        return true;
+    };
+    let options = WaitIdOptions::EXITED | WaitIdOptions::NOHANG | WaitIdOptions::NOWAIT;
+    !matches!(waitid(WaitId::Pid(pid), options), Ok(None))
 }
 
 #[cfg(not(unix))]
-fn group_alive(_pgid: Option<i32>) -> bool {
+fn leader_exited(_pgid: Option<i32>) -> bool {
+    true
+}
+
+/// Whether a process other than the (exited) leader is in the group. On Linux, read from
+/// `/proc`; elsewhere there is no telling, so yes while the group can be signalled.
+#[cfg(target_os = "linux")]
+fn others_in_group(pgid: Option<i32>) -> bool {
+    let Some(pgid) = pgid else {
+        return false;
+    };
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    entries.flatten().any(|entry| {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            return false;
+        };
+        pid != pgid && process_group_of(pid) == Some(pgid)
+    })
+}
+
+/// The process group of `pid`, from `/proc/PID/stat` (the fifth field; the second, the
+/// command's name in parentheses, may hold spaces and parentheses of its own).
+#[cfg(target_os = "linux")]
+fn process_group_of(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    after_name.split_whitespace().nth(2)?.parse().ok()
+}
+
+#[cfg(all(unix, not(target_os = "linux")))]
+fn others_in_group(pgid: Option<i32>) -> bool {
+    use rustix::process::test_kill_process_group;
+    leader(pgid).is_some_and(|pid| test_kill_process_group(pid).is_ok())
+}
+
+#[cfg(not(unix))]
+fn others_in_group(_pgid: Option<i32>) -> bool {
     false
 }
