@@ -5,10 +5,10 @@ use outsourced_core::{Error, JobId};
 
 use super::Code;
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 /// The body of every error response.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     /// A stable machine-readable code (each of [`Code`]): `queue_full`, `unknown_queue`,
     /// `not_found`, `unknown`, `stale_lease`, `invalid_transition`, `bad_payload`,

@@ -16,17 +16,17 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use utoipa::ToSchema;
 
 /// A job to enqueue. Unset options take the server's defaults.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewJobDto {
     /// The job class.
     pub class: String,
     /// The arguments: any JSON value.
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub args: Value,
     /// The queue (`default` when omitted).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -55,7 +55,8 @@ pub struct NewJobDto {
 }
 
 /// A stored job.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JobDto {
     /// Its id.
     pub id: i64,
@@ -64,7 +65,7 @@ pub struct JobDto {
     /// Its class.
     pub class: String,
     /// Its arguments.
-    #[schema(value_type = Object)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub args: Value,
     /// Lower runs first.
     pub priority: i32,
@@ -104,7 +105,8 @@ pub struct JobDto {
 }
 
 /// What is known of a job's attachment.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AttachmentDto {
     /// The file name the producer gave (metadata only).
     pub file_name: Option<String>,
@@ -119,7 +121,8 @@ pub struct AttachmentDto {
 }
 
 /// Who holds a running job, until when.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LeaseInfoDto {
     /// The worker's name.
     pub worker: String,
@@ -130,7 +133,8 @@ pub struct LeaseInfoDto {
 }
 
 /// A lease granted by reserve.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LeaseDto {
     /// The fencing token to present with every report.
     pub token: String,
@@ -141,7 +145,8 @@ pub struct LeaseDto {
 }
 
 /// A job handed to a worker.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReservedDto {
     /// The job.
     pub job: JobDto,
@@ -150,7 +155,8 @@ pub struct ReservedDto {
 }
 
 /// What to reserve.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ReserveRequest {
     /// The worker process's instance id.
@@ -178,14 +184,16 @@ pub struct ReserveRequest {
 }
 
 /// The jobs a reserve handed out.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReservedList {
     /// The jobs, each with its lease.
     pub jobs: Vec<ReservedDto>,
 }
 
 /// A lease a worker presents.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct LeaseRequest {
     /// The worker process's instance id.
@@ -195,7 +203,8 @@ pub struct LeaseRequest {
 }
 
 /// The answer to a heartbeat.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HeartbeatDto {
     /// The lease's new expiry.
     pub expires_at: DateTime<Utc>,
@@ -204,7 +213,8 @@ pub struct HeartbeatDto {
 }
 
 /// One lease of a batch complete.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct LeaseKeyDto {
     /// The job.
@@ -214,7 +224,8 @@ pub struct LeaseKeyDto {
 }
 
 /// Several successes at once.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct BatchCompleteRequest {
     /// The worker process's instance id.
@@ -224,14 +235,16 @@ pub struct BatchCompleteRequest {
 }
 
 /// One answer per lease of a batch complete: `null` for success, else the error.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BatchCompleteResponse {
     /// In the order of the request's leases.
     pub results: Vec<Option<ErrorBody>>,
 }
 
 /// A full error report.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ErrorInfoDto {
     /// The message.
@@ -245,7 +258,8 @@ pub struct ErrorInfoDto {
 }
 
 /// What to do after a failed attempt.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum RetryDto {
     /// Wait as the job's stored back-off says.
@@ -260,7 +274,8 @@ pub enum RetryDto {
 }
 
 /// A failed attempt.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct FailRequest {
     /// The worker process's instance id.
@@ -274,14 +289,16 @@ pub struct FailRequest {
 }
 
 /// A job's state after a change.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StateDto {
     /// The state.
     pub state: String,
 }
 
 /// A worker instance, for releasing all it holds.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct InstanceRequest {
     /// The worker process's instance id.
@@ -289,7 +306,8 @@ pub struct InstanceRequest {
 }
 
 /// How much one reclaim pass may do.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ReclaimRequest {
     /// The most jobs to reclaim.
@@ -297,7 +315,8 @@ pub struct ReclaimRequest {
 }
 
 /// How much one prune pass may remove.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PruneRequest {
     /// The most jobs to remove.
@@ -305,21 +324,24 @@ pub struct PruneRequest {
 }
 
 /// A number of jobs.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CountDto {
     /// How many.
     pub count: u64,
 }
 
 /// The ids of enqueued jobs, in order.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct IdsDto {
     /// The ids.
     pub ids: Vec<i64>,
 }
 
 /// One history row.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HistoryDto {
     /// 1 for the enqueue, then one more per row.
     pub seq: u32,
@@ -342,7 +364,8 @@ pub struct HistoryDto {
 }
 
 /// How many jobs of a queue are in a state.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StateCountDto {
     /// The queue.
     pub queue: String,
@@ -353,7 +376,8 @@ pub struct StateCountDto {
 }
 
 /// A queue with its settings and counts.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct QueueDto {
     /// Its name.
     pub name: String,
@@ -369,7 +393,8 @@ pub struct QueueDto {
 }
 
 /// A queue to create.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateQueueRequest {
     /// Its name.
@@ -383,7 +408,8 @@ pub struct CreateQueueRequest {
 }
 
 /// A change to a queue.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct UpdateQueueRequest {
     /// A new limit.

@@ -2,11 +2,14 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use utoipa::IntoParams;
 
 /// Filters of a job listing (`GET /v1/jobs`).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::IntoParams),
+    into_params(parameter_in = Query)
+)]
 #[serde(deny_unknown_fields)]
 pub struct JobsQuery {
     /// Jobs of this queue.
@@ -39,8 +42,12 @@ pub struct JobsQuery {
 }
 
 /// Filters of job counts (`GET /v1/counts`).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::IntoParams),
+    into_params(parameter_in = Query)
+)]
 #[serde(deny_unknown_fields)]
 pub struct CountsQuery {
     /// Jobs of this queue.
