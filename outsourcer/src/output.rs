@@ -25,13 +25,15 @@ pub(crate) fn line(args: std::fmt::Arguments<'_>) {
 }
 
 /// Text from the database made safe for a terminal: each control character (an escape
-/// sequence, a carriage return, a newline) shown as `\u{..}` instead of acting on the screen.
+/// sequence, a carriage return, a newline) or bidirectional override shown as `\u{..}`
+/// instead of acting on the screen.
 pub(crate) fn clean(text: &str) -> String {
-    if !text.chars().any(char::is_control) {
+    use outsourced_core::is_unprintable;
+    if !text.chars().any(is_unprintable) {
         return text.to_owned();
     }
     text.chars()
-        .map(|c| match c.is_control() {
+        .map(|c| match is_unprintable(c) {
             true => c.escape_unicode().to_string(),
             false => c.to_string(),
         })
@@ -100,14 +102,19 @@ pub(crate) fn queues_table(queues: &[QueueInfo], unserved: &[Vec<String>]) -> Ta
     let mut t = table(&header);
     for (i, q) in queues.iter().enumerate() {
         let mut row = vec![
-            q.name.clone(),
+            clean(&q.name),
             q.limit.to_string(),
             if q.paused { "yes".into() } else { "no".into() },
             retention_text(q.retention),
             q.counts.live().to_string(),
         ];
         row.extend(JobState::ALL.iter().map(|s| q.counts.get(*s).to_string()));
-        row.push(unserved.get(i).map(|c| c.join(", ")).unwrap_or_default());
+        row.push(
+            unserved
+                .get(i)
+                .map(|c| clean(&c.join(", ")))
+                .unwrap_or_default(),
+        );
         t.add_row(row);
     }
     t

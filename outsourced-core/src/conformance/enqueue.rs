@@ -136,6 +136,9 @@ pub(crate) async fn invalid_jobs_are_refused_and_nothing_is_stored(h: &Harness) 
         NewJob::new("Evil\"}\nforged 1", json!([])),
         NewJob::new("Bell\u{7}", json!([])),
         noop().owner(Owner::new("User", "42\u{1b}[31m")),
+        // As would a bidirectional override (it reorders what follows) or a line separator.
+        NewJob::new("Report\u{202e}fdp.exe", json!([])),
+        NewJob::new("Line\u{2028}break", json!([])),
     ];
     for job in invalid {
         let result = h.try_enqueue(job.clone()).await;

@@ -18,4 +18,5 @@ pub use record::{
 };
 pub use spec::{
     Backoff, CronSchedule, DEFAULT_MAX_ATTEMPTS, DEFAULT_QUEUE, NewJob, Repeat, check_queue_name,
+    is_unprintable,
 };

@@ -304,7 +304,7 @@ impl NewJob {
     /// would forge lines wherever it is printed: logs, metrics, a terminal), or arguments over
     /// `max_args_bytes` as JSON.
     pub fn check(&self, max_args_bytes: usize) -> Result<(), Error> {
-        let control = |s: &str| s.chars().any(char::is_control);
+        let control = |s: &str| s.chars().any(is_unprintable);
         if self.class.trim().is_empty() || self.class.len() > 191 || control(&self.class) {
             return Err(Error::invalid(
                 "a job class must be 1 to 191 characters, none of them a control character",
@@ -330,6 +330,17 @@ impl NewJob {
         }
         Ok(())
     }
+}
+
+/// Whether `c` acts on a screen or a log rather than showing: a control character, a line or
+/// paragraph separator, or a bidirectional override or isolate (which reorders what follows).
+/// Names and classes refuse them; whatever prints text from a database escapes them.
+pub fn is_unprintable(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{2028}' | '\u{2029}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
+        )
 }
 
 /// Refuses a queue name that is empty, longer than 191 bytes, or has characters other than
