@@ -167,6 +167,22 @@ async fn mysql_flavor(db: &DatabaseConnection) -> Result<Flavor> {
 /// SQLite opens it (SQLite would create it 0644 under the usual umask; it holds password hashes
 /// and sessions). SQLite gives its `-wal` and `-shm` files the database file's permissions.
 fn create_private(path: &std::path::Path) -> Result<()> {
+    // A link to a file not there yet (a dangling symlink): the file is made at its target,
+    // private all the same (exclusive creation would refuse the link and leave SQLite to
+    // create the target with the usual 0644).
+    let target = match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() && !path.exists() => {
+            match std::fs::read_link(path) {
+                Ok(link) => path
+                    .parent()
+                    .unwrap_or(std::path::Path::new("."))
+                    .join(link),
+                Err(_) => return Ok(()),
+            }
+        }
+        _ => path.to_path_buf(),
+    };
+    let path = target.as_path();
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
