@@ -1,9 +1,10 @@
 //! Serving a router: an accept loop with hyper, TLS through rustls when given, and graceful
 //! shutdown. Whatever the protocol, a connection is bounded before any request of it is read:
 //! connections are capped in total and per peer address; a connection must send its first
-//! request within `first_request_timeout` (HTTP/1 headers within `header_timeout`); one with
-//! no request in flight and no byte moving for `idle_timeout` is closed; HTTP/2 peers are
-//! pinged and dropped when they stop answering.
+//! request within `first_request_timeout` (a TLS handshake too; HTTP/1 headers within
+//! `header_timeout`); one with no request in flight (a response's body counts until it is
+//! sent) for `idle_timeout` is closed, whatever bytes move (HTTP/2 pings keep nothing open);
+//! HTTP/2 peers are pinged and dropped when they stop answering.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -21,14 +22,11 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::ServerConfig;
 
-/// How long a TLS handshake may take.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long in-flight requests may finish after shutdown.
 const DRAIN: Duration = Duration::from_secs(35);
 /// How often an HTTP/2 peer is pinged, and how long it has to answer.
@@ -105,11 +103,11 @@ pub async fn serve(
         let watcher = graceful.watcher();
         let (builder, tls, limits) = (builder.clone(), tls.clone(), limits.clone());
         tokio::spawn(async move {
-            let io = Watched::new(stream, activity.clone());
             let result = match tls {
                 Some(tls) => {
-                    let Ok(Ok(stream)) =
-                        tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(io)).await
+                    // The handshake comes before any request: it has the first request's time.
+                    let handshake = limits.first_request;
+                    let Ok(Ok(stream)) = tokio::time::timeout(handshake, tls.accept(stream)).await
                     else {
                         return;
                     };
@@ -119,7 +117,8 @@ pub async fn serve(
                     until_closed(served, &limits, &activity, admitted).await
                 }
                 None => {
-                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+                    let conn =
+                        builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
                     let served = watcher.watch(conn.into_owned());
                     until_closed(served, &limits, &activity, admitted).await
                 }
@@ -222,7 +221,7 @@ impl Limits {
     }
 
     /// Resolves when the connection must close: no request within the first-request
-    /// deadline, or nothing in flight and no byte moving for the idle timeout.
+    /// deadline, or nothing in flight for the idle timeout.
     async fn expired(&self, activity: &Activity) {
         loop {
             let now = activity.elapsed();
@@ -234,6 +233,8 @@ impl Limits {
             } else if activity.in_flight.load(Ordering::Relaxed) > 0 {
                 self.idle
             } else {
+                // Since the last request ended, whatever bytes moved: HTTP/2 pings and their
+                // answers keep no idle connection open.
                 match self.idle.checked_sub(now.saturating_sub(activity.last())) {
                     Some(left) if !left.is_zero() => left,
                     _ => return,
@@ -244,13 +245,13 @@ impl Limits {
     }
 }
 
-/// What a connection has done: whether a request came, how many are in flight, when a byte
-/// last moved.
+/// What a connection has done: whether a request came, how many are in flight, when the last
+/// one ended.
 struct Activity {
     born: Instant,
     started: AtomicBool,
     in_flight: AtomicUsize,
-    /// Milliseconds after `born` that a byte last moved.
+    /// Milliseconds after `born` that the last request ended.
     last_ms: AtomicU64,
 }
 
@@ -314,58 +315,15 @@ impl tower::Service<hyper::Request<hyper::body::Incoming>> for Tracked {
         request.extensions_mut().insert(ConnectInfo(self.peer));
         let call = tower::ServiceExt::oneshot(self.app.clone(), request);
         Box::pin(async move {
-            let response = call.await;
-            drop(counted);
-            response
+            let response = call.await?;
+            // In flight until its body is sent (or dropped): a long download is not idle.
+            Ok(response.map(|body| {
+                use http_body_util::BodyExt;
+                axum::body::Body::new(body.map_frame(move |frame| {
+                    let _held = &counted;
+                    frame
+                }))
+            }))
         })
-    }
-}
-
-/// A connection's byte stream, noting when a byte last moved either way.
-struct Watched<T> {
-    inner: T,
-    activity: Arc<Activity>,
-}
-
-impl<T> Watched<T> {
-    fn new(inner: T, activity: Arc<Activity>) -> Self {
-        Watched { inner, activity }
-    }
-}
-
-impl<T: AsyncRead + Unpin> AsyncRead for Watched<T> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let before = buf.filled().len();
-        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if buf.filled().len() > before {
-            self.activity.touch();
-        }
-        polled
-    }
-}
-
-impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        data: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        let polled = Pin::new(&mut self.inner).poll_write(cx, data);
-        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.touch();
-        }
-        polled
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }

@@ -424,22 +424,42 @@ pub(crate) struct ServeArgs {
     #[arg(long)]
     pub(crate) max_attachment_mib: Option<u64>,
     /// The most connections open at once; more are closed as they arrive.
-    #[arg(long, default_value_t = ServerConfig::default().max_connections)]
+    #[arg(long, default_value_t = ServerConfig::default().max_connections, value_parser = at_least_one)]
     pub(crate) max_connections: usize,
     /// The most connections open at once from one client address.
-    #[arg(long, default_value_t = ServerConfig::default().max_connections_per_peer)]
+    #[arg(long, default_value_t = ServerConfig::default().max_connections_per_peer, value_parser = at_least_one)]
     pub(crate) max_connections_per_peer: usize,
     /// The most authenticated API requests in flight at once (long polls apart); more are
     /// answered 503 with Retry-After.
-    #[arg(long, default_value_t = ServerConfig::default().max_requests)]
+    #[arg(long, default_value_t = ServerConfig::default().max_requests, value_parser = at_least_one)]
     pub(crate) max_requests: usize,
-    /// How long a new connection may take to send its first request (e.g. 10s).
-    #[arg(long, value_parser = humantime::parse_duration)]
+    /// How long a new connection may take to send its first request (e.g. 10s; a TLS
+    /// handshake too).
+    #[arg(long, value_parser = some_time)]
     pub(crate) first_request_timeout: Option<std::time::Duration>,
-    /// How long a connection with nothing in flight may sit silent before it is closed
-    /// (e.g. 120s).
-    #[arg(long, value_parser = humantime::parse_duration)]
+    /// How long a connection with no request in flight stays open before it is closed
+    /// (e.g. 120s; an HTTP/1 connection waiting for its next request's headers is closed
+    /// after --first-request-timeout already).
+    #[arg(long, value_parser = some_time)]
     pub(crate) idle_timeout: Option<std::time::Duration>,
+}
+
+/// A count of at least one (a cap of 0 would refuse everything).
+fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// A duration longer than zero (e.g. `10s`, `2m`).
+fn some_time(text: &str) -> Result<std::time::Duration, String> {
+    match humantime::parse_duration(text) {
+        Ok(d) if d.is_zero() => Err("must be longer than 0".into()),
+        Ok(d) => Ok(d),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 #[cfg(test)]

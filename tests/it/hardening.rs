@@ -359,6 +359,17 @@ async fn pages_errors_and_files_carry_their_safety_headers() {
             .unwrap_or_default()
             .contains("default-src 'self'")
     );
+    // Error pages that no handler wrote (a route that does not exist) carry a policy too.
+    let missing = client
+        .get(format!("{}/dashboard/nothing-here", s.server.url))
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(missing.status().as_u16(), 404);
+    assert_eq!(
+        missing.headers()["content-security-policy"],
+        "default-src 'none'; frame-ancestors 'none'"
+    );
     let api_error = client.get(s.url("jobs/1")).send().await.expect("an answer");
     assert_eq!(api_error.status().as_u16(), 401);
     assert_eq!(api_error.headers()["x-content-type-options"], "nosniff");
@@ -402,6 +413,17 @@ fn secret_files_are_owner_only_and_replaced_not_followed() {
     let meta = std::fs::symlink_metadata(s.path("link.yml")).expect("the config");
     assert!(meta.file_type().is_file(), "a file, no longer a link");
     assert_eq!(mode("link.yml"), 0o600);
+    // A database path that links to a file not there yet: the file is made owner-only.
+    std::os::unix::fs::symlink(s.path("real.db"), s.path("dangling.db")).expect("symlink");
+    let url = format!("sqlite://{}", s.path("dangling.db").display());
+    let out = std::process::Command::new(crate::bins::bin("outsourcer"))
+        .args(["--database", &url, "migrate"])
+        .env("OUTSOURCED_KEY_FILE", s.path("server.key"))
+        .output()
+        .expect("outsourcer migrate");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(mode("real.db"), 0o600);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -82,7 +82,8 @@ fn subjects(name: &str, peer: Option<&ConnectInfo<SocketAddr>>) -> Vec<String> {
 /// A page that says a login was not tried, with the status and `Retry-After`.
 fn not_now(status: StatusCode, retry_after: std::time::Duration, message: String) -> Response {
     let mut response = Failure::new(status, message).into_response();
-    let seconds = retry_after.as_secs().max(1).to_string();
+    // Rounded up: a client that waits exactly this long must find the block over.
+    let seconds = retry_after.as_millis().div_ceil(1000).max(1).to_string();
     if let Ok(value) = HeaderValue::from_str(&seconds) {
         response.headers_mut().insert(header::RETRY_AFTER, value);
     }
@@ -116,7 +117,7 @@ pub(crate) async fn submit(
     if let Some(wait) = directory.login_blocked(&subjects).await? {
         let message = format!(
             "too many refused logins: try again in {} s",
-            wait.as_secs().max(1)
+            wait.as_millis().div_ceil(1000).max(1)
         );
         return Ok(not_now(StatusCode::TOO_MANY_REQUESTS, wait, message));
     }

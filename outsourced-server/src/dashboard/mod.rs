@@ -43,7 +43,13 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/logout", post(login::logout))
         .route("/assets/htmx.min.js", get(htmx))
         .route("/assets/style.css", get(style))
+        // Its forms are a few fields: a larger body (the login's is read before anyone is
+        // known) is refused once this much of it has come, not after megabytes.
+        .layer(axum::extract::DefaultBodyLimit::max(FORM_LIMIT))
 }
+
+/// The most bytes a dashboard form may send.
+const FORM_LIMIT: usize = 16 * 1024;
 
 /// The dashboard's own URL prefix (`/outsourced/dashboard`), whatever the host mounted it at:
 /// the original path less the part the nested router saw.

@@ -190,11 +190,8 @@ pub(crate) async fn enqueue_multipart(
     let mut multipart = Multipart::from_request(request, &state)
         .await
         .map_err(|e| ApiError::bad_request(format!("the multipart body is not valid: {e}")))?;
-    let job = next_part(&mut multipart, "job").await?;
-    let json = job
-        .bytes()
-        .await
-        .map_err(|e| ApiError::bad_request(format!("reading the job part: {e}")))?;
+    let mut job = next_part(&mut multipart, "job").await?;
+    let json = bounded_part(&mut job, state.config().body_limit).await?;
     if let Some(expected) = job_hash {
         let actual: String = format!("{:x}", Sha256::digest(&json));
         if actual != expected {
@@ -238,6 +235,29 @@ pub(crate) async fn enqueue_multipart(
         state.backend().enqueue_with_attachment(&by, job, upload)
     );
     Ok((StatusCode::CREATED, Json(job_to_dto(&stored?))))
+}
+
+/// A small part read whole, chunk by chunk, refused (413) once it passes `limit` bytes: the
+/// request's length bounds the file, not the job's JSON.
+async fn bounded_part(
+    part: &mut axum::extract::multipart::Field<'_>,
+    limit: usize,
+) -> ApiResult<Vec<u8>> {
+    let mut bytes = Vec::new();
+    while let Some(chunk) = part
+        .chunk()
+        .await
+        .map_err(|e| ApiError::bad_request(format!("reading the job part: {e}")))?
+    {
+        if bytes.len() + chunk.len() > limit {
+            return Err(Error::TooLarge {
+                limit: limit as u64,
+            }
+            .into());
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(bytes)
 }
 
 /// The next part of a multipart body, which must be `name`.
