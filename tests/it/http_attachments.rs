@@ -153,11 +153,30 @@ async fn a_plain_multipart_client_enqueues_a_job_with_its_file() {
         );
     let answer = s.request(Method::POST, "jobs").multipart(form).send().await;
     let answer = answer.expect("an answer");
-    assert_eq!(answer.status(), 201);
+    let status = answer.status();
     let job: Value = answer.json().await.expect("JSON");
+    assert_eq!(status, 201, "{job}");
     assert_eq!(job["attachment"]["file_name"], "scan.pdf");
     assert_eq!(job["attachment"]["size"], 12);
     assert_eq!(job["attachment"]["sha256"], hex(b"%PDF-1.7 ..."));
+}
+
+#[tokio::test]
+async fn a_job_part_over_the_body_limit_is_refused_and_nothing_is_kept() {
+    let s = Setup::new().await;
+    // Valid JSON, two MiB of it: over the 1 MiB body limit a job part is held to.
+    let padding = "x".repeat(2 << 20);
+    let job = json!({"class": "Scan", "queue": "files", "args": {"padding": padding}});
+    let form = reqwest::multipart::Form::new()
+        .part("job", reqwest::multipart::Part::text(job.to_string()))
+        .part("file", reqwest::multipart::Part::bytes(b"%PDF".to_vec()));
+    let answer = s.request(Method::POST, "jobs").multipart(form).send().await;
+    let answer = answer.expect("an answer");
+    assert_eq!(answer.status(), 413);
+    let body: Value = answer.json().await.expect("JSON");
+    assert_eq!(body["code"], "too_large");
+    s.nothing_kept(None).await;
+    assert_eq!(s.rows("outsourced_jobs").await, 0, "no job kept");
 }
 
 #[tokio::test]

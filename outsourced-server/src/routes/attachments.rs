@@ -190,8 +190,10 @@ pub(crate) async fn enqueue_multipart(
     let mut multipart = Multipart::from_request(request, &state)
         .await
         .map_err(|e| ApiError::bad_request(format!("the multipart body is not valid: {e}")))?;
-    let mut job = next_part(&mut multipart, "job").await?;
-    let json = bounded_part(&mut job, state.config().body_limit).await?;
+    let json = {
+        let mut job = next_part(&mut multipart, "job").await?;
+        bounded_part(&mut job, state.config().body_limit).await?
+    };
     if let Some(expected) = job_hash {
         let actual: String = format!("{:x}", Sha256::digest(&json));
         if actual != expected {
