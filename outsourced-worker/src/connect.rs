@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use outsourced_core::{Backend, workable_queues};
+use outsourced_core::Backend;
 
 use crate::Assignment;
 use crate::config::{BackendConfig, WorkerConfig};
@@ -86,6 +86,7 @@ fn missing(feature: &str) -> String {
 /// Warns of configured queues the worker is not hired for, or that do not exist (over HTTP,
 /// where a worker sees only its own queues, the two look the same), and of a worker hired for
 /// no queue at all.
+#[cfg(any(feature = "sql", feature = "http"))]
 pub(crate) fn warn_of_queues(config: &WorkerConfig, hired: &[String], existing: Option<&[String]>) {
     let worker = &config.worker;
     for queue in &config.queues {
@@ -98,7 +99,7 @@ pub(crate) fn warn_of_queues(config: &WorkerConfig, hired: &[String], existing: 
         }
     }
     // Next to the database the worker's loop says so itself.
-    if existing.is_none() && workable_queues(hired, &config.queues).is_empty() {
+    if existing.is_none() && outsourced_core::workable_queues(hired, &config.queues).is_empty() {
         tracing::warn!(%worker, "hired for no queue it may work: it waits until it is (`outsourcer queue hire QUEUE {worker}`)");
     }
 }
