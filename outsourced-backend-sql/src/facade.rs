@@ -1,9 +1,9 @@
 //! The façade: `SqlBackend`'s implementation of the core's `Backend` trait, one operation
 //! module per call, above the handle (`backend.rs`), which knows nothing of operations.
 //!
-//! Every call that writes runs to its end in a task of its own ([`detached`]): a caller that
-//! goes away (a timeout, an HTTP client that hangs up) stops waiting for the answer but never
-//! cuts the write mid-flight. Cut mid-query, a MySQL connection stays unusable until the pool
+//! Every call that writes runs to its end in a task of its own ([`detached`], an enqueue's
+//! group commit, or a reserve's claim): a caller that goes away (a timeout, an HTTP client
+//! that hangs up) stops waiting for the answer but never cuts the write mid-flight. Cut mid-query, a MySQL connection stays unusable until the pool
 //! gives up on it, and a transaction cut between statements holds its locks until its
 //! connection is next used. Reads are cheap to cut and run in the caller's task.
 
@@ -98,14 +98,14 @@ impl SqlBackend {
 
 #[async_trait]
 impl Backend for SqlBackend {
+    // Not detached: an enqueue's write runs in its group commit's own task already, which a
+    // caller that goes away cannot cut; another hop would only slow the hottest call.
     async fn enqueue(&self, by: &Actor, job: NewJob) -> Result<JobRecord> {
-        let by = by.clone();
-        write_call!(self, |backend| enqueue::one(&backend, &by, job))
+        self.observed(enqueue::one(self, by, job)).await
     }
 
     async fn enqueue_batch(&self, by: &Actor, jobs: Vec<NewJob>) -> Result<Vec<JobId>> {
-        let by = by.clone();
-        write_call!(self, |backend| enqueue::batch(&backend, &by, jobs))
+        self.observed(enqueue::batch(self, by, jobs)).await
     }
 
     async fn enqueue_with_attachment(

@@ -359,6 +359,16 @@ async fn pages_errors_and_files_carry_their_safety_headers() {
             .unwrap_or_default()
             .contains("default-src 'self'")
     );
+    // A login body far larger than any form is refused once 16 KiB of it have come.
+    let huge = client
+        .post(format!("{}/dashboard/login", s.server.url))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(vec![b'a'; 1 << 20])
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(huge.status().as_u16(), 413);
+    assert!(huge.headers().contains_key("content-security-policy"));
     // Error pages that no handler wrote (a route that does not exist) carry a policy too.
     let missing = client
         .get(format!("{}/dashboard/nothing-here", s.server.url))

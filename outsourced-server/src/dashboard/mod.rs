@@ -44,12 +44,36 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/assets/htmx.min.js", get(htmx))
         .route("/assets/style.css", get(style))
         // Its forms are a few fields: a larger body (the login's is read before anyone is
-        // known) is refused once this much of it has come, not after megabytes.
-        .layer(axum::extract::DefaultBodyLimit::max(FORM_LIMIT))
+        // known) is refused once this much of it has come, not after megabytes, and a slow
+        // one once `FORM_TIMEOUT` has passed.
+        .layer(axum::middleware::from_fn(form_in_time))
 }
 
 /// The most bytes a dashboard form may send.
 const FORM_LIMIT: usize = 16 * 1024;
+
+/// How long a dashboard form's body may take to arrive.
+const FORM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Reads a form's body whole, within [`FORM_LIMIT`] and [`FORM_TIMEOUT`] (413, 408), before
+/// any handler sees it.
+async fn form_in_time(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let (parts, body) = request.into_parts();
+    let read = axum::body::to_bytes(body, FORM_LIMIT);
+    let bytes = match tokio::time::timeout(FORM_TIMEOUT, read).await {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(_)) => {
+            return Failure::new(StatusCode::PAYLOAD_TOO_LARGE, "the form is too large")
+                .into_response();
+        }
+        Err(_) => {
+            let message = "the form took too long to arrive";
+            return Failure::new(StatusCode::REQUEST_TIMEOUT, message).into_response();
+        }
+    };
+    let request = axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes));
+    next.run(request).await
+}
 
 /// The dashboard's own URL prefix (`/outsourced/dashboard`), whatever the host mounted it at:
 /// the original path less the part the nested router saw.
