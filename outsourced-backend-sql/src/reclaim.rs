@@ -134,6 +134,12 @@ pub(crate) async fn now_and_then(backend: &SqlBackend) -> Result<()> {
         }
         *last = Some(now);
     }
-    reclaim_expired(backend, &Actor::Reaper, ReclaimOptions::default()).await?;
+    // A write, so run to its end whatever becomes of the reserve that asked for it.
+    let handle = backend.clone();
+    crate::facade::detached(async move {
+        let pass = reclaim_expired(&handle, &Actor::Reaper, ReclaimOptions::default());
+        handle.observed(pass).await
+    })
+    .await?;
     Ok(())
 }

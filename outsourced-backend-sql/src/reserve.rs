@@ -17,7 +17,6 @@ use crate::backend::SqlBackend;
 use crate::convert::{self, duration_ms, ms};
 use crate::entity::{job, queue};
 use crate::error::{backend_error, db_error};
-use crate::facade::detached;
 use crate::transition::{Step, history_row, insert_history};
 use crate::{instances, reclaim, release};
 use outsourced_core::{
@@ -39,8 +38,7 @@ pub(crate) async fn reserve(
             "reserve needs at least one class, or none given for any class",
         ));
     }
-    let handle = backend.clone();
-    detached(async move { handle.observed(reclaim::now_and_then(&handle)).await }).await?;
+    reclaim::now_and_then(backend).await?;
     let wait = opts.wait.unwrap_or_default();
     let deadline = tokio::time::Instant::now() + wait;
     loop {

@@ -100,6 +100,16 @@ fn db_worker(s: &Scratch, name: &str, extra: &str) -> std::process::Child {
         .expect("start the worker")
 }
 
+/// Runs `outsourced-worker` in the scratch directory to its end (errors only in its log).
+fn run_worker(s: &Scratch, args: &[&str]) -> std::process::Output {
+    Command::new(bin("outsourced-worker"))
+        .args(args)
+        .current_dir(s.dir.path())
+        .env("RUST_LOG", "error")
+        .output()
+        .expect("run the worker")
+}
+
 fn make_executable(path: &std::path::Path) {
     #[cfg(unix)]
     {
@@ -158,11 +168,7 @@ fn a_worker_says_what_in_its_config_it_will_not_work() {
         .replace("worker: w1", "worker: stranger")
         .replace("queues: [theirs, ghost]\n", "");
     std::fs::write(s.path("stranger.yml"), &stranger).expect("write");
-    let out = Command::new(bin("outsourced-worker"))
-        .args(["--config", "stranger.yml"])
-        .current_dir(s.dir.path())
-        .output()
-        .expect("run the worker");
+    let out = run_worker(&s, &["--config", "stranger.yml"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
@@ -171,11 +177,7 @@ fn a_worker_says_what_in_its_config_it_will_not_work() {
     );
     let named = format!("{stranger}queues: [mine]\n");
     std::fs::write(s.path("stranger.yml"), named).expect("write");
-    let out = Command::new(bin("outsourced-worker"))
-        .args(["--config", "stranger.yml", "--exit-on-complete"])
-        .current_dir(s.dir.path())
-        .output()
-        .expect("run the worker");
+    let out = run_worker(&s, &["--config", "stranger.yml", "--exit-on-complete"]);
     assert!(
         out.status.success(),
         "{}",
@@ -188,11 +190,7 @@ fn a_config_that_runs_nothing_is_refused_naming_what_to_fix() {
     let s = Scratch::new();
     s.ok(&["worker", "create", "w1"]);
     s.ok(&["worker", "config", "w1", "-o", "w1.yml"]);
-    let out = Command::new(bin("outsourced-worker"))
-        .args(["--config", "w1.yml"])
-        .current_dir(s.dir.path())
-        .output()
-        .expect("run the worker");
+    let out = run_worker(&s, &["--config", "w1.yml"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
@@ -203,11 +201,7 @@ fn a_config_that_runs_nothing_is_refused_naming_what_to_fix() {
     let mut config = std::fs::read_to_string(s.path("w1.yml")).expect("config");
     config.push_str("commands:\n  Thumbnail:\n    program: ./thumbnail.sh\n");
     std::fs::write(s.path("w1.yml"), config).expect("write");
-    let out = Command::new(bin("outsourced-worker"))
-        .args(["--config", "w1.yml"])
-        .current_dir(s.dir.path())
-        .output()
-        .expect("run the worker");
+    let out = run_worker(&s, &["--config", "w1.yml"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(
@@ -236,12 +230,7 @@ fn a_worker_whose_credentials_are_refused_stops_and_says_why() {
     let wrong = config.replace("consumer_secret: ", "consumer_secret: x");
     std::fs::write(s.path("w1.yml"), format!("{wrong}\ncatch_all: true\n")).expect("write");
     let started = Instant::now();
-    let out = Command::new(bin("outsourced-worker"))
-        .args(["--config", "w1.yml"])
-        .current_dir(s.dir.path())
-        .env("RUST_LOG", "error")
-        .output()
-        .expect("run the worker");
+    let out = run_worker(&s, &["--config", "w1.yml"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     let last = stderr.trim().lines().last().unwrap_or_default();
