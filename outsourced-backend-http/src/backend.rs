@@ -7,17 +7,17 @@ use reqwest::Method;
 
 use crate::client::HttpBackend;
 use crate::wire::{
-    BatchCompleteRequest, BatchCompleteResponse, CountDto, CountsQuery, CreateQueueRequest,
-    ErrorInfoDto, FailRequest, HeartbeatDto, HistoryDto, IdsDto, InstanceRequest, JobDto,
-    JobsQuery, LeaseKeyDto, LeaseRequest, NewJobDto, PruneRequest, QueueDto, ReclaimRequest,
-    ReserveRequest, ReservedList, RetryDto, StateCountDto, StateDto, UpdateQueueRequest,
-    job_from_dto, query_pairs,
+    BatchCompleteRequest, BatchCompleteResponse, CompleteRequest, CountDto, CountsQuery,
+    CreateQueueRequest, ErrorInfoDto, FailRequest, HeartbeatDto, HistoryDto, IdsDto,
+    InstanceRequest, JobDto, JobsQuery, LeaseKeyDto, LeaseRequest, NewJobDto, PruneRequest,
+    QueueDto, ReclaimRequest, ReserveRequest, ReservedList, RetryDto, StateCountDto, StateDto,
+    UpdateQueueRequest, job_from_dto, query_pairs,
 };
 use outsourced_core::{
-    Actor, AttachmentInfo, Backend, CountFilter, Download, Error, Failure, Heartbeat, HistoryEntry,
-    JobFilter, JobId, JobRecord, JobState, LeaseRef, NewJob, PruneOptions, QueueInfo, QueueLimit,
-    QueueUpdate, ReclaimOptions, ReserveOptions, Reserved, Result, Retention, StateCount, Upload,
-    WorkerInstance,
+    Actor, AttachmentInfo, Backend, Completion, CountFilter, Download, Error, Failure, Heartbeat,
+    HistoryEntry, JobFilter, JobId, JobRecord, JobState, LeaseRef, NewJob, PruneOptions, QueueInfo,
+    QueueLimit, QueueUpdate, ReclaimOptions, ReserveOptions, Reserved, Result, Retention,
+    StateCount, Upload, WorkerInstance,
 };
 
 const NONE: Option<&()> = None;
@@ -103,14 +103,17 @@ impl Backend for HttpBackend {
     async fn complete_batch(
         &self,
         by: &WorkerInstance,
-        leases: &[LeaseRef],
+        done: &[Completion],
     ) -> Result<Vec<Result<()>>> {
-        if let [lease] = leases {
-            // One lease: the simple route, whose answer is the lease's own.
-            let path = format!("jobs/{}/complete", lease.job_id);
-            let result = self
-                .call_empty(Method::POST, &path, Some(&lease_body(by, lease)))
-                .await;
+        if let [done] = done {
+            // One success: the simple route, whose answer is the lease's own.
+            let path = format!("jobs/{}/complete", done.lease.job_id);
+            let body = CompleteRequest {
+                instance: by.instance.clone(),
+                token: done.lease.token.clone(),
+                result: done.result.clone(),
+            };
+            let result = self.call_empty(Method::POST, &path, Some(&body)).await;
             return match result {
                 Err(error @ Error::Backend { .. }) => Err(error),
                 other => Ok(vec![other]),
@@ -118,11 +121,12 @@ impl Backend for HttpBackend {
         }
         let body = BatchCompleteRequest {
             instance: by.instance.clone(),
-            leases: leases
+            leases: done
                 .iter()
-                .map(|l| LeaseKeyDto {
-                    id: l.job_id.0,
-                    token: l.token.clone(),
+                .map(|d| LeaseKeyDto {
+                    id: d.lease.job_id.0,
+                    token: d.lease.token.clone(),
+                    result: d.result.clone(),
                 })
                 .collect(),
         };

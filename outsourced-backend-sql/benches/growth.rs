@@ -192,7 +192,8 @@ async fn round(backend: &SqlBackend) {
     let opts = ReserveOptions::up_to(BATCH).queues(["bench"]);
     let got = backend.reserve(&me, opts).await.expect("reserve");
     assert_eq!(got.len(), BATCH as usize, "enough waiting jobs");
-    let leases: Vec<_> = got.iter().map(|r| r.lease.to_ref()).collect();
+    let leases: Vec<outsourced_core::Completion> =
+        got.iter().map(|r| r.lease.to_ref().into()).collect();
     let results = backend
         .complete_batch(&me, &leases)
         .await
@@ -211,7 +212,8 @@ async fn grow(backend: &SqlBackend, target: usize) {
         if got.is_empty() {
             break;
         }
-        let leases: Vec<_> = got.iter().map(|r| r.lease.to_ref()).collect();
+        let leases: Vec<outsourced_core::Completion> =
+            got.iter().map(|r| r.lease.to_ref().into()).collect();
         backend
             .complete_batch(&me, &leases)
             .await

@@ -145,7 +145,8 @@ async fn burn_down(sync: SqliteSync, jobs: usize, workers: usize, batch: u32) {
                 if got.is_empty() {
                     return done;
                 }
-                let leases: Vec<_> = got.iter().map(|r| r.lease.to_ref()).collect();
+                let leases: Vec<outsourced_core::Completion> =
+                    got.iter().map(|r| r.lease.to_ref().into()).collect();
                 let results = backend
                     .complete_batch(&me, &leases)
                     .await

@@ -46,6 +46,7 @@ async fn cancel_in(
             attempt: row.attempts.max(0) as u32,
             error: None,
             token: row.lease_token.as_deref(),
+            result: None,
         };
         let transition = Transition {
             row: &row,
@@ -95,6 +96,7 @@ async fn retry_in(
             attempt: row.attempts.max(0) as u32,
             error: None,
             token: None,
+            result: None,
         };
         let transition = Transition {
             row: &row,

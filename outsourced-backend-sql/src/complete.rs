@@ -16,35 +16,45 @@ use crate::lease::{Check, check_row, contended, holds, load_existing};
 use crate::transition::CAS_TRIES;
 use crate::transition::{BatchTransition, Step, Transition, Writes};
 use outsourced_core::{
-    Actor, Error, Event, JobState, LeaseRef, Reason, Repeat, Result, WorkerInstance,
+    Actor, Completion, Error, Event, JobState, LeaseRef, Reason, Repeat, Result, WorkerInstance,
 };
 
-/// Completes each lease in one transaction; each gets its own result.
+/// Completes each lease in one transaction; each gets its own answer.
 pub(crate) async fn complete_batch(
     backend: &SqlBackend,
     by: &WorkerInstance,
-    leases: &[LeaseRef],
+    done: &[Completion],
 ) -> Result<Vec<Result<()>>> {
     let now = backend.now();
     let lock_rows = backend.flavor().locks_rows();
+    // A result that is not acceptable is that completion's answer, checked before any write.
+    let results: Vec<Result<Option<String>>> = done.iter().map(result_text).collect();
+    let results = &results;
     backend
         .write(|txn| async move {
-            let result = complete_in(&txn, lock_rows, by, leases, now).await;
+            let result = complete_in(&txn, lock_rows, by, done, results, now).await;
             (txn, result)
         })
         .await
+}
+
+/// The completion's result as the JSON text to store, or why it is refused.
+fn result_text(done: &Completion) -> Result<Option<String>> {
+    done.check()?;
+    Ok(done.result.as_ref().map(|value| value.to_string()))
 }
 
 async fn complete_in(
     db: &impl ConnectionTrait,
     lock_rows: bool,
     by: &WorkerInstance,
-    leases: &[LeaseRef],
+    done: &[Completion],
+    results: &[Result<Option<String>>],
     now: DateTime<Utc>,
 ) -> Result<Vec<Result<()>>> {
     // One read for the whole batch, locking the rows (in id order, so that two batches never
     // wait on each other crosswise) until the commit; SQLite's write lock does the same.
-    let ids = leases.iter().map(|lease| lease.job_id.0);
+    let ids = done.iter().map(|d| d.lease.job_id.0);
     let mut select = job::Entity::find()
         .filter(job::Column::Id.is_in(ids))
         .order_by_asc(job::Column::Id);
@@ -58,21 +68,29 @@ async fn complete_in(
     // The plain case, a held lease of a job that does not repeat, is done for all at once.
     let mut plain = Vec::new();
     let mut answered = HashMap::<&LeaseRef, Result<()>>::new();
-    for lease in leases {
+    for (Completion { lease, .. }, result) in done.iter().zip(results) {
         if answered.contains_key(lease) {
             continue;
         }
+        let result = match result {
+            Ok(result) => result.as_deref(),
+            Err(refused) => {
+                answered.insert(lease, Err(refused.clone()));
+                continue;
+            }
+        };
         if let Some(row) = rows.get(&lease.job_id.0)
             && holds(row, by, &lease.token)
             && row.repeat.is_none()
         {
-            let step = completed(row, &lease.token);
+            let step = completed(row, &lease.token, result);
             plain.push((row, step));
             answered.insert(lease, Ok(()));
             continue;
         }
         let row = rows.get(&lease.job_id.0).cloned();
-        let result = complete_one(db, by, lease, row, now, &mut writes).await;
+        let ran = Ran { lease, result };
+        let result = complete_one(db, by, ran, row, now, &mut writes).await;
         // A failure of the database itself fails the whole batch (the transaction may be
         // unusable); a stale or unknown lease is that lease's answer alone.
         if let Err(error @ Error::Backend { .. }) = result {
@@ -89,29 +107,37 @@ async fn complete_in(
     batch.apply_deferred(db, now, &mut writes).await?;
     writes.flush(db).await?;
     // The same lease twice in one batch gets the same answer twice.
-    Ok(leases.iter().map(|lease| answered[lease].clone()).collect())
+    Ok(done.iter().map(|d| answered[&d.lease].clone()).collect())
 }
 
-/// The `completed` step of a held lease.
-fn completed<'a>(row: &job::Model, token: &'a str) -> Step<'a> {
+/// The `completed` step of a held lease, with the attempt's result.
+fn completed<'a>(row: &job::Model, token: &'a str, result: Option<&'a str>) -> Step<'a> {
     Step {
         event: Some(Event::Complete),
         reason: Reason::Completed,
         attempt: row.attempts.max(0) as u32,
         error: None,
         token: Some(token),
+        result,
     }
+}
+
+/// A success to record: its lease and its result as JSON.
+struct Ran<'a> {
+    lease: &'a LeaseRef,
+    result: Option<&'a str>,
 }
 
 /// Completes one lease; `row` is the job as read with the batch, if it exists.
 async fn complete_one(
     db: &impl ConnectionTrait,
     by: &WorkerInstance,
-    lease: &LeaseRef,
+    ran: Ran<'_>,
     mut row: Option<job::Model>,
     now: DateTime<Utc>,
     writes: &mut Writes,
 ) -> Result<()> {
+    let lease = ran.lease;
     let actor = Actor::Worker(by.clone());
     // Not `until_applied`: each try defers its writes into the batch's `writes`, a borrow that
     // a closure run again and again cannot hand out.
@@ -125,7 +151,7 @@ async fn complete_one(
             Check::Repeated(_) => return Ok(()),
         };
         let attempt = row.attempts.max(0) as u32;
-        let mut steps = vec![completed(&row, &lease.token)];
+        let mut steps = vec![completed(&row, &lease.token, ran.result)];
         let mut set = Vec::new();
         let next = repeat_of(&row)?.and_then(|r| r.next_after(convert::time(row.run_at), now));
         if let Some(next) = next
@@ -137,6 +163,7 @@ async fn complete_one(
                 attempt,
                 error: None,
                 token: None,
+                result: None,
             });
             set.push((job::Column::RunAt, Value::from(ms(next))));
             set.push((job::Column::Attempts, Value::from(0)));

@@ -129,5 +129,9 @@ pub(crate) fn history_entry(row: history::Model) -> Result<HistoryEntry> {
         reason: parse("reason", &row.reason)?,
         lease_token: row.lease_token,
         error,
+        result: row
+            .result
+            .map(|r| serde_json::from_str(&r).map_err(|e| corrupt(format!("result: {e}"))))
+            .transpose()?,
     })
 }

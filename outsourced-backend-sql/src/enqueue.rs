@@ -435,6 +435,7 @@ fn first_history(
         attempt: 0,
         error: None,
         token: None,
+        result: None,
     };
     history_row(row.id, 1, None, state, &step, now, by)
 }

@@ -20,9 +20,9 @@ use crate::{
     admin, attachments, complete, enqueue, fail, heartbeat, queues, read, reclaim, release, reserve,
 };
 use outsourced_core::{
-    Actor, AttachmentInfo, Backend, CountFilter, Download, Failure, Heartbeat, HistoryEntry,
-    JobFilter, JobId, JobRecord, JobState, LeaseRef, NewJob, PruneOptions, QueueInfo, QueueLimit,
-    QueueUpdate, ReclaimOptions, ReserveOptions, Reserved, Result, StateCount, Upload,
+    Actor, AttachmentInfo, Backend, Completion, CountFilter, Download, Failure, Heartbeat,
+    HistoryEntry, JobFilter, JobId, JobRecord, JobState, LeaseRef, NewJob, PruneOptions, QueueInfo,
+    QueueLimit, QueueUpdate, ReclaimOptions, ReserveOptions, Reserved, Result, StateCount, Upload,
     WorkerInstance,
 };
 
@@ -142,11 +142,11 @@ impl Backend for SqlBackend {
     async fn complete_batch(
         &self,
         by: &WorkerInstance,
-        leases: &[LeaseRef],
+        done: &[Completion],
     ) -> Result<Vec<Result<()>>> {
-        let (by, leases) = (by.clone(), leases.to_vec());
+        let (by, done) = (by.clone(), done.to_vec());
         write_call!(self, |backend| complete::complete_batch(
-            &backend, &by, &leases
+            &backend, &by, &done
         ))
     }
 

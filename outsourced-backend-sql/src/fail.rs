@@ -61,6 +61,7 @@ async fn fail_in(
             attempt: row.attempts.max(0) as u32,
             error: Some(&failure.error),
             token: Some(&lease.token),
+            result: None,
         };
         let transition = Transition {
             row: &row,

@@ -10,6 +10,7 @@ mod m0006_dashboard;
 mod m0007_claims;
 mod m0008_instances;
 mod m0009_logins;
+mod m0010_results;
 
 /// All migrations, oldest first.
 pub(crate) struct Migrator;
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0007_claims::Claims),
             Box::new(m0008_instances::Instances),
             Box::new(m0009_logins::Logins),
+            Box::new(m0010_results::Results),
         ]
     }
 

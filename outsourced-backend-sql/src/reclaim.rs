@@ -92,6 +92,7 @@ pub(crate) async fn expire(
         attempt: attempts,
         error: Some(&error),
         token: row.lease_token.as_deref(),
+        result: None,
     };
     let transition = Transition {
         row,

@@ -98,6 +98,7 @@ async fn release_one(
             attempt,
             error: None,
             token: Some(&lease.token),
+            result: None,
         };
         let transition = Transition {
             row: &row,

@@ -467,6 +467,7 @@ impl<'a> Grant<'a> {
                     attempt: (row.attempts + 1) as u32,
                     error: None,
                     token: Some(token),
+                    result: None,
                 };
                 let from = convert::state(row).ok();
                 history_row(

@@ -28,6 +28,8 @@ pub(crate) struct Step<'a> {
     pub(crate) error: Option<&'a ErrorInfo>,
     /// The lease it concerns.
     pub(crate) token: Option<&'a str>,
+    /// The result of a succeeded attempt, as JSON.
+    pub(crate) result: Option<&'a str>,
 }
 
 /// A change of one job as read in `row`: one or more steps (a completion and its repeat are
@@ -284,6 +286,7 @@ pub(crate) fn history_row(
         error_message: Set(error.map(|e| e.message.clone())),
         error_causes: Set(error.map(|e| serde_json::json!(e.causes).to_string())),
         error_backtrace: Set(error.and_then(|e| e.backtrace.clone())),
+        result: Set(step.result.map(str::to_owned)),
     }
 }
 

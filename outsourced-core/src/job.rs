@@ -2,18 +2,21 @@
 //! error a job returns.
 
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 use crate::backend::Backend;
 use crate::error::{Error, Result};
-use crate::types::{Actor, AttachmentInfo, Download, ErrorInfo, JobId, JobRecord, NewJob};
+use crate::types::{
+    Actor, AttachmentInfo, Download, ErrorInfo, JobId, JobRecord, NewJob, check_result,
+};
 
 /// A job: a serde struct with a class name and a `perform` method.
 ///
@@ -137,6 +140,8 @@ pub struct JobContext {
     cancel: Arc<AtomicBool>,
     /// Where to read the attachment from, as whom.
     source: Option<(Arc<dyn Backend>, Actor)>,
+    /// The result the job set, shared by the context's clones (the worker reads it after).
+    result: Arc<Mutex<Option<Value>>>,
 }
 
 impl fmt::Debug for JobContext {
@@ -162,6 +167,7 @@ impl JobContext {
             attachment: job.attachment.clone(),
             cancel: Arc::new(AtomicBool::new(false)),
             source: None,
+            result: Arc::default(),
         }
     }
 
@@ -188,6 +194,23 @@ impl JobContext {
     /// Marks a cancel request (the worker does this when a heartbeat reports one).
     pub fn request_cancel(&self) {
         self.cancel.store(true, Ordering::Relaxed);
+    }
+
+    /// Sets the result this attempt hands back when it succeeds (the last one set counts). It
+    /// is kept with the attempt's `completed` history row, readable by the job's producer and
+    /// the admins. `Err` when it cannot be made JSON or takes more than
+    /// [`MAX_RESULT_BYTES`](crate::MAX_RESULT_BYTES): keep files in attachments.
+    pub fn set_result(&self, result: impl Serialize) -> Result<(), JobError> {
+        let value = serde_json::to_value(result)
+            .map_err(|e| JobError::msg(format!("the result cannot be made JSON: {e}")))?;
+        check_result(&value).map_err(|e| JobError::msg(e.to_string()).permanent())?;
+        *self.result.lock().unwrap_or_else(|e| e.into_inner()) = Some(value);
+        Ok(())
+    }
+
+    /// Takes the result set by [`set_result`](JobContext::set_result), if any.
+    pub fn take_result(&self) -> Option<Value> {
+        self.result.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 }
 

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use outsourced_core::{
-    Actor, AnyJob, Backend, Backoff, Error, ErrorInfo, Failure, JobContext, JobError, JobRecord,
-    JobState, LeaseRef, Reserved, RetryPlan, invoke,
+    Actor, AnyJob, Backend, Backoff, Completion, Error, ErrorInfo, Failure, JobContext, JobError,
+    JobRecord, JobState, LeaseRef, Reserved, RetryPlan, invoke,
 };
 use tokio::task::JoinHandle;
 
@@ -219,8 +219,19 @@ async fn report(
     } = attempt;
     let (info, plan) = match ending {
         Ending::Done(Ok(())) => {
-            let completed = retrying(|| reporter.complete(lease.clone())).await;
-            return (settled(completed, Outcome::Succeeded), Said::default());
+            let done = Completion {
+                lease: lease.clone(),
+                result: ctx.take_result(),
+            };
+            match retrying(|| reporter.complete(done.clone())).await {
+                // A result the backend will not keep (too large for a server's own bound):
+                // the work is done, so running it again would not help; the operator sees why.
+                Err(Error::InvalidInput { message }) => (
+                    ErrorInfo::new(format!("the job's result was refused: {message}")),
+                    RetryPlan::Never,
+                ),
+                completed => return (settled(completed, Outcome::Succeeded), Said::default()),
+            }
         }
         Ending::Done(Err(error)) => {
             let plan = retry_plan(&error, runnable, ctx.attempt);

@@ -4,14 +4,14 @@
 
 use std::sync::Arc;
 
-use outsourced_core::{Backend, Error, LeaseRef, WorkerInstance};
+use outsourced_core::{Backend, Completion, Error, WorkerInstance};
 use tokio::sync::{mpsc, oneshot};
 
 /// The most completions one call carries: a reserve's largest batch (the SQL backend's
 /// `max_reserve`), so that jobs leased together are reported together.
 const MAX_BATCH: usize = 1000;
 
-type Request = (LeaseRef, oneshot::Sender<Result<(), Error>>);
+type Request = (Completion, oneshot::Sender<Result<(), Error>>);
 
 /// The handle jobs report their success through.
 #[derive(Clone)]
@@ -26,7 +26,7 @@ impl Reporter {
     }
 
     /// Reports one success and waits for the backend's answer about it.
-    pub(crate) async fn complete(&self, lease: LeaseRef) -> Result<(), Error> {
+    pub(crate) async fn complete(&self, done: Completion) -> Result<(), Error> {
         let (tx, rx) = oneshot::channel();
         let gone = || Error::Backend {
             backend: "worker",
@@ -34,7 +34,7 @@ impl Reporter {
             retryable: false,
             source: None,
         };
-        self.0.send((lease, tx)).map_err(|_| gone())?;
+        self.0.send((done, tx)).map_err(|_| gone())?;
         rx.await.map_err(|_| gone())?
     }
 }
@@ -47,8 +47,8 @@ async fn run(
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         gather(&mut rx, &mut batch).await;
-        let leases: Vec<LeaseRef> = batch.iter().map(|(lease, _)| lease.clone()).collect();
-        let results = backend.complete_batch(&id, &leases).await;
+        let done: Vec<Completion> = batch.iter().map(|(done, _)| done.clone()).collect();
+        let results = backend.complete_batch(&id, &done).await;
         match results {
             Ok(results) => {
                 for ((_, reply), result) in batch.drain(..).zip(results) {

@@ -5,8 +5,8 @@ use std::path::Path;
 use chrono::{DateTime, Utc};
 use indicatif::{ProgressBar, ProgressStyle};
 use outsourced_core::{
-    Backend, CountFilter, CronSchedule, Error, JobFilter, JobId, JobState, NewJob, Owner, Repeat,
-    Result, by_state,
+    Backend, BackendExt, CountFilter, CronSchedule, Error, JobFilter, JobId, JobState, NewJob,
+    Owner, Repeat, Result, by_state,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -16,7 +16,7 @@ use crate::attachment;
 use crate::context::Ctx;
 use crate::output::{
     clean, counts_json, history_json, history_text, job_json, job_text, jobs_table, print_json,
-    table,
+    result_text, table,
 };
 
 pub(crate) async fn run(ctx: &Ctx, command: JobCommand) -> Result<()> {
@@ -39,12 +39,17 @@ pub(crate) async fn run(ctx: &Ctx, command: JobCommand) -> Result<()> {
             let job = backend.job(&by, JobId(id)).await?;
             let unserved = job.state.is_waiting()
                 && ctx.backend.unserved(&job.queue).await?.contains(&job.class);
+            let result = backend.result(&by, job.id).await?;
             if ctx.json {
                 let mut json = job_json(&job);
                 json["no_worker"] = json!(unserved);
+                json["result"] = result.unwrap_or_default();
                 print_json(&json);
             } else {
                 out!("{}", job_text(&job));
+                if let Some(result) = &result {
+                    out!("{:>16}: {}", "result", result_text(result));
+                }
                 if unserved {
                     out!(
                         "{:>16}: no live worker runs class {} from queue {} (give a worker's config a command for it, and hire the worker for the queue)",

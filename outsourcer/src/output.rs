@@ -237,6 +237,7 @@ pub(crate) fn history_json(rows: &[HistoryEntry]) -> Value {
                         "causes": e.causes,
                         "backtrace": e.backtrace,
                     })),
+                    "result": r.result,
                 })
             })
             .collect(),
@@ -267,6 +268,23 @@ fn elapsed(duration: chrono::Duration) -> String {
 const TRACE_HEAD: usize = 6;
 const TRACE_TAIL: usize = 14;
 
+/// The most characters of a result a text shows; `--json` shows all of it.
+const RESULT_CHARS: usize = 500;
+
+/// A job's result on one line: a string as its text, anything else as JSON, cleaned of
+/// control characters and cut short after [`RESULT_CHARS`].
+pub(crate) fn result_text(result: &Value) -> String {
+    let text = match result {
+        Value::String(text) => text.clone(),
+        other => other.to_string(),
+    };
+    let text = clean(&text.replace('\n', " / "));
+    match text.char_indices().nth(RESULT_CHARS) {
+        Some((end, _)) => format!("{}... (--json shows it all)", &text[..end]),
+        None => text,
+    }
+}
+
 /// A history as a table, each error's message, causes and backtrace under its row.
 pub(crate) fn history_text(rows: &[HistoryEntry]) -> String {
     let mut t = table(&[
@@ -286,6 +304,9 @@ pub(crate) fn history_text(rows: &[HistoryEntry]) -> String {
     }
     let mut text = t.to_string();
     for r in rows {
+        if let Some(result) = &r.result {
+            text.push_str(&format!("\n\n#{} result: {}", r.seq, result_text(result)));
+        }
         if let Some(error) = &r.error {
             let message = clean(&error.message);
             text.push_str(&format!("\n\n#{} {}: {message}", r.seq, r.reason));

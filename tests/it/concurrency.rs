@@ -96,7 +96,8 @@ async fn drain(backend: SqlBackend, me: WorkerInstance) -> Vec<JobId> {
         if batch.is_empty() {
             return done;
         }
-        let leases: Vec<_> = batch.iter().map(|r| r.lease.to_ref()).collect();
+        let leases: Vec<outsourced_core::Completion> =
+            batch.iter().map(|r| r.lease.to_ref().into()).collect();
         let results = backend
             .complete_batch(&me, &leases)
             .await

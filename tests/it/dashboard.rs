@@ -32,8 +32,8 @@ struct Report {
 impl Job for Report {
     const CLASS: &'static str = "Demo::Report";
 
-    async fn perform(&self, _ctx: &JobContext) -> Result<(), JobError> {
-        Ok(())
+    async fn perform(&self, ctx: &JobContext) -> Result<(), JobError> {
+        ctx.set_result(serde_json::json!({"rows": 1234, "source": self.source}))
     }
 }
 
@@ -245,8 +245,10 @@ async fn dashboard_end_to_end() {
             .wait_for_element_with_custom_timeout("#job-state.succeeded", Duration::from_secs(60));
         waited.expect("the page shows the job succeeded");
         shots.take(&tab, "05-succeeded");
-        text_of(&tab, "#history")
+        (text_of(&tab, "#history"), text_of(&tab, "#result"))
     });
+    let (history, result) = history;
+    assert!(result.contains("\"rows\": 1234"), "{result}");
     trigger.advance(Stage::Draining);
     running
         .await

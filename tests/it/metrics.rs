@@ -83,7 +83,8 @@ async fn metrics_count_what_happened() {
         .await;
     let jobs = jobs.expect("reserve");
     assert_eq!(jobs.len(), 7);
-    let leases: Vec<_> = jobs[..4].iter().map(|r| r.lease.to_ref()).collect();
+    let leases: Vec<outsourced_core::Completion> =
+        jobs[..4].iter().map(|r| r.lease.to_ref().into()).collect();
     worker.complete_batch(&me, &leases).await.expect("complete");
     fail(&worker, &me, &jobs[4], RetryPlan::Backoff).await;
     fail(&worker, &me, &jobs[5], RetryPlan::Never).await;

@@ -32,7 +32,8 @@ async fn drain(backend: Arc<HttpBackend>, me: WorkerInstance) -> Vec<JobId> {
         if batch.is_empty() {
             return done;
         }
-        let leases: Vec<_> = batch.iter().map(|r| r.lease.to_ref()).collect();
+        let leases: Vec<outsourced_core::Completion> =
+            batch.iter().map(|r| r.lease.to_ref().into()).collect();
         let results = backend.complete_batch(&me, &leases).await;
         assert!(results.expect("complete").iter().all(Result::is_ok));
         done.extend(batch.iter().map(|r| r.job.id));

@@ -57,10 +57,10 @@ async fn pruning_leaves_no_orphan_rows(config: SqlConfig) {
     let run = backend
         .reserve(&me, ReserveOptions::up_to(2).queues(["files"]))
         .await;
-    let leases: Vec<_> = run
+    let leases: Vec<outsourced_core::Completion> = run
         .expect("reserve")
         .iter()
-        .map(|r| r.lease.to_ref())
+        .map(|r| r.lease.to_ref().into())
         .collect();
     backend
         .complete_batch(&me, &leases)

@@ -54,9 +54,9 @@ impl Backend for Counting {
     async fn complete_batch(
         &self,
         by: &WorkerInstance,
-        leases: &[LeaseRef],
+        done: &[outsourced_core::Completion],
     ) -> Result<Vec<Result<()>>> {
-        self.inner.complete_batch(by, leases).await
+        self.inner.complete_batch(by, done).await
     }
     async fn fail(&self, by: &WorkerInstance, lease: &LeaseRef, f: Failure) -> Result<JobState> {
         self.inner.fail(by, lease, f).await

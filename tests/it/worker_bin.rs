@@ -88,6 +88,28 @@ fn a_worker_from_a_written_config_works_its_queues_only() {
 }
 
 #[test]
+fn a_handlers_output_is_the_jobs_result_in_show_and_history() {
+    let s = Scratch::new();
+    setup(&s, "echo '{\"pages\": 3, \"note\": \"done\"}'");
+    let job = s.json(&["job", "enqueue", "Shell", "--queue", "stuff_to_do"]);
+    let out = worker(&s, "w1.yml", &["--exit-on-complete"]);
+    assert!(out.status.success());
+    let id = job["id"].as_i64().expect("an id").to_string();
+    let shown = s.json(&["job", "show", &id]);
+    assert_eq!(shown["result"], json!({"pages": 3, "note": "done"}));
+    let text = s.ok(&["job", "show", &id]);
+    assert!(
+        text.contains(r#"result: {"note":"done","pages":3}"#),
+        "{text}"
+    );
+    let history = s.json(&["job", "history", &id]);
+    assert_eq!(history[2]["reason"], "completed");
+    assert_eq!(history[2]["result"]["pages"], 3);
+    let text = s.ok(&["job", "history", &id]);
+    assert!(text.contains("#3 result: {"), "{text}");
+}
+
+#[test]
 fn a_failing_handler_leaves_its_stderr_in_the_history() {
     let s = Scratch::new();
     setup(&s, "echo 'cannot reach the printer' >&2; exit 4");

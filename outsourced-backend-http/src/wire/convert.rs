@@ -257,6 +257,7 @@ impl From<&HistoryEntry> for HistoryDto {
             reason: row.reason.as_str().to_owned(),
             lease_token: row.lease_token.clone(),
             error: row.error.as_ref().map(ErrorInfoDto::from),
+            result: row.result.clone(),
         }
     }
 }
@@ -275,6 +276,7 @@ impl HistoryDto {
             reason: self.reason.parse()?,
             lease_token: self.lease_token,
             error: self.error.map(ErrorInfo::from),
+            result: self.result,
         })
     }
 }

@@ -212,7 +212,22 @@ pub struct HeartbeatDto {
     pub cancel_requested: bool,
 }
 
-/// One lease of a batch complete.
+/// A success a worker reports: its lease, and the job's result if it has one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CompleteRequest {
+    /// The worker process's instance id.
+    pub instance: String,
+    /// The lease's token.
+    pub token: String,
+    /// What the job produced: any JSON value of at most 64 KiB, kept with the attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub result: Option<Value>,
+}
+
+/// One success of a batch complete.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
@@ -221,6 +236,10 @@ pub struct LeaseKeyDto {
     pub id: i64,
     /// The lease's token.
     pub token: String,
+    /// What the job produced: any JSON value of at most 64 KiB, kept with the attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub result: Option<Value>,
 }
 
 /// Several successes at once.
@@ -361,6 +380,10 @@ pub struct HistoryDto {
     pub lease_token: Option<String>,
     /// The error of a failed attempt.
     pub error: Option<ErrorInfoDto>,
+    /// What the job produced, on the `completed` row of the attempt that produced it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub result: Option<Value>,
 }
 
 /// How many jobs of a queue are in a state.

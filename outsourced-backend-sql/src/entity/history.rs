@@ -24,6 +24,9 @@ pub(crate) struct Model {
     pub error_causes: Option<String>,
     #[sea_orm(column_type = "Text", nullable)]
     pub error_backtrace: Option<String>,
+    /// The result of a succeeded attempt, as JSON.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub result: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

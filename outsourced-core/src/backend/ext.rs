@@ -3,14 +3,15 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use serde_json::Value;
 
 use super::{Backend, CountFilter, JobFilter, PruneOptions, ReclaimOptions, ReserveOptions};
 use crate::error::{Error, Result};
 use crate::state::JobState;
 use crate::types::{
-    Actor, AttachmentInfo, Download, Failure, Heartbeat, HistoryEntry, JobId, JobRecord, LeaseRef,
-    NewJob, Owner, QueueInfo, QueueLimit, QueueUpdate, Reserved, StateCount, StateCounts, Upload,
-    WorkerInstance, by_state,
+    Actor, AttachmentInfo, Completion, Download, Failure, Heartbeat, HistoryEntry, JobId,
+    JobRecord, LeaseRef, NewJob, Owner, QueueInfo, QueueLimit, QueueUpdate, Reason, Reserved,
+    StateCount, StateCounts, Upload, WorkerInstance, by_state,
 };
 
 /// Calls built on the [`Backend`] trait, for every backend alike.
@@ -19,17 +20,35 @@ use crate::types::{
 /// calls mean the same everywhere.
 #[async_trait]
 pub trait BackendExt: Backend {
-    /// Reports the success of one leased job (see [`Backend::complete_batch`]).
+    /// Reports the success of one leased job, without a result (see
+    /// [`Backend::complete_batch`]).
     async fn complete(&self, by: &WorkerInstance, lease: &LeaseRef) -> Result<()> {
-        let mut results = self.complete_batch(by, std::slice::from_ref(lease)).await?;
+        self.complete_one(by, Completion::from(lease.clone())).await
+    }
+
+    /// Reports the success of one leased job with its result, if any (see
+    /// [`Backend::complete_batch`]).
+    async fn complete_one(&self, by: &WorkerInstance, done: Completion) -> Result<()> {
+        let mut results = self.complete_batch(by, std::slice::from_ref(&done)).await?;
         results.pop().unwrap_or_else(|| {
             Err(Error::Backend {
                 backend: "core",
-                message: "complete_batch returned no result for one lease".into(),
+                message: "complete_batch returned no answer for one completion".into(),
                 retryable: false,
                 source: None,
             })
         })
+    }
+
+    /// The result of the job's latest success (`None` when it has not succeeded or returned
+    /// nothing); read from its history, so with the history's access rules.
+    async fn result(&self, by: &Actor, id: JobId) -> Result<Option<Value>> {
+        let history = self.history(by, id).await?;
+        Ok(history
+            .into_iter()
+            .rev()
+            .find(|entry| entry.reason == Reason::Completed)
+            .and_then(|entry| entry.result))
     }
 
     /// One queue by name; `UnknownQueue` when there is none.
@@ -94,9 +113,9 @@ macro_rules! forward_backend {
             async fn complete_batch(
                 &self,
                 by: &WorkerInstance,
-                leases: &[LeaseRef],
+                done: &[Completion],
             ) -> Result<Vec<Result<()>>> {
-                (**self).complete_batch(by, leases).await
+                (**self).complete_batch(by, done).await
             }
             async fn fail(
                 &self,

@@ -14,8 +14,9 @@ use async_trait::async_trait;
 use crate::error::Result;
 use crate::state::JobState;
 use crate::types::{
-    Actor, AttachmentInfo, Download, Failure, Heartbeat, HistoryEntry, JobId, JobRecord, LeaseRef,
-    NewJob, QueueInfo, QueueLimit, QueueUpdate, Reserved, StateCount, Upload, WorkerInstance,
+    Actor, AttachmentInfo, Completion, Download, Failure, Heartbeat, HistoryEntry, JobId,
+    JobRecord, LeaseRef, NewJob, QueueInfo, QueueLimit, QueueUpdate, Reserved, StateCount, Upload,
+    WorkerInstance,
 };
 
 /// Where jobs live: enqueue, lease, report, inspect, administer.
@@ -118,9 +119,12 @@ pub trait Backend: Send + Sync {
     /// - An unknown job is `NotFound`.
     async fn heartbeat(&self, by: &WorkerInstance, lease: &LeaseRef) -> Result<Heartbeat>;
 
-    /// Reports the success of leased jobs; each lease gets its own result, in order.
+    /// Reports the success of leased jobs; each completion gets its own answer, in order.
     ///
     /// - The job becomes `succeeded` with a `completed` history row, and frees its queue slot.
+    /// - The completion's result, if any, is kept on that `completed` row (and only there: each
+    ///   run of a repeating job keeps its own). A result over [`crate::MAX_RESULT_BYTES`] as
+    ///   JSON is `InvalidInput` for that completion and changes nothing.
     /// - A repeating job (an interval, or a cron schedule whose next point after now is its
     ///   next run) then goes back to `scheduled` at its next run time with its attempts
     ///   reset (a second, `repeat`, history row) and keeps its slot; not when a cancel was
@@ -131,7 +135,7 @@ pub trait Backend: Send + Sync {
     async fn complete_batch(
         &self,
         by: &WorkerInstance,
-        leases: &[LeaseRef],
+        done: &[Completion],
     ) -> Result<Vec<Result<()>>>;
 
     /// Reports a failed attempt and returns the job's new state.

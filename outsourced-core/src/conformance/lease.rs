@@ -207,7 +207,8 @@ pub(crate) async fn batch_complete_answers_each_lease(h: &Harness) {
         stale,
         unknown,
         jobs[1].lease.to_ref(),
-    ];
+    ]
+    .map(crate::Completion::from);
     let results = ok(
         h.w(0).backend.complete_batch(&h.w(0).id, &leases).await,
         "complete",

@@ -33,6 +33,7 @@ mod queues;
 mod reads;
 mod reclaim;
 mod reserve;
+mod results;
 mod retention;
 
 pub use harness::{Client, Harness, QueueHook, WorkerClient, noop, ok};
@@ -111,6 +112,9 @@ scenarios![
     lease::a_late_complete_after_expiry_is_refused,
     lease::a_late_complete_after_a_new_lease_is_refused,
     lease::batch_complete_answers_each_lease,
+    results::results_are_kept_with_their_attempt,
+    results::a_repeated_complete_keeps_the_first_result,
+    results::each_run_of_a_repeating_job_keeps_its_result,
     lease::a_repeating_job_is_scheduled_again,
     lease::a_cron_job_runs_again_at_its_next_point,
     lease::a_failure_is_retried_after_the_backoff,

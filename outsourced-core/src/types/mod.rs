@@ -4,6 +4,7 @@ mod attachment;
 mod ids;
 mod queue;
 mod record;
+mod result;
 mod spec;
 
 pub use attachment::{AttachmentInfo, ByteStream, Download, MAX_FILE_NAME, Upload};
@@ -16,6 +17,7 @@ pub use record::{
     ErrorInfo, Failure, Heartbeat, HistoryEntry, JobRecord, Lease, LeaseInfo, LeaseRef, Reason,
     Reserved, RetryPlan,
 };
+pub use result::{Completion, MAX_RESULT_BYTES, check_result};
 pub use spec::{
     Backoff, CronSchedule, DEFAULT_MAX_ATTEMPTS, DEFAULT_QUEUE, NewJob, Repeat, check_queue_name,
     is_unprintable,

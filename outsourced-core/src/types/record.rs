@@ -293,6 +293,8 @@ pub struct HistoryEntry {
     pub lease_token: Option<String>,
     /// The error of a failed attempt.
     pub error: Option<ErrorInfo>,
+    /// What the job produced, on the `completed` row of the attempt that produced it.
+    pub result: Option<Value>,
 }
 
 #[cfg(test)]

@@ -6,11 +6,11 @@ use axum::extract::{Path, Query, State};
 use axum::response::IntoResponse;
 use chrono::Duration;
 use outsourced_backend_sql::Role;
-use outsourced_core::{Backend, JobFilter, JobId, JobState, Owner};
+use outsourced_core::{Backend, JobFilter, JobId, JobState, Owner, Reason};
 
 use super::view::{
     self, AttachmentRow, Chrome, HistoryRow, JobPage, JobRow, JobsPage, JobsQuery, OverviewPage,
-    QueueRow, WorkerRow, WorkersPage,
+    QueueRow, WorkerRow, WorkersPage, pretty,
 };
 use super::{Admin, Failure, PageResult, page};
 use crate::state::AppState;
@@ -151,6 +151,15 @@ pub(crate) async fn job(
         })
         .collect();
     let args = serde_json::to_string_pretty(&job.args).unwrap_or_default();
+    // The result of the latest success (each run of a repeating job keeps its own in the
+    // history below).
+    let result = entries
+        .iter()
+        .rev()
+        .find(|entry| entry.reason == Reason::Completed)
+        .and_then(|entry| entry.result.as_ref())
+        .map(pretty)
+        .unwrap_or_default();
     let attachment = job.attachment.as_ref().map(|a| AttachmentRow {
         name: a.file_name.clone().unwrap_or_else(|| "(no name)".into()),
         content_type: a.content_type.clone(),
@@ -184,6 +193,7 @@ pub(crate) async fn job(
         no_worker,
         last_error: job.last_error.clone().unwrap_or_default(),
         args,
+        result,
         attachment,
         history,
     };

@@ -139,6 +139,14 @@ pub(crate) struct JobsPage {
     pub(crate) older: Option<String>,
 }
 
+/// A JSON value as the pages show it: a string as its text, anything else indented.
+pub(crate) fn pretty(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::String(text) => text.clone(),
+        other => serde_json::to_string_pretty(other).unwrap_or_default(),
+    }
+}
+
 /// One transition on a job's page.
 pub(crate) struct HistoryRow {
     pub(crate) seq: u32,
@@ -151,6 +159,8 @@ pub(crate) struct HistoryRow {
     pub(crate) reason: String,
     pub(crate) error: String,
     pub(crate) backtrace: String,
+    /// The result of a succeeded attempt, as indented JSON; empty when there is none.
+    pub(crate) result: String,
 }
 
 impl HistoryRow {
@@ -167,6 +177,7 @@ impl HistoryRow {
             reason: entry.reason.to_string(),
             error: error.map(|e| e.to_string()).unwrap_or_default(),
             backtrace: error.and_then(|e| e.backtrace.clone()).unwrap_or_default(),
+            result: entry.result.as_ref().map(pretty).unwrap_or_default(),
         }
     }
 }
@@ -196,6 +207,8 @@ pub(crate) struct JobPage {
     pub(crate) no_worker: bool,
     pub(crate) last_error: String,
     pub(crate) args: String,
+    /// The latest success's result, as indented JSON; empty when there is none.
+    pub(crate) result: String,
     pub(crate) attachment: Option<AttachmentRow>,
     pub(crate) history: Vec<HistoryRow>,
 }

@@ -7,11 +7,13 @@ use axum::Json;
 use axum::extract::{Extension, State};
 use axum::http::StatusCode;
 use outsourced_backend_http::wire::{
-    BatchCompleteRequest, BatchCompleteResponse, CountDto, ErrorBody, FailRequest, HeartbeatDto,
-    InstanceRequest, LeaseRequest, ReserveRequest, ReservedDto, ReservedList, StateDto,
+    BatchCompleteRequest, BatchCompleteResponse, CompleteRequest, CountDto, ErrorBody, FailRequest,
+    HeartbeatDto, InstanceRequest, LeaseRequest, ReserveRequest, ReservedDto, ReservedList,
+    StateDto,
 };
 use outsourced_core::{
-    Backend, BackendExt, Error, JobId, LeaseRef, ReserveOptions, WorkerInstance, workable_queues,
+    Backend, BackendExt, Completion, Error, JobId, LeaseRef, ReserveOptions, WorkerInstance,
+    workable_queues,
 };
 
 use super::access::{instance, lease_access};
@@ -74,16 +76,20 @@ pub(crate) async fn heartbeat(
 }
 
 /// Report a success.
-#[utoipa::path(post, path = "/v1/jobs/{id}/complete", params(("id" = i64, Path, description = "The job's id")), request_body = LeaseRequest, tag = "workers",
-    responses((status = 204), (status = 409, description = "stale lease", body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/jobs/{id}/complete", params(("id" = i64, Path, description = "The job's id")), request_body = CompleteRequest, tag = "workers",
+    responses((status = 204), (status = 409, description = "stale lease", body = ErrorBody), (status = 400, description = "a result over 64 KiB", body = ErrorBody)))]
 pub(crate) async fn complete(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     PathArg(id): PathArg<i64>,
-    JsonBody(request): JsonBody<LeaseRequest>,
+    JsonBody(request): JsonBody<CompleteRequest>,
 ) -> ApiResult<StatusCode> {
     let (by, lease) = presented(&state, &caller, id, &request.instance, &request.token).await?;
-    state.backend().complete(&by, &lease).await?;
+    let done = Completion {
+        lease,
+        result: request.result,
+    };
+    state.backend().complete_one(&by, done).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -102,9 +108,12 @@ pub(crate) async fn complete_batch(
     for lease in &request.leases {
         match lease_access(&state, &caller, JobId(lease.id)).await {
             Ok(()) => {
-                allowed.push(LeaseRef {
-                    job_id: JobId(lease.id),
-                    token: lease.token.clone(),
+                allowed.push(Completion {
+                    lease: LeaseRef {
+                        job_id: JobId(lease.id),
+                        token: lease.token.clone(),
+                    },
+                    result: lease.result.clone(),
                 });
                 answers.push(None);
             }

@@ -1,7 +1,8 @@
 //! Command handlers: a job class run as a program, so that the stock worker is useful without
 //! any Rust. The job's arguments arrive as JSON on standard input, its id, class, queue and
 //! attempt in environment variables, its attachment (if any) as a file whose path is in
-//! `OUTSOURCED_ATTACHMENT`; exit status 0 is success, anything else a failure whose message is
+//! `OUTSOURCED_ATTACHMENT`; exit status 0 is success, whose standard output is the job's result
+//! (its JSON value when it is one, else its text); anything else is a failure whose message is
 //! the status and the last line of standard error, and whose detail keeps the head and tail
 //! of standard error and the tail of standard output. Each handler runs in a process group of
 //! its own (see `process`).
@@ -20,7 +21,7 @@ use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
-use outsourced_core::{AnyJob, ErrorInfo, JobContext, JobError};
+use outsourced_core::{AnyJob, ErrorInfo, JobContext, JobError, MAX_RESULT_BYTES};
 
 mod output;
 pub(crate) mod process;
@@ -33,8 +34,12 @@ use process::Group;
 /// usage message comes first, an exception last).
 const STDERR_HEAD: usize = 4 * 1024;
 const STDERR_TAIL: usize = 12 * 1024;
-/// How much of a failed command's standard output is kept: its last bytes.
-const STDOUT_TAIL: usize = 4 * 1024;
+/// How much of a command's standard output is kept: as much as a result may hold, its first
+/// and last halves when it is longer.
+const STDOUT_HEAD: usize = MAX_RESULT_BYTES / 2;
+const STDOUT_TAIL: usize = MAX_RESULT_BYTES / 2;
+/// How much of a failed command's standard output its failure's detail shows: its last bytes.
+const STDOUT_IN_FAILURE: usize = 4 * 1024;
 
 /// A program that handles one job class.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
@@ -176,7 +181,7 @@ async fn run(job: &CommandJob, ctx: &JobContext) -> Result<(), JobError> {
         .map_err(|e| JobError::msg(format!("cannot start command {program}: {e}")))?;
     let input = serde_json::to_vec(&job.args).unwrap_or_default();
     let stdin = child.stdin.take();
-    let stdout = Output::new(0, STDOUT_TAIL);
+    let stdout = Output::new(STDOUT_HEAD, STDOUT_TAIL);
     let stderr = Output::new(STDERR_HEAD, STDERR_TAIL);
     let reading = {
         let (out, err) = (child.stdout.take(), child.stderr.take());
@@ -194,6 +199,9 @@ async fn run(job: &CommandJob, ctx: &JobContext) -> Result<(), JobError> {
     let status = until_ended(ended, reading, job.kill_grace).await;
     let status = status.map_err(|e| JobError::msg(format!("command {program} failed: {e}")))?;
     if status.success() {
+        if let Some(result) = stdout.as_result() {
+            ctx.set_result(result)?;
+        }
         return Ok(());
     }
     Err(failure(&program, status, &stderr, &stdout))
@@ -241,15 +249,15 @@ fn failure(program: &str, status: ExitStatus, stderr: &Output, stdout: &Output) 
         Some(line) => format!("{program} {how}: {line}"),
         None => format!("{program} {how} (nothing on standard error)"),
     };
-    let mut detail = String::new();
-    for (name, output) in [("standard error", stderr), ("standard output", stdout)] {
-        if let Some(text) = output.report(name) {
-            if !detail.is_empty() {
-                detail.push_str("\n\n");
-            }
-            detail.push_str(&text);
-        }
-    }
+    let reports = [
+        stderr.report("standard error"),
+        stdout.tail_report("standard output", STDOUT_IN_FAILURE),
+    ];
+    let detail = reports
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join("\n\n");
     let error = JobError::from_info(ErrorInfo {
         message,
         causes: Vec::new(),

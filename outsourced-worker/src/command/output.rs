@@ -4,6 +4,8 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
+use outsourced_core::check_result;
+use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// The longest last line of standard error a failure's message carries.
@@ -94,6 +96,63 @@ impl Output {
         let text = format!("{heading}\n{}", body.trim_end());
         Some(text)
     }
+
+    /// At most the last `max` bytes under a heading, or `None` when nothing was written.
+    pub(crate) fn tail_report(&self, name: &str, max: usize) -> Option<String> {
+        let text = self.text();
+        let text = text.trim_end();
+        if text.is_empty() {
+            return None;
+        }
+        let mut start = text.len().saturating_sub(max);
+        while !text.is_char_boundary(start) {
+            start += 1;
+        }
+        let shown = text[start..].trim_start_matches('\n');
+        Some(match start {
+            0 => format!("{name}:\n{text}"),
+            _ => format!("{name} (its last {} bytes):\n{shown}", shown.len()),
+        })
+    }
+
+    /// What the program wrote, as a job's result: the JSON value when all of it is one that
+    /// fits, else the text (its head and tail when it was long) as a JSON string, shortened
+    /// from the front until it fits; `None` when it wrote nothing but white space.
+    pub(crate) fn as_result(&self) -> Option<Value> {
+        let text = self.text();
+        let trimmed = text.trim();
+        if trimmed.is_empty() {
+            return None;
+        }
+        if let Ok(value) = serde_json::from_str::<Value>(trimmed)
+            && check_result(&value).is_ok()
+        {
+            return Some(value);
+        }
+        let mut text = trimmed.to_owned();
+        // Escapes can make a string's JSON longer than its text: drop a quarter from the
+        // front until it fits (the end of an output is what tells most).
+        while check_result(&Value::String(text.clone())).is_err() {
+            let mut cut = text.len() / 4;
+            while !text.is_char_boundary(cut) {
+                cut += 1;
+            }
+            text.replace_range(..cut, "[...]");
+        }
+        Some(Value::String(text))
+    }
+
+    /// All the kept text, with a marker where bytes were left out.
+    fn text(&self) -> String {
+        let kept = self.lock();
+        let head = String::from_utf8_lossy(&kept.head);
+        let tail: Vec<u8> = kept.tail.iter().copied().collect();
+        let tail = String::from_utf8_lossy(&tail);
+        match kept.skipped {
+            0 => format!("{head}{tail}"),
+            n => format!("{head}\n[... {n} bytes left out ...]\n{tail}"),
+        }
+    }
 }
 
 impl Kept {
@@ -167,5 +226,45 @@ mod tests {
         output.lock().push(b"one\ntwo\n");
         assert_eq!(output.report("out").as_deref(), Some("out:\none\ntwo"));
         assert_eq!(Output::new(4, 4).report("out"), None);
+    }
+
+    #[test]
+    fn output_that_is_json_is_the_result_and_other_text_a_string() {
+        let output = Output::new(1024, 1024);
+        output.lock().push(b"  {\"pages\": 3}\n");
+        assert_eq!(output.as_result(), Some(serde_json::json!({"pages": 3})));
+        let output = Output::new(1024, 1024);
+        output.lock().push(b"done: 3 pages\n");
+        assert_eq!(output.as_result(), Some(Value::from("done: 3 pages")));
+        assert_eq!(Output::new(8, 8).as_result(), None);
+    }
+
+    #[test]
+    fn a_long_output_is_a_string_that_fits_and_keeps_its_end() {
+        let half = outsourced_core::MAX_RESULT_BYTES / 2;
+        let output = Output::new(half, half);
+        // Control bytes take six bytes each as JSON: kept whole, this would not fit.
+        output.lock().push(&[1u8; 100_000]);
+        output.lock().push(b"the end\n");
+        let Some(Value::String(text)) = output.as_result() else {
+            panic!("a string");
+        };
+        assert!(text.ends_with("the end"), "{}", &text[text.len() - 20..]);
+        assert!(text.contains("[...]"));
+        assert!(check_result(&Value::String(text)).is_ok());
+    }
+
+    #[test]
+    fn a_tail_report_keeps_only_the_last_bytes() {
+        let output = Output::new(1024, 1024);
+        output.lock().push(b"first\nsecond\nthird\n");
+        assert_eq!(
+            output.tail_report("out", 6).as_deref(),
+            Some("out (its last 5 bytes):\nthird")
+        );
+        assert_eq!(
+            output.tail_report("out", 100).as_deref(),
+            Some("out:\nfirst\nsecond\nthird")
+        );
     }
 }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use outsourced_core::conformance::{Harness, ok};
-use outsourced_core::{JobState, NewJob, Upload};
+use outsourced_core::{BackendExt, JobState, NewJob, Upload};
 use serde_json::json;
 
 use super::{last_error, only, worker};
@@ -59,6 +59,27 @@ pub(crate) async fn a_command_gets_its_arguments_and_succeeds(h: &Harness) {
     );
     let env = std::fs::read_to_string(out.with_extension("env")).expect("the program's env");
     assert_eq!(env.trim(), format!("{} SendMail {queue} 1", job.id));
+}
+
+pub(crate) async fn a_commands_output_is_its_result(h: &Harness) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    // JSON on standard input says which output to give.
+    let body =
+        "if grep -q json; then echo '{\"pages\": 3}'; else printf 'scanned\\n3 pages\\n'; fi";
+    let program = script(dir.path(), "handler.sh", body);
+    let queue = h.queue().await;
+    let mut ids = Vec::new();
+    for args in [json!("json"), json!("text")] {
+        let job = h.enqueue(NewJob::new("Scan", args).queue(&queue)).await;
+        ids.push(job.id);
+    }
+    let w = worker(h, only(&queue)).commands(handlers("Scan", program));
+    assert_eq!(ok(w.work_off(2).await, "work off").succeeded, 2);
+    let results = [json!({"pages": 3}), json!("scanned\n3 pages")];
+    for (id, expected) in ids.into_iter().zip(results) {
+        let read = h.admin.backend.result(&h.admin.actor, id).await;
+        assert_eq!(ok(read, "read a result"), Some(expected));
+    }
 }
 
 pub(crate) async fn a_failing_command_leaves_its_stderr_in_the_history(h: &Harness) {

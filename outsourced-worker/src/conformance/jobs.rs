@@ -151,6 +151,21 @@ impl Job for Blocker {
     }
 }
 
+/// Hands back its argument as its result.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct Answer {
+    pub(crate) value: serde_json::Value,
+}
+
+#[async_trait]
+impl Job for Answer {
+    const CLASS: &'static str = "Answer";
+
+    async fn perform(&self, ctx: &JobContext) -> Result<(), JobError> {
+        ctx.set_result(&self.value)
+    }
+}
+
 /// Every test job type.
 pub(crate) fn registry() -> Registry {
     let mut registry = Registry::new();
@@ -158,6 +173,7 @@ pub(crate) fn registry() -> Registry {
         .register::<Recorder>()
         .register::<Sleeper>()
         .register::<Panicker>()
-        .register::<Blocker>();
+        .register::<Blocker>()
+        .register::<Answer>();
     registry
 }

@@ -4,10 +4,10 @@
 use std::time::Duration;
 
 use outsourced_core::conformance::{Harness, noop, ok};
-use outsourced_core::{JobState, NewJob, Reason};
+use outsourced_core::{BackendExt, JobState, MAX_RESULT_BYTES, NewJob, Reason};
 use serde_json::json;
 
-use super::jobs::{Panicker, Recorder, Sleeper, recorded};
+use super::jobs::{Answer, Panicker, Recorder, Sleeper, recorded};
 use super::{enqueue, last_error, only, unique_key, worker};
 use crate::{WorkOff, WorkerOptions};
 
@@ -261,4 +261,27 @@ pub(crate) async fn a_permanent_error_skips_the_retries(h: &Harness) {
         (JobState::Failed, 1, 25)
     );
     assert!(recorded(&job.key).contains(&"failure".to_owned()));
+}
+
+pub(crate) async fn a_jobs_result_is_kept_and_one_too_large_fails_it(h: &Harness) {
+    let queue = h.queue().await;
+    let fits = json!({"invoice": 42, "lines": ["a", "b"]});
+    let good = enqueue(
+        h,
+        &queue,
+        &Answer {
+            value: fits.clone(),
+        },
+    )
+    .await;
+    let too_large = json!("x".repeat(MAX_RESULT_BYTES));
+    let bad = enqueue(h, &queue, &Answer { value: too_large }).await;
+    let done = ok(worker(h, only(&queue)).work_off(2).await, "work off");
+    assert_eq!((done.succeeded, done.failed), (1, 1));
+    let read = h.producer.backend.result(&h.producer.actor, good.id).await;
+    assert_eq!(ok(read, "read the result"), Some(fits));
+    // Work that cannot report its result fails for good, saying why, rather than running again.
+    assert_eq!(h.state(bad.id).await, JobState::Failed);
+    let error = last_error(h, bad.id).await;
+    assert!(error.contains("the limit is 65536"), "{error}");
 }
