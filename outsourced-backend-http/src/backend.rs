@@ -14,10 +14,10 @@ use crate::wire::{
     UpdateQueueRequest, job_from_dto, query_pairs,
 };
 use outsourced_core::{
-    Actor, AttachmentInfo, Backend, Completion, CountFilter, Download, Error, Failure, Heartbeat,
-    HistoryEntry, JobFilter, JobId, JobRecord, JobState, LeaseRef, NewJob, PruneOptions, QueueInfo,
-    QueueLimit, QueueUpdate, ReclaimOptions, ReserveOptions, Reserved, Result, Retention,
-    StateCount, Upload, WorkerInstance,
+    Actor, AttachmentInfo, Backend, Completion, CountFilter, Download, Enqueued, Error, Failure,
+    Heartbeat, HistoryEntry, JobFilter, JobId, JobRecord, JobState, LeaseRef, NewJob, PruneOptions,
+    QueueInfo, QueueLimit, QueueUpdate, ReclaimOptions, ReserveOptions, Reserved, Result,
+    Retention, StateCount, Upload, WorkerInstance,
 };
 
 const NONE: Option<&()> = None;
@@ -61,15 +61,32 @@ impl Backend for HttpBackend {
         job_from_dto(dto)
     }
 
-    async fn enqueue_batch(&self, _by: &Actor, jobs: Vec<NewJob>) -> Result<Vec<JobId>> {
+    async fn enqueue_batch(&self, by: &Actor, jobs: Vec<NewJob>) -> Result<Vec<JobId>> {
+        let each = self.enqueue_each(by, jobs).await?;
+        Ok(each.into_iter().map(|e| e.id).collect())
+    }
+
+    async fn enqueue_each(&self, _by: &Actor, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>> {
         if jobs.is_empty() {
             return Ok(Vec::new());
         }
         let body: Vec<NewJobDto> = jobs.iter().map(NewJobDto::from).collect();
-        let ids: IdsDto = self
+        let answer: IdsDto = self
             .call(Method::POST, "jobs/batch", &[], Some(&body), None)
             .await?;
-        Ok(ids.ids.into_iter().map(JobId).collect())
+        let duplicates = answer
+            .duplicates
+            .into_iter()
+            .chain(std::iter::repeat(false));
+        Ok(answer
+            .ids
+            .into_iter()
+            .zip(duplicates)
+            .map(|(id, duplicate)| Enqueued {
+                id: JobId(id),
+                duplicate,
+            })
+            .collect())
     }
 
     async fn reserve(&self, by: &WorkerInstance, opts: ReserveOptions) -> Result<Vec<Reserved>> {

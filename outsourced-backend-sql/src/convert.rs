@@ -77,6 +77,7 @@ pub(crate) fn job_record(row: &job::Model) -> Result<JobRecord> {
         updated_at: time(row.updated_at),
         finished_at: row.finished_at.map(time),
         attachment: attachment_info(row),
+        unique_key: row.unique_key.clone(),
     })
 }
 

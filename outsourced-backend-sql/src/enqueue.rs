@@ -16,10 +16,12 @@ use crate::dialect::{Flavor, insert_one, insert_returning_ids};
 use crate::entity::job;
 use crate::error::backend_error;
 use crate::group::{Entry, Group};
+use crate::lease::load_existing;
 use crate::slots;
 use crate::transition::{Step, history_row, insert_history};
+use crate::unique::{self, Fate};
 use outsourced_core::{
-    Actor, DEFAULT_MAX_ATTEMPTS, Error, JobId, JobRecord, NewJob, Reason, Result, Upload,
+    Actor, DEFAULT_MAX_ATTEMPTS, Enqueued, Error, JobId, JobRecord, NewJob, Reason, Result, Upload,
     initial_state,
 };
 
@@ -28,24 +30,30 @@ const JOB_CHUNK: usize = 500;
 
 /// Enqueues one job and returns it as stored.
 pub(crate) async fn one(backend: &SqlBackend, by: &Actor, job: NewJob) -> Result<JobRecord> {
-    let mut rows = insert(backend, by, vec![job]).await?;
-    let row = rows
+    let mut placed = insert(backend, by, vec![job]).await?;
+    let placed = placed
         .pop()
         .ok_or_else(|| backend_error("the insert returned no row", false))?;
-    job_record(&row)
+    job_record(&placed.row)
 }
 
-/// Enqueues jobs, all or none, and returns their ids in order.
+/// Enqueues jobs, all or none, and says of each what became of it, in order.
 pub(crate) async fn batch(
     backend: &SqlBackend,
     by: &Actor,
     jobs: Vec<NewJob>,
-) -> Result<Vec<JobId>> {
+) -> Result<Vec<Enqueued>> {
     if jobs.is_empty() {
         return Ok(Vec::new());
     }
-    let rows = insert(backend, by, jobs).await?;
-    Ok(rows.into_iter().map(|row| JobId(row.id)).collect())
+    let placed = insert(backend, by, jobs).await?;
+    Ok(placed
+        .into_iter()
+        .map(|p| Enqueued {
+            id: JobId(p.row.id),
+            duplicate: p.duplicate,
+        })
+        .collect())
 }
 
 /// Enqueues one job with its attachment: the bytes first, as an unlinked upload, then the job
@@ -61,7 +69,12 @@ pub(crate) async fn with_attachment(
     let txn = backend.begin_write().await?;
     let result = insert_and_link(&txn, backend, by, &job, &stored).await;
     match backend.finish(txn, result).await {
-        Ok(row) => {
+        Ok(placed) if placed.duplicate => {
+            // The job that holds the key keeps its own attachment, if any.
+            attachments::discard(backend, stored.id).await;
+            job_record(&placed.row)
+        }
+        Ok(Placed { row, .. }) => {
             backend.wake_for(std::slice::from_ref(&row));
             crate::observe::record(&row, crate::observe::Happened::Enqueued);
             job_record(&row)
@@ -79,13 +92,17 @@ async fn insert_and_link(
     by: &Actor,
     job: &NewJob,
     stored: &attachments::Stored,
-) -> Result<job::Model> {
+) -> Result<Placed> {
     let now = backend.now();
-    let mut rows = insert_in(db, backend, by, std::slice::from_ref(job), now).await?;
-    backend.notify_in(db).await?;
-    let mut row = rows
+    let mut placed = insert_in(db, backend, by, std::slice::from_ref(job), now).await?;
+    let placed = placed
         .pop()
         .ok_or_else(|| backend_error("the insert returned no row", false))?;
+    if placed.duplicate {
+        return Ok(placed);
+    }
+    backend.notify_in(db).await?;
+    let mut row = placed.row;
     if !attachments::link(db, row.id, stored).await? {
         return Err(Error::conflict("the new job could not take its attachment"));
     }
@@ -96,45 +113,48 @@ async fn insert_and_link(
     row.attachment_name = info.file_name.clone();
     row.attachment_type = Some(info.content_type.clone());
     row.attachment_at = Some(ms(info.created_at));
-    Ok(row)
+    Ok(Placed::stored(row))
 }
 
 /// Validates the jobs, then stores them with whatever other enqueues are waiting to be
 /// written (see [`grouped`]).
-async fn insert(backend: &SqlBackend, by: &Actor, jobs: Vec<NewJob>) -> Result<Vec<job::Model>> {
+async fn insert(backend: &SqlBackend, by: &Actor, jobs: Vec<NewJob>) -> Result<Vec<Placed>> {
     let config = backend.config();
     for job in &jobs {
         job.check(config.max_args_bytes)?;
     }
-    let request = Request {
-        by: by.clone(),
-        jobs,
+    // Unique jobs go in a transaction of their own: a claim may wait on another producer's
+    // claim of the same key, which should not hold up a whole group.
+    let placed = if jobs.iter().any(|job| job.unique.is_some()) {
+        insert_alone(backend, by, &jobs).await?
+    } else {
+        let request = Request {
+            by: by.clone(),
+            jobs,
+        };
+        let rows = backend.inner.enqueues.submit(backend, request).await??;
+        rows.into_iter().map(Placed::stored).collect()
     };
-    let rows = backend.inner.enqueues.submit(backend, request).await??;
-    for row in &rows {
-        crate::observe::record(row, crate::observe::Happened::Enqueued);
+    for row in stored(&placed) {
+        crate::observe::record(&row, crate::observe::Happened::Enqueued);
     }
-    Ok(rows)
+    Ok(placed)
 }
 
 /// Stores checked jobs alone, in a transaction of their own.
-async fn insert_alone(
-    backend: &SqlBackend,
-    by: &Actor,
-    jobs: &[NewJob],
-) -> Result<Vec<job::Model>> {
+async fn insert_alone(backend: &SqlBackend, by: &Actor, jobs: &[NewJob]) -> Result<Vec<Placed>> {
     let now = backend.now();
-    let rows = backend
+    let placed = backend
         .write(|txn| async move {
             let result = match insert_in(&txn, backend, by, jobs, now).await {
-                Ok(rows) => backend.notify_in(&txn).await.map(|()| rows),
+                Ok(placed) => backend.notify_in(&txn).await.map(|()| placed),
                 error => error,
             };
             (txn, result)
         })
         .await?;
-    backend.wake_for(&rows);
-    Ok(rows)
+    backend.wake_for(&stored(&placed));
+    Ok(placed)
 }
 
 /// One producer's checked jobs, all or none, waiting for their group.
@@ -191,7 +211,7 @@ async fn grouped(backend: SqlBackend, entries: Vec<Entry<Request, Result<Vec<job
             for entry in entries {
                 let Request { by, jobs } = &entry.request;
                 let outcome = insert_alone(&backend, by, jobs).await;
-                let _ = entry.reply.send(outcome);
+                let _ = entry.reply.send(outcome.map(|placed| stored(&placed)));
             }
         }
     }
@@ -294,7 +314,7 @@ fn is_refusal(error: &Error) -> bool {
 }
 
 /// How many of `jobs` go to each queue, queues in name order.
-fn per_queue(jobs: &[NewJob]) -> BTreeMap<&str, u64> {
+fn per_queue<'a>(jobs: impl IntoIterator<Item = &'a NewJob>) -> BTreeMap<&'a str, u64> {
     let mut per_queue = BTreeMap::<&str, u64>::new();
     for job in jobs {
         *per_queue.entry(job.queue.as_str()).or_default() += 1;
@@ -302,26 +322,99 @@ fn per_queue(jobs: &[NewJob]) -> BTreeMap<&str, u64> {
     per_queue
 }
 
-/// Stores checked jobs in the caller's transaction.
+/// One job of an enqueue as it ended: stored, or a duplicate answered with the job that
+/// holds its unique key.
+pub(crate) struct Placed {
+    /// The stored job, or the one that holds the key.
+    pub(crate) row: job::Model,
+    /// Whether it is a duplicate (nothing was stored for it).
+    pub(crate) duplicate: bool,
+}
+
+impl Placed {
+    fn stored(row: job::Model) -> Self {
+        Placed {
+            row,
+            duplicate: false,
+        }
+    }
+}
+
+/// The rows that were stored (not duplicates).
+pub(crate) fn stored(placed: &[Placed]) -> Vec<job::Model> {
+    placed
+        .iter()
+        .filter(|p| !p.duplicate)
+        .map(|p| p.row.clone())
+        .collect()
+}
+
+/// Stores checked jobs in the caller's transaction; a job whose unique key is taken is not
+/// stored and takes no queue slot.
 pub(crate) async fn insert_in(
     db: &impl ConnectionTrait,
     backend: &SqlBackend,
     by: &Actor,
     jobs: &[NewJob],
     now: DateTime<Utc>,
-) -> Result<Vec<job::Model>> {
-    let config = backend.config();
-    let create = config
+) -> Result<Vec<Placed>> {
+    let flavor = backend.flavor();
+    let fates = match jobs.iter().any(|job| job.unique.is_some()) {
+        true => unique::resolve(db, flavor, jobs, ms(now)).await?,
+        false => vec![Fate::Store; jobs.len()],
+    };
+    let to_store: Vec<&NewJob> = jobs
+        .iter()
+        .zip(&fates)
+        .filter(|(_, fate)| **fate == Fate::Store)
+        .map(|(job, _)| job)
+        .collect();
+    let create = backend
+        .config()
         .create_queues_on_first_use
-        .then_some((now, backend.flavor()));
+        .then_some((now, flavor));
     // Queues in name order, so that concurrent batches lock them in the same order.
-    for (queue, n) in per_queue(jobs) {
+    for (queue, n) in per_queue(to_store.iter().copied()) {
         slots::take(db, queue, n, create).await?;
     }
-    let mut rows: Vec<job::Model> = jobs.iter().map(|job| new_row(job, by, now)).collect();
+    let mut rows: Vec<job::Model> = to_store.iter().map(|job| new_row(job, by, now)).collect();
     let by = vec![by; rows.len()];
-    store(db, backend.flavor(), &mut rows, &by, now).await?;
-    Ok(rows)
+    store(db, flavor, &mut rows, &by, now).await?;
+    let bound: Vec<(&NewJob, i64)> = to_store
+        .iter()
+        .copied()
+        .zip(rows.iter().map(|r| r.id))
+        .collect();
+    unique::bind(db, &bound).await?;
+    place(db, fates, rows).await
+}
+
+/// Each job's outcome from its fate and the rows stored, in the order of the jobs.
+async fn place(
+    db: &impl ConnectionTrait,
+    fates: Vec<Fate>,
+    rows: Vec<job::Model>,
+) -> Result<Vec<Placed>> {
+    let mut rows = rows.into_iter();
+    let mut placed: Vec<Placed> = Vec::with_capacity(fates.len());
+    for fate in fates {
+        let next =
+            match fate {
+                Fate::Store => Placed::stored(rows.next().ok_or_else(|| {
+                    backend_error("the insert returned fewer rows than jobs", false)
+                })?),
+                Fate::SameAs(first) => Placed {
+                    row: placed[first].row.clone(),
+                    duplicate: true,
+                },
+                Fate::DuplicateOf(id) => Placed {
+                    row: load_existing(db, id).await?,
+                    duplicate: true,
+                },
+            };
+        placed.push(next);
+    }
+    Ok(placed)
 }
 
 /// Inserts new job rows (giving each its id) and their first history rows; `by[i]` enqueued
@@ -387,6 +480,7 @@ fn new_row(job: &NewJob, by: &Actor, now: DateTime<Utc>) -> job::Model {
         attachment_type: None,
         attachment_at: None,
         started_at: None,
+        unique_key: job.unique.as_ref().map(|u| u.key.clone()),
     }
 }
 

@@ -20,10 +20,10 @@ use crate::{
     admin, attachments, complete, enqueue, fail, heartbeat, queues, read, reclaim, release, reserve,
 };
 use outsourced_core::{
-    Actor, AttachmentInfo, Backend, Completion, CountFilter, Download, Failure, Heartbeat,
-    HistoryEntry, JobFilter, JobId, JobRecord, JobState, LeaseRef, NewJob, PruneOptions, QueueInfo,
-    QueueLimit, QueueUpdate, ReclaimOptions, ReserveOptions, Reserved, Result, StateCount, Upload,
-    WorkerInstance,
+    Actor, AttachmentInfo, Backend, Completion, CountFilter, Download, Enqueued, Failure,
+    Heartbeat, HistoryEntry, JobFilter, JobId, JobRecord, JobState, LeaseRef, NewJob, PruneOptions,
+    QueueInfo, QueueLimit, QueueUpdate, ReclaimOptions, ReserveOptions, Reserved, Result,
+    StateCount, Upload, WorkerInstance,
 };
 
 /// Runs `call` in a task of its own and answers its result: dropping the answer's future
@@ -74,8 +74,11 @@ impl SqlBackend {
         // queue's slots, and an error on PostgreSQL does not abort the caller's transaction.
         let savepoint = txn.begin().await.map_err(db_error)?;
         let result = self.insert_and_notify(&savepoint, by, &jobs).await;
-        let rows = self.finish(savepoint, result).await?;
-        rows.iter().map(crate::convert::job_record).collect()
+        let placed = self.finish(savepoint, result).await?;
+        placed
+            .iter()
+            .map(|p| crate::convert::job_record(&p.row))
+            .collect()
     }
 
     async fn insert_and_notify(
@@ -83,7 +86,7 @@ impl SqlBackend {
         db: &DatabaseTransaction,
         by: &Actor,
         jobs: &[NewJob],
-    ) -> Result<Vec<crate::entity::job::Model>> {
+    ) -> Result<Vec<enqueue::Placed>> {
         let rows = enqueue::insert_in(db, self, by, jobs, self.now()).await?;
         if self.flavor() == Flavor::Postgres {
             let channel = wake::channel(self.inner.config.schema.as_deref());
@@ -105,6 +108,11 @@ impl Backend for SqlBackend {
     }
 
     async fn enqueue_batch(&self, by: &Actor, jobs: Vec<NewJob>) -> Result<Vec<JobId>> {
+        let each = self.observed(enqueue::batch(self, by, jobs)).await?;
+        Ok(each.into_iter().map(|e| e.id).collect())
+    }
+
+    async fn enqueue_each(&self, by: &Actor, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>> {
         self.observed(enqueue::batch(self, by, jobs)).await
     }
 

@@ -58,6 +58,7 @@ mod slots;
 pub mod testing;
 pub mod throttle;
 mod transition;
+mod unique;
 mod wake;
 
 pub use backend::SqlBackend;

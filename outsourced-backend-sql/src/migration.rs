@@ -11,6 +11,7 @@ mod m0007_claims;
 mod m0008_instances;
 mod m0009_logins;
 mod m0010_results;
+mod m0011_unique;
 
 /// All migrations, oldest first.
 pub(crate) struct Migrator;
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0008_instances::Instances),
             Box::new(m0009_logins::Logins),
             Box::new(m0010_results::Results),
+            Box::new(m0011_unique::Unique),
         ]
     }
 

@@ -73,6 +73,7 @@ async fn prune_queue(
     let ids: Vec<i64> = select.into_tuple().all(db).await.map_err(db_error)?;
     for chunk in ids.chunks(CHUNK) {
         crate::attachments::delete_for(db, chunk).await?;
+        crate::unique::forget(db, chunk).await?;
         history::Entity::delete_many()
             .filter(history::Column::JobId.is_in(chunk.iter().copied()))
             .exec(db)

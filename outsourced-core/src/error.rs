@@ -85,6 +85,15 @@ pub enum Error {
         /// What is wrong with it.
         message: String,
     },
+    /// A job's unique key is taken by another job, and the job asked for a refusal of
+    /// duplicates; nothing was stored.
+    #[error("unique key {key:?} is taken by job {existing}")]
+    Duplicate {
+        /// The key.
+        key: String,
+        /// The job that holds it.
+        existing: JobId,
+    },
     /// The operation conflicts with what is stored (a queue that already exists, a queue that
     /// still holds live jobs ...).
     #[error("conflict: {message}")]

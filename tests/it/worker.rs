@@ -41,6 +41,13 @@ impl Backend for Counting {
     async fn enqueue_batch(&self, by: &Actor, jobs: Vec<NewJob>) -> Result<Vec<JobId>> {
         self.inner.enqueue_batch(by, jobs).await
     }
+    async fn enqueue_each(
+        &self,
+        by: &Actor,
+        jobs: Vec<NewJob>,
+    ) -> Result<Vec<outsourced_core::Enqueued>> {
+        self.inner.enqueue_each(by, jobs).await
+    }
     async fn reserve(&self, by: &WorkerInstance, opts: ReserveOptions) -> Result<Vec<Reserved>> {
         self.reserves.fetch_add(1, Ordering::SeqCst);
         if self.failing {

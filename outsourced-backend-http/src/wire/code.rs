@@ -46,6 +46,8 @@ codes! {
     InvalidInput = "invalid_input",
     /// A conflict with what exists (409).
     Conflict = "conflict",
+    /// A unique key taken by another job, which `job_id` names; its key is `name` (409).
+    Duplicate = "duplicate",
     /// The job has no attachment (404).
     NoAttachment = "no_attachment",
     /// The caller's role may not do this (403).

@@ -6,12 +6,12 @@ use std::time::Duration;
 use outsourced_core::{
     Actor, AttachmentInfo, Error, ErrorInfo, Failure, Heartbeat, HistoryEntry, JobId, JobRecord,
     JobState, Lease, LeaseInfo, NewJob, QueueInfo, QueueLimit, Reserved, Result, Retention,
-    RetryPlan, StateCount, StateCounts, WorkerInstance,
+    RetryPlan, StateCount, StateCounts, Unique, WorkerInstance,
 };
 
 use super::{
     AttachmentDto, ErrorInfoDto, HeartbeatDto, HistoryDto, JobDto, LeaseDto, LeaseInfoDto,
-    NewJobDto, QueueDto, ReservedDto, RetryDto, StateCountDto,
+    NewJobDto, QueueDto, ReservedDto, RetryDto, StateCountDto, UniqueDto,
 };
 
 fn invalid(what: &str, value: &str) -> Error {
@@ -39,6 +39,12 @@ impl From<&NewJob> for NewJobDto {
             backoff: Some(job.backoff.to_string()),
             repeat: job.repeat.as_ref().map(|r| r.to_string()),
             owner: job.owner.as_ref().map(ToString::to_string),
+            unique: job.unique.as_ref().map(|u| UniqueDto {
+                key: u.key.clone(),
+                across: Some(u.across.as_str().to_owned()),
+                period_ms: u.period.map(ms),
+                on_duplicate: Some(u.on_duplicate.as_str().to_owned()),
+            }),
         }
     }
 }
@@ -60,8 +66,21 @@ impl TryFrom<NewJobDto> for NewJob {
         }
         job.repeat = dto.repeat.map(|r| r.parse()).transpose()?;
         job.owner = dto.owner.map(|o| o.parse()).transpose()?;
+        job.unique = dto.unique.map(unique_from_dto).transpose()?;
         Ok(job)
     }
+}
+
+fn unique_from_dto(dto: UniqueDto) -> Result<Unique> {
+    let mut unique = Unique::key(dto.key);
+    if let Some(across) = dto.across {
+        unique.across = across.parse()?;
+    }
+    unique.period = dto.period_ms.map(Duration::from_millis);
+    if let Some(on_duplicate) = dto.on_duplicate {
+        unique.on_duplicate = on_duplicate.parse()?;
+    }
+    Ok(unique)
 }
 
 /// A job as JSON.
@@ -92,6 +111,7 @@ pub fn job_to_dto(job: &JobRecord) -> JobDto {
         updated_at: job.updated_at,
         finished_at: job.finished_at,
         attachment: job.attachment.as_ref().map(AttachmentDto::from),
+        unique_key: job.unique_key.clone(),
     }
 }
 
@@ -146,6 +166,7 @@ pub fn job_from_dto(dto: JobDto) -> Result<JobRecord> {
         updated_at: dto.updated_at,
         finished_at: dto.finished_at,
         attachment: dto.attachment.map(AttachmentInfo::from),
+        unique_key: dto.unique_key,
     })
 }
 

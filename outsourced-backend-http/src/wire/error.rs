@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 pub struct ErrorBody {
     /// A stable machine-readable code (each of [`Code`]): `queue_full`, `unknown_queue`,
     /// `not_found`, `unknown`, `stale_lease`, `invalid_transition`, `bad_payload`,
-    /// `invalid_input`, `conflict`, `no_attachment`, `forbidden`, `unauthorized` codes
+    /// `invalid_input`, `conflict`, `duplicate`, `no_attachment`, `forbidden`, `unauthorized` codes
     /// (`unsigned`, `invalid_oauth`, `invalid_signature`, `timestamp_refused`, `nonce_used`,
     /// `locked`, `body_hash_mismatch`, `body_hash_required`), `too_large`,
     /// `unsupported_media_type`, `no_route`, `timeout`, `unavailable`, `overloaded` (turned
@@ -103,6 +103,11 @@ impl ErrorBody {
             Error::BadPayload { .. } => body(Code::BadPayload),
             Error::InvalidInput { .. } => body(Code::InvalidInput),
             Error::Conflict { .. } => body(Code::Conflict),
+            Error::Duplicate { key, existing } => ErrorBody {
+                job_id: Some(existing.0),
+                name: Some(key.clone()),
+                ..body(Code::Duplicate)
+            },
             Error::Forbidden { .. } => body(Code::Forbidden),
             Error::Unauthorized { code, message } => ErrorBody::new(code.clone(), message.clone()),
             Error::Backend {
@@ -164,6 +169,10 @@ impl ErrorBody {
             Some(Code::Conflict) => Error::Conflict {
                 message: detail("conflict: "),
             },
+            Some(Code::Duplicate) => Error::Duplicate {
+                key: name.unwrap_or_default(),
+                existing: id,
+            },
             Some(Code::Forbidden) => Error::Forbidden {
                 message: detail("forbidden: "),
             },
@@ -201,7 +210,10 @@ pub fn status_of(error: &Error) -> u16 {
         | Error::Unknown { .. }
         | Error::NoAttachment { .. } => 404,
         Error::TooLarge { .. } => 413,
-        Error::StaleLease { .. } | Error::InvalidTransition { .. } | Error::Conflict { .. } => 409,
+        Error::StaleLease { .. }
+        | Error::InvalidTransition { .. }
+        | Error::Conflict { .. }
+        | Error::Duplicate { .. } => 409,
         Error::BadPayload { .. } | Error::InvalidInput { .. } => 400,
         Error::Unauthorized { .. } => 401,
         Error::Forbidden { .. } => 403,
@@ -262,6 +274,10 @@ mod tests {
             Error::NoAttachment { id: JobId(10) },
             Error::invalid("max_attempts must be at least 1"),
             Error::conflict("queue \"a\" already exists"),
+            Error::Duplicate {
+                key: "order-42".into(),
+                existing: JobId(11),
+            },
             Error::Forbidden {
                 message: "admins only".into(),
             },

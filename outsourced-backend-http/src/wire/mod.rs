@@ -52,6 +52,29 @@ pub struct NewJobDto {
     /// `TYPE/ID`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
+    /// A key that makes the job unique.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unique: Option<UniqueDto>,
+}
+
+/// A job's unique key and its rules.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct UniqueDto {
+    /// The key: 1 to 191 bytes, no control character.
+    pub key: String,
+    /// Unique among jobs of the same queue and `class` (the default), or of the whole `queue`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub across: Option<String>,
+    /// How long the key stays taken after the enqueue, whatever the job's state, in
+    /// milliseconds; while the job is live when omitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period_ms: Option<u64>,
+    /// `existing` (the default: answer 200 with the job that holds the key, storing nothing) or
+    /// `refuse` (answer 409 `duplicate`, naming it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_duplicate: Option<String>,
 }
 
 /// A stored job.
@@ -102,6 +125,9 @@ pub struct JobDto {
     /// Its attachment (download it from `/v1/jobs/{id}/attachment`).
     #[serde(default)]
     pub attachment: Option<AttachmentDto>,
+    /// The unique key it was stored with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unique_key: Option<String>,
 }
 
 /// What is known of a job's attachment.
@@ -354,8 +380,11 @@ pub struct CountDto {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct IdsDto {
-    /// The ids.
+    /// The ids: of the stored job, or for a duplicate of the job that holds its key.
     pub ids: Vec<i64>,
+    /// Which jobs were duplicates (nothing stored), in the same order; empty when none was.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub duplicates: Vec<bool>,
 }
 
 /// One history row.

@@ -52,6 +52,8 @@ pub(crate) struct Model {
     pub attachment_at: Option<i64>,
     /// When the latest attempt was leased (for its run time); kept after it ends.
     pub started_at: Option<i64>,
+    /// The unique key it was stored with, if any (see `outsourced_unique_keys`).
+    pub unique_key: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -10,4 +10,5 @@ pub(crate) mod nonce;
 pub(crate) mod principal;
 pub(crate) mod queue;
 pub(crate) mod session;
+pub(crate) mod unique_key;
 pub(crate) mod upload;

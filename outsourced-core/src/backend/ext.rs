@@ -9,7 +9,7 @@ use super::{Backend, CountFilter, JobFilter, PruneOptions, ReclaimOptions, Reser
 use crate::error::{Error, Result};
 use crate::state::JobState;
 use crate::types::{
-    Actor, AttachmentInfo, Completion, Download, Failure, Heartbeat, HistoryEntry, JobId,
+    Actor, AttachmentInfo, Completion, Download, Enqueued, Failure, Heartbeat, HistoryEntry, JobId,
     JobRecord, LeaseRef, NewJob, Owner, QueueInfo, QueueLimit, QueueUpdate, Reason, Reserved,
     StateCount, StateCounts, Upload, WorkerInstance, by_state,
 };
@@ -85,6 +85,9 @@ macro_rules! forward_backend {
             }
             async fn enqueue_batch(&self, by: &Actor, jobs: Vec<NewJob>) -> Result<Vec<JobId>> {
                 (**self).enqueue_batch(by, jobs).await
+            }
+            async fn enqueue_each(&self, by: &Actor, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>> {
+                (**self).enqueue_each(by, jobs).await
             }
             async fn enqueue_with_attachment(
                 &self,

@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use crate::error::Result;
 use crate::state::JobState;
 use crate::types::{
-    Actor, AttachmentInfo, Completion, Download, Failure, Heartbeat, HistoryEntry, JobId,
+    Actor, AttachmentInfo, Completion, Download, Enqueued, Failure, Heartbeat, HistoryEntry, JobId,
     JobRecord, LeaseRef, NewJob, QueueInfo, QueueLimit, QueueUpdate, Reserved, StateCount, Upload,
     WorkerInstance,
 };
@@ -47,6 +47,13 @@ pub trait Backend: Send + Sync {
     /// - An empty class or queue name, `max_attempts` 0, or arguments over the backend's size
     ///   limit are `InvalidInput`. Whenever it fails, nothing is stored.
     /// - Wakes reservers that long-poll.
+    /// - A job with a [`Unique`](crate::Unique) key that another job holds (per the key's
+    ///   rules) is a duplicate: nothing is stored, no queue slot is taken, and the answer is
+    ///   the job that holds the key, or `Duplicate` naming it when the key asks for a refusal.
+    ///   Exact under concurrency: of many enqueues of one free key at once, one is stored and
+    ///   the others learn its id. A key is taken without a period while its job is live, with
+    ///   one until the period after its enqueue has passed; a key whose job is pruned is free.
+    ///   An admin's retry of a finished job does not take its key back.
     async fn enqueue(&self, by: &Actor, job: NewJob) -> Result<JobRecord>;
 
     /// Stores several new jobs, all or none.
@@ -56,7 +63,13 @@ pub trait Backend: Send + Sync {
     /// - If any job is refused (invalid, unknown queue, or the batch would take a queue over its
     ///   limit), the error is that job's and nothing is stored.
     /// - An empty batch stores nothing and succeeds.
+    /// - A duplicate's id is the id of the job that holds its key (an earlier job of the same
+    ///   batch with the same key included); a refused duplicate refuses the batch.
     async fn enqueue_batch(&self, by: &Actor, jobs: Vec<NewJob>) -> Result<Vec<JobId>>;
+
+    /// Stores several new jobs as [`enqueue_batch`](Backend::enqueue_batch) does, and says of
+    /// each whether it was stored or was a duplicate of which job.
+    async fn enqueue_each(&self, by: &Actor, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>>;
 
     /// Stores one new job with its attachment; the job exists only once every byte is stored.
     ///

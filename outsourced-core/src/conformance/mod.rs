@@ -35,6 +35,7 @@ mod reclaim;
 mod reserve;
 mod results;
 mod retention;
+mod unique;
 
 pub use harness::{Client, Harness, QueueHook, WorkerClient, noop, ok};
 
@@ -115,6 +116,12 @@ scenarios![
     results::results_are_kept_with_their_attempt,
     results::a_repeated_complete_keeps_the_first_result,
     results::each_run_of_a_repeating_job_keeps_its_result,
+    unique::a_duplicate_stores_nothing_and_answers_the_holder,
+    unique::a_key_is_free_once_its_job_has_finished,
+    unique::a_key_with_a_period_outlives_its_job,
+    unique::a_refused_duplicate_names_the_holder_and_refuses_its_batch,
+    unique::a_batch_says_which_jobs_were_duplicates,
+    unique::concurrent_enqueues_of_one_key_store_one_job,
     lease::a_repeating_job_is_scheduled_again,
     lease::a_cron_job_runs_again_at_its_next_point,
     lease::a_failure_is_retried_after_the_backoff,

@@ -95,6 +95,7 @@ fn context() -> JobContext {
         updated_at: chrono::DateTime::UNIX_EPOCH,
         finished_at: None,
         attachment: None,
+        unique_key: None,
     };
     JobContext::new(&job)
 }

@@ -6,6 +6,7 @@ mod queue;
 mod record;
 mod result;
 mod spec;
+mod unique;
 
 pub use attachment::{AttachmentInfo, ByteStream, Download, MAX_FILE_NAME, Upload};
 pub use ids::{Actor, JobId, Owner, WorkerInstance};
@@ -22,3 +23,4 @@ pub use spec::{
     Backoff, CronSchedule, DEFAULT_MAX_ATTEMPTS, DEFAULT_QUEUE, NewJob, Repeat, check_queue_name,
     is_unprintable,
 };
+pub use unique::{Enqueued, MAX_UNIQUE_KEY, OnDuplicate, Unique, UniqueAcross};

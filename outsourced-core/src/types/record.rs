@@ -56,6 +56,8 @@ pub struct JobRecord {
     pub finished_at: Option<DateTime<Utc>>,
     /// Its attachment, if it has one.
     pub attachment: Option<AttachmentInfo>,
+    /// The unique key it was stored with, if any.
+    pub unique_key: Option<String>,
 }
 
 impl JobRecord {

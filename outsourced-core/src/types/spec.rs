@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::error::Error;
-use crate::types::Owner;
+use crate::types::{Owner, Unique};
 
 /// The queue a job goes to when it names none.
 pub const DEFAULT_QUEUE: &str = "default";
@@ -217,6 +217,8 @@ pub struct NewJob {
     pub repeat: Option<Repeat>,
     /// The thing this job belongs to.
     pub owner: Option<Owner>,
+    /// A key that makes it unique (see [`Unique`]).
+    pub unique: Option<Unique>,
 }
 
 impl NewJob {
@@ -233,6 +235,7 @@ impl NewJob {
             backoff: Backoff::default(),
             repeat: None,
             owner: None,
+            unique: None,
         }
     }
 
@@ -284,6 +287,12 @@ impl NewJob {
         self
     }
 
+    /// Makes the job unique by a key (see [`Unique`]).
+    pub fn unique(mut self, unique: Unique) -> Self {
+        self.unique = Some(unique);
+        self
+    }
+
     /// When the job first runs, enqueued at `now`: its run time when set; for a cron job the
     /// schedule's first point after now; otherwise now.
     pub fn first_run(&self, now: DateTime<Utc>) -> DateTime<Utc> {
@@ -321,6 +330,9 @@ impl NewJob {
                     "an owner's type and id must be 1 to 191 characters, none of them a control character",
                 ));
             }
+        }
+        if let Some(unique) = &self.unique {
+            unique.check()?;
         }
         let size = self.args.to_string().len();
         if size > max_args_bytes {

@@ -8,7 +8,7 @@ use outsourced_backend_http::wire::{
     StateDto, job_to_dto,
 };
 use outsourced_backend_sql::Role;
-use outsourced_core::{Backend, CountFilter, JobFilter, JobId, NewJob};
+use outsourced_core::{Backend, CountFilter, Error, JobFilter, JobId, NewJob};
 
 use super::access::{actor, queue_access, readable_job};
 use crate::auth::{Caller, require};
@@ -43,8 +43,33 @@ pub(crate) async fn enqueue(
     let JsonBody(dto) = JsonBody::<NewJobDto>::from_request(request, &state).await?;
     enqueuer(&caller)?;
     let job = new_job(&state, &caller, dto)?;
-    let stored = state.backend().enqueue(&actor(&caller), job).await?;
-    Ok((StatusCode::CREATED, Json(job_to_dto(&stored))))
+    let by = actor(&caller);
+    if job.unique.is_none() {
+        let stored = state.backend().enqueue(&by, job).await?;
+        return Ok((StatusCode::CREATED, Json(job_to_dto(&stored))));
+    }
+    // A unique job: 201 when stored, 200 with the job that holds its key when a duplicate;
+    // a holder the caller may not see (another producer's) is named only, as a 409.
+    let key = job
+        .unique
+        .as_ref()
+        .map(|u| u.key.clone())
+        .unwrap_or_default();
+    let mut each = state.backend().enqueue_each(&by, vec![job]).await?;
+    let enqueued = each
+        .pop()
+        .ok_or_else(|| ApiError::from(Error::conflict("the enqueue returned nothing")))?;
+    let found = readable_job(&state, &caller, enqueued.id).await;
+    match (found, enqueued.duplicate) {
+        (Ok(found), false) => Ok((StatusCode::CREATED, Json(job_to_dto(&found)))),
+        (Ok(found), true) => Ok((StatusCode::OK, Json(job_to_dto(&found)))),
+        (Err(_), true) => Err(Error::Duplicate {
+            key,
+            existing: enqueued.id,
+        }
+        .into()),
+        (Err(error), false) => Err(error),
+    }
 }
 
 /// Enqueue several jobs, all or none.
@@ -60,11 +85,16 @@ pub(crate) async fn enqueue_batch(
         .into_iter()
         .map(|dto| new_job(&state, &caller, dto))
         .collect::<ApiResult<Vec<_>>>()?;
-    let ids = state.backend().enqueue_batch(&actor(&caller), jobs).await?;
+    let each = state.backend().enqueue_each(&actor(&caller), jobs).await?;
+    let duplicates = match each.iter().any(|e| e.duplicate) {
+        true => each.iter().map(|e| e.duplicate).collect(),
+        false => Vec::new(),
+    };
     Ok((
         StatusCode::CREATED,
         Json(IdsDto {
-            ids: ids.into_iter().map(|id| id.0).collect(),
+            ids: each.iter().map(|e| e.id.0).collect(),
+            duplicates,
         }),
     ))
 }

@@ -1,0 +1,170 @@
+//! Unique jobs: a key held by one job makes another enqueue with it a duplicate that stores
+//! nothing, exactly, under concurrency too.
+
+use std::time::Duration;
+
+use futures::future::join_all;
+
+use super::harness::{Harness, noop, ok};
+use crate::{Enqueued, Error, JobFilter, QueueLimit, Unique};
+
+/// How many jobs the queue holds, whatever their state.
+async fn stored(h: &Harness, queue: &str) -> usize {
+    let filter = JobFilter {
+        queue: Some(queue.to_owned()),
+        ..JobFilter::default()
+    };
+    ok(
+        h.admin.backend.jobs(&h.admin.actor, filter).await,
+        "list jobs",
+    )
+    .len()
+}
+
+pub(crate) async fn a_duplicate_stores_nothing_and_answers_the_holder(h: &Harness) {
+    let queue = h.queue_with(QueueLimit::Max(1)).await;
+    let first = h
+        .enqueue(noop().queue(&queue).unique(Unique::key("order-42")))
+        .await;
+    assert_eq!(first.unique_key.as_deref(), Some("order-42"));
+    // The queue is full, yet a duplicate takes no slot: it is answered, not refused.
+    let again = h
+        .enqueue(noop().queue(&queue).unique(Unique::key("order-42")))
+        .await;
+    assert_eq!(again.id, first.id);
+    assert_eq!((h.live(&queue).await, stored(h, &queue).await), (1, 1));
+    let each = h.producer.backend.enqueue_each(
+        &h.producer.actor,
+        vec![noop().queue(&queue).unique(Unique::key("order-42"))],
+    );
+    let each = ok(each.await, "enqueue");
+    assert_eq!(
+        each,
+        [Enqueued {
+            id: first.id,
+            duplicate: true
+        }]
+    );
+    // Another class has a key of its own, unless the key is unique across the queue.
+    let other = noop().queue(&queue).unique(Unique::key("order-42"));
+    let other = crate::NewJob {
+        class: "Other".into(),
+        ..other
+    };
+    let refused = h.try_enqueue(other.clone()).await;
+    assert_error!(refused, Error::QueueFull { .. });
+    // Across the queue, a key is one for every class (and a scope apart from per-class keys).
+    let queue = h.queue().await;
+    let across = || {
+        noop()
+            .queue(&queue)
+            .unique(Unique::key("order-42").across_queue())
+    };
+    let first = h.enqueue(across()).await;
+    let other = crate::NewJob {
+        class: "Other".into(),
+        ..across()
+    };
+    assert_eq!(h.enqueue(other).await.id, first.id);
+}
+
+pub(crate) async fn a_key_is_free_once_its_job_has_finished(h: &Harness) {
+    let queue = h.queue().await;
+    let key = || noop().queue(&queue).unique(Unique::key("nightly"));
+    let first = h.enqueue(key()).await;
+    let running = h.w(0).reserve_one(&[&queue]).await;
+    assert_eq!(
+        h.enqueue(key()).await.id,
+        first.id,
+        "a running job holds its key"
+    );
+    ok(h.w(0).complete(&running).await, "complete");
+    let second = h.enqueue(key()).await;
+    assert_ne!(second.id, first.id);
+    assert_eq!(h.enqueue(key()).await.id, second.id);
+}
+
+pub(crate) async fn a_key_with_a_period_outlives_its_job(h: &Harness) {
+    let queue = h.queue().await;
+    let minute = Unique::key("digest").period(Duration::from_secs(60));
+    let key = || noop().queue(&queue).unique(minute.clone());
+    let first = h.enqueue(key()).await;
+    let running = h.w(0).reserve_one(&[&queue]).await;
+    ok(h.w(0).complete(&running).await, "complete");
+    h.advance(Duration::from_secs(59));
+    assert_eq!(
+        h.enqueue(key()).await.id,
+        first.id,
+        "still within its period"
+    );
+    h.advance(Duration::from_secs(1));
+    let second = h.enqueue(key()).await;
+    assert_ne!(second.id, first.id);
+    assert_eq!(stored(h, &queue).await, 2);
+}
+
+pub(crate) async fn a_refused_duplicate_names_the_holder_and_refuses_its_batch(h: &Harness) {
+    let queue = h.queue().await;
+    let first = h
+        .enqueue(noop().queue(&queue).unique(Unique::key("k")))
+        .await;
+    let refuse = || {
+        noop()
+            .queue(&queue)
+            .unique(Unique::key("k").refuse_duplicates())
+    };
+    let refused = h.try_enqueue(refuse()).await;
+    assert_error!(refused, Error::Duplicate { ref key, existing } if key == "k" && existing == first.id);
+    let batch = vec![noop().queue(&queue), refuse()];
+    let refused = h
+        .producer
+        .backend
+        .enqueue_batch(&h.producer.actor, batch)
+        .await;
+    assert_error!(refused, Error::Duplicate { .. });
+    assert_eq!((h.live(&queue).await, stored(h, &queue).await), (1, 1));
+}
+
+pub(crate) async fn a_batch_says_which_jobs_were_duplicates(h: &Harness) {
+    let queue = h.queue().await;
+    let held = h
+        .enqueue(noop().queue(&queue).unique(Unique::key("held")))
+        .await;
+    let keyed = |k: &str| noop().queue(&queue).unique(Unique::key(k));
+    let batch = vec![
+        keyed("new"),
+        keyed("new"),
+        noop().queue(&queue),
+        keyed("held"),
+    ];
+    let each = ok(
+        h.producer
+            .backend
+            .enqueue_each(&h.producer.actor, batch)
+            .await,
+        "enqueue a batch",
+    );
+    let duplicates: Vec<bool> = each.iter().map(|e| e.duplicate).collect();
+    assert_eq!(duplicates, [false, true, false, true]);
+    assert_eq!(
+        each[1].id, each[0].id,
+        "the same key twice: the first is stored"
+    );
+    assert_eq!(each[3].id, held.id);
+    assert_eq!((h.live(&queue).await, stored(h, &queue).await), (3, 3));
+}
+
+pub(crate) async fn concurrent_enqueues_of_one_key_store_one_job(h: &Harness) {
+    let queue = h.queue().await;
+    let enqueues = (0..32).map(|_| {
+        let (h, queue) = (h.clone(), queue.clone());
+        async move {
+            h.enqueue(noop().queue(&queue).unique(Unique::key("once")))
+                .await
+                .id
+        }
+    });
+    let ids = join_all(enqueues).await;
+    assert!(ids.iter().all(|id| *id == ids[0]), "{ids:?}");
+    assert_eq!((h.live(&queue).await, stored(h, &queue).await), (1, 1));
+}
