@@ -341,9 +341,26 @@ pub(crate) struct EnqueueArgs {
     /// The attachment's media type (application/octet-stream unless given).
     #[arg(long, requires = "attach")]
     pub(crate) attach_type: Option<String>,
+    /// Make the job unique by this key: while a job with it is live (or, with --unique-for,
+    /// for that long after its enqueue), another enqueue with it stores nothing and prints the
+    /// job that holds it.
+    #[arg(long, conflicts_with = "attach")]
+    pub(crate) unique_key: Option<String>,
+    /// What the key is unique among: `class` (jobs of the same queue and class, the default) or
+    /// `queue` (every job of the queue).
+    #[arg(long, requires = "unique_key", value_parser = ["class", "queue"])]
+    pub(crate) unique_across: Option<String>,
+    /// Keep the key taken this long after the enqueue, whatever becomes of the job (`1h`).
+    #[arg(long, requires = "unique_key")]
+    pub(crate) unique_for: Option<String>,
+    /// What a duplicate does: `existing` (print the job that holds the key, exit 0; the
+    /// default) or `refuse` (an error naming it, exit non-zero).
+    #[arg(long, requires = "unique_key", value_parser = ["existing", "refuse"])]
+    pub(crate) on_duplicate: Option<String>,
     /// Enqueue every line of this JSON-lines file: {"class", "args", "queue", "priority",
-    /// "run_at", "owner", "max_attempts", "every", "cron"}. All or none: every line is checked
-    /// first, and the whole file is one transaction.
+    /// "run_at", "owner", "max_attempts", "every", "cron", "unique_key", "unique_across",
+    /// "unique_for", "on_duplicate"}. All or none: every line is checked first, and the whole
+    /// file is one transaction.
     #[arg(long, conflicts_with = "class")]
     pub(crate) from: Option<PathBuf>,
 }

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use indicatif::{ProgressBar, ProgressStyle};
 use outsourced_core::{
     Backend, BackendExt, CountFilter, CronSchedule, Error, JobFilter, JobId, JobState, NewJob,
-    Owner, Repeat, Result, by_state,
+    Owner, Repeat, Result, Unique, by_state,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -190,23 +190,49 @@ async fn enqueue_one(ctx: &Ctx, args: &EnqueueArgs) -> Result<()> {
         max_attempts: args.max_attempts,
         every: args.every.clone(),
         cron: args.cron.clone(),
+        unique_key: args.unique_key.clone(),
+        unique_across: args.unique_across.clone(),
+        unique_for: args.unique_for.clone(),
+        on_duplicate: args.on_duplicate.clone(),
     };
     let job = line.into_job()?;
-    let job = match &args.attach {
+    let by = ctx.actor();
+    let (job, duplicate) = match &args.attach {
         Some(path) => {
             let file = attachment::upload(path, args.attach_type.clone()).await?;
-            let by = ctx.actor();
-            ctx.backend.enqueue_with_attachment(&by, job, file).await?
+            (
+                ctx.backend.enqueue_with_attachment(&by, job, file).await?,
+                false,
+            )
         }
-        None => ctx.backend.enqueue(&ctx.actor(), job).await?,
+        None if job.unique.is_some() => {
+            let each = ctx.backend.enqueue_each(&by, vec![job]).await?;
+            let enqueued = each
+                .first()
+                .copied()
+                .ok_or_else(|| Error::conflict("the backend answered an enqueue with no job"))?;
+            (ctx.backend.job(&by, enqueued.id).await?, enqueued.duplicate)
+        }
+        None => (ctx.backend.enqueue(&by, job).await?, false),
     };
     if ctx.json {
-        print_json(&job_json(&job));
+        let mut json = job_json(&job);
+        json["duplicate"] = json!(duplicate);
+        print_json(&json);
+    } else if duplicate {
+        out!(
+            "job {} holds unique key {}: nothing enqueued ({} in queue {}, {})",
+            job.id,
+            clean(job.unique_key.as_deref().unwrap_or_default()),
+            clean(&job.class),
+            job.queue,
+            job.state
+        );
     } else {
         out!(
             "enqueued job {} ({} in queue {}, {})",
             job.id,
-            job.class,
+            clean(&job.class),
             job.queue,
             job.state
         );
@@ -230,6 +256,15 @@ struct Line {
     every: Option<String>,
     /// Run again at the next point of this cron schedule after each run.
     cron: Option<String>,
+    /// A key that makes the job unique, and its rules.
+    #[serde(default)]
+    unique_key: Option<String>,
+    #[serde(default)]
+    unique_across: Option<String>,
+    #[serde(default)]
+    unique_for: Option<String>,
+    #[serde(default)]
+    on_duplicate: Option<String>,
 }
 
 fn empty_args() -> Value {
@@ -265,6 +300,29 @@ impl Line {
         };
         if let Some(repeat) = repeat {
             job = job.repeat(repeat);
+        }
+        if let Some(key) = self.unique_key {
+            let mut unique = Unique::key(key);
+            if let Some(across) = self.unique_across {
+                unique.across = across.parse()?;
+            }
+            if let Some(period) = self.unique_for {
+                unique.period = Some(
+                    humantime::parse_duration(&period)
+                        .map_err(|e| Error::invalid(format!("--unique-for {period:?}: {e}")))?,
+                );
+            }
+            if let Some(on_duplicate) = self.on_duplicate {
+                unique.on_duplicate = on_duplicate.parse()?;
+            }
+            job = job.unique(unique);
+        } else if self.unique_across.is_some()
+            || self.unique_for.is_some()
+            || self.on_duplicate.is_some()
+        {
+            return Err(Error::invalid(
+                "--unique-across, --unique-for and --on-duplicate need --unique-key",
+            ));
         }
         Ok(job)
     }

@@ -135,6 +135,7 @@ pub(crate) fn job_json(job: &JobRecord) -> Value {
         "backoff": job.backoff.to_string(),
         "repeat": job.repeat.as_ref().map(|r| r.to_string()),
         "owner": job.owner.as_ref().map(|o| o.to_string()),
+        "unique_key": job.unique_key,
         "enqueued_by": job.enqueued_by.to_string(),
         "cancel_requested": job.cancel_requested,
         "lease": job.lease.as_ref().map(|l| json!({
@@ -177,7 +178,7 @@ pub(crate) fn jobs_table(jobs: &[JobRecord]) -> Table {
 }
 
 /// The order `job_text` shows a job's fields in: who and where it is first.
-const JOB_FIELDS: [&str; 22] = [
+const JOB_FIELDS: [&str; 23] = [
     "id",
     "class",
     "queue",
@@ -187,6 +188,7 @@ const JOB_FIELDS: [&str; 22] = [
     "run_at",
     "priority",
     "owner",
+    "unique_key",
     "lease",
     "cancel_requested",
     "last_error",

@@ -522,3 +522,43 @@ fn the_demo_runs_the_whole_flow() {
         "{out}"
     );
 }
+
+#[test]
+fn a_unique_key_enqueues_once_and_says_who_holds_it() {
+    let s = Scratch::new();
+    s.ok(&["queue", "create", "mail"]);
+    let unique = [
+        "job",
+        "enqueue",
+        "Digest",
+        "-q",
+        "mail",
+        "--unique-key",
+        "user-7",
+    ];
+    let first = s.json(&unique);
+    assert_eq!(first["duplicate"], false);
+    assert_eq!(first["unique_key"], "user-7");
+    let again = s.json(&unique);
+    assert_eq!(
+        (again["id"].clone(), again["duplicate"].clone()),
+        (first["id"].clone(), json!(true))
+    );
+    let said = s.ok(&unique);
+    let id = first["id"].as_i64().expect("an id");
+    assert!(
+        said.starts_with(&format!(
+            "job {id} holds unique key user-7: nothing enqueued"
+        )),
+        "{said}"
+    );
+    let refused = s.fails(&[&unique[..], &["--on-duplicate", "refuse"]].concat());
+    assert!(refused.contains(&format!("taken by job {id}")), "{refused}");
+    let other = s.outsourcer(&["job", "enqueue", "Digest", "--unique-for", "1h"]);
+    let said = String::from_utf8_lossy(&other.stderr);
+    assert!(
+        !other.status.success() && said.contains("--unique-key"),
+        "{said}"
+    );
+    assert_eq!(s.json(&["job", "count", "--queue", "mail"])["available"], 1);
+}

@@ -194,6 +194,7 @@ pub(crate) async fn job(
         last_error: job.last_error.clone().unwrap_or_default(),
         args,
         result,
+        unique_key: job.unique_key.clone().unwrap_or_default(),
         attachment,
         history,
     };

@@ -209,6 +209,8 @@ pub(crate) struct JobPage {
     pub(crate) args: String,
     /// The latest success's result, as indented JSON; empty when there is none.
     pub(crate) result: String,
+    /// The unique key it was stored with; empty when none.
+    pub(crate) unique_key: String,
     pub(crate) attachment: Option<AttachmentRow>,
     pub(crate) history: Vec<HistoryRow>,
 }
