@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use outsourced_backend_http::{HttpBackend, HttpConfig};
 use outsourced_backend_sql::SqlBackend;
-use outsourced_core::{Actor, Backend, BackendExt, JobId, JobState, NewJob};
+use outsourced_core::{Actor, Backend, BackendExt, JobId, JobState, NewJob, Unique};
 use serde_json::{Value, json};
 
 use crate::bins::{FreshDatabase, Scratch, Served, Server, bin, log_lines};
@@ -119,9 +119,16 @@ impl Cluster {
 
     /// Enqueues a job that sleeps `first` seconds on its first attempt and `later` on the
     /// others; tries again (signed afresh) until the server acknowledges it, and returns its
-    /// id. A try whose answer was lost may have stored a job of its own, unacknowledged.
+    /// id. The job has a unique key of its own, so that a try whose answer was lost (stored,
+    /// unacknowledged) is found by the next try instead of stored again.
     pub(crate) async fn enqueue(producer: &HttpBackend, first: f64, later: f64) -> JobId {
-        let job = NewJob::new("Sleep", json!([first, later])).queue(QUEUE);
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let key = format!("fault-{}-{n}", std::process::id());
+        let once = Unique::key(key).period(Duration::from_secs(3600));
+        let job = NewJob::new("Sleep", json!([first, later]))
+            .queue(QUEUE)
+            .unique(once);
         let by = Actor::Producer("p1".into());
         let deadline = Instant::now() + Duration::from_secs(90);
         loop {
