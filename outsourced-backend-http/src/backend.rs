@@ -49,15 +49,7 @@ fn limit_fields(limit: QueueLimit) -> (Option<u64>, bool) {
 #[async_trait]
 impl Backend for HttpBackend {
     async fn enqueue(&self, _by: &Actor, job: NewJob) -> Result<JobRecord> {
-        let dto: JobDto = self
-            .call(
-                Method::POST,
-                "jobs",
-                &[],
-                Some(&NewJobDto::from(&job)),
-                None,
-            )
-            .await?;
+        let dto: JobDto = self.enqueue_call("jobs", &NewJobDto::from(&job)).await?;
         job_from_dto(dto)
     }
 
@@ -71,9 +63,7 @@ impl Backend for HttpBackend {
             return Ok(Vec::new());
         }
         let body: Vec<NewJobDto> = jobs.iter().map(NewJobDto::from).collect();
-        let answer: IdsDto = self
-            .call(Method::POST, "jobs/batch", &[], Some(&body), None)
-            .await?;
+        let answer: IdsDto = self.enqueue_call("jobs/batch", &body).await?;
         let duplicates = answer
             .duplicates
             .into_iter()

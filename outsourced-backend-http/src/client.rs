@@ -31,6 +31,10 @@ pub struct HttpConfig {
     pub ca_file: Option<PathBuf>,
     /// How long a request may take, long polls excepted (which get their wait on top) (30 s).
     pub timeout: Duration,
+    /// Send every enqueue with an `Idempotency-Key` of its own, and send it again after a
+    /// timeout, a dropped connection or a 503 (false: an enqueue then costs the server a
+    /// transaction of its own, outside its group commit).
+    pub idempotent_enqueues: bool,
 }
 
 impl HttpConfig {
@@ -47,6 +51,7 @@ impl HttpConfig {
             signature_method: SignatureMethod::HmacSha256,
             ca_file: None,
             timeout: Duration::from_secs(30),
+            idempotent_enqueues: false,
         }
     }
 }
@@ -72,6 +77,9 @@ pub struct HttpBackend {
 
 /// How often a request that could not connect is tried, each time signed afresh.
 const CONNECT_TRIES: u32 = 3;
+
+/// The header that makes an enqueue safe to send again (the IETF httpapi draft's name).
+const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
 
 /// How often a request the server turned away (503 `overloaded`) is sent.
 const SHED_TRIES: u32 = 5;
@@ -142,7 +150,7 @@ impl HttpBackend {
         body: Option<&(impl Serialize + ?Sized)>,
         wait: Option<Duration>,
     ) -> Result<T> {
-        let bytes = self.send(method, path, query, body, wait).await?;
+        let bytes = self.send(method, path, query, body, wait, None).await?;
         serde_json::from_slice(&bytes).map_err(|e| {
             transport(
                 format!("the server's answer to {path} is not valid: {e}"),
@@ -158,7 +166,31 @@ impl HttpBackend {
         path: &str,
         body: Option<&(impl Serialize + ?Sized)>,
     ) -> Result<()> {
-        self.send(method, path, &[], body, None).await.map(|_| ())
+        self.send(method, path, &[], body, None, None)
+            .await
+            .map(|_| ())
+    }
+
+    /// POSTs an enqueue; with `idempotent_enqueues`, with an `Idempotency-Key` of its own, kept
+    /// for every try: a try whose
+    /// answer was lost (a timeout, a dropped connection, a 503 from a busy database) is sent
+    /// again, and the server answers it as the first time without storing anything twice.
+    pub(crate) async fn enqueue_call<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &(impl Serialize + ?Sized),
+    ) -> Result<T> {
+        let key = format!("{:032x}", rand::random::<u128>());
+        let key = self.config.idempotent_enqueues.then_some(key.as_str());
+        let bytes = self
+            .send(Method::POST, path, &[], Some(body), None, key)
+            .await?;
+        serde_json::from_slice(&bytes).map_err(|e| {
+            transport(
+                format!("the server's answer to {path} is not valid: {e}"),
+                false,
+            )
+        })
     }
 
     async fn send(
@@ -168,6 +200,7 @@ impl HttpBackend {
         query: &[(String, String)],
         body: Option<&(impl Serialize + ?Sized)>,
         wait: Option<Duration>,
+        idempotency: Option<&str>,
     ) -> Result<Vec<u8>> {
         let url = self
             .base
@@ -189,10 +222,16 @@ impl HttpBackend {
         let mut tries = 0;
         loop {
             tries += 1;
-            let request =
+            let mut request =
                 self.signed(method.clone(), url.clone(), &query, body.clone(), timeout)?;
+            if let Some(key) = idempotency {
+                request = request.header(IDEMPOTENCY_KEY, key);
+            }
             match request.send().await {
-                Err(error) if error.is_connect() && tries < CONNECT_TRIES => {
+                // Not sent, or sent with a key that makes sending it again harmless.
+                Err(error)
+                    if (error.is_connect() || idempotency.is_some()) && tries < CONNECT_TRIES =>
+                {
                     tokio::time::sleep(Duration::from_millis(100 * u64::from(tries))).await;
                 }
                 Err(error) => {
@@ -204,11 +243,11 @@ impl HttpBackend {
                 Ok(response) if response.status() == 503 && tries < SHED_TRIES => {
                     let bytes = response.bytes().await.unwrap_or_default();
                     let error = error_from_response(503, &bytes);
-                    if !is_overloaded(&bytes) {
+                    if !is_overloaded(&bytes) && idempotency.is_none() {
                         return Err(error);
                     }
-                    // Turned away before anything was done: the same call, signed afresh, is
-                    // safe to send again once the server has room.
+                    // Turned away before anything was done (or sent with a key that makes it
+                    // harmless): the same call, signed afresh, is safe to send again.
                     let jitter = rand::random_range(0..100);
                     let pause = 100 * u64::from(tries) + jitter;
                     tokio::time::sleep(Duration::from_millis(pause)).await;

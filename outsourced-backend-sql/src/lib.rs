@@ -39,6 +39,7 @@ mod facade;
 mod fail;
 mod group;
 mod heartbeat;
+pub mod idempotency;
 mod insight;
 mod instances;
 mod lease;

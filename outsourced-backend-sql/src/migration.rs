@@ -12,6 +12,7 @@ mod m0008_instances;
 mod m0009_logins;
 mod m0010_results;
 mod m0011_unique;
+mod m0012_idempotency;
 
 /// All migrations, oldest first.
 pub(crate) struct Migrator;
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0009_logins::Logins),
             Box::new(m0010_results::Results),
             Box::new(m0011_unique::Unique),
+            Box::new(m0012_idempotency::Idempotency),
         ]
     }
 

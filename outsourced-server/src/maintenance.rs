@@ -35,6 +35,11 @@ pub async fn maintain(state: AppState, shutdown: impl Future<Output = ()>) {
             if let Err(error) = state.nonces().purge(before).await {
                 tracing::warn!(%error, "purging old nonces failed");
             }
+            let window = outsourced_backend_sql::idempotency::IDEMPOTENCY_WINDOW;
+            let expired = chrono::Utc::now() - window;
+            if let Err(error) = state.backend().purge_idempotency_keys(expired).await {
+                tracing::warn!(%error, "purging old idempotency keys failed");
+            }
             prune(&state).await;
         }
     }

@@ -71,11 +71,14 @@ impl RunningServer {
             .create(&self.key, role, name)
             .await
             .expect("a principal");
-        let config = HttpConfig::new(
+        let mut config = HttpConfig::new(
             &self.url,
             &credentials.consumer_key,
             &credentials.consumer_secret,
         );
+        // Every conformance run over HTTP enqueues with idempotency keys (the plain path is
+        // what hand-signed requests and the binaries' tests take).
+        config.idempotent_enqueues = true;
         (
             Arc::new(HttpBackend::new(config).expect("a client")),
             credentials,

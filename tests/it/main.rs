@@ -16,6 +16,7 @@ mod http_attachments;
 mod http_authz;
 mod http_overload;
 mod http_refusals;
+mod idempotency;
 mod interop;
 mod metrics;
 mod multi_server;

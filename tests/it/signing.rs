@@ -16,6 +16,8 @@ pub(crate) struct Signed {
     pub(crate) signature_method: &'static str,
     /// Set by [`Signed::sign`].
     pub(crate) signature: String,
+    /// Sent as `Idempotency-Key` (not signed: no header is).
+    pub(crate) idempotency_key: Option<String>,
 }
 
 impl Signed {
@@ -35,6 +37,7 @@ impl Signed {
             nonce: format!("n{}", rand_suffix()),
             signature_method: "HMAC-SHA1",
             signature: String::new(),
+            idempotency_key: None,
         }
     }
 
@@ -106,6 +109,9 @@ impl Signed {
             .request(self.method.clone(), to.clone())
             .header(reqwest::header::HOST, self.authority())
             .header(reqwest::header::AUTHORIZATION, self.authorization());
+        if let Some(key) = &self.idempotency_key {
+            request = request.header("Idempotency-Key", key);
+        }
         if let Some(body) = &self.body {
             request = request
                 .header(reqwest::header::CONTENT_TYPE, "application/json")

@@ -48,6 +48,8 @@ codes! {
     Conflict = "conflict",
     /// A unique key taken by another job, which `job_id` names; its key is `name` (409).
     Duplicate = "duplicate",
+    /// An `Idempotency-Key` first used with another request (422).
+    IdempotencyKeyReused = "idempotency_key_reused",
     /// The job has no attachment (404).
     NoAttachment = "no_attachment",
     /// The caller's role may not do this (403).

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 pub struct ErrorBody {
     /// A stable machine-readable code (each of [`Code`]): `queue_full`, `unknown_queue`,
     /// `not_found`, `unknown`, `stale_lease`, `invalid_transition`, `bad_payload`,
-    /// `invalid_input`, `conflict`, `duplicate`, `no_attachment`, `forbidden`, `unauthorized` codes
+    /// `invalid_input`, `conflict`, `duplicate`, `idempotency_key_reused`, `no_attachment`, `forbidden`, `unauthorized` codes
     /// (`unsigned`, `invalid_oauth`, `invalid_signature`, `timestamp_refused`, `nonce_used`,
     /// `locked`, `body_hash_mismatch`, `body_hash_required`), `too_large`,
     /// `unsupported_media_type`, `no_route`, `timeout`, `unavailable`, `overloaded` (turned

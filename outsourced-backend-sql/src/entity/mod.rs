@@ -3,6 +3,7 @@
 pub(crate) mod access;
 pub(crate) mod chunk;
 pub(crate) mod history;
+pub(crate) mod idempotency_key;
 pub(crate) mod instance;
 pub(crate) mod job;
 pub(crate) mod login_failure;

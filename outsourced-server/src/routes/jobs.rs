@@ -2,7 +2,8 @@
 
 use axum::Json;
 use axum::extract::{Extension, FromRequest, Request, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use outsourced_backend_http::wire::{
     CountDto, CountsQuery, HistoryDto, IdsDto, JobDto, JobsQuery, NewJobDto, StateCountDto,
     StateDto, job_to_dto,
@@ -11,6 +12,7 @@ use outsourced_backend_sql::Role;
 use outsourced_core::{Backend, CountFilter, Error, JobFilter, JobId, NewJob};
 
 use super::access::{actor, queue_access, readable_job};
+use super::idempotent;
 use crate::auth::{Caller, require};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, PathArg, QueryArgs};
@@ -31,25 +33,48 @@ pub(crate) fn enqueuer(caller: &Caller) -> ApiResult<()> {
 /// Enqueue one job: its JSON, or as `multipart/form-data` the JSON in part `job` and its
 /// attachment in part `file` (`attachment_sha256`, signed in the query, is the file's hash).
 #[utoipa::path(post, path = "/v1/jobs", request_body = NewJobDto, tag = "jobs",
-    responses((status = 201, body = JobDto), (status = 429, description = "queue full", body = outsourced_backend_http::wire::ErrorBody)))]
+    params(("Idempotency-Key" = Option<String>, Header, description = "Sent again with the same body within a day: the first answer again, nothing stored")),
+    responses((status = 201, body = JobDto), (status = 200, description = "a duplicate of a unique key: the job that holds it", body = JobDto), (status = 409, description = "a refused duplicate", body = outsourced_backend_http::wire::ErrorBody), (status = 422, description = "an Idempotency-Key first used with another body", body = outsourced_backend_http::wire::ErrorBody), (status = 429, description = "queue full", body = outsourced_backend_http::wire::ErrorBody)))]
 pub(crate) async fn enqueue(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     request: Request,
-) -> ApiResult<(StatusCode, Json<JobDto>)> {
+) -> ApiResult<Response> {
     if crate::auth::is_multipart(request.headers()) {
-        return super::attachments::enqueue_multipart(state, caller, request).await;
+        let stored = super::attachments::enqueue_multipart(state, caller, request).await?;
+        return Ok(stored.into_response());
     }
+    let idempotency = idempotent::key_of(request.headers())?;
     let JsonBody(dto) = JsonBody::<NewJobDto>::from_request(request, &state).await?;
     enqueuer(&caller)?;
+    if let Some(key) = &idempotency {
+        let body = serde_json::to_vec(&dto).unwrap_or_default();
+        let jobs = vec![new_job(&state, &caller, dto)?];
+        let request = idempotent::Enqueue {
+            key,
+            path: "/v1/jobs",
+            body,
+            jobs,
+            single: true,
+        };
+        return idempotent::enqueue(&state, &caller, request).await;
+    }
     let job = new_job(&state, &caller, dto)?;
-    let by = actor(&caller);
+    Ok(enqueue_one(&state, &caller, job).await?.into_response())
+}
+
+/// Enqueues one job: 201 when stored, 200 with the job that holds its unique key when a
+/// duplicate; a holder the caller may not see (another producer's) is named only, as a 409.
+async fn enqueue_one(
+    state: &AppState,
+    caller: &Caller,
+    job: NewJob,
+) -> ApiResult<(StatusCode, Json<JobDto>)> {
+    let by = actor(caller);
     if job.unique.is_none() {
         let stored = state.backend().enqueue(&by, job).await?;
         return Ok((StatusCode::CREATED, Json(job_to_dto(&stored))));
     }
-    // A unique job: 201 when stored, 200 with the job that holds its key when a duplicate;
-    // a holder the caller may not see (another producer's) is named only, as a 409.
     let key = job
         .unique
         .as_ref()
@@ -59,7 +84,7 @@ pub(crate) async fn enqueue(
     let enqueued = each
         .pop()
         .ok_or_else(|| ApiError::from(Error::conflict("the enqueue returned nothing")))?;
-    let found = readable_job(&state, &caller, enqueued.id).await;
+    let found = readable_job(state, caller, enqueued.id).await;
     match (found, enqueued.duplicate) {
         (Ok(found), false) => Ok((StatusCode::CREATED, Json(job_to_dto(&found)))),
         (Ok(found), true) => Ok((StatusCode::OK, Json(job_to_dto(&found)))),
@@ -74,17 +99,34 @@ pub(crate) async fn enqueue(
 
 /// Enqueue several jobs, all or none.
 #[utoipa::path(post, path = "/v1/jobs/batch", request_body = Vec<NewJobDto>, tag = "jobs",
-    responses((status = 201, body = IdsDto)))]
+    params(("Idempotency-Key" = Option<String>, Header, description = "Sent again with the same body within a day: the first answer again, nothing stored")),
+    responses((status = 201, body = IdsDto), (status = 422, description = "an Idempotency-Key first used with another body", body = outsourced_backend_http::wire::ErrorBody)))]
 pub(crate) async fn enqueue_batch(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
     JsonBody(dtos): JsonBody<Vec<NewJobDto>>,
-) -> ApiResult<(StatusCode, Json<IdsDto>)> {
+) -> ApiResult<Response> {
     enqueuer(&caller)?;
+    let idempotency = idempotent::key_of(&headers)?;
+    let body = match idempotency {
+        Some(_) => serde_json::to_vec(&dtos).unwrap_or_default(),
+        None => Vec::new(),
+    };
     let jobs = dtos
         .into_iter()
         .map(|dto| new_job(&state, &caller, dto))
         .collect::<ApiResult<Vec<_>>>()?;
+    if let Some(key) = &idempotency {
+        let request = idempotent::Enqueue {
+            key,
+            path: "/v1/jobs/batch",
+            body,
+            jobs,
+            single: false,
+        };
+        return idempotent::enqueue(&state, &caller, request).await;
+    }
     let each = state.backend().enqueue_each(&actor(&caller), jobs).await?;
     let duplicates = match each.iter().any(|e| e.duplicate) {
         true => each.iter().map(|e| e.duplicate).collect(),
@@ -96,7 +138,8 @@ pub(crate) async fn enqueue_batch(
             ids: each.iter().map(|e| e.id.0).collect(),
             duplicates,
         }),
-    ))
+    )
+        .into_response())
 }
 
 /// One job: an admin sees any, a producer those it enqueued, a worker those it holds.

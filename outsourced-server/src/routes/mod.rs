@@ -2,6 +2,7 @@
 
 mod access;
 mod attachments;
+mod idempotent;
 mod jobs;
 mod lease;
 mod queues;
