@@ -71,11 +71,20 @@ pub async fn main() -> ExitCode {
                 Error::Unauthorized { code, .. } if *code == Code::TimestampRefused => {
                     "set this machine's clock right (NTP) and start the worker again".to_string()
                 }
-                _ => format!(
-                    "check `consumer_key` and `consumer_secret` in {} (`outsourcer worker config {} -o FILE` writes them again)",
-                    args.config.display(),
-                    config.worker
-                ),
+                _ => {
+                    // The command that writes them again, for this very server.
+                    let url = match &config.backend {
+                        crate::config::BackendConfig::Http { url, .. } => {
+                            format!(" --url {url}")
+                        }
+                        _ => String::new(),
+                    };
+                    format!(
+                        "check `consumer_key` and `consumer_secret` in {} (`outsourcer worker config {}{url} -o FILE` writes them again)",
+                        args.config.display(),
+                        config.worker
+                    )
+                }
             };
             eprintln!(
                 "outsourced-worker: stopping: the backend refused worker {}'s requests {} times in a row ({error}); {what}",

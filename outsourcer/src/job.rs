@@ -52,7 +52,7 @@ pub(crate) async fn run(ctx: &Ctx, command: JobCommand) -> Result<()> {
                 }
                 if unserved {
                     out!(
-                        "{:>16}: no live worker runs class {} from queue {} (give a worker's config a command for it, and hire the worker for the queue)",
+                        "{:>16}: no live worker runs class {} from queue {} (start a worker that runs it, or give a worker's config a command for it and hire that worker for the queue)",
                         "waiting",
                         clean(&job.class),
                         job.queue

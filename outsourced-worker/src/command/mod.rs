@@ -34,10 +34,11 @@ use process::Group;
 /// usage message comes first, an exception last).
 const STDERR_HEAD: usize = 4 * 1024;
 const STDERR_TAIL: usize = 12 * 1024;
-/// How much of a command's standard output is kept: as much as a result may hold, its first
-/// and last halves when it is longer.
-const STDOUT_HEAD: usize = MAX_RESULT_BYTES / 2;
-const STDOUT_TAIL: usize = MAX_RESULT_BYTES / 2;
+/// How much of a command's standard output is kept: its first 16 KiB and last 40 KiB, which
+/// leaves room within a result's bound for the marker between them and for JSON's escapes
+/// (a newline is two bytes), so that a long text keeps its head as well as its end.
+const STDOUT_HEAD: usize = MAX_RESULT_BYTES / 4;
+const STDOUT_TAIL: usize = MAX_RESULT_BYTES / 8 * 5;
 /// How much of a failed command's standard output its failure's detail shows: its last bytes.
 const STDOUT_IN_FAILURE: usize = 4 * 1024;
 
