@@ -8,6 +8,18 @@ use outsourced_core::check_result;
 use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
+/// How much of a long output's start a result keeps however it is shortened.
+const KEEP_HEAD: usize = 4 * 1024;
+
+/// The largest char boundary of `text` at or before `at`.
+fn floor_boundary(text: &str, at: usize) -> usize {
+    let mut at = at.min(text.len());
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    at
+}
+
 /// The longest last line of standard error a failure's message carries.
 const MAX_LINE: usize = 500;
 
@@ -130,14 +142,16 @@ impl Output {
             return Some(value);
         }
         let mut text = trimmed.to_owned();
-        // Escapes can make a string's JSON longer than its text: drop a quarter from the
-        // front until it fits (the end of an output is what tells most).
+        // Escapes can make a string's JSON longer than its text: drop a quarter after the
+        // first 4 KiB until it fits, so that both its start (a usage line, a header) and its
+        // end (what tells most) stay.
+        let keep = floor_boundary(&text, KEEP_HEAD);
         while check_result(&Value::String(text.clone())).is_err() {
-            let mut cut = text.len() / 4;
-            while !text.is_char_boundary(cut) {
-                cut += 1;
+            let mut end = (keep + (text.len() - keep) / 4).max(keep + 1);
+            while !text.is_char_boundary(end) {
+                end += 1;
             }
-            text.replace_range(..cut, "[...]");
+            text.replace_range(keep..end, "[...]");
         }
         Some(Value::String(text))
     }
@@ -250,6 +264,7 @@ mod tests {
             panic!("a string");
         };
         assert!(text.ends_with("the end"), "{}", &text[text.len() - 20..]);
+        assert!(text.starts_with('\u{1}'), "its start is kept");
         assert!(text.contains("[...]"));
         assert!(check_result(&Value::String(text)).is_ok());
     }
