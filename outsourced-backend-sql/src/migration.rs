@@ -51,7 +51,7 @@ impl MigrationName for Initial {
 }
 
 /// A column for text of any length: `LONGTEXT` on MySQL/MariaDB, whose `TEXT` stops at 64 KiB.
-fn long_text(backend: DbBackend, name: &'static str) -> ColumnDef {
+pub(crate) fn long_text(backend: DbBackend, name: &'static str) -> ColumnDef {
     let mut column = ColumnDef::new(name);
     match backend {
         DbBackend::MySql => column.custom("LONGTEXT"),

@@ -1,7 +1,6 @@
 //! Results: what a job hands back when it succeeds, kept as JSON text on the attempt's
 //! `completed` history row (LONGTEXT on MySQL/MariaDB, whose TEXT stops at 64 KiB).
 
-use sea_orm::DbBackend;
 use sea_orm_migration::prelude::*;
 
 pub(crate) struct Results;
@@ -15,11 +14,7 @@ impl MigrationName for Results {
 #[async_trait::async_trait]
 impl MigrationTrait for Results {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        let mut column = ColumnDef::new("result");
-        match manager.get_database_backend() {
-            DbBackend::MySql => column.custom("LONGTEXT"),
-            _ => column.text(),
-        };
+        let mut column = super::long_text(manager.get_database_backend(), "result");
         let alter = Table::alter()
             .table("outsourced_job_history")
             .add_column(column.null().to_owned())

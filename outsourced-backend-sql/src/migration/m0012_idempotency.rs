@@ -1,6 +1,5 @@
 //! Idempotency keys of enqueue requests: the first answer to a (caller, key), kept for a day.
 
-use sea_orm::DbBackend;
 use sea_orm_migration::prelude::*;
 
 pub(crate) struct Idempotency;
@@ -14,11 +13,7 @@ impl MigrationName for Idempotency {
 #[async_trait::async_trait]
 impl MigrationTrait for Idempotency {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        let mut body = ColumnDef::new("body");
-        match manager.get_database_backend() {
-            DbBackend::MySql => body.custom("LONGTEXT"),
-            _ => body.text(),
-        };
+        let mut body = super::long_text(manager.get_database_backend(), "body");
         let table = Table::create()
             .table("outsourced_idempotency_keys")
             .col(ColumnDef::new("principal").string_len(191).not_null())
