@@ -135,7 +135,11 @@ async fn claim_detached(
     let (handle, owner, opts) = (backend.clone(), by.clone(), opts.clone());
     let (answer, answered) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {
-        let claimed = handle.observed(claim(&handle, &owner, &opts)).await;
+        // A caller that went away before the commit claims nothing: a worker that stopped
+        // waiting (a shutdown) may be releasing what it holds right then, and a claim that
+        // committed after that release would hold a job past the worker's exit.
+        let gone = || answer.is_closed();
+        let claimed = handle.observed(claim(&handle, &owner, &opts, &gone)).await;
         if let Err(Ok(orphans)) = answer.send(claimed) {
             give_back(&handle, &owner, orphans).await;
         }
@@ -189,6 +193,7 @@ async fn claim(
     backend: &SqlBackend,
     by: &WorkerInstance,
     opts: &ReserveOptions,
+    gone: &(dyn Fn() -> bool + Sync),
 ) -> Result<Vec<Reserved>> {
     let now = backend.now();
     let limit = std::cmp::min(opts.limit, backend.config().max_reserve);
@@ -203,7 +208,13 @@ async fn claim(
             {
                 return (txn, Err(error));
             }
-            let result = claim_in(&txn, lock_rows, by, opts, limit, now, lease).await;
+            let result = match claim_in(&txn, lock_rows, by, opts, limit, now, lease).await {
+                // Rolled back: nothing was claimed for no one.
+                Ok(Some(_)) if gone() => {
+                    Err(backend_error("the reserve's caller went away", false))
+                }
+                other => other,
+            };
             (txn, result)
         })
         .await?;
