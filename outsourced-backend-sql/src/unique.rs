@@ -109,7 +109,7 @@ pub(crate) async fn forget(db: &impl ConnectionTrait, ids: &[i64]) -> Result<()>
 fn scope_of(job: &NewJob) -> Option<String> {
     let unique = job.unique.as_ref()?;
     let digest = Sha256::digest(unique.scope(&job.queue, &job.class).as_bytes());
-    Some(digest.iter().map(|b| format!("{b:02x}")).collect())
+    Some(hex::encode(digest))
 }
 
 /// Takes the key of `scope` for a job about to be stored, or returns the job that holds it.

@@ -48,7 +48,7 @@ fn login_page(state: &AppState, base: String, name: String, error: Option<String
 
 fn random_token() -> String {
     let bytes: [u8; 24] = rand::random();
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(bytes)
 }
 
 /// `GET /dashboard/login`.

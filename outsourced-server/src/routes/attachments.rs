@@ -44,7 +44,7 @@ fn body_hash(state: &AppState, request: &Request) -> ApiResult<Option<String>> {
                 .ok()
                 .filter(|b| b.len() == 32)
                 .ok_or_else(|| ApiError::bad_request("body_sha256 is not a SHA-256"))?;
-            Ok(Some(bytes.iter().map(|b| format!("{b:02x}")).collect()))
+            Ok(Some(hex::encode(bytes)))
         }
         None if state.config().require_body_hash => Err(ApiError::unauthorized(
             Code::BodyHashRequired,

@@ -52,11 +52,7 @@ pub(crate) async fn enqueue(
     let mut digest = Sha256::new();
     digest.update(format!("POST {}\n", request.path).as_bytes());
     digest.update(&request.body);
-    let fingerprint: String = digest
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let fingerprint = hex::encode(digest.finalize());
     let idempotent = Request {
         principal: &principal,
         key: request.key,
