@@ -14,7 +14,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use outsourced_backend_http::oauth::{self, BODY_HASH_PARAM, BadRequest, SignedRequest};
 use outsourced_backend_http::wire::Code;
-use outsourced_backend_sql::{Principal, Role};
+use outsourced_backend_sql::Principal;
 use sha2::{Digest, Sha256};
 
 use crate::error::ApiError;
@@ -378,17 +378,4 @@ pub(crate) fn signed_param(query: Option<&str>, name: &str) -> Result<Option<Str
         .into_iter()
         .find(|(param, _)| param == name)
         .map(|(_, value)| value))
-}
-
-/// The role a route needs, or 403.
-pub(crate) fn require(caller: &Caller, roles: &[Role]) -> Result<(), ApiError> {
-    if roles.contains(&caller.principal.role) {
-        return Ok(());
-    }
-    let allowed: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
-    Err(ApiError::forbidden(format!(
-        "a {} may not use this route (it is for: {})",
-        caller.principal.role,
-        allowed.join(", ")
-    )))
 }

@@ -4,8 +4,8 @@
 //!
 //! - [`auth`]: OAuth 1.0a verification of every request (RFC 5849), nonces shared through
 //!   the database;
-//! - `routes`: the handlers and the authorization by role ([`AUTHORIZATION`]), and the
-//!   OpenAPI document;
+//! - `routes`: the handlers, the role table they enforce ([`ROLES`]), and the OpenAPI
+//!   document;
 //! - [`serve`](mod@serve): hyper with a header timeout, rustls, graceful shutdown;
 //! - [`maintenance`]: reclaiming expired leases, purging old nonces;
 //! - [`metrics`]: Prometheus counters and histograms at `<mount>/metrics`;
@@ -28,6 +28,7 @@ mod state;
 
 pub use config::ServerConfig;
 pub use error::ApiError;
-pub use routes::{AUTHORIZATION, openapi, router};
+pub use routes::roles::{self, Grant, ROLES, Route, Rule};
+pub use routes::{openapi, router};
 pub use serve::{serve, tls_acceptor};
 pub use state::AppState;

@@ -5,7 +5,7 @@ use outsourced_backend_sql::{Credentials, Role, SqlBackend};
 use outsourced_core::{
     Actor, Backend, JobId, NewJob, QueueLimit, ReserveOptions, Upload, WorkerInstance,
 };
-use outsourced_server::ServerConfig;
+use outsourced_server::{Grant, ROLES, Route, ServerConfig};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -23,12 +23,24 @@ const CALLERS: [&str; 6] = [
     "admin",
 ];
 
+/// The role of each caller of [`CALLERS`] (none for the unsigned one).
+const ROLE_OF: [Option<Role>; 6] = [
+    Some(Role::Worker),
+    Some(Role::Worker),
+    Some(Role::Producer),
+    Some(Role::Producer),
+    None,
+    Some(Role::Admin),
+];
+
 struct World {
     server: RunningServer,
     callers: Vec<Option<Credentials>>,
     running: JobId,
     token: String,
     waiting: JobId,
+    /// The routes [`World::row`] has checked.
+    exercised: std::sync::Mutex<Vec<Route>>,
 }
 
 impl World {
@@ -88,6 +100,7 @@ impl World {
             running,
             token,
             waiting,
+            exercised: std::sync::Mutex::default(),
         }
     }
 
@@ -120,8 +133,28 @@ impl World {
         (status, response.json().await.unwrap_or_default())
     }
 
-    /// Checks a route's status for every caller (`expected` in the order of [`CALLERS`]).
-    async fn row(&self, method: Method, path: &str, body: Option<Value>, expected: [u16; 6]) {
+    /// Checks a route's status for every caller (`expected` in the order of [`CALLERS`]),
+    /// and first that the expected 403s are exactly the roles `ROLES` refuses on `route`.
+    async fn row(
+        &self,
+        route: Route,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        expected: [u16; 6],
+    ) {
+        self.exercised.lock().expect("not poisoned").push(route);
+        for (i, want) in expected.into_iter().enumerate() {
+            if let Some(role) = ROLE_OF[i] {
+                let refused = route.grant(role) == Grant::Refused;
+                assert_eq!(
+                    want == 403,
+                    refused,
+                    "{method} {path} as {}: this row disagrees with ROLES",
+                    CALLERS[i]
+                );
+            }
+        }
         for (i, want) in expected.into_iter().enumerate() {
             let (got, answer) = self.call(i, method.clone(), path, body.clone()).await;
             assert_eq!(got, want, "{method} {path} as {}: {answer}", CALLERS[i]);
@@ -136,6 +169,7 @@ async fn every_route_answers_each_role_as_the_table_says() {
     let lease = json!({"instance": "i", "token": w.token});
     //                                                          w1   w2   shop shop2 none admin
     w.row(
+        Route::ReadJob,
         Method::GET,
         &format!("jobs/{running}"),
         None,
@@ -143,6 +177,7 @@ async fn every_route_answers_each_role_as_the_table_says() {
     )
     .await;
     w.row(
+        Route::ReadJob,
         Method::GET,
         &format!("jobs/{running}/history"),
         None,
@@ -150,17 +185,31 @@ async fn every_route_answers_each_role_as_the_table_says() {
     )
     .await;
     w.row(
+        Route::ReadJob,
         Method::GET,
         &format!("jobs/{waiting}"),
         None,
         [404, 404, 200, 404, 401, 200],
     )
     .await;
-    w.row(Method::GET, "jobs", None, [403, 403, 200, 200, 401, 200])
-        .await;
-    w.row(Method::GET, "counts", None, [403, 403, 200, 200, 401, 200])
-        .await;
     w.row(
+        Route::ListJobs,
+        Method::GET,
+        "jobs",
+        None,
+        [403, 403, 200, 200, 401, 200],
+    )
+    .await;
+    w.row(
+        Route::ListJobs,
+        Method::GET,
+        "counts",
+        None,
+        [403, 403, 200, 200, 401, 200],
+    )
+    .await;
+    w.row(
+        Route::Maintain,
         Method::POST,
         "reclaim",
         Some(json!({"limit": 10})),
@@ -168,6 +217,7 @@ async fn every_route_answers_each_role_as_the_table_says() {
     )
     .await;
     w.row(
+        Route::Maintain,
         Method::POST,
         "prune",
         Some(json!({"limit": 10})),
@@ -175,6 +225,7 @@ async fn every_route_answers_each_role_as_the_table_says() {
     )
     .await;
     w.row(
+        Route::Maintain,
         Method::POST,
         &format!("jobs/{waiting}/retry"),
         None,
@@ -182,6 +233,7 @@ async fn every_route_answers_each_role_as_the_table_says() {
     )
     .await;
     w.row(
+        Route::ManageQueues,
         Method::POST,
         "queues",
         Some(json!({"name": "c"})),
@@ -189,6 +241,7 @@ async fn every_route_answers_each_role_as_the_table_says() {
     )
     .await;
     w.row(
+        Route::ManageQueues,
         Method::PATCH,
         "queues/c",
         Some(json!({"paused": true})),
@@ -196,6 +249,7 @@ async fn every_route_answers_each_role_as_the_table_says() {
     )
     .await;
     w.row(
+        Route::Lease,
         Method::POST,
         &format!("jobs/{running}/heartbeat"),
         Some(lease.clone()),
@@ -204,6 +258,7 @@ async fn every_route_answers_each_role_as_the_table_says() {
     .await;
     let enqueue = json!({"class": "Work", "queue": "a"});
     w.row(
+        Route::Enqueue,
         Method::POST,
         "jobs",
         Some(enqueue),
@@ -213,6 +268,7 @@ async fn every_route_answers_each_role_as_the_table_says() {
     // Attachments: read by the lease holder, the producer and admins; attached (once, before
     // any worker leases the job) by the producer or an admin.
     w.row(
+        Route::ReadJob,
         Method::GET,
         &format!("jobs/{running}/attachment"),
         None,
@@ -220,6 +276,7 @@ async fn every_route_answers_each_role_as_the_table_says() {
     )
     .await;
     w.row(
+        Route::Attach,
         Method::PUT,
         &format!("jobs/{waiting}/attachment"),
         Some(json!({"a": "file"})),
@@ -227,6 +284,7 @@ async fn every_route_answers_each_role_as_the_table_says() {
     )
     .await;
     w.row(
+        Route::ReadJob,
         Method::GET,
         &format!("jobs/{waiting}/attachment"),
         None,
@@ -234,6 +292,7 @@ async fn every_route_answers_each_role_as_the_table_says() {
     )
     .await;
     w.row(
+        Route::Attach,
         Method::PUT,
         &format!("jobs/{running}/attachment"),
         Some(json!({"a": "file"})),
@@ -242,6 +301,7 @@ async fn every_route_answers_each_role_as_the_table_says() {
     .await;
     // Cancel a job: its producer and admins only (the waiting job is cancelled by the first).
     w.row(
+        Route::Cancel,
         Method::POST,
         &format!("jobs/{waiting}/cancel"),
         None,
@@ -258,6 +318,7 @@ async fn every_route_answers_each_role_as_the_table_says() {
         // The rightful worker's failure ends the attempt, so its release and complete are stale.
         let path = format!("jobs/{running}/{route}");
         w.row(
+            Route::Lease,
             Method::POST,
             &path,
             Some(body),
@@ -267,6 +328,7 @@ async fn every_route_answers_each_role_as_the_table_says() {
     }
     let batch = json!({"instance": "i", "leases": [{"id": running, "token": w.token}]});
     w.row(
+        Route::Lease,
         Method::POST,
         "complete",
         Some(batch),
@@ -286,12 +348,33 @@ async fn every_route_answers_each_role_as_the_table_says() {
         "another queue's job is not found"
     );
     w.row(
+        Route::ReleaseAll,
         Method::POST,
         "release-all",
         Some(json!({"instance": "i"})),
         [200, 200, 403, 403, 401, 403],
     )
     .await;
+    let reserve = json!({"instance": "i", "limit": 1});
+    w.row(
+        Route::Reserve,
+        Method::POST,
+        "reserve",
+        Some(reserve),
+        [200, 200, 403, 403, 401, 403],
+    )
+    .await;
+    let every_role = [200, 200, 200, 200, 401, 200];
+    w.row(Route::ListQueues, Method::GET, "queues", None, every_role)
+        .await;
+    let exercised = w.exercised.lock().expect("not poisoned").clone();
+    for rule in ROLES {
+        assert!(
+            exercised.contains(&rule.route),
+            "no row checks {:?}",
+            rule.route
+        );
+    }
 }
 
 #[tokio::test]

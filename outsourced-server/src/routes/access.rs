@@ -4,7 +4,8 @@
 use outsourced_backend_sql::Role;
 use outsourced_core::{Actor, Backend, Error, JobId, JobRecord, WorkerInstance};
 
-use crate::auth::{Caller, require};
+use super::roles::{Route, permit};
+use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
@@ -18,10 +19,10 @@ pub(crate) fn actor(caller: &Caller) -> Actor {
     }
 }
 
-/// The worker instance of a worker's request: its authenticated name and the instance id it
-/// sends.
-pub(crate) fn instance(caller: &Caller, instance: &str) -> ApiResult<WorkerInstance> {
-    require(caller, &[Role::Worker])?;
+/// The worker instance of a worker's request on `route` (one of the workers' routes): its
+/// authenticated name and the instance id it sends.
+pub(crate) fn instance(caller: &Caller, route: Route, instance: &str) -> ApiResult<WorkerInstance> {
+    permit(caller, route)?;
     let ok = !instance.is_empty()
         && instance.len() <= 64
         && instance

@@ -21,7 +21,8 @@ use outsourced_core::{Backend, Error, JobId, Upload};
 use sha2::{Digest, Sha256};
 
 use super::access::{actor, readable_job};
-use super::jobs::{enqueuer, new_job};
+use super::jobs::new_job;
+use super::roles::{Route, permit};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::PathArg;
@@ -86,7 +87,7 @@ pub(crate) async fn put(
     PathArg(id): PathArg<i64>,
     request: Request,
 ) -> ApiResult<(StatusCode, Json<AttachmentDto>)> {
-    enqueuer(&caller)?;
+    permit(&caller, Route::Attach)?;
     readable_job(&state, &caller, JobId(id)).await?;
     within_limit(&state, request.headers())?;
     let upload = Upload {
@@ -116,6 +117,7 @@ pub(crate) async fn get(
     Extension(caller): Extension<Caller>,
     PathArg(id): PathArg<i64>,
 ) -> ApiResult<Response> {
+    permit(&caller, Route::ReadJob)?;
     readable_job(&state, &caller, JobId(id)).await?;
     let download = state
         .backend()
@@ -176,7 +178,7 @@ pub(crate) async fn enqueue_multipart(
     caller: Caller,
     request: Request,
 ) -> ApiResult<(StatusCode, Json<JobDto>)> {
-    enqueuer(&caller)?;
+    permit(&caller, Route::Enqueue)?;
     within_limit(&state, request.headers())?;
     let job_hash = body_hash(&state, &request)?;
     let file_hash = query_param(&request, ATTACHMENT_HASH_PARAM)?;

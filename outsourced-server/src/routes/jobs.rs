@@ -13,7 +13,8 @@ use outsourced_core::{Backend, CountFilter, Error, JobFilter, JobId, NewJob};
 
 use super::access::{actor, queue_access, readable_job};
 use super::idempotent;
-use crate::auth::{Caller, require};
+use super::roles::{Route, permit};
+use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, PathArg, QueryArgs};
 use crate::state::AppState;
@@ -24,10 +25,6 @@ pub(crate) fn new_job(state: &AppState, caller: &Caller, dto: NewJobDto) -> ApiR
     job.check(state.backend().config().max_args_bytes)?;
     queue_access(caller, &job.queue)?;
     Ok(job)
-}
-
-pub(crate) fn enqueuer(caller: &Caller) -> ApiResult<()> {
-    require(caller, &[Role::Producer, Role::Admin])
 }
 
 /// Enqueue one job: its JSON, or as `multipart/form-data` the JSON in part `job` and its
@@ -46,7 +43,7 @@ pub(crate) async fn enqueue(
     }
     let idempotency = idempotent::key_of(request.headers())?;
     let JsonBody(dto) = JsonBody::<NewJobDto>::from_request(request, &state).await?;
-    enqueuer(&caller)?;
+    permit(&caller, Route::Enqueue)?;
     if let Some(key) = &idempotency {
         let body = serde_json::to_vec(&dto).unwrap_or_default();
         let jobs = vec![new_job(&state, &caller, dto)?];
@@ -107,7 +104,7 @@ pub(crate) async fn enqueue_batch(
     headers: HeaderMap,
     JsonBody(dtos): JsonBody<Vec<NewJobDto>>,
 ) -> ApiResult<Response> {
-    enqueuer(&caller)?;
+    permit(&caller, Route::Enqueue)?;
     let idempotency = idempotent::key_of(&headers)?;
     let body = match idempotency {
         Some(_) => serde_json::to_vec(&dtos).unwrap_or_default(),
@@ -149,6 +146,7 @@ pub(crate) async fn get(
     Extension(caller): Extension<Caller>,
     PathArg(id): PathArg<i64>,
 ) -> ApiResult<Json<JobDto>> {
+    permit(&caller, Route::ReadJob)?;
     let job = readable_job(&state, &caller, JobId(id)).await?;
     Ok(Json(job_to_dto(&job)))
 }
@@ -160,6 +158,7 @@ pub(crate) async fn history(
     Extension(caller): Extension<Caller>,
     PathArg(id): PathArg<i64>,
 ) -> ApiResult<Json<Vec<HistoryDto>>> {
+    permit(&caller, Route::ReadJob)?;
     readable_job(&state, &caller, JobId(id)).await?;
     let rows = state.backend().history(&actor(&caller), JobId(id)).await?;
     Ok(Json(rows.iter().map(HistoryDto::from).collect()))
@@ -172,7 +171,7 @@ pub(crate) async fn list(
     Extension(caller): Extension<Caller>,
     QueryArgs(query): QueryArgs<JobsQuery>,
 ) -> ApiResult<Json<Vec<JobDto>>> {
-    enqueuer(&caller)?;
+    permit(&caller, Route::ListJobs)?;
     let filter = JobFilter {
         queue: query.queue,
         state: query
@@ -203,7 +202,7 @@ pub(crate) async fn counts(
     Extension(caller): Extension<Caller>,
     QueryArgs(query): QueryArgs<CountsQuery>,
 ) -> ApiResult<Json<Vec<StateCountDto>>> {
-    enqueuer(&caller)?;
+    permit(&caller, Route::ListJobs)?;
     let filter = CountFilter {
         queue: query.queue,
         owner: query.owner.map(|o| o.parse()).transpose()?,
@@ -220,7 +219,7 @@ pub(crate) async fn cancel(
     Extension(caller): Extension<Caller>,
     PathArg(id): PathArg<i64>,
 ) -> ApiResult<Json<StateDto>> {
-    enqueuer(&caller)?;
+    permit(&caller, Route::Cancel)?;
     readable_job(&state, &caller, JobId(id)).await?;
     let state_after = state.backend().cancel(&actor(&caller), JobId(id)).await?;
     Ok(Json(StateDto {
@@ -235,7 +234,7 @@ pub(crate) async fn retry(
     Extension(caller): Extension<Caller>,
     PathArg(id): PathArg<i64>,
 ) -> ApiResult<Json<JobDto>> {
-    require(&caller, &[Role::Admin])?;
+    permit(&caller, Route::Maintain)?;
     let job = state.backend().retry(&actor(&caller), JobId(id)).await?;
     Ok(Json(job_to_dto(&job)))
 }
@@ -249,7 +248,7 @@ pub(crate) async fn prune(
     Extension(caller): Extension<Caller>,
     JsonBody(request): JsonBody<outsourced_backend_http::wire::PruneRequest>,
 ) -> ApiResult<Json<CountDto>> {
-    require(&caller, &[Role::Admin])?;
+    permit(&caller, Route::Maintain)?;
     let opts = outsourced_core::PruneOptions {
         limit: request.limit.clamp(1, 10_000),
     };
@@ -265,7 +264,7 @@ pub(crate) async fn reclaim(
     Extension(caller): Extension<Caller>,
     JsonBody(request): JsonBody<outsourced_backend_http::wire::ReclaimRequest>,
 ) -> ApiResult<Json<CountDto>> {
-    require(&caller, &[Role::Admin])?;
+    permit(&caller, Route::Maintain)?;
     let opts = outsourced_core::ReclaimOptions {
         limit: request.limit.clamp(1, 10_000),
     };

@@ -17,6 +17,7 @@ use outsourced_core::{
 };
 
 use super::access::{instance, lease_access};
+use super::roles::Route;
 use crate::auth::Caller;
 use crate::error::ApiResult;
 use crate::extract::{JsonBody, PathArg};
@@ -31,7 +32,7 @@ pub(crate) async fn reserve(
     Extension(caller): Extension<Caller>,
     JsonBody(request): JsonBody<ReserveRequest>,
 ) -> ApiResult<Json<ReservedList>> {
-    let by = instance(&caller, &request.instance)?;
+    let by = instance(&caller, Route::Reserve, &request.instance)?;
     let queues = workable_queues(&caller.principal.queues, &request.queues);
     let max_wait = state.config().max_wait;
     if queues.is_empty() {
@@ -101,7 +102,7 @@ pub(crate) async fn complete_batch(
     Extension(caller): Extension<Caller>,
     JsonBody(request): JsonBody<BatchCompleteRequest>,
 ) -> ApiResult<Json<BatchCompleteResponse>> {
-    let by = instance(&caller, &request.instance)?;
+    let by = instance(&caller, Route::Lease, &request.instance)?;
     // Leases on jobs the worker may not see are answered `not_found` without asking the backend.
     let mut allowed = Vec::with_capacity(request.leases.len());
     let mut answers: Vec<Option<Option<ErrorBody>>> = Vec::with_capacity(request.leases.len());
@@ -178,7 +179,7 @@ pub(crate) async fn release_all(
     Extension(caller): Extension<Caller>,
     JsonBody(request): JsonBody<InstanceRequest>,
 ) -> ApiResult<Json<CountDto>> {
-    let by = instance(&caller, &request.instance)?;
+    let by = instance(&caller, Route::ReleaseAll, &request.instance)?;
     let count = state.backend().release_all(&by).await?;
     Ok(Json(CountDto { count }))
 }
@@ -193,7 +194,7 @@ async fn presented(
     instance_id: &str,
     token: &str,
 ) -> ApiResult<(WorkerInstance, LeaseRef)> {
-    let by = instance(caller, instance_id)?;
+    let by = instance(caller, Route::Lease, instance_id)?;
     lease_access(state, caller, JobId(id)).await?;
     let lease = LeaseRef {
         job_id: JobId(id),

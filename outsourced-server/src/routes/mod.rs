@@ -6,6 +6,7 @@ mod idempotent;
 mod jobs;
 mod lease;
 mod queues;
+pub mod roles;
 
 pub(crate) use attachments::download_response;
 
@@ -22,26 +23,10 @@ use crate::auth;
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// Who may do what, by role; also the OpenAPI document's description.
-pub const AUTHORIZATION: &str = "\
+/// How requests are signed, before the role table in the OpenAPI document's description.
+const SIGNING: &str = "\
 Every request under /v1 (but /v1/openapi.json and /v1/health) is signed with two-legged OAuth \
-1.0a (HMAC-SHA1 or HMAC-SHA256). Authorization by role:
-
-| route | worker | producer | admin |
-|---|---|---|---|
-| POST /v1/jobs, POST /v1/jobs/batch (enqueue) | 403 | queues it was granted (others: 404) | any queue |
-| GET /v1/jobs/{id}, GET /v1/jobs/{id}/history, GET /v1/jobs/{id}/attachment | jobs whose lease it holds | jobs it enqueued | any job |
-| PUT /v1/jobs/{id}/attachment | 403 | jobs it enqueued | any job |
-| GET /v1/jobs, GET /v1/counts | 403 | its own jobs | all jobs |
-| POST /v1/jobs/{id}/cancel | 403 | jobs it enqueued | any job |
-| POST /v1/jobs/{id}/retry, POST /v1/reclaim, POST /v1/prune | 403 | 403 | yes |
-| POST /v1/reserve | queues it is hired for | 403 | 403 |
-| POST /v1/jobs/{id}/heartbeat, complete, fail, release; POST /v1/complete | jobs of its queues, with the lease token (others: 404; stale: 409) | 403 | 403 |
-| POST /v1/release-all | its own instance's leases | 403 | 403 |
-| GET /v1/queues | queues it is hired for | queues it was granted | all |
-| POST /v1/queues, PATCH and DELETE /v1/queues/{name} | 403 | 403 | yes |
-
-A job or queue the caller may not see is 404 whether or not it exists.";
+1.0a (HMAC-SHA1 or HMAC-SHA256). Authorization by role:\n\n";
 
 #[derive(OpenApi)]
 #[openapi(
@@ -61,7 +46,10 @@ struct ApiDoc;
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     let description = doc.info.description.get_or_insert_with(String::new);
-    description.push_str(AUTHORIZATION);
+    description.push_str(SIGNING);
+    description.push_str(&roles::authorization());
+    description
+        .push_str("\nA job or queue the caller may not see is 404 whether or not it exists.");
     doc
 }
 

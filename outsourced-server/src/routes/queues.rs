@@ -4,11 +4,11 @@ use axum::Json;
 use axum::extract::{Extension, State};
 use axum::http::StatusCode;
 use outsourced_backend_http::wire::{CreateQueueRequest, QueueDto, UpdateQueueRequest};
-use outsourced_backend_sql::Role;
 use outsourced_core::{Backend, QueueLimit, QueueUpdate, Retention};
 
 use super::access::{actor, may_use_queue};
-use crate::auth::{Caller, require};
+use super::roles::{Route, permit};
+use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, PathArg};
 use crate::state::AppState;
@@ -19,6 +19,7 @@ pub(crate) async fn list(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
 ) -> ApiResult<Json<Vec<QueueDto>>> {
+    permit(&caller, Route::ListQueues)?;
     let queues = state.backend().queues(&actor(&caller)).await?;
     let visible = queues.iter().filter(|q| may_use_queue(&caller, &q.name));
     Ok(Json(visible.map(QueueDto::from).collect()))
@@ -41,7 +42,7 @@ pub(crate) async fn create(
     Extension(caller): Extension<Caller>,
     JsonBody(request): JsonBody<CreateQueueRequest>,
 ) -> ApiResult<(StatusCode, Json<QueueDto>)> {
-    require(&caller, &[Role::Admin])?;
+    permit(&caller, Route::ManageQueues)?;
     let limit = limit(request.limit, request.unlimited)?.unwrap_or_default();
     let queue = state
         .backend()
@@ -59,7 +60,7 @@ pub(crate) async fn update(
     PathArg(name): PathArg<String>,
     JsonBody(request): JsonBody<UpdateQueueRequest>,
 ) -> ApiResult<Json<QueueDto>> {
-    require(&caller, &[Role::Admin])?;
+    permit(&caller, Route::ManageQueues)?;
     let retention = match (request.retention_ms, request.retain_forever) {
         (Some(_), true) => {
             return Err(ApiError::bad_request(
@@ -89,7 +90,7 @@ pub(crate) async fn delete(
     Extension(caller): Extension<Caller>,
     PathArg(name): PathArg<String>,
 ) -> ApiResult<StatusCode> {
-    require(&caller, &[Role::Admin])?;
+    permit(&caller, Route::ManageQueues)?;
     state.backend().delete_queue(&actor(&caller), &name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
