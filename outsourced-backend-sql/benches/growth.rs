@@ -96,14 +96,15 @@ async fn dashboard_reads(backend: &SqlBackend) {
         ..JobFilter::default()
     };
     let some_job = backend.jobs(&admin, failed.clone()).await.expect("jobs")[0].id;
+    let store = outsourced_backend_sql::Directory::new(backend.clone());
     println!("dashboard reads on the grown table (median of 20):");
     time("overview: per-state counts (cap 10,000)", || async {
-        backend.state_counts("bench", 10_000).await.expect("counts");
+        store.state_counts("bench", 10_000).await.expect("counts");
     })
     .await;
     time("overview: succeeded in the last minute", || async {
         let since = chrono::Utc::now() - chrono::Duration::minutes(1);
-        let done = backend.finished_since("bench", JobState::Succeeded, since, 10_000);
+        let done = store.finished_since("bench", JobState::Succeeded, since, 10_000);
         done.await.expect("finished");
     })
     .await;
@@ -133,7 +134,7 @@ async fn dashboard_reads(backend: &SqlBackend) {
     })
     .await;
     time("workers: leases by worker", || async {
-        backend.leases_by_worker().await.expect("leases");
+        store.leases_by_worker().await.expect("leases");
     })
     .await;
 }

@@ -42,9 +42,8 @@ pub(crate) struct Inner {
     /// Who hears of every committed change (metrics), if anyone.
     observer: std::sync::RwLock<Option<Arc<dyn Observer>>>,
     /// Enqueues waiting for their group commit.
-    pub(crate) enqueues: Group<enqueue::Request, Result<Vec<crate::entity::job::Model>>>,
-    /// OAuth nonces waiting for their group commit.
-    pub(crate) nonces: Group<crate::nonces::Seen, Result<bool>>,
+    pub(crate) enqueues:
+        Group<enqueue::Request, Result<Vec<crate::entity::job::Model>>, SqlBackend>,
     /// When each worker instance's row was last written.
     pub(crate) instances: crate::instances::Notes,
 }
@@ -73,7 +72,6 @@ impl SqlBackend {
         // Boxed: opening and migrating is a deep future, too deep to lay out inline in callers'.
         let pools = Box::pin(connect::open(&config)).await?;
         let wake = Wake::new();
-        let flavor = pools.flavor;
         let listener = match pools.flavor {
             Flavor::Postgres => {
                 let channel = wake::channel(config.schema.as_deref());
@@ -96,7 +94,6 @@ impl SqlBackend {
                 listener,
                 observer: std::sync::RwLock::new(None),
                 enqueues: enqueue::group(),
-                nonces: crate::nonces::group(flavor),
                 instances: crate::instances::Notes::default(),
             }),
         })

@@ -167,7 +167,7 @@ pub(crate) struct Request {
 /// group locks the row of its queue (its live-job count) until it commits, so groups written
 /// side by side would wait on each other anyway, and be smaller (measured on PostgreSQL with
 /// 16 producers: 4,300 jobs/s one group at a time, 2,700 with four at once).
-pub(crate) fn group() -> Group<Request, Result<Vec<job::Model>>> {
+pub(crate) fn group() -> Group<Request, Result<Vec<job::Model>>, SqlBackend> {
     Group::new(
         1,
         GROUP_JOBS,

@@ -1,6 +1,8 @@
 //! Group commit: small writes that arrive while others are being written wait for them, then
 //! go together in one transaction, so that concurrent producers share commits (and their
-//! fsyncs) instead of each paying for one.
+//! fsyncs) instead of each paying for one. Generic over what is grouped (`Req`, answered with
+//! a `Resp`) and over the handle `H` that owns the group and writes it: the job store's
+//! enqueues (`SqlBackend`), the server store's nonces (`NonceStore`).
 //!
 //! There is no background task: the first request that finds no writer running spawns one,
 //! which takes everything pending, writes it, answers each request, and goes on while more has
@@ -15,7 +17,6 @@ use std::sync::Mutex;
 
 use tokio::sync::oneshot;
 
-use crate::backend::SqlBackend;
 use crate::error::backend_error;
 use outsourced_core::Result;
 
@@ -25,20 +26,20 @@ pub(crate) struct Entry<Req, Resp> {
     pub(crate) reply: oneshot::Sender<Resp>,
 }
 
-/// Writes one group and answers each of its entries.
-pub(crate) type Writer<Req, Resp> =
-    fn(SqlBackend, Vec<Entry<Req, Resp>>) -> Pin<Box<dyn Future<Output = ()> + Send>>;
+/// Writes one group through handle `H` and answers each of its entries.
+pub(crate) type Writer<Req, Resp, H> =
+    fn(H, Vec<Entry<Req, Resp>>) -> Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// Where one kind of request waits for its group.
-pub(crate) struct Group<Req, Resp> {
+pub(crate) struct Group<Req, Resp, H> {
     state: Mutex<State<Req, Resp>>,
     parallel: usize,
     /// The most weight (jobs, say) one group carries; a heavier request goes alone.
     max_weight: usize,
     weigh: fn(&Req) -> usize,
-    /// Picks this kind's group out of a backend, for the writer task.
-    select: fn(&SqlBackend) -> &Group<Req, Resp>,
-    write: Writer<Req, Resp>,
+    /// Picks this group out of its handle, for the writer task.
+    select: fn(&H) -> &Group<Req, Resp, H>,
+    write: Writer<Req, Resp, H>,
 }
 
 struct State<Req, Resp> {
@@ -46,7 +47,7 @@ struct State<Req, Resp> {
     running: usize,
 }
 
-impl<Req, Resp> std::fmt::Debug for Group<Req, Resp> {
+impl<Req, Resp, H> std::fmt::Debug for Group<Req, Resp, H> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Group")
             .field("parallel", &self.parallel)
@@ -54,14 +55,19 @@ impl<Req, Resp> std::fmt::Debug for Group<Req, Resp> {
     }
 }
 
-impl<Req: Send + 'static, Resp: Send + 'static> Group<Req, Resp> {
+impl<Req, Resp, H> Group<Req, Resp, H>
+where
+    Req: Send + 'static,
+    Resp: Send + 'static,
+    H: Clone + Send + Sync + 'static,
+{
     /// A group written by `write`, at most `parallel` at once, each at most `max_weight`.
     pub(crate) fn new(
         parallel: usize,
         max_weight: usize,
         weigh: fn(&Req) -> usize,
-        select: fn(&SqlBackend) -> &Group<Req, Resp>,
-        write: Writer<Req, Resp>,
+        select: fn(&H) -> &Group<Req, Resp, H>,
+        write: Writer<Req, Resp, H>,
     ) -> Self {
         Group {
             state: Mutex::new(State {
@@ -76,8 +82,9 @@ impl<Req: Send + 'static, Resp: Send + 'static> Group<Req, Resp> {
         }
     }
 
-    /// Adds `request` to the next group and waits for its answer.
-    pub(crate) async fn submit(&self, backend: &SqlBackend, request: Req) -> Result<Resp> {
+    /// Adds `request` to the next group of `handle` (the handle that owns this group) and
+    /// waits for its answer.
+    pub(crate) async fn submit(&self, handle: &H, request: Req) -> Result<Resp> {
         let (reply, answer) = oneshot::channel();
         let start = {
             let mut state = self.lock();
@@ -87,7 +94,7 @@ impl<Req: Send + 'static, Resp: Send + 'static> Group<Req, Resp> {
             start
         };
         if start {
-            tokio::spawn(drain(backend.clone(), self.select));
+            tokio::spawn(drain(handle.clone(), self.select));
         }
         answer
             .await
@@ -119,19 +126,21 @@ impl<Req: Send + 'static, Resp: Send + 'static> Group<Req, Resp> {
 }
 
 /// A writer task: groups until nothing is pending.
-async fn drain<Req: Send + 'static, Resp: Send + 'static>(
-    backend: SqlBackend,
-    select: fn(&SqlBackend) -> &Group<Req, Resp>,
-) {
+async fn drain<Req, Resp, H>(handle: H, select: fn(&H) -> &Group<Req, Resp, H>)
+where
+    Req: Send + 'static,
+    Resp: Send + 'static,
+    H: Clone + Send + Sync + 'static,
+{
     loop {
-        let group = select(&backend);
+        let group = select(&handle);
         let entries = group.next();
         if entries.is_empty() {
             return;
         }
         // A panic answers this group's requests with an error (their senders are dropped)
         // and must not stop the writer, or every later request would wait forever.
-        let written = std::panic::AssertUnwindSafe((group.write)(backend.clone(), entries));
+        let written = std::panic::AssertUnwindSafe((group.write)(handle.clone(), entries));
         if futures::FutureExt::catch_unwind(written).await.is_err() {
             tracing::error!("a group write panicked; its requests were answered with an error");
         }

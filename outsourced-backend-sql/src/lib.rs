@@ -15,8 +15,9 @@
 //! - `reclaim`: expired leases as failed attempts;
 //! - `admin`: cancel and retry; `queues`: queue administration; `read`: lookups and counts.
 //!
-//! Beside the jobs: [`directory`] keeps workers, producers and admins with their credentials
-//! and queue access; [`secrets`] encrypts their secrets under the server key.
+//! Beside the jobs, the server's [`store`]: workers, producers and admins with their
+//! credentials and queue access ([`Directory`]), admin sessions, OAuth nonces ([`NonceStore`]),
+//! the dashboard's figures.
 //!
 //! Shared machinery: `transition` applies a change as a compare-and-set with its history rows,
 //! `slots` keeps the queue limits exact, `connect` opens pools and migrates, `migration` holds
@@ -31,7 +32,6 @@ mod config;
 mod connect;
 mod convert;
 mod dialect;
-pub mod directory;
 mod enqueue;
 mod entity;
 mod error;
@@ -40,11 +40,9 @@ mod fail;
 mod group;
 mod heartbeat;
 pub mod idempotency;
-mod insight;
 mod instances;
 mod lease;
 mod migration;
-pub mod nonces;
 mod observe;
 mod prune;
 mod queues;
@@ -52,12 +50,10 @@ mod read;
 mod reclaim;
 mod release;
 mod reserve;
-pub mod secrets;
-pub mod sessions;
 mod slots;
+pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
-pub mod throttle;
 mod transition;
 mod unique;
 mod wake;
@@ -65,10 +61,10 @@ mod wake;
 pub use backend::SqlBackend;
 pub use config::{SqlConfig, SqliteSync, redact};
 pub use dialect::Flavor;
-pub use directory::{Credentials, Directory, Principal, Role};
-pub use insight::Capped;
 pub use instances::{InstanceInfo, LIVE_FOR};
-pub use nonces::NonceStore;
 pub use sea_orm;
-pub use secrets::ServerKey;
-pub use sessions::{Login, Session};
+pub use store::Capped;
+pub use store::NonceStore;
+pub use store::directory::{Credentials, Directory, Principal, Role};
+pub use store::secrets::ServerKey;
+pub use store::sessions::{Login, Session};

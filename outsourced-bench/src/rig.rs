@@ -70,7 +70,7 @@ impl Rig {
         let key = ServerKey::generate();
         let key_dir = tempfile::tempdir().map_err(|e| Error::invalid(format!("{e}")))?;
         let key_file = key_dir.path().join("server.key");
-        outsourced_backend_sql::secrets::write_private(&key_file, &key.to_base64())?;
+        outsourced_backend_sql::store::secrets::write_private(&key_file, &key.to_base64())?;
         let directory = Directory::new(sql.clone());
         let mut credentials = Vec::new();
         for (role, name) in [(Role::Producer, PRODUCER), (Role::Worker, WORKER)] {

@@ -25,7 +25,7 @@ mod serve;
 use std::process::ExitCode;
 
 use clap::Parser;
-use outsourced_backend_sql::{Directory, ServerKey, secrets::write_private};
+use outsourced_backend_sql::{Directory, ServerKey, store::secrets::write_private};
 use outsourced_core::Result;
 
 use crate::args::{Cli, Command};

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use outsourced_backend_sql::{Credentials, Role, secrets::write_private};
+use outsourced_backend_sql::{Credentials, Role, store::secrets::write_private};
 use outsourced_core::{Error, Result};
 use outsourced_worker::WorkerConfig;
 use outsourced_worker::config::BackendConfig;

@@ -37,12 +37,12 @@ const COUNT_CAP: u64 = 10_000;
 
 /// `GET /dashboard`: every queue with its limit, per-state counts and recent throughput.
 pub(crate) async fn overview(State(state): State<AppState>, admin: Admin) -> PageResult {
-    let backend = state.backend();
+    let (backend, store) = (state.backend(), state.directory());
     let minute_ago = chrono::Utc::now() - Duration::minutes(1);
     let mut queues = Vec::new();
     for queue in backend.queues(&admin.actor()).await? {
-        let counts = backend.state_counts(&queue.name, COUNT_CAP).await?;
-        let finished = |state| backend.finished_since(&queue.name, state, minute_ago, COUNT_CAP);
+        let counts = store.state_counts(&queue.name, COUNT_CAP).await?;
+        let finished = |state| store.finished_since(&queue.name, state, minute_ago, COUNT_CAP);
         queues.push(QueueRow {
             counts: counts.values().map(ToString::to_string).collect(),
             limit: queue.limit.to_string(),
@@ -53,7 +53,7 @@ pub(crate) async fn overview(State(state): State<AppState>, admin: Admin) -> Pag
             name: queue.name,
         });
     }
-    let leases = backend.leases_by_worker().await?;
+    let leases = store.leases_by_worker().await?;
     let workers = state.directory().list(Role::Worker).await?.len();
     let overview = OverviewPage {
         chrome: chrome(&admin, "overview"),
@@ -216,7 +216,7 @@ pub(crate) async fn attachment(
 
 /// `GET /dashboard/workers`: each worker's queues, last contact, leases in hand and lock.
 pub(crate) async fn workers(State(state): State<AppState>, admin: Admin) -> PageResult {
-    let leases = state.backend().leases_by_worker().await?;
+    let leases = state.directory().leases_by_worker().await?;
     let queues: Vec<String> = (state.backend().queues(&admin.actor()).await?)
         .into_iter()
         .map(|q| q.name)

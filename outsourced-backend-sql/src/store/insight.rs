@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Alias, Expr, Query, SelectStatement};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect, QueryTrait};
 
-use crate::backend::SqlBackend;
+use super::Directory;
 use crate::convert::ms;
 use crate::entity::job;
 use crate::error::db_error;
@@ -31,7 +31,7 @@ impl std::fmt::Display for Capped {
     }
 }
 
-impl SqlBackend {
+impl Directory {
     /// Counts the rows `select` finds, reading at most `cap + 1` of them.
     async fn count_capped(&self, select: SelectStatement, cap: u64) -> Result<Capped> {
         let mut limited = select;
@@ -40,8 +40,8 @@ impl SqlBackend {
             .expr(Expr::cust("COUNT(*)"))
             .from_subquery(limited, Alias::new("capped"))
             .to_owned();
-        let statement = self.flavor().backend().build(&count);
-        let row = self.reader().query_one_raw(statement).await;
+        let statement = self.backend().flavor().backend().build(&count);
+        let row = self.backend().reader().query_one_raw(statement).await;
         let found: i64 = row
             .map_err(db_error)?
             .and_then(|row| row.try_get_by_index(0).ok())
@@ -96,7 +96,7 @@ impl SqlBackend {
             .column_as(job::Column::Id.count(), "count")
             .group_by(job::Column::LeaseWorker)
             .into_tuple()
-            .all(self.reader())
+            .all(self.backend().reader())
             .await
             .map_err(db_error)?;
         Ok(groups

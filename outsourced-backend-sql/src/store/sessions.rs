@@ -13,8 +13,8 @@ use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 use sha2::{Digest, Sha256};
 
+use super::directory::{Directory, Role, random_text};
 use crate::convert::{duration_ms, ms, time};
-use crate::directory::{Directory, Role, random_text};
 use crate::entity::{principal, session};
 use crate::error::db_error;
 use outsourced_core::{Error, Result};

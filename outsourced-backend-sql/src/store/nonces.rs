@@ -2,6 +2,7 @@
 //! (a primary key and insert-or-nothing), in the database so every server process shares it.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
@@ -16,16 +17,19 @@ use crate::error::db_error;
 use crate::group::{Entry, Group};
 use outsourced_core::Result;
 
-/// The nonces of signed requests, in the backend's database.
+/// The nonces of signed requests, in the backend's database. Cheap to clone; clones share
+/// one group commit, so make one store per server and clone it.
 #[derive(Clone, Debug)]
 pub struct NonceStore {
     backend: SqlBackend,
+    group: Arc<Group<Seen, Result<bool>, NonceStore>>,
 }
 
 impl NonceStore {
     /// The store in the backend's database.
     pub fn new(backend: SqlBackend) -> Self {
-        NonceStore { backend }
+        let group = Arc::new(group(backend.flavor()));
+        NonceStore { backend, group }
     }
 
     /// Records a nonce; false when it was seen before for this consumer and timestamp.
@@ -44,8 +48,7 @@ impl NonceStore {
             nonce: nonce.to_owned(),
             seen_at: ms(now),
         };
-        let backend = &self.backend;
-        backend.inner.nonces.submit(backend, seen).await?
+        self.group.submit(self, seen).await?
     }
 
     /// Forgets nonces whose timestamp is older than `before` (epoch seconds): their requests
@@ -62,7 +65,7 @@ impl NonceStore {
 
 /// A nonce as seen in one request.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub(crate) struct Seen {
+struct Seen {
     consumer_key: String,
     timestamp: i64,
     nonce: String,
@@ -71,7 +74,7 @@ pub(crate) struct Seen {
 
 /// The group commit of nonces: one group at a time on SQLite (its one writer), a few at once
 /// elsewhere (nonces share no row, so their commits overlap).
-pub(crate) fn group(flavor: Flavor) -> Group<Seen, Result<bool>> {
+fn group(flavor: Flavor) -> Group<Seen, Result<bool>, NonceStore> {
     let parallel = match flavor {
         Flavor::Sqlite => 1,
         _ => 4,
@@ -80,8 +83,8 @@ pub(crate) fn group(flavor: Flavor) -> Group<Seen, Result<bool>> {
         parallel,
         GROUP_NONCES,
         |_| 1,
-        |backend| &backend.inner.nonces,
-        |backend, entries| Box::pin(grouped(backend, entries)),
+        |store| &store.group,
+        |store, entries| Box::pin(grouped(store.backend, entries)),
     )
 }
 

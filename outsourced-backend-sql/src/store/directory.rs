@@ -17,8 +17,8 @@ use crate::convert::{ms, time};
 use crate::dialect::insert_if_absent;
 use crate::entity::{access, principal, queue, session};
 
+use super::secrets::ServerKey;
 use crate::error::db_error;
-use crate::secrets::ServerKey;
 use outsourced_core::{Error, Result};
 
 /// What a principal may do.

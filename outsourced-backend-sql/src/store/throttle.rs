@@ -10,8 +10,8 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 
+use super::directory::Directory;
 use crate::convert::ms;
-use crate::directory::Directory;
 use crate::entity::login_failure;
 use crate::error::db_error;
 use outsourced_core::Result;
