@@ -7,18 +7,21 @@ use crate::backend::SqlBackend;
 use crate::convert::{self, job_record, ms};
 use crate::entity::job;
 use crate::lease::load_existing;
+use crate::observe::Events;
 use crate::transition::{Step, Transition, until_applied};
 use outsourced_core::{Actor, Event, JobId, JobRecord, JobState, Reason, Result};
 
 /// Cancels a waiting job, or asks a running one to stop; returns the state afterwards.
 pub(crate) async fn cancel(backend: &SqlBackend, by: &Actor, id: JobId) -> Result<JobState> {
     let now = backend.now();
-    backend
+    let (state, events) = backend
         .write(|txn| async move {
             let result = cancel_in(&txn, by, id, now).await;
             (txn, result)
         })
-        .await
+        .await?;
+    backend.tell(events);
+    Ok(state)
 }
 
 async fn cancel_in(
@@ -26,13 +29,14 @@ async fn cancel_in(
     by: &Actor,
     id: JobId,
     now: DateTime<Utc>,
-) -> Result<JobState> {
+) -> Result<(JobState, Events)> {
     until_applied(id, || async move {
         let row = load_existing(db, id).await?;
         let state = convert::state(&row)?;
+        let unchanged = Some((state, Events::default()));
         let (event, reason, set) = match state {
-            JobState::Cancelled => return Ok(Some(state)),
-            JobState::Running if row.cancel_requested => return Ok(Some(state)),
+            JobState::Cancelled => return Ok(unchanged),
+            JobState::Running if row.cancel_requested => return Ok(unchanged),
             JobState::Running => (
                 None,
                 Reason::CancelRequested,
@@ -54,11 +58,12 @@ async fn cancel_in(
             steps: vec![step],
             set,
         };
-        if !transition.apply(db, now).await? {
+        let Some(events) = transition.apply(db, now).await? else {
             return Ok(None);
-        }
+        };
         let running = state == JobState::Running;
-        Ok(Some(if running { state } else { JobState::Cancelled }))
+        let after = if running { state } else { JobState::Cancelled };
+        Ok(Some((after, events)))
     })
     .await
 }
@@ -67,12 +72,13 @@ async fn cancel_in(
 /// waiting ones keeping their attempts.
 pub(crate) async fn retry(backend: &SqlBackend, by: &Actor, id: JobId) -> Result<JobRecord> {
     let now = backend.now();
-    let job = backend
+    let (job, events) = backend
         .write(|txn| async move {
             let result = retry_in(&txn, by, id, now).await;
             (txn, result)
         })
         .await?;
+    backend.tell(events);
     backend.wake().await;
     Ok(job)
 }
@@ -82,7 +88,7 @@ async fn retry_in(
     by: &Actor,
     id: JobId,
     now: DateTime<Utc>,
-) -> Result<JobRecord> {
+) -> Result<(JobRecord, Events)> {
     until_applied(id, || async move {
         let row = load_existing(db, id).await?;
         let mut set = vec![(job::Column::RunAt, Value::from(ms(now)))];
@@ -104,10 +110,11 @@ async fn retry_in(
             steps: vec![step],
             set,
         };
-        if !transition.apply(db, now).await? {
+        let Some(events) = transition.apply(db, now).await? else {
             return Ok(None);
-        }
-        job_record(&load_existing(db, id).await?).map(Some)
+        };
+        let job = job_record(&load_existing(db, id).await?)?;
+        Ok(Some((job, events)))
     })
     .await
 }

@@ -176,7 +176,8 @@ impl SqlBackend {
     /// Runs `body` in a write transaction and commits it, or rolls it back when `body` fails.
     /// A conflict with a concurrent transaction (a deadlock, a serialization failure, SQLite
     /// busy past its timeout) undoes everything, so the whole transaction runs again, a few
-    /// times, after a short pause; the events of an undone attempt are forgotten.
+    /// times, after a short pause (an undone attempt's result, and with it its events, is
+    /// dropped).
     ///
     /// `body` gets the transaction and hands it back with its result (a plain future, so that
     /// the caller's stays `Send`).
@@ -188,12 +189,10 @@ impl SqlBackend {
         let mut pause = std::time::Duration::from_millis(2);
         let mut attempt = 1;
         loop {
-            let mark = crate::observe::mark();
             let txn = self.begin_write().await?;
             let (txn, result) = body(txn).await;
             match self.finish(txn, result).await {
                 Err(error) if attempt < WRITE_TRIES && crate::error::is_conflict(&error) => {
-                    crate::observe::forget_since(mark);
                     tracing::debug!(%error, attempt, "a write conflicted; running it again");
                     let jitter = rand::random_range(0..=pause.as_micros() as u64);
                     tokio::time::sleep(pause + std::time::Duration::from_micros(jitter)).await;

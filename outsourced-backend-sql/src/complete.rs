@@ -13,6 +13,7 @@ use crate::convert::{self, ms};
 use crate::entity::job;
 use crate::error::{corrupt, db_error};
 use crate::lease::{Check, check_row, contended, holds, load_existing};
+use crate::observe::Events;
 use crate::transition::CAS_TRIES;
 use crate::transition::{BatchTransition, Step, Transition, Writes};
 use outsourced_core::{
@@ -30,12 +31,14 @@ pub(crate) async fn complete_batch(
     // A result that is not acceptable is that completion's answer, checked before any write.
     let results: Vec<Result<Option<String>>> = done.iter().map(result_text).collect();
     let results = &results;
-    backend
+    let (answers, events) = backend
         .write(|txn| async move {
             let result = complete_in(&txn, lock_rows, by, done, results, now).await;
             (txn, result)
         })
-        .await
+        .await?;
+    backend.tell(events);
+    Ok(answers)
 }
 
 /// The completion's result as the JSON text to store, or why it is refused.
@@ -51,7 +54,7 @@ async fn complete_in(
     done: &[Completion],
     results: &[Result<Option<String>>],
     now: DateTime<Utc>,
-) -> Result<Vec<Result<()>>> {
+) -> Result<(Vec<Result<()>>, Events)> {
     // One read for the whole batch, locking the rows (in id order, so that two batches never
     // wait on each other crosswise) until the commit; SQLite's write lock does the same.
     let ids = done.iter().map(|d| d.lease.job_id.0);
@@ -105,9 +108,10 @@ async fn complete_in(
         actor: &actor,
     };
     batch.apply_deferred(db, now, &mut writes).await?;
-    writes.flush(db).await?;
+    let events = writes.flush(db).await?;
     // The same lease twice in one batch gets the same answer twice.
-    Ok(done.iter().map(|d| answered[&d.lease].clone()).collect())
+    let answers = done.iter().map(|d| answered[&d.lease].clone()).collect();
+    Ok((answers, events))
 }
 
 /// The `completed` step of a held lease, with the attempt's result.

@@ -17,6 +17,7 @@ use crate::entity::job;
 use crate::error::backend_error;
 use crate::group::{Entry, Group};
 use crate::lease::load_existing;
+use crate::observe::Events;
 use crate::slots;
 use crate::transition::{Step, history_row, insert_history};
 use crate::unique::{self, Fate};
@@ -76,7 +77,7 @@ pub(crate) async fn with_attachment(
         }
         Ok(Placed { row, .. }) => {
             backend.wake_for(std::slice::from_ref(&row));
-            crate::observe::record(&row, crate::observe::Happened::Enqueued);
+            backend.tell(Events::enqueued([&row]));
             job_record(&row)
         }
         Err(error) => {
@@ -135,9 +136,6 @@ async fn insert(backend: &SqlBackend, by: &Actor, jobs: Vec<NewJob>) -> Result<V
         let rows = backend.inner.enqueues.submit(backend, request).await??;
         rows.into_iter().map(Placed::stored).collect()
     };
-    for row in stored(&placed) {
-        crate::observe::record(&row, crate::observe::Happened::Enqueued);
-    }
     Ok(placed)
 }
 
@@ -153,7 +151,9 @@ async fn insert_alone(backend: &SqlBackend, by: &Actor, jobs: &[NewJob]) -> Resu
             (txn, result)
         })
         .await?;
-    backend.wake_for(&stored(&placed));
+    let stored = stored(&placed);
+    backend.wake_for(&stored);
+    backend.tell(Events::enqueued(&stored));
     Ok(placed)
 }
 
@@ -198,6 +198,7 @@ async fn grouped(backend: SqlBackend, entries: Vec<Entry<Request, Result<Vec<job
         Ok(outcomes) => {
             let rows: Vec<job::Model> = outcomes.iter().flatten().flatten().cloned().collect();
             backend.wake_for(&rows);
+            backend.tell(Events::enqueued(&rows));
             for (entry, outcome) in entries.into_iter().zip(outcomes) {
                 let _ = entry.reply.send(outcome);
             }

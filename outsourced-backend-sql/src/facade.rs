@@ -36,16 +36,12 @@ pub(crate) async fn detached<T: Send + 'static>(
         .map_err(|e| backend_error(format!("a write's task failed: {e}"), false))?
 }
 
-/// A write, observed, run to its end whatever its caller does: `$body` uses `backend` (a
-/// clone of the handle) and the owned copies its caller made.
+/// A write run to its end whatever its caller does: `$body` uses `backend` (a clone of the
+/// handle) and the owned copies its caller made.
 macro_rules! write_call {
     ($self:ident, |$backend:ident| $body:expr) => {{
         let $backend = $self.clone();
-        detached(async move {
-            let observed = $backend.observed($body);
-            observed.await
-        })
-        .await
+        detached(async move { $body.await }).await
     }};
 }
 
@@ -104,16 +100,16 @@ impl Backend for SqlBackend {
     // Not detached: an enqueue's write runs in its group commit's own task already, which a
     // caller that goes away cannot cut; another hop would only slow the hottest call.
     async fn enqueue(&self, by: &Actor, job: NewJob) -> Result<JobRecord> {
-        self.observed(enqueue::one(self, by, job)).await
+        enqueue::one(self, by, job).await
     }
 
     async fn enqueue_batch(&self, by: &Actor, jobs: Vec<NewJob>) -> Result<Vec<JobId>> {
-        let each = self.observed(enqueue::batch(self, by, jobs)).await?;
+        let each = enqueue::batch(self, by, jobs).await?;
         Ok(each.into_iter().map(|e| e.id).collect())
     }
 
     async fn enqueue_each(&self, by: &Actor, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>> {
-        self.observed(enqueue::batch(self, by, jobs)).await
+        enqueue::batch(self, by, jobs).await
     }
 
     async fn enqueue_with_attachment(
@@ -124,8 +120,7 @@ impl Backend for SqlBackend {
     ) -> Result<JobRecord> {
         // Not detached: the upload streams from the caller, and a caller that goes away ends
         // it; the upload is then discarded, and the job never written.
-        self.observed(enqueue::with_attachment(self, by, job, file))
-            .await
+        enqueue::with_attachment(self, by, job, file).await
     }
 
     async fn attach(&self, _by: &Actor, id: JobId, file: Upload) -> Result<AttachmentInfo> {
@@ -139,7 +134,7 @@ impl Backend for SqlBackend {
 
     async fn reserve(&self, by: &WorkerInstance, opts: ReserveOptions) -> Result<Vec<Reserved>> {
         // The claim itself is detached inside (a long poll must stay cancellable).
-        self.observed(reserve::reserve(self, by, opts)).await
+        reserve::reserve(self, by, opts).await
     }
 
     async fn heartbeat(&self, by: &WorkerInstance, lease: &LeaseRef) -> Result<Heartbeat> {

@@ -10,6 +10,7 @@ use crate::convert::{self, ms};
 use crate::entity::job;
 use crate::error::corrupt;
 use crate::lease::{Check, check, contended};
+use crate::observe::Events;
 use crate::transition::{Step, Transition, until_applied};
 use outsourced_core::{
     Actor, Backoff, Event, Failure, JobState, LeaseRef, Reason, Result, RetryPlan, WorkerInstance,
@@ -24,12 +25,14 @@ pub(crate) async fn fail(
 ) -> Result<JobState> {
     let now = backend.now();
     let failure = &failure;
-    backend
+    let (state, events) = backend
         .write(|txn| async move {
             let result = fail_in(&txn, by, lease, failure, now).await;
             (txn, result)
         })
-        .await
+        .await?;
+    backend.tell(events);
+    Ok(state)
 }
 
 async fn fail_in(
@@ -38,13 +41,15 @@ async fn fail_in(
     lease: &LeaseRef,
     failure: &Failure,
     now: DateTime<Utc>,
-) -> Result<JobState> {
+) -> Result<(JobState, Events)> {
     let actor = &Actor::Worker(by.clone());
     let ended_by = &[Reason::RetryScheduled, Reason::Failed, Reason::Cancelled];
     until_applied(lease.job_id, || async move {
         let row = match check(db, by, lease, ended_by).await? {
             Check::Held(row) => row,
-            Check::Repeated(row) => return convert::state(&row).map(Some),
+            Check::Repeated(row) => {
+                return convert::state(&row).map(|state| Some((state, Events::default())));
+            }
         };
         let (event, reason, wait) = decide(&row, failure.retry)?;
         let mut set = vec![(
@@ -69,11 +74,11 @@ async fn fail_in(
             steps: vec![step],
             set,
         };
-        if !transition.apply(db, now).await? {
+        let Some(events) = transition.apply(db, now).await? else {
             return Ok(None);
-        }
+        };
         outsourced_core::transition(JobState::Running, event)
-            .map(Some)
+            .map(|state| Some((state, events)))
             .map_err(|_| contended(lease.job_id))
     })
     .await

@@ -64,9 +64,7 @@ impl SqlBackend {
         jobs: Vec<NewJob>,
         answer: impl FnOnce(&[(JobRecord, bool)]) -> Answer + Send,
     ) -> Result<Idempotent> {
-        // Observed, so that the metrics count what it stored, as any enqueue's.
-        self.observed(self.enqueue_once(by, request, jobs, answer))
-            .await
+        self.enqueue_once(by, request, jobs, answer).await
     }
 
     async fn enqueue_once(
@@ -114,9 +112,8 @@ impl SqlBackend {
         };
         let (outcome, stored) = self.finish(txn, result).await?;
         self.wake_for(&stored);
-        for row in &stored {
-            crate::observe::record(row, crate::observe::Happened::Enqueued);
-        }
+        // Told, so that the metrics count what it stored, as any enqueue's.
+        self.tell(crate::observe::Events::enqueued(&stored));
         Ok(outcome)
     }
 

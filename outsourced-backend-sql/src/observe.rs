@@ -1,13 +1,11 @@
 //! Telling the backend's [`Observer`] what happened, once it is committed.
 //!
-//! The code that changes jobs records events as it goes (`record`), into a buffer that
-//! [`SqlBackend::observed`] opens around one backend call; when the call succeeds, and so its
-//! transaction committed, the events go to the observer. A call that fails drops them, so
-//! nothing rolled back is ever counted. Without an observer nothing is buffered.
+//! The code that changes jobs records events where it makes the change (a transition's
+//! `Writes`, an enqueue's new rows, a claim's grant) into [`Events`] that travel back with the
+//! transaction's result; once the transaction committed, [`SqlBackend::tell`] hands them to
+//! the observer. A transaction that is rolled back (or run again after a conflict) drops its
+//! result and its events with it, so nothing rolled back is ever counted.
 
-use std::cell::RefCell;
-use std::future::Future;
-use std::pin::Pin;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -15,14 +13,10 @@ use chrono::{DateTime, Utc};
 use crate::backend::SqlBackend;
 use crate::convert::time;
 use crate::entity::job;
-use outsourced_core::{Event, JobEvent, Outcome, Result};
-
-tokio::task_local! {
-    static PENDING: RefCell<Vec<Pending>>;
-}
+use outsourced_core::{Event, JobEvent, Outcome};
 
 /// What happened, kept until the commit.
-pub(crate) enum Happened {
+enum Happened {
     Enqueued,
     Started(Duration),
     Ended(Outcome, Duration),
@@ -56,72 +50,67 @@ impl Pending {
     }
 }
 
-/// Records that `happened` to the job in `row`, if a call is being observed.
-pub(crate) fn record(row: &job::Model, happened: Happened) {
-    let _ = PENDING.try_with(|pending| {
-        pending.borrow_mut().push(Pending {
+/// The events of one transaction, to tell once it committed.
+#[derive(Default)]
+#[must_use = "events are told with `SqlBackend::tell` once their transaction committed"]
+pub(crate) struct Events(Vec<Pending>);
+
+impl Events {
+    fn push(&mut self, row: &job::Model, happened: Happened) {
+        self.0.push(Pending {
             queue: row.queue.clone(),
             class: row.class.clone(),
             happened,
         });
-    });
-}
+    }
 
-/// How many events the observed call has recorded so far (0 when none is observed).
-pub(crate) fn mark() -> usize {
-    PENDING
-        .try_with(|pending| pending.borrow().len())
-        .unwrap_or(0)
-}
+    /// The enqueue of each of `rows`.
+    pub(crate) fn enqueued<'a>(rows: impl IntoIterator<Item = &'a job::Model>) -> Events {
+        let mut events = Events::default();
+        for row in rows {
+            events.push(row, Happened::Enqueued);
+        }
+        events
+    }
 
-/// Forgets the events recorded since `mark`: their transaction was rolled back.
-pub(crate) fn forget_since(mark: usize) {
-    let _ = PENDING.try_with(|pending| pending.borrow_mut().truncate(mark));
-}
+    /// The start of an attempt of `row`, which waited `waited` past its run time.
+    pub(crate) fn started(&mut self, row: &job::Model, waited: Duration) {
+        self.push(row, Happened::Started(waited));
+    }
 
-/// Records the end of an attempt, or an admin's retry, for a step of a job's transition from
-/// `from` at `now`.
-pub(crate) fn record_step(row: &job::Model, event: Event, now: DateTime<Utc>) {
-    let ran = row
-        .started_at
-        .map(|started| (now - time(started)).to_std().unwrap_or_default())
-        .unwrap_or_default();
-    let outcome = match event {
-        Event::Complete => Outcome::Completed,
-        Event::Fail { retry: true } => Outcome::RetryScheduled,
-        Event::Fail { retry: false } => Outcome::Failed,
-        Event::Expire { .. } => Outcome::Reclaimed,
-        Event::Release => Outcome::Released,
-        Event::Cancel if row.state == "running" => Outcome::Released,
-        Event::Retry => return record(row, Happened::Retried),
-        _ => return,
-    };
-    record(row, Happened::Ended(outcome, ran));
+    /// The end of an attempt, or an admin's retry, for a step `event` of `row` (as read
+    /// before the step) at `now`; other steps tell nothing.
+    pub(crate) fn step(&mut self, row: &job::Model, event: Event, now: DateTime<Utc>) {
+        let ran = row
+            .started_at
+            .map(|started| (now - time(started)).to_std().unwrap_or_default())
+            .unwrap_or_default();
+        let outcome = match event {
+            Event::Complete => Outcome::Completed,
+            Event::Fail { retry: true } => Outcome::RetryScheduled,
+            Event::Fail { retry: false } => Outcome::Failed,
+            Event::Expire { .. } => Outcome::Reclaimed,
+            Event::Release => Outcome::Released,
+            Event::Cancel if row.state == "running" => Outcome::Released,
+            Event::Retry => return self.push(row, Happened::Retried),
+            _ => return,
+        };
+        self.push(row, Happened::Ended(outcome, ran));
+    }
+
+    /// Adds `other`'s events after these.
+    pub(crate) fn append(&mut self, mut other: Events) {
+        self.0.append(&mut other.0);
+    }
 }
 
 impl SqlBackend {
-    /// Runs one backend call, and when it succeeds tells the observer what it did. (Boxed:
-    /// the calls are deep futures, and this keeps the caller's small.)
-    pub(crate) fn observed<'a, T: Send + 'a>(
-        &'a self,
-        call: impl Future<Output = Result<T>> + Send + 'a,
-    ) -> Pin<Box<dyn Future<Output = Result<T>> + Send + 'a>> {
-        Box::pin(async move {
-            let Some(observer) = self.observer() else {
-                return call.await;
-            };
-            let (result, pending) = PENDING
-                .scope(RefCell::new(Vec::new()), async {
-                    let result = call.await;
-                    (result, PENDING.with(RefCell::take))
-                })
-                .await;
-            if result.is_ok() {
-                for one in &pending {
-                    observer.observe(one.event());
-                }
+    /// Tells the observer, if any, of `events`, whose transaction has committed.
+    pub(crate) fn tell(&self, events: Events) {
+        if let Some(observer) = self.observer() {
+            for one in &events.0 {
+                observer.observe(one.event());
             }
-            result
-        })
+        }
     }
 }

@@ -13,6 +13,7 @@ use crate::backend::SqlBackend;
 use crate::convert::{self, ms};
 use crate::entity::job;
 use crate::error::{corrupt, db_error};
+use crate::observe::Events;
 use crate::transition::{Step, Transition};
 use outsourced_core::{Actor, ErrorInfo, Event, JobState, Reason, ReclaimOptions, Result};
 
@@ -24,12 +25,13 @@ pub(crate) async fn reclaim_expired(
 ) -> Result<u64> {
     let now = backend.now();
     let lock_rows = backend.flavor().locks_rows();
-    let reclaimed = backend
+    let (reclaimed, events) = backend
         .write(|txn| async move {
             let result = reclaim_in(&txn, lock_rows, by, opts, now).await;
             (txn, result)
         })
         .await?;
+    backend.tell(events);
     if reclaimed > 0 {
         backend.wake().await;
     }
@@ -42,7 +44,7 @@ async fn reclaim_in(
     by: &Actor,
     opts: ReclaimOptions,
     now: DateTime<Utc>,
-) -> Result<u64> {
+) -> Result<(u64, Events)> {
     let mut select = job::Entity::find()
         .filter(job::Column::State.eq(JobState::Running.as_str()))
         .filter(job::Column::LeaseExpiresAt.lte(ms(now)))
@@ -52,22 +54,23 @@ async fn reclaim_in(
         select = select.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
     }
     let rows = select.all(db).await.map_err(db_error)?;
-    let mut reclaimed = 0;
+    let (mut reclaimed, mut events) = (0, Events::default());
     for row in &rows {
-        if expire(db, row, by, now).await? {
+        if let Some(expired) = expire(db, row, by, now).await? {
+            events.append(expired);
             reclaimed += 1;
         }
     }
-    Ok(reclaimed)
+    Ok((reclaimed, events))
 }
 
-/// Moves one expired job on; false when it changed since it was read.
+/// Moves one expired job on and answers its events; `None` when it changed since it was read.
 pub(crate) async fn expire(
     db: &impl sea_orm::ConnectionTrait,
     row: &job::Model,
     by: &Actor,
     now: DateTime<Utc>,
-) -> Result<bool> {
+) -> Result<Option<Events>> {
     let attempts = row.attempts.max(0) as u32;
     let retry = attempts < row.max_attempts.max(0) as u32;
     let mut set = Vec::new();
@@ -138,8 +141,7 @@ pub(crate) async fn now_and_then(backend: &SqlBackend) -> Result<()> {
     // A write, so run to its end whatever becomes of the reserve that asked for it.
     let handle = backend.clone();
     crate::facade::detached(async move {
-        let pass = reclaim_expired(&handle, &Actor::Reaper, ReclaimOptions::default());
-        handle.observed(pass).await
+        reclaim_expired(&handle, &Actor::Reaper, ReclaimOptions::default()).await
     })
     .await?;
     Ok(())

@@ -7,6 +7,7 @@ use crate::backend::SqlBackend;
 use crate::entity::job;
 use crate::error::db_error;
 use crate::lease::{Check, check};
+use crate::observe::Events;
 use crate::transition::{Step, Transition, until_applied};
 use outsourced_core::{Actor, Event, JobId, JobState, LeaseRef, Reason, Result, WorkerInstance};
 
@@ -17,12 +18,13 @@ pub(crate) async fn release(
     lease: &LeaseRef,
 ) -> Result<()> {
     let now = backend.now();
-    backend
+    let events = backend
         .write(|txn| async move {
             let result = release_one(&txn, by, lease, now).await;
             (txn, result)
         })
         .await?;
+    backend.tell(events);
     backend.wake().await;
     Ok(())
 }
@@ -30,17 +32,18 @@ pub(crate) async fn release(
 /// Releases every lease the worker instance holds.
 pub(crate) async fn release_all(backend: &SqlBackend, by: &WorkerInstance) -> Result<u64> {
     let now = backend.now();
-    let released = backend
+    let (released, events) = backend
         .write(|txn| async move {
             let result = release_all_in(&txn, by, now).await;
             // The instance is leaving: it runs nothing any more.
             let result = match result {
-                Ok(n) => crate::instances::forget(&txn, by, now).await.map(|()| n),
+                Ok(done) => crate::instances::forget(&txn, by, now).await.map(|()| done),
                 error => error,
             };
             (txn, result)
         })
         .await?;
+    backend.tell(events);
     backend.inner.instances.forget(by);
     backend.wake().await;
     Ok(released)
@@ -50,7 +53,7 @@ async fn release_all_in(
     db: &impl ConnectionTrait,
     by: &WorkerInstance,
     now: DateTime<Utc>,
-) -> Result<u64> {
+) -> Result<(u64, Events)> {
     let held = job::Entity::find()
         .filter(job::Column::LeaseWorker.eq(by.worker.as_str()))
         .filter(job::Column::LeaseInstance.eq(by.instance.as_str()))
@@ -58,14 +61,15 @@ async fn release_all_in(
         .all(db)
         .await
         .map_err(db_error)?;
+    let mut events = Events::default();
     for row in &held {
         let lease = LeaseRef {
             job_id: JobId(row.id),
             token: row.lease_token.clone().unwrap_or_default(),
         };
-        release_one(db, by, &lease, now).await?;
+        events.append(release_one(db, by, &lease, now).await?);
     }
-    Ok(held.len() as u64)
+    Ok((held.len() as u64, events))
 }
 
 async fn release_one(
@@ -73,12 +77,12 @@ async fn release_one(
     by: &WorkerInstance,
     lease: &LeaseRef,
     now: DateTime<Utc>,
-) -> Result<()> {
+) -> Result<Events> {
     let actor = &Actor::Worker(by.clone());
     until_applied(lease.job_id, || async move {
         let row = match check(db, by, lease, &[Reason::Released, Reason::Cancelled]).await? {
             Check::Held(row) => row,
-            Check::Repeated(_) => return Ok(Some(())),
+            Check::Repeated(_) => return Ok(Some(Events::default())),
         };
         let attempt = row.attempts.max(0) as u32;
         let (event, reason, set) = if row.cancel_requested {
@@ -106,7 +110,7 @@ async fn release_one(
             steps: vec![step],
             set,
         };
-        Ok(transition.apply(db, now).await?.then_some(()))
+        transition.apply(db, now).await
     })
     .await
 }

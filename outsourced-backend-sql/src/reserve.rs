@@ -17,6 +17,7 @@ use crate::backend::SqlBackend;
 use crate::convert::{self, duration_ms, ms};
 use crate::entity::{job, queue};
 use crate::error::{backend_error, db_error};
+use crate::observe::Events;
 use crate::transition::{Step, history_row, insert_history};
 use crate::{instances, reclaim, release};
 use outsourced_core::{
@@ -139,7 +140,7 @@ async fn claim_detached(
         // waiting (a shutdown) may be releasing what it holds right then, and a claim that
         // committed after that release would hold a job past the worker's exit.
         let gone = || answer.is_closed();
-        let claimed = handle.observed(claim(&handle, &owner, &opts, &gone)).await;
+        let claimed = claim(&handle, &owner, &opts, &gone).await;
         if let Err(Ok(orphans)) = answer.send(claimed) {
             give_back(&handle, &owner, orphans).await;
         }
@@ -181,8 +182,7 @@ async fn give_back(backend: &SqlBackend, by: &WorkerInstance, orphans: Vec<Reser
             job_id: reserved.lease.job_id,
             token: reserved.lease.token,
         };
-        let given_back = backend.observed(release::release(backend, by, &lease));
-        if let Err(error) = given_back.await {
+        if let Err(error) = release::release(backend, by, &lease).await {
             tracing::warn!(%error, job = %lease.job_id, "giving back a job leased for a caller that went away failed; it runs again when its lease expires");
         }
     }
@@ -219,7 +219,10 @@ async fn claim(
         })
         .await?;
     match grant {
-        Some(grant) => grant.into_reserved(),
+        Some(grant) => {
+            backend.tell(grant.started());
+            grant.into_reserved()
+        }
         None => Ok(Vec::new()),
     }
 }
@@ -241,11 +244,6 @@ async fn claim_in<'a>(
     let grant = Grant::new(by, rows, now, lease);
     grant.mark_running(db).await?;
     insert_history(db, grant.history()).await?;
-    for row in &grant.rows {
-        let due = convert::time(row.run_at);
-        let waited = (now - due).to_std().unwrap_or_default();
-        crate::observe::record(row, crate::observe::Happened::Started(waited));
-    }
     Ok(Some(grant))
 }
 
@@ -495,6 +493,16 @@ impl<'a> Grant<'a> {
     }
 
     /// The jobs as they are now, with their leases.
+    /// The start of each attempt, for the observer: how long each job waited past its run time.
+    fn started(&self) -> Events {
+        let mut events = Events::default();
+        for row in &self.rows {
+            let waited = (self.now - convert::time(row.run_at)).to_std();
+            events.started(row, waited.unwrap_or_default());
+        }
+        events
+    }
+
     fn into_reserved(self) -> Result<Vec<Reserved>> {
         let Grant {
             by,

@@ -30,7 +30,8 @@ pub async fn reclaim_after<F: Future<Output = ()>>(
     meanwhile.await;
     let txn = backend.begin_write().await?;
     let result = crate::reclaim::expire(&txn, &row, &Actor::Reaper, backend.now()).await;
-    backend.finish(txn, result).await
+    let expired = backend.finish(txn, result).await?;
+    Ok(expired.map(|events| backend.tell(events)).is_some())
 }
 
 /// A receiver of the backend's wake-ups: it sees a change whenever this process's long-polling

@@ -10,6 +10,7 @@ use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, Query
 use crate::convert::{self, ms};
 use crate::entity::{history, job};
 use crate::error::{backend_error, db_error};
+use crate::observe::Events;
 use crate::slots;
 use outsourced_core::{
     Actor, Error, ErrorInfo, Event, JobId, JobState, Reason, Result, transition,
@@ -42,14 +43,19 @@ pub(crate) struct Transition<'a> {
 }
 
 impl Transition<'_> {
-    /// Applies the change if the job is still as read (same sequence number) and returns
-    /// whether it did. Taking a queue slot back can fail with `QueueFull` or `UnknownQueue`; the
-    /// caller then drops the transaction, so nothing is changed.
-    pub(crate) async fn apply(self, db: &impl ConnectionTrait, now: DateTime<Utc>) -> Result<bool> {
+    /// Applies the change if the job is still as read (same sequence number) and returns its
+    /// events (to tell after the commit), or `None` when the job changed. Taking a queue slot
+    /// back can fail with `QueueFull` or `UnknownQueue`; the caller then drops the
+    /// transaction, so nothing is changed.
+    pub(crate) async fn apply(
+        self,
+        db: &impl ConnectionTrait,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Events>> {
         let mut writes = Writes::default();
         let applied = self.apply_deferred(db, now, &mut writes).await?;
-        writes.flush(db).await?;
-        Ok(applied)
+        let events = writes.flush(db).await?;
+        Ok(applied.then_some(events))
     }
 
     /// Like [`apply`](Self::apply), but leaves the history rows and the freed queue slots in
@@ -206,12 +212,14 @@ fn changed_columns(
     update
 }
 
-/// Writes that a batch of transitions collects and makes in one statement each.
+/// Writes that a batch of transitions collects and makes in one statement each, and the
+/// events they make.
 #[derive(Default)]
 pub(crate) struct Writes {
     history: Vec<history::ActiveModel>,
     /// Queue slots freed, by queue.
     freed: BTreeMap<String, u64>,
+    events: Events,
 }
 
 impl Writes {
@@ -231,7 +239,7 @@ impl Writes {
             *self.freed.entry(row.queue.clone()).or_default() += 1;
         }
         for event in steps.iter().filter_map(|step| step.event) {
-            crate::observe::record_step(row, event, now);
+            self.events.step(row, event, now);
         }
         let mut before = from;
         for (seq, (step, &to)) in (row.seq + 1..).zip(steps.iter().zip(states)) {
@@ -241,12 +249,14 @@ impl Writes {
         }
     }
 
-    /// Inserts the history rows and gives the freed slots back.
-    pub(crate) async fn flush(self, db: &impl ConnectionTrait) -> Result<()> {
+    /// Inserts the history rows and gives the freed slots back; answers the events, to tell
+    /// once the transaction commits.
+    pub(crate) async fn flush(self, db: &impl ConnectionTrait) -> Result<Events> {
         for (queue, n) in &self.freed {
             slots::free(db, queue, *n).await?;
         }
-        insert_history(db, self.history).await
+        insert_history(db, self.history).await?;
+        Ok(self.events)
     }
 }
 

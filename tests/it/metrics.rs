@@ -159,3 +159,84 @@ async fn metrics_count_what_happened() {
         1.0
     );
 }
+
+/// What a recording observer heard: (kind, class, outcome) per event.
+#[derive(Debug, Default)]
+struct Heard(std::sync::Mutex<Vec<String>>);
+
+impl outsourced_core::Observer for Heard {
+    fn observe(&self, event: outsourced_core::JobEvent<'_>) {
+        use outsourced_core::JobEvent;
+        let said = match event {
+            JobEvent::Enqueued { class, .. } => format!("enqueued {class}"),
+            JobEvent::Started { class, .. } => format!("started {class}"),
+            JobEvent::Ended { class, outcome, .. } => format!("ended {class} {outcome:?}"),
+            JobEvent::Retried { class, .. } => format!("retried {class}"),
+        };
+        self.0.lock().expect("not poisoned").push(said);
+    }
+}
+
+impl Heard {
+    fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.0.lock().expect("not poisoned"))
+    }
+}
+
+/// The backend tells its observer of what committed, once each, and of nothing refused or
+/// rolled back: a refused enqueue, a repeated idempotent enqueue, a stale report.
+#[tokio::test]
+async fn the_observer_hears_what_committed_and_nothing_else() {
+    use outsourced_backend_sql::idempotency::{Answer, Request};
+    let clock = Arc::new(outsourced_core::TestClock::new());
+    let sql = SqlBackend::open_with_clock(test_config("sqlite::memory:"), clock.clone());
+    let sql = sql.await.expect("open");
+    let heard = Arc::new(Heard::default());
+    sql.set_observer(heard.clone());
+    let admin = Actor::Admin("root".into());
+    let queue = sql.create_queue(&admin, "one", QueueLimit::Max(1));
+    queue.await.expect("a queue");
+    let job = |class: &str| NewJob::new(class, json!([])).queue("one");
+    sql.enqueue(&admin, job("A")).await.expect("stored");
+    let full = sql.enqueue_batch(&admin, vec![job("B")]).await;
+    assert!(full.is_err(), "the queue holds one job");
+    assert_eq!(
+        heard.take(),
+        ["enqueued A"],
+        "a refused enqueue tells nothing"
+    );
+
+    let me = WorkerInstance::new("w", "i");
+    let reserved = sql.reserve(&me, ReserveOptions::up_to(5)).await;
+    let reserved = reserved.expect("reserve");
+    assert_eq!(heard.take(), ["started A"]);
+    clock.advance(std::time::Duration::from_secs(24 * 3600));
+    let opts = outsourced_core::ReclaimOptions::default();
+    assert_eq!(sql.reclaim_expired(&admin, opts).await.expect("reclaim"), 1);
+    assert_eq!(heard.take(), ["ended A Reclaimed"]);
+    let stale = sql.release(&me, &reserved[0].lease.to_ref()).await;
+    assert!(stale.is_err(), "the lease was reclaimed");
+    assert!(heard.take().is_empty(), "a stale report tells nothing");
+
+    let id = reserved[0].job.id;
+    sql.cancel(&admin, id).await.expect("cancel");
+    let enqueue_once = || {
+        let request = Request {
+            principal: "root",
+            key: "k1",
+            fingerprint: "f",
+        };
+        let answer = |_: &[(outsourced_core::JobRecord, bool)]| Answer {
+            status: 201,
+            body: String::new(),
+        };
+        sql.enqueue_idempotent(&admin, request, vec![job("C")], answer)
+    };
+    enqueue_once().await.expect("first");
+    enqueue_once().await.expect("the same answer again");
+    assert_eq!(
+        heard.take(),
+        ["enqueued C"],
+        "a repeated request tells nothing"
+    );
+}
