@@ -252,18 +252,17 @@ impl SqlBackend {
     async fn waiting_classes(&self, queue: &str) -> Result<Vec<String>> {
         let sql = format!(
             "WITH RECURSIVE c (class) AS ( \
-               SELECT MIN(class) FROM outsourced_jobs WHERE queue = {p1} AND waiting = {p2} \
+               SELECT MIN(class) FROM outsourced_jobs WHERE queue = {p1} AND waiting = TRUE \
                UNION ALL \
                SELECT (SELECT MIN(j.class) FROM outsourced_jobs j \
-                       WHERE j.queue = {p3} AND j.waiting = {p4} AND j.class > c.class) \
+                       WHERE j.queue = {p2} AND j.waiting = TRUE AND j.class > c.class) \
                FROM c WHERE c.class IS NOT NULL) \
              SELECT class FROM c WHERE class IS NOT NULL LIMIT {MAX_CLASSES}",
             p1 = self.placeholder(1),
             p2 = self.placeholder(2),
-            p3 = self.placeholder(3),
-            p4 = self.placeholder(4),
         );
-        let values: [Value; 4] = [queue.into(), true.into(), queue.into(), true.into()];
+        // `waiting = TRUE` a literal, as reserve's: PostgreSQL's index holds waiting jobs only.
+        let values: [Value; 2] = [queue.into(), queue.into()];
         let statement = Statement::from_sql_and_values(self.flavor().backend(), sql, values);
         let rows = self
             .reader()

@@ -13,6 +13,7 @@ mod m0009_logins;
 mod m0010_results;
 mod m0011_unique;
 mod m0012_idempotency;
+mod m0013_partial_indexes;
 
 /// All migrations, oldest first.
 pub(crate) struct Migrator;
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0010_results::Results),
             Box::new(m0011_unique::Unique),
             Box::new(m0012_idempotency::Idempotency),
+            Box::new(m0013_partial_indexes::PartialIndexes),
         ]
     }
 

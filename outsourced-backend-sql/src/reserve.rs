@@ -70,7 +70,7 @@ pub(crate) async fn reserve(
 async fn next_due_in(backend: &SqlBackend, opts: &ReserveOptions) -> Result<Option<Duration>> {
     let now = backend.now();
     let next: Option<Option<i64>> = filtered(job::Entity::find(), opts)
-        .filter(job::Column::Waiting.eq(true))
+        .filter(waiting())
         .filter(job::Column::RunAt.gt(ms(now)))
         .select_only()
         .column_as(job::Column::RunAt.min(), "next")
@@ -81,6 +81,12 @@ async fn next_due_in(backend: &SqlBackend, opts: &ReserveOptions) -> Result<Opti
     Ok(next
         .flatten()
         .map(|next| (convert::time(next) - now).to_std().unwrap_or_default()))
+}
+
+/// Waiting jobs, as a literal rather than a bound parameter: PostgreSQL's reserve indexes hold
+/// only waiting jobs (migration 13), and only a plan that sees the value can use them.
+fn waiting() -> sea_orm::sea_query::SimpleExpr {
+    Expr::cust("waiting = TRUE")
 }
 
 /// The queue, class and priority filters of a reserve.
@@ -355,7 +361,7 @@ pub(crate) fn claim_select(
         Range { queue: None, .. } => filtered(job::Entity::find(), opts),
     };
     let select = select
-        .filter(job::Column::Waiting.eq(true))
+        .filter(waiting())
         .filter(job::Column::RunAt.lte(ms(now)))
         .filter(Expr::col(job::Column::Queue).not_in_subquery(paused))
         .order_by_asc(job::Column::Priority)

@@ -20,6 +20,7 @@ mod idempotency;
 mod interop;
 mod metrics;
 mod multi_server;
+mod plans;
 mod retention;
 mod servers;
 mod sql;
