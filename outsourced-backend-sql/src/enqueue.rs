@@ -73,6 +73,7 @@ pub(crate) async fn with_attachment(
         Ok(placed) if placed.duplicate => {
             // The job that holds the key keeps its own attachment, if any.
             attachments::discard(backend, stored.id).await;
+            backend.tell(Events::placed(std::slice::from_ref(&placed)));
             job_record(&placed.row)
         }
         Ok(Placed { row, .. }) => {
@@ -151,9 +152,8 @@ async fn insert_alone(backend: &SqlBackend, by: &Actor, jobs: &[NewJob]) -> Resu
             (txn, result)
         })
         .await?;
-    let stored = stored(&placed);
-    backend.wake_for(&stored);
-    backend.tell(Events::enqueued(&stored));
+    backend.wake_for(&stored(&placed));
+    backend.tell(Events::placed(&placed));
     Ok(placed)
 }
 

@@ -102,7 +102,7 @@ impl SqlBackend {
                         let made = answer(&records);
                         remember(&txn, &request, &made)
                             .await
-                            .map(|()| (Idempotent::Answer(made), enqueue::stored(&placed)))
+                            .map(|()| (Idempotent::Answer(made), placed))
                     }
                     Err(error) => Err(error),
                 }
@@ -110,10 +110,10 @@ impl SqlBackend {
             Ok(Err(found)) => Ok((found, Vec::new())),
             Err(error) => Err(error),
         };
-        let (outcome, stored) = self.finish(txn, result).await?;
-        self.wake_for(&stored);
-        // Told, so that the metrics count what it stored, as any enqueue's.
-        self.tell(crate::observe::Events::enqueued(&stored));
+        let (outcome, placed) = self.finish(txn, result).await?;
+        self.wake_for(&enqueue::stored(&placed));
+        // Told, so that the metrics count what it stored (and its duplicates), as any enqueue's.
+        self.tell(crate::observe::Events::placed(&placed));
         Ok(outcome)
     }
 

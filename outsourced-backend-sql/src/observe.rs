@@ -21,6 +21,7 @@ enum Happened {
     Started(Duration),
     Ended(Outcome, Duration),
     Retried,
+    Duplicate,
 }
 
 struct Pending {
@@ -46,6 +47,7 @@ impl Pending {
                 ran,
             },
             Happened::Retried => JobEvent::Retried { queue, class },
+            Happened::Duplicate => JobEvent::Duplicate { queue, class },
         }
     }
 }
@@ -69,6 +71,20 @@ impl Events {
         let mut events = Events::default();
         for row in rows {
             events.push(row, Happened::Enqueued);
+        }
+        events
+    }
+
+    /// What an enqueue placed: each job stored, or each duplicate of a unique key (the row is
+    /// then the holder's).
+    pub(crate) fn placed(placed: &[crate::enqueue::Placed]) -> Events {
+        let mut events = Events::default();
+        for one in placed {
+            let happened = match one.duplicate {
+                true => Happened::Duplicate,
+                false => Happened::Enqueued,
+            };
+            events.push(&one.row, happened);
         }
         events
     }

@@ -33,6 +33,14 @@ pub enum JobEvent<'a> {
         /// From the lease to the report.
         ran: Duration,
     },
+    /// An enqueue found its unique key held and stored nothing: the job that holds the key
+    /// is in this queue and class.
+    Duplicate {
+        /// The holder's queue.
+        queue: &'a str,
+        /// The holder's class.
+        class: &'a str,
+    },
     /// An admin ran a failed, cancelled or waiting job again.
     Retried {
         /// Its queue.

@@ -89,6 +89,7 @@ pub struct Metrics {
     started: Family<JobLabels, Counter>,
     ended: Family<EndLabels, Counter>,
     retried: Family<JobLabels, Counter>,
+    duplicates: Family<JobLabels, Counter>,
     waited: Histograms<QueueLabels>,
     ran: Histograms<JobLabels>,
     depth: Family<DepthLabels, Gauge>,
@@ -112,7 +113,7 @@ impl Metrics {
     /// Every family registered, all empty.
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("outsourced");
-        let (enqueued, started, ended, retried) = Default::default();
+        let (enqueued, started, ended, retried, duplicates) = Default::default();
         let waited = Family::new_with_constructor(seconds as fn() -> Histogram);
         let ran = Family::new_with_constructor(seconds as fn() -> Histogram);
         let (depth, requests, auth_failures) = Default::default();
@@ -122,6 +123,7 @@ impl Metrics {
             started,
             ended,
             retried,
+            duplicates,
             waited,
             ran,
             depth,
@@ -140,6 +142,8 @@ impl Metrics {
             "Jobs an admin ran again",
             metrics.retried.clone(),
         );
+        let duplicates = "Enqueues of a unique key that another job holds: nothing stored (the holder's queue and class)";
+        r.register("jobs_duplicates", duplicates, metrics.duplicates.clone());
         let waited = "From a job's run time (its enqueue, unless scheduled later) to its lease";
         r.register("job_wait_seconds", waited, metrics.waited.clone());
         let ran = "From a lease to the attempt's end";
@@ -238,6 +242,9 @@ impl Observer for Metrics {
             }
             JobEvent::Retried { queue, class } => {
                 self.retried.get_or_create(&labels(queue, class)).inc();
+            }
+            JobEvent::Duplicate { queue, class } => {
+                self.duplicates.get_or_create(&labels(queue, class)).inc();
             }
         }
     }

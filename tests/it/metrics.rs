@@ -172,6 +172,7 @@ impl outsourced_core::Observer for Heard {
             JobEvent::Started { class, .. } => format!("started {class}"),
             JobEvent::Ended { class, outcome, .. } => format!("ended {class} {outcome:?}"),
             JobEvent::Retried { class, .. } => format!("retried {class}"),
+            JobEvent::Duplicate { class, .. } => format!("duplicate {class}"),
         };
         self.0.lock().expect("not poisoned").push(said);
     }
@@ -184,7 +185,8 @@ impl Heard {
 }
 
 /// The backend tells its observer of what committed, once each, and of nothing refused or
-/// rolled back: a refused enqueue, a repeated idempotent enqueue, a stale report.
+/// rolled back: a refused enqueue, a repeated idempotent enqueue, a stale report; a duplicate
+/// of a unique key is told as such.
 #[tokio::test]
 async fn the_observer_hears_what_committed_and_nothing_else() {
     use outsourced_backend_sql::idempotency::{Answer, Request};
@@ -239,4 +241,15 @@ async fn the_observer_hears_what_committed_and_nothing_else() {
         ["enqueued C"],
         "a repeated request tells nothing"
     );
+
+    let unique = || {
+        let job = NewJob::new("D", json!([])).queue("two");
+        job.unique(outsourced_core::Unique::key("d-1"))
+    };
+    let two = sql.create_queue(&admin, "two", QueueLimit::Unlimited);
+    two.await.expect("a queue");
+    let first = sql.enqueue(&admin, unique()).await.expect("stored");
+    let again = sql.enqueue(&admin, unique()).await.expect("the holder");
+    assert_eq!(first.id, again.id);
+    assert_eq!(heard.take(), ["enqueued D", "duplicate D"]);
 }
