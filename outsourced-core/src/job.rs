@@ -63,6 +63,13 @@ pub trait Job: Serialize + DeserializeOwned + Send + Sync + 'static {
         None
     }
 
+    /// The job's unique key, if it has one: `Some(Unique::of_args(self))` makes a job type
+    /// unique by its arguments (while such a job is live, enqueueing it again answers the job
+    /// already there). None by default.
+    fn unique(&self) -> Option<crate::Unique> {
+        None
+    }
+
     /// Runs before `perform`; an error skips `perform` and takes the error path.
     async fn before(&self, _ctx: &JobContext) -> Result<(), JobError> {
         Ok(())
@@ -105,6 +112,7 @@ pub trait JobExt: Job {
         job.priority = self.priority().unwrap_or(0);
         job.max_attempts = self.max_attempts();
         job.max_run_time = self.max_run_time();
+        job.unique = self.unique();
         Ok(job)
     }
 

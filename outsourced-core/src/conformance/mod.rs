@@ -122,6 +122,7 @@ scenarios![
     unique::a_refused_duplicate_names_the_holder_and_refuses_its_batch,
     unique::a_batch_says_which_jobs_were_duplicates,
     unique::concurrent_enqueues_of_one_key_store_one_job,
+    unique::a_job_type_can_be_unique_by_its_arguments,
     lease::a_repeating_job_is_scheduled_again,
     lease::a_cron_job_runs_again_at_its_next_point,
     lease::a_failure_is_retried_after_the_backoff,

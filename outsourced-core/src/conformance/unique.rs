@@ -168,3 +168,51 @@ pub(crate) async fn concurrent_enqueues_of_one_key_store_one_job(h: &Harness) {
     assert!(ids.iter().all(|id| *id == ids[0]), "{ids:?}");
     assert_eq!((h.live(&queue).await, stored(h, &queue).await), (1, 1));
 }
+
+/// A job type unique by its arguments (`Job::unique` with `Unique::of_args`).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Digest {
+    user: u64,
+}
+
+#[async_trait::async_trait]
+impl crate::Job for Digest {
+    const CLASS: &'static str = "Digest";
+
+    async fn perform(&self, _ctx: &crate::JobContext) -> Result<(), crate::JobError> {
+        Ok(())
+    }
+
+    fn unique(&self) -> Option<Unique> {
+        Some(Unique::of_args(self))
+    }
+}
+
+pub(crate) async fn a_job_type_can_be_unique_by_its_arguments(h: &Harness) {
+    use crate::JobExt;
+    let queue = h.queue().await;
+    let enqueue = |user| {
+        let job = ok(Digest { user }.to_new_job(), "build the job").queue(&queue);
+        h.enqueue(job)
+    };
+    let first = enqueue(42).await;
+    assert!(
+        first
+            .unique_key
+            .as_deref()
+            .is_some_and(|k| k.starts_with("args:")),
+        "{:?}",
+        first.unique_key
+    );
+    assert_eq!(
+        enqueue(42).await.id,
+        first.id,
+        "the same arguments: the same job"
+    );
+    assert_ne!(
+        enqueue(7).await.id,
+        first.id,
+        "other arguments: another job"
+    );
+    assert_eq!(stored(h, &queue).await, 2);
+}

@@ -70,6 +70,17 @@ impl Unique {
         }
     }
 
+    /// A key made of the digest of `args` as serialized (SHA-256, hex): jobs with the same
+    /// arguments share it, so that a job type can be unique by its arguments (see
+    /// [`Job::unique`](crate::Job::unique)). Field order counts: the same struct with the same
+    /// values always gives the same key. (A value that cannot be serialized, whose enqueue fails
+    /// anyway, digests as nothing.)
+    pub fn of_args(args: &impl serde::Serialize) -> Self {
+        use sha2::Digest;
+        let bytes = serde_json::to_vec(args).unwrap_or_default();
+        Unique::key(format!("args:{}", hex::encode(sha2::Sha256::digest(bytes))))
+    }
+
     /// Makes the key unique among every job of the queue, whatever its class.
     pub fn across_queue(mut self) -> Self {
         self.across = UniqueAcross::Queue;
