@@ -245,12 +245,12 @@ impl Worker {
             },
             Ok(None) if turn.exit_when_idle && run.tasks.is_empty() => Flow::Stop(Ok(())),
             Ok(None) => {
+                run.reached();
                 run.unassigned(shutdown).await;
                 Flow::Again
             }
             Ok(Some(reserved)) => {
-                run.refusals = 0;
-                run.pause.reset();
+                run.reached();
                 Self::took(run, shutdown, reserved, turn.exit_when_idle).await
             }
         }
@@ -394,6 +394,8 @@ struct Run {
     pause: Pause,
     /// Refusals of the worker's credentials in a row.
     refusals: u32,
+    /// Reserves in a row that could not reach the backend.
+    unreachable: u32,
     /// Whether the worker has said that it is assigned no queue.
     said_unassigned: bool,
 }
@@ -409,6 +411,7 @@ impl Run {
             started: 0,
             pause: Pause::new(),
             refusals: 0,
+            unreachable: 0,
             said_unassigned: false,
         }
     }
@@ -460,7 +463,15 @@ impl Run {
         let wait = self.pause.next();
         if error.is_retryable() {
             self.refusals = 0;
-            tracing::error!(%error, retry_in = ?wait, "Error while reserving jobs");
+            self.unreachable += 1;
+            // Said at the first failure and every tenth after it (a server down for an hour
+            // is a few dozen lines, not one per retry); the rest at debug level.
+            if self.unreachable % 10 == 1 {
+                let tries = self.unreachable;
+                tracing::warn!(%error, tries, retry_in = ?wait, "Cannot reach the backend; waiting for it (jobs start once it answers)");
+            } else {
+                tracing::debug!(%error, retry_in = ?wait, "Still cannot reach the backend");
+            }
             return Ok(wait);
         }
         self.refusals += 1;
@@ -470,6 +481,17 @@ impl Run {
         }
         tracing::error!(%error, refusals = self.refusals, max, retry_in = ?wait, "The backend refused this worker's request");
         Ok(wait)
+    }
+
+    /// A reserve reached the backend: failures in a row end here, and an outage is said over.
+    fn reached(&mut self) {
+        if self.unreachable > 0 {
+            let tries = self.unreachable;
+            tracing::info!(tries, "Reached the backend again; working");
+            self.unreachable = 0;
+        }
+        self.refusals = 0;
+        self.pause.reset();
     }
 
     /// The worker is assigned no queue: say so once, then ask again after the idle wait.
@@ -482,7 +504,6 @@ impl Run {
             );
             self.said_unassigned = true;
         }
-        self.refusals = 0;
         pause_for(self.inner.options.idle_wait, shutdown).await;
     }
 }

@@ -432,3 +432,36 @@ fn serve_logs_json_lines_with_json() {
         serde_json::from_str(&line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
     assert!(parsed["level"].is_string(), "{parsed}");
 }
+
+/// A worker started before its server says once that it waits for it, then that it reached
+/// it, instead of an error per retry.
+#[test]
+fn a_worker_started_before_its_server_waits_for_it_and_says_when_it_is_back() {
+    let s = Scratch::new();
+    s.ok(&["queue", "create", "q"]);
+    s.ok(&["worker", "create", "w1"]);
+    s.ok(&["queue", "hire", "q", "w1"]);
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}/outsourced");
+    s.ok(&["worker", "config", "w1", "--url", &url, "-o", "w1.yml"]);
+    let mut config = std::fs::read_to_string(s.path("w1.yml")).expect("the config");
+    config.push_str("\ncommands:\n  Shell:\n    program: /bin/true\n");
+    std::fs::write(s.path("w1.yml"), config).expect("write the config");
+    let mut worker = Command::new(bin("outsourced-worker"))
+        .arg("--config")
+        .arg(s.path("w1.yml"))
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the worker");
+    let logs = log_lines(&mut worker);
+    let waiting = wait_for_line(&logs, "Cannot reach the backend");
+    assert!(waiting.contains("WARN"), "{waiting}");
+    let server = s.serve_on(&format!("127.0.0.1:{port}"), &[], "warn");
+    wait_for_line(&logs, "Reached the backend again");
+    let _ = worker.kill();
+    let _ = worker.wait();
+    server.stop();
+    let errors: Vec<String> = logs.try_iter().filter(|l| l.contains("ERROR")).collect();
+    assert!(errors.is_empty(), "{errors:?}");
+}
