@@ -30,6 +30,7 @@ pub(crate) struct Pools {
 
 /// Opens the database at `config.url` and brings its schema up to date.
 pub(crate) async fn open(config: &SqlConfig) -> Result<Pools> {
+    check_scheme(&config.url)?;
     let pools = if config.url.starts_with("sqlite:") {
         open_sqlite(config).await?
     } else {
@@ -37,6 +38,25 @@ pub(crate) async fn open(config: &SqlConfig) -> Result<Pools> {
     };
     migrate(&pools).await?;
     Ok(pools)
+}
+
+/// The URL schemes this backend speaks.
+const SCHEMES: [&str; 4] = ["sqlite:", "postgres://", "postgresql://", "mysql://"];
+
+/// Refuses a URL of no database this backend speaks, saying what it should look like: a bare
+/// path (`outsourced.db`) is the usual slip.
+fn check_scheme(url: &str) -> Result<()> {
+    if SCHEMES.iter().any(|scheme| url.starts_with(scheme)) {
+        return Ok(());
+    }
+    let shown = crate::config::redact(url);
+    let hint = match url.contains("://") {
+        true => String::new(),
+        false => format!(" (for a SQLite file: sqlite://{shown})"),
+    };
+    Err(outsourced_core::Error::invalid(format!(
+        "{shown:?} is not a database URL{hint}; use sqlite://FILE, postgres://USER@HOST/DB or mysql://USER@HOST/DB"
+    )))
 }
 
 /// Brings the schema up to date, holding a lock while it does, so that processes started at

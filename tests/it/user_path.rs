@@ -465,3 +465,19 @@ fn a_worker_started_before_its_server_waits_for_it_and_says_when_it_is_back() {
     let errors: Vec<String> = logs.try_iter().filter(|l| l.contains("ERROR")).collect();
     assert!(errors.is_empty(), "{errors:?}");
 }
+
+/// A bare path where a database URL belongs is refused, saying how to write it, and creates
+/// nothing.
+#[test]
+fn a_bare_path_for_the_database_says_how_to_write_it() {
+    let s = Scratch::new();
+    let out = Command::new(bin("outsourcer"))
+        .args(["--database", "nope.db", "queue", "create", "q"])
+        .current_dir(s.path(""))
+        .output()
+        .expect("run outsourcer");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("sqlite://nope.db"), "{stderr}");
+    assert!(!s.path("nope.db").exists(), "nothing created");
+}
