@@ -53,9 +53,16 @@ impl Shutdown {
         let (trigger, shutdown) = Shutdown::manual();
         tokio::spawn(async move {
             let mut signals = Signals::new();
-            for stage in [Stage::Draining, Stage::Now] {
+            let stages = [
+                (
+                    Stage::Draining,
+                    "Stopping: running jobs may finish (a second Ctrl-C or SIGTERM stops at once)",
+                ),
+                (Stage::Now, "Stopping at once: running jobs are given back"),
+            ];
+            for (stage, what) in stages {
                 signals.next().await;
-                tracing::warn!(?stage, "shutdown signal received");
+                tracing::warn!(?stage, "{what}");
                 trigger.advance(stage);
             }
         });
