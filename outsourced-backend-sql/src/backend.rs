@@ -18,6 +18,16 @@ use crate::group::Group;
 use crate::wake::{self, Wake};
 use outsourced_core::{Clock, Observer, Result, SystemClock};
 
+/// Runs `call` in a task of its own and answers its result: dropping the answer's future
+/// leaves the call running to its end.
+pub(crate) async fn detached<T: Send + 'static>(
+    call: impl Future<Output = Result<T>> + Send + 'static,
+) -> Result<T> {
+    tokio::spawn(call)
+        .await
+        .map_err(|e| backend_error(format!("a write's task failed: {e}"), false))?
+}
+
 /// How often a write transaction runs when it keeps conflicting with concurrent ones.
 const WRITE_TRIES: u32 = 4;
 

@@ -73,7 +73,7 @@ pub(crate) async fn with_attachment(
         Ok(placed) if placed.duplicate => {
             // The job that holds the key keeps its own attachment, if any.
             attachments::discard(backend, stored.id).await;
-            backend.tell(Events::placed(std::slice::from_ref(&placed)));
+            backend.tell(Events::placed([(&placed.row, true)]));
             job_record(&placed.row)
         }
         Ok(Placed { row, .. }) => {
@@ -153,7 +153,7 @@ async fn insert_alone(backend: &SqlBackend, by: &Actor, jobs: &[NewJob]) -> Resu
         })
         .await?;
     backend.wake_for(&stored(&placed));
-    backend.tell(Events::placed(&placed));
+    backend.tell(Events::placed(placed.iter().map(Placed::event)));
     Ok(placed)
 }
 
@@ -333,6 +333,11 @@ pub(crate) struct Placed {
 }
 
 impl Placed {
+    /// The row and whether it is a duplicate, as the observer hears of it.
+    pub(crate) fn event(&self) -> (&job::Model, bool) {
+        (&self.row, self.duplicate)
+    }
+
     fn stored(row: job::Model) -> Self {
         Placed {
             row,

@@ -7,14 +7,12 @@
 //! gives up on it, and a transaction cut between statements holds its locks until its
 //! connection is next used. Reads are cheap to cut and run in the caller's task.
 
-use std::future::Future;
-
 use async_trait::async_trait;
 use sea_orm::{DatabaseTransaction, TransactionTrait};
 
-use crate::backend::SqlBackend;
+use crate::backend::{SqlBackend, detached};
 use crate::dialect::Flavor;
-use crate::error::{backend_error, db_error};
+use crate::error::db_error;
 use crate::wake;
 use crate::{
     admin, attachments, complete, enqueue, fail, heartbeat, queues, read, reclaim, release, reserve,
@@ -25,16 +23,6 @@ use outsourced_core::{
     QueueInfo, QueueLimit, QueueUpdate, ReclaimOptions, ReserveOptions, Reserved, Result,
     StateCount, Upload, WorkerInstance,
 };
-
-/// Runs `call` in a task of its own and answers its result: dropping the answer's future
-/// leaves the call running to its end.
-pub(crate) async fn detached<T: Send + 'static>(
-    call: impl Future<Output = Result<T>> + Send + 'static,
-) -> Result<T> {
-    tokio::spawn(call)
-        .await
-        .map_err(|e| backend_error(format!("a write's task failed: {e}"), false))?
-}
 
 /// A write run to its end whatever its caller does: `$body` uses `backend` (a clone of the
 /// handle) and the owned copies its caller made.

@@ -113,7 +113,9 @@ impl SqlBackend {
         let (outcome, placed) = self.finish(txn, result).await?;
         self.wake_for(&enqueue::stored(&placed));
         // Told, so that the metrics count what it stored (and its duplicates), as any enqueue's.
-        self.tell(crate::observe::Events::placed(&placed));
+        self.tell(crate::observe::Events::placed(
+            placed.iter().map(enqueue::Placed::event),
+        ));
         Ok(outcome)
     }
 

@@ -77,14 +77,14 @@ impl Events {
 
     /// What an enqueue placed: each job stored, or each duplicate of a unique key (the row is
     /// then the holder's).
-    pub(crate) fn placed(placed: &[crate::enqueue::Placed]) -> Events {
+    pub(crate) fn placed<'a>(placed: impl IntoIterator<Item = (&'a job::Model, bool)>) -> Events {
         let mut events = Events::default();
-        for one in placed {
-            let happened = match one.duplicate {
+        for (row, duplicate) in placed {
+            let happened = match duplicate {
                 true => Happened::Duplicate,
                 false => Happened::Enqueued,
             };
-            events.push(&one.row, happened);
+            events.push(row, happened);
         }
         events
     }

@@ -140,7 +140,7 @@ pub(crate) async fn now_and_then(backend: &SqlBackend) -> Result<()> {
     }
     // A write, so run to its end whatever becomes of the reserve that asked for it.
     let handle = backend.clone();
-    crate::facade::detached(async move {
+    crate::backend::detached(async move {
         reclaim_expired(&handle, &Actor::Reaper, ReclaimOptions::default()).await
     })
     .await?;
