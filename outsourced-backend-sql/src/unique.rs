@@ -113,6 +113,8 @@ fn scope_of(job: &NewJob) -> Option<String> {
 }
 
 /// Takes the key of `scope` for a job about to be stored, or returns the job that holds it.
+/// Its own loop rather than `transition::until_applied`: what is compared and set is the key's
+/// row (inserted by a concurrent claimant, or let go by its holder), not a job's `seq`.
 async fn claim(
     db: &impl ConnectionTrait,
     flavor: Flavor,
