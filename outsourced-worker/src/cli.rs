@@ -45,6 +45,8 @@ pub async fn main() -> ExitCode {
     };
     let mut options = config.options();
     options.exit_on_complete |= args.exit_on_complete;
+    // Before connecting, so that a signal during the connect stops the worker cleanly.
+    let shutdown = Shutdown::on_signals();
     let worker = match connect(&config).await {
         Ok(Connected {
             backend,
@@ -63,7 +65,7 @@ pub async fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match worker.run(Shutdown::on_signals()).await {
+    match worker.run(shutdown).await {
         Ok(_) => ExitCode::SUCCESS,
         Err(error @ (Error::Unauthorized { .. } | Error::Forbidden { .. })) => {
             let what = match &error {

@@ -51,8 +51,10 @@ impl Shutdown {
     /// A shutdown requested by SIGTERM or SIGINT (ctrl-c): the first drains, the second stops.
     pub fn on_signals() -> Shutdown {
         let (trigger, shutdown) = Shutdown::manual();
+        // Registered now, not in the task: a signal that arrives before the task first runs
+        // would otherwise meet the default action and kill the process outright.
+        let mut signals = Signals::new();
         tokio::spawn(async move {
-            let mut signals = Signals::new();
             let stages = [
                 (
                     Stage::Draining,
