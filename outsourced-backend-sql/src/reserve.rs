@@ -171,6 +171,11 @@ struct Answer {
 impl Drop for Answer {
     /// An answer that arrived but was never read: its caller went away in between.
     fn drop(&mut self) {
+        // Closed first: an answer sent between a look and the receiver's own drop would be
+        // dropped unread, its jobs leased to no one until the lease ran out. After `close`
+        // the claim's task either finds the door shut (and gives the jobs back itself) or
+        // its answer is here to read.
+        self.answered.close();
         let Ok(Ok(orphans)) = self.answered.try_recv() else {
             return;
         };
