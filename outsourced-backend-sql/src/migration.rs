@@ -14,6 +14,7 @@ mod m0010_results;
 mod m0011_unique;
 mod m0012_idempotency;
 mod m0013_partial_indexes;
+mod m0014_freed_slots;
 
 /// All migrations, oldest first.
 pub(crate) struct Migrator;
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0011_unique::Unique),
             Box::new(m0012_idempotency::Idempotency),
             Box::new(m0013_partial_indexes::PartialIndexes),
+            Box::new(m0014_freed_slots::FreedSlots),
         ]
     }
 

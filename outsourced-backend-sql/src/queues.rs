@@ -78,6 +78,9 @@ pub(crate) async fn delete(backend: &SqlBackend, name: &str) -> Result<()> {
 
 /// Deletes the queue if it has no live jobs, with its hires and grants; false otherwise.
 async fn delete_in(db: &impl sea_orm::ConnectionTrait, name: &str) -> Result<bool> {
+    // The count is exact only once the freed slots are folded in; a job whose end has not
+    // committed yet still counts, and keeps the queue.
+    crate::slots::fold(db, name).await?;
     let deleted = queue::Entity::delete_many()
         .filter(queue::Column::Name.eq(name))
         .filter(queue::Column::Live.eq(0))

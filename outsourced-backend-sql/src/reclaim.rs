@@ -122,8 +122,9 @@ fn expiry_error(row: &job::Model) -> ErrorInfo {
     ))
 }
 
-/// Reclaims expired leases if the last pass was at least `reclaim_every` ago, so that workers
-/// alone keep a queue moving after a crash, without a separate reaper process.
+/// Reclaims expired leases (and folds the ledgers of freed slots) if the last pass was at least
+/// `reclaim_every` ago, so that workers alone keep a queue moving after a crash, without a
+/// separate reaper process.
 pub(crate) async fn now_and_then(backend: &SqlBackend) -> Result<()> {
     let now = backend.now();
     {
@@ -141,7 +142,9 @@ pub(crate) async fn now_and_then(backend: &SqlBackend) -> Result<()> {
     // A write, so run to its end whatever becomes of the reserve that asked for it.
     let handle = backend.clone();
     crate::backend::detached(async move {
-        reclaim_expired(&handle, &Actor::Reaper, ReclaimOptions::default()).await
+        reclaim_expired(&handle, &Actor::Reaper, ReclaimOptions::default()).await?;
+        // And the ledger of freed slots, so that it stays short where no full queue folds it.
+        crate::slots::fold_all(&handle).await
     })
     .await?;
     Ok(())

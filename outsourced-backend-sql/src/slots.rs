@@ -3,16 +3,28 @@
 //! Taking slots is one `UPDATE ... SET live = live + n WHERE live + n <= limit`, inside the
 //! transaction that inserts or revives the jobs: the database's row lock on the queue makes
 //! concurrent producers take turns, so a queue never goes one job over its limit.
+//!
+//! Giving slots back does not touch the queue's row: a transaction that ends jobs writes a row
+//! of its own in the ledger of freed slots. Decrementing the count held the queue's row lock
+//! until the commit, so every end of a job in that queue waited for the one before it to
+//! commit (the whole burn-down ran one commit at a time). The count is therefore never below
+//! the live jobs and may be above them by what the ledger holds; a take that finds the queue
+//! full folds the ledger's committed rows into the count and tries again, so a queue with room
+//! by what has committed always has room. Workers fold every ledger now and then (with the
+//! reclaimer), so that it stays short.
 
 use chrono::{DateTime, Utc};
+use sea_orm::sea_query::LockType;
 use sea_orm::sea_query::{Expr, ExprTrait, InsertStatement};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryTrait,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, QueryTrait,
 };
 
+use crate::backend::SqlBackend;
 use crate::convert::ms;
 use crate::dialect::{Flavor, insert_if_absent};
-use crate::entity::queue;
+use crate::entity::{queue, queue_freed};
 use crate::error::db_error;
 use outsourced_core::{DEFAULT_QUEUE_LIMIT, Error, Result};
 
@@ -26,6 +38,11 @@ pub(crate) async fn take(
 ) -> Result<()> {
     if try_take(db, name, n).await? {
         return Ok(());
+    }
+    while fold(db, name).await? > 0 {
+        if try_take(db, name, n).await? {
+            return Ok(());
+        }
     }
     match queue::Entity::find_by_id(name)
         .one(db)
@@ -96,8 +113,24 @@ pub(crate) fn queue_row(name: &str, max_live: Option<i64>, now: DateTime<Utc>) -
     queue::Entity::insert(row).into_query()
 }
 
-/// Gives back `n` slots of `queue` (a job finished). A deleted queue has nothing to give back.
+/// Gives back `n` slots of `queue` (jobs finished): a row in the ledger, folded into the count
+/// later. A deleted queue's rows are never folded (a queue is deleted only once it is empty).
 pub(crate) async fn free(db: &impl ConnectionTrait, name: &str, n: u64) -> Result<()> {
+    let row = queue_freed::ActiveModel {
+        queue: Set(name.to_owned()),
+        n: Set(n as i64),
+        ..Default::default()
+    };
+    queue_freed::Entity::insert(row)
+        .exec_without_returning(db)
+        .await
+        .map_err(db_error)?;
+    Ok(())
+}
+
+/// Gives back `n` slots taken earlier in this same transaction (which holds the queue's row
+/// lock already): straight into the count.
+pub(crate) async fn untake(db: &impl ConnectionTrait, name: &str, n: u64) -> Result<()> {
     queue::Entity::update_many()
         .col_expr(
             queue::Column::Live,
@@ -107,5 +140,55 @@ pub(crate) async fn free(db: &impl ConnectionTrait, name: &str, n: u64) -> Resul
         .exec(db)
         .await
         .map_err(db_error)?;
+    Ok(())
+}
+
+/// Folds the ledger's committed rows for `queue` into its count, and returns how many slots
+/// they gave back. The rows are locked as they are read (SQLite's write lock does the same),
+/// so that two folds never count one row twice: the second waits, then finds it gone.
+pub(crate) async fn fold(db: &impl ConnectionTrait, name: &str) -> Result<u64> {
+    let mut select = queue_freed::Entity::find()
+        .filter(queue_freed::Column::Queue.eq(name))
+        .order_by_asc(queue_freed::Column::Id)
+        .limit(FOLD_CHUNK);
+    if db.get_database_backend() != DbBackend::Sqlite {
+        select = select.lock(LockType::Update);
+    }
+    let rows = select.all(db).await.map_err(db_error)?;
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let freed: i64 = rows.iter().map(|row| row.n).sum();
+    queue_freed::Entity::delete_many()
+        .filter(queue_freed::Column::Id.is_in(rows.iter().map(|row| row.id)))
+        .exec(db)
+        .await
+        .map_err(db_error)?;
+    untake(db, name, freed as u64).await?;
+    Ok(freed as u64)
+}
+
+/// Most ledger rows one fold reads: enough for any take, well under every database's parameter
+/// limit; the rest wait for the next fold.
+const FOLD_CHUNK: u64 = 1000;
+
+/// Folds every queue's ledger, each queue in a short transaction of its own.
+pub(crate) async fn fold_all(backend: &SqlBackend) -> Result<()> {
+    let queues: Vec<String> = queue_freed::Entity::find()
+        .select_only()
+        .column(queue_freed::Column::Queue)
+        .distinct()
+        .into_tuple()
+        .all(backend.reader())
+        .await
+        .map_err(db_error)?;
+    for name in &queues {
+        backend
+            .write(|txn| async move {
+                let result = fold(&txn, name).await;
+                (txn, result)
+            })
+            .await?;
+    }
     Ok(())
 }

@@ -110,7 +110,8 @@ async fn drain(backend: SqlBackend, me: WorkerInstance) -> Vec<JobId> {
 async fn eight_reservers_lease_and_complete_each_of_5000_jobs_once(config: SqlConfig) {
     let clock = Arc::new(TestClock::new());
     let backends = two_backends(&config, &clock).await;
-    create_queue(&backends[0], "bulk", QueueLimit::Unlimited).await;
+    // Full to the last slot, so that the slots the completions give back are counted too.
+    create_queue(&backends[0], "bulk", QueueLimit::Max(5000)).await;
     let mut enqueued = enqueue(&backends[0], "bulk", 5000).await;
     let reservers = (0..8).map(|n| {
         let me = WorkerInstance::new(format!("w{}", n % 3), format!("i{n}"));
@@ -143,6 +144,15 @@ async fn eight_reservers_lease_and_complete_each_of_5000_jobs_once(config: SqlCo
     assert_eq!(
         history_rows(&backends[0], Reason::Completed).await,
         (5000, 5000)
+    );
+    // Every slot came back exactly once, from completions that ended concurrently: the queue
+    // takes 5000 jobs again, and not one more.
+    enqueue(&backends[1], "bulk", 5000).await;
+    let over = NewJob::new("Race", json!([])).queue("bulk");
+    let over = backends[0].enqueue(&producer(), over).await;
+    assert!(
+        matches!(&over, Err(Error::QueueFull { limit: 5000, .. })),
+        "{over:?}"
     );
 }
 

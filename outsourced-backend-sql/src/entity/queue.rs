@@ -10,8 +10,10 @@ pub(crate) struct Model {
     pub name: String,
     /// The limit on live jobs; `None` is unlimited.
     pub max_live: Option<i64>,
-    /// Live jobs (scheduled, available, retrying, running), kept in the same transaction as
-    /// every change that makes a job live or finishes it; enqueue checks the limit against it.
+    /// Live jobs (scheduled, available, retrying, running), at least: taken in the same
+    /// transaction as every change that makes a job live, given back through the ledger of
+    /// freed slots (`queue_freed`) by those that finish one; enqueue checks the limit against
+    /// it, and folds the ledger in when it finds the queue full.
     pub live: i64,
     pub paused: bool,
     pub created_at: i64,
