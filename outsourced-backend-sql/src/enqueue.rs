@@ -22,8 +22,8 @@ use crate::slots;
 use crate::transition::{Step, history_row, insert_history};
 use crate::unique::{self, Fate};
 use outsourced_core::{
-    Actor, DEFAULT_MAX_ATTEMPTS, Enqueued, Error, JobId, JobRecord, NewJob, Reason, Result, Upload,
-    initial_state,
+    Actor, DEFAULT_MAX_ATTEMPTS, Enqueued, Error, JobId, JobRecord, NewJob, OnDuplicate, Reason,
+    Result, Upload, initial_state,
 };
 
 /// Job rows per insert statement, well under every database's limit on bound parameters.
@@ -302,7 +302,7 @@ async fn take_group_slots(
     }
     for (i, _) in refused.iter().enumerate().filter(|(_, r)| r.is_some()) {
         for &(queue, n) in &taken[i] {
-            slots::free(db, queue, n).await?;
+            slots::untake(db, queue, n).await?;
         }
     }
     Ok(refused)
@@ -384,15 +384,23 @@ pub(crate) async fn insert_in(
         slots::take(db, queue, n, create).await?;
     }
     let mut rows: Vec<job::Model> = to_store.iter().map(|job| new_row(job, by, now)).collect();
-    let by = vec![by; rows.len()];
-    store(db, flavor, &mut rows, &by, now).await?;
+    let actors = vec![by; rows.len()];
+    store(db, flavor, &mut rows, &actors, now).await?;
     let bound: Vec<(&NewJob, i64)> = to_store
         .iter()
         .copied()
         .zip(rows.iter().map(|r| r.id))
         .collect();
     unique::bind(db, &bound).await?;
-    place(db, fates, rows).await
+    let mut placed = place(db, fates, rows).await?;
+    for (job, placed) in jobs.iter().zip(&mut placed) {
+        let replaces = job.unique.as_ref().map(|u| u.on_duplicate) == Some(OnDuplicate::Replace);
+        if placed.duplicate && replaces {
+            let holder = placed.row.clone();
+            placed.row = unique::replace(db, holder, job, by, now).await?;
+        }
+    }
+    Ok(placed)
 }
 
 /// Each job's outcome from its fate and the rows stored, in the order of the jobs.

@@ -12,11 +12,18 @@ use sea_orm::{
 };
 use sha2::{Digest, Sha256};
 
+use chrono::{DateTime, Utc};
+use sea_orm::Value;
+
+use crate::convert::{self, ms};
 use crate::dialect::{Flavor, insert_if_absent};
 use crate::entity::{job, unique_key};
 use crate::error::{backend_error, db_error};
-use crate::transition::CAS_TRIES;
-use outsourced_core::{Error, JobId, JobState, NewJob, OnDuplicate, Result};
+use crate::lease::load_existing;
+use crate::transition::{CAS_TRIES, Step, Transition, until_applied};
+use outsourced_core::{
+    Actor, Error, Event, JobId, JobState, NewJob, OnDuplicate, Reason, Result, transition,
+};
 
 /// What becomes of one job of an enqueue.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -90,6 +97,65 @@ pub(crate) async fn bind(db: &impl ConnectionTrait, stored: &[(&NewJob, i64)]) -
             .map_err(db_error)?;
     }
     Ok(())
+}
+
+/// Debounce: gives `holder` (the job that holds `job`'s key) `job`'s arguments and run time,
+/// with a `replaced` history row, if it has not started, is of the same class and was enqueued
+/// by the same producer (or the duplicate comes from an admin: no producer changes another's
+/// job); answers the holder as it is then. A compare-and-set on the holder's `seq`: a reserve that leased it
+/// first wins, and the holder is then answered as it is (running).
+pub(crate) async fn replace(
+    db: &impl ConnectionTrait,
+    holder: job::Model,
+    job: &NewJob,
+    by: &Actor,
+    now: DateTime<Utc>,
+) -> Result<job::Model> {
+    let run_at = job.first_run(now);
+    let event = Event::Replace {
+        scheduled: run_at > now,
+    };
+    let args = job.args.to_string();
+    let id = JobId(holder.id);
+    let mut read = Some(holder);
+    until_applied(id, || {
+        let (args, read) = (&args, read.take());
+        async move {
+            let row = match read {
+                Some(row) => row,
+                None => load_existing(db, id).await?,
+            };
+            let theirs = !matches!(by, Actor::Admin(_)) && row.enqueued_by != by.to_string();
+            let waiting = transition(convert::state(&row)?, event).is_ok();
+            if theirs || row.class != job.class || !waiting {
+                return Ok(Some(row));
+            }
+            let step = Step {
+                event: Some(event),
+                reason: Reason::Replaced,
+                attempt: row.attempts.max(0) as u32,
+                error: None,
+                token: None,
+                result: None,
+            };
+            let set = vec![
+                (job::Column::Args, Value::from(args.clone())),
+                (job::Column::RunAt, Value::from(ms(run_at))),
+            ];
+            let transition = Transition {
+                row: &row,
+                actor: by,
+                steps: vec![step],
+                set,
+            };
+            match transition.apply(db, now).await? {
+                // Its events tell the observer nothing: the enqueue counts it as a duplicate.
+                Some(_) => load_existing(db, id).await.map(Some),
+                None => Ok(None),
+            }
+        }
+    })
+    .await
 }
 
 /// Forgets the keys the given jobs hold (they are being deleted).

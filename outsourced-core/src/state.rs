@@ -131,6 +131,12 @@ pub enum Event {
     Cancel,
     /// An admin asks to run the job now (again).
     Retry,
+    /// A duplicate enqueue replaces a waiting job's arguments and run time (debounce);
+    /// `scheduled` says whether the new run time is still to come.
+    Replace {
+        /// Whether the job waits for a run time in the future.
+        scheduled: bool,
+    },
 }
 
 impl Event {
@@ -147,6 +153,8 @@ impl Event {
             Event::Release => "release",
             Event::Cancel => "cancel",
             Event::Retry => "retry",
+            Event::Replace { scheduled: true } => "replace_scheduled",
+            Event::Replace { scheduled: false } => "replace_available",
         }
     }
 }
@@ -166,6 +174,8 @@ impl FromStr for Event {
             Event::Release,
             Event::Cancel,
             Event::Retry,
+            Event::Replace { scheduled: true },
+            Event::Replace { scheduled: false },
         ];
         events
             .into_iter()
@@ -181,6 +191,7 @@ impl fmt::Display for Event {
             Event::Fail { retry: false } => "fail (final)",
             Event::Expire { retry: true } => "expire (retry)",
             Event::Expire { retry: false } => "expire (final)",
+            Event::Replace { .. } => "replace",
             other => other.as_str(),
         };
         f.write_str(name)
@@ -222,6 +233,9 @@ pub fn transition(from: JobState, event: Event) -> Result<JobState, InvalidTrans
         (Running, Event::Release) => Available,
         (Scheduled | Available | Retrying | Running, Event::Cancel) => Cancelled,
         (Scheduled | Retrying | Failed | Cancelled, Event::Retry) => Available,
+        // Only a job that has not started: a retrying one has, and keeps its back-off.
+        (Scheduled | Available, Event::Replace { scheduled: true }) => Scheduled,
+        (Scheduled | Available, Event::Replace { scheduled: false }) => Available,
         _ => return Err(InvalidTransition { from, event }),
     };
     Ok(to)
@@ -242,6 +256,8 @@ mod tests {
     const FAIL_FINAL: Event = Event::Fail { retry: false };
     const EXPIRE_RETRY: Event = Event::Expire { retry: true };
     const EXPIRE_FINAL: Event = Event::Expire { retry: false };
+    const REPLACE_NOW: Event = Event::Replace { scheduled: false };
+    const REPLACE_LATER: Event = Event::Replace { scheduled: true };
 
     #[test]
     fn transition_table() {
@@ -298,6 +314,16 @@ mod tests {
             (Available, Event::Retry, None),
             (Running, Event::Retry, None),
             (Succeeded, Event::Retry, None),
+
+            (Scheduled, REPLACE_LATER, Some(Scheduled)),
+            (Available, REPLACE_LATER, Some(Scheduled)),
+            (Scheduled, REPLACE_NOW, Some(Available)),
+            (Available, REPLACE_NOW, Some(Available)),
+            (Retrying, REPLACE_NOW, None),
+            (Running, REPLACE_LATER, None),
+            (Succeeded, REPLACE_NOW, None),
+            (Failed, REPLACE_NOW, None),
+            (Cancelled, REPLACE_LATER, None),
         ];
         for &(from, event, expected) in table {
             check(from, event, expected);
@@ -315,6 +341,8 @@ mod tests {
             EXPIRE_FINAL,
             Event::Release,
             Event::Cancel,
+            REPLACE_NOW,
+            REPLACE_LATER,
         ];
         for from in [Succeeded, Failed, Cancelled] {
             for event in events {
@@ -332,6 +360,8 @@ mod tests {
             EXPIRE_RETRY,
             EXPIRE_FINAL,
             Event::Retry,
+            REPLACE_NOW,
+            REPLACE_LATER,
         ];
         for event in events {
             assert_eq!(event.as_str().parse::<Event>(), Ok(event));

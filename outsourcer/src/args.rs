@@ -354,8 +354,9 @@ pub(crate) struct EnqueueArgs {
     #[arg(long, requires = "unique_key")]
     pub(crate) unique_for: Option<String>,
     /// What a duplicate does: `existing` (print the job that holds the key, exit 0; the
-    /// default) or `refuse` (an error naming it, exit non-zero).
-    #[arg(long, requires = "unique_key", value_parser = ["existing", "refuse"])]
+    /// default), `refuse` (an error naming it, exit non-zero) or `replace` (debounce: give the
+    /// holder these arguments and this run time if it has not started, then print it).
+    #[arg(long, requires = "unique_key", value_parser = ["existing", "refuse", "replace"])]
     pub(crate) on_duplicate: Option<String>,
     /// Enqueue every line of this JSON-lines file: {"class", "args", "queue", "priority",
     /// "run_at", "owner", "max_attempts", "every", "cron", "unique_key", "unique_across",

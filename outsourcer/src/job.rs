@@ -196,6 +196,7 @@ async fn enqueue_one(ctx: &Ctx, args: &EnqueueArgs) -> Result<()> {
         on_duplicate: args.on_duplicate.clone(),
     };
     let job = line.into_job()?;
+    let sent = job.args.clone();
     let by = ctx.actor();
     let (job, duplicate) = match &args.attach {
         Some(path) => {
@@ -220,8 +221,17 @@ async fn enqueue_one(ctx: &Ctx, args: &EnqueueArgs) -> Result<()> {
         json["duplicate"] = json!(duplicate);
         print_json(&json);
     } else if duplicate {
+        // Debounce asked: say whether the holder has these arguments now.
+        let replace = args.on_duplicate.as_deref() == Some("replace");
+        let what = match (replace, job.args == sent) {
+            (false, _) => "nothing enqueued",
+            (true, true) => "nothing enqueued, it has these arguments now",
+            (true, false) => {
+                "nothing enqueued; it has started (or is not yours) and keeps its arguments"
+            }
+        };
         out!(
-            "job {} holds unique key {}: nothing enqueued ({} in queue {}, {})",
+            "job {} holds unique key {}: {what} ({} in queue {}, {})",
             job.id,
             clean(job.unique_key.as_deref().unwrap_or_default()),
             clean(&job.class),

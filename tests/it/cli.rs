@@ -554,6 +554,17 @@ fn a_unique_key_enqueues_once_and_says_who_holds_it() {
     );
     let refused = s.fails(&[&unique[..], &["--on-duplicate", "refuse"]].concat());
     assert!(refused.contains(&format!("taken by job {id}")), "{refused}");
+    // Debounce: the waiting holder takes the duplicate's arguments.
+    let replace = ["--on-duplicate", "replace", "--args", "[7]"];
+    let said = s.ok(&[&unique[..], &replace].concat());
+    assert!(
+        said.starts_with(&format!(
+            "job {id} holds unique key user-7: nothing enqueued, it has these arguments now"
+        )),
+        "{said}"
+    );
+    let shown = s.json(&["job", "show", &id.to_string()]);
+    assert_eq!(shown["args"], json!([7]), "{shown}");
     let other = s.outsourcer(&["job", "enqueue", "Digest", "--unique-for", "1h"]);
     let said = String::from_utf8_lossy(&other.stderr);
     assert!(

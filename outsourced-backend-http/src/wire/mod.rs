@@ -71,8 +71,9 @@ pub struct UniqueDto {
     /// milliseconds; while the job is live when omitted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub period_ms: Option<u64>,
-    /// `existing` (the default: answer 200 with the job that holds the key, storing nothing) or
-    /// `refuse` (answer 409 `duplicate`, naming it).
+    /// `existing` (the default: answer 200 with the job that holds the key, storing nothing),
+    /// `refuse` (answer 409 `duplicate`, naming it) or `replace` (debounce: the holder, if it
+    /// waits and is the caller's, takes the duplicate's arguments and run time; answer 200).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_duplicate: Option<String>,
 }

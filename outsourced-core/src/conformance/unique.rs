@@ -216,3 +216,69 @@ pub(crate) async fn a_job_type_can_be_unique_by_its_arguments(h: &Harness) {
     );
     assert_eq!(stored(h, &queue).await, 2);
 }
+
+/// Debounce: a duplicate that asks for it gives the waiting holder its arguments and run time
+/// (a `replaced` row in the holder's history) and stores nothing; a holder that has started, or
+/// of another class, is left as it is.
+pub(crate) async fn a_duplicate_can_replace_a_waiting_holder(h: &Harness) {
+    let queue = h.queue_with(QueueLimit::Max(1)).await;
+    let edit = |n: u32| {
+        let job = noop()
+            .queue(&queue)
+            .unique(Unique::key("reindex").replace_duplicates());
+        crate::NewJob {
+            args: serde_json::json!([n]),
+            ..job
+        }
+    };
+    let later = h.now() + chrono::Duration::hours(1);
+    let first = h.enqueue(edit(1).run_at(later)).await;
+    assert_eq!(first.state, crate::JobState::Scheduled);
+    let soon = h.now() + chrono::Duration::seconds(5);
+    let second = h.enqueue(edit(2).run_at(soon)).await;
+    assert_eq!(second.id, first.id, "the holder answers");
+    assert_eq!(
+        (&second.args, second.run_at, second.state),
+        (&serde_json::json!([2]), soon, crate::JobState::Scheduled)
+    );
+    // Due now: the holder becomes available, and a full queue does not refuse (no slot taken).
+    let third = h.enqueue(edit(3)).await;
+    assert_eq!(
+        (third.id, third.state),
+        (first.id, crate::JobState::Available)
+    );
+    assert_eq!(stored(h, &queue).await, 1);
+    let history = h.history(first.id).await;
+    let replaced: Vec<_> = history
+        .iter()
+        .filter(|row| row.reason == crate::Reason::Replaced)
+        .map(|row| (row.from, row.to))
+        .collect();
+    use crate::JobState::{Available, Scheduled};
+    assert_eq!(
+        replaced,
+        [(Some(Scheduled), Scheduled), (Some(Scheduled), Available)]
+    );
+    // Started: left as it is, the duplicate answered with it.
+    let running = h.w(0).reserve_one(&[&queue]).await;
+    assert_eq!(running.job.args, serde_json::json!([3]));
+    let late = h.enqueue(edit(4)).await;
+    assert_eq!(late.id, first.id);
+    assert_eq!(
+        (late.args, late.state),
+        (serde_json::json!([3]), crate::JobState::Running)
+    );
+    assert_eq!(h.history(first.id).await.len(), history.len() + 1);
+    // Across the queue, a holder of another class keeps its arguments.
+    let queue = h.queue().await;
+    let across = |class: &str, n: u32| crate::NewJob {
+        class: class.into(),
+        args: serde_json::json!([n]),
+        ..noop()
+            .queue(&queue)
+            .unique(Unique::key("k").across_queue().replace_duplicates())
+    };
+    let holder = h.enqueue(across("Reindex", 1)).await;
+    let other = h.enqueue(across("Other", 2)).await;
+    assert_eq!((other.id, other.args), (holder.id, serde_json::json!([1])));
+}

@@ -219,11 +219,13 @@ pub enum Reason {
     CancelRequested,
     /// An admin made the job available again.
     Retried,
+    /// A duplicate enqueue replaced the waiting job's arguments and run time (debounce).
+    Replaced,
 }
 
 impl Reason {
     /// Every reason.
-    pub const ALL: [Reason; 11] = [
+    pub const ALL: [Reason; 12] = [
         Reason::Enqueued,
         Reason::Reserved,
         Reason::Completed,
@@ -235,6 +237,7 @@ impl Reason {
         Reason::Cancelled,
         Reason::CancelRequested,
         Reason::Retried,
+        Reason::Replaced,
     ];
 
     /// The snake_case name used in storage and on the wire.
@@ -251,6 +254,7 @@ impl Reason {
             Reason::Cancelled => "cancelled",
             Reason::CancelRequested => "cancel_requested",
             Reason::Retried => "retried",
+            Reason::Replaced => "replaced",
         }
     }
 }

@@ -35,6 +35,13 @@ pub enum OnDuplicate {
     Existing,
     /// Stores nothing and fails with [`Error::Duplicate`], naming the job that holds the key.
     Refuse,
+    /// Debounce: stores nothing, gives the job that holds the key the duplicate's arguments
+    /// and run time (a `replaced` history row; scheduled or available by the new run time),
+    /// and answers with it. Only a holder that has not started (scheduled or available), of
+    /// the duplicate's class, enqueued by the same producer (or replaced by an admin) is
+    /// changed; any other (running, retrying, finished with a key kept for a period, another
+    /// class's or another producer's) is left as it is, as with [`OnDuplicate::Existing`].
+    Replace,
 }
 
 /// A job's unique key and its rules. A key is taken by the job that was stored with it:
@@ -99,6 +106,13 @@ impl Unique {
         self
     }
 
+    /// Makes a duplicate replace the arguments and run time of the job that holds the key, as
+    /// long as it has not started (debounce; see [`OnDuplicate::Replace`]).
+    pub fn replace_duplicates(mut self) -> Self {
+        self.on_duplicate = OnDuplicate::Replace;
+        self
+    }
+
     /// Refuses a key no backend can store: empty, over [`MAX_UNIQUE_KEY`] bytes or with a
     /// control character; or a period under a millisecond.
     pub fn check(&self) -> Result<(), Error> {
@@ -154,6 +168,7 @@ impl OnDuplicate {
         match self {
             OnDuplicate::Existing => "existing",
             OnDuplicate::Refuse => "refuse",
+            OnDuplicate::Replace => "replace",
         }
     }
 }
@@ -164,8 +179,9 @@ impl std::str::FromStr for OnDuplicate {
         match s {
             "existing" => Ok(OnDuplicate::Existing),
             "refuse" => Ok(OnDuplicate::Refuse),
+            "replace" => Ok(OnDuplicate::Replace),
             other => Err(Error::invalid(format!(
-                "{other:?} is not what a duplicate does (existing, refuse)"
+                "{other:?} is not what a duplicate does (existing, refuse, replace)"
             ))),
         }
     }
