@@ -32,8 +32,8 @@ pub struct HttpConfig {
     /// How long a request may take, long polls excepted (which get their wait on top) (30 s).
     pub timeout: Duration,
     /// Send every enqueue with an `Idempotency-Key` of its own, and send it again after a
-    /// timeout, a dropped connection or a 503 (false: an enqueue then costs the server a
-    /// transaction of its own, outside its group commit).
+    /// timeout, a dropped connection or a 503, so that an enqueue whose answer was lost is
+    /// never stored twice (true, the default; false sends no key and does not send again).
     pub idempotent_enqueues: bool,
 }
 
@@ -51,7 +51,7 @@ impl HttpConfig {
             signature_method: SignatureMethod::HmacSha256,
             ca_file: None,
             timeout: Duration::from_secs(30),
-            idempotent_enqueues: false,
+            idempotent_enqueues: true,
         }
     }
 }

@@ -12,7 +12,7 @@ use sea_orm::{
 use crate::config::SqlConfig;
 use crate::connect::{self, Pools};
 use crate::dialect::Flavor;
-use crate::enqueue;
+use crate::enqueue_group;
 use crate::error::{backend_error, db_error};
 use crate::group::Group;
 use crate::wake::{self, Wake};
@@ -52,8 +52,7 @@ pub(crate) struct Inner {
     /// Who hears of every committed change (metrics), if anyone.
     observer: std::sync::RwLock<Option<Arc<dyn Observer>>>,
     /// Enqueues waiting for their group commit.
-    pub(crate) enqueues:
-        Group<enqueue::Request, Result<Vec<crate::entity::job::Model>>, SqlBackend>,
+    pub(crate) enqueues: Group<enqueue_group::Request, Result<enqueue_group::Grouped>, SqlBackend>,
     /// When each worker instance's row was last written.
     pub(crate) instances: crate::instances::Notes,
 }
@@ -103,7 +102,7 @@ impl SqlBackend {
                 last_reclaim: Mutex::new(None),
                 listener,
                 observer: std::sync::RwLock::new(None),
-                enqueues: enqueue::group(),
+                enqueues: enqueue_group::group(),
                 instances: crate::instances::Notes::default(),
             }),
         })

@@ -13,9 +13,9 @@ use crate::attachments;
 use crate::backend::SqlBackend;
 use crate::convert::{duration_ms, job_record, ms};
 use crate::dialect::{Flavor, insert_one, insert_returning_ids};
+use crate::enqueue_group;
 use crate::entity::job;
 use crate::error::backend_error;
-use crate::group::{Entry, Group};
 use crate::lease::load_existing;
 use crate::observe::Events;
 use crate::slots;
@@ -119,7 +119,7 @@ async fn insert_and_link(
 }
 
 /// Validates the jobs, then stores them with whatever other enqueues are waiting to be
-/// written (see [`grouped`]).
+/// written (see `enqueue_group`).
 async fn insert(backend: &SqlBackend, by: &Actor, jobs: Vec<NewJob>) -> Result<Vec<Placed>> {
     let config = backend.config();
     for job in &jobs {
@@ -130,18 +130,18 @@ async fn insert(backend: &SqlBackend, by: &Actor, jobs: Vec<NewJob>) -> Result<V
     let placed = if jobs.iter().any(|job| job.unique.is_some()) {
         insert_alone(backend, by, &jobs).await?
     } else {
-        let request = Request {
-            by: by.clone(),
-            jobs,
-        };
-        let rows = backend.inner.enqueues.submit(backend, request).await??;
-        rows.into_iter().map(Placed::stored).collect()
+        let grouped = enqueue_group::submit(backend, by, jobs, None).await?;
+        grouped.rows.into_iter().map(Placed::stored).collect()
     };
     Ok(placed)
 }
 
 /// Stores checked jobs alone, in a transaction of their own.
-async fn insert_alone(backend: &SqlBackend, by: &Actor, jobs: &[NewJob]) -> Result<Vec<Placed>> {
+pub(crate) async fn insert_alone(
+    backend: &SqlBackend,
+    by: &Actor,
+    jobs: &[NewJob],
+) -> Result<Vec<Placed>> {
     let now = backend.now();
     let placed = backend
         .write(|txn| async move {
@@ -157,165 +157,8 @@ async fn insert_alone(backend: &SqlBackend, by: &Actor, jobs: &[NewJob]) -> Resu
     Ok(placed)
 }
 
-/// One producer's checked jobs, all or none, waiting for their group.
-pub(crate) struct Request {
-    by: Actor,
-    jobs: Vec<NewJob>,
-}
-
-/// The group commit of enqueues (see `group`), one group at a time on every database: each
-/// group locks the row of its queue (its live-job count) until it commits, so groups written
-/// side by side would wait on each other anyway, and be smaller (measured on PostgreSQL with
-/// 16 producers: 4,300 jobs/s one group at a time, 2,700 with four at once).
-pub(crate) fn group() -> Group<Request, Result<Vec<job::Model>>, SqlBackend> {
-    Group::new(
-        1,
-        GROUP_JOBS,
-        |request| request.jobs.len(),
-        |backend| &backend.inner.enqueues,
-        |backend, entries| Box::pin(grouped(backend, entries)),
-    )
-}
-
-/// The most jobs one group commit of enqueues carries.
-const GROUP_JOBS: usize = 2000;
-
-/// Writes a group of enqueues in one transaction. Each request is still all or none and is
-/// refused on its own (a full or unknown queue costs the others nothing); should the database
-/// fail the group, each request is tried again alone, so that one request's trouble cannot
-/// fail its neighbours.
-async fn grouped(backend: SqlBackend, entries: Vec<Entry<Request, Result<Vec<job::Model>>>>) {
-    let now = backend.now();
-    let requests: Vec<&Request> = entries.iter().map(|entry| &entry.request).collect();
-    let written = match backend.begin_write().await {
-        Ok(txn) => {
-            let result = group_in(&txn, &backend, &requests, now).await;
-            backend.finish(txn, result).await
-        }
-        Err(error) => Err(error),
-    };
-    match written {
-        Ok(outcomes) => {
-            let rows: Vec<job::Model> = outcomes.iter().flatten().flatten().cloned().collect();
-            backend.wake_for(&rows);
-            backend.tell(Events::enqueued(&rows));
-            for (entry, outcome) in entries.into_iter().zip(outcomes) {
-                let _ = entry.reply.send(outcome);
-            }
-        }
-        Err(error) if entries.len() == 1 => {
-            for entry in entries {
-                let _ = entry.reply.send(Err(error.clone()));
-            }
-        }
-        Err(_) => {
-            for entry in entries {
-                let Request { by, jobs } = &entry.request;
-                let outcome = insert_alone(&backend, by, jobs).await;
-                let _ = entry.reply.send(outcome.map(|placed| stored(&placed)));
-            }
-        }
-    }
-}
-
-/// The writes of a group in the caller's transaction: each request's slots (queues in name
-/// order across the whole group, so that concurrent groups lock queues in the same order),
-/// then one insert of every accepted request's jobs and one of their history rows.
-async fn group_in(
-    db: &impl ConnectionTrait,
-    backend: &SqlBackend,
-    requests: &[&Request],
-    now: DateTime<Utc>,
-) -> Result<Vec<Result<Vec<job::Model>>>> {
-    let refused = take_group_slots(db, backend, requests, now).await?;
-    backend.notify_in(db).await?;
-    let accepted = || requests.iter().zip(&refused).filter(|(_, r)| r.is_none());
-    let mut rows: Vec<job::Model> = accepted()
-        .flat_map(|(request, _)| {
-            request
-                .jobs
-                .iter()
-                .map(|job| new_row(job, &request.by, now))
-        })
-        .collect();
-    let by: Vec<&Actor> = accepted()
-        .flat_map(|(request, _)| request.jobs.iter().map(|_| &request.by))
-        .collect();
-    store(db, backend.flavor(), &mut rows, &by, now).await?;
-    let mut rows = rows.into_iter();
-    let outcomes = requests
-        .iter()
-        .zip(refused)
-        .map(|(request, refused)| match refused {
-            Some(error) => Err(error),
-            None => Ok(rows.by_ref().take(request.jobs.len()).collect()),
-        })
-        .collect();
-    Ok(outcomes)
-}
-
-/// Takes the slots of every request of a group; returns each request's refusal, if any. A
-/// refused request gives back what it took. A queue's slots are first taken for all its
-/// requests at once, and only when they do not all fit one request at a time, in order.
-async fn take_group_slots(
-    db: &impl ConnectionTrait,
-    backend: &SqlBackend,
-    requests: &[&Request],
-    now: DateTime<Utc>,
-) -> Result<Vec<Option<Error>>> {
-    let create = backend
-        .config()
-        .create_queues_on_first_use
-        .then_some((now, backend.flavor()));
-    let mut demand = BTreeMap::<&str, Vec<(usize, u64)>>::new();
-    for (i, request) in requests.iter().enumerate() {
-        for (queue, n) in per_queue(&request.jobs) {
-            demand.entry(queue).or_default().push((i, n));
-        }
-    }
-    let mut refused: Vec<Option<Error>> = requests.iter().map(|_| None).collect();
-    let mut taken: Vec<Vec<(&str, u64)>> = requests.iter().map(|_| Vec::new()).collect();
-    for (queue, wants) in demand {
-        let wants: Vec<(usize, u64)> = wants
-            .into_iter()
-            .filter(|&(i, _)| refused[i].is_none())
-            .collect();
-        let total = wants.iter().map(|&(_, n)| n).sum();
-        let all = match wants.len() {
-            0 => continue,
-            1 => Err(None),
-            _ => slots::take(db, queue, total, create).await.map_err(Some),
-        };
-        match all {
-            Ok(()) => wants.iter().for_each(|&(i, n)| taken[i].push((queue, n))),
-            Err(Some(error)) if !is_refusal(&error) => return Err(error),
-            Err(_) => {
-                for (i, n) in wants {
-                    match slots::take(db, queue, n, create).await {
-                        Ok(()) => taken[i].push((queue, n)),
-                        Err(error) if is_refusal(&error) => refused[i] = Some(error),
-                        Err(error) => return Err(error),
-                    }
-                }
-            }
-        }
-    }
-    for (i, _) in refused.iter().enumerate().filter(|(_, r)| r.is_some()) {
-        for &(queue, n) in &taken[i] {
-            slots::untake(db, queue, n).await?;
-        }
-    }
-    Ok(refused)
-}
-
-/// A refusal of one request (its queue is full or unknown), as opposed to a failure of the
-/// database.
-fn is_refusal(error: &Error) -> bool {
-    matches!(error, Error::QueueFull { .. } | Error::UnknownQueue { .. })
-}
-
 /// How many of `jobs` go to each queue, queues in name order.
-fn per_queue<'a>(jobs: impl IntoIterator<Item = &'a NewJob>) -> BTreeMap<&'a str, u64> {
+pub(crate) fn per_queue<'a>(jobs: impl IntoIterator<Item = &'a NewJob>) -> BTreeMap<&'a str, u64> {
     let mut per_queue = BTreeMap::<&str, u64>::new();
     for job in jobs {
         *per_queue.entry(job.queue.as_str()).or_default() += 1;
@@ -338,7 +181,7 @@ impl Placed {
         (&self.row, self.duplicate)
     }
 
-    fn stored(row: job::Model) -> Self {
+    pub(crate) fn stored(row: job::Model) -> Self {
         Placed {
             row,
             duplicate: false,
@@ -433,7 +276,7 @@ async fn place(
 
 /// Inserts new job rows (giving each its id) and their first history rows; `by[i]` enqueued
 /// `rows[i]`.
-async fn store(
+pub(crate) async fn store(
     db: &impl ConnectionTrait,
     flavor: Flavor,
     rows: &mut [job::Model],
@@ -453,7 +296,7 @@ async fn store(
 }
 
 /// The row a new job starts as (its id is the database's to assign).
-fn new_row(job: &NewJob, by: &Actor, now: DateTime<Utc>) -> job::Model {
+pub(crate) fn new_row(job: &NewJob, by: &Actor, now: DateTime<Utc>) -> job::Model {
     let run_at = job.first_run(now);
     let state = initial_state(run_at > now);
     job::Model {

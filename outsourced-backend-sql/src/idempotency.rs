@@ -4,6 +4,8 @@
 //! given again and nothing is stored). Two requests with one key at once: the second's insert
 //! waits on the first's primary key until the first ends.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -12,7 +14,7 @@ use sea_orm::{
 
 use crate::backend::SqlBackend;
 use crate::convert::{job_record, ms};
-use crate::dialect::insert_if_absent;
+use crate::dialect::{Flavor, insert_if_absent};
 use crate::enqueue::{self, Placed};
 use crate::entity::idempotency_key as row;
 use crate::error::db_error;
@@ -52,64 +54,66 @@ pub struct Request<'a> {
     pub fingerprint: &'a str,
 }
 
+/// How an idempotent request's answer is made from what it stored (each job with whether it
+/// was a duplicate of a unique key). Run inside the transaction, once the jobs are stored.
+pub type MakeAnswer = Arc<dyn Fn(&[(JobRecord, bool)]) -> Answer + Send + Sync>;
+
+/// A request's key, owned, with how to make its answer: what an enqueue carries into the
+/// group commit or its own transaction.
+#[derive(Clone)]
+pub(crate) struct Keyed {
+    pub(crate) principal: String,
+    pub(crate) key: String,
+    pub(crate) fingerprint: String,
+    pub(crate) answer: MakeAnswer,
+}
+
+impl Keyed {
+    /// Whether `other` is the same caller's same key.
+    pub(crate) fn same_key(&self, other: &Keyed) -> bool {
+        (&self.principal, &self.key) == (&other.principal, &other.key)
+    }
+}
+
 impl SqlBackend {
     /// Enqueues `jobs` for `request` unless its key was used before: then the first answer
     /// comes back and nothing is stored. `answer` turns the stored jobs (each with whether it
     /// was a duplicate of a unique key) into the answer to keep. A refused enqueue (full
-    /// queue, say) keeps nothing: the same request may be sent again.
+    /// queue, say) keeps nothing: the same request may be sent again. Without unique keys the
+    /// request rides the group commit of enqueues, as a request without a key does.
     pub async fn enqueue_idempotent(
         &self,
         by: &Actor,
         request: Request<'_>,
         jobs: Vec<NewJob>,
-        answer: impl FnOnce(&[(JobRecord, bool)]) -> Answer + Send,
+        answer: impl Fn(&[(JobRecord, bool)]) -> Answer + Send + Sync + 'static,
     ) -> Result<Idempotent> {
-        self.enqueue_once(by, request, jobs, answer).await
-    }
-
-    async fn enqueue_once(
-        &self,
-        by: &Actor,
-        request: Request<'_>,
-        jobs: Vec<NewJob>,
-        answer: impl FnOnce(&[(JobRecord, bool)]) -> Answer + Send,
-    ) -> Result<Idempotent> {
-        if request.key.is_empty()
-            || request.key.len() > MAX_IDEMPOTENCY_KEY
-            || !request
-                .key
-                .chars()
-                .all(|c| c.is_ascii_graphic() || c == ' ')
-        {
-            return Err(Error::invalid(format!(
-                "an Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} printable ASCII characters"
-            )));
-        }
+        check_key(request.key)?;
         for job in &jobs {
             job.check(self.config().max_args_bytes)?;
         }
+        let keyed = Keyed {
+            principal: request.principal.to_owned(),
+            key: request.key.to_owned(),
+            fingerprint: request.fingerprint.to_owned(),
+            answer: Arc::new(answer),
+        };
+        if jobs.iter().all(|job| job.unique.is_none()) {
+            return crate::enqueue_group::keyed(self, by, keyed, jobs).await;
+        }
+        self.enqueue_once(by, &keyed, &jobs).await
+    }
+
+    /// The keyed enqueue in a transaction of its own.
+    pub(crate) async fn enqueue_once(
+        &self,
+        by: &Actor,
+        keyed: &Keyed,
+        jobs: &[NewJob],
+    ) -> Result<Idempotent> {
         let now = self.now();
         let txn = self.begin_write().await?;
-        let result = self.idempotent_in(&txn, by, &request, &jobs, now).await;
-        let result = match result {
-            Ok(Ok(placed)) => {
-                let records: Result<Vec<(JobRecord, bool)>> = placed
-                    .iter()
-                    .map(|p| job_record(&p.row).map(|r| (r, p.duplicate)))
-                    .collect();
-                match records {
-                    Ok(records) => {
-                        let made = answer(&records);
-                        remember(&txn, &request, &made)
-                            .await
-                            .map(|()| (Idempotent::Answer(made), placed))
-                    }
-                    Err(error) => Err(error),
-                }
-            }
-            Ok(Err(found)) => Ok((found, Vec::new())),
-            Err(error) => Err(error),
-        };
+        let result = self.idempotent_in(&txn, by, keyed, jobs, now).await;
         let (outcome, placed) = self.finish(txn, result).await?;
         self.wake_for(&enqueue::stored(&placed));
         // Told, so that the metrics count what it stored (and its duplicates), as any enqueue's.
@@ -119,44 +123,22 @@ impl SqlBackend {
         Ok(outcome)
     }
 
-    /// Claims the key and stores the jobs, or answers what the key found.
+    /// Claims the key, stores the jobs and keeps the answer; or answers what the key found.
     async fn idempotent_in(
         &self,
         db: &impl ConnectionTrait,
         by: &Actor,
-        request: &Request<'_>,
+        keyed: &Keyed,
         jobs: &[NewJob],
         now: DateTime<Utc>,
-    ) -> Result<std::result::Result<Vec<Placed>, Idempotent>> {
-        let claim = row::ActiveModel {
-            principal: Set(request.principal.to_owned()),
-            idem_key: Set(request.key.to_owned()),
-            fingerprint: Set(request.fingerprint.to_owned()),
-            status: Set(0),
-            body: Set(String::new()),
-            created_at: Set(ms(now)),
-        };
-        let insert = row::Entity::insert(claim).into_query();
-        if !insert_if_absent(db, self.flavor(), insert).await? {
-            let found =
-                row::Entity::find_by_id((request.principal.to_owned(), request.key.to_owned()))
-                    .one(db)
-                    .await
-                    .map_err(db_error)?
-                    .ok_or_else(|| {
-                        Error::conflict("an idempotency key vanished; send the request again")
-                    })?;
-            if found.fingerprint != request.fingerprint {
-                return Ok(Err(Idempotent::Mismatch));
-            }
-            return Ok(Err(Idempotent::Answer(Answer {
-                status: u16::try_from(found.status).unwrap_or(500),
-                body: found.body,
-            })));
+    ) -> Result<(Idempotent, Vec<Placed>)> {
+        if let Some(found) = claim(db, self.flavor(), keyed, now).await? {
+            return Ok((found, Vec::new()));
         }
         let placed = enqueue::insert_in(db, self, by, jobs, now).await?;
         self.notify_in(db).await?;
-        Ok(Ok(placed))
+        let answer = remember(db, keyed, &placed).await?;
+        Ok((answer, placed))
     }
 
     /// Forgets the answers of keys first used before `before`.
@@ -170,15 +152,82 @@ impl SqlBackend {
     }
 }
 
-/// Keeps the answer with its key.
-async fn remember(db: &impl ConnectionTrait, request: &Request<'_>, answer: &Answer) -> Result<()> {
-    row::Entity::update_many()
-        .col_expr(row::Column::Status, Expr::value(i32::from(answer.status)))
-        .col_expr(row::Column::Body, Expr::value(answer.body.clone()))
-        .filter(row::Column::Principal.eq(request.principal))
-        .filter(row::Column::IdemKey.eq(request.key))
+/// Refuses a key no one could send again as it is.
+fn check_key(key: &str) -> Result<()> {
+    let printable = key.chars().all(|c| c.is_ascii_graphic() || c == ' ');
+    if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY || !printable {
+        return Err(Error::invalid(format!(
+            "an Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} printable ASCII characters"
+        )));
+    }
+    Ok(())
+}
+
+/// Claims the key in the caller's transaction: `None` when it is new (the request goes on),
+/// else what it found: the first answer, or a mismatch. A claim of a key another transaction
+/// holds uncommitted waits for that transaction's end.
+pub(crate) async fn claim(
+    db: &impl ConnectionTrait,
+    flavor: Flavor,
+    keyed: &Keyed,
+    now: DateTime<Utc>,
+) -> Result<Option<Idempotent>> {
+    let claim = row::ActiveModel {
+        principal: Set(keyed.principal.clone()),
+        idem_key: Set(keyed.key.clone()),
+        fingerprint: Set(keyed.fingerprint.clone()),
+        status: Set(0),
+        body: Set(String::new()),
+        created_at: Set(ms(now)),
+    };
+    let insert = row::Entity::insert(claim).into_query();
+    if insert_if_absent(db, flavor, insert).await? {
+        return Ok(None);
+    }
+    let found = row::Entity::find_by_id((keyed.principal.clone(), keyed.key.clone()))
+        .one(db)
+        .await
+        .map_err(db_error)?
+        .ok_or_else(|| Error::conflict("an idempotency key vanished; send the request again"))?;
+    if found.fingerprint != keyed.fingerprint {
+        return Ok(Some(Idempotent::Mismatch));
+    }
+    Ok(Some(Idempotent::Answer(Answer {
+        status: u16::try_from(found.status).unwrap_or(500),
+        body: found.body,
+    })))
+}
+
+/// Lets go of a claimed key whose request was refused (a full queue, say): the same request
+/// may be sent again and run afresh.
+pub(crate) async fn unclaim(db: &impl ConnectionTrait, keyed: &Keyed) -> Result<()> {
+    row::Entity::delete_many()
+        .filter(row::Column::Principal.eq(keyed.principal.as_str()))
+        .filter(row::Column::IdemKey.eq(keyed.key.as_str()))
         .exec(db)
         .await
         .map_err(db_error)?;
     Ok(())
+}
+
+/// Makes the answer from what the request stored and keeps it with its claimed key.
+pub(crate) async fn remember(
+    db: &impl ConnectionTrait,
+    keyed: &Keyed,
+    placed: &[Placed],
+) -> Result<Idempotent> {
+    let records = placed
+        .iter()
+        .map(|p| job_record(&p.row).map(|r| (r, p.duplicate)))
+        .collect::<Result<Vec<_>>>()?;
+    let answer = (keyed.answer)(&records);
+    row::Entity::update_many()
+        .col_expr(row::Column::Status, Expr::value(i32::from(answer.status)))
+        .col_expr(row::Column::Body, Expr::value(answer.body.clone()))
+        .filter(row::Column::Principal.eq(keyed.principal.as_str()))
+        .filter(row::Column::IdemKey.eq(keyed.key.as_str()))
+        .exec(db)
+        .await
+        .map_err(db_error)?;
+    Ok(Idempotent::Answer(answer))
 }

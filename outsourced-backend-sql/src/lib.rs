@@ -33,6 +33,7 @@ mod connect;
 mod convert;
 mod dialect;
 mod enqueue;
+mod enqueue_group;
 mod entity;
 mod error;
 mod facade;

@@ -71,14 +71,14 @@ impl RunningServer {
             .create(&self.key, role, name)
             .await
             .expect("a principal");
-        let mut config = HttpConfig::new(
+        // Idempotency keys on every enqueue, as by default (the plain path is what
+        // hand-signed requests take).
+        let config = HttpConfig::new(
             &self.url,
             &credentials.consumer_key,
             &credentials.consumer_secret,
         );
-        // Every conformance run over HTTP enqueues with idempotency keys (the plain path is
-        // what hand-signed requests and the binaries' tests take).
-        config.idempotent_enqueues = true;
+        assert!(config.idempotent_enqueues, "on by default");
         (
             Arc::new(HttpBackend::new(config).expect("a client")),
             credentials,

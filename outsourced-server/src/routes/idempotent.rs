@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use outsourced_backend_http::wire::{Code, ErrorBody, IdsDto, job_to_dto};
 use outsourced_backend_sql::Role;
 use outsourced_backend_sql::idempotency::{Answer, Idempotent, Request};
-use outsourced_core::{Error, JobRecord, NewJob};
+use outsourced_core::{Actor, Error, JobRecord, NewJob};
 use sha2::{Digest, Sha256};
 
 use super::access::actor;
@@ -59,10 +59,13 @@ pub(crate) async fn enqueue(
         fingerprint: &fingerprint,
     };
     let single = request.single;
+    // Made in the store's own task (the group commit), so it owns what it needs of the caller.
+    let (by, admin) = (actor(caller), caller.principal.role == Role::Admin);
+    let seen_by = by.clone();
     let outcome = state
         .backend()
-        .enqueue_idempotent(&actor(caller), idempotent, request.jobs, |placed| {
-            answer(caller, placed, single)
+        .enqueue_idempotent(&by, idempotent, request.jobs, move |placed| {
+            answer(&seen_by, admin, placed, single)
         })
         .await?;
     match outcome {
@@ -77,7 +80,7 @@ pub(crate) async fn enqueue(
 
 /// The answer to keep: the job (201 stored, 200 a duplicate, 409 a duplicate of a job the
 /// caller may not see), or the batch's ids.
-fn answer(caller: &Caller, placed: &[(JobRecord, bool)], single: bool) -> Answer {
+fn answer(caller: &Actor, admin: bool, placed: &[(JobRecord, bool)], single: bool) -> Answer {
     fn json(status: StatusCode, body: &impl serde::Serialize) -> Answer {
         Answer {
             status: status.as_u16(),
@@ -100,7 +103,7 @@ fn answer(caller: &Caller, placed: &[(JobRecord, bool)], single: bool) -> Answer
             &ErrorBody::new(Code::Internal, "no job"),
         );
     };
-    let visible = caller.principal.role == Role::Admin || job.enqueued_by == actor(caller);
+    let visible = admin || job.enqueued_by == *caller;
     match (duplicate, visible) {
         (false, _) => json(StatusCode::CREATED, &job_to_dto(job)),
         (true, true) => json(StatusCode::OK, &job_to_dto(job)),

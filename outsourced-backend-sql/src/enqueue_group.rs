@@ -1,0 +1,363 @@
+//! The group commit of enqueues: requests that arrive while a group is being written wait for
+//! it, then go together in one transaction (see `group`). Each request stays all or none and is
+//! refused on its own; a request with an idempotency key claims its key, and keeps its answer,
+//! in the group's transaction, so that keyed enqueues share commits as plain ones do.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use sea_orm::ConnectionTrait;
+
+use crate::backend::SqlBackend;
+use crate::enqueue::{Placed, insert_alone, new_row, per_queue, store, stored};
+use crate::entity::job;
+use crate::error::backend_error;
+use crate::group::{Entry, Group};
+use crate::idempotency::{self, Idempotent, Keyed};
+use crate::observe::Events;
+use crate::slots;
+use outsourced_core::{Actor, Error, NewJob, Result};
+
+/// Stores checked jobs with whatever other enqueues are waiting to be written; with `keyed`,
+/// once per idempotency key.
+pub(crate) async fn submit(
+    backend: &SqlBackend,
+    by: &Actor,
+    jobs: Vec<NewJob>,
+    keyed: Option<Keyed>,
+) -> Result<Grouped> {
+    let request = Request {
+        by: by.clone(),
+        jobs,
+        keyed,
+    };
+    backend.inner.enqueues.submit(backend, request).await?
+}
+
+/// A keyed enqueue (checked jobs, none with a unique key) through the group commit: the first
+/// answer, or the answer kept with the key.
+pub(crate) async fn keyed(
+    backend: &SqlBackend,
+    by: &Actor,
+    keyed: Keyed,
+    jobs: Vec<NewJob>,
+) -> Result<Idempotent> {
+    let grouped = submit(backend, by, jobs, Some(keyed)).await?;
+    grouped
+        .answer
+        .ok_or_else(|| backend_error("a keyed enqueue came back without its answer", false))
+}
+
+/// One producer's checked jobs, all or none, waiting for their group, with its idempotency
+/// key if it has one.
+pub(crate) struct Request {
+    by: Actor,
+    jobs: Vec<NewJob>,
+    keyed: Option<Keyed>,
+}
+
+/// What one request of a group came to: the rows it stored, and a keyed request's answer.
+pub(crate) struct Grouped {
+    pub(crate) rows: Vec<job::Model>,
+    pub(crate) answer: Option<Idempotent>,
+}
+
+impl Grouped {
+    fn rows(rows: Vec<job::Model>) -> Self {
+        Grouped { rows, answer: None }
+    }
+
+    fn answer(answer: Idempotent) -> Self {
+        Grouped {
+            rows: Vec::new(),
+            answer: Some(answer),
+        }
+    }
+}
+
+/// Where a request's idempotency key stands in its group.
+enum Key {
+    /// It has none.
+    None,
+    /// Claimed by this group: the request writes, and keeps its answer.
+    Claimed,
+    /// Used before: the request writes nothing and gets this.
+    Found(Idempotent),
+    /// Claimed by the request at this index of the same group: the request gets its outcome.
+    SameAs(usize),
+}
+
+/// The group commit of enqueues (see `group`), one group at a time on every database: each
+/// group locks the row of its queue (its live-job count) until it commits, so groups written
+/// side by side would wait on each other anyway, and be smaller (measured on PostgreSQL with
+/// 16 producers: 4,300 jobs/s one group at a time, 2,700 with four at once).
+pub(crate) fn group() -> Group<Request, Result<Grouped>, SqlBackend> {
+    Group::new(
+        1,
+        GROUP_JOBS,
+        |request| request.jobs.len(),
+        |backend| &backend.inner.enqueues,
+        |backend, entries| Box::pin(grouped(backend, entries)),
+    )
+}
+
+/// The most jobs one group commit of enqueues carries.
+const GROUP_JOBS: usize = 2000;
+
+/// Writes a group of enqueues in one transaction. Each request is still all or none and is
+/// refused on its own (a full or unknown queue costs the others nothing); should the database
+/// fail the group, each request is tried again alone, so that one request's trouble cannot
+/// fail its neighbours.
+async fn grouped(backend: SqlBackend, entries: Vec<Entry<Request, Result<Grouped>>>) {
+    let now = backend.now();
+    let requests: Vec<&Request> = entries.iter().map(|entry| &entry.request).collect();
+    let written = match backend.begin_write().await {
+        Ok(txn) => {
+            let result = group_in(&txn, &backend, &requests, now).await;
+            backend.finish(txn, result).await
+        }
+        Err(error) => Err(error),
+    };
+    match written {
+        Ok(outcomes) => {
+            let rows: Vec<job::Model> = outcomes
+                .iter()
+                .flatten()
+                .flat_map(|grouped| grouped.rows.iter().cloned())
+                .collect();
+            backend.wake_for(&rows);
+            backend.tell(Events::enqueued(&rows));
+            for (entry, outcome) in entries.into_iter().zip(outcomes) {
+                let _ = entry.reply.send(outcome);
+            }
+        }
+        Err(error) if entries.len() == 1 => {
+            for entry in entries {
+                let _ = entry.reply.send(Err(error.clone()));
+            }
+        }
+        Err(_) => {
+            for entry in entries {
+                let outcome = alone(&backend, &entry.request).await;
+                let _ = entry.reply.send(outcome);
+            }
+        }
+    }
+}
+
+/// One request of a failed group, in a transaction of its own.
+async fn alone(backend: &SqlBackend, request: &Request) -> Result<Grouped> {
+    let Request { by, jobs, keyed } = request;
+    match keyed {
+        Some(keyed) => backend
+            .enqueue_once(by, keyed, jobs)
+            .await
+            .map(Grouped::answer),
+        None => {
+            let placed = insert_alone(backend, by, jobs).await?;
+            Ok(Grouped::rows(stored(&placed)))
+        }
+    }
+}
+
+/// A group in the caller's transaction: the keys of keyed requests first (a key used before
+/// answers its request, which then writes nothing), then the writes of the others, then the
+/// answers kept with their keys (a refused request lets its key go, so that it may be sent
+/// again).
+async fn group_in(
+    db: &impl ConnectionTrait,
+    backend: &SqlBackend,
+    requests: &[&Request],
+    now: DateTime<Utc>,
+) -> Result<Vec<Result<Grouped>>> {
+    let mut keys = Vec::with_capacity(requests.len());
+    for (i, request) in requests.iter().enumerate() {
+        keys.push(key_of(db, backend, &requests[..i], request, now).await?);
+    }
+    let writing: Vec<&Request> = requests
+        .iter()
+        .zip(&keys)
+        .filter(|(_, key)| matches!(key, Key::None | Key::Claimed))
+        .map(|(request, _)| *request)
+        .collect();
+    let mut written = write_in(db, backend, &writing, now).await?.into_iter();
+    let mut outcomes: Vec<Result<Grouped>> = Vec::with_capacity(requests.len());
+    for (request, key) in requests.iter().zip(keys) {
+        let outcome = match key {
+            Key::Found(found) => Ok(Grouped::answer(found)),
+            Key::SameAs(first) => same_as(&outcomes[first], requests[first], request),
+            Key::None | Key::Claimed => {
+                let rows = written
+                    .next()
+                    .ok_or_else(|| backend_error("a group lost a request's outcome", false))?;
+                answered(db, request, rows).await?
+            }
+        };
+        outcomes.push(outcome);
+    }
+    Ok(outcomes)
+}
+
+/// Claims `request`'s key, unless an `earlier` request of the group has the same one.
+async fn key_of(
+    db: &impl ConnectionTrait,
+    backend: &SqlBackend,
+    earlier: &[&Request],
+    request: &Request,
+    now: DateTime<Utc>,
+) -> Result<Key> {
+    let Some(keyed) = &request.keyed else {
+        return Ok(Key::None);
+    };
+    let same = |other: &&Request| other.keyed.as_ref().is_some_and(|o| o.same_key(keyed));
+    if let Some(first) = earlier.iter().position(same) {
+        return Ok(Key::SameAs(first));
+    }
+    Ok(
+        match idempotency::claim(db, backend.flavor(), keyed, now).await? {
+            None => Key::Claimed,
+            Some(found) => Key::Found(found),
+        },
+    )
+}
+
+/// A request's outcome once written: its rows, and for a keyed one the answer kept with its
+/// key (or, refused, its key let go).
+async fn answered(
+    db: &impl ConnectionTrait,
+    request: &Request,
+    rows: Result<Vec<job::Model>>,
+) -> Result<Result<Grouped>> {
+    let Some(keyed) = &request.keyed else {
+        return Ok(rows.map(Grouped::rows));
+    };
+    let rows = match rows {
+        Ok(rows) => rows,
+        Err(refused) => {
+            idempotency::unclaim(db, keyed).await?;
+            return Ok(Err(refused));
+        }
+    };
+    let placed: Vec<Placed> = rows.iter().cloned().map(Placed::stored).collect();
+    let answer = idempotency::remember(db, keyed, &placed).await?;
+    Ok(Ok(Grouped {
+        rows,
+        answer: Some(answer),
+    }))
+}
+
+/// The outcome of a request sent twice in one group: the first's answer (or refusal) again,
+/// or, for another request under the same key, the draft's mismatch.
+fn same_as(first: &Result<Grouped>, first_request: &Request, request: &Request) -> Result<Grouped> {
+    let fingerprint = |r: &Request| r.keyed.as_ref().map(|k| k.fingerprint.clone());
+    if fingerprint(first_request) != fingerprint(request) {
+        return Ok(Grouped::answer(Idempotent::Mismatch));
+    }
+    match first {
+        Ok(grouped) => grouped
+            .answer
+            .clone()
+            .map(Grouped::answer)
+            .ok_or_else(|| backend_error("a keyed enqueue came back without its answer", false)),
+        Err(refused) => Err(refused.clone()),
+    }
+}
+
+/// The writes of a group's requests in the caller's transaction: each request's slots (queues
+/// in name order across the whole group, so that concurrent groups lock queues in the same
+/// order), then one insert of every accepted request's jobs and one of their history rows.
+async fn write_in(
+    db: &impl ConnectionTrait,
+    backend: &SqlBackend,
+    requests: &[&Request],
+    now: DateTime<Utc>,
+) -> Result<Vec<Result<Vec<job::Model>>>> {
+    if requests.is_empty() {
+        return Ok(Vec::new());
+    }
+    let refused = take_group_slots(db, backend, requests, now).await?;
+    backend.notify_in(db).await?;
+    let accepted = || requests.iter().zip(&refused).filter(|(_, r)| r.is_none());
+    let mut rows: Vec<job::Model> = accepted()
+        .flat_map(|(request, _)| {
+            request
+                .jobs
+                .iter()
+                .map(|job| new_row(job, &request.by, now))
+        })
+        .collect();
+    let by: Vec<&Actor> = accepted()
+        .flat_map(|(request, _)| request.jobs.iter().map(|_| &request.by))
+        .collect();
+    store(db, backend.flavor(), &mut rows, &by, now).await?;
+    let mut rows = rows.into_iter();
+    let outcomes = requests
+        .iter()
+        .zip(refused)
+        .map(|(request, refused)| match refused {
+            Some(error) => Err(error),
+            None => Ok(rows.by_ref().take(request.jobs.len()).collect()),
+        })
+        .collect();
+    Ok(outcomes)
+}
+
+/// Takes the slots of every request of a group; returns each request's refusal, if any. A
+/// refused request gives back what it took. A queue's slots are first taken for all its
+/// requests at once, and only when they do not all fit one request at a time, in order.
+async fn take_group_slots(
+    db: &impl ConnectionTrait,
+    backend: &SqlBackend,
+    requests: &[&Request],
+    now: DateTime<Utc>,
+) -> Result<Vec<Option<Error>>> {
+    let create = backend
+        .config()
+        .create_queues_on_first_use
+        .then_some((now, backend.flavor()));
+    let mut demand = BTreeMap::<&str, Vec<(usize, u64)>>::new();
+    for (i, request) in requests.iter().enumerate() {
+        for (queue, n) in per_queue(&request.jobs) {
+            demand.entry(queue).or_default().push((i, n));
+        }
+    }
+    let mut refused: Vec<Option<Error>> = requests.iter().map(|_| None).collect();
+    let mut taken: Vec<Vec<(&str, u64)>> = requests.iter().map(|_| Vec::new()).collect();
+    for (queue, wants) in demand {
+        let wants: Vec<(usize, u64)> = wants
+            .into_iter()
+            .filter(|&(i, _)| refused[i].is_none())
+            .collect();
+        let total = wants.iter().map(|&(_, n)| n).sum();
+        let all = match wants.len() {
+            0 => continue,
+            1 => Err(None),
+            _ => slots::take(db, queue, total, create).await.map_err(Some),
+        };
+        match all {
+            Ok(()) => wants.iter().for_each(|&(i, n)| taken[i].push((queue, n))),
+            Err(Some(error)) if !is_refusal(&error) => return Err(error),
+            Err(_) => {
+                for (i, n) in wants {
+                    match slots::take(db, queue, n, create).await {
+                        Ok(()) => taken[i].push((queue, n)),
+                        Err(error) if is_refusal(&error) => refused[i] = Some(error),
+                        Err(error) => return Err(error),
+                    }
+                }
+            }
+        }
+    }
+    for (i, _) in refused.iter().enumerate().filter(|(_, r)| r.is_some()) {
+        for &(queue, n) in &taken[i] {
+            slots::untake(db, queue, n).await?;
+        }
+    }
+    Ok(refused)
+}
+
+/// A refusal of one request (its queue is full or unknown), as opposed to a failure of the
+/// database.
+fn is_refusal(error: &Error) -> bool {
+    matches!(error, Error::QueueFull { .. } | Error::UnknownQueue { .. })
+}
