@@ -13,7 +13,7 @@ use crate::enqueue::{Placed, insert_alone, new_row, per_queue, store, stored};
 use crate::entity::job;
 use crate::error::backend_error;
 use crate::group::{Entry, Group};
-use crate::idempotency::{self, Idempotent, Keyed};
+use crate::idempotency::{self, Answer, Idempotent, Keyed};
 use crate::observe::Events;
 use crate::slots;
 use outsourced_core::{Actor, Error, NewJob, Result};
@@ -79,8 +79,8 @@ impl Grouped {
 enum Key {
     /// It has none.
     None,
-    /// Claimed by this group: the request writes, and keeps its answer.
-    Claimed,
+    /// Not used before: the request writes, and its answer is kept with the key.
+    New,
     /// Used before: the request writes nothing and gets this.
     Found(Idempotent),
     /// Claimed by the request at this index of the same group: the request gets its outcome.
@@ -131,7 +131,9 @@ async fn grouped(backend: SqlBackend, entries: Vec<Entry<Request, Result<Grouped
                 let _ = entry.reply.send(outcome);
             }
         }
-        Err(error) if entries.len() == 1 => {
+        // One plain request has nothing to try again; a keyed one may have met its key,
+        // inserted by another transaction meanwhile: alone, it claims the key first.
+        Err(error) if entries.len() == 1 && entries[0].request.keyed.is_none() => {
             for entry in entries {
                 let _ = entry.reply.send(Err(error.clone()));
             }
@@ -160,89 +162,84 @@ async fn alone(backend: &SqlBackend, request: &Request) -> Result<Grouped> {
     }
 }
 
-/// A group in the caller's transaction: the keys of keyed requests first (a key used before
-/// answers its request, which then writes nothing), then the writes of the others, then the
-/// answers kept with their keys (a refused request lets its key go, so that it may be sent
-/// again).
+/// A group in the caller's transaction: the group's keys are read first, in one query (a key
+/// used before answers its request, which then writes nothing); then the others write; then
+/// the new keys are inserted with their answers, in one statement. A key that another
+/// transaction inserted meanwhile makes that insert fail, and with it the group: each request
+/// then runs alone, where a keyed one claims its key before it writes.
 async fn group_in(
     db: &impl ConnectionTrait,
     backend: &SqlBackend,
     requests: &[&Request],
     now: DateTime<Utc>,
 ) -> Result<Vec<Result<Grouped>>> {
-    let mut keys = Vec::with_capacity(requests.len());
-    for (i, request) in requests.iter().enumerate() {
-        keys.push(key_of(db, backend, &requests[..i], request, now).await?);
-    }
+    let keys = keys_of(db, requests).await?;
     let writing: Vec<&Request> = requests
         .iter()
         .zip(&keys)
-        .filter(|(_, key)| matches!(key, Key::None | Key::Claimed))
+        .filter(|(_, key)| matches!(key, Key::None | Key::New))
         .map(|(request, _)| *request)
         .collect();
     let mut written = write_in(db, backend, &writing, now).await?.into_iter();
     let mut outcomes: Vec<Result<Grouped>> = Vec::with_capacity(requests.len());
+    let mut kept = Vec::new();
     for (request, key) in requests.iter().zip(keys) {
         let outcome = match key {
             Key::Found(found) => Ok(Grouped::answer(found)),
             Key::SameAs(first) => same_as(&outcomes[first], requests[first], request),
-            Key::None | Key::Claimed => {
+            Key::None | Key::New => {
                 let rows = written
                     .next()
                     .ok_or_else(|| backend_error("a group lost a request's outcome", false))?;
-                answered(db, request, rows).await?
+                answered(request, rows, &mut kept)?
             }
         };
         outcomes.push(outcome);
     }
+    idempotency::keep(db, kept, now).await?;
     Ok(outcomes)
 }
 
-/// Claims `request`'s key, unless an `earlier` request of the group has the same one.
-async fn key_of(
-    db: &impl ConnectionTrait,
-    backend: &SqlBackend,
-    earlier: &[&Request],
-    request: &Request,
-    now: DateTime<Utc>,
-) -> Result<Key> {
-    let Some(keyed) = &request.keyed else {
-        return Ok(Key::None);
-    };
-    let same = |other: &&Request| other.keyed.as_ref().is_some_and(|o| o.same_key(keyed));
-    if let Some(first) = earlier.iter().position(same) {
-        return Ok(Key::SameAs(first));
+/// Where each request's key stands: found with an answer, new, or the same as an earlier
+/// request's of the group. One query for the whole group.
+async fn keys_of(db: &impl ConnectionTrait, requests: &[&Request]) -> Result<Vec<Key>> {
+    let keyed: Vec<&Keyed> = requests.iter().filter_map(|r| r.keyed.as_ref()).collect();
+    let found = idempotency::find(db, &keyed).await?;
+    let mut keys = Vec::with_capacity(requests.len());
+    for (i, request) in requests.iter().enumerate() {
+        let Some(keyed) = &request.keyed else {
+            keys.push(Key::None);
+            continue;
+        };
+        let same = |other: &&Request| other.keyed.as_ref().is_some_and(|o| o.same_key(keyed));
+        let key = match requests[..i].iter().position(same) {
+            Some(first) => Key::SameAs(first),
+            None => match idempotency::found_for(&found, keyed) {
+                Some(found) => Key::Found(found),
+                None => Key::New,
+            },
+        };
+        keys.push(key);
     }
-    Ok(
-        match idempotency::claim(db, backend.flavor(), keyed, now).await? {
-            None => Key::Claimed,
-            Some(found) => Key::Found(found),
-        },
-    )
+    Ok(keys)
 }
 
-/// A request's outcome once written: its rows, and for a keyed one the answer kept with its
-/// key (or, refused, its key let go).
-async fn answered(
-    db: &impl ConnectionTrait,
-    request: &Request,
+/// A request's outcome once written: its rows; for a keyed one that was stored, the answer,
+/// added to those to keep with their keys (a refused one keeps no key: it may be sent again).
+fn answered<'a>(
+    request: &'a Request,
     rows: Result<Vec<job::Model>>,
+    kept: &mut Vec<(&'a Keyed, Answer)>,
 ) -> Result<Result<Grouped>> {
-    let Some(keyed) = &request.keyed else {
+    let (Some(keyed), Ok(rows)) = (&request.keyed, &rows) else {
         return Ok(rows.map(Grouped::rows));
     };
-    let rows = match rows {
-        Ok(rows) => rows,
-        Err(refused) => {
-            idempotency::unclaim(db, keyed).await?;
-            return Ok(Err(refused));
-        }
-    };
     let placed: Vec<Placed> = rows.iter().cloned().map(Placed::stored).collect();
-    let answer = idempotency::remember(db, keyed, &placed).await?;
+    let answer = idempotency::answer_of(keyed, &placed)?;
+    kept.push((keyed, answer.clone()));
     Ok(Ok(Grouped {
-        rows,
-        answer: Some(answer),
+        rows: rows.clone(),
+        answer: Some(Idempotent::Answer(answer)),
     }))
 }
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryTrait,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryTrait,
 };
 
 use crate::backend::SqlBackend;
@@ -198,16 +198,13 @@ pub(crate) async fn claim(
     })))
 }
 
-/// Lets go of a claimed key whose request was refused (a full queue, say): the same request
-/// may be sent again and run afresh.
-pub(crate) async fn unclaim(db: &impl ConnectionTrait, keyed: &Keyed) -> Result<()> {
-    row::Entity::delete_many()
-        .filter(row::Column::Principal.eq(keyed.principal.as_str()))
-        .filter(row::Column::IdemKey.eq(keyed.key.as_str()))
-        .exec(db)
-        .await
-        .map_err(db_error)?;
-    Ok(())
+/// The answer a request gets for what it stored.
+pub(crate) fn answer_of(keyed: &Keyed, placed: &[Placed]) -> Result<Answer> {
+    let records = placed
+        .iter()
+        .map(|p| job_record(&p.row).map(|r| (r, p.duplicate)))
+        .collect::<Result<Vec<_>>>()?;
+    Ok((keyed.answer)(&records))
 }
 
 /// Makes the answer from what the request stored and keeps it with its claimed key.
@@ -216,11 +213,7 @@ pub(crate) async fn remember(
     keyed: &Keyed,
     placed: &[Placed],
 ) -> Result<Idempotent> {
-    let records = placed
-        .iter()
-        .map(|p| job_record(&p.row).map(|r| (r, p.duplicate)))
-        .collect::<Result<Vec<_>>>()?;
-    let answer = (keyed.answer)(&records);
+    let answer = answer_of(keyed, placed)?;
     row::Entity::update_many()
         .col_expr(row::Column::Status, Expr::value(i32::from(answer.status)))
         .col_expr(row::Column::Body, Expr::value(answer.body.clone()))
@@ -231,3 +224,67 @@ pub(crate) async fn remember(
         .map_err(db_error)?;
     Ok(Idempotent::Answer(answer))
 }
+
+/// The rows of these keys that exist, read without a lock: a key inserted by another
+/// transaction after this read makes the insert of [`keep`] fail instead.
+pub(crate) async fn find(db: &impl ConnectionTrait, keyed: &[&Keyed]) -> Result<Vec<row::Model>> {
+    let mut found = Vec::new();
+    for chunk in keyed.chunks(KEY_CHUNK) {
+        let mut any = Condition::any();
+        for keyed in chunk {
+            any = any.add(
+                Condition::all()
+                    .add(row::Column::Principal.eq(keyed.principal.as_str()))
+                    .add(row::Column::IdemKey.eq(keyed.key.as_str())),
+            );
+        }
+        found.extend(
+            row::Entity::find()
+                .filter(any)
+                .all(db)
+                .await
+                .map_err(db_error)?,
+        );
+    }
+    Ok(found)
+}
+
+/// What `keyed`'s key holds among the rows [`find`] read, if it was used before.
+pub(crate) fn found_for(found: &[row::Model], keyed: &Keyed) -> Option<Idempotent> {
+    let row = found
+        .iter()
+        .find(|row| row.principal == keyed.principal && row.idem_key == keyed.key)?;
+    if row.fingerprint != keyed.fingerprint {
+        return Some(Idempotent::Mismatch);
+    }
+    Some(Idempotent::Answer(Answer {
+        status: u16::try_from(row.status).unwrap_or(500),
+        body: row.body.clone(),
+    }))
+}
+
+/// Inserts new keys with their answers, in statements of [`KEY_CHUNK`] rows.
+pub(crate) async fn keep(
+    db: &impl ConnectionTrait,
+    kept: Vec<(&Keyed, Answer)>,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    for chunk in kept.chunks(KEY_CHUNK) {
+        let rows = chunk.iter().map(|(keyed, answer)| row::ActiveModel {
+            principal: Set(keyed.principal.clone()),
+            idem_key: Set(keyed.key.clone()),
+            fingerprint: Set(keyed.fingerprint.clone()),
+            status: Set(i32::from(answer.status)),
+            body: Set(answer.body.clone()),
+            created_at: Set(ms(now)),
+        });
+        row::Entity::insert_many(rows)
+            .exec_without_returning(db)
+            .await
+            .map_err(db_error)?;
+    }
+    Ok(())
+}
+
+/// Keys per statement: two or six parameters each, well under every database's limit.
+const KEY_CHUNK: usize = 500;

@@ -117,17 +117,21 @@ async fn an_enqueue_sent_again_with_its_key_is_answered_once_and_stored_once() {
 
 on_every_database!(keyed_enqueues_sharing_a_group_commit_store_each_request_once);
 
-/// Keyed enqueues ride the group commit: 32 sends of one request at once store it once and
-/// all get the first answer; another body under that key is a mismatch; a request refused by
-/// its full queue keeps no key (sent again once there is room, it is stored); plain enqueues
-/// in the same groups are untouched.
+/// Keyed enqueues ride the group commit: 32 sends of one request at once, through two
+/// backends on one database (two server processes, each with its group commit), store it once
+/// and all get the first answer; another body under that key is a mismatch; a request refused
+/// by its full queue keeps no key (sent again once there is room, it is stored); plain
+/// enqueues in the same groups are untouched.
 async fn keyed_enqueues_sharing_a_group_commit_store_each_request_once(config: SqlConfig) {
-    let sql = SqlBackend::open(config).await.expect("open");
+    let sql = SqlBackend::open(config.clone()).await.expect("open");
+    let beside = SqlBackend::open(config)
+        .await
+        .expect("open a second backend");
     let admin = Actor::Admin("root".into());
     let queue = sql.create_queue(&admin, "mail", QueueLimit::Max(3));
     queue.await.expect("a queue");
     let shop = Actor::Producer("shop".into());
-    let send = |key: &'static str, fingerprint: &'static str| {
+    let send_through = |sql: &SqlBackend, key: &'static str, fingerprint: &'static str| {
         let (sql, shop) = (sql.clone(), shop.clone());
         tokio::spawn(async move {
             let request = Request {
@@ -144,6 +148,7 @@ async fn keyed_enqueues_sharing_a_group_commit_store_each_request_once(config: S
                 .await
         })
     };
+    let send = |key, fingerprint| send_through(&sql, key, fingerprint);
     let plain = |n: i64| {
         let (sql, shop) = (sql.clone(), shop.clone());
         tokio::spawn(async move {
@@ -151,7 +156,9 @@ async fn keyed_enqueues_sharing_a_group_commit_store_each_request_once(config: S
             sql.enqueue(&shop, job).await.map(|job| job.id)
         })
     };
-    let sends: Vec<_> = (0..32).map(|_| send("k-1", "a")).collect();
+    let sends: Vec<_> = (0..32)
+        .map(|i| send_through([&sql, &beside][i % 2], "k-1", "a"))
+        .collect();
     let plain_one = plain(1);
     let mut answers = Vec::new();
     for sent in sends {
