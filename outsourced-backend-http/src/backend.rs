@@ -237,6 +237,7 @@ impl Backend for HttpBackend {
             state: filter.state.map(|s| s.as_str().to_owned()),
             class: filter.class,
             owner: filter.owner.map(|o| o.to_string()),
+            unique_key: filter.unique_key,
             created_since: filter.created_since,
             created_until: filter.created_until,
             before: filter.before.map(|b| b.0),

@@ -15,6 +15,7 @@ mod m0011_unique;
 mod m0012_idempotency;
 mod m0013_partial_indexes;
 mod m0014_freed_slots;
+mod m0015_unique_key_index;
 
 /// All migrations, oldest first.
 pub(crate) struct Migrator;
@@ -36,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0012_idempotency::Idempotency),
             Box::new(m0013_partial_indexes::PartialIndexes),
             Box::new(m0014_freed_slots::FreedSlots),
+            Box::new(m0015_unique_key_index::UniqueKeyIndex),
         ]
     }
 

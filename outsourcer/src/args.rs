@@ -381,6 +381,9 @@ pub(crate) struct ListArgs {
     /// Only this owner's jobs (TYPE/ID).
     #[arg(long)]
     pub(crate) owner: Option<String>,
+    /// Only jobs stored with this unique key.
+    #[arg(long)]
+    pub(crate) unique_key: Option<String>,
     /// Only jobs enqueued at or after this time: RFC 3339, or `-` and a duration (`-1h`).
     #[arg(long, allow_hyphen_values = true)]
     pub(crate) since: Option<String>,

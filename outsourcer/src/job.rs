@@ -139,6 +139,7 @@ fn filter(args: &ListArgs) -> Result<JobFilter> {
         class: args.class.clone(),
         owner: args.owner.as_deref().map(str::parse).transpose()?,
         enqueued_by: None,
+        unique_key: args.unique_key.clone(),
         created_since: args
             .since
             .as_deref()

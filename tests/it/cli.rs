@@ -565,6 +565,9 @@ fn a_unique_key_enqueues_once_and_says_who_holds_it() {
     );
     let shown = s.json(&["job", "show", &id.to_string()]);
     assert_eq!(shown["args"], json!([7]), "{shown}");
+    let listed = s.json(&["job", "list", "--unique-key", "user-7"]);
+    assert_eq!(listed[0]["id"], json!(id), "{listed}");
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
     let other = s.outsourcer(&["job", "enqueue", "Digest", "--unique-for", "1h"]);
     let said = String::from_utf8_lossy(&other.stderr);
     assert!(

@@ -300,3 +300,28 @@ async fn the_api_explorer_is_served_from_the_binary() {
     let doc: serde_json::Value = doc.json().await.expect("the document");
     assert!(doc["paths"]["/v1/reserve"].is_object());
 }
+
+/// The jobs page filters by unique key (kept on the next page's link), and a job's page links
+/// its key to that listing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_are_listed_by_their_unique_key() {
+    let (server, browser) = setup().await;
+    let admin = Actor::Admin("root".into());
+    let keyed =
+        |key: &str| NewJob::new("Digest", json!([])).unique(outsourced_core::Unique::key(key));
+    let listed = server.sql.enqueue(&admin, keyed("user 7/&")).await;
+    let listed = listed.expect("a keyed job");
+    let other = server.sql.enqueue(&admin, keyed("user-8")).await;
+    let other = other.expect("another key");
+    let link = |id: i64| format!("/jobs/{id}\">{id}</a>");
+    let (status, html) = browser.page("/jobs?key=user+7%2F%26").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains(&link(listed.id.0)), "{html}");
+    assert!(!html.contains(&link(other.id.0)), "{html}");
+    assert!(
+        html.contains("value=\"user 7/&#38;\""),
+        "the filter shows the key, escaped: {html}"
+    );
+    let (_, page) = browser.page(&format!("/jobs/{}", listed.id)).await;
+    assert!(page.contains("/jobs?key=user%207/%26\""), "{page}");
+}

@@ -101,6 +101,8 @@ pub struct JobFilter {
     pub owner: Option<Owner>,
     /// Only jobs this caller enqueued (the HTTP server sets it for producers).
     pub enqueued_by: Option<Actor>,
+    /// Only jobs stored with this unique key (in whatever queue and class).
+    pub unique_key: Option<String>,
     /// Only jobs enqueued at or after this time.
     pub created_since: Option<DateTime<Utc>>,
     /// Only jobs enqueued before this time.
@@ -119,6 +121,7 @@ impl Default for JobFilter {
             class: None,
             owner: None,
             enqueued_by: None,
+            unique_key: None,
             created_since: None,
             created_until: None,
             before: None,

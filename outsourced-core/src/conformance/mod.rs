@@ -124,6 +124,7 @@ scenarios![
     unique::concurrent_enqueues_of_one_key_store_one_job,
     unique::a_job_type_can_be_unique_by_its_arguments,
     unique::a_duplicate_can_replace_a_waiting_holder,
+    unique::jobs_can_be_listed_by_their_key,
     lease::a_repeating_job_is_scheduled_again,
     lease::a_cron_job_runs_again_at_its_next_point,
     lease::a_failure_is_retried_after_the_backoff,

@@ -282,3 +282,20 @@ pub(crate) async fn a_duplicate_can_replace_a_waiting_holder(h: &Harness) {
     let other = h.enqueue(across("Other", 2)).await;
     assert_eq!((other.id, other.args), (holder.id, serde_json::json!([1])));
 }
+
+/// Jobs can be listed by their unique key, in whatever queue and class, newest first.
+pub(crate) async fn jobs_can_be_listed_by_their_key(h: &Harness) {
+    let (one, two) = (h.queue().await, h.queue().await);
+    let keyed = |queue: &str, key: &str| noop().queue(queue).unique(Unique::key(key));
+    let first = h.enqueue(keyed(&one, "k-listed")).await;
+    let second = h.enqueue(keyed(&two, "k-listed")).await;
+    h.enqueue(keyed(&one, "k-other")).await;
+    h.enqueue(noop().queue(&one)).await;
+    let filter = JobFilter {
+        unique_key: Some("k-listed".into()),
+        ..JobFilter::default()
+    };
+    let listed = h.admin.backend.jobs(&h.admin.actor, filter).await;
+    let ids: Vec<_> = ok(listed, "list by key").iter().map(|j| j.id).collect();
+    assert_eq!(ids, [second.id, first.id]);
+}

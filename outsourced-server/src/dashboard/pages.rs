@@ -85,6 +85,7 @@ fn job_filter(query: &JobsQuery) -> Result<JobFilter, Failure> {
         owner,
         queue: blank_to_none(&query.queue),
         class: blank_to_none(&query.class),
+        unique_key: blank_to_none(&query.key),
         before: query.before.map(JobId),
         limit: PAGE,
         ..JobFilter::default()
@@ -99,6 +100,7 @@ fn older_page(query: &JobsQuery, jobs: &[JobRow]) -> Option<String> {
         ("queue", query.queue.as_str()),
         ("class", query.class.as_str()),
         ("owner", query.owner.as_str()),
+        ("key", query.key.as_str()),
     ];
     let mut encoded = url::form_urlencoded::Serializer::new(String::new());
     for (name, value) in pairs.iter().filter(|(_, v)| !v.is_empty()) {
@@ -108,7 +110,7 @@ fn older_page(query: &JobsQuery, jobs: &[JobRow]) -> Option<String> {
     Some(encoded.finish())
 }
 
-/// `GET /dashboard/jobs`: newest first, filtered by state, queue, class and owner.
+/// `GET /dashboard/jobs`: newest first, filtered by state, queue, class, owner and unique key.
 pub(crate) async fn jobs(
     State(state): State<AppState>,
     admin: Admin,

@@ -124,6 +124,9 @@ pub(crate) struct JobsQuery {
     pub(crate) class: String,
     #[serde(default)]
     pub(crate) owner: String,
+    /// A unique key.
+    #[serde(default)]
+    pub(crate) key: String,
     pub(crate) before: Option<i64>,
 }
 

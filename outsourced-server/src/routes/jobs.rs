@@ -186,6 +186,7 @@ pub(crate) async fn list(
         class: query.class,
         owner: query.owner.map(|o| o.parse()).transpose()?,
         enqueued_by: (caller.principal.role == Role::Producer).then(|| actor(&caller)),
+        unique_key: query.unique_key,
         created_since: query.created_since,
         created_until: query.created_until,
         before: query.before.map(JobId),
