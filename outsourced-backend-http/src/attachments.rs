@@ -37,8 +37,13 @@ fn body_of(upload: ByteStream) -> reqwest::Body {
     reqwest::Body::wrap_stream(upload.map_err(std::io::Error::other))
 }
 
-/// `POST /v1/jobs` as multipart: the job's JSON in part `job`, the file in part `file`.
-pub(crate) async fn enqueue(backend: &HttpBackend, job: NewJob, file: Upload) -> Result<JobRecord> {
+/// `POST /v1/jobs` as multipart: the job's JSON in part `job`, the file in part `file`. The
+/// answer: the job, and whether it was a duplicate of a unique key (200 instead of 201).
+pub(crate) async fn enqueue(
+    backend: &HttpBackend,
+    job: NewJob,
+    file: Upload,
+) -> Result<(JobRecord, bool)> {
     file.check()?;
     let json = serde_json::to_vec(&NewJobDto::from(&job))
         .map_err(|e| Error::invalid(format!("cannot encode the job: {e}")))?;
@@ -69,11 +74,12 @@ pub(crate) async fn enqueue(backend: &HttpBackend, job: NewJob, file: Upload) ->
             request.multipart(form)
         })
         .await?;
+    let duplicate = response.status() == reqwest::StatusCode::OK;
     let dto: JobDto = response
         .json()
         .await
         .map_err(|e| transport(format!("the answer to an enqueue is not valid: {e}"), false))?;
-    job_from_dto(dto)
+    Ok((job_from_dto(dto)?, duplicate))
 }
 
 /// `PUT /v1/jobs/{id}/attachment` with the raw bytes.

@@ -193,12 +193,12 @@ impl Backend for HttpBackend {
         Ok(count.count)
     }
 
-    async fn enqueue_with_attachment(
+    async fn enqueue_attached(
         &self,
         _by: &Actor,
         job: NewJob,
         file: Upload,
-    ) -> Result<JobRecord> {
+    ) -> Result<(JobRecord, bool)> {
         crate::attachments::enqueue(self, job, file).await
     }
 

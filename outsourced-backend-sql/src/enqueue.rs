@@ -64,7 +64,7 @@ pub(crate) async fn with_attachment(
     by: &Actor,
     job: NewJob,
     file: Upload,
-) -> Result<JobRecord> {
+) -> Result<(JobRecord, bool)> {
     job.check(backend.config().max_args_bytes)?;
     let stored = attachments::store(backend, file).await?;
     let txn = backend.begin_write().await?;
@@ -74,12 +74,12 @@ pub(crate) async fn with_attachment(
             // The job that holds the key keeps its own attachment, if any.
             attachments::discard(backend, stored.id).await;
             backend.tell(Events::placed([(&placed.row, true)]));
-            job_record(&placed.row)
+            Ok((job_record(&placed.row)?, true))
         }
         Ok(Placed { row, .. }) => {
             backend.wake_for(std::slice::from_ref(&row));
             backend.tell(Events::enqueued([&row]));
-            job_record(&row)
+            Ok((job_record(&row)?, false))
         }
         Err(error) => {
             attachments::discard(backend, stored.id).await;

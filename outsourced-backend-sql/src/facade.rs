@@ -100,12 +100,12 @@ impl Backend for SqlBackend {
         enqueue::batch(self, by, jobs).await
     }
 
-    async fn enqueue_with_attachment(
+    async fn enqueue_attached(
         &self,
         by: &Actor,
         job: NewJob,
         file: Upload,
-    ) -> Result<JobRecord> {
+    ) -> Result<(JobRecord, bool)> {
         // Not detached: the upload streams from the caller, and a caller that goes away ends
         // it; the upload is then discarded, and the job never written.
         enqueue::with_attachment(self, by, job, file).await

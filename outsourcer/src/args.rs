@@ -343,8 +343,8 @@ pub(crate) struct EnqueueArgs {
     pub(crate) attach_type: Option<String>,
     /// Make the job unique by this key: while a job with it is live (or, with --unique-for,
     /// for that long after its enqueue), another enqueue with it stores nothing and prints the
-    /// job that holds it.
-    #[arg(long, conflicts_with = "attach")]
+    /// job that holds it (with --attach, the file of a duplicate is not kept).
+    #[arg(long)]
     pub(crate) unique_key: Option<String>,
     /// What the key is unique among: `class` (jobs of the same queue and class, the default) or
     /// `queue` (every job of the queue).

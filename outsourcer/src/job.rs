@@ -202,10 +202,7 @@ async fn enqueue_one(ctx: &Ctx, args: &EnqueueArgs) -> Result<()> {
     let (job, duplicate) = match &args.attach {
         Some(path) => {
             let file = attachment::upload(path, args.attach_type.clone()).await?;
-            (
-                ctx.backend.enqueue_with_attachment(&by, job, file).await?,
-                false,
-            )
+            ctx.backend.enqueue_attached(&by, job, file).await?
         }
         None if job.unique.is_some() => {
             let each = ctx.backend.enqueue_each(&by, vec![job]).await?;

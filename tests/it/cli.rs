@@ -568,6 +568,16 @@ fn a_unique_key_enqueues_once_and_says_who_holds_it() {
     let listed = s.json(&["job", "list", "--unique-key", "user-7"]);
     assert_eq!(listed[0]["id"], json!(id), "{listed}");
     assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+    // With a file: a duplicate keeps no bytes, and says so.
+    std::fs::write(s.path("scan.pdf"), b"pages").expect("write the file");
+    let attached = [&unique[..], &["--attach", "scan.pdf"]].concat();
+    let said = s.ok(&attached);
+    assert!(
+        said.starts_with(&format!(
+            "job {id} holds unique key user-7: nothing enqueued"
+        )),
+        "{said}"
+    );
     let other = s.outsourcer(&["job", "enqueue", "Digest", "--unique-for", "1h"]);
     let said = String::from_utf8_lossy(&other.stderr);
     assert!(

@@ -110,13 +110,13 @@ impl Backend for Counting {
     async fn prune(&self, by: &Actor, opts: PruneOptions) -> Result<u64> {
         self.inner.prune(by, opts).await
     }
-    async fn enqueue_with_attachment(
+    async fn enqueue_attached(
         &self,
         by: &Actor,
         job: NewJob,
         file: Upload,
-    ) -> Result<JobRecord> {
-        self.inner.enqueue_with_attachment(by, job, file).await
+    ) -> Result<(JobRecord, bool)> {
+        self.inner.enqueue_attached(by, job, file).await
     }
     async fn attach(&self, by: &Actor, id: JobId, file: Upload) -> Result<AttachmentInfo> {
         self.inner.attach(by, id, file).await

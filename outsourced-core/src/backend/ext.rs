@@ -97,6 +97,14 @@ macro_rules! forward_backend {
             ) -> Result<JobRecord> {
                 (**self).enqueue_with_attachment(by, job, file).await
             }
+            async fn enqueue_attached(
+                &self,
+                by: &Actor,
+                job: NewJob,
+                file: Upload,
+            ) -> Result<(JobRecord, bool)> {
+                (**self).enqueue_attached(by, job, file).await
+            }
             async fn attach(&self, by: &Actor, id: JobId, file: Upload) -> Result<AttachmentInfo> {
                 (**self).attach(by, id, file).await
             }

@@ -78,12 +78,27 @@ pub trait Backend: Send + Sync {
     /// - Bytes beyond the backend's size limit are `TooLarge`; bytes whose SHA-256 is not the
     ///   upload's `sha256` are `InvalidInput`; a stream that fails fails the call. In every
     ///   case, as when the job itself is refused, nothing is kept: no job, no bytes.
+    /// - A duplicate of a unique key keeps no bytes either: the answer is the job that holds
+    ///   the key (with its own attachment, if any); [`enqueue_attached`](Backend::enqueue_attached)
+    ///   says whether it was one.
     async fn enqueue_with_attachment(
         &self,
         by: &Actor,
         job: NewJob,
         file: Upload,
-    ) -> Result<JobRecord>;
+    ) -> Result<JobRecord> {
+        Ok(self.enqueue_attached(by, job, file).await?.0)
+    }
+
+    /// Stores one new job with its attachment as
+    /// [`enqueue_with_attachment`](Backend::enqueue_with_attachment) does, and says whether it
+    /// was a duplicate of a unique key (then nothing was stored, and the job is the holder).
+    async fn enqueue_attached(
+        &self,
+        by: &Actor,
+        job: NewJob,
+        file: Upload,
+    ) -> Result<(JobRecord, bool)>;
 
     /// Attaches a file to a job no worker has leased yet (scheduled, available or retrying
     /// with no attempt made) that has none. Enqueue the job scheduled to be sure no worker

@@ -214,3 +214,29 @@ pub(crate) async fn a_job_without_an_attachment_says_so(h: &Harness) {
         Error::NotFound { .. }
     );
 }
+
+/// A duplicate of a unique key, file and all, keeps no bytes and says it was one: the answer is
+/// the holder, with its own attachment.
+pub(crate) async fn a_duplicate_with_a_file_keeps_no_bytes_and_says_so(h: &Harness) {
+    let queue = h.queue().await;
+    let keyed = || noop().queue(&queue).unique(crate::Unique::key("scan-7"));
+    let by = &h.producer.actor;
+    let first = producer(h)
+        .enqueue_attached(by, keyed(), upload(b"first"))
+        .await;
+    let (first, duplicate) = ok(first, "the first enqueue");
+    assert!(!duplicate);
+    let again = producer(h)
+        .enqueue_attached(by, keyed(), upload(b"second"))
+        .await;
+    let (holder, duplicate) = ok(again, "the duplicate");
+    assert!(duplicate, "a duplicate says so");
+    assert_eq!(holder.id, first.id);
+    let kept = holder.attachment.map(|a| a.sha256);
+    assert_eq!(
+        kept.as_deref(),
+        Some(sha256(b"first").as_str()),
+        "the holder's own file"
+    );
+    assert_eq!(total(h, &queue).await, 1);
+}

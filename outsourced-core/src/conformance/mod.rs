@@ -165,6 +165,7 @@ scenarios![
     attachments::a_job_and_its_attachment_go_up_and_come_down_intact,
     attachments::an_empty_attachment_is_an_attachment,
     attachments::a_damaged_upload_keeps_nothing,
+    attachments::a_duplicate_with_a_file_keeps_no_bytes_and_says_so,
     attachments::a_refused_job_keeps_no_attachment,
     attachments::a_file_is_attached_before_the_job_runs,
     attachments::a_running_or_unknown_job_takes_no_attachment,

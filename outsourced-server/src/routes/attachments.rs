@@ -17,7 +17,7 @@ use futures::{StreamExt, TryStreamExt};
 use outsourced_backend_http::oauth::BODY_HASH_PARAM;
 use outsourced_backend_http::wire::{AttachmentDto, Code, JobDto, NewJobDto, job_to_dto};
 use outsourced_backend_http::{ATTACHMENT_HASH_PARAM, FILE_NAME_PARAM};
-use outsourced_core::{Backend, Error, JobId, Upload};
+use outsourced_core::{Backend, Enqueued, Error, JobId, Upload};
 use sha2::{Digest, Sha256};
 
 use super::access::{actor, readable_job};
@@ -234,11 +234,22 @@ pub(crate) async fn enqueue_multipart(
         body: tokio_stream(receive),
     };
     let by = actor(&caller);
-    let (_, stored) = tokio::join!(
-        pump,
-        state.backend().enqueue_with_attachment(&by, job, upload)
-    );
-    Ok((StatusCode::CREATED, Json(job_to_dto(&stored?))))
+    let key = job
+        .unique
+        .as_ref()
+        .map(|u| u.key.clone())
+        .unwrap_or_default();
+    let (_, stored) = tokio::join!(pump, state.backend().enqueue_attached(&by, job, upload));
+    let (stored, duplicate) = stored?;
+    if !duplicate {
+        return Ok((StatusCode::CREATED, Json(job_to_dto(&stored))));
+    }
+    // The holder of the key: shown only to whom may see it, as for a job without a file.
+    let enqueued = Enqueued {
+        id: stored.id,
+        duplicate,
+    };
+    super::jobs::placed(&state, &caller, enqueued, key).await
 }
 
 /// A small part read whole, chunk by chunk, refused (413) once it passes `limit` bytes: the

@@ -9,7 +9,7 @@ use outsourced_backend_http::wire::{
     StateDto, job_to_dto,
 };
 use outsourced_backend_sql::Role;
-use outsourced_core::{Backend, CountFilter, Error, JobFilter, JobId, NewJob};
+use outsourced_core::{Backend, CountFilter, Enqueued, Error, JobFilter, JobId, NewJob};
 
 use super::access::{actor, queue_access, readable_job};
 use super::idempotent;
@@ -81,6 +81,17 @@ async fn enqueue_one(
     let enqueued = each
         .pop()
         .ok_or_else(|| ApiError::from(Error::conflict("the enqueue returned nothing")))?;
+    placed(state, caller, enqueued, key).await
+}
+
+/// The answer to an enqueue of one job with a unique key: 201 with the job when stored, 200
+/// with the holder when a duplicate, or (a holder the caller may not see) a 409 naming it.
+pub(crate) async fn placed(
+    state: &AppState,
+    caller: &Caller,
+    enqueued: Enqueued,
+    key: String,
+) -> ApiResult<(StatusCode, Json<JobDto>)> {
     let found = readable_job(state, caller, enqueued.id).await;
     match (found, enqueued.duplicate) {
         (Ok(found), false) => Ok((StatusCode::CREATED, Json(job_to_dto(&found)))),
