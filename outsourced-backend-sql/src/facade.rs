@@ -33,7 +33,7 @@ macro_rules! write_call {
     }};
 }
 
-/// The one call of the façade outside the trait: enqueueing in the host application's own
+/// The calls of the façade outside the trait: enqueueing in the host application's own
 /// transaction.
 impl SqlBackend {
     /// Enqueues jobs inside a transaction of the caller's own (best begun with
@@ -51,6 +51,19 @@ impl SqlBackend {
         by: &Actor,
         jobs: Vec<NewJob>,
     ) -> Result<Vec<JobRecord>> {
+        let each = self.enqueue_each_in(txn, by, jobs).await?;
+        Ok(each.into_iter().map(|(job, _)| job).collect())
+    }
+
+    /// Enqueues jobs inside a transaction of the caller's own, as
+    /// [`enqueue_in`](SqlBackend::enqueue_in) does, and says of each whether it was a
+    /// duplicate of a unique key (then its record is the holder's).
+    pub async fn enqueue_each_in(
+        &self,
+        txn: &DatabaseTransaction,
+        by: &Actor,
+        jobs: Vec<NewJob>,
+    ) -> Result<Vec<(JobRecord, bool)>> {
         for job in &jobs {
             job.check(self.config().max_args_bytes)?;
         }
@@ -61,7 +74,7 @@ impl SqlBackend {
         let placed = self.finish(savepoint, result).await?;
         placed
             .iter()
-            .map(|p| crate::convert::job_record(&p.row))
+            .map(|p| Ok((crate::convert::job_record(&p.row)?, p.duplicate)))
             .collect()
     }
 

@@ -260,4 +260,35 @@ async fn dashboard_end_to_end() {
     );
     let job = server.sql.job(&admin, JobId(id)).await.expect("the job");
     assert_eq!(job.state, JobState::Succeeded);
+
+    // Jobs by unique key: the filter lists the key's job, whose page links back to it.
+    let keyed = outsourced_core::NewJob::new("Demo::Digest", serde_json::json!([42]))
+        .queue("demo")
+        .unique(outsourced_core::Unique::key("user-42"));
+    let keyed = server
+        .sql
+        .enqueue(&admin, keyed)
+        .await
+        .expect("a keyed job");
+    let listed = browse(|| {
+        tab.navigate_to(&format!("{dashboard}/jobs?key=user-42"))
+            .expect("navigate");
+        let listed = text_of(&tab, "#jobs");
+        shots.take(&tab, "06-jobs-by-key");
+        tab.navigate_to(&format!("{dashboard}/jobs/{}", keyed.id))
+            .expect("navigate");
+        tab.wait_for_element("#unique-key a")
+            .expect("the key links to its jobs")
+            .click()
+            .expect("follow the key");
+        tab.wait_for_element("#jobs").expect("the listing");
+        (listed, text_of(&tab, "#jobs"))
+    });
+    assert!(listed.0.contains("Demo::Digest"), "{listed:?}");
+    assert_eq!(
+        listed.0.matches("Demo::").count(),
+        1,
+        "only the key's job: {listed:?}"
+    );
+    assert_eq!(listed.0, listed.1, "the key's link lists the same");
 }

@@ -20,6 +20,7 @@ on_every_database!(
     jobs_enqueued_in_a_committed_transaction_exist_with_their_history,
     a_rolled_back_transaction_leaves_no_job_no_history_and_no_taken_slot,
     a_refused_batch_leaves_the_callers_transaction_usable,
+    a_duplicate_in_the_callers_transaction_says_so,
 );
 
 /// On every database: a write runs to its end in a task of its own, so no caller's going away
@@ -275,4 +276,28 @@ async fn left_open(backend: &SqlBackend) -> bool {
         Flavor::Postgres => answers[0] == answers[1],
         _ => answers[0] != 0,
     }
+}
+
+/// A unique job enqueued in the caller's transaction: `enqueue_each_in` says which jobs were
+/// duplicates (their records are the holder's), and a duplicate stores nothing.
+async fn a_duplicate_in_the_callers_transaction_says_so(config: SqlConfig) {
+    let (by, root) = (Actor::application(), admin());
+    let (app, worker) = setup(&config).await;
+    let created = app.create_queue(&root, "shipping", QueueLimit::Max(10));
+    created.await.expect("create the queue");
+    let once = || ship(7).unique(outsourced_core::Unique::key("order-7"));
+    let txn = app.begin().await.expect("begin");
+    let first = app.enqueue_each_in(&txn, &by, vec![once()]).await;
+    let (first, duplicate) = first.expect("enqueue in the transaction").remove(0);
+    assert!(!duplicate);
+    txn.commit().await.expect("commit");
+    let txn = app.begin().await.expect("begin");
+    let again = app.enqueue_each_in(&txn, &by, vec![once(), ship(8)]).await;
+    let again = again.expect("enqueue again");
+    txn.commit().await.expect("commit");
+    let flags: Vec<bool> = again.iter().map(|(_, duplicate)| *duplicate).collect();
+    assert_eq!(flags, [true, false]);
+    assert_eq!(again[0].0.id, first.id, "the holder answers");
+    let shipping = worker.queue(&root, "shipping").await.expect("the queue");
+    assert_eq!(shipping.counts.total(), 2, "the duplicate stored nothing");
 }

@@ -53,7 +53,11 @@ pub trait Backend: Send + Sync {
     ///   Exact under concurrency: of many enqueues of one free key at once, one is stored and
     ///   the others learn its id. A key is taken without a period while its job is live, with
     ///   one until the period after its enqueue has passed; a key whose job is pruned is free.
-    ///   An admin's retry of a finished job does not take its key back.
+    ///   An admin's retry of a finished job does not take its key back. With
+    ///   [`OnDuplicate::Replace`](crate::OnDuplicate::Replace), a holder that waits (scheduled
+    ///   or available), of the same class and enqueued by the same caller (or replaced by an
+    ///   admin) first takes the duplicate's arguments and run time, with a `replaced` history
+    ///   row; any other holder is left as it is.
     async fn enqueue(&self, by: &Actor, job: NewJob) -> Result<JobRecord>;
 
     /// Stores several new jobs, all or none.
