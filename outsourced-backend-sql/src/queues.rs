@@ -69,10 +69,10 @@ pub(crate) async fn delete(backend: &SqlBackend, name: &str) -> Result<()> {
     {
         return Ok(());
     }
-    let info = info(backend, name).await?;
+    let live = info(backend, name).await?.counts.live();
+    let jobs = if live == 1 { "job" } else { "jobs" };
     Err(Error::conflict(format!(
-        "queue {name:?} still holds {} live jobs",
-        info.counts.live()
+        "queue {name:?} still holds {live} live {jobs}"
     )))
 }
 

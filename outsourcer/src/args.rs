@@ -275,9 +275,12 @@ pub(crate) enum JobCommand {
     Attachment {
         /// The job's id.
         id: i64,
-        /// Where to write it.
+        /// Where to write it (`-` for standard output).
+        #[arg(required_unless_present = "output", conflicts_with = "output")]
+        file: Option<PathBuf>,
+        /// Where to write it, as an option (the same as FILE).
         #[arg(long, short)]
-        output: PathBuf,
+        output: Option<PathBuf>,
     },
     /// Show a job's history: every transition with its actor and error.
     History {
@@ -341,28 +344,36 @@ pub(crate) struct EnqueueArgs {
     /// The attachment's media type (application/octet-stream unless given).
     #[arg(long, requires = "attach")]
     pub(crate) attach_type: Option<String>,
-    /// Make the job unique by this key: while a job with it is live (or, with --unique-for,
-    /// for that long after its enqueue), another enqueue with it stores nothing and prints the
-    /// job that holds it (with --attach, the file of a duplicate is not kept).
+    /// Make the job unique by this key: while a job with it is live (scheduled, available,
+    /// retrying or running), another enqueue with it stores nothing and prints the job that
+    /// holds it (with --attach, the file of a duplicate is not kept). `job list --unique-key K`
+    /// lists the jobs that were stored with it.
     #[arg(long)]
     pub(crate) unique_key: Option<String>,
     /// What the key is unique among: `class` (jobs of the same queue and class, the default) or
-    /// `queue` (every job of the queue).
+    /// `queue` (every job of the queue). The two are separate scopes: a key taken across a
+    /// queue does not hold back a class-wide enqueue with the same key, nor the reverse.
     #[arg(long, requires = "unique_key", value_parser = ["class", "queue"])]
     pub(crate) unique_across: Option<String>,
-    /// Keep the key taken this long after the enqueue, whatever becomes of the job (`1h`).
+    /// Keep the key taken for this long counted from the holder's enqueue (`1h`, `30m`,
+    /// `7days`), whatever becomes of the job: finished jobs hold it too, and a job still live
+    /// after the period no longer does.
     #[arg(long, requires = "unique_key")]
     pub(crate) unique_for: Option<String>,
     /// What a duplicate does: `existing` (print the job that holds the key, exit 0; the
     /// default), `refuse` (an error naming it, exit non-zero) or `replace` (debounce: give the
-    /// holder these arguments and this run time if it has not started, then print it).
+    /// holder these arguments and this run time, now unless --run-at is given, when it is
+    /// scheduled or available, of this class and yours; then print it).
     #[arg(long, requires = "unique_key", value_parser = ["existing", "refuse", "replace"])]
     pub(crate) on_duplicate: Option<String>,
     /// Enqueue every line of this JSON-lines file: {"class", "args", "queue", "priority",
     /// "run_at", "owner", "max_attempts", "every", "cron", "unique_key", "unique_across",
     /// "unique_for", "on_duplicate"}. All or none: every line is checked first, and the whole
-    /// file is one transaction.
-    #[arg(long, conflicts_with = "class")]
+    /// file is one transaction. The other options describe one job and cannot be given with it.
+    #[arg(long, conflicts_with_all = [
+        "class", "queue", "args", "priority", "run_at", "owner", "max_attempts", "every", "cron",
+        "unique_key", "unique_across", "unique_for", "on_duplicate",
+    ])]
     pub(crate) from: Option<PathBuf>,
 }
 

@@ -5,8 +5,8 @@ use std::path::Path;
 use chrono::{DateTime, Utc};
 use indicatif::{ProgressBar, ProgressStyle};
 use outsourced_core::{
-    Backend, BackendExt, CountFilter, CronSchedule, Error, JobFilter, JobId, JobState, NewJob,
-    Owner, Repeat, Result, Unique, by_state,
+    Backend, BackendExt, CountFilter, CronSchedule, Error, JobFilter, JobId, JobRecord, JobState,
+    NewJob, Owner, Repeat, Result, Unique, by_state,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -30,6 +30,8 @@ pub(crate) async fn run(ctx: &Ctx, command: JobCommand) -> Result<()> {
             let jobs = backend.jobs(&by, filter(&args)?).await?;
             if ctx.json {
                 print_json(&jobs.iter().map(job_json).collect());
+            } else if jobs.is_empty() {
+                out!("{}", no_jobs(ctx, args.queue.as_deref()).await);
             } else {
                 out!("{}", jobs_table(&jobs));
             }
@@ -66,7 +68,10 @@ pub(crate) async fn run(ctx: &Ctx, command: JobCommand) -> Result<()> {
             file,
             content_type,
         } => attachment::attach(ctx, JobId(id), &file, content_type).await,
-        JobCommand::Attachment { id, output } => attachment::save(ctx, JobId(id), &output).await,
+        JobCommand::Attachment { id, file, output } => {
+            let output = file.or(output).unwrap_or_else(|| "-".into());
+            attachment::save(ctx, JobId(id), &output).await
+        }
         JobCommand::History { id } => {
             let rows = backend.history(&by, JobId(id)).await?;
             if ctx.json {
@@ -116,7 +121,21 @@ pub(crate) async fn run(ctx: &Ctx, command: JobCommand) -> Result<()> {
     }
 }
 
-fn show(ctx: &Ctx, job: &outsourced_core::JobRecord) -> Result<()> {
+/// What an empty listing says: that nothing matched, or that the queue asked for does not
+/// exist (a typo in `--queue` is the usual reason for an empty list).
+async fn no_jobs(ctx: &Ctx, queue: Option<&str>) -> String {
+    if let (Some(queue), Ok(queues)) = (queue, ctx.backend.queues(&ctx.actor()).await)
+        && !queues.iter().any(|q| q.name == queue)
+    {
+        return format!(
+            "no jobs: there is no queue named {} (outsourcer queue list shows them)",
+            clean(queue)
+        );
+    }
+    "no jobs match".to_owned()
+}
+
+fn show(ctx: &Ctx, job: &JobRecord) -> Result<()> {
     if ctx.json {
         print_json(&job_json(job));
     } else {
@@ -219,19 +238,17 @@ async fn enqueue_one(ctx: &Ctx, args: &EnqueueArgs) -> Result<()> {
         json["duplicate"] = json!(duplicate);
         print_json(&json);
     } else if duplicate {
-        // Debounce asked: say whether the holder has these arguments now.
         let replace = args.on_duplicate.as_deref() == Some("replace");
-        let what = match (replace, job.args == sent) {
-            (false, _) => "nothing enqueued",
-            (true, true) => "nothing enqueued, it has these arguments now",
-            (true, false) => {
-                "nothing enqueued; it has started (or is not yours) and keeps its arguments"
-            }
+        let file = if args.attach.is_some() {
+            "; the file was not kept"
+        } else {
+            ""
         };
         out!(
-            "job {} holds unique key {}: {what} ({} in queue {}, {})",
+            "job {} holds unique key {}: {}{file} ({} in queue {}, {})",
             job.id,
             clean(job.unique_key.as_deref().unwrap_or_default()),
+            duplicate_outcome(ctx, &job, replace, &sent, args.class.as_deref()),
             clean(&job.class),
             job.queue,
             job.state
@@ -246,6 +263,36 @@ async fn enqueue_one(ctx: &Ctx, args: &EnqueueArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// What a duplicate did, and with `--on-duplicate replace` why the holder kept its arguments
+/// when it did (the rules of `OnDuplicate::Replace`).
+fn duplicate_outcome(
+    ctx: &Ctx,
+    holder: &JobRecord,
+    replace: bool,
+    sent: &Value,
+    class: Option<&str>,
+) -> String {
+    if !replace {
+        return "nothing enqueued".to_owned();
+    }
+    if holder.args == *sent {
+        return "nothing enqueued; it has these arguments and this run time now".to_owned();
+    }
+    let why = if !matches!(holder.state, JobState::Scheduled | JobState::Available) {
+        format!("it is {}", holder.state)
+    } else if class.is_some_and(|c| c != holder.class) {
+        "it is of another class".to_owned()
+    } else if holder.enqueued_by != ctx.actor() {
+        format!(
+            "it was enqueued by {}",
+            clean(&holder.enqueued_by.to_string())
+        )
+    } else {
+        "it changed meanwhile".to_owned()
+    };
+    format!("nothing enqueued; {why}, so it keeps its arguments")
 }
 
 /// One line of a `--from` file.
@@ -317,7 +364,11 @@ impl Line {
             if let Some(period) = self.unique_for {
                 unique.period = Some(
                     humantime::parse_duration(&period)
-                        .map_err(|e| Error::invalid(format!("--unique-for {period:?}: {e}")))?,
+                        .map_err(|e| {
+                            Error::invalid(format!(
+                                "--unique-for {period:?}: {e}; give a duration such as 30m, 1h or 7days (without --unique-for the key is held while the job is live)"
+                            ))
+                        })?,
                 );
             }
             if let Some(on_duplicate) = self.on_duplicate {
@@ -354,17 +405,26 @@ async fn enqueue_file(ctx: &Ctx, path: &Path) -> Result<()> {
             .map_err(|e| Error::invalid(format!("{} line {}: {e}", path.display(), n + 1)))?;
         jobs.push(job);
     }
-    let total = jobs.len();
-    if let Err(error) = ctx.backend.enqueue_batch(&ctx.actor(), jobs).await {
-        return Err(Error::invalid(format!(
-            "{}: nothing was enqueued (a file is all or none): {error}",
-            path.display()
-        )));
-    }
+    let each = match ctx.backend.enqueue_each(&ctx.actor(), jobs).await {
+        Ok(each) => each,
+        Err(error) => {
+            return Err(Error::invalid(format!(
+                "{}: nothing was enqueued (a file is all or none): {error}",
+                path.display()
+            )));
+        }
+    };
+    let duplicates = each.iter().filter(|e| e.duplicate).count();
+    let stored = each.len() - duplicates;
     if ctx.json {
-        print_json(&json!({ "enqueued": total }));
+        print_json(&json!({ "enqueued": stored, "duplicates": duplicates }));
+    } else if duplicates == 0 {
+        out!("enqueued {stored} jobs from {}", path.display());
     } else {
-        out!("enqueued {total} jobs from {}", path.display());
+        out!(
+            "enqueued {stored} jobs from {}; {duplicates} lines were duplicates of jobs that hold their unique keys, and stored nothing",
+            path.display()
+        );
     }
     Ok(())
 }

@@ -51,7 +51,7 @@ fn queues_are_created_changed_listed_and_deleted() {
     s.ok(&["job", "enqueue", "Send", "--queue", "mail"]);
     assert!(
         s.fails(&["queue", "delete", "mail"])
-            .contains("still holds 1 live jobs")
+            .contains("still holds 1 live job")
     );
 }
 
@@ -442,11 +442,13 @@ fn jobs_carry_an_attachment_in_and_out() {
     assert_eq!(saved["sha256"], attachment["sha256"]);
     let copy = std::fs::read(s.path("copy.pdf")).expect("the copy");
     assert!(copy == bytes, "the same bytes came back");
-    let out = s.outsourcer(&["job", "attachment", &id, "-o", "-"]);
-    assert!(
-        out.status.success() && out.stdout == bytes,
-        "to standard output"
-    );
+    for to_stdout in [&["-o", "-"][..], &["-"]] {
+        let out = s.outsourcer(&[&["job", "attachment", &id][..], to_stdout].concat());
+        assert!(
+            out.status.success() && out.stdout == bytes,
+            "to standard output with {to_stdout:?}"
+        );
+    }
     // Attach later, before the job runs; not twice, not to a job without one.
     std::fs::write(s.path("note.txt"), "hello").expect("write the file");
     let later = s.json(&["job", "enqueue", "Read", "--run-at", "+1h"]);
@@ -559,7 +561,7 @@ fn a_unique_key_enqueues_once_and_says_who_holds_it() {
     let said = s.ok(&[&unique[..], &replace].concat());
     assert!(
         said.starts_with(&format!(
-            "job {id} holds unique key user-7: nothing enqueued, it has these arguments now"
+            "job {id} holds unique key user-7: nothing enqueued; it has these arguments and this run time now"
         )),
         "{said}"
     );
@@ -574,8 +576,48 @@ fn a_unique_key_enqueues_once_and_says_who_holds_it() {
     let said = s.ok(&attached);
     assert!(
         said.starts_with(&format!(
-            "job {id} holds unique key user-7: nothing enqueued"
+            "job {id} holds unique key user-7: nothing enqueued; the file was not kept"
         )),
+        "{said}"
+    );
+    // A file's lines: duplicates are counted as such, not as enqueued.
+    let lines = [
+        json!({"class": "Digest", "queue": "mail", "unique_key": "user-7"}),
+        json!({"class": "Digest", "queue": "mail", "unique_key": "user-8"}),
+        json!({"class": "Digest", "queue": "mail", "unique_key": "user-8"}),
+    ];
+    let lines: Vec<String> = lines.iter().map(Value::to_string).collect();
+    std::fs::write(s.path("keyed.jsonl"), lines.join("\n")).expect("write");
+    let done = s.json(&["job", "enqueue", "--from", "keyed.jsonl"]);
+    assert_eq!(done, json!({"enqueued": 1, "duplicates": 2}));
+    let mixed = s.outsourcer(&[
+        "job",
+        "enqueue",
+        "--from",
+        "keyed.jsonl",
+        "--unique-key",
+        "k",
+    ]);
+    let said = String::from_utf8_lossy(&mixed.stderr);
+    assert!(
+        !mixed.status.success() && said.contains("cannot be used with"),
+        "{said}"
+    );
+    // A finished holder kept by its period is not replaced, and the reason is given.
+    let kept = [
+        "job",
+        "enqueue",
+        "Digest",
+        "--unique-key",
+        "k",
+        "--unique-for",
+        "1h",
+    ];
+    let held = s.json(&kept)["id"].as_i64().expect("an id").to_string();
+    s.ok(&["job", "cancel", &held]);
+    let said = s.ok(&[&kept[..], &replace].concat());
+    assert!(
+        said.contains("nothing enqueued; it is cancelled, so it keeps its arguments"),
         "{said}"
     );
     let other = s.outsourcer(&["job", "enqueue", "Digest", "--unique-for", "1h"]);
@@ -584,5 +626,7 @@ fn a_unique_key_enqueues_once_and_says_who_holds_it() {
         !other.status.success() && said.contains("--unique-key"),
         "{said}"
     );
-    assert_eq!(s.json(&["job", "count", "--queue", "mail"])["available"], 1);
+    assert_eq!(s.json(&["job", "count", "--queue", "mail"])["available"], 2);
+    let said = s.ok(&["job", "list", "--queue", "mial"]);
+    assert!(said.contains("there is no queue named mial"), "{said}");
 }
