@@ -10,8 +10,8 @@ use crate::wire::{
     BatchCompleteRequest, BatchCompleteResponse, CompleteRequest, CountDto, CountsQuery,
     CreateQueueRequest, ErrorInfoDto, FailRequest, HeartbeatDto, HistoryDto, IdsDto,
     InstanceRequest, JobDto, JobsQuery, LeaseKeyDto, LeaseRequest, NewJobDto, PruneRequest,
-    QueueDto, ReclaimRequest, ReserveRequest, ReservedList, RetryDto, StateCountDto, StateDto,
-    UpdateQueueRequest, job_from_dto, query_pairs,
+    QueueDto, RateDto, ReclaimRequest, ReserveRequest, ReservedList, RetryDto, RunLimitsDto,
+    StateCountDto, StateDto, UpdateQueueRequest, job_from_dto, query_pairs,
 };
 use outsourced_core::{
     Actor, AttachmentInfo, Backend, Completion, CountFilter, Download, Enqueued, Error, Failure,
@@ -280,6 +280,7 @@ impl Backend for HttpBackend {
             name: name.to_owned(),
             limit,
             unlimited,
+            limits: RunLimitsDto::default(),
         };
         let dto: QueueDto = self
             .call(Method::POST, "queues", &[], Some(&body), None)
@@ -300,6 +301,9 @@ impl Backend for HttpBackend {
             paused: update.paused,
             retention_ms: update.retention.and_then(Retention::as_millis),
             retain_forever: update.retention == Some(Retention::Forever),
+            max_running: update.max_running,
+            rate: update.rate.map(|rate| rate.map(RateDto::from)),
+            max_running_per_key: update.max_running_per_key,
         };
         let path = format!("queues/{}", crate::oauth::encode(name));
         let dto: QueueDto = self

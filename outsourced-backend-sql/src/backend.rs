@@ -55,6 +55,8 @@ pub(crate) struct Inner {
     pub(crate) enqueues: Group<enqueue_group::Request, Result<enqueue_group::Grouped>, SqlBackend>,
     /// When each worker instance's row was last written.
     pub(crate) instances: crate::instances::Notes,
+    /// The queues with run limits this process has seen.
+    pub(crate) limited: crate::limits::Limited,
 }
 
 impl Drop for Inner {
@@ -104,6 +106,7 @@ impl SqlBackend {
                 observer: std::sync::RwLock::new(None),
                 enqueues: enqueue_group::group(),
                 instances: crate::instances::Notes::default(),
+                limited: crate::limits::Limited::default(),
             }),
         })
     }

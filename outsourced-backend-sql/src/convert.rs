@@ -78,6 +78,7 @@ pub(crate) fn job_record(row: &job::Model) -> Result<JobRecord> {
         finished_at: row.finished_at.map(time),
         attachment: attachment_info(row),
         unique_key: row.unique_key.clone(),
+        concurrency_key: row.concurrency_key.clone(),
     })
 }
 

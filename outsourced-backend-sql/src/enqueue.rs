@@ -338,6 +338,7 @@ pub(crate) fn new_row(job: &NewJob, by: &Actor, now: DateTime<Utc>) -> job::Mode
         attachment_at: None,
         started_at: None,
         unique_key: job.unique.as_ref().map(|u| u.key.clone()),
+        concurrency_key: job.concurrency_key.clone(),
     }
 }
 

@@ -20,7 +20,7 @@
 //! the dashboard's figures.
 //!
 //! Shared machinery: `transition` applies a change as a compare-and-set with its history rows,
-//! `slots` keeps the queue limits exact, `connect` opens pools and migrates, `migration` holds
+//! `slots` keeps the queue limits exact, `limits` the run limits (inside reserve), `connect` opens pools and migrates, `migration` holds
 //! the schema, `entity` the tables, `convert` rows to core types, `error` classifies database
 //! errors, `wake` wakes long-polling reservers.
 
@@ -43,6 +43,7 @@ mod heartbeat;
 pub mod idempotency;
 mod instances;
 mod lease;
+mod limits;
 mod migration;
 mod observe;
 mod prune;

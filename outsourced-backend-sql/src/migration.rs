@@ -16,6 +16,7 @@ mod m0012_idempotency;
 mod m0013_partial_indexes;
 mod m0014_freed_slots;
 mod m0015_unique_key_index;
+mod m0016_run_limits;
 
 /// All migrations, oldest first.
 pub(crate) struct Migrator;
@@ -38,6 +39,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0013_partial_indexes::PartialIndexes),
             Box::new(m0014_freed_slots::FreedSlots),
             Box::new(m0015_unique_key_index::UniqueKeyIndex),
+            Box::new(m0016_run_limits::RunLimits),
         ]
     }
 

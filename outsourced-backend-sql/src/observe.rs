@@ -128,5 +128,13 @@ impl SqlBackend {
                 observer.observe(one.event());
             }
         }
+        // A job of a limited queue that ended leaves room that reservers may be waiting for.
+        let freed = events.0.iter().any(|one| {
+            matches!(one.happened, Happened::Ended(..)) && self.inner.limited.contains(&one.queue)
+        });
+        if freed && let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let backend = self.clone();
+            runtime.spawn(async move { backend.wake().await });
+        }
     }
 }

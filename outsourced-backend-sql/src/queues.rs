@@ -6,14 +6,15 @@ use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 
 use crate::backend::SqlBackend;
-use crate::dialect::insert_if_absent;
-use crate::entity::{access, queue};
+use crate::dialect::{Flavor, insert_if_absent};
+use crate::entity::{access, queue, run_limits};
 use crate::error::db_error;
+use crate::limits;
 use crate::read;
 use crate::slots;
 use outsourced_core::{
-    CountFilter, Error, QueueInfo, QueueLimit, QueueUpdate, Result, Retention, StateCounts,
-    check_queue_name,
+    CountFilter, Error, QueueInfo, QueueLimit, QueueUpdate, Result, Retention, RunLimits,
+    StateCounts, check_queue_name,
 };
 
 /// Creates a queue; an existing name is `Conflict`.
@@ -37,25 +38,62 @@ pub(crate) async fn update(
     name: &str,
     update: QueueUpdate,
 ) -> Result<QueueInfo> {
+    // The new values only: a limit of 0 is refused whatever the others are.
+    update.limits(RunLimits::default()).check()?;
+    let flavor = backend.flavor();
+    backend
+        .write(|txn| async move {
+            let result = update_in(&txn, flavor, name, update).await;
+            (txn, result)
+        })
+        .await?;
+    let info = info(backend, name).await?;
+    // Resumed, or limits loosened or lifted: jobs held back may start now.
+    let limits_changed = update.max_running.is_some()
+        || update.rate.is_some()
+        || update.max_running_per_key.is_some();
+    if update.paused == Some(false) || limits_changed {
+        backend.wake().await;
+    }
+    Ok(info)
+}
+
+/// Changes a queue's row and its run limits, in the caller's transaction.
+async fn update_in(
+    db: &impl sea_orm::ConnectionTrait,
+    flavor: Flavor,
+    name: &str,
+    update: QueueUpdate,
+) -> Result<()> {
+    if queue::Entity::find_by_id(name)
+        .one(db)
+        .await
+        .map_err(db_error)?
+        .is_none()
+    {
+        return Err(Error::UnknownQueue {
+            queue: name.to_owned(),
+        });
+    }
     let mut query = queue::Entity::update_many().filter(queue::Column::Name.eq(name));
+    let mut changed = false;
     if let Some(limit) = update.limit {
         query = query.col_expr(queue::Column::MaxLive, Expr::value(limit.max().map(clamp)));
+        changed = true;
     }
     if let Some(paused) = update.paused {
         query = query.col_expr(queue::Column::Paused, Expr::value(paused));
+        changed = true;
     }
     if let Some(retention) = update.retention {
         let ms = retention.as_millis().map(clamp);
         query = query.col_expr(queue::Column::RetentionMs, Expr::value(ms));
+        changed = true;
     }
-    if update != QueueUpdate::default() {
-        query.exec(backend.connection()).await.map_err(db_error)?;
+    if changed {
+        query.exec(db).await.map_err(db_error)?;
     }
-    let info = info(backend, name).await?;
-    if update.paused == Some(false) {
-        backend.wake().await;
-    }
-    Ok(info)
+    limits::write(db, flavor, name, &update).await
 }
 
 /// Deletes a queue without live jobs, and every hire and grant of it.
@@ -88,6 +126,7 @@ async fn delete_in(db: &impl sea_orm::ConnectionTrait, name: &str) -> Result<boo
         .await
         .map_err(db_error)?;
     if deleted.rows_affected == 1 {
+        limits::delete(db, name).await?;
         access::Entity::delete_many()
             .filter(access::Column::Queue.eq(name))
             .exec(db)
@@ -104,6 +143,13 @@ pub(crate) async fn list(backend: &SqlBackend) -> Result<Vec<QueueInfo>> {
         .all(backend.reader())
         .await
         .map_err(db_error)?;
+    let mut limits: BTreeMap<String, RunLimits> = run_limits::Entity::find()
+        .all(backend.reader())
+        .await
+        .map_err(db_error)?
+        .into_iter()
+        .map(|row| (row.queue.clone(), limits::of(Some(&row))))
+        .collect();
     let mut counts = BTreeMap::<String, StateCounts>::new();
     for group in read::counts(backend, CountFilter::default()).await? {
         counts
@@ -115,7 +161,8 @@ pub(crate) async fn list(backend: &SqlBackend) -> Result<Vec<QueueInfo>> {
         .into_iter()
         .map(|row| {
             let counts = counts.remove(&row.name).unwrap_or_default();
-            queue_info(row, counts)
+            let limits = limits.remove(&row.name).unwrap_or_default();
+            queue_info(row, limits, counts)
         })
         .collect())
 }
@@ -134,15 +181,17 @@ pub(crate) async fn info(backend: &SqlBackend, name: &str) -> Result<QueueInfo> 
         ..CountFilter::default()
     };
     let counts = outsourced_core::by_state(&read::counts(backend, filter).await?);
-    Ok(queue_info(row, counts))
+    let limits = limits::read(backend.connection(), name).await?;
+    Ok(queue_info(row, limits, counts))
 }
 
-fn queue_info(row: queue::Model, counts: StateCounts) -> QueueInfo {
+fn queue_info(row: queue::Model, limits: RunLimits, counts: StateCounts) -> QueueInfo {
     QueueInfo {
         name: row.name,
         limit: QueueLimit::from_max(row.max_live.map(|n| n.max(0) as u64)),
         paused: row.paused,
         retention: Retention::from_millis(row.retention_ms.map(|ms| ms.max(0) as u64)),
+        limits,
         counts,
     }
 }

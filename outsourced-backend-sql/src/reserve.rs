@@ -19,9 +19,9 @@ use crate::entity::{job, queue};
 use crate::error::{backend_error, db_error};
 use crate::observe::Events;
 use crate::transition::{Step, history_row, insert_history};
-use crate::{instances, reclaim, release};
+use crate::{instances, limits, reclaim, release};
 use outsourced_core::{
-    Actor, Error, Event, JobId, JobState, Lease, LeaseRef, Reason, ReserveOptions, Reserved,
+    Actor, Clock, Error, Event, JobId, JobState, Lease, LeaseRef, Reason, ReserveOptions, Reserved,
     Result, WorkerInstance,
 };
 
@@ -49,14 +49,21 @@ pub(crate) async fn reserve(
             .inner
             .wake
             .waiter(&opts.queues, opts.classes.as_deref(), bounded);
-        let jobs = claim_detached(backend, by, &opts).await?;
+        let (jobs, next_start) = claim_detached(backend, by, &opts).await?;
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         if !jobs.is_empty() || left.is_zero() {
             return Ok(jobs);
         }
-        let nap = next_due_in(backend, &opts)
+        let mut nap = next_due_in(backend, &opts)
             .await?
             .map_or(left, |due| due.min(left));
+        // A queue held back by its rate may start a job then.
+        if let Some(next) = next_start {
+            let until = (convert::time(next) - backend.now())
+                .to_std()
+                .unwrap_or_default();
+            nap = nap.min(until);
+        }
         let nap = nap.min(backend.config().idle_recheck);
         tracing::debug!(worker = %by, ?nap, "no job ready; waiting for a wake-up");
         tokio::select! {
@@ -138,7 +145,7 @@ async fn claim_detached(
     backend: &SqlBackend,
     by: &WorkerInstance,
     opts: &ReserveOptions,
-) -> Result<Vec<Reserved>> {
+) -> Result<Claimed> {
     let (handle, owner, opts) = (backend.clone(), by.clone(), opts.clone());
     let (answer, answered) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {
@@ -147,7 +154,7 @@ async fn claim_detached(
         // committed after that release would hold a job past the worker's exit.
         let gone = || answer.is_closed();
         let claimed = claim(&handle, &owner, &opts, &gone).await;
-        if let Err(Ok(orphans)) = answer.send(claimed) {
+        if let Err(Ok((orphans, _))) = answer.send(claimed) {
             give_back(&handle, &owner, orphans).await;
         }
     });
@@ -163,7 +170,7 @@ async fn claim_detached(
 
 /// A claim's answer on its way to the caller.
 struct Answer {
-    answered: tokio::sync::oneshot::Receiver<Result<Vec<Reserved>>>,
+    answered: tokio::sync::oneshot::Receiver<Result<Claimed>>,
     backend: SqlBackend,
     by: WorkerInstance,
 }
@@ -176,7 +183,7 @@ impl Drop for Answer {
         // the claim's task either finds the door shut (and gives the jobs back itself) or
         // its answer is here to read.
         self.answered.close();
-        let Ok(Ok(orphans)) = self.answered.try_recv() else {
+        let Ok(Ok((orphans, _))) = self.answered.try_recv() else {
             return;
         };
         let (backend, by) = (self.backend.clone(), self.by.clone());
@@ -199,13 +206,17 @@ async fn give_back(backend: &SqlBackend, by: &WorkerInstance, orphans: Vec<Reser
     }
 }
 
+/// What a claim leased, and the earliest time a queue held back by its rate may start a job
+/// (epoch ms).
+type Claimed = (Vec<Reserved>, Option<i64>);
+
 /// One attempt at claiming a batch.
 async fn claim(
     backend: &SqlBackend,
     by: &WorkerInstance,
     opts: &ReserveOptions,
     gone: &(dyn Fn() -> bool + Sync),
-) -> Result<Vec<Reserved>> {
+) -> Result<Claimed> {
     let now = backend.now();
     let limit = std::cmp::min(opts.limit, backend.config().max_reserve);
     let lease = backend.config().lease_for(opts.lease);
@@ -219,9 +230,10 @@ async fn claim(
             {
                 return (txn, Err(error));
             }
-            let result = match claim_in(&txn, lock_rows, by, opts, limit, now, lease).await {
+            let clock = backend.inner.clock.as_ref();
+            let result = match claim_in(&txn, lock_rows, by, opts, limit, clock, lease).await {
                 // Rolled back: nothing was claimed for no one.
-                Ok(Some(_)) if gone() => {
+                Ok(Claim { grant: Some(_), .. }) if gone() => {
                     Err(backend_error("the reserve's caller went away", false))
                 }
                 other => other,
@@ -229,33 +241,56 @@ async fn claim(
             (txn, result)
         })
         .await?;
-    match grant {
+    backend.inner.limited.note(&grant.plan.limited);
+    backend.tell(grant.expired);
+    let next_start = grant.plan.next_start;
+    match grant.grant {
         Some(grant) => {
             backend.tell(grant.started());
-            grant.into_reserved()
+            Ok((grant.into_reserved()?, next_start))
         }
-        None => Ok(Vec::new()),
+        None => Ok((Vec::new(), next_start)),
     }
 }
 
-/// Selects and marks a batch in the caller's transaction; `None` when nothing is ready.
+/// What a claim's transaction did: the batch it leased (if any), what the run limits left it,
+/// and the expired leases it reclaimed on the way.
+struct Claim<'a> {
+    grant: Option<Grant<'a>>,
+    plan: limits::Plan,
+    expired: Events,
+}
+
+/// Selects and marks a batch in the caller's transaction, within the run limits.
 async fn claim_in<'a>(
     db: &impl ConnectionTrait,
     lock_rows: bool,
     by: &'a WorkerInstance,
     opts: &ReserveOptions,
     limit: u32,
-    now: DateTime<Utc>,
+    clock: &dyn Clock,
     lease: Duration,
-) -> Result<Option<Grant<'a>>> {
-    let rows = ready(db, opts, limit, now, lock_rows).await?;
+) -> Result<Claim<'a>> {
+    let (plan, expired) = limits::plan(db, lock_rows, by, opts, limit, clock.now()).await?;
+    // Read after the limits' locks: a start is never dated before the end it waited for.
+    let now = clock.now();
+    let rows = ready(db, opts, &plan, limit, now, lock_rows).await?;
     if rows.is_empty() {
-        return Ok(None);
+        return Ok(Claim {
+            grant: None,
+            plan,
+            expired,
+        });
     }
+    limits::spend(db, &plan, &rows, ms(now)).await?;
     let grant = Grant::new(by, rows, now, lease);
     grant.mark_running(db).await?;
     insert_history(db, grant.history()).await?;
-    Ok(Some(grant))
+    Ok(Claim {
+        grant: Some(grant),
+        plan,
+        expired,
+    })
 }
 
 /// A reserve from at most this many queues reads each queue's own range of the queue reserve
@@ -265,11 +300,14 @@ async fn claim_in<'a>(
 const PER_QUEUE: usize = 8;
 const PER_RANGE: usize = 16;
 
-/// Where one read of a claim looks: a queue, and in it one class.
+/// Where one read of a claim looks: a queue, and in it one class; leaving out the limited
+/// queues (read on their own) and, in a queue with a per-key limit, keys at their limit.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Range<'a> {
     pub(crate) queue: Option<&'a str>,
     pub(crate) class: Option<&'a str>,
+    pub(crate) exclude: &'a [String],
+    pub(crate) per_key: Option<u32>,
 }
 
 /// The ranges a claim reads, each through an index that holds it in hand-out order: each
@@ -291,7 +329,7 @@ fn ranges(opts: &ReserveOptions) -> Vec<Range<'_>> {
             .into_iter()
             .map(|queue| Range {
                 queue: Some(queue),
-                class: None,
+                ..Range::default()
             })
             .collect();
     }
@@ -301,29 +339,81 @@ fn ranges(opts: &ReserveOptions) -> Vec<Range<'_>> {
             classes.iter().map(move |&class| Range {
                 queue: Some(queue),
                 class: Some(class),
+                ..Range::default()
             })
         })
         .collect()
 }
 
-/// The first `limit` ready jobs in hand-out order, locked. Taken range by range (as many from
-/// each, then the first `limit` of them all), so that a backlog in another queue, or of a
-/// class this worker does not run, is never in the way; the rows read but not taken stay
-/// locked only until the commit.
+/// The first `limit` ready jobs in hand-out order, locked, within the run limits: those of the
+/// queues without limits, and of each limited queue as many as its room allows.
 async fn ready(
     db: &impl ConnectionTrait,
     opts: &ReserveOptions,
+    plan: &limits::Plan,
+    limit: u32,
+    now: DateTime<Utc>,
+    lock_rows: bool,
+) -> Result<Vec<job::Model>> {
+    if plan.limited.is_empty() {
+        return read(db, opts, Range::default(), limit, now, lock_rows).await;
+    }
+    let mut rows = Vec::new();
+    if opts.queues.is_empty() {
+        let others = Range {
+            exclude: &plan.limited,
+            ..Range::default()
+        };
+        rows = read(db, opts, others, limit, now, lock_rows).await?;
+    } else {
+        let mut others = opts.clone();
+        others.queues.retain(|queue| !plan.limited.contains(queue));
+        if !others.queues.is_empty() {
+            rows = read(db, &others, Range::default(), limit, now, lock_rows).await?;
+        }
+    }
+    for room in &plan.rooms {
+        let one = ReserveOptions {
+            queues: vec![room.queue.clone()],
+            ..opts.clone()
+        };
+        let shape = Range {
+            per_key: room.per_key,
+            ..Range::default()
+        };
+        let read = read(db, &one, shape, room.read(), now, lock_rows).await?;
+        rows.extend(limits::trim(db, room, read).await?);
+    }
+    rows.sort_unstable_by_key(|row| (row.priority, row.run_at, row.id));
+    rows.truncate(limit as usize);
+    Ok(rows)
+}
+
+/// The first `limit` ready jobs of `opts` in hand-out order, locked, each read shaped like
+/// `shape` (what it leaves out). Taken range by range (as many from each, then the first
+/// `limit` of them all), so that a backlog in another queue, or of a class this worker does
+/// not run, is never in the way; the rows read but not taken stay locked only until the
+/// commit.
+async fn read(
+    db: &impl ConnectionTrait,
+    opts: &ReserveOptions,
+    shape: Range<'_>,
     limit: u32,
     now: DateTime<Utc>,
     lock_rows: bool,
 ) -> Result<Vec<job::Model>> {
     let ranges = ranges(opts);
     if ranges.is_empty() {
-        let select = claim_select(opts, Range::default(), limit, now, lock_rows);
+        let select = claim_select(opts, shape, limit, now, lock_rows);
         return select.all(db).await.map_err(db_error);
     }
     let mut rows = Vec::new();
     for &range in &ranges {
+        let range = Range {
+            exclude: shape.exclude,
+            per_key: shape.per_key,
+            ..range
+        };
         let select = claim_select(opts, range, limit, now, lock_rows);
         rows.extend(select.all(db).await.map_err(db_error)?);
     }
@@ -355,16 +445,26 @@ pub(crate) fn claim_select(
         Range {
             queue: Some(queue),
             class: Some(class),
+            ..
         } => priorities(job::Entity::find(), opts)
             .filter(job::Column::Queue.eq(queue))
             .filter(job::Column::Class.eq(class)),
         Range {
             queue: Some(queue),
             class: None,
+            ..
         } => of_classes(priorities(job::Entity::find(), opts), opts)
             .filter(job::Column::Queue.eq(queue)),
         Range { queue: None, .. } => filtered(job::Entity::find(), opts),
     };
+    let mut select = select;
+    if !range.exclude.is_empty() {
+        select =
+            select.filter(job::Column::Queue.is_not_in(range.exclude.iter().map(String::as_str)));
+    }
+    if let Some(per_key) = range.per_key {
+        select = select.filter(limits::key_has_room(per_key));
+    }
     let select = select
         .filter(waiting())
         .filter(job::Column::RunAt.lte(ms(now)))

@@ -60,6 +60,7 @@ pub async fn reserve_plan(
             Some([one]) => Some(one.as_str()),
             _ => None,
         },
+        ..Default::default()
     };
     let (limit, now) = (opts.limit, backend.now());
     let select = crate::reserve::claim_select(opts, range, limit, now, flavor.locks_rows());

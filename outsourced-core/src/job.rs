@@ -70,6 +70,12 @@ pub trait Job: Serialize + DeserializeOwned + Send + Sync + 'static {
         None
     }
 
+    /// The key its queue's per-key limit counts it under (its customer, say: with a queue's
+    /// `max_running_per_key` of 1, each customer's jobs run one at a time). None by default.
+    fn concurrency_key(&self) -> Option<String> {
+        None
+    }
+
     /// Runs before `perform`; an error skips `perform` and takes the error path.
     async fn before(&self, _ctx: &JobContext) -> Result<(), JobError> {
         Ok(())
@@ -113,6 +119,7 @@ pub trait JobExt: Job {
         job.max_attempts = self.max_attempts();
         job.max_run_time = self.max_run_time();
         job.unique = self.unique();
+        job.concurrency_key = self.concurrency_key();
         Ok(job)
     }
 

@@ -98,6 +98,8 @@ pub(crate) enum QueueCommand {
         name: String,
         #[command(flatten)]
         limit: LimitArgs,
+        #[command(flatten)]
+        run: RunLimitArgs,
         /// Prune finished jobs once they are this old (`30days`), or keep them `forever` (the
         /// default).
         #[arg(long)]
@@ -110,12 +112,14 @@ pub(crate) enum QueueCommand {
         /// Its name.
         name: String,
     },
-    /// Change a queue's limit, or pause or resume it.
+    /// Change a queue's limits or retention, or pause or resume it.
     Update {
         /// Its name.
         name: String,
         #[command(flatten)]
         limit: LimitArgs,
+        #[command(flatten)]
+        run: RunLimitArgs,
         /// Prune finished jobs once they are this old (`30days`), or keep them `forever`.
         #[arg(long)]
         retention: Option<String>,
@@ -156,6 +160,21 @@ pub(crate) struct LimitArgs {
     /// No limit at all.
     #[arg(long)]
     pub(crate) unlimited: bool,
+}
+
+/// A queue's run limits, enforced by the server for every worker: `none` removes one.
+#[derive(Debug, Args)]
+pub(crate) struct RunLimitArgs {
+    /// At most this many of the queue's jobs run at once, wherever the workers are.
+    #[arg(long, value_name = "N|none")]
+    pub(crate) max_running: Option<String>,
+    /// At most this many jobs start per period, evenly spaced (`100/1m`: one every 600 ms).
+    #[arg(long, value_name = "N/PERIOD|none")]
+    pub(crate) rate: Option<String>,
+    /// At most this many jobs of one concurrency key run at once (`job enqueue
+    /// --concurrency-key`); 1 runs each key's jobs one at a time.
+    #[arg(long, value_name = "N|none")]
+    pub(crate) max_running_per_key: Option<String>,
 }
 
 /// What every kind of principal (worker, producer, admin) has.
@@ -344,6 +363,10 @@ pub(crate) struct EnqueueArgs {
     /// The attachment's media type (application/octet-stream unless given).
     #[arg(long, requires = "attach")]
     pub(crate) attach_type: Option<String>,
+    /// The key the queue's per-key limit counts the job under (a customer, a tenant): with
+    /// `queue update Q --max-running-per-key 1`, each key's jobs run one at a time.
+    #[arg(long)]
+    pub(crate) concurrency_key: Option<String>,
     /// Make the job unique by this key: while a job with it is live (scheduled, available,
     /// retrying or running), another enqueue with it stores nothing and prints the job that
     /// holds it (with --attach, the file of a duplicate is not kept). `job list --unique-key K`
@@ -368,11 +391,11 @@ pub(crate) struct EnqueueArgs {
     pub(crate) on_duplicate: Option<String>,
     /// Enqueue every line of this JSON-lines file: {"class", "args", "queue", "priority",
     /// "run_at", "owner", "max_attempts", "every", "cron", "unique_key", "unique_across",
-    /// "unique_for", "on_duplicate"}. All or none: every line is checked first, and the whole
+    /// "unique_for", "on_duplicate", "concurrency_key"}. All or none: every line is checked first, and the whole
     /// file is one transaction. The other options describe one job and cannot be given with it.
     #[arg(long, conflicts_with_all = [
         "class", "queue", "args", "priority", "run_at", "owner", "max_attempts", "every", "cron",
-        "unique_key", "unique_across", "unique_for", "on_duplicate",
+        "unique_key", "unique_across", "unique_for", "on_duplicate", "concurrency_key",
     ])]
     pub(crate) from: Option<PathBuf>,
 }

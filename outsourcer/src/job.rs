@@ -42,15 +42,20 @@ pub(crate) async fn run(ctx: &Ctx, command: JobCommand) -> Result<()> {
             let unserved = job.state.is_waiting()
                 && ctx.backend.unserved(&job.queue).await?.contains(&job.class);
             let result = backend.result(&by, job.id).await?;
+            let held = held_by(ctx, &job).await;
             if ctx.json {
                 let mut json = job_json(&job);
                 json["no_worker"] = json!(unserved);
+                json["held_by_limit"] = json!(held);
                 json["result"] = result.unwrap_or_default();
                 print_json(&json);
             } else {
                 out!("{}", job_text(&job));
                 if let Some(result) = &result {
                     out!("{:>16}: {}", "result", result_text(result));
+                }
+                if let Some(held) = &held {
+                    out!("{:>16}: {held}", "run limits");
                 }
                 if unserved {
                     out!(
@@ -119,6 +124,37 @@ pub(crate) async fn run(ctx: &Ctx, command: JobCommand) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// Why a job that is due may not start yet: its queue's run limits, as they stand now.
+async fn held_by(ctx: &Ctx, job: &JobRecord) -> Option<String> {
+    let due = job.state.is_waiting() && job.run_at <= Utc::now();
+    if !due {
+        return None;
+    }
+    let queue = ctx.backend.queue(&ctx.actor(), &job.queue).await.ok()?;
+    let limits = queue.limits;
+    let running = queue.counts.get(JobState::Running);
+    if let Some(max) = limits.max_running
+        && running >= u64::from(max)
+    {
+        return Some(format!(
+            "held back: queue {} runs its limit of {max} jobs at once; this one starts when one ends",
+            job.queue
+        ));
+    }
+    if let (Some(per_key), Some(key)) = (limits.max_running_per_key, &job.concurrency_key) {
+        return Some(format!(
+            "it may wait: at most {per_key} jobs of concurrency key {} run at once",
+            clean(key)
+        ));
+    }
+    limits.rate.map(|rate| {
+        format!(
+            "it may wait: queue {} starts at most {rate} jobs, evenly spaced",
+            job.queue
+        )
+    })
 }
 
 /// What an empty listing says: that nothing matched, or that the queue asked for does not
@@ -214,6 +250,7 @@ async fn enqueue_one(ctx: &Ctx, args: &EnqueueArgs) -> Result<()> {
         unique_across: args.unique_across.clone(),
         unique_for: args.unique_for.clone(),
         on_duplicate: args.on_duplicate.clone(),
+        concurrency_key: args.concurrency_key.clone(),
     };
     let job = line.into_job()?;
     let sent = job.args.clone();
@@ -320,6 +357,9 @@ struct Line {
     unique_for: Option<String>,
     #[serde(default)]
     on_duplicate: Option<String>,
+    /// The key the queue's per-key limit counts it under.
+    #[serde(default)]
+    concurrency_key: Option<String>,
 }
 
 fn empty_args() -> Value {
@@ -343,6 +383,9 @@ impl Line {
         }
         if let Some(max) = self.max_attempts {
             job = job.max_attempts(max);
+        }
+        if let Some(key) = self.concurrency_key {
+            job = job.concurrency_key(key);
         }
         let repeat = match (self.every, self.cron) {
             (Some(_), Some(_)) => return Err(Error::invalid("give --every or --cron, not both")),

@@ -81,8 +81,34 @@ pub(crate) fn queue_json(queue: &QueueInfo) -> Value {
         "paused": queue.paused,
         "retention": retention_text(queue.retention),
         "live": queue.counts.live(),
+        "limits": {
+            "max_running": queue.limits.max_running,
+            "rate": queue.limits.rate.map(|r| r.to_string()),
+            "max_running_per_key": queue.limits.max_running_per_key,
+        },
         "counts": counts_json(&queue.counts),
     })
+}
+
+/// A queue's run limits in a few words, with how many run against the limit on running jobs;
+/// `-` when it has none.
+pub(crate) fn run_limits_text(queue: &QueueInfo) -> String {
+    let limits = queue.limits;
+    let mut parts = Vec::new();
+    if let Some(max) = limits.max_running {
+        let running = queue.counts.get(JobState::Running);
+        parts.push(format!("{running} of {max} running"));
+    }
+    if let Some(rate) = limits.rate {
+        parts.push(format!("{rate} starts"));
+    }
+    if let Some(per_key) = limits.max_running_per_key {
+        parts.push(format!("{per_key} per key"));
+    }
+    if parts.is_empty() {
+        return "-".to_owned();
+    }
+    parts.join(", ")
 }
 
 /// `forever`, or the age as humantime writes it (`30days`).
@@ -96,7 +122,14 @@ fn retention_text(retention: Retention) -> String {
 /// Queues with their settings and counts, and `unserved[i]`, the classes waiting in queue `i`
 /// that no live worker runs.
 pub(crate) fn queues_table(queues: &[QueueInfo], unserved: &[Vec<String>]) -> Table {
-    let mut header = vec!["queue", "limit", "paused", "retention", "live"];
+    let mut header = vec![
+        "queue",
+        "limit",
+        "run limits",
+        "paused",
+        "retention",
+        "live",
+    ];
     header.extend(JobState::ALL.iter().map(|s| s.as_str()));
     header.push("waiting with no worker");
     let mut t = table(&header);
@@ -104,6 +137,7 @@ pub(crate) fn queues_table(queues: &[QueueInfo], unserved: &[Vec<String>]) -> Ta
         let mut row = vec![
             clean(&q.name),
             q.limit.to_string(),
+            run_limits_text(q),
             if q.paused { "yes".into() } else { "no".into() },
             retention_text(q.retention),
             q.counts.live().to_string(),
@@ -136,6 +170,7 @@ pub(crate) fn job_json(job: &JobRecord) -> Value {
         "repeat": job.repeat.as_ref().map(|r| r.to_string()),
         "owner": job.owner.as_ref().map(|o| o.to_string()),
         "unique_key": job.unique_key,
+        "concurrency_key": job.concurrency_key,
         "enqueued_by": job.enqueued_by.to_string(),
         "cancel_requested": job.cancel_requested,
         "lease": job.lease.as_ref().map(|l| json!({
@@ -178,7 +213,7 @@ pub(crate) fn jobs_table(jobs: &[JobRecord]) -> Table {
 }
 
 /// The order `job_text` shows a job's fields in: who and where it is first.
-const JOB_FIELDS: [&str; 23] = [
+const JOB_FIELDS: [&str; 24] = [
     "id",
     "class",
     "queue",
@@ -189,6 +224,7 @@ const JOB_FIELDS: [&str; 23] = [
     "priority",
     "owner",
     "unique_key",
+    "concurrency_key",
     "lease",
     "cancel_requested",
     "last_error",

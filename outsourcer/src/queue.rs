@@ -2,12 +2,40 @@
 
 use outsourced_backend_sql::Role;
 use outsourced_core::{
-    Backend, BackendExt, Error, PruneOptions, QueueInfo, QueueLimit, QueueUpdate, Result, Retention,
+    Backend, BackendExt, Error, PruneOptions, QueueInfo, QueueLimit, QueueUpdate, Rate, Result,
+    Retention,
 };
 
-use crate::args::{LimitArgs, QueueCommand};
+use crate::args::{LimitArgs, QueueCommand, RunLimitArgs};
 use crate::context::Ctx;
 use crate::output::{principal_json, print_json, queue_json, queues_table};
+
+/// The run limits given, as a change: `none` removes one.
+fn run_limits(args: &RunLimitArgs, mut update: QueueUpdate) -> Result<QueueUpdate> {
+    fn count(flag: &str, text: &str) -> Result<Option<u32>> {
+        if text == "none" {
+            return Ok(None);
+        }
+        text.parse().map(Some).map_err(|e| {
+            Error::invalid(format!(
+                "{flag} {text:?}: {e} (give a count, or none to remove it)"
+            ))
+        })
+    }
+    if let Some(text) = &args.max_running {
+        update.max_running = Some(count("--max-running", text)?);
+    }
+    if let Some(text) = &args.max_running_per_key {
+        update.max_running_per_key = Some(count("--max-running-per-key", text)?);
+    }
+    if let Some(text) = &args.rate {
+        update.rate = Some(match text.as_str() {
+            "none" => None,
+            rate => Some(rate.parse::<Rate>()?),
+        });
+    }
+    Ok(update)
+}
 
 fn limit(args: &LimitArgs) -> Option<QueueLimit> {
     if args.unlimited {
@@ -53,17 +81,19 @@ pub(crate) async fn run(ctx: &Ctx, command: QueueCommand) -> Result<()> {
         QueueCommand::Create {
             name,
             limit: l,
+            run,
             retention: r,
         } => {
-            let retention = r.as_deref().map(retention).transpose()?;
+            // Checked before the queue exists: a typo creates nothing.
+            let update = QueueUpdate {
+                retention: r.as_deref().map(retention).transpose()?,
+                ..run_limits(&run, QueueUpdate::default())?
+            };
+            update.limits(Default::default()).check()?;
             let mut created = backend
                 .create_queue(&by, &name, limit(&l).unwrap_or_default())
                 .await?;
-            if let Some(retention) = retention {
-                let update = QueueUpdate {
-                    retention: Some(retention),
-                    ..QueueUpdate::default()
-                };
+            if update != QueueUpdate::default() {
                 created = backend.update_queue(&by, &name, update).await?;
             }
             println_unless_json(
@@ -83,6 +113,7 @@ pub(crate) async fn run(ctx: &Ctx, command: QueueCommand) -> Result<()> {
         QueueCommand::Update {
             name,
             limit: l,
+            run,
             retention: r,
             pause,
             resume,
@@ -98,7 +129,9 @@ pub(crate) async fn run(ctx: &Ctx, command: QueueCommand) -> Result<()> {
                 limit: limit(&l),
                 paused,
                 retention: r.as_deref().map(retention).transpose()?,
+                ..QueueUpdate::default()
             };
+            let update = run_limits(&run, update)?;
             backend.update_queue(&by, &name, update).await?
         }
         QueueCommand::Delete { name } => {

@@ -22,6 +22,7 @@ mod metrics;
 mod multi_server;
 mod plans;
 mod retention;
+mod run_limits;
 mod servers;
 mod sql;
 mod sqlite;

@@ -5,13 +5,13 @@ use std::time::Duration;
 
 use outsourced_core::{
     Actor, AttachmentInfo, Error, ErrorInfo, Failure, Heartbeat, HistoryEntry, JobId, JobRecord,
-    JobState, Lease, LeaseInfo, NewJob, QueueInfo, QueueLimit, Reserved, Result, Retention,
-    RetryPlan, StateCount, StateCounts, Unique, WorkerInstance,
+    JobState, Lease, LeaseInfo, NewJob, QueueInfo, QueueLimit, Rate, Reserved, Result, Retention,
+    RetryPlan, RunLimits, StateCount, StateCounts, Unique, WorkerInstance,
 };
 
 use super::{
     AttachmentDto, ErrorInfoDto, HeartbeatDto, HistoryDto, JobDto, LeaseDto, LeaseInfoDto,
-    NewJobDto, QueueDto, ReservedDto, RetryDto, StateCountDto, UniqueDto,
+    NewJobDto, QueueDto, RateDto, ReservedDto, RetryDto, RunLimitsDto, StateCountDto, UniqueDto,
 };
 
 fn invalid(what: &str, value: &str) -> Error {
@@ -45,6 +45,7 @@ impl From<&NewJob> for NewJobDto {
                 period_ms: u.period.map(ms),
                 on_duplicate: Some(u.on_duplicate.as_str().to_owned()),
             }),
+            concurrency_key: job.concurrency_key.clone(),
         }
     }
 }
@@ -67,6 +68,7 @@ impl TryFrom<NewJobDto> for NewJob {
         job.repeat = dto.repeat.map(|r| r.parse()).transpose()?;
         job.owner = dto.owner.map(|o| o.parse()).transpose()?;
         job.unique = dto.unique.map(unique_from_dto).transpose()?;
+        job.concurrency_key = dto.concurrency_key;
         Ok(job)
     }
 }
@@ -112,6 +114,7 @@ pub fn job_to_dto(job: &JobRecord) -> JobDto {
         finished_at: job.finished_at,
         attachment: job.attachment.as_ref().map(AttachmentDto::from),
         unique_key: job.unique_key.clone(),
+        concurrency_key: job.concurrency_key.clone(),
     }
 }
 
@@ -167,6 +170,7 @@ pub fn job_from_dto(dto: JobDto) -> Result<JobRecord> {
         finished_at: dto.finished_at,
         attachment: dto.attachment.map(AttachmentInfo::from),
         unique_key: dto.unique_key,
+        concurrency_key: dto.concurrency_key,
     })
 }
 
@@ -331,6 +335,7 @@ impl From<&QueueInfo> for QueueDto {
             limit: queue.limit.max(),
             paused: queue.paused,
             retention_ms: queue.retention.as_millis(),
+            limits: RunLimitsDto::from(queue.limits),
             counts: queue
                 .counts
                 .iter()
@@ -353,7 +358,46 @@ impl TryFrom<QueueDto> for QueueInfo {
             limit: QueueLimit::from_max(dto.limit),
             paused: dto.paused,
             retention: Retention::from_millis(dto.retention_ms),
+            limits: dto.limits.into(),
             counts,
         })
+    }
+}
+
+impl From<Rate> for RateDto {
+    fn from(rate: Rate) -> Self {
+        RateDto {
+            starts: rate.starts,
+            per_ms: ms(rate.per),
+        }
+    }
+}
+
+impl From<RateDto> for Rate {
+    fn from(dto: RateDto) -> Self {
+        Rate {
+            starts: dto.starts,
+            per: Duration::from_millis(dto.per_ms),
+        }
+    }
+}
+
+impl From<RunLimits> for RunLimitsDto {
+    fn from(limits: RunLimits) -> Self {
+        RunLimitsDto {
+            max_running: limits.max_running,
+            rate: limits.rate.map(RateDto::from),
+            max_running_per_key: limits.max_running_per_key,
+        }
+    }
+}
+
+impl From<RunLimitsDto> for RunLimits {
+    fn from(dto: RunLimitsDto) -> Self {
+        RunLimits {
+            max_running: dto.max_running,
+            rate: dto.rate.map(Rate::from),
+            max_running_per_key: dto.max_running_per_key,
+        }
     }
 }

@@ -55,6 +55,9 @@ pub struct NewJobDto {
     /// A key that makes the job unique.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unique: Option<UniqueDto>,
+    /// The key its queue's per-key limit counts it under.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency_key: Option<String>,
 }
 
 /// A job's unique key and its rules.
@@ -129,6 +132,9 @@ pub struct JobDto {
     /// The unique key it was stored with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unique_key: Option<String>,
+    /// The key its queue's per-key limit counts it under.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency_key: Option<String>,
 }
 
 /// What is known of a job's attachment.
@@ -441,8 +447,47 @@ pub struct QueueDto {
     /// How long finished jobs are kept, in milliseconds; `null` keeps them forever.
     #[serde(default)]
     pub retention_ms: Option<u64>,
+    /// Its limits on running jobs (running jobs are counted in `counts`).
+    #[serde(default)]
+    pub limits: RunLimitsDto,
     /// Jobs by state.
     pub counts: BTreeMap<String, u64>,
+}
+
+/// A queue's limits on its running jobs, across every worker; `null` is no limit.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RunLimitsDto {
+    /// At most this many of its jobs run at once.
+    #[serde(default)]
+    pub max_running: Option<u32>,
+    /// At most `starts` start per `per_ms`, evenly spaced.
+    #[serde(default)]
+    pub rate: Option<RateDto>,
+    /// At most this many jobs of one concurrency key run at once.
+    #[serde(default)]
+    pub max_running_per_key: Option<u32>,
+}
+
+/// A rate of starts: `starts` per `per_ms` milliseconds, one every `per_ms / starts`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RateDto {
+    /// How many starts.
+    pub starts: u32,
+    /// In how many milliseconds.
+    pub per_ms: u64,
+}
+
+/// A field of a change that may be set (`x`), cleared (`null`) or left out (unchanged).
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 /// A queue to create.
@@ -458,6 +503,9 @@ pub struct CreateQueueRequest {
     /// No limit at all.
     #[serde(default)]
     pub unlimited: bool,
+    /// Its limits on running jobs (none when omitted).
+    #[serde(default)]
+    pub limits: RunLimitsDto,
 }
 
 /// A change to a queue.
@@ -480,4 +528,28 @@ pub struct UpdateQueueRequest {
     /// Keep finished jobs forever.
     #[serde(default)]
     pub retain_forever: bool,
+    /// A new limit on running jobs; `null` removes it.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<u32>))]
+    pub max_running: Option<Option<u32>>,
+    /// A new rate of starts; `null` removes it.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<RateDto>))]
+    pub rate: Option<Option<RateDto>>,
+    /// A new limit on running jobs per concurrency key; `null` removes it.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<u32>))]
+    pub max_running_per_key: Option<Option<u32>>,
 }

@@ -54,6 +54,8 @@ pub(crate) struct Model {
     pub started_at: Option<i64>,
     /// The unique key it was stored with, if any (see `outsourced_unique_keys`).
     pub unique_key: Option<String>,
+    /// The key its queue's per-key limit counts it under, if any.
+    pub concurrency_key: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -74,7 +74,7 @@ pub(crate) async fn a_new_job_wakes_a_long_poll_that_runs_its_class(h: &Harness)
 
 /// Starts a long poll (25 s) of `worker` for one job of `queues` (every queue when empty) and
 /// returns once it has started waiting.
-async fn long_poll(worker: &WorkerClient, queues: &[&str]) -> JoinHandle<Vec<Reserved>> {
+pub(super) async fn long_poll(worker: &WorkerClient, queues: &[&str]) -> JoinHandle<Vec<Reserved>> {
     long_poll_for(worker, queues, None).await
 }
 
@@ -103,7 +103,7 @@ async fn long_poll_for(
 
 /// The job a long poll got, within 10 s (the harness's backends look again on their own only
 /// after minutes, so only a wake-up ends the poll in time).
-async fn woken(task: JoinHandle<Vec<Reserved>>, what: &str) -> JobId {
+pub(super) async fn woken(task: JoinHandle<Vec<Reserved>>, what: &str) -> JobId {
     let got = tokio::time::timeout(Duration::from_secs(10), task).await;
     let got = ok(ok(got, what), "join the long poll");
     assert_eq!(got.len(), 1, "{what}: {got:?}");

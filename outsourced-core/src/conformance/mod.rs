@@ -28,6 +28,7 @@ mod bounded;
 mod enqueue;
 mod harness;
 mod lease;
+mod limits;
 mod long_poll;
 mod queues;
 mod reads;
@@ -103,6 +104,14 @@ scenarios![
     long_poll::each_new_job_wakes_a_long_poll_of_its_queue,
     long_poll::a_new_job_wakes_a_long_poll_that_runs_its_class,
     long_poll::a_long_poll_that_times_out_returns_nothing,
+    limits::max_running_caps_what_runs_at_once,
+    limits::a_reserve_of_every_queue_keeps_the_limits,
+    limits::an_expired_lease_gives_its_place_back_at_once,
+    limits::a_rate_spaces_starts_evenly,
+    limits::a_per_key_limit_runs_each_keys_jobs_in_turn,
+    limits::a_long_poll_held_back_is_woken_when_room_appears,
+    limits::limits_can_be_changed_and_lifted,
+    limits::concurrent_reservers_never_exceed_max_running,
     lease::heartbeats_keep_a_lease_alive,
     lease::a_stale_heartbeat_changes_nothing,
     lease::heartbeats_report_a_cancel_request,

@@ -62,6 +62,7 @@ pub(crate) async fn update_queue_changes_limit_and_pause(h: &Harness) {
         limit: Some(QueueLimit::Max(2)),
         paused: None,
         retention: Some(hour),
+        ..QueueUpdate::default()
     };
     let info = ok(
         backend(h).update_queue(admin, &queue, raise).await,
@@ -76,6 +77,7 @@ pub(crate) async fn update_queue_changes_limit_and_pause(h: &Harness) {
         limit: Some(QueueLimit::Max(1)),
         paused: Some(true),
         retention: None,
+        ..QueueUpdate::default()
     };
     let info = ok(
         backend(h).update_queue(admin, &queue, lower).await,

@@ -96,6 +96,7 @@ fn context() -> JobContext {
         finished_at: None,
         attachment: None,
         unique_key: None,
+        concurrency_key: None,
     };
     JobContext::new(&job)
 }

@@ -2,6 +2,7 @@
 
 mod attachment;
 mod ids;
+mod limits;
 mod queue;
 mod record;
 mod result;
@@ -10,6 +11,7 @@ mod unique;
 
 pub use attachment::{AttachmentInfo, ByteStream, Download, MAX_FILE_NAME, Upload};
 pub use ids::{Actor, JobId, Owner, WorkerInstance};
+pub use limits::{MAX_CONCURRENCY_KEY, Rate, RunLimits, check_concurrency_key};
 pub use queue::{
     DEFAULT_QUEUE_LIMIT, QueueInfo, QueueLimit, QueueUpdate, Retention, StateCount, StateCounts,
     by_state, workable_queues,

@@ -5,6 +5,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::state::JobState;
+use crate::types::{Rate, RunLimits};
 
 /// The limit on live jobs a new queue gets unless the admin says otherwise.
 pub const DEFAULT_QUEUE_LIMIT: u64 = 10_000;
@@ -85,6 +86,25 @@ pub struct QueueUpdate {
     pub paused: Option<bool>,
     /// A new retention of finished jobs.
     pub retention: Option<Retention>,
+    /// A new limit on running jobs (`Some(None)` removes it).
+    pub max_running: Option<Option<u32>>,
+    /// A new rate of starts (`Some(None)` removes it).
+    pub rate: Option<Option<Rate>>,
+    /// A new limit on running jobs per concurrency key (`Some(None)` removes it).
+    pub max_running_per_key: Option<Option<u32>>,
+}
+
+impl QueueUpdate {
+    /// The limits after this update, from `limits` before it.
+    pub fn limits(&self, limits: RunLimits) -> RunLimits {
+        RunLimits {
+            max_running: self.max_running.unwrap_or(limits.max_running),
+            rate: self.rate.unwrap_or(limits.rate),
+            max_running_per_key: self
+                .max_running_per_key
+                .unwrap_or(limits.max_running_per_key),
+        }
+    }
 }
 
 /// A queue with its settings and how many jobs it holds in each state.
@@ -98,6 +118,8 @@ pub struct QueueInfo {
     pub paused: bool,
     /// How long it keeps finished jobs.
     pub retention: Retention,
+    /// Its limits on running jobs.
+    pub limits: RunLimits,
     /// Its jobs by state.
     pub counts: StateCounts,
 }

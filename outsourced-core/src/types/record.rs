@@ -58,6 +58,8 @@ pub struct JobRecord {
     pub attachment: Option<AttachmentInfo>,
     /// The unique key it was stored with, if any.
     pub unique_key: Option<String>,
+    /// The key its queue's per-key limit counts it under, if any.
+    pub concurrency_key: Option<String>,
 }
 
 impl JobRecord {

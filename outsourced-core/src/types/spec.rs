@@ -219,6 +219,9 @@ pub struct NewJob {
     pub owner: Option<Owner>,
     /// A key that makes it unique (see [`Unique`]).
     pub unique: Option<Unique>,
+    /// The key its queue's per-key limit counts it under (a customer, a tenant); none is
+    /// limited by the queue's other limits only. See [`RunLimits`](crate::RunLimits).
+    pub concurrency_key: Option<String>,
 }
 
 impl NewJob {
@@ -236,6 +239,7 @@ impl NewJob {
             repeat: None,
             owner: None,
             unique: None,
+            concurrency_key: None,
         }
     }
 
@@ -293,6 +297,12 @@ impl NewJob {
         self
     }
 
+    /// Sets the key its queue's per-key limit counts it under.
+    pub fn concurrency_key(mut self, key: impl Into<String>) -> Self {
+        self.concurrency_key = Some(key.into());
+        self
+    }
+
     /// When the job first runs, enqueued at `now`: its run time when set; for a cron job the
     /// schedule's first point after now; otherwise now.
     pub fn first_run(&self, now: DateTime<Utc>) -> DateTime<Utc> {
@@ -333,6 +343,9 @@ impl NewJob {
         }
         if let Some(unique) = &self.unique {
             unique.check()?;
+        }
+        if let Some(key) = &self.concurrency_key {
+            crate::types::check_concurrency_key(key)?;
         }
         let size = self.args.to_string().len();
         if size > max_args_bytes {

@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::{Extension, State};
 use axum::http::StatusCode;
 use outsourced_backend_http::wire::{CreateQueueRequest, QueueDto, UpdateQueueRequest};
-use outsourced_core::{Backend, QueueLimit, QueueUpdate, Retention};
+use outsourced_core::{Backend, QueueLimit, QueueUpdate, Rate, Retention, RunLimits};
 
 use super::access::{actor, may_use_queue};
 use super::roles::{Route, permit};
@@ -44,14 +44,27 @@ pub(crate) async fn create(
 ) -> ApiResult<(StatusCode, Json<QueueDto>)> {
     permit(&caller, Route::ManageQueues)?;
     let limit = limit(request.limit, request.unlimited)?.unwrap_or_default();
-    let queue = state
-        .backend()
+    let limits = RunLimits::from(request.limits);
+    limits.check()?;
+    let backend = state.backend();
+    let mut queue = backend
         .create_queue(&actor(&caller), &request.name, limit)
         .await?;
+    if limits.any() {
+        let set = QueueUpdate {
+            max_running: Some(limits.max_running),
+            rate: Some(limits.rate),
+            max_running_per_key: Some(limits.max_running_per_key),
+            ..QueueUpdate::default()
+        };
+        queue = backend
+            .update_queue(&actor(&caller), &request.name, set)
+            .await?;
+    }
     Ok((StatusCode::CREATED, Json(QueueDto::from(&queue))))
 }
 
-/// Change a queue's limit or retention, or pause or resume it (admins).
+/// Change a queue's limit, run limits or retention, or pause or resume it (admins).
 #[utoipa::path(patch, path = "/v1/queues/{name}", operation_id = "update_queue", params(("name" = String, Path, description = "The queue's name")), request_body = UpdateQueueRequest, tag = "queues",
     responses((status = 200, body = QueueDto)))]
 pub(crate) async fn update(
@@ -75,6 +88,9 @@ pub(crate) async fn update(
         limit: limit(request.limit, request.unlimited)?,
         paused: request.paused,
         retention,
+        max_running: request.max_running,
+        rate: request.rate.map(|rate| rate.map(Rate::from)),
+        max_running_per_key: request.max_running_per_key,
     };
     let queue = state
         .backend()

@@ -1,0 +1,380 @@
+//! Run limits, enforced inside reserve's transaction.
+//!
+//! A limited queue has a row in `outsourced_run_limits`. A reserve that may take from it locks
+//! that row first (`FOR UPDATE`; on SQLite the transaction holds the write lock already), so
+//! the reserves of one limited queue take turns, in every server process at once. Holding the
+//! row, it counts the queue's running jobs (the index of running jobs, migration 16: a jobs'
+//! end commits before it is no longer counted, so the count is never below the truth), takes
+//! at most the room left, spaces starts by the rate, and skips jobs whose concurrency key is at
+//! its limit. Queues without limits never touch the table beyond one read of it, and their
+//! reserves never wait for each other.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, LockBehavior, LockType};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+};
+
+use crate::convert::{duration_ms, ms};
+use crate::dialect::{Flavor, insert_if_absent};
+use crate::entity::{job, run_limits};
+use crate::error::db_error;
+use crate::observe::Events;
+use crate::reclaim;
+use outsourced_core::{
+    Actor, QueueUpdate, Rate, ReserveOptions, Result, RunLimits, WorkerInstance,
+};
+
+/// A reserve reads this many candidates per job it may take from a queue with a per-key limit:
+/// those of keys at their limit, beyond the first of each, are left.
+const PER_KEY_READ: u32 = 4;
+
+/// The limits a row holds (none without a row).
+pub(crate) fn of(row: Option<&run_limits::Model>) -> RunLimits {
+    let Some(row) = row else {
+        return RunLimits::default();
+    };
+    let count = |n: Option<i32>| n.map(|n| n.max(1) as u32);
+    let rate = match (row.rate_starts, row.rate_per_ms) {
+        (Some(starts), Some(per)) => Some(Rate {
+            starts: starts.max(1) as u32,
+            per: Duration::from_millis(per.max(1) as u64),
+        }),
+        _ => None,
+    };
+    RunLimits {
+        max_running: count(row.max_running),
+        rate,
+        max_running_per_key: count(row.max_running_per_key),
+    }
+}
+
+/// A queue's limits.
+pub(crate) async fn read(db: &impl ConnectionTrait, queue: &str) -> Result<RunLimits> {
+    let row = run_limits::Entity::find_by_id(queue)
+        .one(db)
+        .await
+        .map_err(db_error)?;
+    Ok(of(row.as_ref()))
+}
+
+/// Applies `update`'s limits to `queue` (checked by the caller): its row is written, or
+/// deleted when no limit is left.
+pub(crate) async fn write(
+    db: &impl ConnectionTrait,
+    flavor: Flavor,
+    queue: &str,
+    update: &QueueUpdate,
+) -> Result<()> {
+    if update.max_running.is_none() && update.rate.is_none() && update.max_running_per_key.is_none()
+    {
+        return Ok(());
+    }
+    let limits = update.limits(read(db, queue).await?);
+    if !limits.any() {
+        return delete(db, queue).await;
+    }
+    let number = |n: Option<u32>| n.map(|n| n.min(i32::MAX as u32) as i32);
+    let row = run_limits::ActiveModel {
+        queue: Set(queue.to_owned()),
+        max_running: Set(number(limits.max_running)),
+        rate_starts: Set(number(limits.rate.map(|r| r.starts))),
+        rate_per_ms: Set(limits.rate.map(|r| duration_ms(r.per))),
+        rate_next_at: Set(0),
+        max_running_per_key: Set(number(limits.max_running_per_key)),
+    };
+    let insert = run_limits::Entity::insert(row.clone());
+    if insert_if_absent(db, flavor, sea_orm::QueryTrait::into_query(insert)).await? {
+        return Ok(());
+    }
+    // Kept: when the last start was, so that a new rate starts from it.
+    let mut row = row;
+    row.rate_next_at = sea_orm::ActiveValue::NotSet;
+    run_limits::Entity::update(row)
+        .exec(db)
+        .await
+        .map_err(db_error)?;
+    Ok(())
+}
+
+/// Removes a queue's limits (the queue is being deleted, or has none left).
+pub(crate) async fn delete(db: &impl ConnectionTrait, queue: &str) -> Result<()> {
+    run_limits::Entity::delete_by_id(queue)
+        .exec(db)
+        .await
+        .map_err(db_error)?;
+    Ok(())
+}
+
+/// What the run limits leave a reserve: how many it may take from each limited queue it reads
+/// (after locking the queue's row), and which queues its other reads must leave out.
+#[derive(Debug, Default)]
+pub(crate) struct Plan {
+    /// The limited queues with room, each read on its own.
+    pub(crate) rooms: Vec<Room>,
+    /// Every limited queue of the reserve's scope, with room or without.
+    pub(crate) limited: Vec<String>,
+    /// The earliest time a rate lets a queue held by it start its next job (epoch ms).
+    pub(crate) next_start: Option<i64>,
+}
+
+/// How many jobs one limited queue may start now.
+#[derive(Debug)]
+pub(crate) struct Room {
+    pub(crate) queue: String,
+    pub(crate) take: u32,
+    pub(crate) per_key: Option<u32>,
+    /// The rate's least time between starts (ms) and the earliest next start, if it has one.
+    rate: Option<(i64, i64)>,
+}
+
+impl Room {
+    /// How many candidates to read: more than it takes when some keys may be at their limit.
+    pub(crate) fn read(&self) -> u32 {
+        match self.per_key {
+            Some(_) => self.take.saturating_mul(PER_KEY_READ),
+            None => self.take,
+        }
+    }
+}
+
+/// Locks the rows of the limited queues a reserve may take from, in name order (so that two
+/// reserves never wait for each other in a circle), and says how many each has room for; with
+/// the events of the expired leases it reclaimed on the way.
+pub(crate) async fn plan(
+    db: &impl ConnectionTrait,
+    lock_rows: bool,
+    by: &WorkerInstance,
+    opts: &ReserveOptions,
+    limit: u32,
+    now: DateTime<Utc>,
+) -> Result<(Plan, Events)> {
+    let mut scope = run_limits::Entity::find().order_by_asc(run_limits::Column::Queue);
+    if !opts.queues.is_empty() {
+        scope =
+            scope.filter(run_limits::Column::Queue.is_in(opts.queues.iter().map(String::as_str)));
+    }
+    let names: Vec<String> = scope
+        .select_only()
+        .column(run_limits::Column::Queue)
+        .into_tuple()
+        .all(db)
+        .await
+        .map_err(db_error)?;
+    let mut plan = Plan::default();
+    let mut events = Events::default();
+    for name in names {
+        let mut select = run_limits::Entity::find_by_id(name.as_str());
+        if lock_rows {
+            select = select.lock(LockType::Update);
+        }
+        // Read again under the lock: the limits and the rate's clock as they are now.
+        let row = select.one(db).await.map_err(db_error)?;
+        plan.limited.push(name);
+        let Some(row) = row else { continue };
+        // A lease that ran out gives its slot back now, not at the next reclaim.
+        events.append(expire_lapsed(db, lock_rows, &row.queue, by, now).await?);
+        let room = room(db, &row, limit, ms(now)).await?;
+        if let Some((_, next)) = room.rate
+            && next > ms(now)
+        {
+            plan.next_start = Some(plan.next_start.map_or(next, |n| n.min(next)));
+        }
+        if room.take > 0 {
+            plan.rooms.push(room);
+        }
+    }
+    Ok((plan, events))
+}
+
+/// Reclaims the queue's running jobs whose leases ran out (as the reclaimer does: a failed
+/// attempt, or a cancel asked for), so that they hold no slot of the limits.
+async fn expire_lapsed(
+    db: &impl ConnectionTrait,
+    lock_rows: bool,
+    queue: &str,
+    by: &WorkerInstance,
+    now: DateTime<Utc>,
+) -> Result<Events> {
+    let mut select = job::Entity::find()
+        .filter(job::Column::Queue.eq(queue))
+        .filter(is_running())
+        .filter(job::Column::LeaseExpiresAt.lte(ms(now)));
+    if lock_rows {
+        select = select.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+    }
+    let mut events = Events::default();
+    let actor = Actor::Worker(by.clone());
+    for row in select.all(db).await.map_err(db_error)? {
+        if let Some(expired) = reclaim::expire(db, &row, &actor, now).await? {
+            events.append(expired);
+        }
+    }
+    Ok(events)
+}
+
+/// The room a locked limits row leaves.
+async fn room(
+    db: &impl ConnectionTrait,
+    row: &run_limits::Model,
+    limit: u32,
+    now: i64,
+) -> Result<Room> {
+    let limits = of(Some(row));
+    let mut take = limit;
+    if let Some(max) = limits.max_running {
+        let running = running(db, &row.queue).await?;
+        take = take.min(max.saturating_sub(running));
+    }
+    let rate = limits
+        .rate
+        .map(|rate| (duration_ms(rate.interval()).max(1), row.rate_next_at));
+    if let Some((_, next)) = rate {
+        // One start per interval: the time a quiet spell left unused is not saved up.
+        take = take.min(u32::from(next <= now));
+    }
+    Ok(Room {
+        queue: row.queue.clone(),
+        take,
+        per_key: limits.max_running_per_key,
+        rate,
+    })
+}
+
+/// Running jobs, as a literal rather than a bound parameter: the index of running jobs holds
+/// only those on PostgreSQL and SQLite, and only a plan that sees the value can use it.
+pub(crate) fn is_running() -> sea_orm::sea_query::SimpleExpr {
+    Expr::cust("state = 'running'")
+}
+
+/// How many of a queue's jobs run now.
+async fn running(db: &impl ConnectionTrait, queue: &str) -> Result<u32> {
+    let count: Option<i64> = job::Entity::find()
+        .select_only()
+        .column_as(job::Column::Id.count(), "running")
+        .filter(job::Column::Queue.eq(queue))
+        .filter(is_running())
+        .into_tuple()
+        .one(db)
+        .await
+        .map_err(db_error)?;
+    Ok(count.unwrap_or(0).clamp(0, i64::from(u32::MAX)) as u32)
+}
+
+/// Leaves out candidates a reserve read but may not take: of keys at their limit (counting
+/// the jobs of each key that run now and those taken before in this batch), then past the
+/// room. Hand-out order is kept.
+pub(crate) async fn trim(
+    db: &impl ConnectionTrait,
+    room: &Room,
+    rows: Vec<job::Model>,
+) -> Result<Vec<job::Model>> {
+    let Some(per_key) = room.per_key else {
+        let mut rows = rows;
+        rows.truncate(room.take as usize);
+        return Ok(rows);
+    };
+    let keys: HashSet<&str> = rows
+        .iter()
+        .filter_map(|r| r.concurrency_key.as_deref())
+        .collect();
+    let mut used: HashMap<String, u32> = if keys.is_empty() {
+        HashMap::new()
+    } else {
+        let counted: Vec<(Option<String>, i64)> = job::Entity::find()
+            .select_only()
+            .column(job::Column::ConcurrencyKey)
+            .column_as(job::Column::Id.count(), "running")
+            .filter(job::Column::Queue.eq(room.queue.as_str()))
+            .filter(is_running())
+            .filter(job::Column::ConcurrencyKey.is_in(keys))
+            .group_by(job::Column::ConcurrencyKey)
+            .into_tuple()
+            .all(db)
+            .await
+            .map_err(db_error)?;
+        counted
+            .into_iter()
+            .filter_map(|(key, n)| Some((key?, n.max(0) as u32)))
+            .collect()
+    };
+    let mut kept = Vec::new();
+    for row in rows {
+        if kept.len() == room.take as usize {
+            break;
+        }
+        if let Some(key) = &row.concurrency_key {
+            let used = used.entry(key.clone()).or_default();
+            if *used >= per_key {
+                continue;
+            }
+            *used += 1;
+        }
+        kept.push(row);
+    }
+    Ok(kept)
+}
+
+/// The condition that leaves out the jobs of keys at their limit, evaluated per candidate
+/// through the index of running jobs. The limit is a number of ours, written in the text (a
+/// bound value's placeholder differs between the databases).
+pub(crate) fn key_has_room(per_key: u32) -> sea_orm::sea_query::SimpleExpr {
+    Expr::cust(format!(
+        "(concurrency_key IS NULL OR (SELECT COUNT(*) FROM outsourced_jobs r \
+         WHERE r.queue = outsourced_jobs.queue AND r.concurrency_key = outsourced_jobs.concurrency_key \
+         AND r.state = 'running') < {per_key})"
+    ))
+}
+
+/// Moves each rate-limited queue's clock on by the starts this reserve made (its row is locked).
+pub(crate) async fn spend(
+    db: &impl ConnectionTrait,
+    plan: &Plan,
+    taken: &[job::Model],
+    now: i64,
+) -> Result<()> {
+    for room in &plan.rooms {
+        let Some((interval, next)) = room.rate else {
+            continue;
+        };
+        let starts = taken.iter().filter(|row| row.queue == room.queue).count() as i64;
+        if starts == 0 {
+            continue;
+        }
+        let next = next.max(now) + interval * starts;
+        run_limits::Entity::update_many()
+            .col_expr(run_limits::Column::RateNextAt, Expr::value(next))
+            .filter(run_limits::Column::Queue.eq(room.queue.as_str()))
+            .exec(db)
+            .await
+            .map_err(db_error)?;
+    }
+    Ok(())
+}
+
+/// The limited queues this process has seen, so that the end of one of their jobs wakes the
+/// reservers it may have held back (other processes hear it as every wake-up).
+#[derive(Debug, Default)]
+pub(crate) struct Limited(std::sync::RwLock<HashSet<String>>);
+
+impl Limited {
+    /// Remembers `queues` as limited.
+    pub(crate) fn note(&self, queues: &[String]) {
+        let known = |set: &HashSet<String>| queues.iter().all(|q| set.contains(q));
+        if queues.is_empty() || self.0.read().is_ok_and(|set| known(&set)) {
+            return;
+        }
+        if let Ok(mut set) = self.0.write() {
+            set.extend(queues.iter().cloned());
+        }
+    }
+
+    /// Whether `queue` is limited, as far as this process knows.
+    pub(crate) fn contains(&self, queue: &str) -> bool {
+        self.0.read().is_ok_and(|set| set.contains(queue))
+    }
+}

@@ -1,0 +1,222 @@
+//! Run limits: a queue's limits on running jobs, on its rate of starts and on running jobs per
+//! concurrency key, kept by reserve for every worker.
+
+use std::time::Duration;
+
+use futures::future::join_all;
+
+use super::harness::{Harness, noop, ok};
+use super::long_poll::{long_poll, woken};
+use crate::{
+    BackendExt, Error, JobId, JobState, QueueLimit, QueueUpdate, Rate, ReserveOptions, Reserved,
+    RunLimits,
+};
+
+/// A fresh queue with `limits`, which the queue then reports.
+async fn limited(h: &Harness, limits: RunLimits) -> String {
+    let queue = h.queue_with(QueueLimit::Unlimited).await;
+    let update = QueueUpdate {
+        max_running: Some(limits.max_running),
+        rate: Some(limits.rate),
+        max_running_per_key: Some(limits.max_running_per_key),
+        ..QueueUpdate::default()
+    };
+    let info = h
+        .admin
+        .backend
+        .update_queue(&h.admin.actor, &queue, update)
+        .await;
+    assert_eq!(ok(info, "set run limits").limits, limits);
+    queue
+}
+
+fn at_most(n: u32) -> RunLimits {
+    RunLimits {
+        max_running: Some(n),
+        ..RunLimits::default()
+    }
+}
+
+/// Everything worker `i` gets from `queues` (every queue when empty) in one reserve of up to 10.
+async fn take(h: &Harness, i: usize, queues: &[&str]) -> Vec<Reserved> {
+    let opts = ReserveOptions::up_to(10).queues(queues.iter().copied());
+    h.w(i).reserve(opts).await
+}
+
+fn ids(jobs: &[Reserved]) -> Vec<JobId> {
+    jobs.iter().map(|r| r.job.id).collect()
+}
+
+pub(crate) async fn max_running_caps_what_runs_at_once(h: &Harness) {
+    let queue = limited(h, at_most(2)).await;
+    for _ in 0..5 {
+        h.enqueue_in(&queue).await;
+    }
+    let first = take(h, 0, &[&queue]).await;
+    assert_eq!(first.len(), 2, "two at once, in one reserve");
+    h.w(1).reserve_none(&[&queue]).await;
+    // A job that ends, one way or another, gives its place back at once.
+    ok(h.w(0).complete(&first[0]).await, "complete");
+    let second = take(h, 1, &[&queue]).await;
+    assert_eq!(second.len(), 1);
+    ok(h.w(0).release(&first[1]).await, "release");
+    assert_eq!(take(h, 1, &[&queue]).await.len(), 1);
+    h.w(0).reserve_none(&[&queue]).await;
+    let info = ok(
+        h.admin.backend.queue(&h.admin.actor, &queue).await,
+        "look up the queue",
+    );
+    assert_eq!(info.counts.get(JobState::Running), 2);
+}
+
+pub(crate) async fn a_reserve_of_every_queue_keeps_the_limits(h: &Harness) {
+    let queue = limited(h, at_most(1)).await;
+    let free = h.queue().await;
+    for _ in 0..3 {
+        h.enqueue_in(&queue).await;
+        h.enqueue_in(&free).await;
+    }
+    let got = take(h, 0, &[]).await;
+    let from = |q: &str| got.iter().filter(|r| r.job.queue == q).count();
+    assert_eq!((from(&queue), from(&free)), (1, 3), "{got:?}");
+    let named = take(h, 1, &[&queue, &free]).await;
+    assert!(named.is_empty(), "{named:?}");
+}
+
+pub(crate) async fn an_expired_lease_gives_its_place_back_at_once(h: &Harness) {
+    let queue = limited(h, at_most(1)).await;
+    let first = h.enqueue(noop().queue(&queue).max_attempts(1)).await;
+    let second = h.enqueue_in(&queue).await;
+    let held = h.w(0).reserve_one(&[&queue]).await;
+    assert_eq!(held.job.id, first.id);
+    h.w(1).reserve_none(&[&queue]).await;
+    h.advance(h.lease + Duration::from_secs(1));
+    let next = h.w(1).reserve_one(&[&queue]).await;
+    assert_eq!(next.job.id, second.id);
+    assert_eq!(
+        h.state(first.id).await,
+        JobState::Failed,
+        "its lease ran out"
+    );
+}
+
+pub(crate) async fn a_rate_spaces_starts_evenly(h: &Harness) {
+    let rate = Rate {
+        starts: 2,
+        per: Duration::from_secs(10),
+    };
+    let queue = limited(
+        h,
+        RunLimits {
+            rate: Some(rate),
+            ..RunLimits::default()
+        },
+    )
+    .await;
+    for _ in 0..4 {
+        h.enqueue_in(&queue).await;
+    }
+    assert_eq!(take(h, 0, &[&queue]).await.len(), 1, "one start");
+    h.w(1).reserve_none(&[&queue]).await;
+    h.advance(Duration::from_millis(4_999));
+    h.w(1).reserve_none(&[&queue]).await;
+    h.advance(Duration::from_millis(1));
+    assert_eq!(take(h, 1, &[&queue]).await.len(), 1, "the next, 5 s later");
+    // A quiet spell saves nothing up: one start, then the interval again.
+    h.advance(Duration::from_secs(60));
+    assert_eq!(take(h, 0, &[&queue]).await.len(), 1);
+    h.w(0).reserve_none(&[&queue]).await;
+}
+
+pub(crate) async fn a_per_key_limit_runs_each_keys_jobs_in_turn(h: &Harness) {
+    let queue = limited(
+        h,
+        RunLimits {
+            max_running_per_key: Some(1),
+            ..RunLimits::default()
+        },
+    )
+    .await;
+    let keyed = |key: &str| noop().queue(&queue).concurrency_key(key);
+    let a1 = h.enqueue(keyed("a")).await;
+    let a2 = h.enqueue(keyed("a")).await;
+    let b1 = h.enqueue(keyed("b")).await;
+    let plain = h.enqueue_in(&queue).await;
+    assert_eq!(h.job(a1.id).await.concurrency_key.as_deref(), Some("a"));
+    let first = take(h, 0, &[&queue]).await;
+    assert_eq!(ids(&first), vec![a1.id, b1.id, plain.id], "one of each key");
+    h.w(1).reserve_none(&[&queue]).await;
+    ok(h.w(0).complete(&first[0]).await, "complete a1");
+    assert_eq!(ids(&take(h, 1, &[&queue]).await), vec![a2.id]);
+}
+
+pub(crate) async fn a_long_poll_held_back_is_woken_when_room_appears(h: &Harness) {
+    let queue = limited(h, at_most(1)).await;
+    h.enqueue_in(&queue).await;
+    let second = h.enqueue_in(&queue).await;
+    let running = h.w(0).reserve_one(&[&queue]).await;
+    let poll = long_poll(h.w(1), &[&queue]).await;
+    h.w(2).reserve_none(&[&queue]).await;
+    ok(h.w(0).complete(&running).await, "complete");
+    assert_eq!(woken(poll, "wake the held-back poll").await, second.id);
+}
+
+pub(crate) async fn limits_can_be_changed_and_lifted(h: &Harness) {
+    let queue = limited(h, at_most(1)).await;
+    for _ in 0..3 {
+        h.enqueue_in(&queue).await;
+    }
+    assert_eq!(take(h, 0, &[&queue]).await.len(), 1);
+    let admin = &h.admin;
+    let zero = QueueUpdate {
+        max_running: Some(Some(0)),
+        ..QueueUpdate::default()
+    };
+    assert_error!(
+        admin.backend.update_queue(&admin.actor, &queue, zero).await,
+        Error::InvalidInput { .. }
+    );
+    let lift = QueueUpdate {
+        max_running: Some(None),
+        ..QueueUpdate::default()
+    };
+    let info = ok(
+        admin.backend.update_queue(&admin.actor, &queue, lift).await,
+        "lift the limit",
+    );
+    assert_eq!(info.limits, RunLimits::default());
+    assert_eq!(take(h, 1, &[&queue]).await.len(), 2, "the rest at once");
+    let unknown = admin
+        .backend
+        .update_queue(&admin.actor, "no-such-queue", lift)
+        .await;
+    assert_error!(unknown, Error::UnknownQueue { .. });
+}
+
+/// Many reservers at once, each one job at a time, against a limit of 3: the queue's running
+/// count, read after every reserve, never goes past it, and every job runs once.
+pub(crate) async fn concurrent_reservers_never_exceed_max_running(h: &Harness) {
+    let queue = limited(h, at_most(3)).await;
+    let jobs = 24;
+    for _ in 0..jobs {
+        h.enqueue_in(&queue).await;
+    }
+    let mut done = Vec::new();
+    while done.len() < jobs {
+        let queues = [queue.as_str()];
+        let rounds = (0..h.workers.len()).map(|i| take(h, i, &queues));
+        let got: Vec<Vec<Reserved>> = join_all(rounds).await;
+        let running: usize = got.iter().map(Vec::len).sum();
+        assert!(running <= 3, "{running} running at once");
+        assert!(running > 0, "room was there");
+        for (i, jobs) in got.iter().enumerate() {
+            for job in jobs {
+                ok(h.w(i).complete(job).await, "complete");
+            }
+            done.extend(ids(jobs));
+        }
+    }
+    done.sort();
+    done.dedup();
+    assert_eq!(done.len(), jobs, "each job ran once");
+}

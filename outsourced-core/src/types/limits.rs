@@ -1,0 +1,154 @@
+//! Run limits: how many of a queue's jobs may run at once and how fast they may start, counted
+//! across every worker and every server, and enforced by the backend when it hands jobs out.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::error::Error;
+
+/// The longest concurrency key, in bytes (as long as an indexed text column may be everywhere).
+pub const MAX_CONCURRENCY_KEY: usize = 191;
+
+/// A queue's limits on its running jobs. All off by default: a queue hands out as many jobs as
+/// workers ask for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RunLimits {
+    /// At most this many of its jobs run at once, wherever the workers are.
+    pub max_running: Option<u32>,
+    /// At most this many start per period, evenly spaced (see [`Rate`]).
+    pub rate: Option<Rate>,
+    /// At most this many jobs of one concurrency key run at once (jobs without a key are not
+    /// limited by it); 1 runs each key's jobs one after another.
+    pub max_running_per_key: Option<u32>,
+}
+
+impl RunLimits {
+    /// Whether any limit is set.
+    pub fn any(&self) -> bool {
+        *self != RunLimits::default()
+    }
+
+    /// Refuses limits no backend enforces: zero running jobs (pause the queue instead) or a
+    /// rate of nothing.
+    pub fn check(&self) -> Result<(), Error> {
+        if self.max_running == Some(0) || self.max_running_per_key == Some(0) {
+            return Err(Error::invalid(
+                "a limit on running jobs must be at least 1 (pause the queue to run none)",
+            ));
+        }
+        if let Some(rate) = self.rate {
+            rate.check()?;
+        }
+        Ok(())
+    }
+}
+
+/// A rate of starts: `starts` per `per`, spaced evenly. A queue with a rate starts one job,
+/// then the next no sooner than `per / starts` later, so that no window of length `per` ever
+/// holds more than `starts` starts, with no burst at a period's turn (and none after a quiet
+/// spell either: the unused time is not saved up).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rate {
+    /// How many starts.
+    pub starts: u32,
+    /// In how long.
+    pub per: Duration,
+}
+
+impl Rate {
+    /// The least time between two starts.
+    pub fn interval(&self) -> Duration {
+        self.per / self.starts.max(1)
+    }
+
+    fn check(&self) -> Result<(), Error> {
+        if self.starts == 0 || self.interval().is_zero() {
+            return Err(Error::invalid(
+                "a rate needs at least 1 start per period, and at most one start per millisecond",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Rate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}/{}",
+            self.starts,
+            humantime::format_duration(self.per)
+        )
+    }
+}
+
+impl FromStr for Rate {
+    type Err = Error;
+
+    /// `100/1m`, `5/1s`, `1000/1h`: a count of starts, a slash, a duration.
+    fn from_str(text: &str) -> Result<Self, Error> {
+        let bad = |why: String| {
+            Error::invalid(format!(
+                "rate {text:?}: {why}; give starts/period, such as 100/1m or 5/1s"
+            ))
+        };
+        let (starts, per) = text
+            .split_once('/')
+            .ok_or_else(|| bad("no slash".to_owned()))?;
+        let starts = starts
+            .trim()
+            .parse::<u32>()
+            .map_err(|e| bad(format!("{starts:?} is not a count: {e}")))?;
+        let per = humantime::parse_duration(per.trim())
+            .map_err(|e| bad(format!("{per:?} is not a duration: {e}")))?;
+        let rate = Rate { starts, per };
+        rate.check()?;
+        Ok(rate)
+    }
+}
+
+/// Refuses a concurrency key no backend can store: empty, longer than
+/// [`MAX_CONCURRENCY_KEY`] bytes, or with a control character.
+pub fn check_concurrency_key(key: &str) -> Result<(), Error> {
+    if key.is_empty()
+        || key.len() > MAX_CONCURRENCY_KEY
+        || key.chars().any(crate::types::is_unprintable)
+    {
+        return Err(Error::invalid(format!(
+            "a concurrency key must be 1 to {MAX_CONCURRENCY_KEY} bytes, none of them a control character"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_read_and_print_as_starts_per_period() {
+        let rate: Rate = "100/1m".parse().expect("a rate");
+        assert_eq!(rate.starts, 100);
+        assert_eq!(rate.interval(), Duration::from_millis(600));
+        assert_eq!(rate.to_string(), "100/1m");
+        assert_eq!(
+            "5 / 2s".parse::<Rate>().map(|r| r.per).ok(),
+            Some(Duration::from_secs(2))
+        );
+        for bad in ["100", "x/1m", "0/1m", "100/soon", "5000/1s"] {
+            assert!(bad.parse::<Rate>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn zero_limits_are_refused() {
+        let none = RunLimits::default();
+        assert!(!none.any() && none.check().is_ok());
+        let zero = RunLimits {
+            max_running: Some(0),
+            ..RunLimits::default()
+        };
+        assert!(zero.any() && zero.check().is_err());
+    }
+}
