@@ -63,7 +63,7 @@ impl Rate {
     }
 
     fn check(&self) -> Result<(), Error> {
-        if self.starts == 0 || self.interval().is_zero() {
+        if self.starts == 0 || self.interval() < Duration::from_millis(1) {
             return Err(Error::invalid(
                 "a rate needs at least 1 start per period, and at most one start per millisecond",
             ));
