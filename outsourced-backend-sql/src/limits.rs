@@ -132,6 +132,16 @@ pub(crate) struct Room {
     rate: Option<(i64, i64)>,
 }
 
+impl Plan {
+    /// The limited queues that had no room.
+    pub(crate) fn held_back(&self) -> impl Iterator<Item = &str> {
+        self.limited
+            .iter()
+            .filter(|queue| !self.rooms.iter().any(|room| &room.queue == *queue))
+            .map(String::as_str)
+    }
+}
+
 impl Room {
     /// How many candidates to read: more than it takes when some keys may be at their limit.
     pub(crate) fn read(&self) -> u32 {

@@ -22,6 +22,7 @@ enum Happened {
     Ended(Outcome, Duration),
     Retried,
     Duplicate,
+    HeldBack,
 }
 
 struct Pending {
@@ -48,6 +49,7 @@ impl Pending {
             },
             Happened::Retried => JobEvent::Retried { queue, class },
             Happened::Duplicate => JobEvent::Duplicate { queue, class },
+            Happened::HeldBack => JobEvent::HeldBack { queue },
         }
     }
 }
@@ -87,6 +89,15 @@ impl Events {
             events.push(row, happened);
         }
         events
+    }
+
+    /// A reserve that found `queue` at a run limit and took nothing from it.
+    pub(crate) fn held_back(&mut self, queue: &str) {
+        self.0.push(Pending {
+            queue: queue.to_owned(),
+            class: String::new(),
+            happened: Happened::HeldBack,
+        });
     }
 
     /// The start of an attempt of `row`, which waited `waited` past its run time.

@@ -242,7 +242,11 @@ async fn claim(
         })
         .await?;
     backend.inner.limited.note(&grant.plan.limited);
-    backend.tell(grant.expired);
+    let mut told = grant.expired;
+    for queue in grant.plan.held_back() {
+        told.held_back(queue);
+    }
+    backend.tell(told);
     let next_start = grant.plan.next_start;
     match grant.grant {
         Some(grant) => {

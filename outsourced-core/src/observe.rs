@@ -48,6 +48,12 @@ pub enum JobEvent<'a> {
         /// Its class.
         class: &'a str,
     },
+    /// A reserve found the queue at one of its run limits (running jobs or rate) and took
+    /// nothing from it.
+    HeldBack {
+        /// The queue.
+        queue: &'a str,
+    },
 }
 
 /// How an attempt ended.

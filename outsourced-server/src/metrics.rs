@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use outsourced_core::{Actor, Backend, CountFilter, JobEvent, Observer};
+use outsourced_core::{Actor, Backend, JobEvent, Observer};
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -64,6 +64,12 @@ struct DepthLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LimitLabels {
+    queue: Label,
+    limit: Label,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
     route: Label,
     method: Label,
@@ -93,6 +99,8 @@ pub struct Metrics {
     waited: Histograms<QueueLabels>,
     ran: Histograms<JobLabels>,
     depth: Family<DepthLabels, Gauge>,
+    held_back: Family<QueueLabels, Counter>,
+    run_limits: Family<LimitLabels, Gauge>,
     requests: Family<RequestLabels, Counter>,
     auth_failures: Family<ReasonLabels, Counter>,
 }
@@ -117,6 +125,7 @@ impl Metrics {
         let waited = Family::new_with_constructor(seconds as fn() -> Histogram);
         let ran = Family::new_with_constructor(seconds as fn() -> Histogram);
         let (depth, requests, auth_failures) = Default::default();
+        let (held_back, run_limits) = Default::default();
         let metrics = Metrics {
             registry: Registry::default(),
             enqueued,
@@ -127,6 +136,8 @@ impl Metrics {
             waited,
             ran,
             depth,
+            held_back,
+            run_limits,
             requests,
             auth_failures,
         };
@@ -150,6 +161,10 @@ impl Metrics {
         r.register("job_run_seconds", ran, metrics.ran.clone());
         let depth = "Jobs in each queue by state, at the scrape";
         r.register("queue_jobs", depth, metrics.depth.clone());
+        let held = "Reserves that found a queue at a run limit and took nothing from it";
+        r.register("reserves_held_back", held, metrics.held_back.clone());
+        let limits = "Each queue's run limits, at the scrape: max_running, max_running_per_key, rate_interval_ms (the least time between two starts)";
+        r.register("queue_run_limit", limits, metrics.run_limits.clone());
         let requests = "HTTP requests by route, method and status";
         r.register("http_requests", requests, metrics.requests.clone());
         let refused = "Requests refused by authentication, by reason";
@@ -178,21 +193,48 @@ impl Metrics {
         self.auth_failures.get_or_create(&labels).inc();
     }
 
+    /// A queue's run limits as gauges, one per limit it has.
+    fn set_run_limits(&self, queue: &outsourced_core::QueueInfo) {
+        let limits = queue.limits;
+        let interval = limits.rate.map(|rate| rate.interval().as_millis() as u64);
+        let values = [
+            ("max_running", limits.max_running.map(u64::from)),
+            (
+                "max_running_per_key",
+                limits.max_running_per_key.map(u64::from),
+            ),
+            ("rate_interval_ms", interval),
+        ];
+        for (limit, value) in values {
+            if let Some(value) = value {
+                let labels = LimitLabels {
+                    queue: queue.name.as_str().into(),
+                    limit: limit.into(),
+                };
+                let value = i64::try_from(value).unwrap_or(i64::MAX);
+                self.run_limits.get_or_create(&labels).set(value);
+            }
+        }
+    }
+
     /// The metrics in Prometheus's text format, with queue depths read from `backend` now.
     pub async fn render(&self, backend: &dyn Backend) -> outsourced_core::Result<String> {
-        let counts = backend
-            .counts(&Actor::Admin("metrics".into()), CountFilter::default())
-            .await?;
-        // Queues that emptied out of a state read 0 rather than keep their last value.
+        let queues = backend.queues(&Actor::Admin("metrics".into())).await?;
+        // Queues that emptied out of a state read 0 rather than keep their last value, and
+        // limits lifted are gone.
         self.depth.clear();
-        for count in counts {
-            let labels = DepthLabels {
-                queue: count.queue.as_str().into(),
-                state: count.state.as_str().into(),
-            };
-            self.depth
-                .get_or_create(&labels)
-                .set(i64::try_from(count.count).unwrap_or(i64::MAX));
+        self.run_limits.clear();
+        for queue in &queues {
+            for (state, count) in queue.counts.iter() {
+                let labels = DepthLabels {
+                    queue: queue.name.as_str().into(),
+                    state: state.as_str().into(),
+                };
+                self.depth
+                    .get_or_create(&labels)
+                    .set(i64::try_from(count).unwrap_or(i64::MAX));
+            }
+            self.set_run_limits(queue);
         }
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &self.registry)
@@ -245,6 +287,12 @@ impl Observer for Metrics {
             }
             JobEvent::Duplicate { queue, class } => {
                 self.duplicates.get_or_create(&labels(queue, class)).inc();
+            }
+            JobEvent::HeldBack { queue } => {
+                let labels = QueueLabels {
+                    queue: queue.into(),
+                };
+                self.held_back.get_or_create(&labels).inc();
             }
         }
     }

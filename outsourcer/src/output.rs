@@ -90,27 +90,6 @@ pub(crate) fn queue_json(queue: &QueueInfo) -> Value {
     })
 }
 
-/// A queue's run limits in a few words, with how many run against the limit on running jobs;
-/// `-` when it has none.
-pub(crate) fn run_limits_text(queue: &QueueInfo) -> String {
-    let limits = queue.limits;
-    let mut parts = Vec::new();
-    if let Some(max) = limits.max_running {
-        let running = queue.counts.get(JobState::Running);
-        parts.push(format!("{running} of {max} running"));
-    }
-    if let Some(rate) = limits.rate {
-        parts.push(format!("{rate} starts"));
-    }
-    if let Some(per_key) = limits.max_running_per_key {
-        parts.push(format!("{per_key} per key"));
-    }
-    if parts.is_empty() {
-        return "-".to_owned();
-    }
-    parts.join(", ")
-}
-
 /// `forever`, or the age as humantime writes it (`30days`).
 fn retention_text(retention: Retention) -> String {
     match retention {
@@ -137,7 +116,7 @@ pub(crate) fn queues_table(queues: &[QueueInfo], unserved: &[Vec<String>]) -> Ta
         let mut row = vec![
             clean(&q.name),
             q.limit.to_string(),
-            run_limits_text(q),
+            q.run_limits_text().unwrap_or_else(|| "-".to_owned()),
             if q.paused { "yes".into() } else { "no".into() },
             retention_text(q.retention),
             q.counts.live().to_string(),

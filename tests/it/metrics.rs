@@ -160,6 +160,57 @@ async fn metrics_count_what_happened() {
     );
 }
 
+/// A limited queue's limits are gauges, and a reserve that found it full is counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_limits_are_gauges_and_held_back_reserves_are_counted() {
+    let sql = SqlBackend::open(test_config("sqlite::memory:"))
+        .await
+        .expect("open");
+    let server = RunningServer::start(sql, ServerConfig::default()).await;
+    let admin = Actor::Admin("root".into());
+    let queue = server
+        .sql
+        .create_queue(&admin, "slow", QueueLimit::default());
+    queue.await.expect("a queue");
+    let limits = outsourced_core::QueueUpdate {
+        max_running: Some(Some(1)),
+        rate: Some(Some("60/1m".parse().expect("a rate"))),
+        ..Default::default()
+    };
+    let set = server.sql.update_queue(&admin, "slow", limits).await;
+    set.expect("set the limits");
+    let (worker, _) = server.client(Role::Worker, "w1").await;
+    server.client(Role::Worker, "w2").await;
+    server.client(Role::Producer, "shop").await;
+    RunningServer::open_queue(&server.directory(), "slow").await;
+    let by = Actor::Producer("shop".into());
+    for _ in 0..2 {
+        let job = NewJob::new("Call", json!([])).queue("slow");
+        server.sql.enqueue(&by, job).await.expect("enqueue");
+    }
+    let me = WorkerInstance::new("w1", "i");
+    for expected in [1, 0, 0] {
+        let got = worker.reserve(&me, ReserveOptions::up_to(10).queues(["slow"]));
+        assert_eq!(got.await.expect("reserve").len(), expected);
+    }
+    let (status, text) = scrape(&server, None).await;
+    assert_eq!(status, 200);
+    let limit = |name| {
+        let labels = [("queue", "slow"), ("limit", name)];
+        sample(&text, "outsourced_queue_run_limit", &labels)
+    };
+    assert_eq!(
+        (limit("max_running"), limit("rate_interval_ms")),
+        (1.0, 1000.0)
+    );
+    let held = sample(
+        &text,
+        "outsourced_reserves_held_back_total",
+        &[("queue", "slow")],
+    );
+    assert_eq!(held, 2.0, "{text}");
+}
+
 /// What a recording observer heard: (kind, class, outcome) per event.
 #[derive(Debug, Default)]
 struct Heard(std::sync::Mutex<Vec<String>>);
@@ -173,6 +224,7 @@ impl outsourced_core::Observer for Heard {
             JobEvent::Ended { class, outcome, .. } => format!("ended {class} {outcome:?}"),
             JobEvent::Retried { class, .. } => format!("retried {class}"),
             JobEvent::Duplicate { class, .. } => format!("duplicate {class}"),
+            JobEvent::HeldBack { queue } => format!("held back {queue}"),
         };
         self.0.lock().expect("not poisoned").push(said);
     }

@@ -135,10 +135,17 @@ pub trait Backend: Send + Sync {
     ///   the caller as holder and an expiry of now plus the lease length (the asked length,
     ///   clamped to the backend's bounds); a `reserved` history row records the token.
     /// - A leased job is handed to no one else until its lease ends, even under concurrent calls.
+    /// - Keeps each queue's run limits (see [`RunLimits`](crate::RunLimits)), counted across
+    ///   every worker and every process on the same store, under concurrent calls too: no more
+    ///   than `max_running` of a queue's jobs run at once, no more than `max_running_per_key`
+    ///   of one concurrency key, and starts are spaced by the rate (one per `per / starts`,
+    ///   none saved up). A job that ends, is released, or whose lease ran out gives its place
+    ///   back at once; a job held back stays as it is (no history row).
     /// - When nothing is ready and `wait` is set, waits until a job is enqueued (and returns it)
     ///   or the wait ends (and returns an empty list, not an error). Each new job wakes a
     ///   waiting reserve of its queue (or of every queue), so that several new jobs reach as
-    ///   many waiting reserves.
+    ///   many waiting reserves; the end of a job of a limited queue wakes reserves it held
+    ///   back.
     /// - A `limit` of 0 is `InvalidInput`.
     async fn reserve(&self, by: &WorkerInstance, opts: ReserveOptions) -> Result<Vec<Reserved>>;
 
@@ -262,9 +269,11 @@ pub trait Backend: Send + Sync {
     /// - An existing name is `Conflict`; an empty or malformed name is `InvalidInput`.
     async fn create_queue(&self, by: &Actor, name: &str, limit: QueueLimit) -> Result<QueueInfo>;
 
-    /// Changes a queue's limit or retention, or pauses or resumes it.
+    /// Changes a queue's limit, run limits or retention, or pauses or resumes it.
     ///
     /// - A paused queue accepts jobs but hands none out until resumed.
+    /// - A run limit given as `Some(None)` is removed; a limit of 0 is `InvalidInput` and
+    ///   nothing changes. Loosened or lifted limits hand held-back jobs out at once.
     /// - An unknown queue is `UnknownQueue`.
     async fn update_queue(&self, by: &Actor, name: &str, update: QueueUpdate) -> Result<QueueInfo>;
 

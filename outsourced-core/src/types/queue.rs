@@ -124,6 +124,26 @@ pub struct QueueInfo {
     pub counts: StateCounts,
 }
 
+impl QueueInfo {
+    /// Its run limits in a few words, with how many of its jobs run against the limit on
+    /// running jobs (`3 of 5 running, 100/1m starts, 1 per key`); `None` when it has none.
+    pub fn run_limits_text(&self) -> Option<String> {
+        let limits = self.limits;
+        let mut parts = Vec::new();
+        if let Some(max) = limits.max_running {
+            let running = self.counts.get(JobState::Running);
+            parts.push(format!("{running} of {max} running"));
+        }
+        if let Some(rate) = limits.rate {
+            parts.push(format!("{rate} starts"));
+        }
+        if let Some(per_key) = limits.max_running_per_key {
+            parts.push(format!("{per_key} per key"));
+        }
+        (!parts.is_empty()).then(|| parts.join(", "))
+    }
+}
+
 /// Job counts by state.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct StateCounts(BTreeMap<JobState, u64>);

@@ -46,6 +46,7 @@ pub(crate) async fn overview(State(state): State<AppState>, admin: Admin) -> Pag
         queues.push(QueueRow {
             counts: counts.values().map(ToString::to_string).collect(),
             limit: queue.limit.to_string(),
+            run_limits: queue.run_limits_text().unwrap_or_default(),
             paused: queue.paused,
             succeeded_last_minute: finished(JobState::Succeeded).await?.to_string(),
             failed_last_minute: finished(JobState::Failed).await?.to_string(),
@@ -197,6 +198,7 @@ pub(crate) async fn job(
         args,
         result,
         unique_key: job.unique_key.clone().unwrap_or_default(),
+        concurrency_key: job.concurrency_key.clone().unwrap_or_default(),
         attachment,
         history,
     };

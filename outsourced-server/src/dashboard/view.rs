@@ -62,6 +62,8 @@ pub(crate) struct ErrorPage {
 pub(crate) struct QueueRow {
     pub(crate) name: String,
     pub(crate) limit: String,
+    /// Its run limits in a few words, empty when it has none.
+    pub(crate) run_limits: String,
     pub(crate) paused: bool,
     /// Per state, in lifecycle order (as `OverviewPage::states`), "10000+" past the cap.
     pub(crate) counts: Vec<String>,
@@ -214,6 +216,7 @@ pub(crate) struct JobPage {
     pub(crate) result: String,
     /// The unique key it was stored with; empty when none.
     pub(crate) unique_key: String,
+    pub(crate) concurrency_key: String,
     pub(crate) attachment: Option<AttachmentRow>,
     pub(crate) history: Vec<HistoryRow>,
 }
