@@ -139,13 +139,13 @@ async fn held_by(ctx: &Ctx, job: &JobRecord) -> Option<String> {
         && running >= u64::from(max)
     {
         return Some(format!(
-            "held back: queue {} runs its limit of {max} jobs at once; this one starts when one ends",
+            "held back: queue {} runs as many jobs as its limit allows ({max} at once); this one starts when one ends",
             job.queue
         ));
     }
     if let (Some(per_key), Some(key)) = (limits.max_running_per_key, &job.concurrency_key) {
         return Some(format!(
-            "it may wait: at most {per_key} jobs of concurrency key {} run at once",
+            "it may wait: at most {per_key} of the jobs of concurrency key {} run at once",
             clean(key)
         ));
     }

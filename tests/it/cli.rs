@@ -630,3 +630,61 @@ fn a_unique_key_enqueues_once_and_says_who_holds_it() {
     let said = s.ok(&["job", "list", "--queue", "mial"]);
     assert!(said.contains("there is no queue named mial"), "{said}");
 }
+
+#[test]
+fn queues_take_run_limits_and_say_what_holds_a_job_back() {
+    let s = Scratch::new();
+    let created = s.json(&[
+        "queue",
+        "create",
+        "partner",
+        "--max-running",
+        "1",
+        "--rate",
+        "100/1m",
+        "--max-running-per-key",
+        "1",
+    ]);
+    assert_eq!(
+        created["limits"],
+        json!({"max_running": 1, "rate": "100/1m", "max_running_per_key": 1})
+    );
+    let typo = s.fails(&["queue", "create", "other", "--rate", "100/minute"]);
+    assert!(typo.contains("100/1m"), "{typo}");
+    assert!(
+        s.fails(&["queue", "show", "other"]).contains("unknown queue"),
+        "a refused limit creates nothing"
+    );
+    let zero = s.fails(&["queue", "update", "partner", "--max-running", "0"]);
+    assert!(zero.contains("at least 1"), "{zero}");
+    let job = s.json(&[
+        "job",
+        "enqueue",
+        "Call",
+        "-q",
+        "partner",
+        "--concurrency-key",
+        "acme",
+    ]);
+    assert_eq!(job["concurrency_key"], "acme");
+    let listed = s.ok(&["queue", "list"]);
+    assert!(listed.contains("0 of 1 running, 100/1m starts, 1 per key"), "{listed}");
+    let id = job["id"].as_i64().expect("an id").to_string();
+    let shown = s.ok(&["job", "show", &id]);
+    assert!(shown.contains("concurrency key acme"), "{shown}");
+    let lifted = s.json(&[
+        "queue",
+        "update",
+        "partner",
+        "--max-running",
+        "none",
+        "--rate",
+        "none",
+        "--max-running-per-key",
+        "none",
+    ]);
+    assert_eq!(
+        lifted["limits"],
+        json!({"max_running": null, "rate": null, "max_running_per_key": null})
+    );
+}
