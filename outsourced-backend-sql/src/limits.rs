@@ -186,9 +186,17 @@ pub(crate) async fn plan(
         let row = select.one(db).await.map_err(db_error)?;
         plan.limited.push(name);
         let Some(row) = row else { continue };
-        // A lease that ran out gives its slot back now, not at the next reclaim.
-        events.append(expire_lapsed(db, lock_rows, &row.queue, by, now).await?);
-        let room = room(db, &row, limit, ms(now)).await?;
+        let mut room = room(db, &row, limit, ms(now)).await?;
+        // A lease that ran out gives its place back now, not at the next reclaim: looked for
+        // only when a limit on running jobs holds the reserve back, or may (per key).
+        let full = row.max_running.is_some() && room.take == 0;
+        if full || row.max_running_per_key.is_some() {
+            let expired = expire_lapsed(db, lock_rows, &row.queue, by, now).await?;
+            if !expired.is_empty() {
+                room = self::room(db, &row, limit, ms(now)).await?;
+            }
+            events.append(expired);
+        }
         if let Some((_, next)) = room.rate
             && next > ms(now)
         {

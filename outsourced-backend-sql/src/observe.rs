@@ -125,6 +125,11 @@ impl Events {
         self.push(row, Happened::Ended(outcome, ran));
     }
 
+    /// Whether nothing happened.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// Adds `other`'s events after these.
     pub(crate) fn append(&mut self, mut other: Events) {
         self.0.append(&mut other.0);

@@ -32,7 +32,8 @@ pub(crate) struct BenchArgs {
     /// SQLite's durability: `full` (the default: a commit survives a power loss) or `normal`.
     #[arg(long, default_value = "full")]
     pub(crate) sqlite_sync: String,
-    /// Which scenarios: baseline, enqueue, burn-down, latency, memory (comma-separated).
+    /// Which scenarios: baseline, enqueue, burn-down, latency, memory, and limits (the
+    /// burn-down with run limits beside it without, not run unless asked; comma-separated).
     #[arg(
         long,
         value_delimiter = ',',

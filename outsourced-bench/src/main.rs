@@ -97,6 +97,9 @@ async fn run(args: BenchArgs) -> Result<()> {
         if wants("burn-down") {
             burn_down(&args, &rig, &baseline).await?;
         }
+        if wants("limits") {
+            limits(&args, &rig).await?;
+        }
         if wants("latency") {
             latency(&args, &rig).await?;
         }
@@ -234,6 +237,57 @@ async fn burn_down(args: &BenchArgs, rig: &Rig, base: &Baseline) -> Result<()> {
         format!("{figure:.0} jobs/s"),
         ratio(figure, base.concurrent),
     );
+    Ok(())
+}
+
+/// The burn-down of a queue without limits, then with a limit of 100 running jobs, then of jobs
+/// spread over 1,000 concurrency keys at one running job per key: each limited figure beside
+/// the unlimited one of the same run.
+async fn limits(args: &BenchArgs, rig: &Rig) -> Result<()> {
+    let crew = Crew {
+        concurrency: args.concurrency,
+        batch: args.batch,
+    };
+    let n = args.jobs;
+    let free = rate(n, scenarios::burn_down(rig, n, crew).await?);
+    let settings = format!("{n} no-op jobs, {} workers", args.workers);
+    line(
+        rig.via,
+        "burn-down, no limits",
+        &settings,
+        format!("{free:.0} jobs/s"),
+        "-".into(),
+    );
+    let shapes = [
+        (
+            "burn-down, max_running 100",
+            scenarios::Limited {
+                max_running: Some(100),
+                ..Default::default()
+            },
+        ),
+        (
+            "burn-down, 1000 keys x 1",
+            scenarios::Limited {
+                per_key: Some(1),
+                keys: 1000,
+                ..Default::default()
+            },
+        ),
+    ];
+    for (scenario, limited) in shapes {
+        let figure = rate(
+            n,
+            scenarios::burn_down_limited(rig, n, crew, limited).await?,
+        );
+        line(
+            rig.via,
+            scenario,
+            &settings,
+            format!("{figure:.0} jobs/s"),
+            ratio(figure, Some(free)),
+        );
+    }
     Ok(())
 }
 

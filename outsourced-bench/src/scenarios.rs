@@ -146,13 +146,44 @@ pub(crate) struct Crew {
     pub(crate) batch: u32,
 }
 
+/// The run limits of a burn-down's queue, and how many concurrency keys its jobs are spread
+/// over (round robin; none when 0).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Limited {
+    pub(crate) max_running: Option<u32>,
+    pub(crate) per_key: Option<u32>,
+    pub(crate) keys: usize,
+}
+
 /// `n` jobs inserted beforehand (untimed), then drained by the rig's workers.
 pub(crate) async fn burn_down(rig: &Rig, n: usize, crew: Crew) -> Result<Duration> {
+    burn_down_limited(rig, n, crew, Limited::default()).await
+}
+
+/// A burn-down of a queue with run limits.
+pub(crate) async fn burn_down_limited(
+    rig: &Rig,
+    n: usize,
+    crew: Crew,
+    limited: Limited,
+) -> Result<Duration> {
     let queue = rig.queue("burn").await?;
+    if limited.max_running.is_some() || limited.per_key.is_some() {
+        let update = outsourced_core::QueueUpdate {
+            max_running: Some(limited.max_running),
+            max_running_per_key: Some(limited.per_key),
+            ..Default::default()
+        };
+        let admin = Actor::Admin("bench".into());
+        rig.sql.update_queue(&admin, &queue, update).await?;
+    }
     let by = Actor::Producer("bench".into());
     for start in (0..n).step_by(5_000) {
         let jobs = (start..n.min(start + 5_000))
-            .map(|_| noop(&queue))
+            .map(|i| match limited.keys {
+                0 => noop(&queue),
+                keys => noop(&queue).concurrency_key(format!("k{}", i % keys)),
+            })
             .collect();
         rig.sql.enqueue_batch(&by, jobs).await?;
     }

@@ -652,7 +652,8 @@ fn queues_take_run_limits_and_say_what_holds_a_job_back() {
     let typo = s.fails(&["queue", "create", "other", "--rate", "100/minute"]);
     assert!(typo.contains("100/1m"), "{typo}");
     assert!(
-        s.fails(&["queue", "show", "other"]).contains("unknown queue"),
+        s.fails(&["queue", "show", "other"])
+            .contains("unknown queue"),
         "a refused limit creates nothing"
     );
     let zero = s.fails(&["queue", "update", "partner", "--max-running", "0"]);
@@ -668,7 +669,10 @@ fn queues_take_run_limits_and_say_what_holds_a_job_back() {
     ]);
     assert_eq!(job["concurrency_key"], "acme");
     let listed = s.ok(&["queue", "list"]);
-    assert!(listed.contains("0 of 1 running, 100/1m starts, 1 per key"), "{listed}");
+    assert!(
+        listed.contains("0 of 1 running, 100/1m starts, 1 per key"),
+        "{listed}"
+    );
     let id = job["id"].as_i64().expect("an id").to_string();
     let shown = s.ok(&["job", "show", &id]);
     assert!(shown.contains("concurrency key acme"), "{shown}");
