@@ -111,6 +111,14 @@ async fn dashboard_server(url: &str) -> RunningServer {
         .set_password("root", PASSWORD)
         .await
         .expect("password");
+    let limits = outsourced_core::QueueUpdate {
+        max_running: Some(Some(5)),
+        rate: Some(Some("100/1m".parse().expect("a rate"))),
+        ..Default::default()
+    };
+    let admin = outsourced_core::Actor::Admin("root".into());
+    let limited = outsourced_core::Backend::update_queue(&sql, &admin, "demo", limits).await;
+    limited.expect("run limits on the demo's queue");
     RunningServer::start(sql, ServerConfig::default()).await
 }
 
@@ -176,6 +184,10 @@ async fn dashboard_end_to_end() {
     assert!(
         queues.contains("demo"),
         "the demo's queue is listed: {queues}"
+    );
+    assert!(
+        queues.contains("0 of 5 running, 100/1m starts"),
+        "its run limits are shown: {queues}"
     );
 
     // The job that failed for good, from the jobs list filtered by state.
