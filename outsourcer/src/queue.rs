@@ -96,9 +96,13 @@ pub(crate) async fn run(ctx: &Ctx, command: QueueCommand) -> Result<()> {
             if update != QueueUpdate::default() {
                 created = backend.update_queue(&by, &name, update).await?;
             }
+            let limits = created
+                .run_limits_text()
+                .map(|text| format!("; run limits: {text}"))
+                .unwrap_or_default();
             println_unless_json(
                 ctx,
-                format!("created queue {name} (limit {})", created.limit),
+                format!("created queue {name} (limit {}{limits})", created.limit),
             );
             created
         }
