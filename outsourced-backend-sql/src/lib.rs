@@ -46,6 +46,7 @@ mod lease;
 mod limits;
 mod migration;
 mod observe;
+mod places;
 mod prune;
 mod queues;
 mod read;

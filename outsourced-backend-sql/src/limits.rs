@@ -24,6 +24,7 @@ use crate::dialect::{Flavor, insert_if_absent};
 use crate::entity::{job, run_limits};
 use crate::error::db_error;
 use crate::observe::Events;
+use crate::places;
 use crate::reclaim;
 use outsourced_core::{
     Actor, QueueUpdate, Rate, ReserveOptions, Result, RunLimits, WorkerInstance,
@@ -75,6 +76,7 @@ pub(crate) async fn write(
         return Ok(());
     }
     let limits = update.limits(read(db, queue).await?);
+    places::resize(db, queue, &limits).await?;
     if !limits.any() {
         return delete(db, queue).await;
     }
@@ -103,6 +105,7 @@ pub(crate) async fn write(
 
 /// Removes a queue's limits (the queue is being deleted, or has none left).
 pub(crate) async fn delete(db: &impl ConnectionTrait, queue: &str) -> Result<()> {
+    places::delete(db, queue).await?;
     run_limits::Entity::delete_by_id(queue)
         .exec(db)
         .await
@@ -130,6 +133,8 @@ pub(crate) struct Room {
     pub(crate) per_key: Option<u32>,
     /// The rate's least time between starts (ms) and the earliest next start, if it has one.
     rate: Option<(i64, i64)>,
+    /// The places claimed for the jobs it starts, when the queue keeps places.
+    places: Vec<i32>,
 }
 
 impl Plan {
@@ -157,7 +162,7 @@ impl Room {
 /// the events of the expired leases it reclaimed on the way.
 pub(crate) async fn plan(
     db: &impl ConnectionTrait,
-    lock_rows: bool,
+    flavor: Flavor,
     by: &WorkerInstance,
     opts: &ReserveOptions,
     limit: u32,
@@ -175,9 +180,23 @@ pub(crate) async fn plan(
         .all(db)
         .await
         .map_err(db_error)?;
+    let lock_rows = flavor.locks_rows();
     let mut plan = Plan::default();
     let mut events = Events::default();
     for name in names {
+        let row = run_limits::Entity::find_by_id(name.as_str())
+            .one(db)
+            .await
+            .map_err(db_error)?;
+        if let Some(row) = row.filter(|row| places::kept_for(&of(Some(row)))) {
+            plan.limited.push(name);
+            let (room, expired) = in_places(db, flavor, &row, by, limit, now).await?;
+            events.append(expired);
+            if room.take > 0 {
+                plan.rooms.push(room);
+            }
+            continue;
+        }
         let mut select = run_limits::Entity::find_by_id(name.as_str());
         if lock_rows {
             select = select.lock(LockType::Update);
@@ -207,6 +226,34 @@ pub(crate) async fn plan(
         }
     }
     Ok((plan, events))
+}
+
+/// The room of a queue that keeps places: the free places it claimed (after reclaiming its
+/// lapsed leases when it found none).
+async fn in_places(
+    db: &impl ConnectionTrait,
+    flavor: Flavor,
+    row: &run_limits::Model,
+    by: &WorkerInstance,
+    limit: u32,
+    now: DateTime<Utc>,
+) -> Result<(Room, Events)> {
+    let mut claimed = places::claim(db, flavor, &row.queue, limit).await?;
+    let mut expired = Events::default();
+    if claimed.is_empty() {
+        expired = expire_lapsed(db, flavor.locks_rows(), &row.queue, by, now).await?;
+        if !expired.is_empty() {
+            claimed = places::claim(db, flavor, &row.queue, limit).await?;
+        }
+    }
+    let room = Room {
+        queue: row.queue.clone(),
+        take: claimed.len() as u32,
+        per_key: None,
+        rate: None,
+        places: claimed,
+    };
+    Ok((room, expired))
 }
 
 /// Reclaims the queue's running jobs whose leases ran out (as the reclaimer does: a failed
@@ -260,6 +307,7 @@ async fn room(
         take,
         per_key: limits.max_running_per_key,
         rate,
+        places: Vec::new(),
     })
 }
 
@@ -348,13 +396,29 @@ pub(crate) fn key_has_room(per_key: u32) -> sea_orm::sea_query::SimpleExpr {
     ))
 }
 
-/// Moves each rate-limited queue's clock on by the starts this reserve made (its row is locked).
+/// Records the starts this reserve makes (`taken`, with their lease tokens): each in a place
+/// of its queue, when it keeps places, and each rate-limited queue's clock moved on (its row
+/// is locked).
 pub(crate) async fn spend(
     db: &impl ConnectionTrait,
     plan: &Plan,
     taken: &[job::Model],
+    tokens: &[String],
     now: i64,
 ) -> Result<()> {
+    for room in plan.rooms.iter().filter(|room| !room.places.is_empty()) {
+        let started = taken
+            .iter()
+            .zip(tokens)
+            .filter(|(row, _)| row.queue == room.queue);
+        let held: Vec<(i32, i64, &str)> = room
+            .places
+            .iter()
+            .zip(started)
+            .map(|(&place, (row, token))| (place, row.id, token.as_str()))
+            .collect();
+        places::hold(db, &room.queue, &held).await?;
+    }
     for room in &plan.rooms {
         let Some((interval, next)) = room.rate else {
             continue;

@@ -17,6 +17,7 @@ mod m0013_partial_indexes;
 mod m0014_freed_slots;
 mod m0015_unique_key_index;
 mod m0016_run_limits;
+mod m0017_run_places;
 
 /// All migrations, oldest first.
 pub(crate) struct Migrator;
@@ -40,6 +41,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0014_freed_slots::FreedSlots),
             Box::new(m0015_unique_key_index::UniqueKeyIndex),
             Box::new(m0016_run_limits::RunLimits),
+            Box::new(m0017_run_places::RunPlaces),
         ]
     }
 

@@ -15,6 +15,7 @@ use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder
 
 use crate::backend::SqlBackend;
 use crate::convert::{self, duration_ms, ms};
+use crate::dialect::Flavor;
 use crate::entity::{job, queue};
 use crate::error::{backend_error, db_error};
 use crate::observe::Events;
@@ -220,7 +221,7 @@ async fn claim(
     let now = backend.now();
     let limit = std::cmp::min(opts.limit, backend.config().max_reserve);
     let lease = backend.config().lease_for(opts.lease);
-    let lock_rows = backend.flavor().locks_rows();
+    let flavor = backend.flavor();
     let declaration = backend.inner.instances.due(by, opts, now);
     let declaration = &declaration;
     let grant = backend
@@ -231,7 +232,7 @@ async fn claim(
                 return (txn, Err(error));
             }
             let clock = backend.inner.clock.as_ref();
-            let result = match claim_in(&txn, lock_rows, by, opts, limit, clock, lease).await {
+            let result = match claim_in(&txn, flavor, by, opts, limit, clock, lease).await {
                 // Rolled back: nothing was claimed for no one.
                 Ok(Claim { grant: Some(_), .. }) if gone() => {
                     Err(backend_error("the reserve's caller went away", false))
@@ -268,14 +269,15 @@ struct Claim<'a> {
 /// Selects and marks a batch in the caller's transaction, within the run limits.
 async fn claim_in<'a>(
     db: &impl ConnectionTrait,
-    lock_rows: bool,
+    flavor: Flavor,
     by: &'a WorkerInstance,
     opts: &ReserveOptions,
     limit: u32,
     clock: &dyn Clock,
     lease: Duration,
 ) -> Result<Claim<'a>> {
-    let (plan, expired) = limits::plan(db, lock_rows, by, opts, limit, clock.now()).await?;
+    let lock_rows = flavor.locks_rows();
+    let (plan, expired) = limits::plan(db, flavor, by, opts, limit, clock.now()).await?;
     // Read after the limits' locks: a start is never dated before the end it waited for.
     let now = clock.now();
     let rows = ready(db, opts, &plan, limit, now, lock_rows).await?;
@@ -286,8 +288,8 @@ async fn claim_in<'a>(
             expired,
         });
     }
-    limits::spend(db, &plan, &rows, ms(now)).await?;
     let grant = Grant::new(by, rows, now, lease);
+    limits::spend(db, &plan, &grant.rows, &grant.tokens, ms(now)).await?;
     grant.mark_running(db).await?;
     insert_history(db, grant.history()).await?;
     Ok(Claim {

@@ -166,14 +166,15 @@ pub(crate) struct LimitArgs {
 #[derive(Debug, Args)]
 pub(crate) struct RunLimitArgs {
     /// At most this many of the queue's jobs run at once, wherever the workers are.
-    #[arg(long, value_name = "N|none")]
+    #[arg(long, value_name = "N|none", allow_hyphen_values = true)]
     pub(crate) max_running: Option<String>,
-    /// At most this many jobs start per period, evenly spaced (`100/1m`: one every 600 ms).
-    #[arg(long, value_name = "N/PERIOD|none")]
+    /// At most this many jobs start per period, evenly spaced (`100/1m`: one every 600 ms;
+    /// periods: `s`, `m` for minutes, `h`, `days`).
+    #[arg(long, value_name = "N/PERIOD|none", allow_hyphen_values = true)]
     pub(crate) rate: Option<String>,
     /// At most this many jobs of one concurrency key run at once (`job enqueue
     /// --concurrency-key`); 1 runs each key's jobs one at a time.
-    #[arg(long, value_name = "N|none")]
+    #[arg(long, value_name = "N|none", allow_hyphen_values = true)]
     pub(crate) max_running_per_key: Option<String>,
 }
 

@@ -151,8 +151,10 @@ async fn held_by(ctx: &Ctx, job: &JobRecord) -> Option<String> {
     }
     limits.rate.map(|rate| {
         format!(
-            "it may wait: queue {} starts at most {rate} jobs, evenly spaced",
-            job.queue
+            "it may wait: queue {} starts at most {} jobs per {}, evenly spaced",
+            job.queue,
+            rate.starts,
+            humantime::format_duration(rate.per)
         )
     })
 }

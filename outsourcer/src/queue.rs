@@ -13,14 +13,18 @@ use crate::output::{principal_json, print_json, queue_json, queues_table};
 /// The run limits given, as a change: `none` removes one.
 fn run_limits(args: &RunLimitArgs, mut update: QueueUpdate) -> Result<QueueUpdate> {
     fn count(flag: &str, text: &str) -> Result<Option<u32>> {
-        if text == "none" {
-            return Ok(None);
+        match text.trim() {
+            "none" => Ok(None),
+            n => match n.parse::<u32>() {
+                Ok(0) => Err(Error::invalid(format!(
+                    "{flag} 0: give 1 or more (or none to remove the limit; pause the queue to run nothing)"
+                ))),
+                Ok(n) => Ok(Some(n)),
+                Err(_) => Err(Error::invalid(format!(
+                    "{flag} {text:?} is not a count: give a whole number of 1 or more, or none to remove the limit"
+                ))),
+            },
         }
-        text.parse().map(Some).map_err(|e| {
-            Error::invalid(format!(
-                "{flag} {text:?}: {e} (give a count, or none to remove it)"
-            ))
-        })
     }
     if let Some(text) = &args.max_running {
         update.max_running = Some(count("--max-running", text)?);

@@ -657,7 +657,9 @@ fn queues_take_run_limits_and_say_what_holds_a_job_back() {
         "a refused limit creates nothing"
     );
     let zero = s.fails(&["queue", "update", "partner", "--max-running", "0"]);
-    assert!(zero.contains("at least 1"), "{zero}");
+    assert!(zero.contains("1 or more"), "{zero}");
+    let negative = s.fails(&["queue", "update", "partner", "--max-running", "-1"]);
+    assert!(negative.contains("is not a count"), "{negative}");
     let job = s.json(&[
         "job",
         "enqueue",

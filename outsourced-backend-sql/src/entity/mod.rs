@@ -12,6 +12,7 @@ pub(crate) mod principal;
 pub(crate) mod queue;
 pub(crate) mod queue_freed;
 pub(crate) mod run_limits;
+pub(crate) mod run_place;
 pub(crate) mod session;
 pub(crate) mod unique_key;
 pub(crate) mod upload;

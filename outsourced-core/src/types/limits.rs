@@ -32,10 +32,13 @@ impl RunLimits {
     /// Refuses limits no backend enforces: zero running jobs (pause the queue instead) or a
     /// rate of nothing.
     pub fn check(&self) -> Result<(), Error> {
-        if self.max_running == Some(0) || self.max_running_per_key == Some(0) {
+        if self.max_running == Some(0) {
             return Err(Error::invalid(
-                "a limit on running jobs must be at least 1 (pause the queue to run none)",
+                "max_running must be at least 1 (pause the queue to run none)",
             ));
+        }
+        if self.max_running_per_key == Some(0) {
+            return Err(Error::invalid("max_running_per_key must be at least 1"));
         }
         if let Some(rate) = self.rate {
             rate.check()?;
@@ -63,10 +66,13 @@ impl Rate {
     }
 
     fn check(&self) -> Result<(), Error> {
-        if self.starts == 0 || self.interval() < Duration::from_millis(1) {
-            return Err(Error::invalid(
-                "a rate needs at least 1 start per period, and at most one start per millisecond",
-            ));
+        if self.starts == 0 {
+            return Err(Error::invalid("a rate needs at least 1 start per period"));
+        }
+        if self.interval() < Duration::from_millis(1) {
+            return Err(Error::invalid(format!(
+                "a rate of {self} asks for starts less than a millisecond apart; at most one start per millisecond"
+            )));
         }
         Ok(())
     }
@@ -100,8 +106,13 @@ impl FromStr for Rate {
             .trim()
             .parse::<u32>()
             .map_err(|e| bad(format!("{starts:?} is not a count: {e}")))?;
-        let per = humantime::parse_duration(per.trim())
-            .map_err(|e| bad(format!("{per:?} is not a duration: {e}")))?;
+        let per = per.trim();
+        // humantime reads `M` as months, a step from `m`, minutes: too easy to mistake.
+        if per.ends_with('M') {
+            return Err(bad(format!("{per:?}: M is months; write 1m for a minute")));
+        }
+        let per = humantime::parse_duration(per)
+            .map_err(|_| bad(format!("{per:?} is not a duration")))?;
         let rate = Rate { starts, per };
         rate.check()?;
         Ok(rate)
@@ -111,12 +122,12 @@ impl FromStr for Rate {
 /// Refuses a concurrency key no backend can store: empty, longer than
 /// [`MAX_CONCURRENCY_KEY`] bytes, or with a control character.
 pub fn check_concurrency_key(key: &str) -> Result<(), Error> {
-    if key.is_empty()
+    if key.trim().is_empty()
         || key.len() > MAX_CONCURRENCY_KEY
         || key.chars().any(crate::types::is_unprintable)
     {
         return Err(Error::invalid(format!(
-            "a concurrency key must be 1 to {MAX_CONCURRENCY_KEY} bytes, none of them a control character"
+            "a concurrency key must be 1 to {MAX_CONCURRENCY_KEY} bytes, not blank, none of them a control character"
         )));
     }
     Ok(())
@@ -136,7 +147,7 @@ mod tests {
             "5 / 2s".parse::<Rate>().map(|r| r.per).ok(),
             Some(Duration::from_secs(2))
         );
-        for bad in ["100", "x/1m", "0/1m", "100/soon", "5000/1s"] {
+        for bad in ["100", "x/1m", "0/1m", "100/soon", "5000/1s", "100/1M"] {
             assert!(bad.parse::<Rate>().is_err(), "{bad}");
         }
     }

@@ -1,0 +1,171 @@
+//! Places: the semaphore of a queue whose one run limit is `max_running`.
+//!
+//! Such a queue has `max_running` rows in `outsourced_run_places` (migration 17). A reserve
+//! claims free places with `FOR UPDATE SKIP LOCKED`, as it claims jobs, and writes into each
+//! the job it starts and that attempt's lease token; a place is free when no job runs under
+//! its job and token (a lease token is set exactly while its job runs, and is new at every
+//! reserve). So reserves of the queue commit side by side, each with places of its own, where
+//! counting running jobs would make them take turns through the commit; and no end of a job
+//! has to give its place back: its end is what frees it. A rate or a per-key limit needs the
+//! turns (one clock, counts per key), so a queue with either keeps the limits row's lock.
+
+use sea_orm::sea_query::{CaseStatement, Expr};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, Statement};
+
+use crate::dialect::Flavor;
+use crate::entity::run_place;
+use crate::error::db_error;
+use outsourced_core::{Result, RunLimits};
+
+/// The most places a queue keeps as rows; a larger `max_running` is counted under the lock.
+const MAX_PLACES: u32 = 10_000;
+
+/// Places inserted per statement.
+const CHUNK: u32 = 1_000;
+
+/// Whether a queue with these limits keeps its running jobs in places.
+pub(crate) fn kept_for(limits: &RunLimits) -> bool {
+    limits.rate.is_none()
+        && limits.max_running_per_key.is_none()
+        && limits.max_running.is_some_and(|n| n <= MAX_PLACES)
+}
+
+/// Gives the queue the places its limits call for (none unless [`kept_for`]): the places
+/// past the new count go, those kept keep the jobs they hold.
+pub(crate) async fn resize(
+    db: &impl ConnectionTrait,
+    queue: &str,
+    limits: &RunLimits,
+) -> Result<()> {
+    let wanted = match kept_for(limits) {
+        true => limits.max_running.unwrap_or(0) as i32,
+        false => 0,
+    };
+    run_place::Entity::delete_many()
+        .filter(run_place::Column::Queue.eq(queue))
+        .filter(run_place::Column::Place.gte(wanted))
+        .exec(db)
+        .await
+        .map_err(db_error)?;
+    // Places are numbered from 0 without gaps, so the count is the next number.
+    let kept = run_place::Entity::find()
+        .filter(run_place::Column::Queue.eq(queue))
+        .count(db)
+        .await
+        .map_err(db_error)?;
+    let mut next = kept as i32;
+    while next < wanted {
+        let end = wanted.min(next + CHUNK as i32);
+        let rows = (next..end).map(|place| run_place::ActiveModel {
+            queue: sea_orm::ActiveValue::Set(queue.to_owned()),
+            place: sea_orm::ActiveValue::Set(place),
+            job_id: sea_orm::ActiveValue::Set(None),
+            lease_token: sea_orm::ActiveValue::Set(None),
+        });
+        run_place::Entity::insert_many(rows)
+            .exec_without_returning(db)
+            .await
+            .map_err(db_error)?;
+        next = end;
+    }
+    Ok(())
+}
+
+/// Claims up to `n` free places of `queue`, locked until the commit (skipping those another
+/// reserve holds).
+pub(crate) async fn claim(
+    db: &impl ConnectionTrait,
+    flavor: Flavor,
+    queue: &str,
+    n: u32,
+) -> Result<Vec<i32>> {
+    let lock = match flavor {
+        Flavor::Postgres => " FOR UPDATE OF p SKIP LOCKED",
+        Flavor::MariaDb | Flavor::MySql => " FOR UPDATE SKIP LOCKED",
+        Flavor::Sqlite => "",
+    };
+    let sql = format!(
+        "SELECT p.place AS place FROM outsourced_run_places p \
+         LEFT JOIN outsourced_jobs j ON j.id = p.job_id AND j.lease_token = p.lease_token \
+         WHERE p.queue = {} AND j.id IS NULL ORDER BY p.place LIMIT {n}{lock}",
+        placeholder(flavor)
+    );
+    let locked = free(db, flavor, &sql, queue).await?;
+    if locked.is_empty() || flavor == Flavor::Sqlite {
+        return Ok(locked);
+    }
+    // Looked at again, now that they are ours: a place another reserve filled and committed
+    // while this one waited for it was locked in its new version but judged by the old job
+    // (PostgreSQL re-checks a locked row against the rows of the snapshot it joined it with),
+    // so it may hold a job that runs. A statement of its own sees every commit.
+    let list = locked
+        .iter()
+        .map(i32::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!(
+        "SELECT p.place AS place FROM outsourced_run_places p \
+         LEFT JOIN outsourced_jobs j ON j.id = p.job_id AND j.lease_token = p.lease_token \
+         WHERE p.queue = {} AND j.id IS NULL AND p.place IN ({list}) ORDER BY p.place",
+        placeholder(flavor)
+    );
+    free(db, flavor, &sql, queue).await
+}
+
+/// The places a query of free places of `queue` answers.
+async fn free(
+    db: &impl ConnectionTrait,
+    flavor: Flavor,
+    sql: &str,
+    queue: &str,
+) -> Result<Vec<i32>> {
+    let statement = Statement::from_sql_and_values(flavor.backend(), sql, [queue.into()]);
+    let rows = db.query_all_raw(statement).await.map_err(db_error)?;
+    rows.iter()
+        .map(|row| row.try_get::<i32>("", "place").map_err(db_error))
+        .collect()
+}
+
+/// The first bound value's placeholder.
+fn placeholder(flavor: Flavor) -> &'static str {
+    match flavor {
+        Flavor::Postgres => "$1",
+        _ => "?",
+    }
+}
+
+/// Writes into each claimed place the job started in it and the attempt's lease token.
+pub(crate) async fn hold(
+    db: &impl ConnectionTrait,
+    queue: &str,
+    held: &[(i32, i64, &str)],
+) -> Result<()> {
+    if held.is_empty() {
+        return Ok(());
+    }
+    let (mut jobs, mut tokens) = (CaseStatement::new(), CaseStatement::new());
+    for &(place, job, token) in held {
+        jobs = jobs.case(run_place::Column::Place.eq(place), job);
+        tokens = tokens.case(run_place::Column::Place.eq(place), token);
+    }
+    let places: Vec<i32> = held.iter().map(|(place, _, _)| *place).collect();
+    run_place::Entity::update_many()
+        .col_expr(run_place::Column::JobId, Into::<Expr>::into(jobs))
+        .col_expr(run_place::Column::LeaseToken, Into::<Expr>::into(tokens))
+        .filter(run_place::Column::Queue.eq(queue))
+        .filter(run_place::Column::Place.is_in(places))
+        .exec(db)
+        .await
+        .map_err(db_error)?;
+    Ok(())
+}
+
+/// Removes a queue's places (the queue is being deleted).
+pub(crate) async fn delete(db: &impl ConnectionTrait, queue: &str) -> Result<()> {
+    run_place::Entity::delete_many()
+        .filter(run_place::Column::Queue.eq(queue))
+        .exec(db)
+        .await
+        .map_err(db_error)?;
+    Ok(())
+}
