@@ -17,7 +17,12 @@ fn run_limits(args: &RunLimitArgs, mut update: QueueUpdate) -> Result<QueueUpdat
             "none" => Ok(None),
             n => match n.parse::<u32>() {
                 Ok(0) => Err(Error::invalid(format!(
-                    "{flag} 0: give 1 or more (or none to remove the limit; pause the queue to run nothing)"
+                    "{flag} 0: give 1 or more, or none to remove the limit{}",
+                    if flag == "--max-running" {
+                        " (pause the queue to run nothing)"
+                    } else {
+                        ""
+                    }
                 ))),
                 Ok(n) => Ok(Some(n)),
                 Err(_) => Err(Error::invalid(format!(
