@@ -238,6 +238,7 @@ impl Backend for HttpBackend {
             class: filter.class,
             owner: filter.owner.map(|o| o.to_string()),
             unique_key: filter.unique_key,
+            concurrency_key: filter.concurrency_key,
             created_since: filter.created_since,
             created_until: filter.created_until,
             before: filter.before.map(|b| b.0),

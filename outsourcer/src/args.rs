@@ -419,6 +419,9 @@ pub(crate) struct ListArgs {
     /// Only jobs stored with this unique key.
     #[arg(long)]
     pub(crate) unique_key: Option<String>,
+    /// Only jobs of this concurrency key (`--state running` too: what runs for it now).
+    #[arg(long)]
+    pub(crate) concurrency_key: Option<String>,
     /// Only jobs enqueued at or after this time: RFC 3339, or `-` and a duration (`-1h`).
     #[arg(long, allow_hyphen_values = true)]
     pub(crate) since: Option<String>,

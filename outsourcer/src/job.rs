@@ -197,6 +197,7 @@ fn filter(args: &ListArgs) -> Result<JobFilter> {
         owner: args.owner.as_deref().map(str::parse).transpose()?,
         enqueued_by: None,
         unique_key: args.unique_key.clone(),
+        concurrency_key: args.concurrency_key.clone(),
         created_since: args
             .since
             .as_deref()

@@ -670,6 +670,8 @@ fn queues_take_run_limits_and_say_what_holds_a_job_back() {
         "acme",
     ]);
     assert_eq!(job["concurrency_key"], "acme");
+    let by_key = s.json(&["job", "list", "--concurrency-key", "acme"]);
+    assert_eq!(by_key[0]["id"], job["id"], "{by_key}");
     let listed = s.ok(&["queue", "list"]);
     assert!(
         listed.contains("0 of 1 running, 100/1m starts, 1 per key"),

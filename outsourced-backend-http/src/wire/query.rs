@@ -27,6 +27,9 @@ pub struct JobsQuery {
     /// Jobs stored with this unique key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unique_key: Option<String>,
+    /// Jobs of this concurrency key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency_key: Option<String>,
     /// Jobs enqueued at or after this time (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_since: Option<DateTime<Utc>>,

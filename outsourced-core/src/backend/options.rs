@@ -103,6 +103,8 @@ pub struct JobFilter {
     pub enqueued_by: Option<Actor>,
     /// Only jobs stored with this unique key (in whatever queue and class).
     pub unique_key: Option<String>,
+    /// Only jobs of this concurrency key.
+    pub concurrency_key: Option<String>,
     /// Only jobs enqueued at or after this time.
     pub created_since: Option<DateTime<Utc>>,
     /// Only jobs enqueued before this time.
@@ -122,6 +124,7 @@ impl Default for JobFilter {
             owner: None,
             enqueued_by: None,
             unique_key: None,
+            concurrency_key: None,
             created_since: None,
             created_until: None,
             before: None,

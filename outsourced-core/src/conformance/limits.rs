@@ -8,8 +8,8 @@ use futures::future::join_all;
 use super::harness::{Harness, noop, ok};
 use super::long_poll::{long_poll, woken};
 use crate::{
-    BackendExt, Error, JobId, JobState, QueueLimit, QueueUpdate, Rate, ReserveOptions, Reserved,
-    RunLimits,
+    BackendExt, Error, JobFilter, JobId, JobState, QueueLimit, QueueUpdate, Rate, ReserveOptions,
+    Reserved, RunLimits,
 };
 
 /// A fresh queue with `limits`, which the queue then reports.
@@ -148,6 +148,14 @@ pub(crate) async fn a_per_key_limit_runs_each_keys_jobs_in_turn(h: &Harness) {
     h.w(1).reserve_none(&[&queue]).await;
     ok(h.w(0).complete(&first[0]).await, "complete a1");
     assert_eq!(ids(&take(h, 1, &[&queue]).await), vec![a2.id]);
+    // A key's jobs are listed by it, newest first.
+    let filter = JobFilter {
+        concurrency_key: Some("a".into()),
+        ..JobFilter::default()
+    };
+    let listed = h.admin.backend.jobs(&h.admin.actor, filter).await;
+    let listed: Vec<JobId> = ok(listed, "list by key").iter().map(|j| j.id).collect();
+    assert_eq!(listed, vec![a2.id, a1.id]);
 }
 
 pub(crate) async fn a_long_poll_held_back_is_woken_when_room_appears(h: &Harness) {

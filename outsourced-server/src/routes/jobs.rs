@@ -198,6 +198,7 @@ pub(crate) async fn list(
         owner: query.owner.map(|o| o.parse()).transpose()?,
         enqueued_by: (caller.principal.role == Role::Producer).then(|| actor(&caller)),
         unique_key: query.unique_key,
+        concurrency_key: query.concurrency_key,
         created_since: query.created_since,
         created_until: query.created_until,
         before: query.before.map(JobId),
