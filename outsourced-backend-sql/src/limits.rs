@@ -173,49 +173,19 @@ pub(crate) async fn plan(
         scope =
             scope.filter(run_limits::Column::Queue.is_in(opts.queues.iter().map(String::as_str)));
     }
-    let names: Vec<String> = scope
-        .select_only()
-        .column(run_limits::Column::Queue)
-        .into_tuple()
-        .all(db)
-        .await
-        .map_err(db_error)?;
-    let lock_rows = flavor.locks_rows();
+    let rows = scope.all(db).await.map_err(db_error)?;
     let mut plan = Plan::default();
     let mut events = Events::default();
-    for name in names {
-        let row = run_limits::Entity::find_by_id(name.as_str())
-            .one(db)
-            .await
-            .map_err(db_error)?;
-        if let Some(row) = row.filter(|row| places::kept_for(&of(Some(row)))) {
-            plan.limited.push(name);
-            let (room, expired) = in_places(db, flavor, &row, by, limit, now).await?;
-            events.append(expired);
-            if room.take > 0 {
-                plan.rooms.push(room);
-            }
-            continue;
-        }
-        let mut select = run_limits::Entity::find_by_id(name.as_str());
-        if lock_rows {
-            select = select.lock(LockType::Update);
-        }
-        // Read again under the lock: the limits and the rate's clock as they are now.
-        let row = select.one(db).await.map_err(db_error)?;
-        plan.limited.push(name);
-        let Some(row) = row else { continue };
-        let mut room = room(db, &row, limit, ms(now)).await?;
-        // A lease that ran out gives its place back now, not at the next reclaim: looked for
-        // only when a limit on running jobs holds the reserve back, or may (per key).
-        let full = row.max_running.is_some() && room.take == 0;
-        if full || row.max_running_per_key.is_some() {
-            let expired = expire_lapsed(db, lock_rows, &row.queue, by, now).await?;
-            if !expired.is_empty() {
-                room = self::room(db, &row, limit, ms(now)).await?;
-            }
-            events.append(expired);
-        }
+    for row in rows {
+        plan.limited.push(row.queue.clone());
+        let (room, expired) = match places::kept_for(&of(Some(&row))) {
+            true => in_places(db, flavor, &row, by, limit, now).await?,
+            false => match locked(db, flavor, row).await? {
+                Some(row) => under_lock(db, flavor, &row, by, limit, now).await?,
+                None => continue,
+            },
+        };
+        events.append(expired);
         if let Some((_, next)) = room.rate
             && next > ms(now)
         {
@@ -226,6 +196,46 @@ pub(crate) async fn plan(
         }
     }
     Ok((plan, events))
+}
+
+/// The limits row read again under its lock (the limits and the rate's clock as they are
+/// now); as read where the database locks no rows (SQLite's writer lock is held already).
+async fn locked(
+    db: &impl ConnectionTrait,
+    flavor: Flavor,
+    row: run_limits::Model,
+) -> Result<Option<run_limits::Model>> {
+    if !flavor.locks_rows() {
+        return Ok(Some(row));
+    }
+    run_limits::Entity::find_by_id(row.queue.as_str())
+        .lock(LockType::Update)
+        .one(db)
+        .await
+        .map_err(db_error)
+}
+
+/// The room a queue's locked limits row leaves, after reclaiming the queue's lapsed leases
+/// when a limit on running jobs holds the reserve back, or may (per key): a lease that ran
+/// out gives its place back now, not at the next reclaim.
+async fn under_lock(
+    db: &impl ConnectionTrait,
+    flavor: Flavor,
+    row: &run_limits::Model,
+    by: &WorkerInstance,
+    limit: u32,
+    now: DateTime<Utc>,
+) -> Result<(Room, Events)> {
+    let mut room = room(db, row, limit, ms(now)).await?;
+    let full = row.max_running.is_some() && room.take == 0;
+    if !full && row.max_running_per_key.is_none() {
+        return Ok((room, Events::default()));
+    }
+    let expired = expire_lapsed(db, flavor.locks_rows(), &row.queue, by, now).await?;
+    if !expired.is_empty() {
+        room = self::room(db, row, limit, ms(now)).await?;
+    }
+    Ok((room, expired))
 }
 
 /// The room of a queue that keeps places: the free places it claimed (after reclaiming its
