@@ -222,11 +222,16 @@ async fn enqueue(args: &BenchArgs, rig: &Rig, base: &Baseline) -> Result<()> {
     Ok(())
 }
 
-async fn burn_down(args: &BenchArgs, rig: &Rig, base: &Baseline) -> Result<()> {
-    let crew = Crew {
+/// How the rig's workers run, from the command line.
+fn crew(args: &BenchArgs) -> Crew {
+    Crew {
         concurrency: args.concurrency,
         batch: args.batch,
-    };
+    }
+}
+
+async fn burn_down(args: &BenchArgs, rig: &Rig, base: &Baseline) -> Result<()> {
+    let crew = crew(args);
     let n = args.jobs;
     let figure = rate(n, scenarios::burn_down(rig, n, crew).await?);
     let settings = format!("{n} no-op jobs, {} workers", args.workers);
@@ -244,10 +249,7 @@ async fn burn_down(args: &BenchArgs, rig: &Rig, base: &Baseline) -> Result<()> {
 /// spread over 1,000 concurrency keys at one running job per key: each limited figure beside
 /// the unlimited one of the same run.
 async fn limits(args: &BenchArgs, rig: &Rig) -> Result<()> {
-    let crew = Crew {
-        concurrency: args.concurrency,
-        batch: args.batch,
-    };
+    let crew = crew(args);
     let n = args.jobs;
     let free = rate(n, scenarios::burn_down(rig, n, crew).await?);
     let settings = format!("{n} no-op jobs, {} workers", args.workers);
@@ -292,10 +294,7 @@ async fn limits(args: &BenchArgs, rig: &Rig) -> Result<()> {
 }
 
 async fn latency(args: &BenchArgs, rig: &Rig) -> Result<()> {
-    let crew = Crew {
-        concurrency: args.concurrency,
-        batch: args.batch,
-    };
+    let crew = crew(args);
     for &per_second in &args.rates {
         let load = scenarios::steady(rig, per_second, args.duration, crew).await?;
         let waits = &load.waits;
