@@ -1,6 +1,6 @@
 //! Complete: the job succeeded; a repeating one is scheduled for its next run.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::LockType;
@@ -10,10 +10,12 @@ use sea_orm::{
 
 use crate::backend::SqlBackend;
 use crate::convert::{self, ms};
+use crate::dialect::Flavor;
 use crate::entity::job;
 use crate::error::{corrupt, db_error};
 use crate::lease::{Check, check_row, contended, holds, load_existing};
 use crate::observe::Events;
+use crate::pg_batch::{self, Ran};
 use crate::transition::CAS_TRIES;
 use crate::transition::{BatchTransition, Step, Transition, Writes};
 use outsourced_core::{
@@ -27,13 +29,13 @@ pub(crate) async fn complete_batch(
     done: &[Completion],
 ) -> Result<Vec<Result<()>>> {
     let now = backend.now();
-    let lock_rows = backend.flavor().locks_rows();
+    let flavor = backend.flavor();
     // A result that is not acceptable is that completion's answer, checked before any write.
     let results: Vec<Result<Option<String>>> = done.iter().map(result_text).collect();
     let results = &results;
     let (answers, events) = backend
         .write(|txn| async move {
-            let result = complete_in(&txn, lock_rows, by, done, results, now).await;
+            let result = complete_in(&txn, flavor, by, done, results, now).await;
             (txn, result)
         })
         .await?;
@@ -49,50 +51,51 @@ fn result_text(done: &Completion) -> Result<Option<String>> {
 
 async fn complete_in(
     db: &impl ConnectionTrait,
-    lock_rows: bool,
+    flavor: Flavor,
     by: &WorkerInstance,
     done: &[Completion],
     results: &[Result<Option<String>>],
     now: DateTime<Utc>,
 ) -> Result<(Vec<Result<()>>, Events)> {
-    // One read for the whole batch, locking the rows (in id order, so that two batches never
-    // wait on each other crosswise) until the commit; SQLite's write lock does the same.
-    let ids = done.iter().map(|d| d.lease.job_id.0);
-    let mut select = job::Entity::find()
-        .filter(job::Column::Id.is_in(ids))
-        .order_by_asc(job::Column::Id);
-    if lock_rows {
-        select = select.lock(LockType::Update);
-    }
-    let rows = select.all(db).await.map_err(db_error)?;
-    let rows: HashMap<i64, job::Model> = rows.into_iter().map(|row| (row.id, row)).collect();
-    let actor = Actor::Worker(by.clone());
-    let mut writes = Writes::default();
-    // The plain case, a held lease of a job that does not repeat, is done for all at once.
-    let mut plain = Vec::new();
     let mut answered = HashMap::<&LeaseRef, Result<()>>::new();
+    // Each lease once (the same lease twice in one batch gets the same answer twice).
+    let mut seen = HashSet::new();
+    let mut todo = Vec::new();
     for (Completion { lease, .. }, result) in done.iter().zip(results) {
-        if answered.contains_key(lease) {
+        if !seen.insert(lease) {
             continue;
         }
-        let result = match result {
-            Ok(result) => result.as_deref(),
+        match result {
+            Ok(result) => todo.push(Ran {
+                lease,
+                result: result.as_deref(),
+            }),
             Err(refused) => {
                 answered.insert(lease, Err(refused.clone()));
-                continue;
             }
-        };
-        if let Some(row) = rows.get(&lease.job_id.0)
-            && holds(row, by, &lease.token)
-            && row.repeat.is_none()
-        {
-            let step = completed(row, &lease.token, result);
-            plain.push((row, step));
-            answered.insert(lease, Ok(()));
-            continue;
         }
-        let row = rows.get(&lease.job_id.0).cloned();
-        let ran = Ran { lease, result };
+    }
+    let mut writes = Writes::default();
+    let rest = match flavor {
+        Flavor::Postgres => {
+            let ended = pg_batch::complete(db, by, &todo, now, writes.events()).await?;
+            for &lease in &ended {
+                answered.insert(lease, Ok(()));
+            }
+            todo.retain(|ran| !ended.contains(ran.lease));
+            todo.into_iter().map(|ran| (ran, None)).collect()
+        }
+        _ => {
+            let rows = read_locked(db, flavor.locks_rows(), &todo).await?;
+            let rest = plain(db, by, todo, &rows, now, &mut writes).await?;
+            for &lease in rest.ended.iter() {
+                answered.insert(lease, Ok(()));
+            }
+            rest.others
+        }
+    };
+    for (ran, row) in rest {
+        let lease = ran.lease;
         let result = complete_one(db, by, ran, row, now, &mut writes).await;
         // A failure of the database itself fails the whole batch (the transaction may be
         // unusable); a stale or unknown lease is that lease's answer alone.
@@ -101,17 +104,68 @@ async fn complete_in(
         }
         answered.insert(lease, result);
     }
+    let events = writes.flush(db).await?;
+    let answers = done.iter().map(|d| answered[&d.lease].clone()).collect();
+    Ok((answers, events))
+}
+
+/// The batch's jobs, read in one statement and locked (in id order, so that two batches never
+/// wait on each other crosswise) until the commit; SQLite's write lock does the same.
+async fn read_locked(
+    db: &impl ConnectionTrait,
+    lock_rows: bool,
+    todo: &[Ran<'_>],
+) -> Result<HashMap<i64, job::Model>> {
+    let ids = todo.iter().map(|ran| ran.lease.job_id.0);
+    let mut select = job::Entity::find()
+        .filter(job::Column::Id.is_in(ids))
+        .order_by_asc(job::Column::Id);
+    if lock_rows {
+        select = select.lock(LockType::Update);
+    }
+    let rows = select.all(db).await.map_err(db_error)?;
+    Ok(rows.into_iter().map(|row| (row.id, row)).collect())
+}
+
+/// What the plain case left: the leases it completed, and the others with their rows.
+struct Plain<'a> {
+    ended: Vec<&'a LeaseRef>,
+    others: Vec<(Ran<'a>, Option<job::Model>)>,
+}
+
+/// Completes the plain case, held leases of jobs that do not repeat, all at once, in one
+/// `UPDATE`; leaves the others to be done one by one.
+async fn plain<'a>(
+    db: &impl ConnectionTrait,
+    by: &WorkerInstance,
+    todo: Vec<Ran<'a>>,
+    rows: &HashMap<i64, job::Model>,
+    now: DateTime<Utc>,
+    writes: &mut Writes,
+) -> Result<Plain<'a>> {
+    let actor = Actor::Worker(by.clone());
+    let mut batch = Vec::new();
+    let mut rest = Plain {
+        ended: Vec::new(),
+        others: Vec::new(),
+    };
+    for ran in todo {
+        match rows.get(&ran.lease.job_id.0) {
+            Some(row) if holds(row, by, &ran.lease.token) && row.repeat.is_none() => {
+                batch.push((row, completed(row, &ran.lease.token, ran.result)));
+                rest.ended.push(ran.lease);
+            }
+            row => rest.others.push((ran, row.cloned())),
+        }
+    }
     let batch = BatchTransition {
-        rows: plain,
+        rows: batch,
         from: JobState::Running,
         event: Event::Complete,
         actor: &actor,
     };
-    batch.apply_deferred(db, now, &mut writes).await?;
-    let events = writes.flush(db).await?;
-    // The same lease twice in one batch gets the same answer twice.
-    let answers = done.iter().map(|d| answered[&d.lease].clone()).collect();
-    Ok((answers, events))
+    batch.apply_deferred(db, now, writes).await?;
+    Ok(rest)
 }
 
 /// The `completed` step of a held lease, with the attempt's result.
@@ -124,12 +178,6 @@ fn completed<'a>(row: &job::Model, token: &'a str, result: Option<&'a str>) -> S
         token: Some(token),
         result,
     }
-}
-
-/// A success to record: its lease and its result as JSON.
-struct Ran<'a> {
-    lease: &'a LeaseRef,
-    result: Option<&'a str>,
 }
 
 /// Completes one lease; `row` is the job as read with the batch, if it exists.

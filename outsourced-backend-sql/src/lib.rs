@@ -10,7 +10,8 @@
 //!
 //! One operation per module, each a transaction of its own:
 //! - [`enqueue`](crate::enqueue): slots, rows and first history rows;
-//! - `reserve`: the atomic claim of a batch, and long-polling;
+//! - `reserve`: the atomic claim of a batch, and long-polling (`pg_batch`: PostgreSQL's claim
+//!   and completion as one statement each);
 //! - `heartbeat`, `complete`, `fail`, `release`: reports on a lease, checked in `lease`;
 //! - `reclaim`: expired leases as failed attempts;
 //! - `admin`: cancel and retry; `queues`: queue administration; `read`: lookups and counts.
@@ -46,6 +47,7 @@ mod lease;
 mod limits;
 mod migration;
 mod observe;
+mod pg_batch;
 mod places;
 mod prune;
 mod queues;

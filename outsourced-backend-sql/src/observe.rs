@@ -125,6 +125,15 @@ impl Events {
         self.push(row, Happened::Ended(outcome, ran));
     }
 
+    /// The success of an attempt of a job of `queue` and `class` that ran for `ran`.
+    pub(crate) fn completed(&mut self, queue: String, class: String, ran: Duration) {
+        self.0.push(Pending {
+            queue,
+            class,
+            happened: Happened::Ended(Outcome::Completed, ran),
+        });
+    }
+
     /// Whether nothing happened.
     pub(crate) fn is_empty(&self) -> bool {
         self.0.is_empty()

@@ -10,8 +10,13 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use rand::RngCore;
-use sea_orm::sea_query::{CaseStatement, Expr, ExprTrait, LockBehavior, LockType, Query};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::sea_query::{
+    Alias, Asterisk, CaseStatement, Expr, ExprTrait, LockBehavior, LockType, Order, Query,
+    SelectStatement, UnionType,
+};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
+};
 
 use crate::backend::SqlBackend;
 use crate::convert::{self, duration_ms, ms};
@@ -19,6 +24,7 @@ use crate::dialect::Flavor;
 use crate::entity::{job, queue};
 use crate::error::{backend_error, db_error};
 use crate::observe::Events;
+use crate::pg_batch::{self, Leased};
 use crate::transition::{Step, history_row, insert_history};
 use crate::{instances, limits, reclaim, release};
 use outsourced_core::{
@@ -234,9 +240,9 @@ async fn claim(
             let clock = backend.inner.clock.as_ref();
             let result = match claim_in(&txn, flavor, by, opts, limit, clock, lease).await {
                 // Rolled back: nothing was claimed for no one.
-                Ok(Claim { grant: Some(_), .. }) if gone() => {
-                    Err(backend_error("the reserve's caller went away", false))
-                }
+                Ok(Claim {
+                    leased: Some(_), ..
+                }) if gone() => Err(backend_error("the reserve's caller went away", false)),
                 other => other,
             };
             (txn, result)
@@ -249,10 +255,10 @@ async fn claim(
     }
     backend.tell(told);
     let next_start = grant.plan.next_start;
-    match grant.grant {
-        Some(grant) => {
-            backend.tell(grant.started());
-            Ok((grant.into_reserved()?, next_start))
+    match grant.leased {
+        Some(leased) => {
+            backend.tell(leased.events);
+            Ok((leased.reserved, next_start))
         }
         None => Ok((Vec::new(), next_start)),
     }
@@ -260,30 +266,39 @@ async fn claim(
 
 /// What a claim's transaction did: the batch it leased (if any), what the run limits left it,
 /// and the expired leases it reclaimed on the way.
-struct Claim<'a> {
-    grant: Option<Grant<'a>>,
+struct Claim {
+    leased: Option<Leased>,
     plan: limits::Plan,
     expired: Events,
 }
 
 /// Selects and marks a batch in the caller's transaction, within the run limits.
-async fn claim_in<'a>(
+async fn claim_in(
     db: &impl ConnectionTrait,
     flavor: Flavor,
-    by: &'a WorkerInstance,
+    by: &WorkerInstance,
     opts: &ReserveOptions,
     limit: u32,
     clock: &dyn Clock,
     lease: Duration,
-) -> Result<Claim<'a>> {
+) -> Result<Claim> {
     let lock_rows = flavor.locks_rows();
     let (plan, expired) = limits::plan(db, flavor, by, opts, limit, clock.now()).await?;
     // Read after the limits' locks: a start is never dated before the end it waited for.
     let now = clock.now();
+    if flavor == Flavor::Postgres && plan.limited.is_empty() {
+        let picked = picked(opts, limit, now);
+        let leased = pg_batch::claim(db, picked, by, limit, now, lease).await?;
+        return Ok(Claim {
+            leased,
+            plan,
+            expired,
+        });
+    }
     let rows = ready(db, opts, &plan, limit, now, lock_rows).await?;
     if rows.is_empty() {
         return Ok(Claim {
-            grant: None,
+            leased: None,
             plan,
             expired,
         });
@@ -292,11 +307,55 @@ async fn claim_in<'a>(
     limits::spend(db, &plan, &grant.rows, &grant.tokens, ms(now)).await?;
     grant.mark_running(db).await?;
     insert_history(db, grant.history()).await?;
+    let events = grant.started();
+    let reserved = grant.into_reserved()?;
     Ok(Claim {
-        grant: Some(grant),
+        leased: Some(Leased { reserved, events }),
         plan,
         expired,
     })
+}
+
+/// The `id` and `state` of the first `limit` ready jobs in hand-out order, locked, skipping
+/// locked rows: [`read`]'s query as one statement, for PostgreSQL's claim (each range's
+/// query, its `LIMIT` and lock its own, then the first `limit` of them all).
+fn picked(opts: &ReserveOptions, limit: u32, now: DateTime<Utc>) -> SelectStatement {
+    let arm = |range: Range<'_>| {
+        claim_select(opts, range, limit, now, true)
+            .select_only()
+            .columns([
+                job::Column::Id,
+                job::Column::State,
+                job::Column::Priority,
+                job::Column::RunAt,
+            ])
+            .into_query()
+    };
+    let ranges = ranges(opts);
+    let Some((first, rest)) = ranges.split_first() else {
+        return arm(Range::default());
+    };
+    if rest.is_empty() {
+        return arm(*first);
+    }
+    let from = |range: Range<'_>, n: usize| {
+        Query::select()
+            .column(Asterisk)
+            .from_subquery(arm(range), Alias::new(format!("r{n}")))
+            .to_owned()
+    };
+    let mut all = from(*first, 0);
+    for (n, &range) in rest.iter().enumerate() {
+        all.union(UnionType::All, from(range, n + 1));
+    }
+    Query::select()
+        .columns([job::Column::Id, job::Column::State])
+        .from_subquery(all, Alias::new("ranges"))
+        .order_by(job::Column::Priority, Order::Asc)
+        .order_by(job::Column::RunAt, Order::Asc)
+        .order_by(job::Column::Id, Order::Asc)
+        .limit(u64::from(limit))
+        .to_owned()
 }
 
 /// A reserve from at most this many queues reads each queue's own range of the queue reserve
@@ -485,7 +544,8 @@ pub(crate) fn claim_select(
     }
 }
 
-/// A batch being handed to one worker instance: the rows as read and a token for each.
+/// A batch being handed to one worker instance, on the generic path: the rows as read and a
+/// token for each.
 struct Grant<'a> {
     by: &'a WorkerInstance,
     rows: Vec<job::Model>,
@@ -657,7 +717,7 @@ impl<'a> Grant<'a> {
 }
 
 /// A fresh lease token: 128 random bits as hex, unguessable and unique.
-fn new_token() -> String {
+pub(crate) fn new_token() -> String {
     let mut bytes = [0u8; 16];
     rand::rng().fill_bytes(&mut bytes);
     hex::encode(bytes)

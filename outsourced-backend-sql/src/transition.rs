@@ -249,6 +249,11 @@ impl Writes {
         }
     }
 
+    /// The events of changes written already, to tell with these.
+    pub(crate) fn events(&mut self) -> &mut Events {
+        &mut self.events
+    }
+
     /// Inserts the history rows and gives the freed slots back; answers the events, to tell
     /// once the transaction commits.
     pub(crate) async fn flush(self, db: &impl ConnectionTrait) -> Result<Events> {

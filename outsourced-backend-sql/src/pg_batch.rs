@@ -1,0 +1,238 @@
+//! PostgreSQL's hot path: a claim and a completion, each one statement.
+//!
+//! The claim selects its batch (`FOR UPDATE SKIP LOCKED`), marks it running with a token per
+//! job and writes each job's `reserved` history row, in one statement of data-modifying CTEs.
+//! The completion of held leases checks each lease in its `UPDATE` (no locking read first),
+//! ends the jobs, writes their history rows and gives their queue slots back, in one statement
+//! too. Neither statement's text depends on the batch's size (the batch travels as one JSON
+//! parameter), so each connection prepares them once.
+//!
+//! Only `transition` decides states: the state each statement writes is the core's answer for
+//! its event, and every row a claim returns is checked against it (a row that would go
+//! elsewhere fails the transaction, so nothing is written). Everything else (limited queues,
+//! repeating jobs, a lease no longer held) takes the generic path, the same on every database.
+//!
+//! Why: the generic claim's `UPDATE` gave each job its token through a `CASE` of one branch
+//! per job, evaluated for every row (47 µs of PostgreSQL's time per job), and the generic
+//! completion read and locked its rows before updating them (docs/benchmarks.md, issue 18).
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{PostgresQueryBuilder, SelectStatement};
+use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, Statement, Value};
+
+use crate::convert::{self, duration_ms, ms};
+use crate::entity::job;
+use crate::error::{backend_error, db_error};
+use crate::observe::Events;
+use outsourced_core::{
+    Actor, Event, JobId, JobState, Lease, LeaseRef, Reason, Reserved, Result, WorkerInstance,
+    transition,
+};
+
+/// A batch leased by one claim, in hand-out order, with the events of its starts.
+pub(crate) struct Leased {
+    pub(crate) reserved: Vec<Reserved>,
+    pub(crate) events: Events,
+}
+
+/// Leases the jobs `picked` selects (their `id` and `state`, locked, skipping locked rows) to
+/// `by` for `lease`, writing their history rows; `limit` is the most it can select.
+pub(crate) async fn claim(
+    db: &impl ConnectionTrait,
+    picked: SelectStatement,
+    by: &WorkerInstance,
+    limit: u32,
+    now: DateTime<Utc>,
+    lease: Duration,
+) -> Result<Option<Leased>> {
+    let (select, values) = picked.build(PostgresQueryBuilder);
+    let mut values = values.0;
+    let tokens: Vec<String> = (0..limit).map(|_| crate::reserve::new_token()).collect();
+    let to = JobState::Running;
+    let expires_at = now + chrono::Duration::milliseconds(duration_ms(lease));
+    let mut param = |value: Value| {
+        values.push(value);
+        format!("${}", values.len())
+    };
+    let tokens = param(serde_json::json!(tokens).to_string().into());
+    let state = param(to.as_str().into());
+    let worker = param(by.worker.as_str().into());
+    let instance = param(by.instance.as_str().into());
+    let expires = param(ms(expires_at).into());
+    let lease_ms = param(duration_ms(lease).into());
+    let at = param(ms(now).into());
+    let actor = param(Actor::Worker(by.clone()).to_string().into());
+    let reason = param(Reason::Reserved.as_str().into());
+    let sql = format!(
+        "WITH picked AS ({select}), \
+         numbered AS (SELECT id, state AS from_state, row_number() OVER () AS n FROM picked), \
+         leased AS (UPDATE outsourced_jobs AS j SET state = {state}, waiting = FALSE, \
+           attempts = j.attempts + 1, seq = j.seq + 1, lease_token = t.token, \
+           lease_worker = {worker}, lease_instance = {instance}, lease_expires_at = {expires}, \
+           lease_ms = {lease_ms}, started_at = {at}, updated_at = {at} \
+           FROM numbered AS p \
+           JOIN json_array_elements_text({tokens}::json) WITH ORDINALITY AS t(token, n) \
+             ON t.n = p.n \
+           WHERE j.id = p.id RETURNING j.*, p.from_state), \
+         written AS (INSERT INTO outsourced_job_history \
+           (job_id, seq, from_state, to_state, at, actor, attempt, reason, lease_token) \
+           SELECT id, seq, from_state, state, {at}, {actor}, attempts, {reason}, lease_token \
+           FROM leased) \
+         SELECT * FROM leased"
+    );
+    let rows = db
+        .query_all_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            sql,
+            values,
+        ))
+        .await
+        .map_err(db_error)?;
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    let mut leased = Vec::with_capacity(rows.len());
+    for row in rows {
+        let from: String = row.try_get("", "from_state").map_err(db_error)?;
+        let row = job::Model::from_query_result(&row, "").map_err(db_error)?;
+        checked(&row, &from, to)?;
+        leased.push(row);
+    }
+    leased.sort_unstable_by_key(|row| (row.priority, row.run_at, row.id));
+    let mut events = Events::default();
+    let mut reserved = Vec::with_capacity(leased.len());
+    for row in leased {
+        let waited = (now - convert::time(row.run_at)).to_std();
+        events.started(&row, waited.unwrap_or_default());
+        let job = convert::job_record(&row)?;
+        let token = row.lease_token.clone().unwrap_or_default();
+        let lease = Lease {
+            job_id: JobId(row.id),
+            token,
+            expires_at,
+            attempt: job.attempts,
+            holder: by.clone(),
+        };
+        reserved.push(Reserved { job, lease });
+    }
+    Ok(Some(Leased { reserved, events }))
+}
+
+/// Fails unless a reserve of a job in state `from` goes to `to`.
+fn checked(row: &job::Model, from: &str, to: JobState) -> Result<()> {
+    let from: JobState = from
+        .parse()
+        .map_err(|_| crate::error::corrupt(format!("job {}: state {from:?}", row.id)))?;
+    match transition(from, Event::Reserve) {
+        Ok(next) if next == to => Ok(()),
+        _ => Err(backend_error(
+            format!("job {}: a reserve of a {from} job was claimed", row.id),
+            false,
+        )),
+    }
+}
+
+/// A success to record: its lease and its result as JSON.
+pub(crate) struct Ran<'a> {
+    pub(crate) lease: &'a LeaseRef,
+    pub(crate) result: Option<&'a str>,
+}
+
+/// Completes, in one statement, those of `done` whose leases `by` holds on jobs that do not
+/// repeat; answers the leases it completed, and records their events in `events`. The rest
+/// (no longer held, unknown, repeating) are left for the generic path to answer.
+///
+/// A lease is held when the job's token, worker and instance are the lease's: a token is set
+/// only by a claim, and every move out of running clears it (`transition::changed_columns`),
+/// so a job with a token runs. The state is not in the condition for that reason, and because
+/// the planner would then read every running job through the index of running jobs and
+/// filter them, a cost that grows with the number of jobs running, instead of looking up the
+/// batch's jobs by id. The batch's ids as an array (`= ANY`) keep that lookup by the primary
+/// key even on a table without statistics yet, where a join alone was planned as a scan of
+/// the whole table.
+pub(crate) async fn complete<'a>(
+    db: &impl ConnectionTrait,
+    by: &WorkerInstance,
+    done: &[Ran<'a>],
+    now: DateTime<Utc>,
+    events: &mut Events,
+) -> Result<HashSet<&'a LeaseRef>> {
+    if done.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let to = transition(JobState::Running, Event::Complete)
+        .map_err(|e| backend_error(e.to_string(), false))?;
+    debug_assert!(to.is_terminal() && !to.is_live());
+    // In id order, so that two statements lock their rows in the same order.
+    let mut batch: Vec<&Ran<'_>> = done.iter().collect();
+    batch.sort_unstable_by_key(|ran| ran.lease.job_id.0);
+    let batch: Vec<serde_json::Value> = batch
+        .iter()
+        .map(|ran| {
+            serde_json::json!({
+                "id": ran.lease.job_id.0,
+                "token": ran.lease.token,
+                "result": ran.result,
+            })
+        })
+        .collect();
+    let values: Vec<Value> = vec![
+        serde_json::Value::Array(batch).to_string().into(),
+        to.as_str().into(),
+        ms(now).into(),
+        by.worker.as_str().into(),
+        by.instance.as_str().into(),
+        Actor::Worker(by.clone()).to_string().into(),
+        Reason::Completed.as_str().into(),
+        JobState::Running.as_str().into(),
+    ];
+    let sql = "WITH done AS (SELECT * FROM json_to_recordset($1::json) \
+           AS d(id bigint, token text, result text)), \
+         ended AS (UPDATE outsourced_jobs AS j SET state = $2, updated_at = $3, \
+           finished_at = $3, seq = j.seq + 1, lease_token = NULL, lease_worker = NULL, \
+           lease_instance = NULL, lease_expires_at = NULL, lease_ms = NULL \
+           FROM done AS d \
+           WHERE j.id = ANY (ARRAY(SELECT id FROM done)) AND j.id = d.id \
+             AND j.lease_token = d.token \
+             AND j.lease_worker = $4 AND j.lease_instance = $5 AND j.repeat IS NULL \
+           RETURNING j.id, j.seq, j.queue, j.class, j.attempts, j.started_at, d.token, \
+             d.result), \
+         written AS (INSERT INTO outsourced_job_history \
+           (job_id, seq, from_state, to_state, at, actor, attempt, reason, lease_token, result) \
+           SELECT id, seq, $8, $2, $3, $6, attempts, $7, token, result FROM ended), \
+         freed AS (INSERT INTO outsourced_queue_freed (queue, n) \
+           SELECT queue, count(*) FROM ended GROUP BY queue) \
+         SELECT id, queue, class, started_at, token FROM ended";
+    let rows = db
+        .query_all_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            sql,
+            values,
+        ))
+        .await
+        .map_err(db_error)?;
+    let leases: HashMap<(i64, &str), &'a LeaseRef> = done
+        .iter()
+        .map(|ran| ((ran.lease.job_id.0, ran.lease.token.as_str()), ran.lease))
+        .collect();
+    let mut ended = HashSet::new();
+    for row in rows {
+        let id: i64 = row.try_get("", "id").map_err(db_error)?;
+        let token: String = row.try_get("", "token").map_err(db_error)?;
+        let queue: String = row.try_get("", "queue").map_err(db_error)?;
+        let class: String = row.try_get("", "class").map_err(db_error)?;
+        let started: Option<i64> = row.try_get("", "started_at").map_err(db_error)?;
+        let ran = started
+            .map(|started| (now - convert::time(started)).to_std().unwrap_or_default())
+            .unwrap_or_default();
+        events.completed(queue, class, ran);
+        let lease = leases
+            .get(&(id, token.as_str()))
+            .ok_or_else(|| backend_error(format!("job {id} completed for no lease"), false))?;
+        ended.insert(*lease);
+    }
+    Ok(ended)
+}
