@@ -11,14 +11,18 @@ fn io(what: &str, error: std::io::Error) -> Error {
     Error::invalid(format!("{what}: {error}"))
 }
 
-/// The app with the API under `mount`.
+/// The app with the API under `mount`; the mount with a trailing slash (which the nested
+/// router never sees) leads to the dashboard too.
 pub(crate) fn app(state: AppState, mount: &str) -> axum::Router {
     let mount = mount.trim_end_matches('/');
     if mount.is_empty() {
-        router(state)
-    } else {
-        axum::Router::new().nest(mount, router(state))
+        return router(state);
     }
+    let dashboard = format!("{mount}/dashboard");
+    let to_dashboard = move || async move { axum::response::Redirect::to(&dashboard) };
+    axum::Router::new()
+        .route(&format!("{mount}/"), axum::routing::get(to_dashboard))
+        .nest(mount, router(state))
 }
 
 pub(crate) async fn run(ctx: &Ctx, args: ServeArgs) -> Result<()> {

@@ -196,11 +196,18 @@ async fn dashboard_end_to_end() {
             .expect("navigate");
         let listed = text_of(&tab, "#jobs");
         assert!(listed.contains("Demo::Report"), "{listed}");
+        assert!(
+            listed.contains("s3://reports/2026-11.csv is gone"),
+            "the list shows its last error: {listed}"
+        );
+        shots.take(&tab, "03-failed-list");
         tab.wait_for_element("#jobs tbody a")
             .expect("a job link")
             .click()
             .expect("open");
         let history = text_of(&tab, "#history");
+        let decisive = text_of(&tab, "#last-error-line");
+        assert!(decisive.contains("is gone"), "{decisive}");
         shots.take(&tab, "03-failed-job");
         let url = tab.get_url();
         let id: i64 = url
@@ -237,9 +244,13 @@ async fn dashboard_end_to_end() {
         tab.wait_for_element("#job-state.available")
             .expect("available after retry");
         shots.take(&tab, "04-retried");
-        text_of(&tab, "#job-state")
+        (text_of(&tab, "#job-state"), text_of(&tab, "#notice"))
     });
-    assert_eq!(state, "available");
+    assert_eq!(state.0, "available");
+    assert!(
+        state.1.contains(&format!("Job {id} runs again")),
+        "{state:?}"
+    );
 
     // A worker whose handler succeeds, next to the database; the page refreshes itself.
     let (trigger, shutdown) = Shutdown::manual();
@@ -303,4 +314,28 @@ async fn dashboard_end_to_end() {
         "only the key's job: {listed:?}"
     );
     assert_eq!(listed.0, listed.1, "the key's link lists the same");
+
+    // Firing a worker asks first.
+    let asked = browse(|| {
+        tab.navigate_to(&format!("{dashboard}/workers"))
+            .expect("navigate");
+        shots.take(&tab, "07-workers");
+        tab.wait_for_element("a.fire")
+            .expect("a worker to fire")
+            .click()
+            .expect("fire");
+        let asked = text_of(&tab, "h1");
+        shots.take(&tab, "08-confirm-fire");
+        tab.wait_for_element("#keep")
+            .expect("a way back")
+            .click()
+            .expect("keep");
+        tab.wait_for_element("#workers")
+            .expect("back on the workers page");
+        asked
+    });
+    assert!(
+        asked.starts_with("Fire ") && asked.ends_with('?'),
+        "{asked}"
+    );
 }

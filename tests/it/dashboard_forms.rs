@@ -325,3 +325,114 @@ async fn jobs_are_listed_by_their_unique_key() {
     let (_, page) = browser.page(&format!("/jobs/{}", listed.id)).await;
     assert!(page.contains("/jobs?key=user%207/%26\""), "{page}");
 }
+
+/// Each action leaves a notice that the next page shows once; firing asks first; the jobs
+/// page goes to a job by its id; the mount and a trailing slash lead to the dashboard.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn actions_say_what_they_did_and_fire_asks_first() {
+    let (server, browser) = setup().await;
+    let admin = Actor::Admin("root".into());
+    let sql = &server.sql;
+    sql.create_queue(&admin, "mail", QueueLimit::default())
+        .await
+        .expect("a queue");
+    let csrf = browser.csrf().await;
+    let paused = browser.post("/queues/mail/pause", &[("csrf", &csrf)]).await;
+    assert_eq!(paused.status(), StatusCode::SEE_OTHER);
+    let notice = paused
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("outsourced_notice="))
+        .and_then(|v| v.split(';').next())
+        .expect("a notice cookie")
+        .to_owned();
+    let shown = browser
+        .client
+        .get(&browser.base)
+        .header("cookie", format!("{}; {notice}", browser.cookie))
+        .send()
+        .await
+        .expect("an answer");
+    let cleared = shown.headers().get_all("set-cookie").iter().any(|v| {
+        v.to_str()
+            .is_ok_and(|v| v.starts_with("outsourced_notice=;") && v.contains("Max-Age=0"))
+    });
+    assert!(cleared, "the page clears the notice it showed");
+    let html = shown.text().await.expect("the overview");
+    assert!(
+        html.contains("id=\"notice\"") && html.contains("Queue mail is paused"),
+        "{html}"
+    );
+    let (_, again) = browser.page("").await;
+    assert!(
+        !again.contains("id=\"notice\""),
+        "a page without the cookie says nothing"
+    );
+
+    // Firing asks first; the question's form fires.
+    Directory::new(sql.clone())
+        .grant(Role::Worker, "w1", "mail")
+        .await
+        .expect("hire");
+    let (_, workers) = browser.page("/workers").await;
+    assert!(
+        workers.contains("/workers/w1/fire?queue=mail\""),
+        "{workers}"
+    );
+    let (status, question) = browser.page("/workers/w1/fire?queue=mail").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(question.contains("Fire w1 from mail?"), "{question}");
+    assert!(question.contains("action=\"/outsourced/dashboard/workers/w1/fire\""));
+    assert!(
+        question.contains("name=\"queue\" value=\"mail\""),
+        "{question}"
+    );
+    let hired = Directory::new(sql.clone()).get(Role::Worker, "w1").await;
+    assert_eq!(
+        hired.expect("w1").queues,
+        vec!["mail".to_owned()],
+        "asking fires no one"
+    );
+    let (status, _) = browser.page("/workers/w1/fire?queue=other").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "w1 is not hired for other");
+
+    // The jobs page's id box.
+    let job = sql
+        .enqueue(&admin, NewJob::new("Mail", json!([])).queue("mail"))
+        .await;
+    let id = job.expect("a job").id.0;
+    let go = browser
+        .client
+        .get(format!("{}/jobs?id={id}", browser.base))
+        .header("cookie", &browser.cookie)
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(go.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        go.headers()["location"],
+        format!("/outsourced/dashboard/jobs/{id}")
+    );
+    let (status, refused) = browser.page("/jobs?id=abc").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(refused.contains("not a job id"), "{refused}");
+
+    // The mount and the dashboard with a trailing slash (the mount with one is the host's
+    // router's: `outsourcer serve`'s is checked in user_path).
+    for path in ["", "/dashboard/"] {
+        let response = browser
+            .client
+            .get(format!("{}{path}", server.url))
+            .send()
+            .await
+            .expect("an answer");
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "{path:?}");
+        assert_eq!(
+            response.headers()["location"],
+            "/outsourced/dashboard",
+            "{path:?}"
+        );
+    }
+}

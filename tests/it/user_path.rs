@@ -243,6 +243,30 @@ fn a_worker_whose_credentials_are_refused_stops_and_says_why() {
     eprintln!("a refused worker stopped after {:?}", started.elapsed());
 }
 
+/// `outsourcer serve`'s mount, with or without a trailing slash, leads to the dashboard.
+#[test]
+fn the_mount_leads_to_the_dashboard() {
+    let s = Scratch::new();
+    let server = s.serve(&[], "warn");
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("a client");
+    for path in ["", "/", "/dashboard/"] {
+        let url = format!("{}{path}", server.url);
+        let answer = runtime
+            .block_on(client.get(&url).send())
+            .expect("an answer");
+        assert_eq!(answer.status(), reqwest::StatusCode::SEE_OTHER, "{url}");
+        assert_eq!(
+            answer.headers()["location"],
+            "/outsourced/dashboard",
+            "{url}"
+        );
+    }
+}
+
 #[test]
 fn errors_keep_their_cause() {
     use outsourced_backend_http::{HttpBackend, HttpConfig};

@@ -4,10 +4,10 @@
 
 use axum::Form;
 use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use outsourced_backend_sql::Role;
-use outsourced_core::{Backend, JobId, QueueUpdate};
+use outsourced_core::{Backend, JobId, JobState, QueueUpdate};
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
@@ -58,8 +58,14 @@ impl FromRequest<AppState> for Action {
     }
 }
 
-fn back(admin: &Admin, to: &str) -> PageResult {
-    Ok(Redirect::to(&format!("{}{to}", admin.base)).into_response())
+/// Back to the page at `to`, which shows `said` once (a cookie of its own carries it, so that
+/// no link can make a page say anything).
+fn back(state: &AppState, admin: &Admin, to: &str, said: &str) -> PageResult {
+    let mut response = Redirect::to(&format!("{}{to}", admin.base)).into_response();
+    let said: String = url::form_urlencoded::byte_serialize(said.as_bytes()).collect();
+    let cookie = super::login::cookie(state, &admin.base, super::NOTICE, &said, 60);
+    response.headers_mut().append(header::SET_COOKIE, cookie);
+    Ok(response)
 }
 
 /// `POST /dashboard/jobs/{id}/retry`.
@@ -69,7 +75,8 @@ pub(crate) async fn retry(
     Action { admin, .. }: Action,
 ) -> PageResult {
     state.backend().retry(&admin.actor(), JobId(id)).await?;
-    back(&admin, &format!("/jobs/{id}"))
+    let said = format!("Job {id} runs again: it waits for a worker.");
+    back(&state, &admin, &format!("/jobs/{id}"), &said)
 }
 
 /// `POST /dashboard/jobs/{id}/cancel`.
@@ -78,8 +85,14 @@ pub(crate) async fn cancel(
     Path(id): Path<i64>,
     Action { admin, .. }: Action,
 ) -> PageResult {
-    state.backend().cancel(&admin.actor(), JobId(id)).await?;
-    back(&admin, &format!("/jobs/{id}"))
+    let now = state.backend().cancel(&admin.actor(), JobId(id)).await?;
+    let said = match now {
+        JobState::Running => format!(
+            "Job {id} is asked to stop: its worker hears it at its next heartbeat, and the job ends as cancelled."
+        ),
+        _ => format!("Job {id} is cancelled."),
+    };
+    back(&state, &admin, &format!("/jobs/{id}"), &said)
 }
 
 async fn set_paused(state: &AppState, admin: &Admin, queue: &str, paused: bool) -> PageResult {
@@ -91,7 +104,11 @@ async fn set_paused(state: &AppState, admin: &Admin, queue: &str, paused: bool) 
         .backend()
         .update_queue(&admin.actor(), queue, update)
         .await?;
-    back(admin, "")
+    let said = match paused {
+        true => format!("Queue {queue} is paused: no worker takes its jobs until it is resumed."),
+        false => format!("Queue {queue} is resumed."),
+    };
+    back(state, admin, "", &said)
 }
 
 /// `POST /dashboard/queues/{name}/pause`.
@@ -127,7 +144,8 @@ pub(crate) async fn hire(
         })?;
     state.directory().grant(Role::Worker, &name, &queue).await?;
     tracing::info!(admin = %admin.session.admin, worker = %name, queue = %queue, "hired");
-    back(&admin, "/workers")
+    let said = format!("Worker {name} is hired for {queue}.");
+    back(&state, &admin, "/workers", &said)
 }
 
 /// `POST /dashboard/workers/{name}/fire` with `queue`.
@@ -141,5 +159,6 @@ pub(crate) async fn fire(
         .revoke(Role::Worker, &name, &queue)
         .await?;
     tracing::info!(admin = %admin.session.admin, worker = %name, queue = %queue, "fired");
-    back(&admin, "/workers")
+    let said = format!("Worker {name} is fired from {queue}: it takes no more jobs from it.");
+    back(&state, &admin, "/workers", &said)
 }

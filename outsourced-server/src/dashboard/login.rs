@@ -56,7 +56,15 @@ pub(crate) async fn form(State(state): State<AppState>, Base(base): Base) -> Res
     login_page(&state, base, String::new(), None)
 }
 
-fn cookie(state: &AppState, base: &str, name: &str, value: &str, max_age: u64) -> HeaderValue {
+/// A cookie of the dashboard's (`HttpOnly`, `SameSite=Strict`, `Secure` over TLS, scoped to
+/// its path).
+pub(super) fn cookie(
+    state: &AppState,
+    base: &str,
+    name: &str,
+    value: &str,
+    max_age: u64,
+) -> HeaderValue {
     let secure = if state.scheme() == "https" || state.config().public_origin.is_some() {
         "; Secure"
     } else {

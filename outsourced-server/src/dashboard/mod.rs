@@ -38,7 +38,10 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/queues/{name}/resume", post(actions::resume))
         .route("/workers", get(pages::workers))
         .route("/workers/{name}/hire", post(actions::hire))
-        .route("/workers/{name}/fire", post(actions::fire))
+        .route(
+            "/workers/{name}/fire",
+            get(pages::confirm_fire).post(actions::fire),
+        )
         .route("/login", get(login::form).post(login::submit))
         .route("/logout", post(login::logout))
         .route("/assets/htmx.min.js", get(htmx))
@@ -47,6 +50,44 @@ pub(crate) fn router() -> Router<AppState> {
         // known) is refused once this much of it has come, not after megabytes, and a slow
         // one once `FORM_TIMEOUT` has passed.
         .layer(axum::middleware::from_fn(form_in_time))
+        .layer(axum::middleware::from_fn(notice_once))
+}
+
+/// The cookie that carries the message an action leaves for the page it redirects to.
+pub(crate) const NOTICE: &str = "outsourced_notice";
+
+/// The most characters of a notice a page shows.
+const NOTICE_MAX: usize = 300;
+
+/// The message in a request's notice cookie, if any, decoded and bounded.
+fn notice_of(headers: &axum::http::HeaderMap) -> String {
+    let Some(value) = cookie_value(headers, NOTICE) else {
+        return String::new();
+    };
+    let text: String = url::form_urlencoded::parse(format!("n={value}").as_bytes())
+        .map(|(_, text)| text.into_owned())
+        .next()
+        .unwrap_or_default();
+    text.chars().take(NOTICE_MAX).collect()
+}
+
+/// Shows an action's notice once: a page that found one clears its cookie.
+async fn notice_once(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let had = request.method() == axum::http::Method::GET
+        && cookie_value(request.headers(), NOTICE).is_some();
+    let (mut parts, body) = request.into_parts();
+    let Ok(Base(base)) = Base::from_request_parts(&mut parts, &()).await;
+    let mut response = next
+        .run(axum::extract::Request::from_parts(parts, body))
+        .await;
+    if had && response.status().is_success() {
+        let path = if base.is_empty() { "/" } else { &base };
+        let cleared = format!("{NOTICE}=; Path={path}; Max-Age=0; HttpOnly; SameSite=Strict");
+        if let Ok(cleared) = HeaderValue::from_str(&cleared) {
+            response.headers_mut().append(header::SET_COOKIE, cleared);
+        }
+    }
+    response
 }
 
 /// The most bytes a dashboard form may send.
@@ -103,6 +144,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Base {
 pub(crate) struct Admin {
     pub(crate) session: Session,
     pub(crate) base: String,
+    /// What the last action said, to show once (empty when nothing).
+    pub(crate) notice: String,
     /// The cookie's token (logging out ends its session).
     pub(crate) token: String,
 }
@@ -141,6 +184,7 @@ impl FromRequestParts<AppState> for Admin {
                 session,
                 base,
                 token,
+                notice: notice_of(&parts.headers),
             }),
             Ok(None) => Err(to_login()),
             Err(error) => Err(Failure::from(error).into_response()),

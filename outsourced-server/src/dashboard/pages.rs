@@ -9,8 +9,8 @@ use outsourced_backend_sql::Role;
 use outsourced_core::{Backend, JobFilter, JobId, JobState, Owner, Reason};
 
 use super::view::{
-    self, AttachmentRow, Chrome, HistoryRow, JobPage, JobRow, JobsPage, JobsQuery, OverviewPage,
-    QueueRow, WorkerRow, WorkersPage, pretty,
+    self, AttachmentRow, Chrome, ConfirmPage, HistoryRow, JobPage, JobRow, JobsPage, JobsQuery,
+    OverviewPage, QueueRow, WorkerRow, WorkersPage, pretty,
 };
 use super::{Admin, Failure, PageResult, page};
 use crate::state::AppState;
@@ -24,6 +24,7 @@ fn chrome(admin: &Admin, tab: &'static str) -> Chrome {
         admin: admin.session.admin.clone(),
         csrf: admin.session.csrf.clone(),
         tab,
+        notice: admin.notice.clone(),
     }
 }
 
@@ -117,6 +118,16 @@ pub(crate) async fn jobs(
     admin: Admin,
     Query(query): Query<JobsQuery>,
 ) -> PageResult {
+    if let Some(id) = blank_to_none(&query.id) {
+        let id: u64 = id.trim_start_matches('#').parse().map_err(|_| {
+            Failure::new(
+                axum::http::StatusCode::BAD_REQUEST,
+                format!("{id:?} is not a job id: job ids are numbers, like 42"),
+            )
+        })?;
+        let to = format!("{}/jobs/{id}", admin.base);
+        return Ok(axum::response::Redirect::to(&to).into_response());
+    }
     let actor = admin.actor();
     let filter = job_filter(&query)?;
     let jobs: Vec<JobRow> = (state.backend().jobs(&actor, filter).await?)
@@ -154,6 +165,7 @@ pub(crate) async fn job(
         })
         .collect();
     let args = serde_json::to_string_pretty(&job.args).unwrap_or_default();
+    let args_folded = args.len() > FOLD_BYTES || args.lines().count() > FOLD_LINES;
     // The result of the latest success (each run of a repeating job keeps its own in the
     // history below).
     let result = entries
@@ -195,7 +207,14 @@ pub(crate) async fn job(
             .unwrap_or_default(),
         no_worker,
         last_error: job.last_error.clone().unwrap_or_default(),
+        last_error_line: job
+            .last_error
+            .as_deref()
+            .map(view::decisive)
+            .unwrap_or_default()
+            .to_owned(),
         args,
+        args_folded,
         result,
         unique_key: job.unique_key.clone().unwrap_or_default(),
         concurrency_key: job.concurrency_key.clone().unwrap_or_default(),
@@ -204,6 +223,10 @@ pub(crate) async fn job(
     };
     Ok(page(view::render(&detail)))
 }
+
+/// Arguments past this many bytes or lines are folded away on a job's page at first.
+const FOLD_BYTES: usize = 2_000;
+const FOLD_LINES: usize = 30;
 
 /// `GET /dashboard/jobs/{id}/attachment`: the file, streamed.
 pub(crate) async fn attachment(
@@ -248,4 +271,43 @@ pub(crate) async fn workers(State(state): State<AppState>, admin: Admin) -> Page
         workers: rows,
     };
     Ok(page(view::render(&listing)))
+}
+
+/// What the fire form sends to its confirmation.
+#[derive(Debug, Default, serde::Deserialize)]
+pub(crate) struct FireQuery {
+    #[serde(default)]
+    queue: String,
+}
+
+/// `GET /dashboard/workers/{name}/fire?queue=Q`: asks before firing a worker from a queue.
+pub(crate) async fn confirm_fire(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(name): Path<String>,
+    Query(query): Query<FireQuery>,
+) -> PageResult {
+    let worker = state.directory().get(Role::Worker, &name).await?;
+    if !worker.queues.contains(&query.queue) {
+        let message = format!("worker {name} is not hired for queue {:?}", query.queue);
+        return Err(Failure::new(axum::http::StatusCode::NOT_FOUND, message));
+    }
+    let confirm = ConfirmPage {
+        chrome: chrome(&admin, "workers"),
+        title: format!("Fire {name} from {}?", query.queue),
+        detail: format!(
+            "Worker {name} then takes no new jobs from queue {}; hiring it again undoes this.",
+            query.queue
+        ),
+        action: format!("/workers/{}/fire", urlencoded(&name)),
+        fields: vec![("queue".into(), query.queue)],
+        button: "Fire".into(),
+        back: "/workers".into(),
+    };
+    Ok(page(view::render(&confirm)))
+}
+
+/// `text` as one path segment.
+fn urlencoded(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }

@@ -38,6 +38,8 @@ pub(crate) struct Chrome {
     pub(crate) csrf: String,
     /// Which tab is open.
     pub(crate) tab: &'static str,
+    /// What the last action said, shown once; empty when nothing.
+    pub(crate) notice: String,
 }
 
 #[derive(Template)]
@@ -94,6 +96,19 @@ pub(crate) struct JobRow {
     pub(crate) owner: String,
     pub(crate) created: String,
     pub(crate) run_at: String,
+    /// The decisive line of its last error (see [`decisive`]), empty when none.
+    pub(crate) error: String,
+}
+
+/// The line of an error that says what went wrong: the last line that is not blank (a
+/// command's stderr ends with its exception; a Rust error's text is one line).
+pub(crate) fn decisive(error: &str) -> &str {
+    error
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|line| !line.is_empty())
+        .unwrap_or_default()
 }
 
 impl From<&JobRecord> for JobRow {
@@ -111,6 +126,12 @@ impl From<&JobRecord> for JobRow {
                 .unwrap_or_default(),
             created: when(job.created_at),
             run_at: when(job.run_at),
+            error: job
+                .last_error
+                .as_deref()
+                .map(decisive)
+                .unwrap_or_default()
+                .to_owned(),
         }
     }
 }
@@ -130,6 +151,9 @@ pub(crate) struct JobsQuery {
     #[serde(default)]
     pub(crate) key: String,
     pub(crate) before: Option<i64>,
+    /// A job id to go to (the page's "go to job" box).
+    #[serde(default)]
+    pub(crate) id: String,
 }
 
 #[derive(Template)]
@@ -211,7 +235,11 @@ pub(crate) struct JobPage {
     /// Set when it waits and no live worker runs its class from its queue.
     pub(crate) no_worker: bool,
     pub(crate) last_error: String,
+    /// The decisive line of `last_error`, shown whole above it.
+    pub(crate) last_error_line: String,
     pub(crate) args: String,
+    /// Whether the arguments are long enough to be folded away at first.
+    pub(crate) args_folded: bool,
     /// The latest success's result, as indented JSON; empty when there is none.
     pub(crate) result: String,
     /// The unique key it was stored with; empty when none.
@@ -237,4 +265,21 @@ pub(crate) struct WorkerRow {
 pub(crate) struct WorkersPage {
     pub(crate) chrome: Chrome,
     pub(crate) workers: Vec<WorkerRow>,
+}
+
+/// A question before an action that cannot be taken back by a click.
+#[derive(Template)]
+#[template(path = "confirm.html")]
+pub(crate) struct ConfirmPage {
+    pub(crate) chrome: Chrome,
+    pub(crate) title: String,
+    /// What the action does, in a sentence.
+    pub(crate) detail: String,
+    /// Where the form posts, below the dashboard's base.
+    pub(crate) action: String,
+    /// The form's fields besides the CSRF token.
+    pub(crate) fields: Vec<(String, String)>,
+    pub(crate) button: String,
+    /// Where "keep" goes back to, below the dashboard's base.
+    pub(crate) back: String,
 }

@@ -177,6 +177,8 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), time_limit))
         .with_state(state.clone());
     let pages = Router::new()
+        .route("/", get(to_dashboard))
+        .route("/dashboard/", get(to_dashboard))
         .route("/metrics", get(metrics))
         .nest("/dashboard", crate::dashboard::router())
         .merge(crate::explorer::router())
@@ -189,6 +191,19 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(move |request, next| {
             security_headers(tls, request, next)
         }))
+}
+
+/// The mount itself, and the dashboard's path with a trailing slash: on to the dashboard.
+async fn to_dashboard(
+    axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let path = uri.path().trim_end_matches('/');
+    let to = match path.ends_with("/dashboard") {
+        true => path.to_owned(),
+        false => format!("{path}/dashboard"),
+    };
+    axum::response::Redirect::to(&to).into_response()
 }
 
 /// Whether clients reach the server through a TLS proxy in front of it.
