@@ -319,6 +319,7 @@ async fn dashboard_end_to_end() {
     let asked = browse(|| {
         tab.navigate_to(&format!("{dashboard}/workers"))
             .expect("navigate");
+        tab.wait_for_element("#workers").expect("the workers page");
         shots.take(&tab, "07-workers");
         tab.wait_for_element("a.fire")
             .expect("a worker to fire")
