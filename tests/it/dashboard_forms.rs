@@ -398,6 +398,48 @@ async fn actions_say_what_they_did_and_fire_asks_first() {
     let (status, _) = browser.page("/workers/w1/fire?queue=other").await;
     assert_eq!(status, StatusCode::NOT_FOUND, "w1 is not hired for other");
 
+    // Each worker's processes with the jobs they hold, linked.
+    sql.create_queue(&admin, "work", QueueLimit::default())
+        .await
+        .expect("a queue");
+    let held = sql
+        .enqueue(&admin, NewJob::new("Crunch", json!([])).queue("work"))
+        .await;
+    let held = held.expect("a job").id.0;
+    let me = outsourced_core::WorkerInstance::new("w1", "host-1-4242");
+    let leased = sql
+        .reserve(
+            &me,
+            outsourced_core::ReserveOptions::up_to(1).queues(["work"]),
+        )
+        .await
+        .expect("a lease");
+    assert_eq!(leased.len(), 1);
+    let (_, workers) = browser.page("/workers").await;
+    assert!(workers.contains("host-1-4242"), "{workers}");
+    assert!(workers.contains("online"), "{workers}");
+    assert!(
+        workers.contains(&format!("/jobs/{held}\">{held}</a> Crunch")),
+        "{workers}"
+    );
+
+    // Locking asks first, then refuses the worker; unlocking is one click.
+    let (status, question) = browser.page("/workers/w1/lock").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(question.contains("Lock w1 out?"), "{question}");
+    let refused = browser.post("/workers/w1/lock", &[]).await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN, "no token, no lock");
+    let directory = Directory::new(sql.clone());
+    assert!(!directory.get(Role::Worker, "w1").await.expect("w1").locked);
+    let locked = browser.post("/workers/w1/lock", &[("csrf", &csrf)]).await;
+    assert_eq!(locked.status(), StatusCode::SEE_OTHER);
+    assert!(directory.get(Role::Worker, "w1").await.expect("w1").locked);
+    let (_, workers) = browser.page("/workers").await;
+    assert!(workers.contains("/workers/w1/unlock\""), "{workers}");
+    let unlocked = browser.post("/workers/w1/unlock", &[("csrf", &csrf)]).await;
+    assert_eq!(unlocked.status(), StatusCode::SEE_OTHER);
+    assert!(!directory.get(Role::Worker, "w1").await.expect("w1").locked);
+
     // The jobs page's id box.
     let job = sql
         .enqueue(&admin, NewJob::new("Mail", json!([])).queue("mail"))

@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Alias, Expr, Query, SelectStatement};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect, QueryTrait};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
+};
 
 use super::Directory;
 use crate::convert::ms;
@@ -104,4 +106,64 @@ impl Directory {
             .filter_map(|(worker, n)| Some((worker?, u64::try_from(n).unwrap_or(0))))
             .collect())
     }
+
+    /// The jobs leased now, the lease that runs out first first, at most `limit` of them
+    /// (through the index of lease expiries: only leased jobs have one).
+    pub async fn leased_jobs(&self, limit: u64) -> Result<Vec<LeasedJob>> {
+        let rows: Vec<LeasedRow> = job::Entity::find()
+            .filter(job::Column::LeaseExpiresAt.is_not_null())
+            .select_only()
+            .columns([
+                job::Column::Id,
+                job::Column::Class,
+                job::Column::Queue,
+                job::Column::LeaseWorker,
+                job::Column::LeaseInstance,
+                job::Column::StartedAt,
+            ])
+            .order_by_asc(job::Column::LeaseExpiresAt)
+            .limit(limit)
+            .into_tuple()
+            .all(self.backend().reader())
+            .await
+            .map_err(db_error)?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, class, queue, worker, instance, started)| LeasedJob {
+                id,
+                class,
+                queue,
+                worker: worker.unwrap_or_default(),
+                instance: instance.unwrap_or_default(),
+                started_at: started.map(crate::convert::time),
+            })
+            .collect())
+    }
+}
+
+/// A leased job's columns, as read.
+type LeasedRow = (
+    i64,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+);
+
+/// A job in a worker instance's hands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeasedJob {
+    /// The job's id.
+    pub id: i64,
+    /// Its class.
+    pub class: String,
+    /// Its queue.
+    pub queue: String,
+    /// The worker that holds it.
+    pub worker: String,
+    /// The worker's instance (process) that holds it.
+    pub instance: String,
+    /// When its attempt started.
+    pub started_at: Option<DateTime<Utc>>,
 }

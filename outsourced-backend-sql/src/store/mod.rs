@@ -22,5 +22,5 @@ pub mod sessions;
 pub mod throttle;
 
 pub use directory::Directory;
-pub use insight::Capped;
+pub use insight::{Capped, LeasedJob};
 pub use nonces::NonceStore;

@@ -162,3 +162,34 @@ pub(crate) async fn fire(
     let said = format!("Worker {name} is fired from {queue}: it takes no more jobs from it.");
     back(&state, &admin, "/workers", &said)
 }
+
+/// `POST /dashboard/workers/{name}/lock`: refuses the worker's requests until unlocked.
+pub(crate) async fn lock(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Action { admin, .. }: Action,
+) -> PageResult {
+    set_locked(&state, &admin, &name, true).await
+}
+
+/// `POST /dashboard/workers/{name}/unlock`.
+pub(crate) async fn unlock(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Action { admin, .. }: Action,
+) -> PageResult {
+    set_locked(&state, &admin, &name, false).await
+}
+
+async fn set_locked(state: &AppState, admin: &Admin, name: &str, locked: bool) -> PageResult {
+    state
+        .directory()
+        .set_locked(Role::Worker, name, locked)
+        .await?;
+    tracing::info!(admin = %admin.session.admin, worker = %name, locked, "worker lock set");
+    let said = match locked {
+        true => format!("Worker {name} is locked out: its requests are refused."),
+        false => format!("Worker {name} is unlocked."),
+    };
+    back(state, admin, "/workers", &said)
+}

@@ -42,6 +42,11 @@ pub(crate) fn router() -> Router<AppState> {
             "/workers/{name}/fire",
             get(pages::confirm_fire).post(actions::fire),
         )
+        .route(
+            "/workers/{name}/lock",
+            get(pages::confirm_lock).post(actions::lock),
+        )
+        .route("/workers/{name}/unlock", post(actions::unlock))
         .route("/login", get(login::form).post(login::submit))
         .route("/logout", post(login::logout))
         .route("/assets/htmx.min.js", get(htmx))

@@ -5,12 +5,13 @@
 use axum::extract::{Path, Query, State};
 use axum::response::IntoResponse;
 use chrono::Duration;
-use outsourced_backend_sql::Role;
+use outsourced_backend_sql::store::LeasedJob;
+use outsourced_backend_sql::{InstanceInfo, Role};
 use outsourced_core::{Backend, JobFilter, JobId, JobState, Owner, Reason};
 
 use super::view::{
-    self, AttachmentRow, Chrome, ConfirmPage, HistoryRow, JobPage, JobRow, JobsPage, JobsQuery,
-    OverviewPage, QueueRow, WorkerRow, WorkersPage, pretty,
+    self, AttachmentRow, Chrome, ConfirmPage, HeldRow, HistoryRow, InstanceRow, JobPage, JobRow,
+    JobsPage, JobsQuery, OverviewPage, QueueRow, WorkerRow, WorkersPage, pretty,
 };
 use super::{Admin, Failure, PageResult, page};
 use crate::state::AppState;
@@ -241,9 +242,15 @@ pub(crate) async fn attachment(
     Ok(crate::routes::download_response(download).into_response())
 }
 
-/// `GET /dashboard/workers`: each worker's queues, last contact, leases in hand and lock.
+/// Leased jobs the workers page lists at most (the leases that run out first).
+const HELD_SHOWN: u64 = 500;
+
+/// `GET /dashboard/workers`: each worker's queues, last contact, lock, and its live instances
+/// (processes) with the jobs each holds.
 pub(crate) async fn workers(State(state): State<AppState>, admin: Admin) -> PageResult {
     let leases = state.directory().leases_by_worker().await?;
+    let live = state.backend().live_instances().await?;
+    let held = state.directory().leased_jobs(HELD_SHOWN).await?;
     let queues: Vec<String> = (state.backend().queues(&admin.actor()).await?)
         .into_iter()
         .map(|q| q.name)
@@ -261,6 +268,7 @@ pub(crate) async fn workers(State(state): State<AppState>, admin: Admin) -> Page
                 .map(view::when)
                 .unwrap_or_else(|| "never".into()),
             in_hand: leases.get(&w.name).copied().unwrap_or(0),
+            instances: instances_of(&w.name, &live, &held),
             locked: w.locked,
             queues: w.queues,
             name: w.name,
@@ -273,11 +281,73 @@ pub(crate) async fn workers(State(state): State<AppState>, admin: Admin) -> Page
     Ok(page(view::render(&listing)))
 }
 
+/// A worker's instances: those heard of lately, and any other that still holds a job.
+fn instances_of(worker: &str, live: &[InstanceInfo], held: &[LeasedJob]) -> Vec<InstanceRow> {
+    let now = chrono::Utc::now();
+    let mut rows: Vec<InstanceRow> = live
+        .iter()
+        .filter(|i| i.worker == worker)
+        .map(|i| InstanceRow {
+            instance: i.instance.clone(),
+            online: true,
+            last_contact: ago(now - i.last_seen_at),
+            held: Vec::new(),
+        })
+        .collect();
+    for job in held.iter().filter(|j| j.worker == worker) {
+        let at = match rows.iter().position(|r| r.instance == job.instance) {
+            Some(at) => at,
+            None => {
+                rows.push(InstanceRow {
+                    instance: job.instance.clone(),
+                    online: false,
+                    last_contact: String::new(),
+                    held: Vec::new(),
+                });
+                rows.len() - 1
+            }
+        };
+        rows[at].held.push(HeldRow {
+            id: job.id,
+            class: job.class.clone(),
+            queue: job.queue.clone(),
+            ran: job.started_at.map(|s| ago(now - s)).unwrap_or_default(),
+        });
+    }
+    rows
+}
+
+/// A time span as "4.2 s", for how long ago or how long for.
+fn ago(span: chrono::Duration) -> String {
+    view::span(span.num_milliseconds().max(0))
+}
+
 /// What the fire form sends to its confirmation.
 #[derive(Debug, Default, serde::Deserialize)]
 pub(crate) struct FireQuery {
     #[serde(default)]
     queue: String,
+}
+
+/// `GET /dashboard/workers/{name}/lock`: asks before locking a worker out.
+pub(crate) async fn confirm_lock(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(name): Path<String>,
+) -> PageResult {
+    state.directory().get(Role::Worker, &name).await?;
+    let confirm = ConfirmPage {
+        chrome: chrome(&admin, "workers"),
+        title: format!("Lock {name} out?"),
+        detail: format!(
+            "Every request signed with {name}'s key is then refused, from every one of its processes; the jobs it holds run again once their leases expire. Unlocking it undoes this."
+        ),
+        action: format!("/workers/{}/lock", urlencoded(&name)),
+        fields: Vec::new(),
+        button: "Lock".into(),
+        back: "/workers".into(),
+    };
+    Ok(page(view::render(&confirm)))
 }
 
 /// `GET /dashboard/workers/{name}/fire?queue=Q`: asks before firing a worker from a queue.

@@ -249,9 +249,29 @@ pub(crate) struct JobPage {
     pub(crate) history: Vec<HistoryRow>,
 }
 
+/// A job in an instance's hands, on the workers page.
+pub(crate) struct HeldRow {
+    pub(crate) id: i64,
+    pub(crate) class: String,
+    pub(crate) queue: String,
+    /// How long its attempt has run.
+    pub(crate) ran: String,
+}
+
+/// One process of a worker, on the workers page.
+pub(crate) struct InstanceRow {
+    pub(crate) instance: String,
+    /// Whether it was heard of within the last two minutes.
+    pub(crate) online: bool,
+    /// Its last contact, how long ago; empty when it holds jobs but is not live.
+    pub(crate) last_contact: String,
+    pub(crate) held: Vec<HeldRow>,
+}
+
 /// One worker on the workers page.
 pub(crate) struct WorkerRow {
     pub(crate) name: String,
+    pub(crate) instances: Vec<InstanceRow>,
     pub(crate) queues: Vec<String>,
     /// Queues it could still be hired for.
     pub(crate) hireable: Vec<String>,
