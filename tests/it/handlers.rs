@@ -95,6 +95,32 @@ fn stopped_and_given_back(signal: &str, group: bool) {
     );
 }
 
+/// A worker killed with SIGKILL (it can do nothing) takes its running command with it, so that
+/// the job does not run on while its lease runs out and another worker starts it again.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_worker_killed_outright_takes_its_command_with_it() {
+    use rustix::event::{PollFd, PollFlags, Timespec, poll};
+    use rustix::process::{Pid, PidfdFlags, pidfd_open};
+    let s = Scratch::new();
+    mkfifo(&s, "pids");
+    let (mut worker, _) = start(&s, "echo \"$$ 0\" > pids\nexec sleep 300");
+    let handler = pids(&s)[0].clone();
+    let pid = handler.parse().ok().and_then(Pid::from_raw).expect("a pid");
+    // Its end, as something to wait on.
+    let ended = pidfd_open(pid, PidfdFlags::empty()).expect("a pidfd");
+    kill(&["-KILL", "--", &worker.id().to_string()]);
+    worker.wait().expect("the worker is gone");
+    let mut waiting = [PollFd::new(&ended, PollFlags::IN)];
+    let limit = Timespec {
+        tv_sec: 30,
+        tv_nsec: 0,
+    };
+    let ready = poll(&mut waiting, Some(&limit)).expect("poll");
+    assert_eq!(ready, 1, "the command {handler} outlived its worker");
+    assert!(!alive(&handler));
+}
+
 #[test]
 fn ctrl_c_in_the_terminal_drains_and_leaves_nothing_running() {
     stopped_and_given_back("-INT", true);

@@ -157,6 +157,32 @@ fn attachment_env(ctx: &JobContext, path: Option<&PathBuf>) -> Vec<(&'static str
     env
 }
 
+/// Ties the command to the worker's life: when the worker dies without a word (SIGKILL, the
+/// OOM killer), Linux kills the command at once, instead of leaving it running while its job's
+/// lease runs out and another worker starts the same job. (Only the command itself: what it
+/// starts lives on unless it `exec`s or passes the signal on; a worker that stops cleanly
+/// stops the whole group.) The kernel sends the signal when the thread that started the
+/// command ends; jobs run on the runtime's worker threads, which live as long as the worker.
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+fn die_with_the_worker(command: &mut Command) {
+    use rustix::process::{Signal, getpid, getppid, set_parent_process_death_signal};
+    let worker = getpid();
+    // SAFETY: the closure runs in the child between fork and exec, where only
+    // async-signal-safe calls are allowed: it makes two system calls (prctl, getppid) and
+    // allocates nothing, takes no lock and touches no memory of the parent's.
+    unsafe {
+        command.pre_exec(move || {
+            set_parent_process_death_signal(Some(Signal::KILL))?;
+            // A worker that died before the call above sends no signal: do not start at all.
+            if getppid() != Some(worker) {
+                return Err(rustix::io::Errno::SRCH.into());
+            }
+            Ok(())
+        });
+    }
+}
+
 async fn run(job: &CommandJob, ctx: &JobContext) -> Result<(), JobError> {
     let spec = &job.spec;
     let program = spec.program.display().to_string();
@@ -177,6 +203,8 @@ async fn run(job: &CommandJob, ctx: &JobContext) -> Result<(), JobError> {
     // reach it, and stopping it stops everything it started.
     #[cfg(unix)]
     command.process_group(0);
+    #[cfg(target_os = "linux")]
+    die_with_the_worker(&mut command);
     let mut child = command
         .spawn()
         .map_err(|e| JobError::msg(format!("cannot start command {program}: {e}")))?;
