@@ -323,7 +323,7 @@ pub(crate) enum JobCommand {
         #[arg(long)]
         owner: Option<String>,
         /// Only this queue.
-        #[arg(long)]
+        #[arg(long, short)]
         queue: Option<String>,
     },
 }
@@ -404,7 +404,7 @@ pub(crate) struct EnqueueArgs {
 #[derive(Debug, Args)]
 pub(crate) struct ListArgs {
     /// Only this queue.
-    #[arg(long)]
+    #[arg(long, short)]
     pub(crate) queue: Option<String>,
     /// Only this state: scheduled, available, retrying, running, succeeded, failed or
     /// cancelled.

@@ -128,35 +128,8 @@ pub(crate) async fn run(ctx: &Ctx, command: JobCommand) -> Result<()> {
 
 /// Why a job that is due may not start yet: its queue's run limits, as they stand now.
 async fn held_by(ctx: &Ctx, job: &JobRecord) -> Option<String> {
-    let due = job.state.is_waiting() && job.run_at <= Utc::now();
-    if !due {
-        return None;
-    }
     let queue = ctx.backend.queue(&ctx.actor(), &job.queue).await.ok()?;
-    let limits = queue.limits;
-    let running = queue.counts.get(JobState::Running);
-    if let Some(max) = limits.max_running
-        && running >= u64::from(max)
-    {
-        return Some(format!(
-            "held back: queue {} runs as many jobs as its limit allows ({max} at once); this one starts when one ends",
-            job.queue
-        ));
-    }
-    if let (Some(per_key), Some(key)) = (limits.max_running_per_key, &job.concurrency_key) {
-        return Some(format!(
-            "it may wait: at most {per_key} of the jobs of concurrency key {} run at once",
-            clean(key)
-        ));
-    }
-    limits.rate.map(|rate| {
-        format!(
-            "it may wait: queue {} starts at most {} jobs per {}, evenly spaced",
-            job.queue,
-            rate.starts,
-            humantime::format_duration(rate.per)
-        )
-    })
+    queue.held_back(job, Utc::now()).map(|why| clean(&why))
 }
 
 /// What an empty listing says: that nothing matched, or that the queue asked for does not

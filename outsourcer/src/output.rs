@@ -170,12 +170,18 @@ pub(crate) fn job_json(job: &JobRecord) -> Value {
     })
 }
 
+/// A listing of jobs; the concurrency key's column only when one of them has a key.
 pub(crate) fn jobs_table(jobs: &[JobRecord]) -> Table {
-    let mut t = table(&[
+    let keyed = jobs.iter().any(|job| job.concurrency_key.is_some());
+    let mut head = vec![
         "id", "queue", "class", "state", "attempts", "run at", "owner",
-    ]);
+    ];
+    if keyed {
+        head.push("concurrency key");
+    }
+    let mut t = table(&head);
     for job in jobs {
-        t.add_row(vec![
+        let mut row = vec![
             job.id.to_string(),
             job.queue.clone(),
             clean(&job.class),
@@ -186,7 +192,16 @@ pub(crate) fn jobs_table(jobs: &[JobRecord]) -> Table {
                 .as_ref()
                 .map(|o| clean(&o.to_string()))
                 .unwrap_or_default(),
-        ]);
+        ];
+        if keyed {
+            row.push(
+                job.concurrency_key
+                    .as_deref()
+                    .map(clean)
+                    .unwrap_or_default(),
+            );
+        }
+        t.add_row(row);
     }
     t
 }

@@ -672,6 +672,13 @@ fn queues_take_run_limits_and_say_what_holds_a_job_back() {
     assert_eq!(job["concurrency_key"], "acme");
     let by_key = s.json(&["job", "list", "--concurrency-key", "acme"]);
     assert_eq!(by_key[0]["id"], job["id"], "{by_key}");
+    let table = s.ok(&["job", "list", "-q", "partner"]);
+    assert!(
+        table.contains("concurrency key") && table.contains("acme"),
+        "a listing with keys shows them: {table}"
+    );
+    let plain = s.ok(&["job", "list", "--concurrency-key", "nobody"]);
+    assert!(!plain.contains("concurrency key"), "{plain}");
     let listed = s.ok(&["queue", "list"]);
     assert!(
         listed.contains("0 of 1 running, 100/1m starts, 1 per key"),

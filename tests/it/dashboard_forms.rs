@@ -423,6 +423,30 @@ async fn actions_say_what_they_did_and_fire_asks_first() {
         "{workers}"
     );
 
+    // A due job that the queue's run limits hold back says so on its page.
+    let one_at_a_time = outsourced_core::QueueUpdate {
+        max_running: Some(Some(1)),
+        ..outsourced_core::QueueUpdate::default()
+    };
+    sql.update_queue(&admin, "work", one_at_a_time)
+        .await
+        .expect("a limit");
+    let waits = sql
+        .enqueue(&admin, NewJob::new("Crunch", json!([])).queue("work"))
+        .await;
+    let waits = waits.expect("a job").id.0;
+    let (_, page) = browser.page(&format!("/jobs/{waits}")).await;
+    assert!(
+        page.contains("id=\"held-back\"")
+            && page.contains("runs as many jobs as its limit allows (1 at once)"),
+        "{page}"
+    );
+    let (_, page) = browser.page(&format!("/jobs/{held}")).await;
+    assert!(
+        !page.contains("id=\"held-back\""),
+        "a running job is not held: {page}"
+    );
+
     // Locking asks first, then refuses the worker; unlocking is one click.
     let (status, question) = browser.page("/workers/w1/lock").await;
     assert_eq!(status, StatusCode::OK);

@@ -4,8 +4,10 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+
 use crate::state::JobState;
-use crate::types::{Rate, RunLimits};
+use crate::types::{JobRecord, Rate, RunLimits};
 
 /// The limit on live jobs a new queue gets unless the admin says otherwise.
 pub const DEFAULT_QUEUE_LIMIT: u64 = 10_000;
@@ -141,6 +143,38 @@ impl QueueInfo {
             parts.push(format!("{per_key} per key"));
         }
         (!parts.is_empty()).then(|| parts.join(", "))
+    }
+
+    /// Why `job`, of this queue, may not start although it is due, as the queue's run limits
+    /// and counts stand (as read); `None` when no limit holds it, or when it is not due (not
+    /// waiting, or its time has not come).
+    pub fn held_back(&self, job: &JobRecord, now: DateTime<Utc>) -> Option<String> {
+        if !job.state.is_waiting() || job.run_at > now {
+            return None;
+        }
+        let limits = self.limits;
+        let running = self.counts.get(JobState::Running);
+        if let Some(max) = limits.max_running
+            && running >= u64::from(max)
+        {
+            return Some(format!(
+                "held back: queue {} runs as many jobs as its limit allows ({max} at once); this one starts when one ends",
+                job.queue
+            ));
+        }
+        if let (Some(per_key), Some(key)) = (limits.max_running_per_key, &job.concurrency_key) {
+            return Some(format!(
+                "it may wait: at most {per_key} of the jobs of concurrency key {key} run at once"
+            ));
+        }
+        limits.rate.map(|rate| {
+            format!(
+                "it may wait: queue {} starts at most {} jobs per {}, evenly spaced",
+                job.queue,
+                rate.starts,
+                humantime::format_duration(rate.per)
+            )
+        })
     }
 }
 

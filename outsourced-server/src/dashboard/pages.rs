@@ -7,7 +7,7 @@ use axum::response::IntoResponse;
 use chrono::Duration;
 use outsourced_backend_sql::store::LeasedJob;
 use outsourced_backend_sql::{InstanceInfo, Role};
-use outsourced_core::{Backend, JobFilter, JobId, JobState, Owner, Reason};
+use outsourced_core::{Backend, BackendExt, JobFilter, JobId, JobState, Owner, Reason};
 
 use super::view::{
     self, AttachmentRow, Chrome, ConfirmPage, HeldRow, HistoryRow, InstanceRow, JobPage, JobRow,
@@ -186,6 +186,12 @@ pub(crate) async fn job(
         job.state,
         JobState::Failed | JobState::Cancelled | JobState::Scheduled | JobState::Retrying
     );
+    let held_back = match job.state.is_waiting() {
+        true => (state.backend().queue(&actor, &job.queue).await?)
+            .held_back(&job, chrono::Utc::now())
+            .unwrap_or_default(),
+        false => String::new(),
+    };
     let no_worker = job.state.is_waiting()
         && state
             .backend()
@@ -207,6 +213,7 @@ pub(crate) async fn job(
             .map(|l| l.holder.to_string())
             .unwrap_or_default(),
         no_worker,
+        held_back,
         last_error: job.last_error.clone().unwrap_or_default(),
         last_error_line: job
             .last_error

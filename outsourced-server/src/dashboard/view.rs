@@ -234,6 +234,8 @@ pub(crate) struct JobPage {
     pub(crate) leased_by: String,
     /// Set when it waits and no live worker runs its class from its queue.
     pub(crate) no_worker: bool,
+    /// Why its queue's run limits may hold it back although it is due; empty when nothing does.
+    pub(crate) held_back: String,
     pub(crate) last_error: String,
     /// The decisive line of `last_error`, shown whole above it.
     pub(crate) last_error_line: String,
