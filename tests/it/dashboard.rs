@@ -247,6 +247,13 @@ async fn dashboard_end_to_end() {
         (text_of(&tab, "#job-state"), text_of(&tab, "#notice"))
     });
     assert_eq!(state.0, "available");
+    // The operator opens a backtrace; the refreshes to come must leave it open.
+    browse(|| {
+        tab.wait_for_element("#backtrace-3 summary")
+            .expect("the first failure's backtrace")
+            .click()
+            .expect("open it");
+    });
     assert!(
         state.1.contains(&format!("Job {id} runs again")),
         "{state:?}"
@@ -268,9 +275,16 @@ async fn dashboard_end_to_end() {
             .wait_for_element_with_custom_timeout("#job-state.succeeded", Duration::from_secs(60));
         waited.expect("the page shows the job succeeded");
         shots.take(&tab, "05-succeeded");
-        (text_of(&tab, "#history"), text_of(&tab, "#result"))
+        let open = tab.evaluate("document.querySelector('#backtrace-3').open", false);
+        let open = open.expect("evaluate").value;
+        (text_of(&tab, "#history"), text_of(&tab, "#result"), open)
     });
-    let (history, result) = history;
+    let (history, result, open) = history;
+    assert_eq!(
+        open,
+        Some(serde_json::json!(true)),
+        "the refreshes left the opened backtrace open"
+    );
     assert!(result.contains("\"rows\": 1234"), "{result}");
     trigger.advance(Stage::Draining);
     running

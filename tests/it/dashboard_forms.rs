@@ -447,6 +447,21 @@ async fn actions_say_what_they_did_and_fire_asks_first() {
         "a running job is not held: {page}"
     );
 
+    // A live job's page refreshes only once the job changed: 204 while it shows the latest.
+    let job = sql
+        .job(&admin, outsourced_core::JobId(waits))
+        .await
+        .expect("job");
+    let at = job.updated_at.timestamp_millis();
+    let (status, _) = browser.page(&format!("/jobs/{waits}?at={at}")).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "unchanged: nothing to swap");
+    let (status, page) = browser.page(&format!("/jobs/{waits}?at={}", at - 1)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        page.contains(&format!("?at={at}\"")),
+        "the next refresh asks from here: {page}"
+    );
+
     // Locking asks first, then refuses the worker; unlocking is one click.
     let (status, question) = browser.page("/workers/w1/lock").await;
     assert_eq!(status, StatusCode::OK);

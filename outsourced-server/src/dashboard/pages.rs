@@ -147,15 +147,35 @@ pub(crate) async fn jobs(
     Ok(page(view::render(&listing)))
 }
 
-/// `GET /dashboard/jobs/{id}`: everything about one job, with its full history.
+/// What a job page's refresh says it shows: the job as of its last change (epoch ms).
+#[derive(Debug, Default, serde::Deserialize)]
+pub(crate) struct Seen {
+    at: Option<i64>,
+}
+
+/// `GET /dashboard/jobs/{id}`: everything about one job, with its full history. A live job's
+/// page asks again every 2 s with the version it shows (`?at=`), and is answered 204 (htmx
+/// swaps nothing) until the job changes; when it does, what the operator opened stays open
+/// (`hx-preserve` on each fold, keyed by what it holds).
 pub(crate) async fn job(
     State(state): State<AppState>,
     admin: Admin,
     Path(id): Path<i64>,
+    Query(seen): Query<Seen>,
 ) -> PageResult {
     let actor = admin.actor();
     let job = state.backend().job(&actor, JobId(id)).await?;
+    let version = job.updated_at.timestamp_millis();
+    if seen.at == Some(version) {
+        // The page's own refresh, and nothing changed: nothing to swap, nothing closed.
+        return Ok(axum::http::StatusCode::NO_CONTENT.into_response());
+    }
     let entries = state.backend().history(&actor, JobId(id)).await?;
+    let last_error_seq = entries
+        .iter()
+        .rev()
+        .find(|entry| entry.error.is_some())
+        .map_or(0, |entry| entry.seq);
     let mut previous = None;
     let history = entries
         .iter()
@@ -214,6 +234,8 @@ pub(crate) async fn job(
             .unwrap_or_default(),
         no_worker,
         held_back,
+        version,
+        last_error_seq,
         last_error: job.last_error.clone().unwrap_or_default(),
         last_error_line: job
             .last_error

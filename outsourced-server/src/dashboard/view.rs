@@ -236,6 +236,10 @@ pub(crate) struct JobPage {
     pub(crate) no_worker: bool,
     /// Why its queue's run limits may hold it back although it is due; empty when nothing does.
     pub(crate) held_back: String,
+    /// When it last changed (epoch ms): what its page's refresh says it shows.
+    pub(crate) version: i64,
+    /// The history row of its last error (what its fold is keyed by), 0 when none.
+    pub(crate) last_error_seq: u32,
     pub(crate) last_error: String,
     /// The decisive line of `last_error`, shown whole above it.
     pub(crate) last_error_line: String,
