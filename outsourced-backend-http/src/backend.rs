@@ -242,6 +242,7 @@ impl Backend for HttpBackend {
             created_since: filter.created_since,
             created_until: filter.created_until,
             before: filter.before.map(|b| b.0),
+            after: filter.after.map(|a| a.0),
             limit: Some(filter.limit),
             body_sha256: None,
         };

@@ -76,12 +76,22 @@ pub(crate) async fn jobs(backend: &SqlBackend, filter: JobFilter) -> Result<Vec<
     if let Some(before) = filter.before {
         select = select.filter(job::Column::Id.lt(before.0));
     }
-    let rows = select
-        .order_by_desc(job::Column::Id)
+    // Paging back reads the jobs just newer than the cursor, oldest first, then turns them
+    // round: the page still lists newest first.
+    let select = match filter.after {
+        Some(after) => select
+            .filter(job::Column::Id.gt(after.0))
+            .order_by_asc(job::Column::Id),
+        None => select.order_by_desc(job::Column::Id),
+    };
+    let mut rows = select
         .limit(u64::from(filter.limit.clamp(1, MAX_PAGE)))
         .all(backend.reader())
         .await
         .map_err(db_error)?;
+    if filter.after.is_some() {
+        rows.reverse();
+    }
     rows.iter().map(job_record).collect()
 }
 

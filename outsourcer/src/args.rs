@@ -431,6 +431,9 @@ pub(crate) struct ListArgs {
     /// Jobs older than this id (the next page).
     #[arg(long)]
     pub(crate) before: Option<i64>,
+    /// The jobs just newer than this id (the page before), still newest first.
+    #[arg(long, conflicts_with = "before")]
+    pub(crate) after: Option<i64>,
     /// The page size.
     #[arg(long, default_value_t = 50)]
     pub(crate) limit: u32,

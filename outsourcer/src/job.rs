@@ -182,6 +182,7 @@ fn filter(args: &ListArgs) -> Result<JobFilter> {
             .map(|t| time("--until", t))
             .transpose()?,
         before: args.before.map(JobId),
+        after: args.after.map(JobId),
         limit: args.limit,
     })
 }

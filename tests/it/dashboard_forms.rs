@@ -517,3 +517,56 @@ async fn actions_say_what_they_did_and_fire_asks_first() {
         );
     }
 }
+
+/// The ids a jobs page links, in order.
+fn listed(html: &str) -> Vec<i64> {
+    html.split("href=\"/outsourced/dashboard/jobs/")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next()?.parse().ok())
+        .collect()
+}
+
+/// The query string of a paging link on a page, by its id.
+fn link(html: &str, id: &str) -> Option<String> {
+    let at = html.find(&format!("id=\"{id}\""))?;
+    let start = html[..at].rfind("href=\"")? + "href=\"".len();
+    let href = html[start..].split('"').next()?;
+    Some(
+        href.trim_start_matches("/outsourced/dashboard")
+            .replace("&#38;", "&"),
+    )
+}
+
+/// The jobs list pages both ways: older, then back to the newer page it came from.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_jobs_list_pages_both_ways() {
+    let (server, browser) = setup().await;
+    let admin = Actor::Admin("root".into());
+    server
+        .sql
+        .create_queue(&admin, "pages", QueueLimit::default())
+        .await
+        .expect("a queue");
+    let mut ids = Vec::new();
+    for n in 0..60 {
+        let job = NewJob::new("Page", json!([n])).queue("pages");
+        ids.push(server.sql.enqueue(&admin, job).await.expect("a job").id.0);
+    }
+    ids.reverse();
+    let (_, first) = browser.page("/jobs?queue=pages").await;
+    assert_eq!(listed(&first), ids[..50].to_vec());
+    assert!(
+        link(&first, "newer").is_none(),
+        "the first page is the newest"
+    );
+    let older = link(&first, "older").expect("an older page");
+    let (_, second) = browser.page(&older).await;
+    assert_eq!(listed(&second), ids[50..].to_vec());
+    assert!(link(&second, "older").is_none(), "nothing older: {second}");
+    let newer = link(&second, "newer").expect("a newer page");
+    assert!(newer.contains("queue=pages"), "the filter is kept: {newer}");
+    let (_, back) = browser.page(&newer).await;
+    assert_eq!(listed(&back), ids[..50].to_vec(), "back where it started");
+    assert!(link(&back, "newer").is_none(), "nothing newer: {back}");
+    assert!(link(&back, "older").is_some());
+}

@@ -39,6 +39,9 @@ pub struct JobsQuery {
     /// Jobs older than this id (the next page).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub before: Option<i64>,
+    /// The jobs just newer than this id (the page before), still newest first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<i64>,
     /// The page size (100 when omitted).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<u32>,

@@ -236,6 +236,7 @@ pub trait Backend: Send + Sync {
     /// - Filters by queue, state, class and owner, all optional and combined.
     /// - Filters by enqueue time: `created_since` inclusive, `created_until` exclusive.
     /// - Pages by cursor: `before` returns jobs older than that id; at most `limit` per page.
+    ///   `after` pages back: the `limit` jobs just newer than that id (newest first, as always).
     async fn jobs(&self, by: &Actor, filter: JobFilter) -> Result<Vec<JobRecord>>;
 
     /// Counts jobs by queue and state.

@@ -111,6 +111,9 @@ pub struct JobFilter {
     pub created_until: Option<DateTime<Utc>>,
     /// Only jobs older than this one (the cursor: the last id of the previous page).
     pub before: Option<JobId>,
+    /// Only jobs newer than this one (the cursor back: the first id of the page after it):
+    /// the `limit` jobs just newer, still listed newest first.
+    pub after: Option<JobId>,
     /// The page size (the backend caps it).
     pub limit: u32,
 }
@@ -128,6 +131,7 @@ impl Default for JobFilter {
             created_since: None,
             created_until: None,
             before: None,
+            after: None,
             limit: 100,
         }
     }

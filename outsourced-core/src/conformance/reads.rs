@@ -121,6 +121,19 @@ pub(crate) async fn jobs_filter_and_page_newest_first(h: &Harness) {
     let second = list(page(first.last().copied())).await;
     assert_eq!([first.clone(), second.clone()].concat(), newest_first);
     assert!(list(page(second.last().copied())).await.is_empty());
+    // And back: the page just newer than the second page's first job is the first page.
+    let back = |after| JobFilter {
+        after,
+        limit: 3,
+        ..JobFilter::default()
+    };
+    assert_eq!(list(back(second.first().copied())).await, first);
+    assert_eq!(
+        list(back(Some(newest_first[4]))).await,
+        newest_first[1..4].to_vec(),
+        "the three just newer, newest first"
+    );
+    assert!(list(back(first.first().copied())).await.is_empty());
 }
 
 pub(crate) async fn jobs_filter_by_enqueue_time(h: &Harness) {

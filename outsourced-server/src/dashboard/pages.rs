@@ -90,14 +90,32 @@ fn job_filter(query: &JobsQuery) -> Result<JobFilter, Failure> {
         class: blank_to_none(&query.class),
         unique_key: blank_to_none(&query.key),
         before: query.before.map(JobId),
-        limit: PAGE,
+        after: query.after.map(JobId),
+        // One more than a page, to know whether there is another in that direction.
+        limit: PAGE + 1,
         ..JobFilter::default()
     })
 }
 
-/// The query string of the page after `jobs`, keeping the filter.
-fn older_page(query: &JobsQuery, jobs: &[JobRow]) -> Option<String> {
-    let last = jobs.last().filter(|_| jobs.len() == PAGE as usize)?;
+/// The query strings of the pages older and newer than `jobs`, keeping the filter. `more`:
+/// the backend had more than a page in the direction this page was read.
+fn neighbours(query: &JobsQuery, jobs: &[JobRow], more: bool) -> (Option<String>, Option<String>) {
+    let back = query.after.is_some();
+    // Paging back came from an older page; paging on (or from the top) came from a newer one.
+    let older = more || back;
+    let newer = (more && back) || query.before.is_some();
+    (
+        jobs.last()
+            .filter(|_| older)
+            .map(|last| paged(query, "before", last.id)),
+        jobs.first()
+            .filter(|_| newer)
+            .map(|first| paged(query, "after", first.id)),
+    )
+}
+
+/// The filter's query string with a cursor.
+fn paged(query: &JobsQuery, cursor: &str, id: i64) -> String {
     let pairs = [
         ("state", query.state.as_str()),
         ("queue", query.queue.as_str()),
@@ -109,8 +127,8 @@ fn older_page(query: &JobsQuery, jobs: &[JobRow]) -> Option<String> {
     for (name, value) in pairs.iter().filter(|(_, v)| !v.is_empty()) {
         encoded.append_pair(name, value);
     }
-    encoded.append_pair("before", &last.id.to_string());
-    Some(encoded.finish())
+    encoded.append_pair(cursor, &id.to_string());
+    encoded.finish()
 }
 
 /// `GET /dashboard/jobs`: newest first, filtered by state, queue, class, owner and unique key.
@@ -131,16 +149,26 @@ pub(crate) async fn jobs(
     }
     let actor = admin.actor();
     let filter = job_filter(&query)?;
-    let jobs: Vec<JobRow> = (state.backend().jobs(&actor, filter).await?)
+    let mut jobs: Vec<JobRow> = (state.backend().jobs(&actor, filter).await?)
         .iter()
         .map(JobRow::from)
         .collect();
+    let more = jobs.len() > PAGE as usize;
+    if more {
+        // The one past the page: the newest when paging back, else the oldest.
+        match query.after.is_some() {
+            true => drop(jobs.remove(0)),
+            false => drop(jobs.pop()),
+        }
+    }
+    let (older, newer) = neighbours(&query, &jobs, more);
     let queues = state.backend().queues(&actor).await?;
     let listing = JobsPage {
         chrome: chrome(&admin, "jobs"),
         states: state_names(),
         queues: queues.into_iter().map(|q| q.name).collect(),
-        older: older_page(&query, &jobs),
+        older,
+        newer,
         filter: query,
         jobs,
     };

@@ -151,6 +151,8 @@ pub(crate) struct JobsQuery {
     #[serde(default)]
     pub(crate) key: String,
     pub(crate) before: Option<i64>,
+    /// The cursor back: the jobs just newer than this id.
+    pub(crate) after: Option<i64>,
     /// A job id to go to (the page's "go to job" box).
     #[serde(default)]
     pub(crate) id: String,
@@ -166,6 +168,8 @@ pub(crate) struct JobsPage {
     pub(crate) jobs: Vec<JobRow>,
     /// The query string of the next (older) page, when there may be one.
     pub(crate) older: Option<String>,
+    /// The query string of the page before (newer), when this is not the first.
+    pub(crate) newer: Option<String>,
 }
 
 /// A JSON value as the pages show it: a string as its text, anything else indented.

@@ -202,6 +202,7 @@ pub(crate) async fn list(
         created_since: query.created_since,
         created_until: query.created_until,
         before: query.before.map(JobId),
+        after: query.after.map(JobId),
         limit: query.limit.unwrap_or(100),
     };
     let jobs = state.backend().jobs(&actor(&caller), filter).await?;
