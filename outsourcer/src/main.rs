@@ -101,6 +101,13 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::RotateKey { new_key_file } => {
+            // Never over a file: it may be the key every secret is encrypted with now.
+            if std::fs::symlink_metadata(&new_key_file).is_ok() {
+                return Err(outsourced_core::Error::invalid(format!(
+                    "{} exists: give a path where no file is yet (the new key must not replace a key that secrets may still need)",
+                    new_key_file.display()
+                )));
+            }
             let old = ctx.key()?;
             let new = ServerKey::generate();
             // The new key is on disk before any secret depends on it.

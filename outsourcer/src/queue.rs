@@ -145,6 +145,11 @@ pub(crate) async fn run(ctx: &Ctx, command: QueueCommand) -> Result<()> {
                 ..QueueUpdate::default()
             };
             let update = run_limits(&run, update)?;
+            if update == QueueUpdate::default() {
+                return Err(Error::invalid(
+                    "nothing to change: give --limit, --pause or --resume, --retention, --max-running, --rate or --max-running-per-key",
+                ));
+            }
             backend.update_queue(&by, &name, update).await?
         }
         QueueCommand::Delete { name } => {

@@ -31,6 +31,8 @@ fn queues_are_created_changed_listed_and_deleted() {
     );
     let resumed = s.json(&["queue", "update", "mail", "--resume"]);
     assert_eq!(resumed["paused"], false);
+    let nothing = s.fails(&["queue", "update", "mail"]);
+    assert!(nothing.contains("nothing to change"), "{nothing}");
     assert_eq!(s.json(&["queue", "show", "mail"])["limit"], 5);
     assert_eq!(
         s.json(&["queue", "delete", "reports"])["deleted"],
@@ -241,6 +243,15 @@ fn worker_config_writes_every_detail_the_worker_needs() {
 fn a_rotated_server_key_still_decrypts_every_secret() {
     let s = Scratch::new();
     let created = s.json(&["worker", "create", "w1"]);
+    let current = s.path("server.key");
+    let kept = std::fs::read(&current).expect("the current key");
+    let refused = s.fails(&[
+        "rotate-key",
+        "--new-key-file",
+        current.to_str().expect("a path"),
+    ]);
+    assert!(refused.contains("exists"), "{refused}");
+    assert_eq!(std::fs::read(&current).expect("the key"), kept, "untouched");
     let new_key = s.path("new.key");
     s.ok(&[
         "rotate-key",
