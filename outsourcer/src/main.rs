@@ -101,6 +101,8 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::RotateKey { new_key_file } => {
+            // Read (or created) first, so that the current key's file exists for the check.
+            let old = ctx.key()?;
             // Never over a file: it may be the key every secret is encrypted with now.
             if std::fs::symlink_metadata(&new_key_file).is_ok() {
                 return Err(outsourced_core::Error::invalid(format!(
@@ -108,7 +110,6 @@ async fn run(cli: Cli) -> Result<()> {
                     new_key_file.display()
                 )));
             }
-            let old = ctx.key()?;
             let new = ServerKey::generate();
             // The new key is on disk before any secret depends on it.
             write_private(&new_key_file, &new.to_base64())?;
