@@ -21,15 +21,14 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{PostgresQueryBuilder, SelectStatement};
-use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, Statement, Value};
+use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, QueryResult, Statement, Value};
 
 use crate::convert::{self, duration_ms, ms};
 use crate::entity::job;
 use crate::error::{backend_error, db_error};
 use crate::observe::Events;
 use outsourced_core::{
-    Actor, Event, JobId, JobState, Lease, LeaseRef, Reason, Reserved, Result, WorkerInstance,
-    transition,
+    Actor, Event, JobState, LeaseRef, Reason, Reserved, Result, WorkerInstance, transition,
 };
 
 /// A batch leased by one claim, in hand-out order, with the events of its starts.
@@ -83,14 +82,7 @@ pub(crate) async fn claim(
            FROM leased) \
          SELECT * FROM leased"
     );
-    let rows = db
-        .query_all_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            sql,
-            values,
-        ))
-        .await
-        .map_err(db_error)?;
+    let rows = query(db, sql, values).await?;
     if rows.is_empty() {
         return Ok(None);
     }
@@ -107,16 +99,8 @@ pub(crate) async fn claim(
     for row in leased {
         let waited = (now - convert::time(row.run_at)).to_std();
         events.started(&row, waited.unwrap_or_default());
-        let job = convert::job_record(&row)?;
         let token = row.lease_token.clone().unwrap_or_default();
-        let lease = Lease {
-            job_id: JobId(row.id),
-            token,
-            expires_at,
-            attempt: job.attempts,
-            holder: by.clone(),
-        };
-        reserved.push(Reserved { job, lease });
+        reserved.push(crate::reserve::reserved(&row, token, expires_at, by)?);
     }
     Ok(Some(Leased { reserved, events }))
 }
@@ -206,14 +190,7 @@ pub(crate) async fn complete<'a>(
          freed AS (INSERT INTO outsourced_queue_freed (queue, n) \
            SELECT queue, count(*) FROM ended GROUP BY queue) \
          SELECT id, queue, class, started_at, token FROM ended";
-    let rows = db
-        .query_all_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            sql,
-            values,
-        ))
-        .await
-        .map_err(db_error)?;
+    let rows = query(db, sql, values).await?;
     let leases: HashMap<(i64, &str), &'a LeaseRef> = done
         .iter()
         .map(|ran| ((ran.lease.job_id.0, ran.lease.token.as_str()), ran.lease))
@@ -235,4 +212,14 @@ pub(crate) async fn complete<'a>(
         ended.insert(*lease);
     }
     Ok(ended)
+}
+
+/// Runs one of these statements.
+async fn query(
+    db: &impl ConnectionTrait,
+    sql: impl Into<String>,
+    values: Vec<Value>,
+) -> Result<Vec<QueryResult>> {
+    let statement = Statement::from_sql_and_values(DbBackend::Postgres, sql, values);
+    db.query_all_raw(statement).await.map_err(db_error)
 }

@@ -702,18 +702,28 @@ impl<'a> Grant<'a> {
                 row.lease_instance = Some(by.instance.clone());
                 row.lease_expires_at = Some(ms(expires_at));
                 row.lease_ms = Some(duration_ms(lease));
-                let job = convert::job_record(&row)?;
-                let lease = Lease {
-                    job_id: JobId(row.id),
-                    token,
-                    expires_at,
-                    attempt: job.attempts,
-                    holder: by.clone(),
-                };
-                Ok(Reserved { job, lease })
+                reserved(&row, token, expires_at, by)
             })
             .collect()
     }
+}
+
+/// What a reserve hands out for `row`, leased to `holder` with `token` until `expires_at`.
+pub(crate) fn reserved(
+    row: &job::Model,
+    token: String,
+    expires_at: DateTime<Utc>,
+    holder: &WorkerInstance,
+) -> Result<Reserved> {
+    let job = convert::job_record(row)?;
+    let lease = Lease {
+        job_id: JobId(row.id),
+        token,
+        expires_at,
+        attempt: job.attempts,
+        holder: holder.clone(),
+    };
+    Ok(Reserved { job, lease })
 }
 
 /// A fresh lease token: 128 random bits as hex, unguessable and unique.
