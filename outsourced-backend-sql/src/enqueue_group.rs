@@ -9,11 +9,11 @@ use chrono::{DateTime, Utc};
 use sea_orm::ConnectionTrait;
 
 use crate::backend::SqlBackend;
-use crate::enqueue::{Placed, insert_alone, new_row, per_queue, store, stored};
 use crate::entity::job;
 use crate::error::backend_error;
 use crate::group::{Entry, Group};
 use crate::idempotency::{self, Answer, Idempotent, Keyed};
+use crate::insert::{Placed, insert_alone, new_row, per_queue, store, stored};
 use crate::observe::Events;
 use crate::slots;
 use outsourced_core::{Actor, Error, NewJob, Result};

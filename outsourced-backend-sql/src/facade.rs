@@ -15,7 +15,8 @@ use crate::dialect::Flavor;
 use crate::error::db_error;
 use crate::wake;
 use crate::{
-    admin, attachments, complete, enqueue, fail, heartbeat, queues, read, reclaim, release, reserve,
+    admin, attachments, complete, enqueue, fail, heartbeat, insert, queues, read, reclaim, release,
+    reserve,
 };
 use outsourced_core::{
     Actor, AttachmentInfo, Backend, Completion, CountFilter, Download, Enqueued, Failure,
@@ -83,8 +84,8 @@ impl SqlBackend {
         db: &DatabaseTransaction,
         by: &Actor,
         jobs: &[NewJob],
-    ) -> Result<Vec<enqueue::Placed>> {
-        let rows = enqueue::insert_in(db, self, by, jobs, self.now()).await?;
+    ) -> Result<Vec<insert::Placed>> {
+        let rows = insert::insert_in(db, self, by, jobs, self.now()).await?;
         if self.flavor() == Flavor::Postgres {
             let channel = wake::channel(self.inner.config.schema.as_deref());
             // From no one: this process's own listener wakes its reservers too, at the commit.

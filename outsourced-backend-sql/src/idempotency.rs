@@ -15,9 +15,9 @@ use sea_orm::{
 use crate::backend::SqlBackend;
 use crate::convert::{job_record, ms};
 use crate::dialect::{Flavor, insert_if_absent};
-use crate::enqueue::{self, Placed};
 use crate::entity::idempotency_key as row;
 use crate::error::db_error;
+use crate::insert::{self, Placed};
 use outsourced_core::{Actor, Error, JobRecord, NewJob, Result};
 
 /// How long a key's answer is kept: a day, as the draft suggests at the least.
@@ -76,36 +76,20 @@ impl Keyed {
 }
 
 impl SqlBackend {
-    /// Enqueues `jobs` for `request` unless its key was used before: then the first answer
-    /// comes back and nothing is stored. `answer` turns the stored jobs (each with whether it
-    /// was a duplicate of a unique key) into the answer to keep. A refused enqueue (full
-    /// queue, say) keeps nothing: the same request may be sent again. Without unique keys the
-    /// request rides the group commit of enqueues, as a request without a key does.
-    pub async fn enqueue_idempotent(
+    /// The keyed enqueue in a transaction of its own, in a task of its own: a caller that
+    /// goes away cannot cut the write mid-flight.
+    pub(crate) async fn enqueue_once(
         &self,
         by: &Actor,
-        request: Request<'_>,
-        jobs: Vec<NewJob>,
-        answer: impl Fn(&[(JobRecord, bool)]) -> Answer + Send + Sync + 'static,
+        keyed: &Keyed,
+        jobs: &[NewJob],
     ) -> Result<Idempotent> {
-        check_key(request.key)?;
-        for job in &jobs {
-            job.check(self.config().max_args_bytes)?;
-        }
-        let keyed = Keyed {
-            principal: request.principal.to_owned(),
-            key: request.key.to_owned(),
-            fingerprint: request.fingerprint.to_owned(),
-            answer: Arc::new(answer),
-        };
-        if jobs.iter().all(|job| job.unique.is_none()) {
-            return crate::enqueue_group::keyed(self, by, keyed, jobs).await;
-        }
-        self.enqueue_once(by, &keyed, &jobs).await
+        let (this, by, keyed, jobs) = (self.clone(), by.clone(), keyed.clone(), jobs.to_vec());
+        crate::backend::detached(async move { this.enqueue_once_here(&by, &keyed, &jobs).await })
+            .await
     }
 
-    /// The keyed enqueue in a transaction of its own.
-    pub(crate) async fn enqueue_once(
+    async fn enqueue_once_here(
         &self,
         by: &Actor,
         keyed: &Keyed,
@@ -115,10 +99,10 @@ impl SqlBackend {
         let txn = self.begin_write().await?;
         let result = self.idempotent_in(&txn, by, keyed, jobs, now).await;
         let (outcome, placed) = self.finish(txn, result).await?;
-        self.wake_for(&enqueue::stored(&placed));
+        self.wake_for(&insert::stored(&placed));
         // Told, so that the metrics count what it stored (and its duplicates), as any enqueue's.
         self.tell(crate::observe::Events::placed(
-            placed.iter().map(enqueue::Placed::event),
+            placed.iter().map(insert::Placed::event),
         ));
         Ok(outcome)
     }
@@ -135,7 +119,7 @@ impl SqlBackend {
         if let Some(found) = claim(db, self.flavor(), keyed, now).await? {
             return Ok((found, Vec::new()));
         }
-        let placed = enqueue::insert_in(db, self, by, jobs, now).await?;
+        let placed = insert::insert_in(db, self, by, jobs, now).await?;
         self.notify_in(db).await?;
         let answer = remember(db, keyed, &placed).await?;
         Ok((answer, placed))
@@ -153,7 +137,7 @@ impl SqlBackend {
 }
 
 /// Refuses a key no one could send again as it is.
-fn check_key(key: &str) -> Result<()> {
+pub(crate) fn check_key(key: &str) -> Result<()> {
     let printable = key.chars().all(|c| c.is_ascii_graphic() || c == ' ');
     if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY || !printable {
         return Err(Error::invalid(format!(

@@ -1,12 +1,17 @@
 //! Checking a lease a worker presents: the job must run under that token, held by that worker
 //! instance. A retransmitted report of an attempt that already ended is recognised by its
-//! token in the job's history.
+//! token in the job's history. And making one: a fresh token, and what a reserve hands out.
 
+use chrono::{DateTime, Utc};
+use rand::RngCore;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter};
 
+use crate::convert;
 use crate::entity::{history, job};
 use crate::error::{backend_error, db_error};
-use outsourced_core::{Error, JobId, JobState, LeaseRef, Reason, Result, WorkerInstance};
+use outsourced_core::{
+    Error, JobId, JobState, Lease, LeaseRef, Reason, Reserved, Result, WorkerInstance,
+};
 
 /// What a presented lease turned out to be.
 pub(crate) enum Check {
@@ -82,4 +87,29 @@ pub(crate) fn contended(id: JobId) -> Error {
         format!("job {id} kept changing during the update; try again"),
         true,
     )
+}
+
+/// What a reserve hands out for `row`, leased to `holder` with `token` until `expires_at`.
+pub(crate) fn reserved(
+    row: &job::Model,
+    token: String,
+    expires_at: DateTime<Utc>,
+    holder: &WorkerInstance,
+) -> Result<Reserved> {
+    let job = convert::job_record(row)?;
+    let lease = Lease {
+        job_id: JobId(row.id),
+        token,
+        expires_at,
+        attempt: job.attempts,
+        holder: holder.clone(),
+    };
+    Ok(Reserved { job, lease })
+}
+
+/// A fresh lease token: 128 random bits as hex, unguessable and unique.
+pub(crate) fn new_token() -> String {
+    let mut bytes = [0u8; 16];
+    rand::rng().fill_bytes(&mut bytes);
+    hex::encode(bytes)
 }

@@ -42,6 +42,7 @@ mod fail;
 mod group;
 mod heartbeat;
 pub mod idempotency;
+mod insert;
 mod instances;
 mod lease;
 mod limits;

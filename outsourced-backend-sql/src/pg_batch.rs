@@ -49,8 +49,11 @@ pub(crate) async fn claim(
 ) -> Result<Option<Leased>> {
     let (select, values) = picked.build(PostgresQueryBuilder);
     let mut values = values.0;
-    let tokens: Vec<String> = (0..limit).map(|_| crate::reserve::new_token()).collect();
-    let to = JobState::Running;
+    let tokens: Vec<String> = (0..limit).map(|_| crate::lease::new_token()).collect();
+    // What a reserve of a waiting job leads to, by the transition function; every row claimed
+    // is checked against it (`checked`), whatever state it waited in.
+    let to = transition(JobState::Available, Event::Reserve)
+        .map_err(|e| backend_error(format!("reserve: {e}"), false))?;
     let expires_at = now + chrono::Duration::milliseconds(duration_ms(lease));
     let mut param = |value: Value| {
         values.push(value);
@@ -100,7 +103,7 @@ pub(crate) async fn claim(
         let waited = (now - convert::time(row.run_at)).to_std();
         events.started(&row, waited.unwrap_or_default());
         let token = row.lease_token.clone().unwrap_or_default();
-        reserved.push(crate::reserve::reserved(&row, token, expires_at, by)?);
+        reserved.push(crate::lease::reserved(&row, token, expires_at, by)?);
     }
     Ok(Some(Leased { reserved, events }))
 }

@@ -9,7 +9,6 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use rand::RngCore;
 use sea_orm::sea_query::{
     Alias, Asterisk, CaseStatement, Expr, ExprTrait, LockBehavior, LockType, Order, Query,
     SelectStatement, UnionType,
@@ -23,13 +22,14 @@ use crate::convert::{self, duration_ms, ms};
 use crate::dialect::Flavor;
 use crate::entity::{job, queue};
 use crate::error::{backend_error, db_error};
+use crate::lease::{new_token, reserved};
 use crate::observe::Events;
 use crate::pg_batch::{self, Leased};
 use crate::transition::{Step, history_row, insert_history};
 use crate::{instances, limits, reclaim, release};
 use outsourced_core::{
-    Actor, Clock, Error, Event, JobId, JobState, Lease, LeaseRef, Reason, ReserveOptions, Reserved,
-    Result, WorkerInstance,
+    Actor, Clock, Error, Event, JobState, LeaseRef, Reason, ReserveOptions, Reserved, Result,
+    WorkerInstance,
 };
 
 /// Leases up to `opts.limit` jobs, waiting for one when `opts.wait` says so.
@@ -303,7 +303,7 @@ async fn claim_in(
             expired,
         });
     }
-    let grant = Grant::new(by, rows, now, lease);
+    let grant = Grant::new(by, rows, now, lease)?;
     limits::spend(db, &plan, &grant.rows, &grant.tokens, ms(now)).await?;
     grant.mark_running(db).await?;
     insert_history(db, grant.history()).await?;
@@ -544,11 +544,32 @@ pub(crate) fn claim_select(
     }
 }
 
+/// The state a claimed batch goes to, decided like every state by the transition function: a
+/// reserve of each job's state, one answer for all (one `UPDATE` writes it).
+fn next_state(rows: &[job::Model]) -> Result<JobState> {
+    let mut next = None;
+    for row in rows {
+        let to = outsourced_core::transition(convert::state(row)?, Event::Reserve)
+            .map_err(|e| backend_error(format!("job {}: {e}", row.id), false))?;
+        if next.is_some_and(|next| next != to) {
+            return Err(backend_error(
+                "a claimed batch would go to two states",
+                false,
+            ));
+        }
+        next = Some(to);
+    }
+    // No rows: no state is written (an empty batch never reaches the `UPDATE`).
+    Ok(next.unwrap_or(JobState::Running))
+}
+
 /// A batch being handed to one worker instance, on the generic path: the rows as read and a
 /// token for each.
 struct Grant<'a> {
     by: &'a WorkerInstance,
     rows: Vec<job::Model>,
+    /// The state they go to, the transition function's answer for each.
+    to: JobState,
     tokens: Vec<String>,
     now: DateTime<Utc>,
     expires_at: DateTime<Utc>,
@@ -561,35 +582,19 @@ impl<'a> Grant<'a> {
         rows: Vec<job::Model>,
         now: DateTime<Utc>,
         lease: Duration,
-    ) -> Self {
+    ) -> Result<Self> {
+        let to = next_state(&rows)?;
         let tokens = rows.iter().map(|_| new_token()).collect();
         let expires_at = now + chrono::Duration::milliseconds(duration_ms(lease));
-        Grant {
+        Ok(Grant {
             by,
             rows,
+            to,
             tokens,
             now,
             expires_at,
             lease,
-        }
-    }
-
-    /// The state the batch goes to, decided like every state by the transition function: a
-    /// reserve of each job's state, one answer for all (one `UPDATE` writes it).
-    fn next_state(&self) -> Result<JobState> {
-        let mut next = None;
-        for row in &self.rows {
-            let to = outsourced_core::transition(convert::state(row)?, Event::Reserve)
-                .map_err(|e| backend_error(format!("job {}: {e}", row.id), false))?;
-            if next.is_some_and(|next| next != to) {
-                return Err(backend_error(
-                    "a claimed batch would go to two states",
-                    false,
-                ));
-            }
-            next = Some(to);
-        }
-        Ok(next.unwrap_or(JobState::Running))
+        })
     }
 
     /// One `UPDATE` for the whole batch; each job gets its own token through a `CASE`.
@@ -599,7 +604,7 @@ impl<'a> Grant<'a> {
             tokens = tokens.case(job::Column::Id.eq(row.id), token.as_str());
         }
         let ids: Vec<i64> = self.rows.iter().map(|row| row.id).collect();
-        let running = self.next_state()?.as_str();
+        let running = self.to.as_str();
         let result = job::Entity::update_many()
             .col_expr(job::Column::State, Expr::value(running))
             .col_expr(job::Column::Waiting, Expr::value(false))
@@ -656,15 +661,7 @@ impl<'a> Grant<'a> {
                     result: None,
                 };
                 let from = convert::state(row).ok();
-                history_row(
-                    row.id,
-                    row.seq + 1,
-                    from,
-                    JobState::Running,
-                    &step,
-                    self.now,
-                    &actor,
-                )
+                history_row(row.id, row.seq + 1, from, self.to, &step, self.now, &actor)
             })
             .collect()
     }
@@ -684,6 +681,7 @@ impl<'a> Grant<'a> {
         let Grant {
             by,
             rows,
+            to,
             tokens,
             now,
             expires_at,
@@ -692,7 +690,7 @@ impl<'a> Grant<'a> {
         rows.into_iter()
             .zip(tokens)
             .map(|(mut row, token)| {
-                row.state = JobState::Running.as_str().to_owned();
+                row.state = to.as_str().to_owned();
                 row.waiting = false;
                 row.attempts += 1;
                 row.seq += 1;
@@ -706,29 +704,4 @@ impl<'a> Grant<'a> {
             })
             .collect()
     }
-}
-
-/// What a reserve hands out for `row`, leased to `holder` with `token` until `expires_at`.
-pub(crate) fn reserved(
-    row: &job::Model,
-    token: String,
-    expires_at: DateTime<Utc>,
-    holder: &WorkerInstance,
-) -> Result<Reserved> {
-    let job = convert::job_record(row)?;
-    let lease = Lease {
-        job_id: JobId(row.id),
-        token,
-        expires_at,
-        attempt: job.attempts,
-        holder: holder.clone(),
-    };
-    Ok(Reserved { job, lease })
-}
-
-/// A fresh lease token: 128 random bits as hex, unguessable and unique.
-pub(crate) fn new_token() -> String {
-    let mut bytes = [0u8; 16];
-    rand::rng().fill_bytes(&mut bytes);
-    hex::encode(bytes)
 }

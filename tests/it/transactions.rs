@@ -192,8 +192,8 @@ async fn a_refused_batch_leaves_the_callers_transaction_usable(config: SqlConfig
     assert_eq!(stored.state, JobState::Available);
 }
 
-/// Callers that go away at any moment of a write (reserves cut short after ever longer
-/// timeouts) leave no pooled connection inside a transaction, and no job leased to nobody:
+/// Callers that go away at any moment of a write (reserves and unique enqueues cut short
+/// after ever longer timeouts) leave no pooled connection inside a transaction, and no job leased to nobody:
 /// the claim runs to its end in a task of its own and gives back what its caller did not
 /// stay for. With one connection, each check gets it only once the cut-short write has given
 /// it back.
@@ -243,6 +243,18 @@ async fn callers_that_go_away_mid_write_leave_no_connection_inside_a_transaction
             running().await
         );
         tokio::task::yield_now().await;
+    }
+    // Unique enqueues write in a transaction of their own (not in the group commit's task):
+    // cut short the same way, they too leave no connection inside a transaction.
+    for micros in 0..200u64 {
+        let once = outsourced_core::Unique::key(format!("cut-{micros}"));
+        let job = NewJob::new("Send", json!([micros])).queue("cut").unique(once);
+        let enqueue = backend.enqueue(&producer, job);
+        let _ = tokio::time::timeout(Duration::from_micros(micros * 5), enqueue).await;
+        assert!(
+            !left_open(&backend).await,
+            "a unique enqueue cut short after {micros}x5 us left a pooled connection inside a transaction"
+        );
     }
     let job = NewJob::new("Send", json!([])).queue("cut");
     let job = backend
