@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 
 use crate::client::{HttpBackend, transport};
 use crate::oauth::BODY_HASH_PARAM;
-use crate::wire::{AttachmentDto, JobDto, NewJobDto, job_from_dto};
+use crate::wire::{AttachmentDto, JobDto, NewJobDto, job_from_dto, path};
 use outsourced_core::{
     AttachmentInfo, ByteStream, Download, Error, JobId, JobRecord, NewJob, Result, Upload,
 };
@@ -70,7 +70,7 @@ pub(crate) async fn enqueue(
         .map_err(|e| Error::invalid(format!("{media:?}: {e}")))?;
     let form = Form::new().part("job", job_part).part("file", file_part);
     let response = backend
-        .send_streaming(Method::POST, "jobs", &query, |request| {
+        .send_streaming(Method::POST, path::JOBS.plain(), &query, |request| {
             request.multipart(form)
         })
         .await?;
@@ -101,7 +101,7 @@ pub(crate) async fn attach(
         .clone()
         .unwrap_or_else(|| "application/octet-stream".to_owned());
     let body = body_of(file.body);
-    let path = format!("jobs/{id}/attachment");
+    let path = path::ATTACHMENT.of(id);
     let response = backend
         .send_streaming(Method::PUT, &path, &query, |request| {
             request
@@ -121,13 +121,13 @@ pub(crate) async fn attach(
 /// error instead of a silently bad file.
 pub(crate) async fn download(backend: &HttpBackend, id: JobId) -> Result<Download> {
     let dto: JobDto = backend
-        .call(Method::GET, &format!("jobs/{id}"), &[], None::<&()>, None)
+        .call(Method::GET, &path::JOB.of(id), &[], None::<&()>, None)
         .await?;
     let info: AttachmentInfo = dto
         .attachment
         .map(AttachmentInfo::from)
         .ok_or(Error::NoAttachment { id })?;
-    let path = format!("jobs/{id}/attachment");
+    let path = path::ATTACHMENT.of(id);
     let response = backend
         .send_streaming(Method::GET, &path, &[], |request| request)
         .await?;

@@ -11,7 +11,7 @@ use crate::wire::{
     CreateQueueRequest, ErrorInfoDto, FailRequest, HeartbeatDto, HistoryDto, IdsDto,
     InstanceRequest, JobDto, JobsQuery, LeaseKeyDto, LeaseRequest, NewJobDto, PruneRequest,
     QueueDto, RateDto, ReclaimRequest, ReserveRequest, ReservedList, RetryDto, RunLimitsDto,
-    StateCountDto, StateDto, UpdateQueueRequest, job_from_dto, query_pairs,
+    StateCountDto, StateDto, UpdateQueueRequest, job_from_dto, path, query_pairs,
 };
 use outsourced_core::{
     Actor, AttachmentInfo, Backend, Completion, CountFilter, Download, Enqueued, Error, Failure,
@@ -49,7 +49,9 @@ fn limit_fields(limit: QueueLimit) -> (Option<u64>, bool) {
 #[async_trait]
 impl Backend for HttpBackend {
     async fn enqueue(&self, _by: &Actor, job: NewJob) -> Result<JobRecord> {
-        let dto: JobDto = self.enqueue_call("jobs", &NewJobDto::from(&job)).await?;
+        let dto: JobDto = self
+            .enqueue_call(path::JOBS.plain(), &NewJobDto::from(&job))
+            .await?;
         job_from_dto(dto)
     }
 
@@ -63,7 +65,7 @@ impl Backend for HttpBackend {
             return Ok(Vec::new());
         }
         let body: Vec<NewJobDto> = jobs.iter().map(NewJobDto::from).collect();
-        let answer: IdsDto = self.enqueue_call("jobs/batch", &body).await?;
+        let answer: IdsDto = self.enqueue_call(path::BATCH.plain(), &body).await?;
         let duplicates = answer
             .duplicates
             .into_iter()
@@ -91,7 +93,13 @@ impl Backend for HttpBackend {
             lease_ms: opts.lease.map(ms),
         };
         let list: ReservedList = self
-            .call(Method::POST, "reserve", &[], Some(&body), opts.wait)
+            .call(
+                Method::POST,
+                path::RESERVE.plain(),
+                &[],
+                Some(&body),
+                opts.wait,
+            )
             .await?;
         list.jobs
             .into_iter()
@@ -100,7 +108,7 @@ impl Backend for HttpBackend {
     }
 
     async fn heartbeat(&self, by: &WorkerInstance, lease: &LeaseRef) -> Result<Heartbeat> {
-        let path = format!("jobs/{}/heartbeat", lease.job_id);
+        let path = path::HEARTBEAT.of(lease.job_id);
         let dto: HeartbeatDto = self
             .call(Method::POST, &path, &[], Some(&lease_body(by, lease)), None)
             .await?;
@@ -114,7 +122,7 @@ impl Backend for HttpBackend {
     ) -> Result<Vec<Result<()>>> {
         if let [done] = done {
             // One success: the simple route, whose answer is the lease's own.
-            let path = format!("jobs/{}/complete", done.lease.job_id);
+            let path = path::COMPLETE.of(done.lease.job_id);
             let body = CompleteRequest {
                 instance: by.instance.clone(),
                 token: done.lease.token.clone(),
@@ -138,7 +146,13 @@ impl Backend for HttpBackend {
                 .collect(),
         };
         let answer: BatchCompleteResponse = self
-            .call(Method::POST, "complete", &[], Some(&body), None)
+            .call(
+                Method::POST,
+                path::COMPLETE_BATCH.plain(),
+                &[],
+                Some(&body),
+                None,
+            )
             .await?;
         Ok(answer
             .results
@@ -162,7 +176,7 @@ impl Backend for HttpBackend {
             error: ErrorInfoDto::from(&failure.error),
             retry: RetryDto::from(failure.retry),
         };
-        let path = format!("jobs/{}/fail", lease.job_id);
+        let path = path::FAIL.of(lease.job_id);
         state(
             self.call(Method::POST, &path, &[], Some(&body), None)
                 .await?,
@@ -170,7 +184,7 @@ impl Backend for HttpBackend {
     }
 
     async fn release(&self, by: &WorkerInstance, lease: &LeaseRef) -> Result<()> {
-        let path = format!("jobs/{}/release", lease.job_id);
+        let path = path::RELEASE.of(lease.job_id);
         self.call_empty(Method::POST, &path, Some(&lease_body(by, lease)))
             .await
     }
@@ -180,7 +194,13 @@ impl Backend for HttpBackend {
             instance: by.instance.clone(),
         };
         let count: CountDto = self
-            .call(Method::POST, "release-all", &[], Some(&body), None)
+            .call(
+                Method::POST,
+                path::RELEASE_ALL.plain(),
+                &[],
+                Some(&body),
+                None,
+            )
             .await?;
         Ok(count.count)
     }
@@ -188,7 +208,7 @@ impl Backend for HttpBackend {
     async fn reclaim_expired(&self, _by: &Actor, opts: ReclaimOptions) -> Result<u64> {
         let body = ReclaimRequest { limit: opts.limit };
         let count: CountDto = self
-            .call(Method::POST, "reclaim", &[], Some(&body), None)
+            .call(Method::POST, path::RECLAIM.plain(), &[], Some(&body), None)
             .await?;
         Ok(count.count)
     }
@@ -213,20 +233,20 @@ impl Backend for HttpBackend {
     async fn prune(&self, _by: &Actor, opts: PruneOptions) -> Result<u64> {
         let body = PruneRequest { limit: opts.limit };
         let count: CountDto = self
-            .call(Method::POST, "prune", &[], Some(&body), None)
+            .call(Method::POST, path::PRUNE.plain(), &[], Some(&body), None)
             .await?;
         Ok(count.count)
     }
 
     async fn job(&self, _by: &Actor, id: JobId) -> Result<JobRecord> {
         let dto: JobDto = self
-            .call(Method::GET, &format!("jobs/{id}"), &[], NONE, None)
+            .call(Method::GET, &path::JOB.of(id), &[], NONE, None)
             .await?;
         job_from_dto(dto)
     }
 
     async fn history(&self, _by: &Actor, id: JobId) -> Result<Vec<HistoryEntry>> {
-        let path = format!("jobs/{id}/history");
+        let path = path::HISTORY.of(id);
         let rows: Vec<HistoryDto> = self.call(Method::GET, &path, &[], NONE, None).await?;
         rows.into_iter().map(|row| row.into_entry(id)).collect()
     }
@@ -247,7 +267,9 @@ impl Backend for HttpBackend {
             body_sha256: None,
         };
         let query = query_pairs(&query);
-        let dtos: Vec<JobDto> = self.call(Method::GET, "jobs", &query, NONE, None).await?;
+        let dtos: Vec<JobDto> = self
+            .call(Method::GET, path::JOBS.plain(), &query, NONE, None)
+            .await?;
         dtos.into_iter().map(job_from_dto).collect()
     }
 
@@ -258,20 +280,22 @@ impl Backend for HttpBackend {
             body_sha256: None,
         };
         let query = query_pairs(&query);
-        let dtos: Vec<StateCountDto> = self.call(Method::GET, "counts", &query, NONE, None).await?;
+        let dtos: Vec<StateCountDto> = self
+            .call(Method::GET, path::COUNTS.plain(), &query, NONE, None)
+            .await?;
         dtos.into_iter().map(StateCount::try_from).collect()
     }
 
     async fn cancel(&self, _by: &Actor, id: JobId) -> Result<JobState> {
         state(
-            self.call(Method::POST, &format!("jobs/{id}/cancel"), &[], NONE, None)
+            self.call(Method::POST, &path::CANCEL.of(id), &[], NONE, None)
                 .await?,
         )
     }
 
     async fn retry(&self, _by: &Actor, id: JobId) -> Result<JobRecord> {
         let dto: JobDto = self
-            .call(Method::POST, &format!("jobs/{id}/retry"), &[], NONE, None)
+            .call(Method::POST, &path::RETRY.of(id), &[], NONE, None)
             .await?;
         job_from_dto(dto)
     }
@@ -285,7 +309,7 @@ impl Backend for HttpBackend {
             limits: RunLimitsDto::default(),
         };
         let dto: QueueDto = self
-            .call(Method::POST, "queues", &[], Some(&body), None)
+            .call(Method::POST, path::QUEUES.plain(), &[], Some(&body), None)
             .await?;
         dto.try_into()
     }
@@ -307,7 +331,7 @@ impl Backend for HttpBackend {
             rate: update.rate.map(|rate| rate.map(RateDto::from)),
             max_running_per_key: update.max_running_per_key,
         };
-        let path = format!("queues/{}", crate::oauth::encode(name));
+        let path = path::QUEUE.of(name);
         let dto: QueueDto = self
             .call(Method::PATCH, &path, &[], Some(&body), None)
             .await?;
@@ -315,12 +339,14 @@ impl Backend for HttpBackend {
     }
 
     async fn delete_queue(&self, _by: &Actor, name: &str) -> Result<()> {
-        let path = format!("queues/{}", crate::oauth::encode(name));
+        let path = path::QUEUE.of(name);
         self.call_empty(Method::DELETE, &path, NONE).await
     }
 
     async fn queues(&self, _by: &Actor) -> Result<Vec<QueueInfo>> {
-        let dtos: Vec<QueueDto> = self.call(Method::GET, "queues", &[], NONE, None).await?;
+        let dtos: Vec<QueueDto> = self
+            .call(Method::GET, path::QUEUES.plain(), &[], NONE, None)
+            .await?;
         dtos.into_iter().map(QueueInfo::try_from).collect()
     }
 }

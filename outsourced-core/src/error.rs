@@ -184,3 +184,13 @@ mod tests {
         assert!(transient.is_retryable());
     }
 }
+
+/// The codes of [`Error::Unauthorized`] that the directory of workers decides wherever it is
+/// read: by the server for a worker over HTTP, by a worker next to the database for itself.
+/// Both say them alike (the wire's `Code` holds the same text, and a test keeps it so).
+pub mod refusal {
+    /// The principal is locked out.
+    pub const LOCKED: &str = "locked";
+    /// The worker is not (or no longer) in the directory.
+    pub const UNKNOWN_WORKER: &str = "unknown_worker";
+}

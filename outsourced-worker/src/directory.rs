@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use outsourced_backend_sql::{Directory, Role, SqlBackend};
+use outsourced_core::error::refusal;
 use outsourced_core::{Actor, Backend, Error, Result, workable_queues};
 
 use crate::Assignment;
@@ -69,20 +70,19 @@ struct Hired {
 #[async_trait]
 impl Assignment for Hired {
     async fn queues(&self) -> Result<Vec<String>> {
-        // The codes the server would send (`wire::Code`, which this SQL-only path does not
-        // compile in), so that the worker's loop treats both alike.
+        // The codes the server would send, so that the worker's loop treats both alike.
         let refused = |code: &str, message: String| Error::Unauthorized {
             code: code.to_owned(),
             message,
         };
         match self.directory.get(Role::Worker, &self.worker).await {
             Ok(worker) if worker.locked => Err(refused(
-                "locked",
+                refusal::LOCKED,
                 format!("worker {} is locked out", self.worker),
             )),
             Ok(worker) => Ok(workable_queues(&worker.queues, &self.asked)),
             Err(Error::Unknown { .. }) => Err(refused(
-                "unknown_worker",
+                refusal::UNKNOWN_WORKER,
                 format!("worker {} is no longer in the directory", self.worker),
             )),
             Err(error) => Err(error),

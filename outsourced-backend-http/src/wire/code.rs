@@ -142,4 +142,11 @@ mod tests {
         assert_eq!(texts.len(), Code::ALL.len(), "each text names one code");
         assert_eq!(Code::parse("a_code_from_a_newer_server"), None);
     }
+
+    #[test]
+    fn the_directorys_refusals_are_the_cores() {
+        use outsourced_core::error::refusal;
+        assert_eq!(Code::Locked.as_str(), refusal::LOCKED);
+        assert_eq!(Code::UnknownWorker.as_str(), refusal::UNKNOWN_WORKER);
+    }
 }

@@ -4,6 +4,7 @@
 mod code;
 mod convert;
 mod error;
+pub mod path;
 mod query;
 
 pub use code::Code;

@@ -3,8 +3,10 @@
 
 use std::time::Duration;
 
+use serde::de::DeserializeOwned;
+
 use axum::Json;
-use axum::extract::{Extension, State};
+use axum::extract::{Extension, FromRequest, FromRequestParts, Request, State};
 use axum::http::StatusCode;
 use outsourced_backend_http::wire::{
     BatchCompleteRequest, BatchCompleteResponse, CompleteRequest, CountDto, ErrorBody, FailRequest,
@@ -19,7 +21,7 @@ use outsourced_core::{
 use super::access::{instance, lease_access};
 use super::roles::Route;
 use crate::auth::Caller;
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, PathArg};
 use crate::state::AppState;
 
@@ -67,11 +69,8 @@ pub(crate) async fn reserve(
     responses((status = 200, body = HeartbeatDto), (status = 409, description = "stale lease", body = ErrorBody)))]
 pub(crate) async fn heartbeat(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    PathArg(id): PathArg<i64>,
-    JsonBody(request): JsonBody<LeaseRequest>,
+    Presented { by, lease, .. }: Presented<LeaseRequest>,
 ) -> ApiResult<Json<HeartbeatDto>> {
-    let (by, lease) = presented(&state, &caller, id, &request.instance, &request.token).await?;
     let beat = state.backend().heartbeat(&by, &lease).await?;
     Ok(Json(HeartbeatDto::from(&beat)))
 }
@@ -81,11 +80,12 @@ pub(crate) async fn heartbeat(
     responses((status = 204), (status = 409, description = "stale lease", body = ErrorBody), (status = 400, description = "a result over 64 KiB", body = ErrorBody)))]
 pub(crate) async fn complete(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    PathArg(id): PathArg<i64>,
-    JsonBody(request): JsonBody<CompleteRequest>,
+    Presented {
+        by,
+        lease,
+        body: request,
+    }: Presented<CompleteRequest>,
 ) -> ApiResult<StatusCode> {
-    let (by, lease) = presented(&state, &caller, id, &request.instance, &request.token).await?;
     let done = Completion {
         lease,
         result: request.result,
@@ -146,11 +146,12 @@ pub(crate) async fn complete_batch(
     responses((status = 200, body = StateDto), (status = 409, description = "stale lease", body = ErrorBody)))]
 pub(crate) async fn fail(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    PathArg(id): PathArg<i64>,
-    JsonBody(request): JsonBody<FailRequest>,
+    Presented {
+        by,
+        lease,
+        body: request,
+    }: Presented<FailRequest>,
 ) -> ApiResult<Json<StateDto>> {
-    let (by, lease) = presented(&state, &caller, id, &request.instance, &request.token).await?;
     let after = state.backend().fail(&by, &lease, request.failure()).await?;
     Ok(Json(StateDto {
         state: after.as_str().to_owned(),
@@ -162,11 +163,8 @@ pub(crate) async fn fail(
     responses((status = 204), (status = 409, description = "stale lease", body = ErrorBody)))]
 pub(crate) async fn release(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    PathArg(id): PathArg<i64>,
-    JsonBody(request): JsonBody<LeaseRequest>,
+    Presented { by, lease, .. }: Presented<LeaseRequest>,
 ) -> ApiResult<StatusCode> {
-    let (by, lease) = presented(&state, &caller, id, &request.instance, &request.token).await?;
     state.backend().release(&by, &lease).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -184,21 +182,56 @@ pub(crate) async fn release_all(
     Ok(Json(CountDto { count }))
 }
 
-/// What every report on one lease checks first: the caller is a worker naming a valid
-/// instance, the job is in a queue it may work (else 404, as if absent), and the lease it
-/// presents.
-async fn presented(
-    state: &AppState,
-    caller: &Caller,
-    id: i64,
-    instance_id: &str,
-    token: &str,
-) -> ApiResult<(WorkerInstance, LeaseRef)> {
-    let by = instance(caller, Route::Lease, instance_id)?;
-    lease_access(state, caller, JobId(id)).await?;
-    let lease = LeaseRef {
-        job_id: JobId(id),
-        token: token.to_owned(),
-    };
-    Ok((by, lease))
+/// A report on one lease, checked before its handler runs: the caller is a worker naming a
+/// valid instance, the job (by the path's id) is in a queue it may work (else 404, as if
+/// absent), and the lease its body presents.
+pub(crate) struct Presented<T> {
+    /// The worker instance reporting.
+    pub(crate) by: WorkerInstance,
+    /// The lease it presents.
+    pub(crate) lease: LeaseRef,
+    /// The rest of what it says.
+    pub(crate) body: T,
+}
+
+/// A body that presents a lease.
+pub(crate) trait PresentsLease {
+    /// The worker process's instance id and the lease's token.
+    fn presents(&self) -> (&str, &str);
+}
+
+macro_rules! presents_lease {
+    ($($body:ty),*) => {$(
+        impl PresentsLease for $body {
+            fn presents(&self) -> (&str, &str) {
+                (&self.instance, &self.token)
+            }
+        }
+    )*};
+}
+
+presents_lease!(LeaseRequest, CompleteRequest, FailRequest);
+
+impl<T: PresentsLease + DeserializeOwned + Send> FromRequest<AppState> for Presented<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
+        let (mut parts, body) = request.into_parts();
+        let PathArg(id) = PathArg::<i64>::from_request_parts(&mut parts, state).await?;
+        let caller = parts
+            .extensions
+            .get::<Caller>()
+            .cloned()
+            .ok_or_else(|| ApiError::from(Error::invalid("a lease report from no one")))?;
+        let request = Request::from_parts(parts, body);
+        let JsonBody(body) = JsonBody::<T>::from_request(request, state).await?;
+        let (instance_id, token) = body.presents();
+        let by = instance(&caller, Route::Lease, instance_id)?;
+        lease_access(state, &caller, JobId(id)).await?;
+        let lease = LeaseRef {
+            job_id: JobId(id),
+            token: token.to_owned(),
+        };
+        Ok(Presented { by, lease, body })
+    }
 }

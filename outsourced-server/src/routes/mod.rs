@@ -16,7 +16,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::middleware;
 use axum::routing::{get, patch, post};
-use outsourced_backend_http::wire::Code;
+use outsourced_backend_http::wire::{Code, path};
 use utoipa::OpenApi;
 
 use crate::auth;
@@ -135,34 +135,37 @@ pub fn router(state: AppState) -> Router {
     let tls = state.scheme() == "https" || behind_tls(&config);
     let signed = Router::new()
         .route(
-            "/jobs",
+            path::JOBS.template(),
             // The JSON form is read (and limited) by `auth`; the multipart form streams.
             post(jobs::enqueue)
                 .layer(DefaultBodyLimit::disable())
                 .get(jobs::list),
         )
-        .route("/jobs/batch", post(jobs::enqueue_batch))
-        .route("/jobs/{id}", get(jobs::get))
-        .route("/jobs/{id}/history", get(jobs::history))
+        .route(path::BATCH.template(), post(jobs::enqueue_batch))
+        .route(path::JOB.template(), get(jobs::get))
+        .route(path::HISTORY.template(), get(jobs::history))
         .route(
-            "/jobs/{id}/attachment",
+            path::ATTACHMENT.template(),
             get(attachments::get).put(attachments::put),
         )
-        .route("/jobs/{id}/cancel", post(jobs::cancel))
-        .route("/jobs/{id}/retry", post(jobs::retry))
-        .route("/jobs/{id}/heartbeat", post(lease::heartbeat))
-        .route("/jobs/{id}/complete", post(lease::complete))
-        .route("/jobs/{id}/fail", post(lease::fail))
-        .route("/jobs/{id}/release", post(lease::release))
-        .route("/reserve", post(lease::reserve))
-        .route("/complete", post(lease::complete_batch))
-        .route("/release-all", post(lease::release_all))
-        .route("/reclaim", post(jobs::reclaim))
-        .route("/prune", post(jobs::prune))
-        .route("/counts", get(jobs::counts))
-        .route("/queues", get(queues::list).post(queues::create))
+        .route(path::CANCEL.template(), post(jobs::cancel))
+        .route(path::RETRY.template(), post(jobs::retry))
+        .route(path::HEARTBEAT.template(), post(lease::heartbeat))
+        .route(path::COMPLETE.template(), post(lease::complete))
+        .route(path::FAIL.template(), post(lease::fail))
+        .route(path::RELEASE.template(), post(lease::release))
+        .route(path::RESERVE.template(), post(lease::reserve))
+        .route(path::COMPLETE_BATCH.template(), post(lease::complete_batch))
+        .route(path::RELEASE_ALL.template(), post(lease::release_all))
+        .route(path::RECLAIM.template(), post(jobs::reclaim))
+        .route(path::PRUNE.template(), post(jobs::prune))
+        .route(path::COUNTS.template(), get(jobs::counts))
         .route(
-            "/queues/{name}",
+            path::QUEUES.template(),
+            get(queues::list).post(queues::create),
+        )
+        .route(
+            path::QUEUE.template(),
             patch(queues::update).delete(queues::delete),
         )
         .route_layer(middleware::from_fn_with_state(
