@@ -59,7 +59,11 @@ async fn a_worker_with_a_skewed_clock_is_refused_and_says_why() {
     wait_until(
         "a worker with the right time runs it",
         Duration::from_secs(30),
-        || async { cluster.count(JobState::Succeeded).await == 1 },
+        || async {
+            cluster
+                .unless(cluster.count(JobState::Succeeded).await == 1)
+                .await
+        },
     )
     .await;
     right.stop();

@@ -38,15 +38,25 @@ pub(crate) fn say(scenario: &str, what: impl std::fmt::Display) {
     eprintln!("[{scenario}] {what}");
 }
 
-/// Waits, polling every 50 ms, until `ready` holds, or fails after `limit`.
-pub(crate) async fn wait_until<F, Fut>(what: &str, limit: Duration, mut ready: F)
+/// Waits, polling every 50 ms, until `ready` answers `Ok`. The wait follows progress: until
+/// then `ready` answers what it sees (`Err`), and the wait fails only once that has not changed
+/// for `stall`, saying what it saw last.
+pub(crate) async fn wait_until<F, Fut>(what: &str, stall: Duration, mut ready: F)
 where
     F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
+    Fut: Future<Output = Result<(), String>>,
 {
-    let deadline = Instant::now() + limit;
-    while !ready().await {
-        assert!(Instant::now() < deadline, "gave up waiting until {what}");
+    let (mut last, mut since) = (None, Instant::now());
+    while let Err(seen) = ready().await {
+        if last.as_ref() != Some(&seen) {
+            (last, since) = (Some(seen), Instant::now());
+        }
+        assert!(
+            since.elapsed() < stall,
+            "gave up waiting until {what}: nothing changed for {} s; last seen: {}",
+            stall.as_secs(),
+            last.unwrap_or_default()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -202,6 +212,30 @@ impl Cluster {
     pub(crate) async fn count(&self, state: JobState) -> u64 {
         let info = self.sql.queue(&admin(), QUEUE).await.expect("the queue");
         info.counts.get(state)
+    }
+
+    /// `Ok` when `done`, else what the queue holds now (its jobs by state, and who runs which),
+    /// for [`wait_until`] to follow and to report.
+    pub(crate) async fn unless(&self, done: bool) -> Result<(), String> {
+        if done {
+            return Ok(());
+        }
+        let counts = match self.sql.queue(&admin(), QUEUE).await {
+            Ok(info) => format!("{:?}", info.counts),
+            Err(error) => format!("(the queue could not be read: {error})"),
+        };
+        let filter = outsourced_core::JobFilter {
+            queue: Some(QUEUE.into()),
+            state: Some(JobState::Running),
+            limit: 1000,
+            ..Default::default()
+        };
+        let running: Vec<String> = (self.sql.jobs(&admin(), filter).await)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|job| Some(format!("{} by {}", job.id, job.lease.as_ref()?.holder)))
+            .collect();
+        Err(format!("jobs {counts}; running: [{}]", running.join(", ")))
     }
 
     /// The jobs running under worker `name` now, with their attempt.

@@ -52,7 +52,13 @@ impl Load {
         wait_until(
             "enough enqueues are acknowledged",
             Duration::from_secs(120),
-            || async { self.count() >= n },
+            || async {
+                let acknowledged = self.count();
+                match acknowledged >= n {
+                    true => Ok(()),
+                    false => Err(format!("{acknowledged} of {n} acknowledged")),
+                }
+            },
         )
         .await;
     }

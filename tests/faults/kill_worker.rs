@@ -2,13 +2,14 @@
 //! each interrupted attempt ends by its lease expiring, the job runs again, and nothing else
 //! is lost or run twice.
 
+use std::cell::RefCell;
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use outsourced_core::{JobId, Reason};
 
 use crate::checker::check;
-use crate::cluster::{Cluster, WorkerProcess, exclusive, say};
+use crate::cluster::{Cluster, WorkerProcess, exclusive, say, wait_until};
 
 const SCENARIO: &str = "kill -9 workers";
 const KILLS: usize = 20;
@@ -31,16 +32,22 @@ async fn killed_workers_jobs_run_again_after_their_lease() {
     for kill in 0..KILLS {
         let i = kill % workers.len();
         let name = workers[i].name.clone();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let held = loop {
-            workers[i].assert_alive();
-            let held = cluster.held_by(&name).await;
-            if !held.is_empty() {
-                break held;
-            }
-            assert!(Instant::now() < deadline, "{name} never held a job");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        };
+        // What it held when first seen holding a job (the wait's closure keeps it).
+        let held = RefCell::new(Vec::new());
+        let process = RefCell::new(&mut workers[i]);
+        wait_until(
+            &format!("{name} holds a job"),
+            Duration::from_secs(60),
+            || async {
+                process.borrow_mut().assert_alive();
+                let now = cluster.held_by(&name).await;
+                let holds = !now.is_empty();
+                *held.borrow_mut() = now;
+                cluster.unless(holds).await
+            },
+        )
+        .await;
+        let held = held.into_inner();
         workers.remove(i).kill();
         interrupted.extend(held);
         workers.insert(i, cluster.worker(&name, "", &[]));

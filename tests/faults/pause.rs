@@ -20,7 +20,9 @@ async fn a_paused_workers_late_report_is_refused() {
     let job = Cluster::enqueue(&producer, 3.0, 0.0).await;
     let mut paused = cluster.worker("w1", "", &[]);
     wait_until("w1 runs the job", Duration::from_secs(30), || async {
-        !cluster.held_by("w1").await.is_empty()
+        cluster
+            .unless(!cluster.held_by("w1").await.is_empty())
+            .await
     })
     .await;
     paused.signal("-STOP");
@@ -29,12 +31,16 @@ async fn a_paused_workers_late_report_is_refused() {
         format!("w1 runs job {job}; stopped it with SIGSTOP"),
     );
     wait_until("the lease expires", Duration::from_secs(30), || async {
-        cluster.count(JobState::Running).await == 0
+        cluster
+            .unless(cluster.count(JobState::Running).await == 0)
+            .await
     })
     .await;
     let other = cluster.worker("w2", "", &[]);
     wait_until("w2 completes the job", Duration::from_secs(30), || async {
-        cluster.count(JobState::Succeeded).await == 1
+        cluster
+            .unless(cluster.count(JobState::Succeeded).await == 1)
+            .await
     })
     .await;
     paused.signal("-CONT");
