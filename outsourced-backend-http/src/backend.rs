@@ -256,6 +256,7 @@ impl Backend for HttpBackend {
             queue: filter.queue,
             state: filter.state.map(|s| s.as_str().to_owned()),
             class: filter.class,
+            class_prefix: filter.class_prefix,
             owner: filter.owner.map(|o| o.to_string()),
             unique_key: filter.unique_key,
             concurrency_key: filter.concurrency_key,

@@ -57,6 +57,8 @@ pub(crate) struct Inner {
     pub(crate) instances: crate::instances::Notes,
     /// The queues with run limits this process has seen.
     pub(crate) limited: crate::limits::Limited,
+    /// What this process's transactions did, not yet added to the database's tallies.
+    pub(crate) tallies: crate::tally::Pending,
 }
 
 impl Drop for Inner {
@@ -95,7 +97,7 @@ impl SqlBackend {
             }
             _ => None,
         };
-        Ok(SqlBackend {
+        let backend = SqlBackend {
             inner: Arc::new(Inner {
                 pools,
                 config,
@@ -107,8 +109,13 @@ impl SqlBackend {
                 enqueues: enqueue_group::group(),
                 instances: crate::instances::Notes::default(),
                 limited: crate::limits::Limited::default(),
+                tallies: crate::tally::Pending::default(),
             }),
-        })
+        };
+        tokio::spawn(crate::tally::flush_while_open(Arc::downgrade(
+            &backend.inner,
+        )));
+        Ok(backend)
     }
 
     /// The connection writes go through, for the host application's own queries.

@@ -23,7 +23,8 @@
 //! Shared machinery: `transition` applies a change as a compare-and-set with its history rows,
 //! `slots` keeps the queue limits exact, `limits` the run limits (inside reserve), `connect` opens pools and migrates, `migration` holds
 //! the schema, `entity` the tables, `convert` rows to core types, `error` classifies database
-//! errors, `wake` wakes long-polling reservers.
+//! errors, `wake` wakes long-polling reservers, [`tally`] keeps every process's counts of what
+//! happened to jobs in the database (for charts and metrics).
 
 mod admin;
 mod attachments;
@@ -58,6 +59,7 @@ mod release;
 mod reserve;
 mod slots;
 pub mod store;
+pub mod tally;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod transition;

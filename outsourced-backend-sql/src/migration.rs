@@ -18,6 +18,7 @@ mod m0014_freed_slots;
 mod m0015_unique_key_index;
 mod m0016_run_limits;
 mod m0017_run_places;
+mod m0018_tallies;
 
 /// All migrations, oldest first.
 pub(crate) struct Migrator;
@@ -42,6 +43,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0015_unique_key_index::UniqueKeyIndex),
             Box::new(m0016_run_limits::RunLimits),
             Box::new(m0017_run_places::RunPlaces),
+            Box::new(m0018_tallies::Tallies),
         ]
     }
 

@@ -148,6 +148,7 @@ impl Events {
 impl SqlBackend {
     /// Tells the observer, if any, of `events`, whose transaction has committed.
     pub(crate) fn tell(&self, events: Events) {
+        self.tally(&events);
         if let Some(observer) = self.observer() {
             for one in &events.0 {
                 observer.observe(one.event());
@@ -160,6 +161,23 @@ impl SqlBackend {
         if freed && let Ok(runtime) = tokio::runtime::Handle::try_current() {
             let backend = self.clone();
             runtime.spawn(async move { backend.wake().await });
+        }
+    }
+
+    /// Counts `events` into this process's tallies (`tally.rs`), in the backend's minute.
+    fn tally(&self, events: &Events) {
+        if events.is_empty() {
+            return;
+        }
+        let mut counting = self.inner.tallies.at(crate::convert::ms(self.now()));
+        for one in &events.0 {
+            let tally = counting.of(&one.queue);
+            match one.happened {
+                Happened::Enqueued => tally.enqueued += 1,
+                Happened::Started(waited) => tally.start(waited),
+                Happened::Ended(outcome, _) => tally.end(outcome),
+                Happened::Retried | Happened::Duplicate | Happened::HeldBack => {}
+            }
         }
     }
 }

@@ -16,7 +16,7 @@ use outsourced_core::{JobState, PruneOptions, Result};
 const CHUNK: usize = 500;
 
 /// Removes up to `opts.limit` expired finished jobs, oldest first within each queue, and
-/// returns how many it removed.
+/// returns how many it removed; and the tallies of minutes past the charts' reach.
 pub(crate) async fn prune(backend: &SqlBackend, opts: PruneOptions) -> Result<u64> {
     let queues = queue::Entity::find()
         .filter(queue::Column::RetentionMs.is_not_null())
@@ -26,6 +26,7 @@ pub(crate) async fn prune(backend: &SqlBackend, opts: PruneOptions) -> Result<u6
         .map_err(db_error)?;
     crate::attachments::prune_abandoned(backend, u64::from(opts.limit)).await?;
     let now = backend.now();
+    crate::tally::forget_minutes_before(backend, now - crate::tally::MINUTES_KEPT).await?;
     let mut pruned = 0;
     for queue in queues {
         let left = u64::from(opts.limit).saturating_sub(pruned);

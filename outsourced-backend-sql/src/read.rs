@@ -55,6 +55,9 @@ pub(crate) async fn jobs(backend: &SqlBackend, filter: JobFilter) -> Result<Vec<
     if let Some(class) = &filter.class {
         select = select.filter(job::Column::Class.eq(class.as_str()));
     }
+    if let Some(prefix) = &filter.class_prefix {
+        select = select.filter(class_begins_with(prefix));
+    }
     if let Some(owner) = &filter.owner {
         select = owned_by(select, owner);
     }
@@ -93,6 +96,20 @@ pub(crate) async fn jobs(backend: &SqlBackend, filter: JobFilter) -> Result<Vec<
         rows.reverse();
     }
     rows.iter().map(job_record).collect()
+}
+
+/// The jobs whose class begins with `prefix`, compared as the class filter compares (no
+/// wildcards, and the database's own sense of case, unlike `LIKE`, which ignores ASCII case on
+/// SQLite).
+fn class_begins_with(prefix: &str) -> sea_orm::sea_query::SimpleExpr {
+    use sea_orm::sea_query::{Alias, Expr, ExprTrait, Func};
+    // An `integer` on PostgreSQL, whose `substr` takes no `bigint`.
+    let chars = i32::try_from(prefix.chars().count()).unwrap_or(i32::MAX);
+    let head = Func::cust(Alias::new("SUBSTR"))
+        .arg(Expr::col(job::Column::Class))
+        .arg(1)
+        .arg(chars);
+    Expr::expr(head).eq(prefix)
 }
 
 /// Job counts by queue and state.

@@ -1,10 +1,14 @@
-//! Prometheus metrics at `<mount>/metrics`: what happened to jobs (the backend tells us as it
-//! commits), how deep each queue is by state (counted at each scrape), and how HTTP requests
-//! and authentication went. The counters are this process's; sum them over server processes.
+//! Prometheus metrics at `<mount>/metrics`. Two kinds, said in each series' help and in
+//! docs/http-api.md: this process's (what its backend told it as it committed, HTTP requests,
+//! authentication; sum them over server processes), and the database's, the same from every
+//! server (queue depths by state, limits, live workers, and every process's job tallies:
+//! `queue_enqueued`, `queue_started`, `queue_ended`), read at each scrape.
 
 use std::fmt;
 
-use outsourced_core::{Actor, Backend, JobEvent, Observer};
+use outsourced_backend_sql::tally::Tally;
+use outsourced_backend_sql::{Directory, InstanceInfo, SqlBackend};
+use outsourced_core::{Actor, Backend, JobEvent, JobState, Observer, QueueInfo};
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -58,6 +62,12 @@ struct QueueLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    queue: Label,
+    outcome: Label,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DepthLabels {
     queue: Label,
     state: Label,
@@ -101,6 +111,7 @@ pub struct Metrics {
     depth: Family<DepthLabels, Gauge>,
     held_back: Family<QueueLabels, Counter>,
     run_limits: Family<LimitLabels, Gauge>,
+    global: Global,
     requests: Family<RequestLabels, Counter>,
     auth_failures: Family<ReasonLabels, Counter>,
 }
@@ -125,7 +136,7 @@ impl Metrics {
         let waited = Family::new_with_constructor(seconds as fn() -> Histogram);
         let ran = Family::new_with_constructor(seconds as fn() -> Histogram);
         let (depth, requests, auth_failures) = Default::default();
-        let (held_back, run_limits) = Default::default();
+        let (held_back, run_limits, global) = Default::default();
         let metrics = Metrics {
             registry: Registry::default(),
             enqueued,
@@ -138,6 +149,7 @@ impl Metrics {
             depth,
             held_back,
             run_limits,
+            global,
             requests,
             auth_failures,
         };
@@ -165,6 +177,7 @@ impl Metrics {
         r.register("reserves_held_back", held, metrics.held_back.clone());
         let limits = "Each queue's run limits, at the scrape: max_running, max_running_per_key, rate_interval_ms (the least time between two starts)";
         r.register("queue_run_limit", limits, metrics.run_limits.clone());
+        metrics.global.register(r);
         let requests = "HTTP requests by route, method and status";
         r.register("http_requests", requests, metrics.requests.clone());
         let refused = "Requests refused by authentication, by reason";
@@ -217,29 +230,123 @@ impl Metrics {
         }
     }
 
-    /// The metrics in Prometheus's text format, with queue depths read from `backend` now.
-    pub async fn render(&self, backend: &dyn Backend) -> outsourced_core::Result<String> {
+    /// The metrics in Prometheus's text format, with what the database says now: queue
+    /// depths from `backend`, every process's tallies and live workers from `store`.
+    pub async fn render(
+        &self,
+        backend: &SqlBackend,
+        store: &Directory,
+    ) -> outsourced_core::Result<String> {
         let queues = backend.queues(&Actor::Admin("metrics".into())).await?;
-        // Queues that emptied out of a state read 0 rather than keep their last value, and
-        // limits lifted are gone.
+        // Limits lifted are gone; states without jobs read 0.
         self.depth.clear();
         self.run_limits.clear();
         for queue in &queues {
-            for (state, count) in queue.counts.iter() {
+            for state in JobState::ALL {
                 let labels = DepthLabels {
                     queue: queue.name.as_str().into(),
                     state: state.as_str().into(),
                 };
+                let count = queue.counts.get(state);
                 self.depth
                     .get_or_create(&labels)
                     .set(i64::try_from(count).unwrap_or(i64::MAX));
             }
             self.set_run_limits(queue);
         }
+        let live = backend.live_instances().await?;
+        self.global.read(&queues, &store.totals().await?, &live);
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &self.registry)
             .map_err(|e| outsourced_core::Error::invalid(format!("encoding metrics: {e}")))?;
         Ok(text)
+    }
+}
+
+/// The series read from the database at each scrape, the same from every server process:
+/// what every process did to each queue's jobs (its tallies, see `outsourced_backend_sql::tally`),
+/// each queue's limit on live jobs, and the live worker processes that reserve from it.
+#[derive(Default)]
+struct Global {
+    enqueued: Family<QueueLabels, Counter>,
+    started: Family<QueueLabels, Counter>,
+    ended: Family<OutcomeLabels, Counter>,
+    limit: Family<QueueLabels, Gauge>,
+    workers: Family<QueueLabels, Gauge>,
+}
+
+impl Global {
+    fn register(&self, r: &mut Registry) {
+        let every = "by every process, from the database";
+        r.register(
+            "queue_enqueued",
+            format!("Jobs stored, {every}"),
+            self.enqueued.clone(),
+        );
+        r.register(
+            "queue_started",
+            format!("Attempts begun, {every}"),
+            self.started.clone(),
+        );
+        let ended = format!(
+            "Attempts ended by outcome (succeeded, failed, retried, reclaimed, released), {every}"
+        );
+        r.register("queue_ended", ended, self.ended.clone());
+        let limit = "Each queue's limit on live jobs (none when unlimited), at the scrape";
+        r.register("queue_limit", limit, self.limit.clone());
+        let workers =
+            "Worker processes heard of lately that reserve from each queue, at the scrape";
+        r.register("queue_workers", workers, self.workers.clone());
+    }
+
+    fn read(&self, queues: &[QueueInfo], totals: &[(String, Tally)], live: &[InstanceInfo]) {
+        for (queue, tally) in totals {
+            let labels = QueueLabels {
+                queue: queue.as_str().into(),
+            };
+            catch_up(&self.enqueued.get_or_create(&labels), tally.enqueued);
+            catch_up(&self.started.get_or_create(&labels), tally.started);
+            let outcomes = [
+                ("succeeded", tally.succeeded),
+                ("failed", tally.failed),
+                ("retried", tally.retried),
+                ("reclaimed", tally.reclaimed),
+                ("released", tally.released),
+            ];
+            for (outcome, count) in outcomes {
+                let labels = OutcomeLabels {
+                    queue: queue.as_str().into(),
+                    outcome: outcome.into(),
+                };
+                catch_up(&self.ended.get_or_create(&labels), count);
+            }
+        }
+        self.limit.clear();
+        self.workers.clear();
+        for queue in queues {
+            let labels = QueueLabels {
+                queue: queue.name.as_str().into(),
+            };
+            if let Some(max) = queue.limit.max() {
+                let max = i64::try_from(max).unwrap_or(i64::MAX);
+                self.limit.get_or_create(&labels).set(max);
+            }
+            let working = live
+                .iter()
+                .filter(|i| i.queues.is_empty() || i.queues.contains(&queue.name))
+                .count();
+            self.workers
+                .get_or_create(&labels)
+                .set(i64::try_from(working).unwrap_or(i64::MAX));
+        }
+    }
+}
+
+/// Brings `counter` up to `total`, a count kept in the database that only grows.
+fn catch_up(counter: &Counter, total: u64) {
+    let behind = total.saturating_sub(counter.get());
+    if behind > 0 {
+        counter.inc_by(behind);
     }
 }
 

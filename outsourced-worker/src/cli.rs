@@ -47,25 +47,31 @@ pub async fn main() -> ExitCode {
     options.exit_on_complete |= args.exit_on_complete;
     // Before connecting, so that a signal during the connect stops the worker cleanly.
     let shutdown = Shutdown::on_signals();
-    let worker = match connect(&config).await {
+    let (worker, finish) = match connect(&config).await {
         Ok(Connected {
             backend,
             assignment,
+            finish,
         }) => {
             let worker = Worker::new(backend, &config.worker)
                 .options(options)
                 .commands(config.commands.clone());
-            match assignment {
+            let worker = match assignment {
                 Some(assignment) => worker.assignment(assignment),
                 None => worker,
-            }
+            };
+            (worker, finish)
         }
         Err(error) => {
             eprintln!("outsourced-worker: {error}");
             return ExitCode::from(1);
         }
     };
-    match worker.run(shutdown).await {
+    let ran = worker.run(shutdown).await;
+    if let Some(finish) = finish {
+        finish.await;
+    }
+    match ran {
         Ok(_) => ExitCode::SUCCESS,
         Err(error @ (Error::Unauthorized { .. } | Error::Forbidden { .. })) => {
             let what = match &error {

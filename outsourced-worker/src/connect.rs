@@ -17,6 +17,9 @@ pub struct Connected {
     pub backend: Arc<dyn Backend>,
     /// Next to the database: the directory's answer at each reserve.
     pub assignment: Option<Arc<dyn Assignment>>,
+    /// What to do once the worker stopped, before the process exits (next to the database:
+    /// add this process's last job tallies to the database's).
+    pub finish: Option<std::pin::Pin<Box<dyn Future<Output = ()> + Send>>>,
 }
 
 /// The backend the config names, after checking what the worker may do there: next to the
@@ -35,9 +38,15 @@ pub async fn connect(config: &WorkerConfig) -> std::result::Result<Connected, St
                     format!("cannot open the database {url}: {e}")
                 })?;
             let assignment = crate::directory::from_directory(config, &backend).await?;
+            let last = backend.clone();
             Ok(Connected {
                 backend: Arc::new(backend),
                 assignment,
+                finish: Some(Box::pin(async move {
+                    if let Err(error) = last.flush_tallies().await {
+                        tracing::warn!(%error, "could not add the last job tallies to the database");
+                    }
+                })),
             })
         }
         #[cfg(feature = "http")]
@@ -65,6 +74,7 @@ pub async fn connect(config: &WorkerConfig) -> std::result::Result<Connected, St
             Ok(Connected {
                 backend: Arc::new(backend),
                 assignment: None,
+                finish: None,
             })
         }
         #[cfg(not(feature = "sql"))]

@@ -413,6 +413,9 @@ pub(crate) struct ListArgs {
     /// Only this class.
     #[arg(long)]
     pub(crate) class: Option<String>,
+    /// Only classes that begin with this (`Mail::`), taken literally.
+    #[arg(long)]
+    pub(crate) class_prefix: Option<String>,
     /// Only this owner's jobs (TYPE/ID).
     #[arg(long)]
     pub(crate) owner: Option<String>,

@@ -167,6 +167,7 @@ fn filter(args: &ListArgs) -> Result<JobFilter> {
             })
             .transpose()?,
         class: args.class.clone(),
+        class_prefix: args.class_prefix.clone(),
         owner: args.owner.as_deref().map(str::parse).transpose()?,
         enqueued_by: None,
         unique_key: args.unique_key.clone(),

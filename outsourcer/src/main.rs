@@ -83,15 +83,25 @@ async fn run(cli: Cli) -> Result<()> {
         return demo::run(cli.json, args).await;
     }
     let ctx = Ctx::open(&cli).await?;
-    match cli.command {
-        Command::Queue(command) => queue::run(&ctx, command).await,
-        Command::Worker(command) => principal::worker(&ctx, command).await,
-        Command::Producer(command) => principal::producer(&ctx, command).await,
-        Command::Admin(command) => principal::admin(&ctx, command).await,
-        Command::Job(command) => job::run(&ctx, command).await,
+    let done = command(&ctx, cli.command).await;
+    // What this process did to jobs (an enqueue, a retry, a server's whole run) joins the
+    // database's tallies before it exits, even when the command failed after some of it.
+    if let Err(error) = ctx.backend.flush_tallies().await {
+        tracing::warn!(%error, "could not add this run's job tallies to the database");
+    }
+    done
+}
+
+async fn command(ctx: &Ctx, command: Command) -> Result<()> {
+    match command {
+        Command::Queue(command) => queue::run(ctx, command).await,
+        Command::Worker(command) => principal::worker(ctx, command).await,
+        Command::Producer(command) => principal::producer(ctx, command).await,
+        Command::Admin(command) => principal::admin(ctx, command).await,
+        Command::Job(command) => job::run(ctx, command).await,
         Command::Demo(_) => Ok(()),
-        Command::Serve(args) => serve::run(&ctx, args).await,
-        Command::Prune { batch } => queue::prune(&ctx, batch).await,
+        Command::Serve(args) => serve::run(ctx, args).await,
+        Command::Prune { batch } => queue::prune(ctx, batch).await,
         Command::Migrate => {
             // Opening the database already migrated it.
             out!(

@@ -2,7 +2,7 @@
 //! session, each action with and without its CSRF token, and logging out.
 
 use outsourced_backend_sql::{Directory, Role, ServerKey, SqlBackend};
-use outsourced_core::{Actor, Backend, BackendExt, JobState, NewJob, QueueLimit};
+use outsourced_core::{Actor, Backend, BackendExt, JobState, NewJob, QueueLimit, ReserveOptions};
 use outsourced_server::ServerConfig;
 use reqwest::StatusCode;
 use reqwest::redirect::Policy;
@@ -569,4 +569,61 @@ async fn the_jobs_list_pages_both_ways() {
     assert_eq!(listed(&back), ids[..50].to_vec(), "back where it started");
     assert!(link(&back, "newer").is_none(), "nothing newer: {back}");
     assert!(link(&back, "older").is_some());
+}
+
+/// The overview counts exactly (no cap), shows how full each queue is, and charts what the
+/// database's tallies say was done in the last hour.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_overview_counts_exactly_and_charts_the_tallies() {
+    let (server, browser) = setup().await;
+    let admin = Actor::Admin("root".into());
+    let created = server
+        .sql
+        .create_queue(&admin, "mail", QueueLimit::Max(20_000));
+    created.await.expect("a queue");
+    let jobs = (0..10_001).map(|i| NewJob::new("Send", json!([i])).queue("mail"));
+    let stored = server.sql.enqueue_batch(&admin, jobs.collect()).await;
+    assert_eq!(stored.expect("enqueue").len(), 10_001);
+    let me = outsourced_core::WorkerInstance::new("w1", "i");
+    let leased = server
+        .sql
+        .reserve(&me, ReserveOptions::up_to(3).queues(["mail"]));
+    for job in leased.await.expect("reserve") {
+        let done = server.sql.complete(&me, &job.lease.to_ref()).await;
+        done.expect("complete");
+    }
+    server.sql.flush_tallies().await.expect("add the tallies");
+    let (status, html) = browser.page("").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains(">9998</a>"), "the exact backlog: {html}");
+    assert!(html.contains("9998 of 20000 live"), "how full: {html}");
+    assert!(
+        html.contains(r#"class="used" x="0" y="0" width="49""#),
+        "{html}"
+    );
+    assert!(
+        html.contains("10001 enqueued, 3 started, 3 succeeded, 0 failed"),
+        "the last hour's tallies: {html}"
+    );
+    assert_eq!(html.matches("<svg class=\"chart\"").count(), 3, "{html}");
+}
+
+/// The class box takes a class, or the start of one followed by `*`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_are_listed_by_class_prefix() {
+    let (server, browser) = setup().await;
+    let admin = Actor::Admin("root".into());
+    let mut ids = Vec::new();
+    for class in ["Mailer::Welcome", "Mailer::Reset", "Report"] {
+        let job = server
+            .sql
+            .enqueue(&admin, NewJob::new(class, json!([])))
+            .await;
+        ids.push(job.expect("enqueue").id.0);
+    }
+    let (status, html) = browser.page("/jobs?class=Mailer%3A%3A*").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(listed(&html), [ids[1], ids[0]], "{html}");
+    let (_, html) = browser.page("/jobs?class=Mailer%3A%3AReset").await;
+    assert_eq!(listed(&html), [ids[1]], "an exact class: {html}");
 }

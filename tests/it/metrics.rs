@@ -5,8 +5,8 @@ use std::sync::Arc;
 use outsourced_backend_http::HttpBackend;
 use outsourced_backend_sql::{Role, SqlBackend};
 use outsourced_core::{
-    Actor, Backend, ErrorInfo, Failure, NewJob, QueueLimit, ReserveOptions, Reserved, RetryPlan,
-    WorkerInstance,
+    Actor, Backend, BackendExt, ErrorInfo, Failure, NewJob, QueueLimit, ReserveOptions, Reserved,
+    RetryPlan, WorkerInstance,
 };
 use outsourced_server::ServerConfig;
 use reqwest::Method;
@@ -304,4 +304,76 @@ async fn the_observer_hears_what_committed_and_nothing_else() {
     let again = sql.enqueue(&admin, unique()).await.expect("the holder");
     assert_eq!(first.id, again.id);
     assert_eq!(heard.take(), ["enqueued D", "duplicate D"]);
+}
+
+/// What another process did (a CLI's enqueues, a worker next to the database) reaches the
+/// server's metrics through the database's tallies once that process flushed them; states
+/// without jobs read 0; each queue's limit and the live workers that reserve from it are
+/// gauges.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_what_every_process_did() {
+    let dir = tempfile::tempdir().expect("a directory");
+    let url = format!("sqlite://{}", dir.path().join("jobs.db").display());
+    let served = SqlBackend::open(test_config(&url)).await.expect("open");
+    let server = RunningServer::start(served, ServerConfig::default()).await;
+    // Another process on the same database: the CLI, or a worker next to it.
+    let other = SqlBackend::open(test_config(&url)).await.expect("open");
+    let admin = Actor::Admin("root".into());
+    let created = other.create_queue(&admin, "q", QueueLimit::Max(50)).await;
+    created.expect("a queue");
+    let by = Actor::Producer("cli".into());
+    for i in 0..3 {
+        let job = NewJob::new("Work", json!([i])).queue("q").max_attempts(1);
+        other.enqueue(&by, job).await.expect("enqueue");
+    }
+    let me = WorkerInstance::new("w1", "next-to-the-db");
+    let leased = other.reserve(&me, ReserveOptions::up_to(3).queues(["q"]));
+    let leased = leased.await.expect("reserve");
+    assert_eq!(leased.len(), 3);
+    for job in &leased[..2] {
+        let done = other.complete(&me, &job.lease.to_ref()).await;
+        done.expect("complete");
+    }
+    let failure = Failure {
+        error: ErrorInfo::new("no"),
+        retry: RetryPlan::Never,
+    };
+    let failed = other.fail(&me, &leased[2].lease.to_ref(), failure).await;
+    assert_eq!(failed.expect("fail"), outsourced_core::JobState::Failed);
+    other.flush_tallies().await.expect("add the tallies");
+
+    let (status, text) = scrape(&server, None).await;
+    assert_eq!(status, 200);
+    let q = [("queue", "q")];
+    let global = |name: &str| sample(&text, name, &q);
+    assert_eq!(global("outsourced_queue_enqueued_total"), 3.0, "{text}");
+    assert_eq!(global("outsourced_queue_started_total"), 3.0);
+    let ended = |outcome| {
+        let labels = [("queue", "q"), ("outcome", outcome)];
+        sample(&text, "outsourced_queue_ended_total", &labels)
+    };
+    assert_eq!((ended("succeeded"), ended("failed")), (2.0, 1.0));
+    // The server's own counters heard of none of it: it happened in another process.
+    assert_eq!(global("outsourced_jobs_enqueued_total"), 0.0);
+    assert_eq!(global("outsourced_queue_limit"), 50.0);
+    assert_eq!(
+        global("outsourced_queue_workers"),
+        1.0,
+        "w1 reserved from q"
+    );
+    assert!(
+        text.contains(r#"outsourced_queue_jobs{queue="q",state="cancelled"} 0"#),
+        "states without jobs read 0: {text}"
+    );
+    let state = |name| {
+        let labels = [("queue", "q"), ("state", name)];
+        sample(&text, "outsourced_queue_jobs", &labels)
+    };
+    assert_eq!((state("succeeded"), state("failed")), (2.0, 1.0));
+    // A second scrape after more work counts on from where it was.
+    let job = NewJob::new("Work", json!([9])).queue("q");
+    other.enqueue(&by, job).await.expect("enqueue");
+    other.flush_tallies().await.expect("add the tallies");
+    let (_, text) = scrape(&server, None).await;
+    assert_eq!(sample(&text, "outsourced_queue_enqueued_total", &q), 4.0);
 }

@@ -248,7 +248,9 @@ async fn callers_that_go_away_mid_write_leave_no_connection_inside_a_transaction
     // cut short the same way, they too leave no connection inside a transaction.
     for micros in 0..200u64 {
         let once = outsourced_core::Unique::key(format!("cut-{micros}"));
-        let job = NewJob::new("Send", json!([micros])).queue("cut").unique(once);
+        let job = NewJob::new("Send", json!([micros]))
+            .queue("cut")
+            .unique(once);
         let enqueue = backend.enqueue(&producer, job);
         let _ = tokio::time::timeout(Duration::from_micros(micros * 5), enqueue).await;
         assert!(

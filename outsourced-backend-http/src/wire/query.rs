@@ -21,6 +21,9 @@ pub struct JobsQuery {
     /// Jobs of this class.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub class: Option<String>,
+    /// Jobs whose class begins with this (taken literally).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class_prefix: Option<String>,
     /// Jobs of this owner, `TYPE/ID`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,

@@ -16,6 +16,7 @@ use crate::convert::ms;
 use crate::entity::job;
 use crate::error::db_error;
 use crate::read::state_is;
+use crate::tally::Tally;
 use outsourced_core::{JobState, Result};
 
 /// A count that stopped at a cap: `more` when there are more than `count`.
@@ -87,6 +88,23 @@ impl Directory {
             .filter(state_is(state))
             .into_query();
         self.count_capped(select, cap).await
+    }
+
+    /// The job tallies of every minute from `from` up to `to`, of `queue` or of every queue
+    /// together, minute by minute (epoch ms of each minute's start; minutes with nothing to
+    /// tell are left out). As of each process's last flush: see [`crate::tally`].
+    pub async fn minutes(
+        &self,
+        queue: Option<&str>,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<(i64, Tally)>> {
+        crate::tally::minutes(self.backend(), queue, ms(from), ms(to)).await
+    }
+
+    /// Each queue's job tallies since the start.
+    pub async fn totals(&self) -> Result<Vec<(String, Tally)>> {
+        crate::tally::totals(self.backend()).await
     }
 
     /// How many leases each worker (by name) holds now.

@@ -97,6 +97,9 @@ pub struct JobFilter {
     pub state: Option<JobState>,
     /// Only this class.
     pub class: Option<String>,
+    /// Only classes that begin with this (`Mail::` lists `Mail::Welcome` and `Mail::Reset`),
+    /// taken literally: `%` and `_` are no wildcards.
+    pub class_prefix: Option<String>,
     /// Only this owner's jobs.
     pub owner: Option<Owner>,
     /// Only jobs this caller enqueued (the HTTP server sets it for producers).
@@ -124,6 +127,7 @@ impl Default for JobFilter {
             queue: None,
             state: None,
             class: None,
+            class_prefix: None,
             owner: None,
             enqueued_by: None,
             unique_key: None,

@@ -166,6 +166,7 @@ scenarios![
     reads::lookups_of_unknown_jobs_are_not_found,
     reads::history_is_complete_and_gap_free,
     reads::jobs_filter_and_page_newest_first,
+    reads::jobs_are_listed_by_class_prefix,
     reads::jobs_filter_by_enqueue_time,
     reads::counts_by_queue_state_and_owner,
     retention::prune_removes_only_finished_jobs_past_their_retention,

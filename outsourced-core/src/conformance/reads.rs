@@ -64,6 +64,44 @@ pub(crate) async fn history_is_complete_and_gap_free(h: &Harness) {
     );
 }
 
+pub(crate) async fn jobs_are_listed_by_class_prefix(h: &Harness) {
+    let queue = h.queue().await;
+    let mut ids = std::collections::BTreeMap::new();
+    for class in [
+        "Mail::Welcome",
+        "Mail::Reset",
+        "Mailer",
+        "Mail_x",
+        "MailAx",
+        "Report",
+    ] {
+        let mut job = noop().queue(&queue);
+        job.class = class.into();
+        ids.insert(class, h.enqueue(job).await.id);
+    }
+    let listed = |prefix: &str| {
+        let filter = JobFilter {
+            class_prefix: Some(prefix.into()),
+            queue: Some(queue.clone()),
+            ..JobFilter::default()
+        };
+        async move {
+            let jobs = ok(backend(h).jobs(&h.admin.actor, filter).await, "list jobs");
+            jobs.iter().map(|j| j.class.clone()).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(listed("Mail::").await, ["Mail::Reset", "Mail::Welcome"]);
+    assert_eq!(
+        listed("Mail").await,
+        ["MailAx", "Mail_x", "Mailer", "Mail::Reset", "Mail::Welcome"]
+    );
+    // Taken literally: `_` and `%` are no wildcards.
+    assert_eq!(listed("Mail_").await, ["Mail_x"]);
+    assert!(listed("Mail%").await.is_empty());
+    assert!(listed("Mail::Welcome!").await.is_empty());
+    assert_eq!(ids.len(), 6);
+}
+
 pub(crate) async fn jobs_filter_and_page_newest_first(h: &Harness) {
     let (a, b) = (h.queue().await, h.queue().await);
     let alice = Owner::new("User", "alice");

@@ -4,6 +4,7 @@
 //! The one script, htmx, is served from the binary and only refreshes parts of a page.
 
 mod actions;
+mod chart;
 mod login;
 mod pages;
 mod view;

@@ -13,7 +13,7 @@ use super::view::{
     self, AttachmentRow, Chrome, ConfirmPage, HeldRow, HistoryRow, InstanceRow, JobPage, JobRow,
     JobsPage, JobsQuery, OverviewPage, QueueRow, WorkerRow, WorkersPage, pretty,
 };
-use super::{Admin, Failure, PageResult, page};
+use super::{Admin, Failure, PageResult, chart, page};
 use crate::state::AppState;
 
 /// Jobs per page of the jobs list.
@@ -33,21 +33,25 @@ fn state_names() -> Vec<&'static str> {
     JobState::ALL.iter().map(|s| s.as_str()).collect()
 }
 
-/// Counts on the overview stop here ("10000+"): a page must cost the same with ten million
-/// finished jobs as with ten.
+/// Most jobs counted for "succeeded/failed in the last minute" (an index range each).
 const COUNT_CAP: u64 = 10_000;
 
-/// `GET /dashboard`: every queue with its limit, per-state counts and recent throughput.
+/// `GET /dashboard`: every queue with its limit and how full it is, exact per-state counts and
+/// recent throughput; charts of the last hour and day from the database's tallies.
 pub(crate) async fn overview(State(state): State<AppState>, admin: Admin) -> PageResult {
     let (backend, store) = (state.backend(), state.directory());
-    let minute_ago = chrono::Utc::now() - Duration::minutes(1);
+    let now = chrono::Utc::now();
+    let minute_ago = now - Duration::minutes(1);
     let mut queues = Vec::new();
     for queue in backend.queues(&admin.actor()).await? {
-        let counts = store.state_counts(&queue.name, COUNT_CAP).await?;
         let finished = |state| store.finished_since(&queue.name, state, minute_ago, COUNT_CAP);
+        let live = queue.counts.live();
         queues.push(QueueRow {
-            counts: counts.values().map(ToString::to_string).collect(),
-            limit: queue.limit.to_string(),
+            counts: JobState::ALL
+                .iter()
+                .map(|s| queue.counts.get(*s).to_string())
+                .collect(),
+            fill: view::fill(live, queue.limit.max()),
             run_limits: queue.run_limits_text().unwrap_or_default(),
             paused: queue.paused,
             succeeded_last_minute: finished(JobState::Succeeded).await?.to_string(),
@@ -64,8 +68,34 @@ pub(crate) async fn overview(State(state): State<AppState>, admin: Admin) -> Pag
         queues,
         workers,
         leased: leases.values().sum(),
+        charts: charts(store, now).await?,
     };
     Ok(page(view::render(&overview)))
+}
+
+/// The overview's charts, every queue together: the last hour by minute, the last day by
+/// quarter hour.
+async fn charts(
+    store: &outsourced_backend_sql::Directory,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<view::Charts, Failure> {
+    let day = store.minutes(None, now - Duration::days(1), now).await?;
+    let (minute, quarter) = (Duration::minutes(1), Duration::minutes(15));
+    let (hour_start, hour) = chart::periods(&day, now, minute, 60);
+    let (day_start, quarters) = chart::periods(&day, now, quarter, 96);
+    let total = |tallies: &[outsourced_backend_sql::tally::Tally]| {
+        let mut sum = outsourced_backend_sql::tally::Tally::default();
+        tallies.iter().for_each(|t| sum.add(t));
+        sum
+    };
+    let (last_hour, last_day) = (total(&hour), total(&quarters));
+    Ok(view::Charts {
+        hour: chart::throughput(hour_start, minute, &hour),
+        hour_waits: chart::waits(hour_start, minute, &hour),
+        day: chart::throughput(day_start, quarter, &quarters),
+        hour_summary: view::summary(&last_hour),
+        day_summary: view::summary(&last_day),
+    })
 }
 
 fn blank_to_none(text: &str) -> Option<String> {
@@ -83,11 +113,17 @@ fn job_filter(query: &JobsQuery) -> Result<JobFilter, Failure> {
         .map(|o| o.parse::<Owner>())
         .transpose()
         .map_err(bad)?;
+    let class = blank_to_none(&query.class);
     Ok(JobFilter {
         state,
         owner,
         queue: blank_to_none(&query.queue),
-        class: blank_to_none(&query.class),
+        // `Mailer::*`: every class that begins with `Mailer::`.
+        class_prefix: class
+            .as_deref()
+            .and_then(|c| c.strip_suffix('*'))
+            .map(str::to_owned),
+        class: class.filter(|c| !c.ends_with('*')),
         unique_key: blank_to_none(&query.key),
         before: query.before.map(JobId),
         after: query.after.map(JobId),

@@ -63,11 +63,12 @@ pub(crate) struct ErrorPage {
 /// One queue on the overview.
 pub(crate) struct QueueRow {
     pub(crate) name: String,
-    pub(crate) limit: String,
     /// Its run limits in a few words, empty when it has none.
     pub(crate) run_limits: String,
     pub(crate) paused: bool,
-    /// Per state, in lifecycle order (as `OverviewPage::states`), "10000+" past the cap.
+    /// How full it is against its limit: an SVG bar with its words ("12 of 10000 live").
+    pub(crate) fill: Fill,
+    /// Per state, in lifecycle order (as `OverviewPage::states`), exact.
     pub(crate) counts: Vec<String>,
     /// Succeeded and failed for good in the last minute.
     pub(crate) succeeded_last_minute: String,
@@ -84,6 +85,63 @@ pub(crate) struct OverviewPage {
     pub(crate) queues: Vec<QueueRow>,
     pub(crate) workers: usize,
     pub(crate) leased: u64,
+    pub(crate) charts: Charts,
+}
+
+/// How full a queue is: its live jobs against its limit.
+pub(crate) struct Fill {
+    /// The share of the limit in use, in percent (0 when unlimited).
+    pub(crate) percent: u64,
+    /// "12 of 10000 live", or "12 live" when unlimited.
+    pub(crate) words: String,
+    /// Whether it is nearly full (90% or more).
+    pub(crate) high: bool,
+}
+
+/// A queue with `live` live jobs against `limit` (`None`: unlimited).
+pub(crate) fn fill(live: u64, limit: Option<u64>) -> Fill {
+    match limit {
+        Some(limit) => {
+            let percent = (live.saturating_mul(100) / limit.max(1)).min(100);
+            Fill {
+                percent,
+                words: format!("{live} of {limit} live"),
+                high: percent >= 90,
+            }
+        }
+        None => Fill {
+            percent: 0,
+            words: format!("{live} live"),
+            high: false,
+        },
+    }
+}
+
+/// The overview's charts, as SVG markup made from numbers only (`chart.rs`).
+pub(crate) struct Charts {
+    pub(crate) hour: String,
+    pub(crate) hour_waits: String,
+    pub(crate) day: String,
+    /// What the last hour and day add up to, in words.
+    pub(crate) hour_summary: String,
+    pub(crate) day_summary: String,
+}
+
+/// A period's tallies in words: "120 enqueued, 118 succeeded, 2 failed; p50 wait ≤ 10 ms".
+pub(crate) fn summary(tally: &outsourced_backend_sql::tally::Tally) -> String {
+    let mut words = format!(
+        "{} enqueued, {} started, {} succeeded, {} failed, {} to retry",
+        tally.enqueued, tally.started, tally.succeeded, tally.failed, tally.retried
+    );
+    let bound = |ms: u64| match ms {
+        u64::MAX => "more than 5 min".to_owned(),
+        ms if ms >= 1000 => format!("at most {} s", ms / 1000),
+        ms => format!("at most {ms} ms"),
+    };
+    if let (Some(p50), Some(p95)) = (tally.wait_quantile(0.5), tally.wait_quantile(0.95)) {
+        words += &format!("; waits p50 {}, p95 {}", bound(p50), bound(p95));
+    }
+    words
 }
 
 /// One job in a listing.

@@ -195,6 +195,7 @@ pub(crate) async fn list(
             })
             .transpose()?,
         class: query.class,
+        class_prefix: query.class_prefix,
         owner: query.owner.map(|o| o.parse()).transpose()?,
         enqueued_by: (caller.principal.role == Role::Producer).then(|| actor(&caller)),
         unique_key: query.unique_key,

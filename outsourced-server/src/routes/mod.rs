@@ -123,7 +123,10 @@ async fn metrics(
             ));
         }
     }
-    let text = state.metrics().render(state.backend()).await?;
+    let text = state
+        .metrics()
+        .render(state.backend(), state.directory())
+        .await?;
     let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
     Ok(([(axum::http::header::CONTENT_TYPE, content_type)], text).into_response())
 }
