@@ -627,3 +627,38 @@ async fn jobs_are_listed_by_class_prefix() {
     let (_, html) = browser.page("/jobs?class=Mailer%3A%3AReset").await;
     assert_eq!(listed(&html), [ids[1]], "an exact class: {html}");
 }
+
+/// A long history (a job tried sixty times) is shown a hundred steps at a time, the latest
+/// first, with links to earlier and later steps.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_history_is_paged() {
+    let (server, browser) = setup().await;
+    let admin = Actor::Admin("root".into());
+    let flaky = NewJob::new("Flaky", json!([])).max_attempts(1000);
+    let job = server.sql.enqueue(&admin, flaky).await.expect("enqueue").id;
+    let me = outsourced_core::WorkerInstance::new("w1", "i");
+    for _ in 0..60 {
+        let leased = server.sql.reserve(&me, ReserveOptions::up_to(1));
+        let leased = leased.await.expect("reserve").pop().expect("the job");
+        let again = outsourced_core::Failure {
+            error: outsourced_core::ErrorInfo::new("not yet"),
+            retry: outsourced_core::RetryPlan::After(std::time::Duration::ZERO),
+        };
+        let failed = server.sql.fail(&me, &leased.lease.to_ref(), again).await;
+        failed.expect("fail");
+    }
+    // 121 steps: the enqueue, then a start and a failure sixty times.
+    let step = |html: &str, seq: u32| html.contains(&format!("<tr><td>{seq}</td>"));
+    let (_, latest) = browser.page(&format!("/jobs/{job}")).await;
+    assert!(step(&latest, 121) && step(&latest, 22), "{latest}");
+    assert!(!step(&latest, 21), "a hundred steps: {latest}");
+    assert!(latest.contains(&format!("/jobs/{job}?steps_before=22\" id=\"earlier-steps\"")));
+    assert!(!latest.contains("later-steps"), "{latest}");
+    let (_, earlier) = browser.page(&format!("/jobs/{job}?steps_before=22")).await;
+    assert!(step(&earlier, 1) && step(&earlier, 21) && !step(&earlier, 22));
+    assert!(!earlier.contains("earlier-steps"), "{earlier}");
+    assert!(
+        earlier.contains(&format!("/jobs/{job}?steps_before=122\" id=\"later-steps\"")),
+        "{earlier}"
+    );
+}

@@ -13,11 +13,11 @@ use sea_orm::{
 
 use super::Directory;
 use crate::convert::ms;
-use crate::entity::job;
+use crate::entity::{history, job};
 use crate::error::db_error;
 use crate::read::state_is;
 use crate::tally::Tally;
-use outsourced_core::{JobState, Result};
+use outsourced_core::{HistoryEntry, JobId, JobState, Result};
 
 /// A count that stopped at a cap: `more` when there are more than `count`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -100,6 +100,29 @@ impl Directory {
         to: DateTime<Utc>,
     ) -> Result<Vec<(i64, Tally)>> {
         crate::tally::minutes(self.backend(), queue, ms(from), ms(to)).await
+    }
+
+    /// The last `limit` steps of job `id`'s history before step `before` (all when `None`),
+    /// in order, through the history's key: a page of a long history (a repeating job's)
+    /// costs the same as a short one's.
+    pub async fn history_page(
+        &self,
+        id: JobId,
+        before: Option<u32>,
+        limit: u64,
+    ) -> Result<Vec<HistoryEntry>> {
+        let mut select = history::Entity::find().filter(history::Column::JobId.eq(id.0));
+        if let Some(before) = before {
+            select = select.filter(history::Column::Seq.lt(i64::from(before)));
+        }
+        let mut rows = select
+            .order_by_desc(history::Column::Seq)
+            .limit(limit)
+            .all(self.backend().reader())
+            .await
+            .map_err(db_error)?;
+        rows.reverse();
+        rows.into_iter().map(crate::convert::history_entry).collect()
     }
 
     /// Each queue's job tallies since the start.

@@ -215,7 +215,12 @@ pub(crate) async fn jobs(
 #[derive(Debug, Default, serde::Deserialize)]
 pub(crate) struct Seen {
     at: Option<i64>,
+    /// The page of the history to show: the steps before this one (the latest when absent).
+    steps_before: Option<u32>,
 }
+
+/// History steps per page of a job's page.
+const STEPS: u64 = 100;
 
 /// `GET /dashboard/jobs/{id}`: everything about one job, with its full history. A live job's
 /// page asks again every 2 s with the version it shows (`?at=`), and is answered 204 (htmx
@@ -234,7 +239,20 @@ pub(crate) async fn job(
         // The page's own refresh, and nothing changed: nothing to swap, nothing closed.
         return Ok(axum::http::StatusCode::NO_CONTENT.into_response());
     }
-    let entries = state.backend().history(&actor, JobId(id)).await?;
+    // One step more than a page, to know whether earlier ones are left.
+    let mut entries = (state.directory())
+        .history_page(JobId(id), seen.steps_before, STEPS + 1)
+        .await?;
+    let earlier = (entries.len() as u64 > STEPS).then(|| entries.remove(0).seq + 1);
+    let later = match (seen.steps_before, entries.last()) {
+        (Some(_), Some(last)) => {
+            let latest = (state.directory().history_page(JobId(id), None, 1).await?)
+                .pop()
+                .map_or(0, |step| step.seq);
+            (last.seq < latest).then_some(last.seq + 1 + STEPS as u32)
+        }
+        _ => None,
+    };
     let last_error_seq = entries
         .iter()
         .rev()
@@ -314,6 +332,9 @@ pub(crate) async fn job(
         concurrency_key: job.concurrency_key.clone().unwrap_or_default(),
         attachment,
         history,
+        earlier,
+        later,
+        steps_before: seen.steps_before,
     };
     Ok(page(view::render(&detail)))
 }

@@ -315,6 +315,12 @@ pub(crate) struct JobPage {
     pub(crate) concurrency_key: String,
     pub(crate) attachment: Option<AttachmentRow>,
     pub(crate) history: Vec<HistoryRow>,
+    /// The page of earlier steps (`?steps_before=`), when there are earlier steps.
+    pub(crate) earlier: Option<u32>,
+    /// The page of later steps, when this page is not the latest.
+    pub(crate) later: Option<u32>,
+    /// The page shown, when not the latest (the refresh keeps it).
+    pub(crate) steps_before: Option<u32>,
 }
 
 /// A job in an instance's hands, on the workers page.
