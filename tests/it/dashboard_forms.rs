@@ -652,13 +652,66 @@ async fn a_long_history_is_paged() {
     let (_, latest) = browser.page(&format!("/jobs/{job}")).await;
     assert!(step(&latest, 121) && step(&latest, 22), "{latest}");
     assert!(!step(&latest, 21), "a hundred steps: {latest}");
-    assert!(latest.contains(&format!("/jobs/{job}?steps_before=22\" id=\"earlier-steps\"")));
+    assert!(latest.contains(&format!(
+        "/jobs/{job}?steps_before=22\" id=\"earlier-steps\""
+    )));
     assert!(!latest.contains("later-steps"), "{latest}");
     let (_, earlier) = browser.page(&format!("/jobs/{job}?steps_before=22")).await;
     assert!(step(&earlier, 1) && step(&earlier, 21) && !step(&earlier, 22));
     assert!(!earlier.contains("earlier-steps"), "{earlier}");
     assert!(
-        earlier.contains(&format!("/jobs/{job}?steps_before=122\" id=\"later-steps\"")),
+        earlier.contains(&format!(
+            "/jobs/{job}?steps_before=122\" id=\"later-steps\""
+        )),
         "{earlier}"
     );
+}
+
+/// Rotating a worker's secret asks first, needs the token, and shows the new secret once, on
+/// the page that answers the form (never in a link or a notice).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workers_secret_is_rotated_after_asking() {
+    let (server, browser) = setup().await;
+    // A worker whose secret is under the server's key.
+    server.client(Role::Worker, "w2").await;
+    let directory = Directory::new(server.sql.clone());
+    let before = directory.credentials(&server.key, Role::Worker, "w2").await;
+    let before = before.expect("w2's credentials");
+    let (_, workers) = browser.page("/workers").await;
+    assert!(
+        workers.contains("/workers/w2/rotate\" class=\"rotate\""),
+        "{workers}"
+    );
+    let (status, asked) = browser.page("/workers/w2/rotate").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(asked.contains("Give w2 a new secret?"), "{asked}");
+    for token in [None, Some("forged")] {
+        let form: Vec<(&str, &str)> = token.map(|t| ("csrf", t)).into_iter().collect();
+        let refused = browser.post("/workers/w2/rotate", &form).await;
+        assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    }
+    let unchanged = directory.credentials(&server.key, Role::Worker, "w2").await;
+    assert_eq!(
+        unchanged.expect("w2").consumer_secret,
+        before.consumer_secret
+    );
+    let csrf = browser.csrf().await;
+    let rotated = browser.post("/workers/w2/rotate", &[("csrf", &csrf)]).await;
+    assert_eq!(rotated.status(), StatusCode::OK);
+    let no_store = rotated.headers()["cache-control"]
+        .to_str()
+        .unwrap_or_default();
+    assert_eq!(no_store, "no-store");
+    let shown = rotated.text().await.unwrap_or_default();
+    let after = directory.credentials(&server.key, Role::Worker, "w2").await;
+    let after = after.expect("w2's credentials");
+    assert_ne!(after.consumer_secret, before.consumer_secret);
+    assert_eq!(after.consumer_key, before.consumer_key, "the key stays");
+    let secret = format!(
+        "<code id=\"consumer-secret\">{}</code>",
+        after.consumer_secret
+    );
+    assert!(shown.contains(&secret), "{shown}");
+    let (status, _) = browser.page("/workers/nobody/rotate").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 }

@@ -122,7 +122,9 @@ impl Directory {
             .await
             .map_err(db_error)?;
         rows.reverse();
-        rows.into_iter().map(crate::convert::history_entry).collect()
+        rows.into_iter()
+            .map(crate::convert::history_entry)
+            .collect()
     }
 
     /// Each queue's job tallies since the start.

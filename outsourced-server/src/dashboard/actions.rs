@@ -1,5 +1,5 @@
-//! The dashboard's actions: retry and cancel a job, pause and resume a queue, hire and fire a
-//! worker. Each is a form `POST` that must carry the session's CSRF token, acts as the
+//! The dashboard's actions: retry and cancel a job, pause and resume a queue, hire, fire,
+//! lock, unlock a worker and rotate its secret. Each is a form `POST` that must carry the session's CSRF token, acts as the
 //! logged-in admin (history rows name them), then redirects back to the page it came from.
 
 use axum::Form;
@@ -170,6 +170,26 @@ pub(crate) async fn lock(
     Action { admin, .. }: Action,
 ) -> PageResult {
     set_locked(&state, &admin, &name, true).await
+}
+
+/// `POST /dashboard/workers/{name}/rotate`: a new secret, shown on the page it answers with
+/// (once: it is stored encrypted, never shown again), not in a notice or a link.
+pub(crate) async fn rotate(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Action { admin, .. }: Action,
+) -> PageResult {
+    let rotated = state
+        .directory()
+        .rotate_secret(state.key(), Role::Worker, &name);
+    let credentials = rotated.await?;
+    let shown = super::view::SecretPage {
+        chrome: super::pages::chrome(&admin, "workers"),
+        worker: name,
+        consumer_key: credentials.consumer_key,
+        consumer_secret: credentials.consumer_secret,
+    };
+    Ok(super::page(super::view::render(&shown)))
 }
 
 /// `POST /dashboard/workers/{name}/unlock`.

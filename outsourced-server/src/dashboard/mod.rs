@@ -48,6 +48,10 @@ pub(crate) fn router() -> Router<AppState> {
             get(pages::confirm_lock).post(actions::lock),
         )
         .route("/workers/{name}/unlock", post(actions::unlock))
+        .route(
+            "/workers/{name}/rotate",
+            get(pages::confirm_rotate).post(actions::rotate),
+        )
         .route("/login", get(login::form).post(login::submit))
         .route("/logout", post(login::logout))
         .route("/assets/htmx.min.js", get(htmx))

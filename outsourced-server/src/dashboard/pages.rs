@@ -19,7 +19,7 @@ use crate::state::AppState;
 /// Jobs per page of the jobs list.
 const PAGE: u32 = 50;
 
-fn chrome(admin: &Admin, tab: &'static str) -> Chrome {
+pub(crate) fn chrome(admin: &Admin, tab: &'static str) -> Chrome {
     Chrome {
         base: admin.base.clone(),
         admin: admin.session.admin.clone(),
@@ -459,6 +459,27 @@ pub(crate) async fn confirm_lock(
         action: format!("/workers/{}/lock", urlencoded(&name)),
         fields: Vec::new(),
         button: "Lock".into(),
+        back: "/workers".into(),
+    };
+    Ok(page(view::render(&confirm)))
+}
+
+/// `GET /dashboard/workers/{name}/rotate`: asks before giving a worker a new secret.
+pub(crate) async fn confirm_rotate(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(name): Path<String>,
+) -> PageResult {
+    state.directory().get(Role::Worker, &name).await?;
+    let confirm = ConfirmPage {
+        chrome: chrome(&admin, "workers"),
+        title: format!("Give {name} a new secret?"),
+        detail: format!(
+            "Its current secret stops working at once: every process of {name} is refused until its config has the new one (the next page shows it once; `outsourcer worker config {name} -o FILE` writes a config with it). Use this when a secret may have leaked."
+        ),
+        action: format!("/workers/{}/rotate", urlencoded(&name)),
+        fields: Vec::new(),
+        button: "Rotate the secret".into(),
         back: "/workers".into(),
     };
     Ok(page(view::render(&confirm)))

@@ -377,3 +377,13 @@ pub(crate) struct ConfirmPage {
     /// Where "keep" goes back to, below the dashboard's base.
     pub(crate) back: String,
 }
+
+/// A worker's new secret, shown once after a rotation.
+#[derive(Template)]
+#[template(path = "secret.html")]
+pub(crate) struct SecretPage {
+    pub(crate) chrome: Chrome,
+    pub(crate) worker: String,
+    pub(crate) consumer_key: String,
+    pub(crate) consumer_secret: String,
+}
