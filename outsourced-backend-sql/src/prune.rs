@@ -10,7 +10,7 @@ use crate::backend::SqlBackend;
 use crate::convert::ms;
 use crate::entity::{history, job, queue};
 use crate::error::db_error;
-use outsourced_core::{JobState, PruneOptions, Result};
+use outsourced_core::{JobId, JobState, PruneOptions, Result};
 
 /// Ids per `DELETE ... WHERE id IN (...)`, well under every database's parameter limit.
 const CHUNK: usize = 500;
@@ -72,6 +72,12 @@ async fn prune_queue(
         select = select.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
     }
     let ids: Vec<i64> = select.into_tuple().all(db).await.map_err(db_error)?;
+    delete_ids(db, &ids).await
+}
+
+/// Deletes the jobs `ids` (locked by the caller's transaction) with their history, attachments
+/// and unique keys.
+async fn delete_ids(db: &impl ConnectionTrait, ids: &[i64]) -> Result<u64> {
     for chunk in ids.chunks(CHUNK) {
         crate::attachments::delete_for(db, chunk).await?;
         crate::unique::forget(db, chunk).await?;
@@ -87,4 +93,47 @@ async fn prune_queue(
             .map_err(db_error)?;
     }
     Ok(ids.len() as u64)
+}
+
+impl SqlBackend {
+    /// Deletes those of `ids` that have finished (succeeded, failed or cancelled), with their
+    /// history and attachments, at once rather than at their queue's retention (the
+    /// dashboard's bulk delete); live jobs are left as they are (cancel them first). Answers
+    /// how many it deleted. A deleted job has no history left to record it in: the caller
+    /// logs who did it. Runs to its end in a task of its own, as every write does.
+    pub async fn delete_finished(&self, ids: &[JobId]) -> Result<u64> {
+        let (this, ids) = (self.clone(), ids.to_vec());
+        crate::backend::detached(async move { this.delete_finished_here(&ids).await }).await
+    }
+
+    async fn delete_finished_here(&self, ids: &[JobId]) -> Result<u64> {
+        let finished = [JobState::Succeeded, JobState::Failed, JobState::Cancelled];
+        let ids: Vec<i64> = ids.iter().map(|id| id.0).collect();
+        let locks = self.flavor().locks_rows();
+        self.write(|txn| {
+            let ids = &ids;
+            async move {
+                let result = async {
+                    let mut found = Vec::with_capacity(ids.len());
+                    for chunk in ids.chunks(CHUNK) {
+                        let mut select = job::Entity::find()
+                            .select_only()
+                            .column(job::Column::Id)
+                            .filter(job::Column::Id.is_in(chunk.iter().copied()))
+                            .filter(job::Column::State.is_in(finished.map(|s| s.as_str())));
+                        if locks {
+                            select = select.lock(LockType::Update);
+                        }
+                        let chunk: Vec<i64> =
+                            select.into_tuple().all(&txn).await.map_err(db_error)?;
+                        found.extend(chunk);
+                    }
+                    delete_ids(&txn, &found).await
+                }
+                .await;
+                (txn, result)
+            }
+        })
+        .await
+    }
 }

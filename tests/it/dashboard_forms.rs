@@ -715,3 +715,146 @@ async fn a_workers_secret_is_rotated_after_asking() {
     let (status, _) = browser.page("/workers/nobody/rotate").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+/// The notice an action's answer carries, decoded.
+fn notice_of(response: &reqwest::Response) -> String {
+    let cookie = response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| v.strip_prefix("outsourced_notice="))
+        .and_then(|v| v.split(';').next())
+        .unwrap_or_default()
+        .to_owned();
+    url::form_urlencoded::parse(format!("n={cookie}").as_bytes())
+        .map(|(_, text)| text.into_owned())
+        .next()
+        .unwrap_or_default()
+}
+
+/// Retrying or cancelling what a filter selects: a confirmation that says how many, the CSRF
+/// token, each job's history naming the admin, the jobs outside the filter untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_jobs_a_filter_selects_are_retried_and_cancelled_in_bulk() {
+    let (server, browser) = setup().await;
+    let (sql, admin) = (&server.sql, Actor::Admin("root".into()));
+    for queue in ["mail", "other"] {
+        let created = sql.create_queue(&admin, queue, QueueLimit::default()).await;
+        created.expect("a queue");
+    }
+    let me = outsourced_core::WorkerInstance::new("w1", "i");
+    let mut failed = Vec::new();
+    for queue in ["mail", "mail", "mail", "other"] {
+        let job = NewJob::new("Send", json!([])).queue(queue).max_attempts(1);
+        let id = sql.enqueue(&admin, job).await.expect("enqueue").id;
+        let leased = sql.reserve(&me, ReserveOptions::up_to(1).queues([queue]));
+        let leased = leased.await.expect("reserve").pop().expect("the job");
+        assert_eq!(leased.job.id, id);
+        let no = outsourced_core::Failure {
+            error: outsourced_core::ErrorInfo::new("no"),
+            retry: outsourced_core::RetryPlan::Never,
+        };
+        sql.fail(&me, &leased.lease.to_ref(), no)
+            .await
+            .expect("fail");
+        failed.push(id);
+    }
+    let waiting = NewJob::new("Send", json!([])).queue("mail");
+    sql.enqueue(&admin, waiting).await.expect("enqueue");
+
+    let (_, listed) = browser.page("/jobs?state=failed&queue=mail").await;
+    let link = "/jobs/bulk?action=retry&amp;state=failed&#38;queue=mail\" id=\"bulk-retry\"";
+    assert!(listed.contains(link), "{listed}");
+    let (status, asked) = browser
+        .page("/jobs/bulk?action=retry&state=failed&queue=mail")
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(asked.contains("Retry 3 jobs?"), "{asked}");
+    assert!(
+        asked.contains("3 jobs match, of which 3 can be retried."),
+        "{asked}"
+    );
+    let form = [("action", "retry"), ("state", "failed"), ("queue", "mail")];
+    let refused = browser.post("/jobs/bulk", &form).await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let state_of = |id| async move { sql.job(&admin_actor(), id).await.expect("job").state };
+    assert_eq!(
+        state_of(failed[0]).await,
+        JobState::Failed,
+        "nothing changed"
+    );
+
+    let csrf = browser.csrf().await;
+    let mut form = form.to_vec();
+    form.push(("csrf", &csrf));
+    let done = browser.post("/jobs/bulk", &form).await;
+    assert_eq!(done.status(), StatusCode::SEE_OTHER);
+    let to = done.headers()["location"].to_str().unwrap_or_default();
+    assert!(
+        to.ends_with("/dashboard/jobs?state=failed&queue=mail"),
+        "{to}"
+    );
+    assert_eq!(notice_of(&done), "Retried 3 jobs.");
+    for id in &failed[..3] {
+        assert_eq!(state_of(*id).await, JobState::Available);
+        let history = sql.history(&admin, *id).await.expect("history");
+        let last = history.last().expect("a step");
+        assert_eq!(last.actor, admin, "the admin is named");
+    }
+    assert_eq!(
+        state_of(failed[3]).await,
+        JobState::Failed,
+        "another queue's job stays"
+    );
+
+    let cancel = [
+        ("action", "cancel"),
+        ("queue", "mail"),
+        ("csrf", csrf.as_str()),
+    ];
+    let done = browser.post("/jobs/bulk", &cancel).await;
+    assert_eq!(notice_of(&done), "Cancelled 4 jobs.");
+    assert_eq!(state_of(failed[0]).await, JobState::Cancelled);
+    // Delete: finished jobs only, gone with their history; another queue's job stays.
+    let (_, asked) = browser.page("/jobs/bulk?action=delete&queue=mail").await;
+    assert!(
+        asked.contains("4 jobs match, of which 4 can be deleted."),
+        "{asked}"
+    );
+    let running = NewJob::new("Send", json!([])).queue("mail");
+    let live = sql.enqueue(&admin, running).await.expect("enqueue").id;
+    let delete = [
+        ("action", "delete"),
+        ("queue", "mail"),
+        ("csrf", csrf.as_str()),
+    ];
+    let done = browser.post("/jobs/bulk", &delete).await;
+    assert_eq!(notice_of(&done), "Deleted 4 jobs.");
+    let gone = sql.job(&admin, failed[0]).await;
+    assert!(
+        matches!(gone, Err(outsourced_core::Error::NotFound { .. })),
+        "{gone:?}"
+    );
+    assert!(
+        sql.history(&admin, failed[0]).await.is_err(),
+        "its history is gone"
+    );
+    assert_eq!(
+        state_of(live).await,
+        JobState::Available,
+        "a live job stays"
+    );
+    assert_eq!(
+        state_of(failed[3]).await,
+        JobState::Failed,
+        "another queue's job stays"
+    );
+    let bad = [("action", "delete-everything"), ("csrf", csrf.as_str())];
+    let refused = browser.post("/jobs/bulk", &bad).await;
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+}
+
+fn admin_actor() -> Actor {
+    Actor::Admin("root".into())
+}

@@ -1,6 +1,7 @@
 //! Pruning on every database, at the level of the tables: nothing of a pruned job is left (no
 //! history row, no upload, no chunk), every live job stays whole, and uploads abandoned by a
-//! dead process go after a day.
+//! dead process go after a day. The dashboard's delete of finished jobs leaves nothing either,
+//! and no live job goes.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +16,10 @@ use serde_json::json;
 
 use crate::support::on_every_database;
 
-on_every_database!(pruning_leaves_no_orphan_rows);
+on_every_database!(
+    pruning_leaves_no_orphan_rows,
+    deleting_finished_jobs_leaves_no_orphan_rows
+);
 
 async fn rows(backend: &SqlBackend, sql: &str) -> i64 {
     let db = backend.connection();
@@ -117,4 +121,47 @@ async fn pruning_leaves_no_orphan_rows(config: SqlConfig) {
         rows(&backend, "SELECT COUNT(*) FROM outsourced_upload_chunks").await,
         3
     );
+}
+
+async fn deleting_finished_jobs_leaves_no_orphan_rows(config: SqlConfig) {
+    let backend = SqlBackend::open(config).await.expect("open");
+    let admin = Actor::Admin("root".into());
+    let created = backend.create_queue(&admin, "files", QueueLimit::Unlimited);
+    created.await.expect("a queue");
+    let shop = Actor::Producer("shop".into());
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let file = Upload::from_bytes(vec![i as u8; 1000]);
+        let job = NewJob::new("Scan", json!([i])).queue("files");
+        let stored = backend.enqueue_with_attachment(&shop, job, file).await;
+        ids.push(stored.expect("enqueue").id);
+    }
+    let me = WorkerInstance::new("w1", "a");
+    let run = backend.reserve(&me, ReserveOptions::up_to(2).queues(["files"]));
+    let leases: Vec<outsourced_core::Completion> = (run.await.expect("reserve"))
+        .iter()
+        .map(|r| r.lease.to_ref().into())
+        .collect();
+    let done = backend.complete_batch(&me, &leases).await;
+    done.expect("complete");
+    // Asked for all three, it deletes the two that finished.
+    let deleted = backend.delete_finished(&ids).await.expect("delete");
+    assert_eq!(deleted, 2);
+    assert_eq!(
+        rows(&backend, "SELECT COUNT(*) FROM outsourced_jobs").await,
+        1
+    );
+    let history = "SELECT COUNT(DISTINCT job_id) FROM outsourced_job_history";
+    assert_eq!(
+        rows(&backend, history).await,
+        1,
+        "only the live job's history"
+    );
+    assert_eq!(
+        rows(&backend, "SELECT COUNT(*) FROM outsourced_uploads").await,
+        1
+    );
+    let live = backend.job(&admin, ids[2]).await.expect("the live job");
+    assert!(live.state.is_live());
+    assert_eq!(backend.delete_finished(&ids).await.expect("delete"), 0);
 }

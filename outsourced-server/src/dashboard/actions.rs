@@ -23,6 +23,17 @@ struct ActionForm {
     /// The queue, for hire and fire.
     #[serde(default)]
     queue: String,
+    /// A bulk action's and its filter's (the filter's queue is `queue`).
+    #[serde(default)]
+    action: String,
+    #[serde(default)]
+    state: String,
+    #[serde(default)]
+    class: String,
+    #[serde(default)]
+    owner: String,
+    #[serde(default)]
+    key: String,
 }
 
 /// A logged-in admin's form whose CSRF token is the session's: the only way a handler gets
@@ -31,6 +42,8 @@ pub(crate) struct Action {
     pub(crate) admin: Admin,
     /// The form's `queue` field (hire and fire).
     queue: String,
+    /// The form's fields as a bulk action reads them.
+    pub(crate) bulk: super::bulk::BulkForm,
 }
 
 impl FromRequest<AppState> for Action {
@@ -51,16 +64,25 @@ impl FromRequest<AppState> for Action {
             );
             return Err(refused.into_response());
         }
+        let bulk = super::bulk::BulkForm {
+            action: form.action,
+            state: form.state,
+            queue: form.queue.clone(),
+            class: form.class,
+            owner: form.owner,
+            key: form.key,
+        };
         Ok(Action {
             admin,
             queue: form.queue,
+            bulk,
         })
     }
 }
 
 /// Back to the page at `to`, which shows `said` once (a cookie of its own carries it, so that
 /// no link can make a page say anything).
-fn back(state: &AppState, admin: &Admin, to: &str, said: &str) -> PageResult {
+pub(crate) fn back(state: &AppState, admin: &Admin, to: &str, said: &str) -> PageResult {
     let mut response = Redirect::to(&format!("{}{to}", admin.base)).into_response();
     let said: String = url::form_urlencoded::byte_serialize(said.as_bytes()).collect();
     let cookie = super::login::cookie(state, &admin.base, super::NOTICE, &said, 60);
@@ -133,7 +155,7 @@ pub(crate) async fn resume(
 pub(crate) async fn hire(
     State(state): State<AppState>,
     Path(name): Path<String>,
-    Action { admin, queue }: Action,
+    Action { admin, queue, .. }: Action,
 ) -> PageResult {
     // Hiring for a queue that does not exist would hand the worker nothing: say so.
     (state.backend().queues(&admin.actor()).await?)
@@ -152,7 +174,7 @@ pub(crate) async fn hire(
 pub(crate) async fn fire(
     State(state): State<AppState>,
     Path(name): Path<String>,
-    Action { admin, queue }: Action,
+    Action { admin, queue, .. }: Action,
 ) -> PageResult {
     state
         .directory()

@@ -4,6 +4,7 @@
 //! The one script, htmx, is served from the binary and only refreshes parts of a page.
 
 mod actions;
+mod bulk;
 mod chart;
 mod login;
 mod pages;
@@ -31,6 +32,7 @@ pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .route("/", get(pages::overview))
         .route("/jobs", get(pages::jobs))
+        .route("/jobs/bulk", get(bulk::confirm).post(bulk::act))
         .route("/jobs/{id}", get(pages::job))
         .route("/jobs/{id}/attachment", get(pages::attachment))
         .route("/jobs/{id}/retry", post(actions::retry))

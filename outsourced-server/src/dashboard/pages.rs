@@ -103,7 +103,7 @@ fn blank_to_none(text: &str) -> Option<String> {
     (!text.is_empty()).then(|| text.to_owned())
 }
 
-fn job_filter(query: &JobsQuery) -> Result<JobFilter, Failure> {
+pub(crate) fn job_filter(query: &JobsQuery) -> Result<JobFilter, Failure> {
     let bad = |e: outsourced_core::Error| Failure::from(e);
     let state = blank_to_none(&query.state)
         .map(|s| s.parse::<JobState>())
@@ -205,6 +205,7 @@ pub(crate) async fn jobs(
         queues: queues.into_iter().map(|q| q.name).collect(),
         older,
         newer,
+        selected: super::bulk::filter_string(&query),
         filter: query,
         jobs,
     };

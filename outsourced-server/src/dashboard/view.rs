@@ -228,6 +228,8 @@ pub(crate) struct JobsPage {
     pub(crate) older: Option<String>,
     /// The query string of the page before (newer), when this is not the first.
     pub(crate) newer: Option<String>,
+    /// The filter as a query string, for the bulk actions' links.
+    pub(crate) selected: String,
 }
 
 /// A JSON value as the pages show it: a string as its text, anything else indented.
