@@ -189,7 +189,12 @@ pub(crate) async fn store(
         .zip(by)
         .map(|(row, by)| first_history(row, by, now))
         .collect();
-    insert_history(db, history).await
+    insert_history(db, history).await?;
+    let mut deltas = crate::counts::Deltas::default();
+    for row in rows.iter() {
+        deltas.moved(&row.queue, None, Some(crate::convert::state(row)?));
+    }
+    deltas.write(db).await
 }
 
 /// The row a new job starts as (its id is the database's to assign).

@@ -33,6 +33,7 @@ mod complete;
 mod config;
 mod connect;
 mod convert;
+mod counts;
 mod dialect;
 mod enqueue;
 mod enqueue_group;

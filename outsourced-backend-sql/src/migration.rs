@@ -19,6 +19,7 @@ mod m0015_unique_key_index;
 mod m0016_run_limits;
 mod m0017_run_places;
 mod m0018_tallies;
+mod m0019_state_counts;
 
 /// All migrations, oldest first.
 pub(crate) struct Migrator;
@@ -44,6 +45,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0016_run_limits::RunLimits),
             Box::new(m0017_run_places::RunPlaces),
             Box::new(m0018_tallies::Tallies),
+            Box::new(m0019_state_counts::StateCounts),
         ]
     }
 

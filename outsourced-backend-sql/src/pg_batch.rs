@@ -82,7 +82,10 @@ pub(crate) async fn claim(
          written AS (INSERT INTO outsourced_job_history \
            (job_id, seq, from_state, to_state, at, actor, attempt, reason, lease_token) \
            SELECT id, seq, from_state, state, {at}, {actor}, attempts, {reason}, lease_token \
-           FROM leased) \
+           FROM leased), \
+         counted AS (INSERT INTO outsourced_state_deltas (queue, state, n) \
+           SELECT queue, from_state, -count(*) FROM leased GROUP BY queue, from_state \
+           UNION ALL SELECT queue, state, count(*) FROM leased GROUP BY queue, state) \
          SELECT * FROM leased"
     );
     let rows = query(db, sql, values).await?;
@@ -191,7 +194,10 @@ pub(crate) async fn complete<'a>(
            (job_id, seq, from_state, to_state, at, actor, attempt, reason, lease_token, result) \
            SELECT id, seq, $8, $2, $3, $6, attempts, $7, token, result FROM ended), \
          freed AS (INSERT INTO outsourced_queue_freed (queue, n) \
-           SELECT queue, count(*) FROM ended GROUP BY queue) \
+           SELECT queue, count(*) FROM ended GROUP BY queue), \
+         counted AS (INSERT INTO outsourced_state_deltas (queue, state, n) \
+           SELECT queue, $8, -count(*) FROM ended GROUP BY queue \
+           UNION ALL SELECT queue, $2, count(*) FROM ended GROUP BY queue) \
          SELECT id, queue, class, started_at, token FROM ended";
     let rows = query(db, sql, values).await?;
     let leases: HashMap<(i64, &str), &'a LeaseRef> = done

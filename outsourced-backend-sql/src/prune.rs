@@ -75,9 +75,31 @@ async fn prune_queue(
     delete_ids(db, &ids).await
 }
 
+/// The finished jobs `ids` leave the counts (`counts.rs`): read by id, locked by the caller.
+async fn uncount(db: &impl ConnectionTrait, ids: &[i64]) -> Result<()> {
+    let mut deltas = crate::counts::Deltas::default();
+    for chunk in ids.chunks(CHUNK) {
+        let rows: Vec<(String, String)> = job::Entity::find()
+            .select_only()
+            .column(job::Column::Queue)
+            .column(job::Column::State)
+            .filter(job::Column::Id.is_in(chunk.iter().copied()))
+            .into_tuple()
+            .all(db)
+            .await
+            .map_err(db_error)?;
+        for (queue, state) in rows {
+            let state = state.parse::<JobState>().ok();
+            deltas.moved(&queue, state, None);
+        }
+    }
+    deltas.write(db).await
+}
+
 /// Deletes the jobs `ids` (locked by the caller's transaction) with their history, attachments
 /// and unique keys.
 async fn delete_ids(db: &impl ConnectionTrait, ids: &[i64]) -> Result<u64> {
+    uncount(db, ids).await?;
     for chunk in ids.chunks(CHUNK) {
         crate::attachments::delete_for(db, chunk).await?;
         crate::unique::forget(db, chunk).await?;

@@ -112,8 +112,17 @@ fn class_begins_with(prefix: &str) -> sea_orm::sea_query::SimpleExpr {
     Expr::expr(head).eq(prefix)
 }
 
-/// Job counts by queue and state.
+/// Job counts by queue and state: kept ones (`counts.rs`) unless only some owner's or
+/// producer's jobs are counted.
 pub(crate) async fn counts(backend: &SqlBackend, filter: CountFilter) -> Result<Vec<StateCount>> {
+    if filter.owner.is_none() && filter.enqueued_by.is_none() {
+        return crate::counts::read(backend, filter.queue.as_deref()).await;
+    }
+    counted(backend, filter).await
+}
+
+/// Job counts by queue and state, counted in the jobs table.
+pub(crate) async fn counted(backend: &SqlBackend, filter: CountFilter) -> Result<Vec<StateCount>> {
     let mut select = job::Entity::find();
     if let Some(queue) = &filter.queue {
         select = select.filter(job::Column::Queue.eq(queue.as_str()));

@@ -307,6 +307,7 @@ async fn claim_in(
     limits::spend(db, &plan, &grant.rows, &grant.tokens, ms(now)).await?;
     grant.mark_running(db).await?;
     insert_history(db, grant.history()).await?;
+    grant.deltas()?.write(db).await?;
     let events = grant.started();
     let reserved = grant.into_reserved()?;
     Ok(Claim {
@@ -664,6 +665,15 @@ impl<'a> Grant<'a> {
                 history_row(row.id, row.seq + 1, from, self.to, &step, self.now, &actor)
             })
             .collect()
+    }
+
+    /// The jobs per queue and state the batch moves.
+    fn deltas(&self) -> Result<crate::counts::Deltas> {
+        let mut deltas = crate::counts::Deltas::default();
+        for row in &self.rows {
+            deltas.moved(&row.queue, Some(convert::state(row)?), Some(self.to));
+        }
+        Ok(deltas)
     }
 
     /// The jobs as they are now, with their leases.

@@ -219,7 +219,8 @@ pub(crate) async fn forget_minutes_before(
 /// How often each process adds its tallies to the database.
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
 
-/// Adds the tallies of the backend behind `inner` every [`FLUSH_EVERY`], until it is dropped.
+/// Adds the tallies of the backend behind `inner` every [`FLUSH_EVERY`], and folds the
+/// ledger of job counts (`counts.rs`), until the backend is dropped.
 pub(crate) async fn flush_while_open(inner: Weak<Inner>) {
     let mut tick = tokio::time::interval(FLUSH_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -231,6 +232,10 @@ pub(crate) async fn flush_while_open(inner: Weak<Inner>) {
         let backend = SqlBackend { inner };
         if let Err(error) = backend.flush_tallies().await {
             tracing::warn!(%error, "adding this process's job tallies to the database failed; trying again");
+        }
+        // The ledger of counts by state, folded by every process that writes it.
+        if let Err(error) = crate::counts::fold(&backend).await {
+            tracing::warn!(%error, "folding the job counts' ledger failed; trying again");
         }
     }
 }

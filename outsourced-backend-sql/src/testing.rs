@@ -97,3 +97,22 @@ pub async fn abandoned_upload(backend: &SqlBackend, bytes: Vec<u8>) -> Result<i6
     let stored = crate::attachments::store(backend, outsourced_core::Upload::from_bytes(bytes));
     Ok(stored.await?.id)
 }
+
+/// Whether the kept counts of jobs per queue and state (`counts.rs`: summary and ledger) are
+/// what counting the jobs table gives; says where they differ.
+pub async fn counts_agree(backend: &SqlBackend) -> std::result::Result<(), String> {
+    let kept = crate::counts::read(backend, None).await;
+    let kept = kept.map_err(|e| format!("reading the kept counts: {e}"))?;
+    let counted = crate::read::counted(backend, outsourced_core::CountFilter::default()).await;
+    let mut counted = counted.map_err(|e| format!("counting the jobs: {e}"))?;
+    let mut kept = kept;
+    for counts in [&mut kept, &mut counted] {
+        counts.sort_by(|a, b| (&a.queue, a.state.as_str()).cmp(&(&b.queue, b.state.as_str())));
+    }
+    match kept == counted {
+        true => Ok(()),
+        false => Err(format!(
+            "the kept job counts {kept:?} are not the jobs table's {counted:?}"
+        )),
+    }
+}

@@ -8,6 +8,7 @@ use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Value};
 
 use crate::convert::{self, ms};
+use crate::counts::Deltas;
 use crate::entity::{history, job};
 use crate::error::{backend_error, db_error};
 use crate::observe::Events;
@@ -219,6 +220,8 @@ pub(crate) struct Writes {
     history: Vec<history::ActiveModel>,
     /// Queue slots freed, by queue.
     freed: BTreeMap<String, u64>,
+    /// Jobs per queue and state, changed.
+    deltas: Deltas,
     events: Events,
 }
 
@@ -238,6 +241,7 @@ impl Writes {
         if from.is_live() && !to.is_live() {
             *self.freed.entry(row.queue.clone()).or_default() += 1;
         }
+        self.deltas.moved(&row.queue, Some(from), Some(to));
         for event in steps.iter().filter_map(|step| step.event) {
             self.events.step(row, event, now);
         }
@@ -261,6 +265,7 @@ impl Writes {
             slots::free(db, queue, *n).await?;
         }
         insert_history(db, self.history).await?;
+        self.deltas.write(db).await?;
         Ok(self.events)
     }
 }

@@ -154,6 +154,8 @@ async fn eight_reservers_lease_and_complete_each_of_5000_jobs_once(config: SqlCo
         matches!(&over, Err(Error::QueueFull { limit: 5000, .. })),
         "{over:?}"
     );
+    let agree = outsourced_backend_sql::testing::counts_agree(&backends[1]).await;
+    agree.expect("the kept counts are the jobs table's, after it all");
 }
 
 async fn thirty_two_producers_fill_a_queue_of_fifty_exactly(config: SqlConfig) {

@@ -141,8 +141,10 @@ pub(crate) async fn http_harness_with(config: outsourced_backend_sql::SqlConfig)
         let directory = directory.clone();
         Box::pin(async move { RunningServer::open_queue(&directory, &queue).await })
     });
+    let invariant = crate::support::counts_agree(server.sql.clone());
     Harness::new(producer, workers, admin, clock, lease)
         .with_queue_hook(hook)
+        .with_invariant(invariant)
         .keep(server)
 }
 

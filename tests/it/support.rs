@@ -135,6 +135,7 @@ pub(crate) async fn sql_harness_with(config: SqlConfig) -> Harness {
     let backend = SqlBackend::open_with_clock(config, clock.clone())
         .await
         .unwrap_or_else(|e| panic!("cannot open the database: {e}"));
+    let invariant = counts_agree(backend.clone());
     let backend: Arc<dyn Backend> = Arc::new(backend);
     let client = |actor| Client {
         backend: backend.clone(),
@@ -147,7 +148,16 @@ pub(crate) async fn sql_harness_with(config: SqlConfig) -> Harness {
     let workers = vec![worker("w1", "a"), worker("w2", "b"), worker("w1", "c")];
     let producer = client(Actor::Producer("shop".into()));
     let admin = client(Actor::Admin("root".into()));
-    Harness::new(producer, workers, admin, clock, lease)
+    Harness::new(producer, workers, admin, clock, lease).with_invariant(invariant)
+}
+
+/// The SQL backend's invariant for the conformance suite: its kept counts of jobs per queue
+/// and state are the jobs table's.
+pub(crate) fn counts_agree(backend: SqlBackend) -> outsourced_core::conformance::Invariant {
+    Arc::new(move || {
+        let backend = backend.clone();
+        Box::pin(async move { outsourced_backend_sql::testing::counts_agree(&backend).await })
+    })
 }
 
 /// Runs `test` on a fresh database: an SQLite file when `server` is `None`. Returns without

@@ -20,6 +20,10 @@ use crate::{
 /// access to it (over HTTP: hire the workers and grant the producer).
 pub type QueueHook = Arc<dyn Fn(String) -> BoxFuture<'static, ()> + Send + Sync>;
 
+/// A backend's own invariant, checked after each scenario that passed (a SQL backend's kept
+/// counts agree with its jobs): `Err` says what does not hold, and fails the scenario.
+pub type Invariant = Arc<dyn Fn() -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
+
 /// A caller that is not a worker: the backend it calls and who it is.
 #[derive(Clone)]
 pub struct Client {
@@ -54,6 +58,8 @@ pub struct Harness {
     pub lease: Duration,
     /// Called after each queue the harness creates.
     pub on_queue: Option<QueueHook>,
+    /// Checked after each scenario that passed.
+    pub invariant: Option<Invariant>,
     next_queue: Arc<AtomicU32>,
     /// Whatever must live as long as the harness (a server, a temporary directory).
     kept: Vec<Arc<dyn std::any::Any + Send + Sync>>,
@@ -79,6 +85,7 @@ impl Harness {
             clock,
             lease,
             on_queue: None,
+            invariant: None,
             next_queue: Arc::new(AtomicU32::new(0)),
             kept: Vec::new(),
         }
@@ -87,6 +94,12 @@ impl Harness {
     /// Keeps `thing` alive as long as the harness (and its clones) live.
     pub fn keep(mut self, thing: impl std::any::Any + Send + Sync) -> Self {
         self.kept.push(Arc::new(thing));
+        self
+    }
+
+    /// Sets the backend's invariant, checked after each scenario that passed.
+    pub fn with_invariant(mut self, invariant: Invariant) -> Self {
+        self.invariant = Some(invariant);
         self
     }
 

@@ -38,7 +38,7 @@ mod results;
 mod retention;
 mod unique;
 
-pub use harness::{Client, Harness, QueueHook, WorkerClient, noop, ok};
+pub use harness::{Client, Harness, Invariant, QueueHook, WorkerClient, noop, ok};
 
 use std::future::Future;
 use std::pin::Pin;
@@ -209,7 +209,15 @@ where
             continue;
         }
         let harness = make().await;
-        let outcome = tokio::spawn(async move { (scenario.run)(&harness).await }).await;
+        let outcome = tokio::spawn(async move {
+            (scenario.run)(&harness).await;
+            if let Some(invariant) = &harness.invariant
+                && let Err(broken) = invariant().await
+            {
+                panic!("after the scenario: {broken}");
+            }
+        })
+        .await;
         ran += 1;
         if let Err(error) = outcome {
             eprintln!(
