@@ -249,7 +249,13 @@ async fn grow(backend: &SqlBackend, target: usize) {
             "INSERT INTO outsourced_job_history (job_id, {history}) \
              SELECT job_id + {max}, {history} FROM outsourced_job_history"
         );
-        for sql in [copy_jobs, copy_history] {
+        // The copies count as the backend counts every change: a row of the counts' ledger.
+        let count_copies = format!(
+            "INSERT INTO outsourced_state_deltas (queue, state, n) \
+             SELECT queue, state, COUNT(*) FROM outsourced_jobs WHERE id > {max} \
+             GROUP BY queue, state"
+        );
+        for sql in [copy_jobs, copy_history, count_copies] {
             db.execute_raw(Statement::from_string(kind, sql))
                 .await
                 .expect("copy rows");

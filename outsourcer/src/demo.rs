@@ -148,6 +148,8 @@ pub(crate) async fn run(json: bool, args: &DemoArgs) -> Result<()> {
     let remote = HttpConfig::new(url, credentials.consumer_key, credentials.consumer_secret);
     let worked_in = work(json, &backend, remote, args.workers, total).await?;
     report(&backend, &admin, total, enqueued_in, worked_in).await?;
+    // The dashboard's charts of a kept database show the demo's last second too.
+    backend.flush_tallies().await?;
     if args.keep {
         let kept = dir.keep().join("outsourced.db");
         out!("\nkept the demo's database: {}", kept.display());

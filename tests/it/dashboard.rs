@@ -201,6 +201,18 @@ async fn dashboard_end_to_end() {
             "the list shows its last error: {listed}"
         );
         shots.take(&tab, "03-failed-list");
+        // Retrying what the filter selects asks first, saying how many.
+        tab.wait_for_element("#bulk-retry")
+            .expect("a bulk retry")
+            .click()
+            .expect("bulk retry");
+        let asked = text_of(&tab, "h1");
+        assert_eq!(asked, "Retry 1 job?");
+        shots.take(&tab, "09-bulk-retry");
+        tab.wait_for_element("#keep")
+            .expect("a way back")
+            .click()
+            .expect("keep");
         tab.wait_for_element("#jobs tbody a")
             .expect("a job link")
             .click()

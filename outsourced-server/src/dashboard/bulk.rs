@@ -132,8 +132,8 @@ pub(crate) async fn confirm(
             "More than {BULK} jobs match; this acts on the newest {BULK} of them (do it again for the rest), of which {touched} can be {done}."
         ),
         false => format!(
-            "{} jobs match, of which {touched} can be {done}.",
-            jobs.len()
+            "{} match, of which {touched} can be {done}.",
+            count(jobs.len() as u64)
         ),
     };
     detail += match action {
@@ -148,11 +148,11 @@ pub(crate) async fn confirm(
         .collect();
     let confirm = ConfirmPage {
         chrome: chrome(&admin, "jobs"),
-        title: format!("{} {touched} jobs?", capitalized(verb)),
+        title: format!("{} {}?", capitalized(verb), count(touched as u64)),
         detail,
         action: "/jobs/bulk".into(),
         fields,
-        button: format!("{} {touched} jobs", capitalized(verb)),
+        button: format!("{} {}", capitalized(verb), count(touched as u64)),
         back: format!("/jobs?{}", filter_string(&filter)),
     };
     Ok(page(view::render(&confirm)))
@@ -178,7 +178,7 @@ pub(crate) async fn act(State(state): State<AppState>, action: Action) -> PageRe
         _ => one_by_one(&state, &admin.actor(), what, &touched).await?,
     };
     let skipped = touched.len() as u64 - done;
-    let mut said = format!("{} {done} jobs.", capitalized(what.done()));
+    let mut said = format!("{} {}.", capitalized(what.done()), count(done));
     if skipped > 0 {
         said += &format!(" {skipped} changed meanwhile and were left as they are.");
     }
@@ -235,6 +235,14 @@ pub(crate) fn filter_string(filter: &JobsQuery) -> String {
         encoded.append_pair(&name, &value);
     }
     encoded.finish()
+}
+
+/// "1 job", "3 jobs".
+fn count(n: u64) -> String {
+    match n {
+        1 => "1 job".to_owned(),
+        n => format!("{n} jobs"),
+    }
 }
 
 fn capitalized(word: &str) -> String {
