@@ -185,11 +185,26 @@ pub(crate) async fn run(ctx: &Ctx, command: QueueCommand) -> Result<()> {
 
 /// Queues as a table (or JSON: an object for `one`, else a list), each with the classes of
 /// its waiting jobs that no live worker runs.
+/// How many of the busiest keys `queue show` lists.
+const KEYS_SHOWN: u64 = 10;
+
 async fn show_queues(ctx: &Ctx, queues: &[QueueInfo], one: bool) -> Result<()> {
     let mut unserved = Vec::with_capacity(queues.len());
     for queue in queues {
         unserved.push(ctx.backend.unserved(&queue.name).await?);
     }
+    // One queue with a limit per key: which keys run how many jobs now.
+    let per_key = match (one, queues.first()) {
+        (true, Some(queue)) => match queue.limits.max_running_per_key {
+            Some(limit) => {
+                let directory = ctx.directory();
+                let keys = directory.running_per_key(&queue.name, KEYS_SHOWN).await?;
+                Some((limit, keys))
+            }
+            None => None,
+        },
+        _ => None,
+    };
     if ctx.json {
         let mut all: Vec<serde_json::Value> = queues
             .iter()
@@ -201,7 +216,16 @@ async fn show_queues(ctx: &Ctx, queues: &[QueueInfo], one: bool) -> Result<()> {
             })
             .collect();
         match (one, all.pop()) {
-            (true, Some(only)) => print_json(&only),
+            (true, Some(mut only)) => {
+                if let Some((_, keys)) = &per_key {
+                    let keys: Vec<_> = keys
+                        .iter()
+                        .map(|(key, running)| serde_json::json!({"key": key, "running": running}))
+                        .collect();
+                    only["running_per_key"] = serde_json::json!(keys);
+                }
+                print_json(&only)
+            }
             (_, last) => {
                 all.extend(last);
                 print_json(&serde_json::Value::Array(all));
@@ -209,8 +233,31 @@ async fn show_queues(ctx: &Ctx, queues: &[QueueInfo], one: bool) -> Result<()> {
         }
     } else {
         out!("{}", queues_table(queues, &unserved));
+        if let Some((limit, keys)) = per_key {
+            out!("{}", per_key_text(limit, &keys));
+        }
     }
     Ok(())
+}
+
+/// The busiest keys of a queue with a limit per key, in words.
+fn per_key_text(limit: u32, keys: &[(String, u64)]) -> String {
+    if keys.is_empty() {
+        return format!("running per key (at most {limit} each): no key runs a job now");
+    }
+    let at_limit = keys.iter().filter(|(_, n)| *n >= u64::from(limit)).count();
+    let listed: Vec<String> = keys
+        .iter()
+        .map(|(key, n)| format!("{} {n}", crate::output::clean(key)))
+        .collect();
+    let most = match keys.len() as u64 {
+        KEYS_SHOWN => format!("the busiest {KEYS_SHOWN}"),
+        _ => "every key running".to_owned(),
+    };
+    format!(
+        "running per key (at most {limit} each; {most}, {at_limit} at the limit): {}",
+        listed.join(", ")
+    )
 }
 
 fn report_access(

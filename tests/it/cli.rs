@@ -698,6 +698,32 @@ fn queues_take_run_limits_and_say_what_holds_a_job_back() {
     let id = job["id"].as_i64().expect("an id").to_string();
     let shown = s.ok(&["job", "show", &id]);
     assert!(shown.contains("concurrency key acme"), "{shown}");
+    let idle = s.ok(&["queue", "show", "partner"]);
+    assert!(idle.contains("no key runs a job now"), "{idle}");
+    // A worker next to the database starts acme's job: `queue show` says which key runs.
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    runtime.block_on(async {
+        use outsourced_core::Backend;
+        let config = outsourced_backend_sql::SqlConfig::new(s.database());
+        let sql = outsourced_backend_sql::SqlBackend::open(config)
+            .await
+            .expect("open");
+        let me = outsourced_core::WorkerInstance::new("w1", "i");
+        let options = outsourced_core::ReserveOptions::up_to(1).queues(["partner"]);
+        assert_eq!(sql.reserve(&me, options).await.expect("reserve").len(), 1);
+    });
+    let busy = s.ok(&["queue", "show", "partner"]);
+    assert!(
+        busy.contains(
+            "running per key (at most 1 each; every key running, 1 at the limit): acme 1"
+        ),
+        "{busy}"
+    );
+    let keys = s.json(&["queue", "show", "partner"]);
+    assert_eq!(
+        keys["running_per_key"],
+        json!([{"key": "acme", "running": 1}])
+    );
     let lifted = s.json(&[
         "queue",
         "update",

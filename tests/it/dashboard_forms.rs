@@ -606,6 +606,36 @@ async fn the_overview_counts_exactly_and_charts_the_tallies() {
         "the last hour's tallies: {html}"
     );
     assert_eq!(html.matches("<svg class=\"chart\"").count(), 3, "{html}");
+    // A limit per key: the overview names the busiest keys.
+    let per_key = outsourced_core::QueueUpdate {
+        max_running_per_key: Some(Some(1)),
+        ..Default::default()
+    };
+    let created = server
+        .sql
+        .create_queue(&admin, "calls", QueueLimit::default())
+        .await;
+    created.expect("a queue");
+    server
+        .sql
+        .update_queue(&admin, "calls", per_key)
+        .await
+        .expect("a limit");
+    let keyed = NewJob::new("Call", json!([]))
+        .queue("calls")
+        .concurrency_key("acme");
+    server.sql.enqueue(&admin, keyed).await.expect("enqueue");
+    let (_, html) = browser.page("").await;
+    assert!(html.contains("no key runs a job now"), "{html}");
+    let leased = server
+        .sql
+        .reserve(&me, ReserveOptions::up_to(1).queues(["calls"]));
+    assert_eq!(leased.await.expect("reserve").len(), 1);
+    let (_, html) = browser.page("").await;
+    assert!(
+        html.contains("busiest keys: acme 1 (1 at the limit)"),
+        "{html}"
+    );
 }
 
 /// The class box takes a class, or the start of one followed by `*`.

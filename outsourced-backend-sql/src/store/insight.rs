@@ -127,6 +127,31 @@ impl Directory {
             .collect()
     }
 
+    /// The concurrency keys of `queue` with running jobs, the most running first, at most
+    /// `limit` of them, with how many run under each (through the index of running jobs by
+    /// key: as many rows as run now).
+    pub async fn running_per_key(&self, queue: &str, limit: u64) -> Result<Vec<(String, u64)>> {
+        let groups: Vec<(Option<String>, i64)> = job::Entity::find()
+            .filter(job::Column::Queue.eq(queue))
+            .filter(state_is(JobState::Running))
+            .filter(job::Column::ConcurrencyKey.is_not_null())
+            .select_only()
+            .column(job::Column::ConcurrencyKey)
+            .column_as(job::Column::Id.count(), "running")
+            .group_by(job::Column::ConcurrencyKey)
+            .into_tuple()
+            .all(self.backend().reader())
+            .await
+            .map_err(db_error)?;
+        let mut keys: Vec<(String, u64)> = groups
+            .into_iter()
+            .filter_map(|(key, n)| Some((key?, u64::try_from(n).unwrap_or(0))))
+            .collect();
+        keys.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        keys.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        Ok(keys)
+    }
+
     /// Each queue's job tallies since the start.
     pub async fn totals(&self) -> Result<Vec<(String, Tally)>> {
         crate::tally::totals(self.backend()).await

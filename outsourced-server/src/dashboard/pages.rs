@@ -46,7 +46,12 @@ pub(crate) async fn overview(State(state): State<AppState>, admin: Admin) -> Pag
     for queue in backend.queues(&admin.actor()).await? {
         let finished = |state| store.finished_since(&queue.name, state, minute_ago, COUNT_CAP);
         let live = queue.counts.live();
+        let per_key = match queue.limits.max_running_per_key {
+            Some(limit) => view::per_key(limit, &store.running_per_key(&queue.name, 5).await?),
+            None => String::new(),
+        };
         queues.push(QueueRow {
+            per_key,
             counts: JobState::ALL
                 .iter()
                 .map(|s| queue.counts.get(*s).to_string())

@@ -65,6 +65,8 @@ pub(crate) struct QueueRow {
     pub(crate) name: String,
     /// Its run limits in a few words, empty when it has none.
     pub(crate) run_limits: String,
+    /// With a limit per key: the busiest keys now, in words (else empty).
+    pub(crate) per_key: String,
     pub(crate) paused: bool,
     /// How full it is against its limit: an SVG bar with its words ("12 of 10000 live").
     pub(crate) fill: Fill,
@@ -86,6 +88,19 @@ pub(crate) struct OverviewPage {
     pub(crate) workers: usize,
     pub(crate) leased: u64,
     pub(crate) charts: Charts,
+}
+
+/// The busiest concurrency keys of a queue with a limit of `limit` per key, in words.
+pub(crate) fn per_key(limit: u32, keys: &[(String, u64)]) -> String {
+    if keys.is_empty() {
+        return "no key runs a job now".to_owned();
+    }
+    let at_limit = keys.iter().filter(|(_, n)| *n >= u64::from(limit)).count();
+    let listed: Vec<String> = keys.iter().map(|(key, n)| format!("{key} {n}")).collect();
+    format!(
+        "busiest keys: {} ({at_limit} at the limit)",
+        listed.join(", ")
+    )
 }
 
 /// How full a queue is: its live jobs against its limit.
