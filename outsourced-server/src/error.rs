@@ -75,6 +75,11 @@ impl IntoResponse for ApiError {
         ) {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
+        if self.status == StatusCode::UNAUTHORIZED {
+            // RFC 7235: a 401 names the scheme that would be accepted (RFC 5849, section 3.5.1).
+            let scheme = HeaderValue::from_static("OAuth realm=\"outsourced\"");
+            headers.insert(header::WWW_AUTHENTICATE, scheme);
+        }
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         response
     }

@@ -85,10 +85,14 @@ async fn bad_signatures_are_refused_before_anything_happens() {
         .json(&json!({"class": "X"}))
         .send()
         .await;
+    let unsigned = unsigned.expect("an answer");
+    let scheme = unsigned.headers().get("www-authenticate").cloned();
     assert_eq!(
-        status_and_code(unsigned.expect("an answer")).await,
-        (401, "unsigned".into())
+        scheme.as_ref().and_then(|v| v.to_str().ok()),
+        Some("OAuth realm=\"outsourced\""),
+        "a 401 names the scheme it wants"
     );
+    assert_eq!(status_and_code(unsigned).await, (401, "unsigned".into()));
     // A wrong secret, and an unknown key: the same answer.
     s.refused(
         &s.enqueue().sign("not the secret"),
