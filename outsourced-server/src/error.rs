@@ -67,6 +67,7 @@ impl From<Error> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let bearer = self.body.code == Code::MetricsToken.as_str();
         let mut response = (self.status, Json(*self.body)).into_response();
         let headers = response.headers_mut();
         if matches!(
@@ -76,8 +77,12 @@ impl IntoResponse for ApiError {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         if self.status == StatusCode::UNAUTHORIZED {
-            // RFC 7235: a 401 names the scheme that would be accepted (RFC 5849, section 3.5.1).
-            let scheme = HeaderValue::from_static("OAuth realm=\"outsourced\"");
+            // RFC 7235: a 401 names the scheme that would be accepted (RFC 5849, section 3.5.1;
+            // the metrics take a bearer token).
+            let scheme = match bearer {
+                true => HeaderValue::from_static("Bearer realm=\"outsourced metrics\""),
+                false => HeaderValue::from_static("OAuth realm=\"outsourced\""),
+            };
             headers.insert(header::WWW_AUTHENTICATE, scheme);
         }
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

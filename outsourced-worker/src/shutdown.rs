@@ -50,18 +50,21 @@ impl Shutdown {
 
     /// A shutdown requested by SIGTERM or SIGINT (ctrl-c): the first drains, the second stops.
     pub fn on_signals() -> Shutdown {
+        Shutdown::on_signals_saying([
+            "Stopping: running jobs may finish (a second Ctrl-C or SIGTERM stops at once)",
+            "Stopping at once: running jobs are given back",
+        ])
+    }
+
+    /// The same, logging `said[0]` at the first signal and `said[1]` at the second (a server
+    /// has requests to finish, not jobs).
+    pub fn on_signals_saying(said: [&'static str; 2]) -> Shutdown {
         let (trigger, shutdown) = Shutdown::manual();
         // Registered now, not in the task: a signal that arrives before the task first runs
         // would otherwise meet the default action and kill the process outright.
         let mut signals = Signals::new();
         tokio::spawn(async move {
-            let stages = [
-                (
-                    Stage::Draining,
-                    "Stopping: running jobs may finish (a second Ctrl-C or SIGTERM stops at once)",
-                ),
-                (Stage::Now, "Stopping at once: running jobs are given back"),
-            ];
+            let stages = [(Stage::Draining, said[0]), (Stage::Now, said[1])];
             for (stage, what) in stages {
                 signals.next().await;
                 tracing::warn!(?stage, "{what}");

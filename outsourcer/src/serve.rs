@@ -64,7 +64,10 @@ pub(crate) async fn run(ctx: &Ctx, args: ServeArgs) -> Result<()> {
         args.mount.trim_end_matches('/'),
         outsourced_backend_sql::redact(&ctx.url)
     );
-    let shutdown = Shutdown::on_signals();
+    let shutdown = Shutdown::on_signals_saying([
+        "Stopping: requests under way may finish (a second Ctrl-C or SIGTERM stops at once)",
+        "Stopping at once",
+    ]);
     let stopped = |mut shutdown: Shutdown| async move { shutdown.reached(Stage::Draining).await };
     let maintaining = tokio::spawn(maintenance::maintain(
         state.clone(),

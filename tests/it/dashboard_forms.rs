@@ -888,3 +888,50 @@ async fn the_jobs_a_filter_selects_are_retried_and_cancelled_in_bulk() {
 fn admin_actor() -> Actor {
     Actor::Admin("root".into())
 }
+
+/// The mistakes an operator makes get sentences: an unknown state names the states, an
+/// unknown queue says so, a form without a body is refused as one without its token, a bulk
+/// action with nothing to do says so instead of asking.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mistakes_get_clear_answers() {
+    let (server, browser) = setup().await;
+    let admin = Actor::Admin("root".into());
+    let created = server
+        .sql
+        .create_queue(&admin, "mail", QueueLimit::default());
+    created.await.expect("a queue");
+    let job = NewJob::new("Send", json!([])).queue("mail");
+    server.sql.enqueue(&admin, job).await.expect("enqueue");
+    let (status, said) = browser.page("/jobs?state=faild").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        said.contains("&#34;faild&#34; is no state: one of scheduled"),
+        "{said}"
+    );
+    let (_, listed) = browser.page("/jobs?queue=mial").await;
+    assert!(listed.contains("There is no queue named mial."), "{listed}");
+    let bare = browser
+        .client
+        .post(format!("{}/queues/mail/pause", browser.base))
+        .header("cookie", &browser.cookie)
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(bare.status(), StatusCode::FORBIDDEN, "no form, no token");
+    let nothing = browser.page("/jobs/bulk?action=retry&queue=mail").await;
+    assert_eq!(nothing.0, StatusCode::SEE_OTHER);
+    let asked = browser
+        .client
+        .get(format!(
+            "{}/jobs/bulk?action=retry&queue=mail",
+            browser.base
+        ))
+        .header("cookie", &browser.cookie)
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(
+        notice_of(&asked),
+        "The one job this filter selects cannot be retried."
+    );
+}

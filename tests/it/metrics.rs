@@ -102,6 +102,12 @@ async fn metrics_count_what_happened() {
     assert_eq!(bad.send().await.status(), 401);
 
     assert_eq!(scrape(&server, None).await.0, 401, "the token is required");
+    let refused = reqwest::get(server.url.clone() + "/metrics")
+        .await
+        .expect("an answer");
+    let scheme = refused.headers().get("www-authenticate").cloned();
+    let scheme = scheme.as_ref().and_then(|v| v.to_str().ok());
+    assert_eq!(scheme, Some("Bearer realm=\"outsourced metrics\""));
     assert_eq!(scrape(&server, Some("nope")).await.0, 401);
     let (status, text) = scrape(&server, Some("s3cret")).await;
     assert_eq!(status, 200);

@@ -14,7 +14,7 @@ use super::view::{self, ConfirmPage, JobsQuery};
 use super::{Admin, Failure, PageResult, page};
 use crate::state::AppState;
 
-/// The most jobs one bulk action touches.
+/// The most jobs one bulk action touches (the backend's largest page).
 pub(crate) const BULK: u32 = 1000;
 
 /// What a bulk action does to each job it may.
@@ -102,12 +102,12 @@ impl BulkForm {
 }
 
 /// The filter of a bulk action: the jobs page's, from its first page (no cursor), at most
-/// [`BULK`] jobs and one more, to know whether there are more.
+/// [`BULK`] jobs.
 fn bulk_filter(query: &JobsQuery) -> Result<JobFilter, Failure> {
     Ok(JobFilter {
         before: None,
         after: None,
-        limit: BULK + 1,
+        limit: BULK,
         ..job_filter(query)?
     })
 }
@@ -120,20 +120,42 @@ pub(crate) async fn confirm(
     Query(form): Query<BulkForm>,
 ) -> PageResult {
     let (action, filter) = form.parse()?;
-    let listed = (state.backend())
-        .jobs(&admin.actor(), bulk_filter(&filter)?)
+    let selected = bulk_filter(&filter)?;
+    let jobs = state
+        .backend()
+        .jobs(&admin.actor(), selected.clone())
         .await?;
-    let more = listed.len() > BULK as usize;
-    let jobs = &listed[..listed.len().min(BULK as usize)];
+    // A full batch: one more past it says whether more match than one request takes.
+    let more = match jobs.last() {
+        Some(last) if jobs.len() == BULK as usize => {
+            let past = JobFilter {
+                before: Some(last.id),
+                limit: 1,
+                ..selected
+            };
+            !state.backend().jobs(&admin.actor(), past).await?.is_empty()
+        }
+        _ => false,
+    };
     let touched = jobs.iter().filter(|job| action.applies(job)).count();
     let (verb, done) = (action.verb(), action.done());
+    if touched == 0 {
+        let said = match jobs.len() {
+            0 => "No job matches this filter.".to_owned(),
+            1 => format!("The one job this filter selects cannot be {done}."),
+            n => format!("None of the {n} jobs this filter selects can be {done}."),
+        };
+        let to = format!("/jobs?{}", filter_string(&filter));
+        return back(&state, &admin, &to, &said);
+    }
     let mut detail = match more {
         true => format!(
             "More than {BULK} jobs match; this acts on the newest {BULK} of them (do it again for the rest), of which {touched} can be {done}."
         ),
         false => format!(
-            "{} match, of which {touched} can be {done}.",
-            count(jobs.len() as u64)
+            "{} {}, of which {touched} can be {done}.",
+            count(jobs.len() as u64),
+            if jobs.len() == 1 { "matches" } else { "match" }
         ),
     };
     detail += match action {
@@ -162,10 +184,9 @@ pub(crate) async fn confirm(
 pub(crate) async fn act(State(state): State<AppState>, action: Action) -> PageResult {
     let Action { admin, bulk, .. } = action;
     let (what, filter) = bulk.parse()?;
-    let mut listed = (state.backend())
+    let listed = (state.backend())
         .jobs(&admin.actor(), bulk_filter(&filter)?)
         .await?;
-    listed.truncate(BULK as usize);
     let touched: Vec<&JobRecord> = listed.iter().filter(|job| what.applies(job)).collect();
     let done = match what {
         Bulk::Delete => {

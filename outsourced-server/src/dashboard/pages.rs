@@ -113,7 +113,11 @@ pub(crate) fn job_filter(query: &JobsQuery) -> Result<JobFilter, Failure> {
     let state = blank_to_none(&query.state)
         .map(|s| s.parse::<JobState>())
         .transpose()
-        .map_err(|_| bad(outsourced_core::Error::invalid("no such state")))?;
+        .map_err(|_| {
+            let states = state_names().join(", ");
+            let said = format!("{:?} is no state: one of {states}", query.state.trim());
+            bad(outsourced_core::Error::invalid(said))
+        })?;
     let owner = blank_to_none(&query.owner)
         .map(|o| o.parse::<Owner>())
         .transpose()
@@ -204,7 +208,13 @@ pub(crate) async fn jobs(
     }
     let (older, newer) = neighbours(&query, &jobs, more);
     let queues = state.backend().queues(&actor).await?;
+    let asked = query.queue.trim();
+    let unknown_queue = match asked.is_empty() || queues.iter().any(|q| q.name == asked) {
+        true => String::new(),
+        false => asked.to_owned(),
+    };
     let listing = JobsPage {
+        unknown_queue,
         chrome: chrome(&admin, "jobs"),
         states: state_names(),
         queues: queues.into_iter().map(|q| q.name).collect(),

@@ -169,7 +169,8 @@ pub(crate) struct JobRow {
     pub(crate) owner: String,
     pub(crate) created: String,
     pub(crate) run_at: String,
-    /// The decisive line of its last error (see [`decisive`]), empty when none.
+    /// The decisive line of its last error (see [`decisive`]), empty when none or when it
+    /// succeeded after all.
     pub(crate) error: String,
 }
 
@@ -199,9 +200,11 @@ impl From<&JobRecord> for JobRow {
                 .unwrap_or_default(),
             created: when(job.created_at),
             run_at: when(job.run_at),
+            // A job that succeeded in the end lists no error (its page keeps the earlier one).
             error: job
                 .last_error
                 .as_deref()
+                .filter(|_| job.state != JobState::Succeeded)
                 .map(decisive)
                 .unwrap_or_default()
                 .to_owned(),
@@ -245,6 +248,8 @@ pub(crate) struct JobsPage {
     pub(crate) newer: Option<String>,
     /// The filter as a query string, for the bulk actions' links.
     pub(crate) selected: String,
+    /// The filter's queue when no queue has that name (else empty).
+    pub(crate) unknown_queue: String,
 }
 
 /// A JSON value as the pages show it: a string as its text, anything else indented.
