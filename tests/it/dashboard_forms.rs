@@ -908,6 +908,15 @@ async fn mistakes_get_clear_answers() {
         said.contains("&#34;faild&#34; is no state: one of scheduled"),
         "{said}"
     );
+    let (status, said) = browser.page("/jobs/abc").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(said.contains("&#34;abc&#34; is not a job id"), "{said}");
+    let (status, said) = browser.page("/jobs?before=xyz").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        said.contains("this page&#39;s link is not valid (before:"),
+        "{said}"
+    );
     let (_, listed) = browser.page("/jobs?queue=mial").await;
     assert!(listed.contains("There is no queue named mial."), "{listed}");
     let bare = browser

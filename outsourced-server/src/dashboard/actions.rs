@@ -93,7 +93,7 @@ pub(crate) fn back(state: &AppState, admin: &Admin, to: &str, said: &str) -> Pag
 /// `POST /dashboard/jobs/{id}/retry`.
 pub(crate) async fn retry(
     State(state): State<AppState>,
-    Path(id): Path<i64>,
+    super::JobPath(id): super::JobPath,
     Action { admin, .. }: Action,
 ) -> PageResult {
     state.backend().retry(&admin.actor(), JobId(id)).await?;
@@ -104,7 +104,7 @@ pub(crate) async fn retry(
 /// `POST /dashboard/jobs/{id}/cancel`.
 pub(crate) async fn cancel(
     State(state): State<AppState>,
-    Path(id): Path<i64>,
+    super::JobPath(id): super::JobPath,
     Action { admin, .. }: Action,
 ) -> PageResult {
     let now = state.backend().cancel(&admin.actor(), JobId(id)).await?;

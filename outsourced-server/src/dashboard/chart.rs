@@ -73,7 +73,8 @@ pub(crate) fn waits(start: DateTime<Utc>, every: Duration, tallies: &[Tally]) ->
     let mut svg = open("> 5 min", "5 ms");
     let rows = WAIT_BUCKETS as f64;
     let width = (W - LEFT) / tallies.len().max(1) as f64;
-    for (share, class) in [(0.5, "p50"), (0.95, "p95")] {
+    // p95 first, so that p50 shows over it where both fall in one bucket.
+    for (share, class) in [(0.95, "p95"), (0.5, "p50")] {
         let mut points = Vec::new();
         for (i, tally) in tallies.iter().enumerate() {
             let Some(bound) = tally.wait_quantile(share) else {

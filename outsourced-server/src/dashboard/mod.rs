@@ -231,6 +231,51 @@ impl From<Error> for Failure {
     }
 }
 
+/// A job id from the path; a path whose id is no number gets a page that says so (not the
+/// framework's words).
+pub(crate) struct JobPath(pub(crate) i64);
+
+impl<S: Send + Sync> FromRequestParts<S> for JobPath {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
+        match axum::extract::Path::<i64>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(id)) => Ok(JobPath(id)),
+            Err(_) => {
+                let path = parts.uri.path();
+                let raw = path.split('/').skip_while(|s| *s != "jobs").nth(1);
+                let said = format!(
+                    "{:?} is not a job id: job ids are numbers, like 42",
+                    raw.unwrap_or_default()
+                );
+                Err(Failure::new(StatusCode::BAD_REQUEST, said).into_response())
+            }
+        }
+    }
+}
+
+/// A page's query string; one that does not parse (a cursor that is no number, say) gets a
+/// page that says which part is wrong.
+pub(crate) struct Link<T>(pub(crate) T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Link<T> {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(value)) => Ok(Link(value)),
+            Err(rejection) => {
+                let why = rejection.body_text();
+                let why = why.trim_start_matches("Failed to deserialize query string: ");
+                let said = format!(
+                    "this page's link is not valid ({why}); open it again from the dashboard"
+                );
+                Err(Failure::new(StatusCode::BAD_REQUEST, said).into_response())
+            }
+        }
+    }
+}
+
 impl IntoResponse for Failure {
     fn into_response(self) -> Response {
         let error = view::ErrorPage {

@@ -180,7 +180,7 @@ fn paged(query: &JobsQuery, cursor: &str, id: i64) -> String {
 pub(crate) async fn jobs(
     State(state): State<AppState>,
     admin: Admin,
-    Query(query): Query<JobsQuery>,
+    super::Link(query): super::Link<JobsQuery>,
 ) -> PageResult {
     if let Some(id) = blank_to_none(&query.id) {
         let id: u64 = id.trim_start_matches('#').parse().map_err(|_| {
@@ -245,8 +245,8 @@ const STEPS: u64 = 100;
 pub(crate) async fn job(
     State(state): State<AppState>,
     admin: Admin,
-    Path(id): Path<i64>,
-    Query(seen): Query<Seen>,
+    super::JobPath(id): super::JobPath,
+    super::Link(seen): super::Link<Seen>,
 ) -> PageResult {
     let actor = admin.actor();
     let job = state.backend().job(&actor, JobId(id)).await?;
@@ -363,7 +363,7 @@ const FOLD_LINES: usize = 30;
 pub(crate) async fn attachment(
     State(state): State<AppState>,
     admin: Admin,
-    Path(id): Path<i64>,
+    super::JobPath(id): super::JobPath,
 ) -> PageResult {
     let download = state
         .backend()
