@@ -636,6 +636,18 @@ async fn the_overview_counts_exactly_and_charts_the_tallies() {
         html.contains("busiest keys: acme 1 (1 at the limit)"),
         "{html}"
     );
+    // One queue's charts.
+    server.sql.flush_tallies().await.expect("add the tallies");
+    let (_, html) = browser.page("?queue=calls").await;
+    assert!(html.contains("Queue calls, the last hour"), "{html}");
+    assert!(
+        html.contains("1 enqueued, 1 started, 0 succeeded"),
+        "{html}"
+    );
+    assert!(
+        html.contains("hx-get=\"/outsourced/dashboard?queue=calls\""),
+        "{html}"
+    );
 }
 
 /// The class box takes a class, or the start of one followed by `*`.

@@ -38,7 +38,18 @@ const COUNT_CAP: u64 = 10_000;
 
 /// `GET /dashboard`: every queue with its limit and how full it is, exact per-state counts and
 /// recent throughput; charts of the last hour and day from the database's tallies.
-pub(crate) async fn overview(State(state): State<AppState>, admin: Admin) -> PageResult {
+/// The overview's query: the queue whose charts it draws (every queue's when absent).
+#[derive(Debug, Default, serde::Deserialize)]
+pub(crate) struct ChartQuery {
+    #[serde(default)]
+    queue: String,
+}
+
+pub(crate) async fn overview(
+    State(state): State<AppState>,
+    admin: Admin,
+    super::Link(asked): super::Link<ChartQuery>,
+) -> PageResult {
     let (backend, store) = (state.backend(), state.directory());
     let now = chrono::Utc::now();
     let minute_ago = now - Duration::minutes(1);
@@ -73,18 +84,20 @@ pub(crate) async fn overview(State(state): State<AppState>, admin: Admin) -> Pag
         queues,
         workers,
         leased: leases.values().sum(),
-        charts: charts(store, now).await?,
+        charts: charts(store, now, blank_to_none(&asked.queue)).await?,
     };
     Ok(page(view::render(&overview)))
 }
 
-/// The overview's charts, every queue together: the last hour by minute, the last day by
-/// quarter hour.
+/// The overview's charts, of `queue` or every queue together: the last hour by minute, the
+/// last day by quarter hour.
 async fn charts(
     store: &outsourced_backend_sql::Directory,
     now: chrono::DateTime<chrono::Utc>,
+    queue: Option<String>,
 ) -> Result<view::Charts, Failure> {
-    let day = store.minutes(None, now - Duration::days(1), now).await?;
+    let day = store.minutes(queue.as_deref(), now - Duration::days(1), now);
+    let day = day.await?;
     let (minute, quarter) = (Duration::minutes(1), Duration::minutes(15));
     let (hour_start, hour) = chart::periods(&day, now, minute, 60);
     let (day_start, quarters) = chart::periods(&day, now, quarter, 96);
@@ -95,6 +108,7 @@ async fn charts(
     };
     let (last_hour, last_day) = (total(&hour), total(&quarters));
     Ok(view::Charts {
+        of: queue.unwrap_or_default(),
         hour: chart::throughput(hour_start, minute, &hour),
         hour_waits: chart::waits(hour_start, minute, &hour),
         day: chart::throughput(day_start, quarter, &quarters),

@@ -134,6 +134,8 @@ pub(crate) fn fill(live: u64, limit: Option<u64>) -> Fill {
 
 /// The overview's charts, as SVG markup made from numbers only (`chart.rs`).
 pub(crate) struct Charts {
+    /// The queue they are of; empty: every queue together.
+    pub(crate) of: String,
     pub(crate) hour: String,
     pub(crate) hour_waits: String,
     pub(crate) day: String,
