@@ -135,9 +135,20 @@ fn io_error(path: &Path, error: std::io::Error) -> Error {
 /// Writes `text` to `path` as a file only its owner may read or write: a new file (mode 0600
 /// from its creation) in the same directory, synced, then renamed over `path`. An existing
 /// file is replaced, never reused with its permissions, and a symbolic link at `path` is
-/// replaced itself, never followed.
+/// replaced itself, never followed. Anything else at `path` (a device such as `/dev/null`, a
+/// pipe, a directory) is refused: renaming over it would replace it, which as root destroys
+/// the device.
 pub fn write_private(path: &Path, text: &str) -> Result<(), Error> {
     use std::io::Write;
+    if let Ok(there) = std::fs::symlink_metadata(path) {
+        let kind = there.file_type();
+        if !kind.is_file() && !kind.is_symlink() {
+            return Err(Error::invalid(format!(
+                "{} is not a regular file: give the path of a file to write",
+                path.display()
+            )));
+        }
+    }
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -157,6 +168,27 @@ pub fn write_private(path: &Path, text: &str) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_files_are_written_over() {
+        let dir = tempfile::tempdir().expect("a directory");
+        let pipe = dir.path().join("pipe");
+        let made = std::process::Command::new("mkfifo").arg(&pipe).status();
+        assert!(made.expect("mkfifo runs").success());
+        let refused = write_private(&pipe, "secret").expect_err("a pipe is no file");
+        assert!(
+            refused.to_string().contains("is not a regular file"),
+            "{refused}"
+        );
+        let kind = std::fs::symlink_metadata(&pipe)
+            .expect("still there")
+            .file_type();
+        assert!(!kind.is_file(), "the pipe is left as it was");
+        let file = dir.path().join("config.yaml");
+        write_private(&file, "one").expect("a new file");
+        write_private(&file, "two").expect("over a file");
+        assert_eq!(std::fs::read_to_string(&file).expect("read"), "two\n");
+    }
 
     #[test]
     fn secrets_round_trip_and_ciphertexts_differ() {
