@@ -200,11 +200,9 @@ async fn fold_locked(db: &impl ConnectionTrait, flavor: Flavor) -> Result<()> {
             row.try_get_by_index::<i64>(3).map_err(db_error)?;
     }
     for ((queue, state), n) in sums {
-        let sql = "INSERT INTO outsourced_state_counts (queue, state, n) VALUES (?, ?, ?) \
-                   ON DUPLICATE KEY UPDATE n = n + VALUES(n)";
-        let values = vec![Value::from(queue), state.into(), n.into()];
-        let statement = Statement::from_sql_and_values(flavor.backend(), sql, values);
-        db.execute_raw(statement).await.map_err(db_error)?;
+        let key = [("queue", Value::from(queue)), ("state", state.into())];
+        let table = "outsourced_state_counts";
+        crate::dialect::add_to_row(db, flavor, table, &key, &[("n", n)]).await?;
     }
     let sql = format!(
         "DELETE FROM outsourced_state_deltas WHERE id IN ({})",

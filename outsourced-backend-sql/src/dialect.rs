@@ -121,3 +121,49 @@ pub(crate) async fn insert_one(
         .map_err(db_error)?;
     i64::try_from(result.last_insert_id()).map_err(|_| backend_error("an id out of range", false))
 }
+
+/// Adds `counters` to the row of `table` with `key` (name and value of each key column),
+/// inserting the row with them if there is none, in one statement on every database.
+pub(crate) async fn add_to_row(
+    db: &impl ConnectionTrait,
+    flavor: Flavor,
+    table: &str,
+    key: &[(&str, sea_orm::Value)],
+    counters: &[(&str, i64)],
+) -> Result<()> {
+    let names: Vec<&str> = (key.iter().map(|(name, _)| *name))
+        .chain(counters.iter().map(|(name, _)| *name))
+        .collect();
+    let values: Vec<sea_orm::Value> = (key.iter().map(|(_, value)| value.clone()))
+        .chain(counters.iter().map(|(_, n)| (*n).into()))
+        .collect();
+    let marks: Vec<String> = (1..=values.len())
+        .map(|n| match flavor {
+            Flavor::Postgres => format!("${n}"),
+            _ => "?".to_owned(),
+        })
+        .collect();
+    let sums: Vec<String> = counters
+        .iter()
+        .map(|(c, _)| match flavor {
+            Flavor::MySql | Flavor::MariaDb => format!("{c} = {c} + VALUES({c})"),
+            _ => format!("{c} = {table}.{c} + excluded.{c}"),
+        })
+        .collect();
+    let conflict = match flavor {
+        Flavor::MySql | Flavor::MariaDb => "ON DUPLICATE KEY UPDATE".to_owned(),
+        _ => {
+            let keys: Vec<&str> = key.iter().map(|(name, _)| *name).collect();
+            format!("ON CONFLICT ({}) DO UPDATE SET", keys.join(", "))
+        }
+    };
+    let sql = format!(
+        "INSERT INTO {table} ({}) VALUES ({}) {conflict} {}",
+        names.join(", "),
+        marks.join(", "),
+        sums.join(", ")
+    );
+    let statement = Statement::from_sql_and_values(flavor.backend(), sql, values);
+    db.execute_raw(statement).await.map_err(db_error)?;
+    Ok(())
+}

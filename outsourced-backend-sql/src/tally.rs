@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
-use sea_orm::{ConnectionTrait, Statement, Value};
+use sea_orm::{ConnectionTrait, Value};
 
 use crate::backend::{Inner, SqlBackend};
 use crate::dialect::Flavor;
@@ -299,42 +299,14 @@ async fn add(
     key: &[(&str, Value)],
     tally: &Tally,
 ) -> Result<()> {
-    let names: Vec<&str> = key.iter().map(|(name, _)| *name).chain(COLUMNS).collect();
-    let mut values: Vec<Value> = key.iter().map(|(_, value)| value.clone()).collect();
-    values.extend(
-        tally
-            .counters()
-            .map(|n| Value::from(i64::try_from(n).unwrap_or(i64::MAX))),
-    );
-    let marks: Vec<String> = (1..=values.len())
-        .map(|n| match flavor {
-            Flavor::Postgres => format!("${n}"),
-            _ => "?".to_owned(),
-        })
+    let counters: Vec<(&str, i64)> = (COLUMNS.iter().copied())
+        .zip(
+            tally
+                .counters()
+                .map(|n| i64::try_from(n).unwrap_or(i64::MAX)),
+        )
         .collect();
-    let sums: Vec<String> = COLUMNS
-        .iter()
-        .map(|c| match flavor {
-            Flavor::MySql | Flavor::MariaDb => format!("{c} = {c} + VALUES({c})"),
-            _ => format!("{c} = {table}.{c} + excluded.{c}"),
-        })
-        .collect();
-    let conflict = match flavor {
-        Flavor::MySql | Flavor::MariaDb => "ON DUPLICATE KEY UPDATE".to_owned(),
-        _ => {
-            let keys: Vec<&str> = key.iter().map(|(name, _)| *name).collect();
-            format!("ON CONFLICT ({}) DO UPDATE SET", keys.join(", "))
-        }
-    };
-    let sql = format!(
-        "INSERT INTO {table} ({}) VALUES ({}) {conflict} {}",
-        names.join(", "),
-        marks.join(", "),
-        sums.join(", ")
-    );
-    let statement = Statement::from_sql_and_values(flavor.backend(), sql, values);
-    db.execute_raw(statement).await.map_err(db_error)?;
-    Ok(())
+    crate::dialect::add_to_row(db, flavor, table, key, &counters).await
 }
 
 /// The tallies of every minute from `from` up to `to` (epoch ms), of `queue` or of every
