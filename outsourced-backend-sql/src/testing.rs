@@ -116,3 +116,20 @@ pub async fn counts_agree(backend: &SqlBackend) -> std::result::Result<(), Strin
         )),
     }
 }
+
+/// Folds the ledger of job counts into its summary now (as each process does every second)
+/// and answers how many ledger rows are left.
+pub async fn fold_counts(backend: &SqlBackend) -> Result<i64> {
+    use sea_orm::ConnectionTrait;
+    crate::counts::fold(backend).await?;
+    let db = backend.connection();
+    let sql = "SELECT COUNT(*) FROM outsourced_state_deltas";
+    let statement = sea_orm::Statement::from_string(db.get_database_backend(), sql);
+    let row = db
+        .query_one_raw(statement)
+        .await
+        .map_err(crate::error::db_error)?;
+    Ok(row
+        .and_then(|row| row.try_get_by_index(0).ok())
+        .unwrap_or(-1))
+}

@@ -167,6 +167,11 @@ async fn deleting_finished_jobs_leaves_no_orphan_rows(config: SqlConfig) {
     testing::counts_agree(&backend)
         .await
         .expect("the kept counts");
+    // Folded, the ledger is empty and the summary alone says the same.
+    assert_eq!(testing::fold_counts(&backend).await.expect("a fold"), 0);
+    testing::counts_agree(&backend)
+        .await
+        .expect("the folded counts");
     // The check can fail: a ledger row that no job backs is found out.
     let db = backend.connection();
     let bogus =
