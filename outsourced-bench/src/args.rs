@@ -72,6 +72,10 @@ pub(crate) struct BenchArgs {
     /// A short run: a tenth of the jobs, 5 s loads.
     #[arg(long)]
     pub(crate) quick: bool,
+    /// One JSON object per line instead of the table: the run's settings, then each figure
+    /// (`value` and `unit`, or `p50_ms`..`max_ms`, or `kib`) with its ratio as `versus`.
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 #[derive(Clone, Debug, Args)]

@@ -5,7 +5,8 @@
 //!
 //! - `args`: the command line; `scenarios`: what is measured; `rig`: the SQL rig in this
 //!   process or the HTTP rig (`outsourcer serve` and `outsourced-bench worker` processes);
-//! - `baseline`: the database's own rate; `memory`, `procs`: processes and their memory.
+//! - `baseline`: the database's own rate; `memory`, `procs`: processes and their memory;
+//! - `report`: the table, or JSON Lines with `--json`.
 
 /// `println!` that ends the bench quietly when its reader has gone.
 macro_rules! out {
@@ -18,6 +19,7 @@ mod args;
 mod baseline;
 mod memory;
 mod procs;
+mod report;
 mod rig;
 mod scenarios;
 mod worker;
@@ -30,8 +32,10 @@ use std::time::Duration;
 
 use outsourced_backend_sql::{SqlBackend, SqlConfig, SqliteSync};
 use outsourced_core::{Error, Result};
+use serde_json::json;
 
 use crate::args::{BenchArgs, Cli, Command};
+use report::{Figure, line};
 use rig::Rig;
 use scenarios::Crew;
 
@@ -45,16 +49,15 @@ fn rate(n: usize, elapsed: Duration) -> f64 {
     n as f64 / elapsed.as_secs_f64().max(1e-9)
 }
 
-fn ratio(figure: f64, base: Option<f64>) -> String {
-    base.map_or_else(|| "-".into(), |b| format!("{:.2}x", figure / b))
-}
-
-pub(crate) fn line(via: &str, scenario: &str, settings: &str, figure: String, versus: String) {
-    out!("{via:<5} {scenario:<26} {settings:<44} {figure:>16}  {versus}");
+fn ratio(figure: f64, base: Option<f64>) -> Option<f64> {
+    base.map(|b| figure / b)
 }
 
 async fn run(args: BenchArgs) -> Result<()> {
     let args = args.scaled();
+    if args.json {
+        report::use_json();
+    }
     let dir = tempfile::tempdir().map_err(|e| Error::invalid(format!("no temp dir: {e}")))?;
     let url = args
         .on
@@ -131,30 +134,30 @@ fn header(args: &BenchArgs, url: &str, sql: &SqlBackend) {
         outsourced_backend_sql::Flavor::Sqlite => format!("WAL, synchronous={}", args.sqlite_sync),
         _ => "the server's defaults (fsync at commit)".into(),
     };
-    out!("# outsourced-bench at commit {commit}");
-    out!(
-        "# database {} ({durability})",
-        outsourced_backend_sql::redact(url)
-    );
-    out!(
-        "# {} workers x concurrency {}, reserve batches of {}, {} producers; {} build",
-        args.workers,
-        args.concurrency,
-        args.batch,
-        args.producers,
-        if cfg!(debug_assertions) {
-            "DEBUG (figures are not meaningful)"
-        } else {
-            "release"
-        }
-    );
-    line(
-        "via",
-        "scenario",
-        "settings",
-        "figure".into(),
-        "vs database".into(),
-    );
+    let database = outsourced_backend_sql::redact(url);
+    let build = match cfg!(debug_assertions) {
+        true => "DEBUG (figures are not meaningful)",
+        false => "release",
+    };
+    let lines = [
+        format!("outsourced-bench at commit {commit}"),
+        format!("database {database} ({durability})"),
+        format!(
+            "{} workers x concurrency {}, reserve batches of {}, {} producers; {build} build",
+            args.workers, args.concurrency, args.batch, args.producers
+        ),
+    ];
+    let settings = [
+        ("commit", json!(commit)),
+        ("database", json!(database.to_string())),
+        ("durability", json!(durability)),
+        ("workers", json!(args.workers)),
+        ("concurrency", json!(args.concurrency)),
+        ("batch", json!(args.batch)),
+        ("producers", json!(args.producers)),
+        ("build", json!(build)),
+    ];
+    report::header(&settings, &lines);
 }
 
 async fn measure_baseline(args: &BenchArgs, url: &str) -> Result<Baseline> {
@@ -164,8 +167,8 @@ async fn measure_baseline(args: &BenchArgs, url: &str) -> Result<Baseline> {
         "db",
         "single-row inserts",
         "1 connection",
-        format!("{serial:.0} rows/s"),
-        "1.00x".into(),
+        Figure::Rate(serial, "rows/s"),
+        Some(1.0),
     );
     let concurrent =
         baseline::single_row_inserts(url, &args.sqlite_sync, args.producers, n).await?;
@@ -177,8 +180,8 @@ async fn measure_baseline(args: &BenchArgs, url: &str) -> Result<Baseline> {
         "db",
         "single-row inserts",
         &settings,
-        format!("{concurrent:.0} rows/s"),
-        "1.00x".into(),
+        Figure::Rate(concurrent, "rows/s"),
+        Some(1.0),
     );
     Ok(Baseline {
         serial: Some(serial),
@@ -194,7 +197,7 @@ async fn enqueue(args: &BenchArgs, rig: &Rig, base: &Baseline) -> Result<()> {
         rig.via,
         "enqueue one at a time",
         &settings,
-        format!("{one:.0} jobs/s"),
+        Figure::Rate(one, "jobs/s"),
         ratio(one, base.serial),
     );
     let many = rate(n, scenarios::enqueue_single(rig, n, args.producers).await?);
@@ -203,7 +206,7 @@ async fn enqueue(args: &BenchArgs, rig: &Rig, base: &Baseline) -> Result<()> {
         rig.via,
         "enqueue one at a time",
         &settings,
-        format!("{many:.0} jobs/s"),
+        Figure::Rate(many, "jobs/s"),
         ratio(many, base.concurrent),
     );
     let batched_n = args.jobs;
@@ -216,7 +219,7 @@ async fn enqueue(args: &BenchArgs, rig: &Rig, base: &Baseline) -> Result<()> {
         rig.via,
         "enqueue in batches",
         &settings,
-        format!("{batched:.0} jobs/s"),
+        Figure::Rate(batched, "jobs/s"),
         ratio(batched, base.serial),
     );
     Ok(())
@@ -239,7 +242,7 @@ async fn burn_down(args: &BenchArgs, rig: &Rig, base: &Baseline) -> Result<()> {
         rig.via,
         "burn-down",
         &settings,
-        format!("{figure:.0} jobs/s"),
+        Figure::Rate(figure, "jobs/s"),
         ratio(figure, base.concurrent),
     );
     Ok(())
@@ -257,8 +260,8 @@ async fn limits(args: &BenchArgs, rig: &Rig) -> Result<()> {
         rig.via,
         "burn-down, no limits",
         &settings,
-        format!("{free:.0} jobs/s"),
-        "-".into(),
+        Figure::Rate(free, "jobs/s"),
+        None,
     );
     let shapes = [
         (
@@ -286,7 +289,7 @@ async fn limits(args: &BenchArgs, rig: &Rig) -> Result<()> {
             rig.via,
             scenario,
             &settings,
-            format!("{figure:.0} jobs/s"),
+            Figure::Rate(figure, "jobs/s"),
             ratio(figure, Some(free)),
         );
     }
@@ -304,41 +307,32 @@ async fn latency(args: &BenchArgs, rig: &Rig) -> Result<()> {
             load.sent
         );
         let figure = match waits.len() {
-            0 => "none started".to_owned(),
-            n if n < load.sent => format!("saturated: {n} started within 60 s of the end"),
+            0 => Figure::Note("none started".to_owned()),
+            n if n < load.sent => {
+                Figure::Note(format!("saturated: {n} started within 60 s of the end"))
+            }
             _ => {
                 let at = |q: f64| waits[((waits.len() - 1) as f64 * q) as usize] as f64 / 1000.0;
-                format!(
-                    "p50 {:.1} p95 {:.1} p99 {:.1} max {:.1} ms",
-                    at(0.50),
-                    at(0.95),
-                    at(0.99),
-                    at(1.0)
-                )
+                Figure::Latency {
+                    p50: at(0.50),
+                    p95: at(0.95),
+                    p99: at(0.99),
+                    max: at(1.0),
+                }
             }
         };
-        line(
-            rig.via,
-            "enqueue-to-start latency",
-            &settings,
-            figure,
-            String::new(),
-        );
+        line(rig.via, "enqueue-to-start latency", &settings, figure, None);
         if let Some(peak) = load.worker_peak {
             let what = "a worker process's peak, under that load";
-            line(
-                rig.via,
-                "worker resident memory",
-                what,
-                procs::mib(peak),
-                String::new(),
-            );
+            let figure = Figure::Memory {
+                kib: peak,
+                peak_kib: None,
+            };
+            line(rig.via, "worker resident memory", what, figure, None);
         }
         if let Some(error) = load.first_error {
-            out!(
-                "      {} enqueues refused; the first: {error}",
-                load.refused
-            );
+            let refused = load.refused;
+            report::note(&format!("{refused} enqueues refused; the first: {error}"));
         }
     }
     Ok(())
@@ -347,18 +341,14 @@ async fn latency(args: &BenchArgs, rig: &Rig) -> Result<()> {
 /// This process's resident memory now and at its peak: the SQL rig's workers and every
 /// producer run in it.
 fn own_memory() {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .map_or_else(|| "?".into(), |v| v.trim().to_owned())
-    };
-    out!(
-        "# memory of the bench's process (producers, and the SQL rig's workers): resident {}, peak {}",
-        field("VmRSS:"),
-        field("VmHWM:")
-    );
+    if let Some((kib, peak)) = procs::memory(std::process::id()) {
+        let figure = Figure::Memory {
+            kib,
+            peak_kib: Some(peak),
+        };
+        let what = "the bench's process: producers, the SQL rig's workers";
+        line("bench", "resident memory", what, figure, None);
+    }
 }
 
 impl BenchArgs {

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use outsourced_core::Result;
 
-use super::line;
-use super::procs::{self, mib};
+use super::procs;
+use super::report::{Figure, line};
 use super::rig::{Rig, Running};
 use super::scenarios::Crew;
 
@@ -23,14 +23,11 @@ pub(crate) fn server_now(rig: &Rig, when: &str) {
         return;
     };
     if let Some((rss, peak)) = procs::memory(pid) {
-        let figure = format!("{} (peak {})", mib(rss), mib(peak));
-        line(
-            rig.via,
-            "server resident memory",
-            when,
-            figure,
-            String::new(),
-        );
+        let figure = Figure::Memory {
+            kib: rss,
+            peak_kib: Some(peak),
+        };
+        line(rig.via, "server resident memory", when, figure, None);
     }
 }
 
@@ -67,13 +64,11 @@ pub(crate) async fn idle(rig: &Rig) -> Result<()> {
 fn report_workers(rig: &Rig, running: &Running, what: &str) {
     for pid in running.pids() {
         if let Some((rss, _)) = procs::memory(pid) {
-            line(
-                rig.via,
-                "worker resident memory",
-                what,
-                mib(rss),
-                String::new(),
-            );
+            let figure = Figure::Memory {
+                kib: rss,
+                peak_kib: None,
+            };
+            line(rig.via, "worker resident memory", what, figure, None);
         }
     }
 }

@@ -145,8 +145,3 @@ pub(crate) fn memory(pid: u32) -> Option<(u64, u64)> {
     };
     Some((field("VmRSS:")?, field("VmHWM:")?))
 }
-
-/// KiB as MiB, for the figures.
-pub(crate) fn mib(kib: u64) -> String {
-    format!("{:.1} MiB", kib as f64 / 1024.0)
-}
