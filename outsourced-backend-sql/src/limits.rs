@@ -411,6 +411,7 @@ pub(crate) fn key_has_room(per_key: u32) -> sea_orm::sea_query::SimpleExpr {
 /// is locked).
 pub(crate) async fn spend(
     db: &impl ConnectionTrait,
+    flavor: Flavor,
     plan: &Plan,
     taken: &[job::Model],
     tokens: &[String],
@@ -427,7 +428,7 @@ pub(crate) async fn spend(
             .zip(started)
             .map(|(&place, (row, token))| (place, row.id, token.as_str()))
             .collect();
-        places::hold(db, &room.queue, &held).await?;
+        places::hold(db, flavor, &room.queue, &held).await?;
     }
     for room in &plan.rooms {
         let Some((interval, next)) = room.rate else {

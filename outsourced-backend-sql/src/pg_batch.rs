@@ -9,8 +9,10 @@
 //!
 //! Only `transition` decides states: the state each statement writes is the core's answer for
 //! its event, and every row a claim returns is checked against it (a row that would go
-//! elsewhere fails the transaction, so nothing is written). Everything else (limited queues,
-//! repeating jobs, a lease no longer held) takes the generic path, the same on every database.
+//! elsewhere fails the transaction, so nothing is written). A limited queue's batch is chosen
+//! by the generic path (the run limits), then leased by the same statement; completions of
+//! repeating jobs or of leases no longer held take the generic path, the same on every
+//! database.
 //!
 //! Why: the generic claim's `UPDATE` gave each job its token through a `CASE` of one branch
 //! per job, evaluated for every row (47 µs of PostgreSQL's time per job), and the generic
@@ -50,6 +52,53 @@ pub(crate) async fn claim(
     let (select, values) = picked.build(PostgresQueryBuilder);
     let mut values = values.0;
     let tokens: Vec<String> = (0..limit).map(|_| crate::lease::new_token()).collect();
+    values.push(serde_json::json!(tokens).to_string().into());
+    // Each picked job is given the token of its place in the batch.
+    let chosen = format!(
+        "picked AS ({select}), \
+         numbered AS (SELECT id, state, row_number() OVER () AS n FROM picked), \
+         chosen AS (SELECT p.id, p.state AS from_state, t.token FROM numbered AS p \
+           JOIN json_array_elements_text(${}::json) WITH ORDINALITY AS t(token, n) \
+             ON t.n = p.n)",
+        values.len()
+    );
+    lease_chosen(db, chosen, values, by, now, lease).await
+}
+
+/// Leases `jobs` (id and token each), which this transaction has read and locked within the
+/// run limits, to `by` for `lease`, writing their history rows: the claim's statement for a
+/// batch chosen by the generic path.
+pub(crate) async fn lease_locked(
+    db: &impl ConnectionTrait,
+    jobs: &[(i64, &str)],
+    by: &WorkerInstance,
+    now: DateTime<Utc>,
+    lease: Duration,
+) -> Result<Option<Leased>> {
+    let jobs: Vec<serde_json::Value> = jobs
+        .iter()
+        .map(|(id, token)| serde_json::json!({ "id": id, "token": token }))
+        .collect();
+    let values = vec![serde_json::Value::Array(jobs).to_string().into()];
+    // The ids as an array keep the lookup on the primary key (see `complete`).
+    let chosen = "given AS (SELECT * FROM json_to_recordset($1::json) AS g(id bigint, token text)), \
+         chosen AS (SELECT j.id, j.state AS from_state, g.token \
+           FROM outsourced_jobs AS j JOIN given AS g ON g.id = j.id \
+           WHERE j.id = ANY (ARRAY(SELECT id FROM given)))";
+    lease_chosen(db, chosen.to_owned(), values, by, now, lease).await
+}
+
+/// Leases the jobs of the CTEs `chosen` ends with (`id`, `from_state`, `token`), whose
+/// parameters are `values`: marks them running, writes their history rows and the counts'
+/// deltas in one statement, and checks each against the transition function.
+async fn lease_chosen(
+    db: &impl ConnectionTrait,
+    chosen: String,
+    mut values: Vec<Value>,
+    by: &WorkerInstance,
+    now: DateTime<Utc>,
+    lease: Duration,
+) -> Result<Option<Leased>> {
     // What a reserve of a waiting job leads to, by the transition function; every row claimed
     // is checked against it (`checked`), whatever state it waited in.
     let to = transition(JobState::Available, Event::Reserve)
@@ -59,7 +108,6 @@ pub(crate) async fn claim(
         values.push(value);
         format!("${}", values.len())
     };
-    let tokens = param(serde_json::json!(tokens).to_string().into());
     let state = param(to.as_str().into());
     let worker = param(by.worker.as_str().into());
     let instance = param(by.instance.as_str().into());
@@ -69,16 +117,12 @@ pub(crate) async fn claim(
     let actor = param(Actor::Worker(by.clone()).to_string().into());
     let reason = param(Reason::Reserved.as_str().into());
     let sql = format!(
-        "WITH picked AS ({select}), \
-         numbered AS (SELECT id, state AS from_state, row_number() OVER () AS n FROM picked), \
+        "WITH {chosen}, \
          leased AS (UPDATE outsourced_jobs AS j SET state = {state}, waiting = FALSE, \
-           attempts = j.attempts + 1, seq = j.seq + 1, lease_token = t.token, \
+           attempts = j.attempts + 1, seq = j.seq + 1, lease_token = c.token, \
            lease_worker = {worker}, lease_instance = {instance}, lease_expires_at = {expires}, \
            lease_ms = {lease_ms}, started_at = {at}, updated_at = {at} \
-           FROM numbered AS p \
-           JOIN json_array_elements_text({tokens}::json) WITH ORDINALITY AS t(token, n) \
-             ON t.n = p.n \
-           WHERE j.id = p.id RETURNING j.*, p.from_state), \
+           FROM chosen AS c WHERE j.id = c.id RETURNING j.*, c.from_state), \
          written AS (INSERT INTO outsourced_job_history \
            (job_id, seq, from_state, to_state, at, actor, attempt, reason, lease_token) \
            SELECT id, seq, from_state, state, {at}, {actor}, attempts, {reason}, lease_token \

@@ -137,11 +137,15 @@ fn placeholder(flavor: Flavor) -> &'static str {
 /// Writes into each claimed place the job started in it and the attempt's lease token.
 pub(crate) async fn hold(
     db: &impl ConnectionTrait,
+    flavor: Flavor,
     queue: &str,
     held: &[(i32, i64, &str)],
 ) -> Result<()> {
     if held.is_empty() {
         return Ok(());
+    }
+    if flavor == Flavor::Postgres {
+        return hold_joined(db, queue, held).await;
     }
     let (mut jobs, mut tokens) = (CaseStatement::new(), CaseStatement::new());
     for &(place, job, token) in held {
@@ -157,6 +161,31 @@ pub(crate) async fn hold(
         .exec(db)
         .await
         .map_err(db_error)?;
+    Ok(())
+}
+
+/// [`hold`] on PostgreSQL: the places joined to the batch as JSON, where a `CASE` of one branch
+/// per place is evaluated for every row (the cost that `pg_batch` removed from the claim).
+async fn hold_joined(
+    db: &impl ConnectionTrait,
+    queue: &str,
+    held: &[(i32, i64, &str)],
+) -> Result<()> {
+    let held: Vec<serde_json::Value> = held
+        .iter()
+        .map(
+            |(place, job, token)| serde_json::json!({ "place": place, "job": job, "token": token }),
+        )
+        .collect();
+    let sql = "UPDATE outsourced_run_places AS p SET job_id = h.job, lease_token = h.token \
+         FROM json_to_recordset($2::json) AS h(place integer, job bigint, token text) \
+         WHERE p.queue = $1 AND p.place = h.place";
+    let values = [
+        queue.into(),
+        serde_json::Value::Array(held).to_string().into(),
+    ];
+    let statement = Statement::from_sql_and_values(Flavor::Postgres.backend(), sql, values);
+    db.execute_raw(statement).await.map_err(db_error)?;
     Ok(())
 }
 

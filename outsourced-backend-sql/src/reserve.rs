@@ -304,7 +304,29 @@ async fn claim_in(
         });
     }
     let grant = Grant::new(by, rows, now, lease)?;
-    limits::spend(db, &plan, &grant.rows, &grant.tokens, ms(now)).await?;
+    limits::spend(db, flavor, &plan, &grant.rows, &grant.tokens, ms(now)).await?;
+    if flavor == Flavor::Postgres {
+        // The batch is chosen and locked; PostgreSQL leases it in one statement.
+        let jobs: Vec<(i64, &str)> = grant
+            .rows
+            .iter()
+            .map(|row| row.id)
+            .zip(grant.tokens.iter().map(String::as_str))
+            .collect();
+        let leased = pg_batch::lease_locked(db, &jobs, by, now, lease).await?;
+        if leased.as_ref().map_or(0, |l| l.reserved.len()) != jobs.len() {
+            // Cannot happen while the rows are locked; if it does, nothing is handed out.
+            return Err(backend_error(
+                "jobs changed while being reserved; try again",
+                true,
+            ));
+        }
+        return Ok(Claim {
+            leased,
+            plan,
+            expired,
+        });
+    }
     grant.mark_running(db).await?;
     insert_history(db, grant.history()).await?;
     grant.deltas()?.write(db).await?;
