@@ -21,7 +21,8 @@ struct Args {
     /// docs/worker-config.md).
     #[arg(long, short, env = "OUTSOURCED_WORKER_CONFIG")]
     config: PathBuf,
-    /// Stop once nothing is ready and nothing runs.
+    /// Stop once nothing is ready and nothing runs (or after ten failed tries in a row to
+    /// reach the server, about 50 s, with an error).
     #[arg(long)]
     exit_on_complete: bool,
     /// Log as JSON lines instead of text.

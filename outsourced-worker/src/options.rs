@@ -30,7 +30,9 @@ pub struct WorkerOptions {
     /// How long running jobs may finish after a shutdown signal before they are stopped and
     /// released (25 s, under the usual 30 s of a container's stop).
     pub shutdown_grace: Duration,
-    /// Stop once nothing is ready and nothing runs (delayed_job's `exit_on_complete`).
+    /// Stop once nothing is ready and nothing runs (delayed_job's `exit_on_complete`); such a
+    /// worker also stops, with the error, when the backend cannot be reached ten times in a
+    /// row (about 50 s).
     pub exit_on_complete: bool,
     /// How long a command handler being stopped (its time limit, a cancel, a shutdown) gets
     /// between SIGTERM and SIGKILL to its process group (5 s).

@@ -43,7 +43,7 @@ impl std::fmt::Display for WorkOff {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} succeeded, {} failed, {} given back or cancelled",
+            "{} succeeded, {} failed, {} given back, cancelled or lost",
             self.succeeded, self.failed, self.abandoned
         )
     }
@@ -236,7 +236,7 @@ impl Worker {
             _ = shutdown.reached(Stage::Draining) => return Flow::Stop(Ok(())),
         };
         match reserving {
-            Err(error) => match run.failed(error) {
+            Err(error) => match run.failed(error, turn.exit_when_idle) {
                 Ok(pause) => {
                     pause_for(pause, shutdown).await;
                     Flow::Again
@@ -458,12 +458,19 @@ impl Run {
     /// A reserve failed: how long to wait before the next, or the error to stop with once the
     /// backend refused `max_refusals` times in a row (its credentials, or a request no retry
     /// can fix, such as a URL without the server's mount). A backend that cannot be reached
-    /// is waited for, however long.
-    fn failed(&mut self, error: Error) -> Result<Duration> {
+    /// is waited for, however long, except by a worker that stops when idle (`gives_up`): it
+    /// stops with the error after [`GIVE_UP_AFTER`] tries in a row (a batch run that waits
+    /// forever for a server that is down would never say so).
+    fn failed(&mut self, error: Error, gives_up: bool) -> Result<Duration> {
         let wait = self.pause.next();
         if error.is_retryable() {
             self.refusals = 0;
             self.unreachable += 1;
+            if gives_up && self.unreachable >= GIVE_UP_AFTER {
+                let tries = self.unreachable;
+                tracing::error!(%error, tries, "Cannot reach the backend; giving up (this worker stops when idle)");
+                return Err(error);
+            }
             // Said at the first failure and every tenth after it (a server down for an hour
             // is a few dozen lines, not one per retry); the rest at debug level.
             if self.unreachable % 10 == 1 {
@@ -546,6 +553,10 @@ impl Inner {
         })
     }
 }
+
+/// Failed reserves in a row after which a worker that stops when idle stops too: ten tries
+/// over about 50 s of [`Pause`], long enough for a server's restart.
+const GIVE_UP_AFTER: u32 = 10;
 
 /// Capped exponential back-off after backend errors: 100 ms, doubling, at most 30 s.
 struct Pause(Duration);

@@ -169,3 +169,25 @@ async fn a_failing_backend_is_retried_with_a_growing_pause() {
     // Pauses of 0.1, 0.2, 0.4, 0.8 and 1.6 s: about six calls in 3 s, not a spin.
     assert!((4..=8).contains(&calls), "{calls} reserve calls in 3 s");
 }
+
+/// Takes about 50 s of real time: the worker's pauses between tries are the behaviour tested.
+#[tokio::test]
+async fn a_worker_that_stops_when_idle_gives_up_on_a_backend_it_cannot_reach() {
+    let backend = counting(true).await;
+    let options = WorkerOptions {
+        exit_on_complete: true,
+        catch_all: true,
+        ..WorkerOptions::default()
+    };
+    let worker = Worker::new(backend.clone(), "idle").options(options);
+    let run = worker.run(Shutdown::never());
+    let error = tokio::time::timeout(Duration::from_secs(120), run)
+        .await
+        .expect("the worker gave up within 120 s")
+        .expect_err("a worker that stops when idle stops when the backend stays down");
+    assert!(
+        error.to_string().contains("the database is down"),
+        "{error}"
+    );
+    assert_eq!(backend.reserves.load(Ordering::SeqCst), 10);
+}
