@@ -5,8 +5,10 @@
 //! nobody can burn another client's nonces with bad signatures. An attachment's body streams
 //! past unread; its handler checks the signed hash as the bytes go by.
 
+use std::net::SocketAddr;
+
 use axum::body::{Body, Bytes};
-use axum::extract::{MatchedPath, OriginalUri, Request, State};
+use axum::extract::{ConnectInfo, MatchedPath, OriginalUri, Request, State};
 use axum::http::{HeaderMap, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -73,7 +75,7 @@ pub(crate) async fn authenticate(
     };
     let (principal, signed) = match signed {
         Ok(signed) => signed,
-        Err(error) => return refused(&state, &uri, error),
+        Err(error) => return refused(&state, &uri, &parts, error),
     };
     // Authenticated: a place among the requests in flight, held until the answer.
     let Some(_in_flight) = state.admit(path.ends_with("/reserve")) else {
@@ -83,11 +85,11 @@ pub(crate) async fn authenticate(
         true => body,
         false => match read_checked(&state, uri.query(), body, limit).await {
             Ok(bytes) => Body::from(bytes),
-            Err(error) => return refused(&state, &uri, error),
+            Err(error) => return refused(&state, &uri, &parts, error),
         },
     };
     if let Err(error) = remember_nonce(&state, &signed).await {
-        return refused(&state, &uri, error);
+        return refused(&state, &uri, &parts, error);
     }
     state.seen(&principal).await;
     let mut request = Request::from_parts(parts, body);
@@ -104,18 +106,45 @@ pub(crate) fn overloaded() -> ApiError {
     )
 }
 
-/// A refusal, counted and (but for unsigned requests) logged, with the server's time so that
-/// a client can see how far off its clock is.
-fn refused(state: &AppState, uri: &axum::http::Uri, error: ApiError) -> Response {
+/// A refusal, counted and (but for unsigned requests) logged with the peer's address and the
+/// consumer key the request claims, answered with the server's time so that a client can see
+/// how far off its clock is.
+fn refused(
+    state: &AppState,
+    uri: &axum::http::Uri,
+    parts: &axum::http::request::Parts,
+    error: ApiError,
+) -> Response {
     state.metrics().auth_failure(error.code());
     if error.code() != Code::Unsigned {
-        tracing::warn!(code = error.code(), path = uri.path(), "refused a request");
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(peer)| peer.to_string());
+        let key = claimed_key(&parts.headers);
+        // Strings are logged quoted and escaped (the subscriber's Debug form).
+        tracing::warn!(
+            code = error.code(),
+            path = uri.path(),
+            peer = peer.as_deref().unwrap_or("-"),
+            key = key.as_deref().unwrap_or("-"),
+            "refused a request"
+        );
     }
     let mut response = error.into_response();
     if let Ok(date) = httpdate(state).parse() {
         response.headers_mut().insert(header::DATE, date);
     }
     response
+}
+
+/// The consumer key a request names, as sent (unverified, cut to 64 characters): for the log
+/// of a refusal, so that an operator can tell which worker's secret is wrong.
+fn claimed_key(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (_, rest) = value.split_once("oauth_consumer_key=\"")?;
+    let key = rest.split('"').next()?;
+    Some(key.chars().take(64).collect())
 }
 
 /// What the headers say of the body, checked before anything else: a declared length over

@@ -505,3 +505,33 @@ fn a_bare_path_for_the_database_says_how_to_write_it() {
     assert!(stderr.contains("sqlite://nope.db"), "{stderr}");
     assert!(!s.path("nope.db").exists(), "nothing created");
 }
+
+/// A refused request is logged with the peer's address and the consumer key it claims, so
+/// that an operator can tell who sends a wrong secret.
+#[test]
+fn a_refused_request_is_logged_with_its_peer_and_the_key_it_claims() {
+    use std::io::{Read, Write};
+    let s = Scratch::new();
+    let server = s.serve(&["--json"], "info");
+    let rest = server.url.trim_start_matches("http://");
+    let (address, mount) = rest.split_once('/').expect("a mount");
+    let now = chrono::Utc::now().timestamp();
+    let request = format!(
+        "GET /{mount}/v1/queues HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\
+         Authorization: OAuth oauth_consumer_key=\"nosuchkey\", \
+         oauth_signature_method=\"HMAC-SHA1\", oauth_timestamp=\"{now}\", \
+         oauth_nonce=\"n1\", oauth_version=\"1.0\", oauth_signature=\"AAAA\"\r\n\r\n"
+    );
+    let mut stream = std::net::TcpStream::connect(address).expect("connect");
+    stream.write_all(request.as_bytes()).expect("send");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("the answer");
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    let line = server.wait_for_log("refused a request");
+    let parsed: serde_json::Value =
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+    let fields = &parsed["fields"];
+    assert_eq!(fields["key"], "nosuchkey", "{parsed}");
+    let peer = fields["peer"].as_str().unwrap_or_default();
+    assert!(peer.starts_with("127.0.0.1:"), "{parsed}");
+}
