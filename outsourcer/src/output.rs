@@ -3,7 +3,9 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use comfy_table::{ContentArrangement, Table, presets::UTF8_BORDERS_ONLY};
 use outsourced_backend_sql::Principal;
-use outsourced_core::{HistoryEntry, JobRecord, JobState, QueueInfo, Retention, StateCounts};
+use outsourced_core::{
+    HistoryEntry, JobRecord, JobState, QueueInfo, Repeat, Retention, StateCounts,
+};
 use serde_json::{Value, json};
 
 /// Writes one line of output; a reader that has gone (a pipe into `head`) ends the command
@@ -239,10 +241,16 @@ pub(crate) fn job_text(job: &JobRecord) -> String {
     let fields = job_json(job);
     let mut lines = Vec::new();
     for key in JOB_FIELDS {
-        let text = match &fields[key] {
-            Value::Null => continue,
-            Value::String(s) => clean(s),
-            other => other.to_string(),
+        let text = match (key, &job.repeat) {
+            // The stored form says milliseconds (`every:1000`); people read "every 1s".
+            ("repeat", Some(Repeat::Every(every))) => {
+                format!("every {}", humantime::format_duration(*every))
+            }
+            _ => match &fields[key] {
+                Value::Null => continue,
+                Value::String(s) => clean(s),
+                other => other.to_string(),
+            },
         };
         lines.push(format!("{key:>16}: {text}"));
     }

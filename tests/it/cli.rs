@@ -389,6 +389,12 @@ fn jobs_repeat_on_an_interval_or_a_cron_schedule() {
     assert_eq!(daily["repeat"], "cron:0 3 * * *");
     let often = s.json(&["job", "enqueue", "Poll", "--every", "5m"]);
     assert_eq!(often["repeat"], "every:300000");
+    let id = often["id"].to_string();
+    let shown = s.ok(&["job", "show", &id]);
+    assert!(
+        shown.contains("repeat: every 5m"),
+        "in words, not ms: {shown}"
+    );
     assert!(
         s.fails(&["job", "enqueue", "Report", "--cron", "every day"])
             .contains("not a cron schedule")

@@ -596,6 +596,11 @@ async fn the_overview_counts_exactly_and_charts_the_tallies() {
     let (status, html) = browser.page("").await;
     assert_eq!(status, StatusCode::OK);
     assert!(html.contains(">9998</a>"), "the exact backlog: {html}");
+    // The one worker process that reserved, beside the workers the directory has.
+    assert!(
+        html.contains(">1 running</a> (heard of in the last 2 minutes)"),
+        "live instances: {html}"
+    );
     assert!(html.contains("9998 of 20000 live"), "how full: {html}");
     assert!(
         html.contains(r#"class="used" x="0" y="0" width="49""#),

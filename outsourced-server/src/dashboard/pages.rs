@@ -36,8 +36,6 @@ fn state_names() -> Vec<&'static str> {
 /// Most jobs counted for "succeeded/failed in the last minute" (an index range each).
 const COUNT_CAP: u64 = 10_000;
 
-/// `GET /dashboard`: every queue with its limit and how full it is, exact per-state counts and
-/// recent throughput; charts of the last hour and day from the database's tallies.
 /// The overview's query: the queue whose charts it draws (every queue's when absent).
 #[derive(Debug, Default, serde::Deserialize)]
 pub(crate) struct ChartQuery {
@@ -45,6 +43,8 @@ pub(crate) struct ChartQuery {
     queue: String,
 }
 
+/// `GET /dashboard`: every queue with its limit and how full it is, exact per-state counts and
+/// recent throughput; charts of the last hour and day from the database's tallies.
 pub(crate) async fn overview(
     State(state): State<AppState>,
     admin: Admin,
@@ -78,11 +78,13 @@ pub(crate) async fn overview(
     }
     let leases = store.leases_by_worker().await?;
     let workers = state.directory().list(Role::Worker).await?.len();
+    let instances = backend.live_instances().await?.len();
     let overview = OverviewPage {
         chrome: chrome(&admin, "overview"),
         states: state_names(),
         queues,
         workers,
+        instances,
         leased: leases.values().sum(),
         charts: charts(store, now, blank_to_none(&asked.queue)).await?,
     };

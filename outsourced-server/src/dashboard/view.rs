@@ -85,7 +85,10 @@ pub(crate) struct OverviewPage {
     pub(crate) chrome: Chrome,
     pub(crate) states: Vec<&'static str>,
     pub(crate) queues: Vec<QueueRow>,
+    /// Workers (credentials) the directory has.
     pub(crate) workers: usize,
+    /// Worker processes heard of in the last two minutes (`LIVE_FOR`).
+    pub(crate) instances: usize,
     pub(crate) leased: u64,
     pub(crate) charts: Charts,
 }
