@@ -10,6 +10,7 @@ use outsourced_core::Error;
 
 use crate::config::WorkerConfig;
 use crate::connect::{Connected, connect};
+use crate::worker::GIVE_UP_AFTER;
 use crate::{Shutdown, Worker};
 
 /// Runs jobs from the backend its config file names, until SIGTERM or Ctrl-C (which let running
@@ -46,6 +47,7 @@ pub async fn main() -> ExitCode {
     };
     let mut options = config.options();
     options.exit_on_complete |= args.exit_on_complete;
+    let gives_up = options.exit_on_complete;
     // Before connecting, so that a signal during the connect stops the worker cleanly.
     let shutdown = Shutdown::on_signals();
     let (worker, finish) = match connect(&config).await {
@@ -99,6 +101,12 @@ pub async fn main() -> ExitCode {
                 "outsourced-worker: stopping: the backend refused worker {}'s requests {} times in a row ({error}); {what}",
                 config.worker,
                 config.options().max_refusals,
+            );
+            ExitCode::from(1)
+        }
+        Err(error) if gives_up && error.is_retryable() => {
+            eprintln!(
+                "outsourced-worker: stopping: could not reach the backend in {GIVE_UP_AFTER} tries in a row, about 50 s ({error}); start it, then the worker again"
             );
             ExitCode::from(1)
         }

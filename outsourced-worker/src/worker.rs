@@ -468,14 +468,21 @@ impl Run {
             self.unreachable += 1;
             if gives_up && self.unreachable >= GIVE_UP_AFTER {
                 let tries = self.unreachable;
-                tracing::error!(%error, tries, "Cannot reach the backend; giving up (this worker stops when idle)");
+                tracing::error!(%error, tries, "Cannot reach the backend; giving up (a worker that exits on complete does not wait forever)");
                 return Err(error);
             }
             // Said at the first failure and every tenth after it (a server down for an hour
             // is a few dozen lines, not one per retry); the rest at debug level.
             if self.unreachable % 10 == 1 {
                 let tries = self.unreachable;
-                tracing::warn!(%error, tries, retry_in = ?wait, "Cannot reach the backend; waiting for it (jobs start once it answers)");
+                match gives_up {
+                    true => {
+                        tracing::warn!(%error, tries, retry_in = ?wait, "Cannot reach the backend; trying again (this worker stops after {GIVE_UP_AFTER} tries in a row, about 50 s)")
+                    }
+                    false => {
+                        tracing::warn!(%error, tries, retry_in = ?wait, "Cannot reach the backend; waiting for it (jobs start once it answers)")
+                    }
+                }
             } else {
                 tracing::debug!(%error, retry_in = ?wait, "Still cannot reach the backend");
             }
@@ -556,7 +563,7 @@ impl Inner {
 
 /// Failed reserves in a row after which a worker that stops when idle stops too: ten tries
 /// over about 50 s of [`Pause`], long enough for a server's restart.
-const GIVE_UP_AFTER: u32 = 10;
+pub(crate) const GIVE_UP_AFTER: u32 = 10;
 
 /// Capped exponential back-off after backend errors: 100 ms, doubling, at most 30 s.
 struct Pause(Duration);

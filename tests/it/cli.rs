@@ -395,6 +395,11 @@ fn jobs_repeat_on_an_interval_or_a_cron_schedule() {
         shown.contains("repeat: every 5m"),
         "in words, not ms: {shown}"
     );
+    // An interval under a millisecond is refused, and nothing is stored.
+    let refused = s.fails(&["job", "enqueue", "Poll", "--every", "0s"]);
+    assert!(refused.contains("at least 1 ms"), "{refused}");
+    let polls = s.json(&["job", "list", "--class", "Poll"]);
+    assert_eq!(polls.as_array().map(Vec::len), Some(1), "{polls}");
     assert!(
         s.fails(&["job", "enqueue", "Report", "--cron", "every day"])
             .contains("not a cron schedule")

@@ -490,6 +490,39 @@ fn a_worker_started_before_its_server_waits_for_it_and_says_when_it_is_back() {
     assert!(errors.is_empty(), "{errors:?}");
 }
 
+/// A worker that exits on complete, started while its server is down, gives up after its
+/// tries (about 50 s of real time: the pauses between them are what is tested) and says why.
+#[test]
+fn a_worker_that_exits_on_complete_gives_up_on_a_server_that_is_down() {
+    let s = Scratch::new();
+    s.ok(&["queue", "create", "q"]);
+    s.ok(&["worker", "create", "w1"]);
+    s.ok(&["queue", "hire", "q", "w1"]);
+    let url = format!("http://127.0.0.1:{}/outsourced", free_port());
+    s.ok(&["worker", "config", "w1", "--url", &url, "-o", "w1.yml"]);
+    let mut config = std::fs::read_to_string(s.path("w1.yml")).expect("the config");
+    config.push_str("\ncommands:\n  Shell:\n    program: /bin/true\n");
+    std::fs::write(s.path("w1.yml"), config).expect("write the config");
+    let out = Command::new(bin("outsourced-worker"))
+        .arg("--config")
+        .arg(s.path("w1.yml"))
+        .arg("--exit-on-complete")
+        .env("RUST_LOG", "info")
+        .output()
+        .expect("run the worker");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("this worker stops after 10 tries in a row"),
+        "says so at the first failure: {stderr}"
+    );
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("outsourced-worker: stopping: could not reach the backend in 10 tries"),
+        "{stderr}"
+    );
+}
+
 /// A bare path where a database URL belongs is refused, saying how to write it, and creates
 /// nothing.
 #[test]

@@ -319,7 +319,7 @@ impl NewJob {
     }
 
     /// Refuses a job no backend can store: an empty or overlong class, a bad queue name,
-    /// `max_attempts` 0, an empty owner part, a class or owner with a control character (it
+    /// `max_attempts` 0, a repeat interval under a millisecond, an empty owner part, a class or owner with a control character (it
     /// would forge lines wherever it is printed: logs, metrics, a terminal), or arguments over
     /// `max_args_bytes` as JSON.
     pub fn check(&self, max_args_bytes: usize) -> Result<(), Error> {
@@ -332,6 +332,13 @@ impl NewJob {
         check_queue_name(&self.queue)?;
         if self.max_attempts == Some(0) {
             return Err(Error::invalid("max_attempts must be at least 1"));
+        }
+        // Stored in whole milliseconds: a shorter interval would be stored as `every:0`,
+        // which no reader takes back.
+        if let Some(Repeat::Every(interval)) = &self.repeat
+            && interval.as_millis() == 0
+        {
+            return Err(Error::invalid("a repeat interval must be at least 1 ms"));
         }
         if let Some(owner) = &self.owner {
             let part = |s: &str| !s.is_empty() && s.len() <= 191 && !control(s);
@@ -437,6 +444,11 @@ mod tests {
         let repeat = Repeat::Every(Duration::from_secs(60));
         assert_eq!(repeat.to_string().parse::<Repeat>().ok(), Some(repeat));
         assert!("every:0".parse::<Repeat>().is_err());
+        let zero = NewJob::new("Poll", serde_json::json!({})).repeat(Repeat::Every(Duration::ZERO));
+        assert!(zero.check(1024).is_err(), "stored as every:0, unreadable");
+        let short = NewJob::new("Poll", serde_json::json!({}))
+            .repeat(Repeat::Every(Duration::from_micros(500)));
+        assert!(short.check(1024).is_err());
         let cron = Repeat::Cron(CronSchedule::new("0 */6 * * *").expect("a schedule"));
         assert_eq!(cron.to_string(), "cron:0 */6 * * *");
         assert_eq!(cron.to_string().parse::<Repeat>().ok(), Some(cron));
