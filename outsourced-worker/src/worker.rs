@@ -313,7 +313,10 @@ impl Worker {
     /// Lets running jobs finish within the grace period (or until a second signal), stops the
     /// rest (and their handlers' processes), and releases everything this instance still
     /// holds.
-    async fn drain(&self, run: Run, mut shutdown: Shutdown) -> WorkOff {
+    async fn drain(&self, mut run: Run, mut shutdown: Shutdown) -> WorkOff {
+        // Jobs that ended since the last turn are not running: counted first, so that the
+        // log below says how many still run.
+        run.collect();
         let Run {
             mut tasks,
             mut tally,

@@ -598,7 +598,7 @@ async fn the_overview_counts_exactly_and_charts_the_tallies() {
     assert!(html.contains(">9998</a>"), "the exact backlog: {html}");
     // The one worker process that reserved, beside the workers the directory has.
     assert!(
-        html.contains(">1 running</a> (heard of in the last 2 minutes)"),
+        html.contains(">1 running now</a> (processes heard of in the last 2 minutes)"),
         "live instances: {html}"
     );
     assert!(html.contains("9998 of 20000 live"), "how full: {html}");
