@@ -459,18 +459,24 @@ fn serve_logs_json_lines_with_json() {
 
 /// A worker started before its server says once that it waits for it, then that it reached
 /// it, instead of an error per retry.
-#[test]
-fn a_worker_started_before_its_server_waits_for_it_and_says_when_it_is_back() {
-    let s = Scratch::new();
+/// Worker w1, hired for queue q, with its config in w1.yml for a server on `port` of
+/// 127.0.0.1 (none runs there yet), running a Shell command.
+fn hired_for_a_server_on(s: &Scratch, port: u16) {
     s.ok(&["queue", "create", "q"]);
     s.ok(&["worker", "create", "w1"]);
     s.ok(&["queue", "hire", "q", "w1"]);
-    let port = free_port();
     let url = format!("http://127.0.0.1:{port}/outsourced");
     s.ok(&["worker", "config", "w1", "--url", &url, "-o", "w1.yml"]);
     let mut config = std::fs::read_to_string(s.path("w1.yml")).expect("the config");
     config.push_str("\ncommands:\n  Shell:\n    program: /bin/true\n");
     std::fs::write(s.path("w1.yml"), config).expect("write the config");
+}
+
+#[test]
+fn a_worker_started_before_its_server_waits_for_it_and_says_when_it_is_back() {
+    let s = Scratch::new();
+    let port = free_port();
+    hired_for_a_server_on(&s, port);
     let mut worker = Command::new(bin("outsourced-worker"))
         .arg("--config")
         .arg(s.path("w1.yml"))
@@ -495,14 +501,7 @@ fn a_worker_started_before_its_server_waits_for_it_and_says_when_it_is_back() {
 #[test]
 fn a_worker_that_exits_on_complete_gives_up_on_a_server_that_is_down() {
     let s = Scratch::new();
-    s.ok(&["queue", "create", "q"]);
-    s.ok(&["worker", "create", "w1"]);
-    s.ok(&["queue", "hire", "q", "w1"]);
-    let url = format!("http://127.0.0.1:{}/outsourced", free_port());
-    s.ok(&["worker", "config", "w1", "--url", &url, "-o", "w1.yml"]);
-    let mut config = std::fs::read_to_string(s.path("w1.yml")).expect("the config");
-    config.push_str("\ncommands:\n  Shell:\n    program: /bin/true\n");
-    std::fs::write(s.path("w1.yml"), config).expect("write the config");
+    hired_for_a_server_on(&s, free_port());
     let out = Command::new(bin("outsourced-worker"))
         .arg("--config")
         .arg(s.path("w1.yml"))
