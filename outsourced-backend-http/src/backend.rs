@@ -127,6 +127,7 @@ impl Backend for HttpBackend {
                 instance: by.instance.clone(),
                 token: done.lease.token.clone(),
                 result: done.result.clone(),
+                follow_ups: done.follow_ups.iter().map(NewJobDto::from).collect(),
             };
             let result = self.call_empty(Method::POST, &path, Some(&body)).await;
             return match result {
@@ -142,6 +143,7 @@ impl Backend for HttpBackend {
                     id: d.lease.job_id.0,
                     token: d.lease.token.clone(),
                     result: d.result.clone(),
+                    follow_ups: d.follow_ups.iter().map(NewJobDto::from).collect(),
                 })
                 .collect(),
         };
@@ -260,6 +262,7 @@ impl Backend for HttpBackend {
             owner: filter.owner.map(|o| o.to_string()),
             unique_key: filter.unique_key,
             concurrency_key: filter.concurrency_key,
+            parent: filter.parent.map(|p| p.0),
             created_since: filter.created_since,
             created_until: filter.created_until,
             before: filter.before.map(|b| b.0),

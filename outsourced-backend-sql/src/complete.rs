@@ -22,12 +22,46 @@ use outsourced_core::{
     Actor, Completion, Error, Event, JobState, LeaseRef, Reason, Repeat, Result, WorkerInstance,
 };
 
-/// Completes each lease in one transaction; each gets its own answer.
+/// Completes each lease in one transaction; each gets its own answer. A success with
+/// follow-ups takes a transaction of its own (`follow_ups`), so that a refused follow-up
+/// refuses that success alone.
 pub(crate) async fn complete_batch(
     backend: &SqlBackend,
     by: &WorkerInstance,
     done: &[Completion],
 ) -> Result<Vec<Result<()>>> {
+    if done.iter().all(|d| d.follow_ups.is_empty()) {
+        return complete_plain(backend, by, done).await;
+    }
+    let (leading, plain): (Vec<_>, Vec<_>) = done.iter().partition(|d| !d.follow_ups.is_empty());
+    let plain: Vec<Completion> = plain.into_iter().cloned().collect();
+    let mut plain_answers = complete_plain(backend, by, &plain).await?.into_iter();
+    let mut leading_answers = Vec::with_capacity(leading.len());
+    for one in leading {
+        match crate::follow_ups::complete(backend, by, one).await {
+            Err(error @ Error::Backend { .. }) => return Err(error),
+            answer => leading_answers.push(answer),
+        }
+    }
+    let mut leading_answers = leading_answers.into_iter();
+    let answers = done.iter().map(|d| match d.follow_ups.is_empty() {
+        true => plain_answers.next(),
+        false => leading_answers.next(),
+    });
+    answers
+        .map(|answer| answer.ok_or_else(|| corrupt("a completion went unanswered")))
+        .collect()
+}
+
+/// Completes leases without follow-ups in one transaction.
+async fn complete_plain(
+    backend: &SqlBackend,
+    by: &WorkerInstance,
+    done: &[Completion],
+) -> Result<Vec<Result<()>>> {
+    if done.is_empty() {
+        return Ok(Vec::new());
+    }
     let now = backend.now();
     let flavor = backend.flavor();
     // A result that is not acceptable is that completion's answer, checked before any write.
@@ -111,7 +145,7 @@ async fn complete_in(
 
 /// The batch's jobs, read in one statement and locked (in id order, so that two batches never
 /// wait on each other crosswise) until the commit; SQLite's write lock does the same.
-async fn read_locked(
+pub(crate) async fn read_locked(
     db: &impl ConnectionTrait,
     lock_rows: bool,
     todo: &[Ran<'_>],
@@ -181,7 +215,7 @@ fn completed<'a>(row: &job::Model, token: &'a str, result: Option<&'a str>) -> S
 }
 
 /// Completes one lease; `row` is the job as read with the batch, if it exists.
-async fn complete_one(
+pub(crate) async fn complete_one(
     db: &impl ConnectionTrait,
     by: &WorkerInstance,
     ran: Ran<'_>,

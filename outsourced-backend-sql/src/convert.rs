@@ -79,6 +79,7 @@ pub(crate) fn job_record(row: &job::Model) -> Result<JobRecord> {
         attachment: attachment_info(row),
         unique_key: row.unique_key.clone(),
         concurrency_key: row.concurrency_key.clone(),
+        parent: row.parent_id.map(JobId),
     })
 }
 

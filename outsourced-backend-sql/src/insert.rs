@@ -95,12 +95,37 @@ pub(crate) fn stored(placed: &[Placed]) -> Vec<job::Model> {
         .collect()
 }
 
+/// Who stores new jobs: the actor their first history rows name, the owner they are enqueued
+/// by (the same, except for follow-ups), and the job whose success stores them, if any.
+pub(crate) struct Origin<'a> {
+    pub(crate) actor: &'a Actor,
+    pub(crate) owner: &'a Actor,
+    pub(crate) parent: Option<i64>,
+}
+
 /// Stores checked jobs in the caller's transaction; a job whose unique key is taken is not
 /// stored and takes no queue slot.
 pub(crate) async fn insert_in(
     db: &impl ConnectionTrait,
     backend: &SqlBackend,
     by: &Actor,
+    jobs: &[NewJob],
+    now: DateTime<Utc>,
+) -> Result<Vec<Placed>> {
+    let origin = Origin {
+        actor: by,
+        owner: by,
+        parent: None,
+    };
+    insert_from(db, backend, &origin, jobs, now).await
+}
+
+/// [`insert_in`] for jobs that `origin` stores: follow-ups are owned by their parent's owner,
+/// while their history names the worker that asked for them.
+pub(crate) async fn insert_from(
+    db: &impl ConnectionTrait,
+    backend: &SqlBackend,
+    origin: &Origin<'_>,
     jobs: &[NewJob],
     now: DateTime<Utc>,
 ) -> Result<Vec<Placed>> {
@@ -123,8 +148,14 @@ pub(crate) async fn insert_in(
     for (queue, n) in per_queue(to_store.iter().copied()) {
         slots::take(db, queue, n, create).await?;
     }
-    let mut rows: Vec<job::Model> = to_store.iter().map(|job| new_row(job, by, now)).collect();
-    let actors = vec![by; rows.len()];
+    let mut rows: Vec<job::Model> = to_store
+        .iter()
+        .map(|job| job::Model {
+            parent_id: origin.parent,
+            ..new_row(job, origin.owner, now)
+        })
+        .collect();
+    let actors = vec![origin.actor; rows.len()];
     store(db, flavor, &mut rows, &actors, now).await?;
     let bound: Vec<(&NewJob, i64)> = to_store
         .iter()
@@ -137,7 +168,7 @@ pub(crate) async fn insert_in(
         let replaces = job.unique.as_ref().map(|u| u.on_duplicate) == Some(OnDuplicate::Replace);
         if placed.duplicate && replaces {
             let holder = placed.row.clone();
-            placed.row = unique::replace(db, holder, job, by, now).await?;
+            placed.row = unique::replace(db, holder, job, origin.owner, now).await?;
         }
     }
     Ok(placed)
@@ -241,6 +272,7 @@ pub(crate) fn new_row(job: &NewJob, by: &Actor, now: DateTime<Utc>) -> job::Mode
         started_at: None,
         unique_key: job.unique.as_ref().map(|u| u.key.clone()),
         concurrency_key: job.concurrency_key.clone(),
+        parent_id: None,
     }
 }
 

@@ -41,6 +41,7 @@ mod entity;
 mod error;
 mod facade;
 mod fail;
+mod follow_ups;
 mod group;
 mod heartbeat;
 pub mod idempotency;

@@ -20,6 +20,7 @@ mod m0016_run_limits;
 mod m0017_run_places;
 mod m0018_tallies;
 mod m0019_state_counts;
+mod m0020_follow_ups;
 
 /// All migrations, oldest first.
 pub(crate) struct Migrator;
@@ -46,6 +47,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0017_run_places::RunPlaces),
             Box::new(m0018_tallies::Tallies),
             Box::new(m0019_state_counts::StateCounts),
+            Box::new(m0020_follow_ups::FollowUps),
         ]
     }
 

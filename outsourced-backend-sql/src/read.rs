@@ -70,6 +70,9 @@ pub(crate) async fn jobs(backend: &SqlBackend, filter: JobFilter) -> Result<Vec<
     if let Some(key) = &filter.concurrency_key {
         select = select.filter(job::Column::ConcurrencyKey.eq(key.as_str()));
     }
+    if let Some(parent) = filter.parent {
+        select = select.filter(job::Column::ParentId.eq(parent.0));
+    }
     if let Some(since) = filter.created_since {
         select = select.filter(job::Column::CreatedAt.gte(ms(since)));
     }

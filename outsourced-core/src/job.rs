@@ -15,7 +15,8 @@ use serde_json::Value;
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::types::{
-    Actor, AttachmentInfo, Download, ErrorInfo, JobId, JobRecord, NewJob, check_result,
+    Actor, AttachmentInfo, Download, ErrorInfo, JobId, JobRecord, NewJob, check_follow_ups,
+    check_result,
 };
 
 /// A job: a serde struct with a class name and a `perform` method.
@@ -157,6 +158,8 @@ pub struct JobContext {
     source: Option<(Arc<dyn Backend>, Actor)>,
     /// The result the job set, shared by the context's clones (the worker reads it after).
     result: Arc<Mutex<Option<Value>>>,
+    /// The follow-up jobs asked for so far, stored only if this attempt succeeds.
+    follow_ups: Arc<Mutex<Vec<NewJob>>>,
 }
 
 impl fmt::Debug for JobContext {
@@ -183,6 +186,7 @@ impl JobContext {
             cancel: Arc::new(AtomicBool::new(false)),
             source: None,
             result: Arc::default(),
+            follow_ups: Arc::default(),
         }
     }
 
@@ -226,6 +230,29 @@ impl JobContext {
     /// Takes the result set by [`set_result`](JobContext::set_result), if any.
     pub fn take_result(&self) -> Option<Value> {
         self.result.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
+    /// Asks for a job to be enqueued when this attempt succeeds: it is stored in the same
+    /// transaction as the success (with this job as its parent, owned by this job's producer),
+    /// and never if the attempt fails, times out or is released. A follow-up the backend
+    /// refuses (an unknown or full queue) fails the attempt with that error.
+    ///
+    /// `Err` (permanent) when the job is invalid on its face (an empty class or queue,
+    /// `max_attempts` 0) or this attempt already asked for
+    /// [`MAX_FOLLOW_UPS`](crate::MAX_FOLLOW_UPS).
+    pub fn follow_up(&self, job: NewJob) -> Result<(), JobError> {
+        job.check(usize::MAX)
+            .map_err(|e| JobError::msg(format!("follow-up refused: {e}")).permanent())?;
+        let mut follow_ups = self.follow_ups.lock().unwrap_or_else(|e| e.into_inner());
+        check_follow_ups(follow_ups.len() + 1)
+            .map_err(|e| JobError::msg(e.to_string()).permanent())?;
+        follow_ups.push(job);
+        Ok(())
+    }
+
+    /// Takes the follow-ups asked for with [`follow_up`](JobContext::follow_up).
+    pub fn take_follow_ups(&self) -> Vec<NewJob> {
+        std::mem::take(&mut *self.follow_ups.lock().unwrap_or_else(|e| e.into_inner()))
     }
 }
 

@@ -222,14 +222,10 @@ async fn report(
             let done = Completion {
                 lease: lease.clone(),
                 result: ctx.take_result(),
+                follow_ups: ctx.take_follow_ups(),
             };
             match retrying(|| reporter.complete(done.clone())).await {
-                // A result the backend will not keep (too large for a server's own bound):
-                // the work is done, so running it again would not help; the operator sees why.
-                Err(Error::InvalidInput { message }) => (
-                    ErrorInfo::new(format!("the job's result was refused: {message}")),
-                    RetryPlan::Never,
-                ),
+                Err(refused) if handed_back(&refused) => refused_success(refused, &done),
                 completed => return (settled(completed, Outcome::Succeeded), Said::default()),
             }
         }
@@ -285,6 +281,37 @@ async fn report(
         given_back: None,
     };
     (outcome, said)
+}
+
+/// Whether a refused success was refused for what the job handed back (its result or its
+/// follow-ups) rather than for its lease: the job still runs, and fails with that error.
+fn handed_back(error: &Error) -> bool {
+    matches!(
+        error,
+        Error::InvalidInput { .. }
+            | Error::UnknownQueue { .. }
+            | Error::QueueFull { .. }
+            | Error::Duplicate { .. }
+    )
+}
+
+/// The failure that a refused success becomes. A result the backend will not keep, or a
+/// follow-up it will never take, makes running the job again useless (the operator sees why);
+/// a follow-up's full queue may have room later, so the job is tried again after its back-off.
+fn refused_success(error: Error, done: &Completion) -> (ErrorInfo, RetryPlan) {
+    let what = match done.follow_ups.is_empty() {
+        true => "the job's result was refused",
+        false => "the job's result or one of its follow-up jobs was refused",
+    };
+    let plan = match error {
+        Error::QueueFull { .. } => RetryPlan::Backoff,
+        _ => RetryPlan::Never,
+    };
+    let message = match error {
+        Error::InvalidInput { message } => message,
+        other => other.to_string(),
+    };
+    (ErrorInfo::new(format!("{what}: {message}")), plan)
 }
 
 /// What to do after a job's own error: nothing more when it is permanent, its own wait when it

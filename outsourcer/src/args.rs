@@ -425,6 +425,9 @@ pub(crate) struct ListArgs {
     /// Only jobs of this concurrency key (`--state running` too: what runs for it now).
     #[arg(long)]
     pub(crate) concurrency_key: Option<String>,
+    /// Only the follow-ups of this job (the jobs its success enqueued).
+    #[arg(long, value_name = "JOB_ID")]
+    pub(crate) parent: Option<i64>,
     /// Only jobs enqueued at or after this time: RFC 3339, or `-` and a duration (`-1h`).
     #[arg(long, allow_hyphen_values = true)]
     pub(crate) since: Option<String>,

@@ -172,6 +172,7 @@ fn filter(args: &ListArgs) -> Result<JobFilter> {
         enqueued_by: None,
         unique_key: args.unique_key.clone(),
         concurrency_key: args.concurrency_key.clone(),
+        parent: args.parent.map(JobId),
         created_since: args
             .since
             .as_deref()

@@ -115,6 +115,7 @@ pub fn job_to_dto(job: &JobRecord) -> JobDto {
         attachment: job.attachment.as_ref().map(AttachmentDto::from),
         unique_key: job.unique_key.clone(),
         concurrency_key: job.concurrency_key.clone(),
+        parent: job.parent.map(|id| id.0),
     }
 }
 
@@ -171,6 +172,7 @@ pub fn job_from_dto(dto: JobDto) -> Result<JobRecord> {
         attachment: dto.attachment.map(AttachmentInfo::from),
         unique_key: dto.unique_key,
         concurrency_key: dto.concurrency_key,
+        parent: dto.parent.map(JobId),
     })
 }
 

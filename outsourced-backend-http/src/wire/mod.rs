@@ -136,6 +136,9 @@ pub struct JobDto {
     /// The key its queue's per-key limit counts it under.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub concurrency_key: Option<String>,
+    /// The job whose success enqueued it, when it is a follow-up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<i64>,
 }
 
 /// What is known of a job's attachment.
@@ -247,7 +250,7 @@ pub struct HeartbeatDto {
 }
 
 /// A success a worker reports: its lease, and the job's result if it has one.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CompleteRequest {
@@ -259,10 +262,14 @@ pub struct CompleteRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub result: Option<Value>,
+    /// Jobs to enqueue with the success, in its transaction, or not at all (at most 1,000):
+    /// into the queues the completed job's producer may enqueue into.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub follow_ups: Vec<NewJobDto>,
 }
 
 /// One success of a batch complete.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct LeaseKeyDto {
@@ -274,10 +281,14 @@ pub struct LeaseKeyDto {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub result: Option<Value>,
+    /// Jobs to enqueue with the success, in its transaction, or not at all (at most 1,000):
+    /// into the queues the completed job's producer may enqueue into.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub follow_ups: Vec<NewJobDto>,
 }
 
 /// Several successes at once.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct BatchCompleteRequest {

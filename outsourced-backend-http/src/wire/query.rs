@@ -33,6 +33,9 @@ pub struct JobsQuery {
     /// Jobs of this concurrency key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub concurrency_key: Option<String>,
+    /// The follow-ups of this job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<i64>,
     /// Jobs enqueued at or after this time (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_since: Option<DateTime<Utc>>,

@@ -56,6 +56,8 @@ pub(crate) struct Model {
     pub unique_key: Option<String>,
     /// The key its queue's per-key limit counts it under, if any.
     pub concurrency_key: Option<String>,
+    /// The job whose success stored it, when it is a follow-up.
+    pub parent_id: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

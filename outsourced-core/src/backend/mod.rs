@@ -168,7 +168,15 @@ pub trait Backend: Send + Sync {
     ///   next run) then goes back to `scheduled` at its next run time with its attempts
     ///   reset (a second, `repeat`, history row) and keeps its slot; not when a cancel was
     ///   requested.
-    /// - The same success reported again with the same token succeeds and changes nothing.
+    /// - The completion's follow-ups are stored in the success's own transaction, each as
+    ///   [`enqueue_batch`](Backend::enqueue_batch) stores a job, with the completed job as
+    ///   their `parent` and its `enqueued_by` as theirs (the producer on whose behalf the work
+    ///   runs), and the worker instance as the actor of their first history row. A follow-up
+    ///   that is refused (invalid, unknown queue, full queue, refused duplicate) refuses that
+    ///   completion with its error and changes nothing: the job still runs under its lease.
+    ///   More than [`crate::MAX_FOLLOW_UPS`] is `InvalidInput` and changes nothing.
+    /// - The same success reported again with the same token succeeds and changes nothing
+    ///   (its follow-ups are not stored again).
     /// - A stale token is `StaleLease` and changes nothing; an unknown job is `NotFound`.
     /// - The outer error is for a failure of the backend itself.
     async fn complete_batch(

@@ -108,6 +108,8 @@ pub struct JobFilter {
     pub unique_key: Option<String>,
     /// Only jobs of this concurrency key.
     pub concurrency_key: Option<String>,
+    /// Only the follow-ups of this job (those its success stored).
+    pub parent: Option<JobId>,
     /// Only jobs enqueued at or after this time.
     pub created_since: Option<DateTime<Utc>>,
     /// Only jobs enqueued before this time.
@@ -132,6 +134,7 @@ impl Default for JobFilter {
             enqueued_by: None,
             unique_key: None,
             concurrency_key: None,
+            parent: None,
             created_since: None,
             created_until: None,
             before: None,

@@ -26,6 +26,7 @@ mod admin;
 mod attachments;
 mod bounded;
 mod enqueue;
+mod follow_ups;
 mod harness;
 mod lease;
 mod limits;
@@ -125,6 +126,10 @@ scenarios![
     results::results_are_kept_with_their_attempt,
     results::a_repeated_complete_keeps_the_first_result,
     results::each_run_of_a_repeating_job_keeps_its_result,
+    follow_ups::follow_ups_are_stored_with_the_success,
+    follow_ups::a_refused_follow_up_refuses_the_success_and_changes_nothing,
+    follow_ups::a_refused_follow_up_refuses_its_success_alone_in_a_batch,
+    follow_ups::a_repeated_success_stores_its_follow_ups_once,
     unique::a_duplicate_stores_nothing_and_answers_the_holder,
     unique::a_key_is_free_once_its_job_has_finished,
     unique::a_key_with_a_period_outlives_its_job,

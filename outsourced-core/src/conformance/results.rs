@@ -20,6 +20,7 @@ pub(crate) async fn results_are_kept_with_their_attempt(h: &Harness) {
     let with = |i: usize, result: Option<Value>| Completion {
         lease: jobs[i].lease.to_ref(),
         result,
+        follow_ups: Vec::new(),
     };
     let too_large = Value::String("x".repeat(MAX_RESULT_BYTES));
     let done = [
@@ -74,6 +75,7 @@ pub(crate) async fn a_repeated_complete_keeps_the_first_result(h: &Harness) {
         let done = Completion {
             lease: reserved.lease.to_ref(),
             result: Some(result),
+            follow_ups: Vec::new(),
         };
         ok(
             h.w(0).backend.complete_one(&h.w(0).id, done).await,
@@ -96,6 +98,7 @@ pub(crate) async fn each_run_of_a_repeating_job_keeps_its_result(h: &Harness) {
         let done = Completion {
             lease: reserved.lease.to_ref(),
             result: Some(json!({ "run": run })),
+            follow_ups: Vec::new(),
         };
         ok(
             h.w(0).backend.complete_one(&h.w(0).id, done).await,

@@ -97,6 +97,7 @@ fn context() -> JobContext {
         attachment: None,
         unique_key: None,
         concurrency_key: None,
+        parent: None,
     };
     JobContext::new(&job)
 }

@@ -20,7 +20,7 @@ pub use record::{
     ErrorInfo, Failure, Heartbeat, HistoryEntry, JobRecord, Lease, LeaseInfo, LeaseRef, Reason,
     Reserved, RetryPlan,
 };
-pub use result::{Completion, MAX_RESULT_BYTES, check_result};
+pub use result::{Completion, MAX_FOLLOW_UPS, MAX_RESULT_BYTES, check_follow_ups, check_result};
 pub use spec::{
     Backoff, CronSchedule, DEFAULT_MAX_ATTEMPTS, DEFAULT_QUEUE, NewJob, Repeat, check_queue_name,
     is_unprintable,

@@ -60,6 +60,8 @@ pub struct JobRecord {
     pub unique_key: Option<String>,
     /// The key its queue's per-key limit counts it under, if any.
     pub concurrency_key: Option<String>,
+    /// The job whose success enqueued it, when it is a follow-up.
+    pub parent: Option<JobId>,
 }
 
 impl JobRecord {

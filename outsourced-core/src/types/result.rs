@@ -1,21 +1,31 @@
-//! What a job hands back: a success report with the job's result, and the bound on it.
+//! What a job hands back: a success report with the job's result and its follow-up jobs, and
+//! the bounds on them.
 
 use serde_json::Value;
 
 use crate::error::Error;
-use crate::types::LeaseRef;
+use crate::types::{LeaseRef, NewJob};
 
 /// The most bytes a job's result may take as JSON. A result is a small record of what the job
 /// did (a count, an id, a URL); files belong in attachments.
 pub const MAX_RESULT_BYTES: usize = 64 * 1024;
 
-/// The report of one success: the lease, and the result the job produced, if any.
+/// The most follow-up jobs one success may carry: they are stored in the completion's own
+/// transaction. A job that fans out wider enqueues one follow-up that enqueues the rest in
+/// parts.
+pub const MAX_FOLLOW_UPS: usize = 1_000;
+
+/// The report of one success: the lease, the result the job produced, and the jobs it asks
+/// for next.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Completion {
     /// The lease of the attempt that succeeded.
     pub lease: LeaseRef,
     /// What the job produced, kept with the attempt's `completed` history row.
     pub result: Option<Value>,
+    /// Jobs to store with the success, in its transaction, or not at all: a job's follow-ups
+    /// exist only if it succeeded. See [`Backend::complete_batch`](crate::Backend::complete_batch).
+    pub follow_ups: Vec<NewJob>,
 }
 
 impl From<LeaseRef> for Completion {
@@ -23,18 +33,32 @@ impl From<LeaseRef> for Completion {
         Completion {
             lease,
             result: None,
+            follow_ups: Vec::new(),
         }
     }
 }
 
 impl Completion {
-    /// `InvalidInput` when the result takes more than [`MAX_RESULT_BYTES`] as JSON.
+    /// `InvalidInput` when the result takes more than [`MAX_RESULT_BYTES`] as JSON, or there
+    /// are more than [`MAX_FOLLOW_UPS`] follow-ups.
     pub fn check(&self) -> Result<(), Error> {
+        check_follow_ups(self.follow_ups.len())?;
         match &self.result {
             Some(result) => check_result(result),
             None => Ok(()),
         }
     }
+}
+
+/// `InvalidInput` when `count` follow-ups are more than [`MAX_FOLLOW_UPS`].
+pub fn check_follow_ups(count: usize) -> Result<(), Error> {
+    if count > MAX_FOLLOW_UPS {
+        return Err(Error::invalid(format!(
+            "{count} follow-up jobs; one success may carry at most {MAX_FOLLOW_UPS} \
+             (enqueue one that enqueues the rest)"
+        )));
+    }
+    Ok(())
 }
 
 /// `InvalidInput` when `result` takes more than [`MAX_RESULT_BYTES`] as JSON.

@@ -1,8 +1,9 @@
 //! Authorization: who may see and touch what. Denials of a job or queue the caller may not
 //! see are 404 whether or not it exists, so they reveal nothing.
 
+use outsourced_backend_http::wire::NewJobDto;
 use outsourced_backend_sql::Role;
-use outsourced_core::{Actor, Backend, Error, JobId, JobRecord, WorkerInstance};
+use outsourced_core::{Actor, Backend, Error, JobId, JobRecord, NewJob, WorkerInstance};
 
 use super::roles::{Route, permit};
 use crate::auth::Caller;
@@ -85,5 +86,40 @@ pub(crate) async fn lease_access(state: &AppState, caller: &Caller, id: JobId) -
         Ok(job) if may_use_queue(caller, &job.queue) => Ok(()),
         Ok(_) | Err(Error::NotFound { .. }) => Err(not_found(id)),
         Err(error) => Err(error.into()),
+    }
+}
+
+/// The follow-ups a worker's success on job `id` may store, as jobs: into the queues the job's
+/// producer may enqueue into now (an admin's jobs: any; a producer principal's: those granted
+/// to it, none while it is locked; anyone else's: none). A follow-up into another queue is
+/// `UnknownQueue`, as a producer's enqueue there would be; one that is not a job is
+/// `InvalidInput`.
+pub(crate) async fn follow_ups(
+    state: &AppState,
+    id: JobId,
+    asked: Vec<NewJobDto>,
+) -> Result<Vec<NewJob>, Error> {
+    let jobs = asked
+        .into_iter()
+        .map(NewJob::try_from)
+        .collect::<Result<Vec<_>, _>>()?;
+    if jobs.is_empty() {
+        return Ok(jobs);
+    }
+    let admin = Actor::Admin("server".into());
+    let allowed = match state.backend().job(&admin, id).await?.enqueued_by {
+        Actor::Admin(_) => return Ok(jobs),
+        Actor::Producer(name) => match state.directory().get(Role::Producer, &name).await {
+            Ok(producer) if !producer.locked => producer.queues,
+            Err(error @ Error::Backend { .. }) => return Err(error),
+            _ => Vec::new(),
+        },
+        _ => Vec::new(),
+    };
+    match jobs.iter().find(|job| !allowed.contains(&job.queue)) {
+        Some(refused) => Err(Error::UnknownQueue {
+            queue: refused.queue.clone(),
+        }),
+        None => Ok(jobs),
     }
 }

@@ -200,6 +200,7 @@ pub(crate) async fn list(
         enqueued_by: (caller.principal.role == Role::Producer).then(|| actor(&caller)),
         unique_key: query.unique_key,
         concurrency_key: query.concurrency_key,
+        parent: query.parent.map(JobId),
         created_since: query.created_since,
         created_until: query.created_until,
         before: query.before.map(JobId),

@@ -18,7 +18,7 @@ use outsourced_core::{
     workable_queues,
 };
 
-use super::access::{instance, lease_access};
+use super::access::{follow_ups, instance, lease_access};
 use super::roles::Route;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
@@ -77,7 +77,8 @@ pub(crate) async fn heartbeat(
 
 /// Report a success.
 #[utoipa::path(post, path = "/v1/jobs/{id}/complete", params(("id" = i64, Path, description = "The job's id")), request_body = CompleteRequest, tag = "workers",
-    responses((status = 204), (status = 409, description = "stale lease", body = ErrorBody), (status = 400, description = "a result over 64 KiB", body = ErrorBody)))]
+    responses((status = 204), (status = 409, description = "stale lease", body = ErrorBody), (status = 400, description = "a result over 64 KiB, or a follow-up that is not a job", body = ErrorBody),
+        (status = 404, description = "a follow-up into a queue the job's producer may not enqueue into", body = ErrorBody)))]
 pub(crate) async fn complete(
     State(state): State<AppState>,
     Presented {
@@ -86,9 +87,11 @@ pub(crate) async fn complete(
         body: request,
     }: Presented<CompleteRequest>,
 ) -> ApiResult<StatusCode> {
+    let follow_ups = follow_ups(&state, lease.job_id, request.follow_ups).await?;
     let done = Completion {
         lease,
         result: request.result,
+        follow_ups,
     };
     state.backend().complete_one(&by, done).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -106,21 +109,27 @@ pub(crate) async fn complete_batch(
     // Leases on jobs the worker may not see are answered `not_found` without asking the backend.
     let mut allowed = Vec::with_capacity(request.leases.len());
     let mut answers: Vec<Option<Option<ErrorBody>>> = Vec::with_capacity(request.leases.len());
-    for lease in &request.leases {
-        match lease_access(&state, &caller, JobId(lease.id)).await {
-            Ok(()) => {
+    for lease in request.leases {
+        let id = JobId(lease.id);
+        if lease_access(&state, &caller, id).await.is_err() {
+            let denied = ErrorBody::from_error(&Error::NotFound { id });
+            answers.push(Some(Some(denied)));
+            continue;
+        }
+        match follow_ups(&state, id, lease.follow_ups).await {
+            Ok(follow_ups) => {
                 allowed.push(Completion {
                     lease: LeaseRef {
-                        job_id: JobId(lease.id),
-                        token: lease.token.clone(),
+                        job_id: id,
+                        token: lease.token,
                     },
-                    result: lease.result.clone(),
+                    result: lease.result,
+                    follow_ups,
                 });
                 answers.push(None);
             }
-            Err(_) => answers.push(Some(Some(ErrorBody::from_error(&Error::NotFound {
-                id: JobId(lease.id),
-            })))),
+            Err(error @ Error::Backend { .. }) => return Err(error.into()),
+            Err(refused) => answers.push(Some(Some(ErrorBody::from_error(&refused)))),
         }
     }
     let mut results = state

@@ -2,7 +2,8 @@
 //! any Rust. The job's arguments arrive as JSON on standard input, its id, class, queue and
 //! attempt in environment variables, its attachment (if any) as a file whose path is in
 //! `OUTSOURCED_ATTACHMENT`; exit status 0 is success, whose standard output is the job's result
-//! (its JSON value when it is one, else its text); anything else is a failure whose message is
+//! (its JSON value when it is one, else its text) and the jobs it wrote, one JSON object per
+//! line, to the file named in `OUTSOURCED_FOLLOW_UPS` its follow-ups; anything else is a failure whose message is
 //! the status and the last line of standard error, and whose detail keeps the head and tail
 //! of standard error and the tail of standard output. Each handler runs in a process group of
 //! its own (see `process`).
@@ -23,6 +24,7 @@ use tokio::process::Command;
 
 use outsourced_core::{AnyJob, ErrorInfo, JobContext, JobError, MAX_RESULT_BYTES};
 
+mod follow_ups;
 mod output;
 pub(crate) mod process;
 
@@ -141,6 +143,17 @@ async fn save_attachment(
     Ok(Some((dir, path)))
 }
 
+/// Where the command may write its follow-up jobs: a path in a directory of the worker's own
+/// making, removed when the returned guard drops.
+fn follow_ups_file() -> Result<(tempfile::TempDir, PathBuf), JobError> {
+    let dir = tempfile::Builder::new()
+        .prefix("outsourced-job-")
+        .tempdir()
+        .map_err(|e| JobError::msg(format!("cannot make the follow-ups directory: {e}")))?;
+    let path = dir.path().join("follow-ups.jsonl");
+    Ok((dir, path))
+}
+
 /// The attachment's environment variables: its path, and what the producer said of it.
 fn attachment_env(ctx: &JobContext, path: Option<&PathBuf>) -> Vec<(&'static str, String)> {
     let (Some(info), Some(path)) = (&ctx.attachment, path) else {
@@ -187,6 +200,7 @@ async fn run(job: &CommandJob, ctx: &JobContext) -> Result<(), JobError> {
     let spec = &job.spec;
     let program = spec.program.display().to_string();
     let saved = save_attachment(ctx).await?;
+    let asked = follow_ups_file()?;
     let mut command = Command::new(&spec.program);
     command
         .args(&spec.args)
@@ -196,6 +210,7 @@ async fn run(job: &CommandJob, ctx: &JobContext) -> Result<(), JobError> {
         .env("OUTSOURCED_QUEUE", &ctx.queue)
         .env("OUTSOURCED_ATTEMPT", ctx.attempt.to_string())
         .envs(attachment_env(ctx, saved.as_ref().map(|(_, path)| path)))
+        .env("OUTSOURCED_FOLLOW_UPS", &asked.1)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -231,7 +246,7 @@ async fn run(job: &CommandJob, ctx: &JobContext) -> Result<(), JobError> {
         if let Some(result) = stdout.as_result() {
             ctx.set_result(result)?;
         }
-        return Ok(());
+        return follow_ups::read(&asked.1, ctx).await;
     }
     Err(failure(&program, status, &stderr, &stdout))
 }
