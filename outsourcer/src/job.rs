@@ -43,16 +43,25 @@ pub(crate) async fn run(ctx: &Ctx, command: JobCommand) -> Result<()> {
                 && ctx.backend.unserved(&job.queue).await?.contains(&job.class);
             let result = backend.result(&by, job.id).await?;
             let held = held_by(ctx, &job).await;
+            let follow_ups = follow_ups_of(ctx, job.id).await?;
             if ctx.json {
                 let mut json = job_json(&job);
                 json["no_worker"] = json!(unserved);
                 json["held_by_limit"] = json!(held);
                 json["result"] = result.unwrap_or_default();
+                json["follow_ups"] = json!(follow_ups.iter().map(|id| id.0).collect::<Vec<_>>());
                 print_json(&json);
             } else {
                 out!("{}", job_text(&job));
                 if let Some(result) = &result {
                     out!("{:>16}: {}", "result", result_text(result));
+                }
+                if !follow_ups.is_empty() {
+                    out!(
+                        "{:>16}: {}",
+                        "follow_ups",
+                        follow_ups_text(job.id, &follow_ups)
+                    );
                 }
                 if let Some(held) = &held {
                     out!("{:>16}: {held}", "run limits");
@@ -153,6 +162,35 @@ fn show(ctx: &Ctx, job: &JobRecord) -> Result<()> {
         out!("{}", job_text(job));
     }
     Ok(())
+}
+
+/// The most follow-ups `job show` names; `job list --parent` lists them all.
+const FOLLOW_UPS_SHOWN: usize = 20;
+
+/// The first follow-ups of job `id`, oldest first, and one more if there are more.
+async fn follow_ups_of(ctx: &Ctx, id: JobId) -> Result<Vec<JobId>> {
+    let filter = JobFilter {
+        parent: Some(id),
+        limit: FOLLOW_UPS_SHOWN as u32 + 1,
+        ..JobFilter::default()
+    };
+    let mut jobs = ctx.backend.jobs(&ctx.actor(), filter).await?;
+    jobs.reverse();
+    Ok(jobs.into_iter().map(|job| job.id).collect())
+}
+
+/// `12, 13, 14`, or the first of them and where to see the rest.
+fn follow_ups_text(id: JobId, follow_ups: &[JobId]) -> String {
+    let shown: Vec<String> = follow_ups
+        .iter()
+        .take(FOLLOW_UPS_SHOWN)
+        .map(|id| id.0.to_string())
+        .collect();
+    let mut text = shown.join(", ");
+    if follow_ups.len() > FOLLOW_UPS_SHOWN {
+        text.push_str(&format!(", ... (all of them: job list --parent {id})"));
+    }
+    text
 }
 
 fn filter(args: &ListArgs) -> Result<JobFilter> {

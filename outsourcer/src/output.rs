@@ -153,6 +153,7 @@ pub(crate) fn job_json(job: &JobRecord) -> Value {
         "unique_key": job.unique_key,
         "concurrency_key": job.concurrency_key,
         "enqueued_by": job.enqueued_by.to_string(),
+        "parent": job.parent.map(|p| p.0),
         "cancel_requested": job.cancel_requested,
         "lease": job.lease.as_ref().map(|l| json!({
             "holder": l.holder.to_string(),
@@ -209,7 +210,7 @@ pub(crate) fn jobs_table(jobs: &[JobRecord]) -> Table {
 }
 
 /// The order `job_text` shows a job's fields in: who and where it is first.
-const JOB_FIELDS: [&str; 24] = [
+const JOB_FIELDS: [&str; 25] = [
     "id",
     "class",
     "queue",
@@ -230,6 +231,7 @@ const JOB_FIELDS: [&str; 24] = [
     "max_run_time_ms",
     "backoff",
     "enqueued_by",
+    "parent",
     "created_at",
     "updated_at",
     "finished_at",

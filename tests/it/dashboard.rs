@@ -33,6 +33,9 @@ impl Job for Report {
     const CLASS: &'static str = "Demo::Report";
 
     async fn perform(&self, ctx: &JobContext) -> Result<(), JobError> {
+        // Mailed once the report is stored: a follow-up, which the page links to.
+        let mail = outsourced_core::NewJob::new("Demo::Mail", serde_json::json!({"to": "ops"}));
+        ctx.follow_up(mail.queue("demo"))?;
         ctx.set_result(serde_json::json!({"rows": 1234, "source": self.source}))
     }
 }
@@ -289,7 +292,13 @@ async fn dashboard_end_to_end() {
         shots.take(&tab, "05-succeeded");
         let open = tab.evaluate("document.querySelector('#backtrace-3').open", false);
         let open = open.expect("evaluate").value;
-        (text_of(&tab, "#history"), text_of(&tab, "#result"), open)
+        let history = (text_of(&tab, "#history"), text_of(&tab, "#result"), open);
+        let link = tab.find_element("#follow-ups a").expect("the follow-up's link");
+        link.click().expect("follow it");
+        tab.wait_for_element("#parent a")
+            .expect("the follow-up links back");
+        shots.take(&tab, "05b-follow-up");
+        history
     });
     let (history, result, open) = history;
     assert_eq!(

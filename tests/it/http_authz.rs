@@ -442,3 +442,75 @@ async fn each_role_sees_only_its_queues_and_jobs() {
         assert_eq!(status, 403, "{} may not reserve", CALLERS[i]);
     }
 }
+
+#[tokio::test]
+async fn follow_ups_go_where_the_jobs_producer_may_enqueue() {
+    let w = World::new().await;
+    let complete = |queue: &str| {
+        json!({
+            "instance": "i",
+            "token": w.token,
+            "follow_ups": [{"class": "Next", "queue": queue, "args": [1]}],
+        })
+    };
+    let path = format!("jobs/{}/complete", w.running.0);
+    // The job's producer (shop) may enqueue into `a` only: a follow-up into `b` is refused as
+    // shop's own enqueue there would be, and the success with it; the job still runs.
+    let (status, answer) = w.call(0, Method::POST, &path, Some(complete("b"))).await;
+    assert_eq!(
+        (status, answer["code"].as_str()),
+        (404, Some("unknown_queue"))
+    );
+    let admin = Actor::Admin("root".into());
+    let job = w.server.sql.job(&admin, w.running).await.expect("the job");
+    assert_eq!(job.state.as_str(), "running");
+    // In a batch, that lease alone is refused.
+    let batch = json!({"instance": "i", "leases": [{
+        "id": w.running.0, "token": w.token,
+        "follow_ups": [{"class": "Next", "queue": "b"}],
+    }]});
+    let (status, answer) = w.call(0, Method::POST, "complete", Some(batch)).await;
+    assert_eq!(status, 200);
+    assert_eq!(answer["results"][0]["code"], "unknown_queue", "{answer}");
+
+    let (status, answer) = w.call(0, Method::POST, &path, Some(complete("a"))).await;
+    assert_eq!(status, 204, "{answer}");
+    let (_, listed) = w
+        .call(
+            2,
+            Method::GET,
+            &format!("jobs?parent={}", w.running.0),
+            None,
+        )
+        .await;
+    assert_eq!(listed[0]["parent"], w.running.0, "{listed}");
+    assert_eq!(
+        listed[0]["enqueued_by"], "producer:shop",
+        "shop sees it as its own"
+    );
+
+    // An admin's job may ask for follow-ups in any queue.
+    let queued = w
+        .server
+        .sql
+        .enqueue(&admin, NewJob::new("Work", json!([])).queue("a"));
+    let id = queued.await.expect("a job").id;
+    let w1 = WorkerInstance::new("w1", "i");
+    let reserved = w
+        .server
+        .sql
+        .reserve(&w1, ReserveOptions::up_to(5).queues(["a"]));
+    let reserved = reserved.await.expect("reserve");
+    let lease = reserved
+        .iter()
+        .find(|r| r.job.id == id)
+        .expect("the admin's job");
+    let body = json!({
+        "instance": "i",
+        "token": lease.lease.token,
+        "follow_ups": [{"class": "Next", "queue": "b"}],
+    });
+    let path = format!("jobs/{}/complete", id.0);
+    let (status, answer) = w.call(0, Method::POST, &path, Some(body)).await;
+    assert_eq!(status, 204, "{answer}");
+}

@@ -400,3 +400,70 @@ async fn serve_refuses_attachments_past_its_limit() {
     );
     server.stop();
 }
+
+/// A handler that, for arguments `[n]` with n > 0, asks for `[n - 1]` as its follow-up; for
+/// `[-1]` asks for one and then fails; for `[-2]` writes a line that is no job.
+const COUNTDOWN: &str = r#"n=$(tr -d '[] \n')
+case "$n" in
+  -1) echo '{"class": "Shell", "queue": "stuff_to_do", "args": [5]}' >> "$OUTSOURCED_FOLLOW_UPS"; exit 1 ;;
+  -2) echo '{"class": "Shell", "queues": "typo"}' >> "$OUTSOURCED_FOLLOW_UPS" ;;
+  0) ;;
+  *) echo "{\"class\": \"Shell\", \"queue\": \"stuff_to_do\", \"args\": [$((n - 1))]}" >> "$OUTSOURCED_FOLLOW_UPS" ;;
+esac"#;
+
+#[test]
+fn a_handlers_follow_ups_are_enqueued_when_it_succeeds_and_only_then() {
+    let s = Scratch::new();
+    setup(&s, COUNTDOWN);
+    let enqueue = |args: &str| {
+        let job = s.json(&[
+            "job",
+            "enqueue",
+            "Shell",
+            "--queue",
+            "stuff_to_do",
+            "--args",
+            args,
+            "--max-attempts",
+            "1",
+        ]);
+        job["id"].as_i64().expect("an id").to_string()
+    };
+    let (first, failing, garbled) = (enqueue("[2]"), enqueue("[-1]"), enqueue("[-2]"));
+    let out = worker(&s, "w1.yml", &["--exit-on-complete"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // [2] asked for [1], which asked for [0]: a chain of three, each the parent of the next.
+    let shown = s.json(&["job", "show", &first]);
+    let second = shown["follow_ups"][0]
+        .as_i64()
+        .expect("a follow-up")
+        .to_string();
+    let child = s.json(&["job", "show", &second]);
+    assert_eq!(child["parent"].to_string(), first);
+    assert_eq!(child["args"], json!([1]));
+    assert_eq!(child["state"], "succeeded");
+    let listed = s.json(&["job", "list", "--parent", &second]);
+    assert_eq!(listed[0]["args"], json!([0]), "{listed}");
+    assert_eq!(listed[0]["state"], "succeeded");
+    let text = s.ok(&["job", "show", &second]);
+    assert!(text.contains(&format!("parent: {first}")), "{text}");
+
+    // A failed handler's follow-up is not stored; a line that is no job fails its job.
+    assert_eq!(s.json(&["job", "show", &failing])["state"], "failed");
+    let none = s.json(&["job", "list", "--parent", &failing]);
+    assert_eq!(none, json!([]), "a failed job's follow-ups are not stored");
+    let garbled = s.json(&["job", "show", &garbled]);
+    assert_eq!(garbled["state"], "failed");
+    let error = garbled["last_error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("follow-ups file: line 1") && error.contains("queues"),
+        "{error}"
+    );
+    let counts = s.json(&["job", "count", "--queue", "stuff_to_do"]);
+    assert_eq!(counts["succeeded"], 3, "{counts}");
+}

@@ -299,6 +299,7 @@ pub(crate) async fn job(
             row
         })
         .collect();
+    let follow_ups = follow_ups_of(&state, &actor, job.id).await?;
     let args = serde_json::to_string_pretty(&job.args).unwrap_or_default();
     let args_folded = args.len() > FOLD_BYTES || args.lines().count() > FOLD_LINES;
     // The result of the latest success (each run of a repeating job keeps its own in the
@@ -362,6 +363,9 @@ pub(crate) async fn job(
         result,
         unique_key: job.unique_key.clone().unwrap_or_default(),
         concurrency_key: job.concurrency_key.clone().unwrap_or_default(),
+        parent: job.parent.map(|p| p.0),
+        more_follow_ups: follow_ups.len() > FOLLOW_UPS_SHOWN,
+        follow_ups: follow_ups.into_iter().take(FOLLOW_UPS_SHOWN).collect(),
         attachment,
         history,
         earlier,
@@ -369,6 +373,24 @@ pub(crate) async fn job(
         steps_before: seen.steps_before,
     };
     Ok(page(view::render(&detail)))
+}
+
+/// The follow-ups a job's page links to at most.
+const FOLLOW_UPS_SHOWN: usize = 20;
+
+/// The ids of job `id`'s first follow-ups, oldest first, and one more if it has more.
+async fn follow_ups_of(
+    state: &AppState,
+    actor: &outsourced_core::Actor,
+    id: JobId,
+) -> Result<Vec<i64>, outsourced_core::Error> {
+    let filter = JobFilter {
+        parent: Some(id),
+        limit: FOLLOW_UPS_SHOWN as u32 + 1,
+        ..JobFilter::default()
+    };
+    let jobs = state.backend().jobs(actor, filter).await?;
+    Ok(jobs.iter().rev().map(|job| job.id.0).collect())
 }
 
 /// Arguments past this many bytes or lines are folded away on a job's page at first.

@@ -340,6 +340,11 @@ pub(crate) struct JobPage {
     /// The unique key it was stored with; empty when none.
     pub(crate) unique_key: String,
     pub(crate) concurrency_key: String,
+    /// The job whose success enqueued it, when it is a follow-up.
+    pub(crate) parent: Option<i64>,
+    /// The first of its follow-ups, oldest first, and whether it has more.
+    pub(crate) follow_ups: Vec<i64>,
+    pub(crate) more_follow_ups: bool,
     pub(crate) attachment: Option<AttachmentRow>,
     pub(crate) history: Vec<HistoryRow>,
     /// The page of earlier steps (`?steps_before=`), when there are earlier steps.

@@ -107,7 +107,11 @@ pub const ROLES: &[Rule] = &[
         route: Route::Lease,
         paths: "`POST /v1/jobs/{id}/heartbeat`, `complete`, `fail`, `release`; `POST /v1/complete`",
         grants: [
-            Only("jobs of its queues, with the lease token (other jobs: 404; a stale token: 409)"),
+            Only(
+                "jobs of its queues, with the lease token (other jobs: 404; a stale token: 409); \
+                 a success's follow-ups into the queues the job's producer may enqueue into \
+                 (an admin's job: any; others: 404)",
+            ),
             Refused,
             Refused,
         ],
