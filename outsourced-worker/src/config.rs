@@ -167,7 +167,13 @@ impl WorkerConfig {
     /// Parses and checks a config's text (its command paths as written); the error names
     /// the key at fault.
     pub fn parse(text: &str) -> Result<WorkerConfig, String> {
-        let config: WorkerConfig = serde_saphyr::from_str(text).map_err(|e| e.to_string())?;
+        let config: WorkerConfig = serde_saphyr::from_str(text).map_err(|e| {
+            // Its report begins "error: "; ours already says it is one.
+            let report = e.to_string();
+            report
+                .strip_prefix("error: ")
+                .map_or_else(|| report.clone(), str::to_owned)
+        })?;
         config.check()?;
         Ok(config)
     }

@@ -67,7 +67,11 @@ impl Shutdown {
             let stages = [(Stage::Draining, said[0]), (Stage::Now, said[1])];
             for (stage, what) in stages {
                 signals.next().await;
-                tracing::warn!(?stage, "{what}");
+                // A first signal is an ordinary stop; a second cuts running work short.
+                match stage {
+                    Stage::Now => tracing::warn!(?stage, "{what}"),
+                    _ => tracing::info!(?stage, "{what}"),
+                }
                 trigger.advance(stage);
             }
         });

@@ -16,7 +16,7 @@ use crate::attachment;
 use crate::context::Ctx;
 use crate::output::{
     clean, counts_json, history_json, history_text, job_json, job_text, jobs_table, print_json,
-    result_text, table,
+    repeat_text, result_text, table,
 };
 
 pub(crate) async fn run(ctx: &Ctx, command: JobCommand) -> Result<()> {
@@ -308,8 +308,10 @@ async fn enqueue_one(ctx: &Ctx, args: &EnqueueArgs) -> Result<()> {
             job.state
         );
     } else {
+        let repeats = job.repeat.as_ref().map(repeat_text);
+        let repeats = repeats.map_or_else(String::new, |r| format!(", repeats {r}"));
         out!(
-            "enqueued job {} ({} in queue {}, {})",
+            "enqueued job {} ({} in queue {}, {}{repeats})",
             job.id,
             clean(&job.class),
             job.queue,

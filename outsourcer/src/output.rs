@@ -239,15 +239,21 @@ const JOB_FIELDS: [&str; 25] = [
 ];
 
 /// One job as "key: value" lines.
+/// A repeat as people read it: the stored form says milliseconds (`every:1000`); people read
+/// "every 1s", and "cron 0 3 * * *".
+pub(crate) fn repeat_text(repeat: &Repeat) -> String {
+    match repeat {
+        Repeat::Every(every) => format!("every {}", humantime::format_duration(*every)),
+        Repeat::Cron(schedule) => format!("cron {}", schedule.as_str()),
+    }
+}
+
 pub(crate) fn job_text(job: &JobRecord) -> String {
     let fields = job_json(job);
     let mut lines = Vec::new();
     for key in JOB_FIELDS {
         let text = match (key, &job.repeat) {
-            // The stored form says milliseconds (`every:1000`); people read "every 1s".
-            ("repeat", Some(Repeat::Every(every))) => {
-                format!("every {}", humantime::format_duration(*every))
-            }
+            ("repeat", Some(repeat)) => repeat_text(repeat),
             _ => match &fields[key] {
                 Value::Null => continue,
                 Value::String(s) => clean(s),

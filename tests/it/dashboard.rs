@@ -293,7 +293,9 @@ async fn dashboard_end_to_end() {
         let open = tab.evaluate("document.querySelector('#backtrace-3').open", false);
         let open = open.expect("evaluate").value;
         let history = (text_of(&tab, "#history"), text_of(&tab, "#result"), open);
-        let link = tab.find_element("#follow-ups a").expect("the follow-up's link");
+        let link = tab
+            .find_element("#follow-ups a")
+            .expect("the follow-up's link");
         link.click().expect("follow it");
         tab.wait_for_element("#parent a")
             .expect("the follow-up links back");

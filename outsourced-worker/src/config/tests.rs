@@ -134,6 +134,11 @@ fn unknown_keys_are_named() {
     let error = error_of("worker: w\nbackend:\n  sql:\n    url: x\nconcurency: 3\n");
     assert!(error.contains("concurency"), "{error}");
     assert!(error.contains("invalid worker config"), "{error}");
+    assert_eq!(
+        error.matches("error").count(),
+        0,
+        "says it once, as the caller's prefix: {error}"
+    );
     assert!(
         error.contains(".yml") || error.contains("tmp"),
         "names the file: {error}"
