@@ -53,7 +53,7 @@ pub enum Error {
         id: JobId,
     },
     /// The job's state does not allow the operation.
-    #[error("cannot {event} job {id}: it is {from}")]
+    #[error("cannot {event} job {id}: its state is {from}")]
     InvalidTransition {
         /// The job.
         id: JobId,

@@ -299,9 +299,11 @@ fn handed_back(error: &Error) -> bool {
 /// follow-up it will never take, makes running the job again useless (the operator sees why);
 /// a follow-up's full queue may have room later, so the job is tried again after its back-off.
 fn refused_success(error: Error, done: &Completion) -> (ErrorInfo, RetryPlan) {
-    let what = match done.follow_ups.is_empty() {
-        true => "the job's result was refused",
-        false => "the job's result or one of its follow-up jobs was refused",
+    let invalid = matches!(error, Error::InvalidInput { .. });
+    let what = match (done.result.is_some(), done.follow_ups.is_empty()) {
+        (_, true) => "the job's result was refused",
+        (true, false) if invalid => "the job's result or one of its follow-up jobs was refused",
+        _ => "a follow-up job was refused",
     };
     let plan = match error {
         Error::QueueFull { .. } => RetryPlan::Backoff,
@@ -309,6 +311,11 @@ fn refused_success(error: Error, done: &Completion) -> (ErrorInfo, RetryPlan) {
     };
     let message = match error {
         Error::InvalidInput { message } => message,
+        // Through a server, a queue the job's producer may not enqueue into is unknown too.
+        error @ Error::UnknownQueue { .. } => format!(
+            "{error} (no such queue, or, through a server, not one the job's producer may \
+             enqueue into)"
+        ),
         other => other.to_string(),
     };
     (ErrorInfo::new(format!("{what}: {message}")), plan)

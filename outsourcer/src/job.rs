@@ -49,7 +49,9 @@ pub(crate) async fn run(ctx: &Ctx, command: JobCommand) -> Result<()> {
                 json["no_worker"] = json!(unserved);
                 json["held_by_limit"] = json!(held);
                 json["result"] = result.unwrap_or_default();
-                json["follow_ups"] = json!(follow_ups.iter().map(|id| id.0).collect::<Vec<_>>());
+                let shown = follow_ups.iter().take(FOLLOW_UPS_SHOWN).map(|id| id.0);
+                json["follow_ups"] = json!(shown.collect::<Vec<_>>());
+                json["more_follow_ups"] = json!(follow_ups.len() > FOLLOW_UPS_SHOWN);
                 print_json(&json);
             } else {
                 out!("{}", job_text(&job));
@@ -169,8 +171,11 @@ const FOLLOW_UPS_SHOWN: usize = 20;
 
 /// The first follow-ups of job `id`, oldest first, and one more if there are more.
 async fn follow_ups_of(ctx: &Ctx, id: JobId) -> Result<Vec<JobId>> {
+    // Stored after their parent, so their ids are above its: the page just after it is
+    // the oldest of them.
     let filter = JobFilter {
         parent: Some(id),
+        after: Some(id),
         limit: FOLLOW_UPS_SHOWN as u32 + 1,
         ..JobFilter::default()
     };

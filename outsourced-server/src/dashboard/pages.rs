@@ -384,8 +384,10 @@ async fn follow_ups_of(
     actor: &outsourced_core::Actor,
     id: JobId,
 ) -> Result<Vec<i64>, outsourced_core::Error> {
+    // Stored after their parent, so the page just after it holds the oldest of them.
     let filter = JobFilter {
         parent: Some(id),
+        after: Some(id),
         limit: FOLLOW_UPS_SHOWN as u32 + 1,
         ..JobFilter::default()
     };

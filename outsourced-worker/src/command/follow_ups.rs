@@ -24,23 +24,48 @@ struct FollowUp {
     args: Value,
     queue: Option<String>,
     priority: Option<i32>,
-    run_at: Option<DateTime<Utc>>,
+    /// RFC 3339; parsed here, so that a bad one is named.
+    run_at: Option<String>,
     max_attempts: Option<u32>,
     concurrency_key: Option<String>,
 }
 
-impl From<FollowUp> for NewJob {
-    fn from(asked: FollowUp) -> Self {
+impl TryFrom<FollowUp> for NewJob {
+    type Error = String;
+
+    fn try_from(asked: FollowUp) -> Result<Self, String> {
         let mut job = NewJob::new(asked.class, asked.args);
         if let Some(queue) = asked.queue {
             job = job.queue(queue);
         }
         job.priority = asked.priority.unwrap_or(0);
-        job.run_at = asked.run_at;
+        job.run_at = match asked.run_at {
+            Some(at) => Some(
+                DateTime::parse_from_rfc3339(&at)
+                    .map_err(|_| format!("run_at {at:?} is not an RFC 3339 time"))?
+                    .with_timezone(&Utc),
+            ),
+            None => None,
+        };
         job.max_attempts = asked.max_attempts;
         job.concurrency_key = asked.concurrency_key;
-        job
+        Ok(job)
     }
+}
+
+/// One line as a job, or why not (serde_json's position is within the line: only its column
+/// is said).
+fn parse(line: &str) -> Result<NewJob, String> {
+    let value: Value = serde_json::from_str(line).map_err(|e| {
+        let message = e.to_string();
+        let message = message.split(" at line ").next().unwrap_or_default();
+        format!("column {}: {message}", e.column())
+    })?;
+    if !value.is_object() {
+        return Err("each line is one job, a JSON object such as {\"class\": \"Ocr\"}".into());
+    }
+    let asked: FollowUp = serde_json::from_value(value).map_err(|e| e.to_string())?;
+    NewJob::try_from(asked)
 }
 
 /// Reads the follow-ups the command wrote to `path` into the job's context. A file that is too
@@ -63,9 +88,34 @@ pub(crate) async fn read(path: &Path, ctx: &JobContext) -> Result<(), JobError> 
         if line.trim().is_empty() {
             continue;
         }
-        let asked: FollowUp =
-            serde_json::from_str(line).map_err(|e| refused(format!("line {}: {e}", n + 1)))?;
-        ctx.follow_up(asked.into())?;
+        let line_error = |why: &dyn std::fmt::Display| refused(format!("line {}: {why}", n + 1));
+        let job = parse(line).map_err(|why| line_error(&why))?;
+        ctx.follow_up(job)
+            .map_err(|e| line_error(&e.info().message))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse;
+
+    #[test]
+    fn a_line_is_a_job_or_a_message_that_names_what_is_wrong() {
+        let job = parse(r#"{"class": "Ocr", "queue": "pages", "args": {"page": 1}}"#);
+        let job = job.expect("a job");
+        assert_eq!((job.class.as_str(), job.queue.as_str()), ("Ocr", "pages"));
+        let at = parse(r#"{"class": "Ocr", "run_at": "2026-12-06T10:00:00Z"}"#);
+        assert!(at.expect("a job").run_at.is_some());
+
+        let cut = parse(r#"{"class": "Ocr""#).expect_err("cut short");
+        assert!(cut.starts_with("column 15: EOF"), "{cut}");
+        assert!(!cut.contains("line"), "the caller names the line: {cut}");
+        let array = parse(r#"[{"class": "Ocr"}]"#).expect_err("an array");
+        assert!(array.contains("a JSON object"), "{array}");
+        let when = parse(r#"{"class": "Ocr", "run_at": "tomorrow"}"#).expect_err("a bad time");
+        assert!(when.contains("run_at \"tomorrow\""), "{when}");
+        let typo = parse(r#"{"class": "Ocr", "queues": "pages"}"#).expect_err("a typo");
+        assert!(typo.contains("unknown field `queues`"), "{typo}");
+    }
 }
