@@ -92,6 +92,15 @@ async fn two_server_processes_on_one_postgres_database_act_as_one() {
         200,
         "the second server takes a fresh request"
     );
+    // A worker's nonce, committed without waiting for the disk, is used once all the same.
+    let key = worker["consumer_key"].as_str().expect("a key");
+    let secret = worker["consumer_secret"].as_str().expect("a secret");
+    let signed = Signed::new(Method::GET, &queues, key, None).sign(secret);
+    assert_eq!(signed.send().await.status(), 200);
+    for server in &servers {
+        let replayed = status_and_code(signed.send_via(&server.url).await).await;
+        assert_eq!(replayed, (401, "nonce_used".to_owned()), "a worker's replay");
+    }
 
     // One wake-up: an enqueue through the first wakes a long-poll parked on the second.
     let remote = client(&servers[1], &worker);
