@@ -1,5 +1,7 @@
 //! Reads: one job, its history, listings and counts. They go to the reader pool.
 
+use std::collections::HashMap;
+
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use crate::backend::SqlBackend;
@@ -167,4 +169,30 @@ fn owned_by(select: sea_orm::Select<job::Entity>, owner: &Owner) -> sea_orm::Sel
     select
         .filter(job::Column::OwnerType.eq(owner.kind.as_str()))
         .filter(job::Column::OwnerId.eq(owner.id.as_str()))
+}
+
+/// Ids per read of [`SqlBackend::queues_of`], well under every database's limit on bound
+/// parameters.
+const IDS_PER_READ: usize = 1000;
+
+impl SqlBackend {
+    /// The queue of each of `ids` that exists, in one read per thousand: what the server
+    /// checks a worker's batch of reports against (one job read per lease was a round trip
+    /// per job).
+    pub async fn queues_of(&self, ids: &[JobId]) -> Result<HashMap<JobId, String>> {
+        let mut queues = HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(IDS_PER_READ) {
+            let rows: Vec<(i64, String)> = job::Entity::find()
+                .select_only()
+                .column(job::Column::Id)
+                .column(job::Column::Queue)
+                .filter(job::Column::Id.is_in(chunk.iter().map(|id| id.0)))
+                .into_tuple()
+                .all(self.reader())
+                .await
+                .map_err(db_error)?;
+            queues.extend(rows.into_iter().map(|(id, queue)| (JobId(id), queue)));
+        }
+        Ok(queues)
+    }
 }

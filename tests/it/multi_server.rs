@@ -99,7 +99,11 @@ async fn two_server_processes_on_one_postgres_database_act_as_one() {
     assert_eq!(signed.send().await.status(), 200);
     for server in &servers {
         let replayed = status_and_code(signed.send_via(&server.url).await).await;
-        assert_eq!(replayed, (401, "nonce_used".to_owned()), "a worker's replay");
+        assert_eq!(
+            replayed,
+            (401, "nonce_used".to_owned()),
+            "a worker's replay"
+        );
     }
 
     // One wake-up: an enqueue through the first wakes a long-poll parked on the second.
