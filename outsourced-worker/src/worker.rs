@@ -62,6 +62,8 @@ pub(crate) struct Inner {
     pub(crate) commands: BTreeMap<String, Arc<CommandSpec>>,
     pub(crate) options: WorkerOptions,
     assignment: Option<Arc<dyn Assignment>>,
+    /// The queues the assignment gave last, to say when they change.
+    assigned: std::sync::Mutex<Option<Vec<String>>>,
     /// The command handlers' processes, so that nothing outlives its job.
     pub(crate) children: Children,
     /// Set once a shutdown has begun.
@@ -81,6 +83,7 @@ impl Worker {
                 commands: BTreeMap::new(),
                 options: WorkerOptions::default(),
                 assignment: None,
+                assigned: std::sync::Mutex::default(),
                 children: Children::default(),
                 stopping: watch::Sender::new(false),
             }),
@@ -100,6 +103,7 @@ impl Worker {
             commands: old.commands.clone(),
             options: old.options.clone(),
             assignment: old.assignment.clone(),
+            assigned: std::sync::Mutex::default(),
             children: Children::default(),
             stopping: watch::Sender::new(false),
         };
@@ -288,10 +292,14 @@ impl Worker {
     ) -> Result<Option<Vec<Reserved>>> {
         let options = &self.inner.options;
         let queues = match &self.inner.assignment {
-            Some(assignment) => match assignment.queues().await? {
-                queues if queues.is_empty() => return Ok(None),
-                queues => queues,
-            },
+            Some(assignment) => {
+                let queues = assignment.queues().await?;
+                self.say_if_assigned_anew(&queues);
+                if queues.is_empty() {
+                    return Ok(None);
+                }
+                queues
+            }
             None => options.queues.clone(),
         };
         let opts = ReserveOptions {
@@ -308,6 +316,24 @@ impl Worker {
             .reserve(&self.inner.id, opts)
             .await
             .map(Some)
+    }
+
+    /// Says which queues the worker works when they first come or change (a hire or a fire
+    /// takes effect at the next reserve), so that a queue it was not hired for is plain to see.
+    fn say_if_assigned_anew(&self, queues: &[String]) {
+        let mut assigned = self
+            .inner
+            .assigned
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if assigned.as_deref() == Some(queues) {
+            return;
+        }
+        *assigned = Some(queues.to_vec());
+        // None at all is said once by `Run::unassigned`.
+        if !queues.is_empty() {
+            tracing::info!(queues = %queues.join(", "), "Working queues");
+        }
     }
 
     /// Lets running jobs finish within the grace period (or until a second signal), stops the
