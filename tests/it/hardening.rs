@@ -488,6 +488,18 @@ fn the_openapi_document_declares_every_path_parameter_and_validates() {
         }
     }
     assert!(checked >= 12, "{checked} operations with path parameters");
+    // What a client generated from it needs: the signature's header on every operation, and
+    // the enqueue with an attachment as a multipart form.
+    assert_eq!(doc["security"], serde_json::json!([{"oauth1": []}]));
+    let scheme = &doc["components"]["securitySchemes"]["oauth1"];
+    assert_eq!(
+        (&scheme["in"], &scheme["name"]),
+        (&"header".into(), &"Authorization".into())
+    );
+    let content = &doc["paths"]["/v1/jobs"]["post"]["requestBody"]["content"];
+    let form = &content["multipart/form-data"]["schema"];
+    assert!(form.to_string().contains("EnqueueForm"), "{content}");
+    assert!(content["application/json"].is_object(), "{content}");
     // An OpenAPI validator (openapi-spec-validator, which CI installs) accepts the document.
     let dir = tempfile::tempdir().expect("a directory");
     let file = dir.path().join("openapi.json");

@@ -171,6 +171,18 @@ fn percent(name: &str) -> String {
         .collect()
 }
 
+/// The multipart form of `POST /v1/jobs`, for the OpenAPI document only (the handler reads
+/// the parts as they stream in, `job` first).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct EnqueueForm {
+    /// The job, as `POST /v1/jobs` takes it in JSON.
+    job: NewJobDto,
+    /// The attachment's bytes; its part's file name and type are kept with it.
+    #[schema(content_media_type = "application/octet-stream")]
+    file: Vec<u8>,
+}
+
 /// `POST /v1/jobs` as `multipart/form-data`: the job's JSON in part `job` (first), the file
 /// in part `file`. The job exists only once its file is stored.
 pub(crate) async fn enqueue_multipart(

@@ -29,7 +29,11 @@ pub(crate) fn new_job(state: &AppState, caller: &Caller, dto: NewJobDto) -> ApiR
 
 /// Enqueue one job: its JSON, or as `multipart/form-data` the JSON in part `job` and its
 /// attachment in part `file` (`attachment_sha256`, signed in the query, is the file's hash).
-#[utoipa::path(post, path = "/v1/jobs", request_body = NewJobDto, tag = "jobs",
+#[utoipa::path(post, path = "/v1/jobs", tag = "jobs",
+    request_body(content(
+        (NewJobDto = "application/json"),
+        (super::attachments::EnqueueForm = "multipart/form-data"),
+    )),
     params(("Idempotency-Key" = Option<String>, Header, description = "Sent again with the same body within a day: the first answer again, nothing stored")),
     responses((status = 201, body = JobDto), (status = 200, description = "a duplicate of a unique key: the job that holds it", body = JobDto), (status = 409, description = "a refused duplicate", body = outsourced_backend_http::wire::ErrorBody), (status = 422, description = "an Idempotency-Key first used with another body", body = outsourced_backend_http::wire::ErrorBody), (status = 429, description = "queue full", body = outsourced_backend_http::wire::ErrorBody)))]
 pub(crate) async fn enqueue(

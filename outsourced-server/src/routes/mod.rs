@@ -50,7 +50,25 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     description.push_str(&roles::authorization());
     description
         .push_str("\nA job or queue the caller may not see is 404 whether or not it exists.");
+    sign_every_operation(&mut doc);
     doc
+}
+
+/// OpenAPI has no scheme for OAuth 1.0a: the signature is declared as what it is on the wire,
+/// an `Authorization` header, required by every operation.
+fn sign_every_operation(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityRequirement, SecurityScheme};
+    let scheme = ApiKey::Header(ApiKeyValue::with_description(
+        "Authorization",
+        "OAuth 1.0a (RFC 5849), two-legged: `OAuth oauth_consumer_key=..., oauth_signature=...`, \
+         HMAC-SHA1 or HMAC-SHA256 over the method, the URL and the query (with `body_sha256`)",
+    ));
+    let components = doc.components.get_or_insert_with(Default::default);
+    components.add_security_scheme("oauth1", SecurityScheme::ApiKey(scheme));
+    doc.security = Some(vec![SecurityRequirement::new(
+        "oauth1",
+        Vec::<String>::new(),
+    )]);
 }
 
 async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
