@@ -112,7 +112,7 @@ async fn complete_in(
     let mut writes = Writes::default();
     let rest = match flavor {
         Flavor::Postgres => {
-            let ended = pg_batch::complete(db, by, &todo, now, writes.events()).await?;
+            let ended = pg_batch::complete(db, by, &todo, now, &mut writes).await?;
             for &lease in &ended {
                 answered.insert(lease, Ok(()));
             }

@@ -80,7 +80,19 @@ pub(crate) fn job_record(row: &job::Model) -> Result<JobRecord> {
         unique_key: row.unique_key.clone(),
         concurrency_key: row.concurrency_key.clone(),
         parent: row.parent_id.map(JobId),
+        dependencies: dependencies(row)?,
+        dependencies_left: row.dependencies_left.max(0) as u32,
     })
+}
+
+/// The ids of the jobs `row` waits (or waited) for.
+pub(crate) fn dependencies(row: &job::Model) -> Result<Vec<JobId>> {
+    let Some(text) = row.depends_on.as_deref() else {
+        return Ok(Vec::new());
+    };
+    let ids: Vec<i64> =
+        serde_json::from_str(text).map_err(|e| corrupt(format!("depends_on: {e}")))?;
+    Ok(ids.into_iter().map(JobId).collect())
 }
 
 /// The metadata of a job's attachment, as copied onto its row.

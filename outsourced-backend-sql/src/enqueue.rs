@@ -110,14 +110,20 @@ async fn insert(backend: &SqlBackend, by: &Actor, jobs: Vec<NewJob>) -> Result<V
         job.check(config.max_args_bytes)?;
     }
     // Unique jobs go in a transaction of their own: a claim may wait on another producer's
-    // claim of the same key, which should not hold up a whole group.
-    let placed = if jobs.iter().any(|job| job.unique.is_some()) {
+    // claim of the same key, which should not hold up a whole group. So do jobs that wait for
+    // others: they lock their dependencies' rows, which their ends may hold.
+    let placed = if jobs.iter().any(alone) {
         insert_alone(backend, by, &jobs).await?
     } else {
         let grouped = enqueue_group::submit(backend, by, jobs, None).await?;
         grouped.rows.into_iter().map(Placed::stored).collect()
     };
     Ok(placed)
+}
+
+/// Whether a job is stored in a transaction of its own rather than with a group (see above).
+fn alone(job: &NewJob) -> bool {
+    job.unique.is_some() || !job.depends_on.is_empty()
 }
 
 impl SqlBackend {
@@ -143,7 +149,7 @@ impl SqlBackend {
             fingerprint: request.fingerprint.to_owned(),
             answer: std::sync::Arc::new(answer),
         };
-        if jobs.iter().all(|job| job.unique.is_none()) {
+        if !jobs.iter().any(alone) {
             return enqueue_group::keyed(self, by, keyed, jobs).await;
         }
         self.enqueue_once(by, &keyed, &jobs).await

@@ -21,7 +21,8 @@ use crate::slots;
 use crate::transition::{Step, history_row, insert_history};
 use crate::unique::{self, Fate};
 use outsourced_core::{
-    Actor, DEFAULT_MAX_ATTEMPTS, NewJob, OnDuplicate, Reason, Result, initial_state,
+    Actor, DEFAULT_MAX_ATTEMPTS, JobId, JobState, NewJob, OnDuplicate, Reason, Result,
+    initial_state,
 };
 
 /// Job rows per insert statement, well under every database's limit on bound parameters.
@@ -140,6 +141,7 @@ pub(crate) async fn insert_from(
         .filter(|(_, fate)| **fate == Fate::Store)
         .map(|(job, _)| job)
         .collect();
+    let waits = crate::dependencies::bind(db, &to_store).await?;
     let create = backend
         .config()
         .create_queues_on_first_use
@@ -150,9 +152,11 @@ pub(crate) async fn insert_from(
     }
     let mut rows: Vec<job::Model> = to_store
         .iter()
-        .map(|job| job::Model {
+        .zip(waits)
+        .map(|(job, waits)| waiting_for(new_row(job, origin.owner, now), waits))
+        .map(|row| job::Model {
             parent_id: origin.parent,
-            ..new_row(job, origin.owner, now)
+            ..row
         })
         .collect();
     let actors = vec![origin.actor; rows.len()];
@@ -163,6 +167,12 @@ pub(crate) async fn insert_from(
         .zip(rows.iter().map(|r| r.id))
         .collect();
     unique::bind(db, &bound).await?;
+    let edges: Vec<(i64, &[JobId])> = bound
+        .iter()
+        .filter(|(job, _)| !job.depends_on.is_empty())
+        .map(|(job, id)| (*id, job.depends_on.as_slice()))
+        .collect();
+    crate::dependencies::link(db, &edges).await?;
     let mut placed = place(db, fates, rows).await?;
     for (job, placed) in jobs.iter().zip(&mut placed) {
         let replaces = job.unique.as_ref().map(|u| u.on_duplicate) == Some(OnDuplicate::Replace);
@@ -219,7 +229,7 @@ pub(crate) async fn store(
         .iter()
         .zip(by)
         .map(|(row, by)| first_history(row, by, now))
-        .collect();
+        .collect::<Result<_>>()?;
     insert_history(db, history).await?;
     let mut deltas = crate::counts::Deltas::default();
     for row in rows.iter() {
@@ -273,6 +283,26 @@ pub(crate) fn new_row(job: &NewJob, by: &Actor, now: DateTime<Utc>) -> job::Mode
         unique_key: job.unique.as_ref().map(|u| u.key.clone()),
         concurrency_key: job.concurrency_key.clone(),
         parent_id: None,
+        depends_on: None,
+        dependencies_left: 0,
+        has_dependants: false,
+    }
+}
+
+/// A new row that waits for its dependencies: pending while any has not succeeded.
+fn waiting_for(row: job::Model, waits: crate::dependencies::Waits) -> job::Model {
+    if waits.left == 0 {
+        return job::Model {
+            depends_on: waits.depends_on,
+            ..row
+        };
+    }
+    job::Model {
+        state: JobState::Pending.as_str().to_owned(),
+        waiting: false,
+        depends_on: waits.depends_on,
+        dependencies_left: waits.left,
+        ..row
     }
 }
 
@@ -313,8 +343,8 @@ fn first_history(
     row: &job::Model,
     by: &Actor,
     now: DateTime<Utc>,
-) -> crate::entity::history::ActiveModel {
-    let state = initial_state(row.run_at > ms(now));
+) -> Result<crate::entity::history::ActiveModel> {
+    let state = crate::convert::state(row)?;
     let step = Step {
         event: None,
         reason: Reason::Enqueued,
@@ -323,5 +353,5 @@ fn first_history(
         token: None,
         result: None,
     };
-    history_row(row.id, 1, None, state, &step, now, by)
+    Ok(history_row(row.id, 1, None, state, &step, now, by))
 }

@@ -104,7 +104,11 @@ pub(crate) fn reserved(
         attempt: job.attempts,
         holder: holder.clone(),
     };
-    Ok(Reserved { job, lease })
+    Ok(Reserved {
+        job,
+        lease,
+        dependency_results: Default::default(),
+    })
 }
 
 /// A fresh lease token: 128 random bits as hex, unguessable and unique.

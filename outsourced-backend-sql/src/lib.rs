@@ -34,6 +34,7 @@ mod config;
 mod connect;
 mod convert;
 mod counts;
+mod dependencies;
 mod dialect;
 mod enqueue;
 mod enqueue_group;

@@ -21,6 +21,7 @@ mod m0017_run_places;
 mod m0018_tallies;
 mod m0019_state_counts;
 mod m0020_follow_ups;
+mod m0021_dependencies;
 
 /// All migrations, oldest first.
 pub(crate) struct Migrator;
@@ -48,6 +49,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0018_tallies::Tallies),
             Box::new(m0019_state_counts::StateCounts),
             Box::new(m0020_follow_ups::FollowUps),
+            Box::new(m0021_dependencies::Dependencies),
         ]
     }
 

@@ -23,6 +23,8 @@ enum Happened {
     Retried,
     Duplicate,
     HeldBack,
+    /// The last of its dependencies succeeded: it may run now or at its run time.
+    Unblocked,
 }
 
 struct Pending {
@@ -32,9 +34,10 @@ struct Pending {
 }
 
 impl Pending {
-    fn event(&self) -> JobEvent<'_> {
+    /// What the observer hears of it, if anything.
+    fn event(&self) -> Option<JobEvent<'_>> {
         let (queue, class) = (self.queue.as_str(), self.class.as_str());
-        match self.happened {
+        let event = match self.happened {
             Happened::Enqueued => JobEvent::Enqueued { queue, class },
             Happened::Started(waited) => JobEvent::Started {
                 queue,
@@ -50,7 +53,9 @@ impl Pending {
             Happened::Retried => JobEvent::Retried { queue, class },
             Happened::Duplicate => JobEvent::Duplicate { queue, class },
             Happened::HeldBack => JobEvent::HeldBack { queue },
-        }
+            Happened::Unblocked => return None,
+        };
+        Some(event)
     }
 }
 
@@ -120,6 +125,7 @@ impl Events {
             Event::Release => Outcome::Released,
             Event::Cancel if row.state == "running" => Outcome::Released,
             Event::Retry => return self.push(row, Happened::Retried),
+            Event::Unblock { .. } => return self.push(row, Happened::Unblocked),
             _ => return,
         };
         self.push(row, Happened::Ended(outcome, ran));
@@ -150,15 +156,18 @@ impl SqlBackend {
     pub(crate) fn tell(&self, events: Events) {
         self.tally(&events);
         if let Some(observer) = self.observer() {
-            for one in &events.0 {
-                observer.observe(one.event());
+            for event in events.0.iter().filter_map(Pending::event) {
+                observer.observe(event);
             }
         }
-        // A job of a limited queue that ended leaves room that reservers may be waiting for.
-        let freed = events.0.iter().any(|one| {
-            matches!(one.happened, Happened::Ended(..)) && self.inner.limited.contains(&one.queue)
+        // A job of a limited queue that ended leaves room that reservers may be waiting for;
+        // a job whose dependencies all succeeded is one they may take.
+        let wake = events.0.iter().any(|one| match one.happened {
+            Happened::Ended(..) => self.inner.limited.contains(&one.queue),
+            Happened::Unblocked => true,
+            _ => false,
         });
-        if freed && let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        if wake && let Ok(runtime) = tokio::runtime::Handle::try_current() {
             let backend = self.clone();
             runtime.spawn(async move { backend.wake().await });
         }
@@ -176,7 +185,10 @@ impl SqlBackend {
                 Happened::Enqueued => tally.enqueued += 1,
                 Happened::Started(waited) => tally.start(waited),
                 Happened::Ended(outcome, _) => tally.end(outcome),
-                Happened::Retried | Happened::Duplicate | Happened::HeldBack => {}
+                Happened::Retried
+                | Happened::Duplicate
+                | Happened::HeldBack
+                | Happened::Unblocked => {}
             }
         }
     }

@@ -29,6 +29,7 @@ use crate::convert::{self, duration_ms, ms};
 use crate::entity::job;
 use crate::error::{backend_error, db_error};
 use crate::observe::Events;
+use crate::transition::Writes;
 use outsourced_core::{
     Actor, Event, JobState, LeaseRef, Reason, Reserved, Result, WorkerInstance, transition,
 };
@@ -192,7 +193,7 @@ pub(crate) async fn complete<'a>(
     by: &WorkerInstance,
     done: &[Ran<'a>],
     now: DateTime<Utc>,
-    events: &mut Events,
+    writes: &mut Writes,
 ) -> Result<HashSet<&'a LeaseRef>> {
     if done.is_empty() {
         return Ok(HashSet::new());
@@ -232,8 +233,8 @@ pub(crate) async fn complete<'a>(
            WHERE j.id = ANY (ARRAY(SELECT id FROM done)) AND j.id = d.id \
              AND j.lease_token = d.token \
              AND j.lease_worker = $4 AND j.lease_instance = $5 AND j.repeat IS NULL \
-           RETURNING j.id, j.seq, j.queue, j.class, j.attempts, j.started_at, d.token, \
-             d.result), \
+           RETURNING j.id, j.seq, j.queue, j.class, j.attempts, j.started_at, \
+             j.has_dependants, d.token, d.result), \
          written AS (INSERT INTO outsourced_job_history \
            (job_id, seq, from_state, to_state, at, actor, attempt, reason, lease_token, result) \
            SELECT id, seq, $8, $2, $3, $6, attempts, $7, token, result FROM ended), \
@@ -242,13 +243,14 @@ pub(crate) async fn complete<'a>(
          counted AS (INSERT INTO outsourced_state_deltas (queue, state, n) \
            SELECT queue, $8, -count(*) FROM ended GROUP BY queue \
            UNION ALL SELECT queue, $2, count(*) FROM ended GROUP BY queue) \
-         SELECT id, queue, class, started_at, token FROM ended";
+         SELECT id, queue, class, started_at, has_dependants, token FROM ended";
     let rows = query(db, sql, values).await?;
     let leases: HashMap<(i64, &str), &'a LeaseRef> = done
         .iter()
         .map(|ran| ((ran.lease.job_id.0, ran.lease.token.as_str()), ran.lease))
         .collect();
     let mut ended = HashSet::new();
+    let actor = Actor::Worker(by.clone());
     for row in rows {
         let id: i64 = row.try_get("", "id").map_err(db_error)?;
         let token: String = row.try_get("", "token").map_err(db_error)?;
@@ -258,7 +260,13 @@ pub(crate) async fn complete<'a>(
         let ran = started
             .map(|started| (now - convert::time(started)).to_std().unwrap_or_default())
             .unwrap_or_default();
-        events.completed(queue, class, ran);
+        writes.events().completed(queue, class, ran);
+        // Read as the update left it: a dependant's enqueue that marked the job first was
+        // waited for.
+        let has_dependants: bool = row.try_get("", "has_dependants").map_err(db_error)?;
+        if has_dependants {
+            writes.ended(id, to, &actor, now);
+        }
         let lease = leases
             .get(&(id, token.as_str()))
             .ok_or_else(|| backend_error(format!("job {id} completed for no lease"), false))?;

@@ -8,7 +8,7 @@ use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder
 
 use crate::backend::SqlBackend;
 use crate::convert::ms;
-use crate::entity::{history, job, queue};
+use crate::entity::{dependency, history, job, queue};
 use crate::error::db_error;
 use outsourced_core::{JobId, JobState, PruneOptions, Result};
 
@@ -103,6 +103,13 @@ async fn delete_ids(db: &impl ConnectionTrait, ids: &[i64]) -> Result<u64> {
     for chunk in ids.chunks(CHUNK) {
         crate::attachments::delete_for(db, chunk).await?;
         crate::unique::forget(db, chunk).await?;
+        // The edges from them: a finished job settled its dependants when it ended. (Edges to
+        // a deleted dependant go with its dependencies; settling skips a job that is gone.)
+        dependency::Entity::delete_many()
+            .filter(dependency::Column::DependencyId.is_in(chunk.iter().copied()))
+            .exec(db)
+            .await
+            .map_err(db_error)?;
         history::Entity::delete_many()
             .filter(history::Column::JobId.is_in(chunk.iter().copied()))
             .exec(db)

@@ -49,6 +49,7 @@ pub(crate) async fn reserve(
     reclaim::now_and_then(backend).await?;
     let wait = opts.wait.unwrap_or_default();
     let deadline = tokio::time::Instant::now() + wait;
+    let mut woken = false;
     loop {
         // Register before looking, so an enqueue that lands in between still wakes us.
         let bounded = opts.min_priority.is_some() || opts.max_priority.is_some();
@@ -71,14 +72,26 @@ pub(crate) async fn reserve(
                 .unwrap_or_default();
             nap = nap.min(until);
         }
-        let nap = nap.min(backend.config().idle_recheck);
+        let mut nap = nap.min(backend.config().idle_recheck);
+        // Woken for a job and found none: another claim may have held its row locked (rows
+        // a claim reads but does not take, or, on MariaDB, rows its index scan passes) while
+        // this one skipped it. That claim's commit wakes no one, so look once more soon.
+        if std::mem::take(&mut woken) {
+            nap = nap.min(RECHECK_AFTER_EMPTY_WAKE);
+        }
         tracing::debug!(worker = %by, ?nap, "no job ready; waiting for a wake-up");
         tokio::select! {
-            _ = waiter.woken() => tracing::debug!(worker = %by, "woken up; looking again"),
+            _ = waiter.woken() => {
+                tracing::debug!(worker = %by, "woken up; looking again");
+                woken = true;
+            }
             _ = tokio::time::sleep(nap) => {}
         }
     }
 }
+
+/// How soon a reserver woken for a job that it did not find looks once more.
+const RECHECK_AFTER_EMPTY_WAKE: Duration = Duration::from_millis(50);
 
 /// How long until the next scheduled job of these queues comes due, by the backend's clock.
 async fn next_due_in(backend: &SqlBackend, opts: &ReserveOptions) -> Result<Option<Duration>> {
@@ -243,6 +256,12 @@ async fn claim(
                 Ok(Claim {
                     leased: Some(_), ..
                 }) if gone() => Err(backend_error("the reserve's caller went away", false)),
+                Ok(mut claim) => match &mut claim.leased {
+                    Some(leased) => with_dependency_results(&txn, &mut leased.reserved)
+                        .await
+                        .map(|()| claim),
+                    None => Ok(claim),
+                },
                 other => other,
             };
             (txn, result)
@@ -262,6 +281,30 @@ async fn claim(
         }
         None => Ok((Vec::new(), next_start)),
     }
+}
+
+/// Hands each reserved job that waited for others their results, in the claim's transaction
+/// (one read for the batch; none for a batch of jobs that waited for nothing).
+async fn with_dependency_results(
+    db: &impl ConnectionTrait,
+    reserved: &mut [Reserved],
+) -> Result<()> {
+    let wanted = reserved
+        .iter()
+        .flat_map(|r| r.job.dependencies.iter().copied());
+    let results = crate::dependencies::results(db, wanted).await?;
+    if results.is_empty() {
+        return Ok(());
+    }
+    for one in reserved {
+        one.dependency_results = one
+            .job
+            .dependencies
+            .iter()
+            .filter_map(|id| results.get(id).map(|value| (*id, value.clone())))
+            .collect();
+    }
+    Ok(())
 }
 
 /// What a claim's transaction did: the batch it leased (if any), what the run limits left it,

@@ -9,6 +9,7 @@ use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, Query
 
 use crate::convert::{self, ms};
 use crate::counts::Deltas;
+use crate::dependencies::{self, Ended};
 use crate::entity::{history, job};
 use crate::error::{backend_error, db_error};
 use crate::observe::Events;
@@ -73,9 +74,12 @@ impl Transition<'_> {
         let steps = self.steps.len() as i32;
         let update = changed_columns(job::Entity::update_many(), from, to, now, self.set)
             .col_expr(job::Column::Seq, Expr::value(self.row.seq + steps));
+        // `has_dependants` too: a dependant's enqueue sets it without a history row, and a
+        // change that read it unset must not end the job without settling that dependant.
         let result = update
             .filter(job::Column::Id.eq(self.row.id))
             .filter(job::Column::Seq.eq(self.row.seq))
+            .filter(job::Column::HasDependants.eq(self.row.has_dependants))
             .exec(db)
             .await
             .map_err(db_error)?;
@@ -223,6 +227,8 @@ pub(crate) struct Writes {
     /// Jobs per queue and state, changed.
     deltas: Deltas,
     events: Events,
+    /// Jobs with dependants that ended, to settle before the commit.
+    ended: Vec<Ended>,
 }
 
 impl Writes {
@@ -240,6 +246,9 @@ impl Writes {
         let to = states.last().copied().unwrap_or(from);
         if from.is_live() && !to.is_live() {
             *self.freed.entry(row.queue.clone()).or_default() += 1;
+            if row.has_dependants {
+                self.ended(row.id, to, actor, now);
+            }
         }
         self.deltas.moved(&row.queue, Some(from), Some(to));
         for event in steps.iter().filter_map(|step| step.event) {
@@ -253,6 +262,16 @@ impl Writes {
         }
     }
 
+    /// Job `id`, which has dependants, ended in `state` (by `actor`, at `at`).
+    pub(crate) fn ended(&mut self, id: i64, state: JobState, actor: &Actor, at: DateTime<Utc>) {
+        self.ended.push(Ended {
+            id,
+            state,
+            actor: actor.clone(),
+            at,
+        });
+    }
+
     /// The events of changes written already, to tell with these.
     pub(crate) fn events(&mut self) -> &mut Events {
         &mut self.events
@@ -260,7 +279,12 @@ impl Writes {
 
     /// Inserts the history rows and gives the freed slots back; answers the events, to tell
     /// once the transaction commits.
-    pub(crate) async fn flush(self, db: &impl ConnectionTrait) -> Result<Events> {
+    pub(crate) async fn flush(mut self, db: &impl ConnectionTrait) -> Result<Events> {
+        // Settling may end dependants that have dependants of their own: until none is left.
+        while !self.ended.is_empty() {
+            let ended = std::mem::take(&mut self.ended);
+            dependencies::settle(db, ended, &mut self).await?;
+        }
         for (queue, n) in &self.freed {
             slots::free(db, queue, *n).await?;
         }

@@ -1,6 +1,7 @@
 //! The [`Job`] trait for the user's own serde structs, the context a job runs with, and the
 //! error a job returns.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -15,8 +16,8 @@ use serde_json::Value;
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::types::{
-    Actor, AttachmentInfo, Download, ErrorInfo, JobId, JobRecord, NewJob, check_follow_ups,
-    check_result,
+    Actor, AttachmentInfo, Download, ErrorInfo, JobId, JobRecord, NewJob, Reserved,
+    check_follow_ups, check_result,
 };
 
 /// A job: a serde struct with a class name and a `perform` method.
@@ -153,6 +154,8 @@ pub struct JobContext {
     /// What is known of its attachment, if it has one (read it with
     /// [`JobContext::attachment`]).
     pub attachment: Option<AttachmentInfo>,
+    /// The results of the jobs it depends on, by job (those that returned one).
+    pub dependency_results: BTreeMap<JobId, Value>,
     cancel: Arc<AtomicBool>,
     /// Where to read the attachment from, as whom.
     source: Option<(Arc<dyn Backend>, Actor)>,
@@ -183,11 +186,19 @@ impl JobContext {
             attempt: job.attempts,
             max_attempts: job.max_attempts,
             attachment: job.attachment.clone(),
+            dependency_results: BTreeMap::new(),
             cancel: Arc::new(AtomicBool::new(false)),
             source: None,
             result: Arc::default(),
             follow_ups: Arc::default(),
         }
+    }
+
+    /// The context of the attempt a reserve handed out, with its dependencies' results.
+    pub fn of_reserved(reserved: &Reserved) -> Self {
+        let mut context = Self::new(&reserved.job);
+        context.dependency_results = reserved.dependency_results.clone();
+        context
     }
 
     /// Lets the job read its attachment from `backend` as `by` (the worker holding its lease).

@@ -14,6 +14,9 @@ use std::str::FromStr;
 /// needed when time passes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum JobState {
+    /// Waiting for the jobs it depends on to succeed; not yet runnable, but live (it holds a
+    /// slot in its bounded queue).
+    Pending,
     /// Waiting for a run time in the future (enqueued for later, or a repeat).
     Scheduled,
     /// May run now.
@@ -32,7 +35,8 @@ pub enum JobState {
 
 impl JobState {
     /// Every state, in lifecycle order.
-    pub const ALL: [JobState; 7] = [
+    pub const ALL: [JobState; 8] = [
+        JobState::Pending,
         JobState::Scheduled,
         JobState::Available,
         JobState::Retrying,
@@ -49,6 +53,7 @@ impl JobState {
     /// The lowercase name used in storage, on the wire and in the CLI.
     pub fn as_str(self) -> &'static str {
         match self {
+            JobState::Pending => "pending",
             JobState::Scheduled => "scheduled",
             JobState::Available => "available",
             JobState::Retrying => "retrying",
@@ -64,9 +69,9 @@ impl JobState {
         Self::WAITING.contains(&self)
     }
 
-    /// Whether the job holds a slot in its bounded queue: waiting or running.
+    /// Whether the job holds a slot in its bounded queue: pending, waiting or running.
     pub fn is_live(self) -> bool {
-        self.is_waiting() || self == JobState::Running
+        self.is_waiting() || matches!(self, JobState::Pending | JobState::Running)
     }
 
     /// Whether the job is finished (succeeded, failed or cancelled).
@@ -84,7 +89,7 @@ impl fmt::Display for JobState {
 /// The error of parsing a [`JobState`] from text.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown job state {0:?} (expected one of scheduled, available, retrying, running, succeeded, failed, cancelled)"
+    "unknown job state {0:?} (expected one of pending, scheduled, available, retrying, running, succeeded, failed, cancelled)"
 )]
 pub struct UnknownState(pub String);
 
@@ -137,6 +142,12 @@ pub enum Event {
         /// Whether the job waits for a run time in the future.
         scheduled: bool,
     },
+    /// The last of the jobs a pending job depends on succeeded; `scheduled` says whether its
+    /// run time is still to come.
+    Unblock {
+        /// Whether the job waits for a run time in the future.
+        scheduled: bool,
+    },
 }
 
 impl Event {
@@ -155,6 +166,8 @@ impl Event {
             Event::Retry => "retry",
             Event::Replace { scheduled: true } => "replace_scheduled",
             Event::Replace { scheduled: false } => "replace_available",
+            Event::Unblock { scheduled: true } => "unblock_scheduled",
+            Event::Unblock { scheduled: false } => "unblock_available",
         }
     }
 }
@@ -176,6 +189,8 @@ impl FromStr for Event {
             Event::Retry,
             Event::Replace { scheduled: true },
             Event::Replace { scheduled: false },
+            Event::Unblock { scheduled: true },
+            Event::Unblock { scheduled: false },
         ];
         events
             .into_iter()
@@ -192,6 +207,7 @@ impl fmt::Display for Event {
             Event::Expire { retry: true } => "expire (retry)",
             Event::Expire { retry: false } => "expire (final)",
             Event::Replace { .. } => "replace",
+            Event::Unblock { .. } => "unblock",
             other => other.as_str(),
         };
         f.write_str(name)
@@ -208,8 +224,8 @@ pub struct InvalidTransition {
     pub event: Event,
 }
 
-/// The state a new job starts in: `Scheduled` when its run time is in the future, else
-/// `Available`.
+/// The state a new job starts in: `Pending` while jobs it depends on have not succeeded yet,
+/// else `Scheduled` when its run time is in the future, else `Available`.
 pub fn initial_state(run_at_is_future: bool) -> JobState {
     if run_at_is_future {
         JobState::Scheduled
@@ -231,11 +247,13 @@ pub fn transition(from: JobState, event: Event) -> Result<JobState, InvalidTrans
         (Running, Event::Fail { retry: true } | Event::Expire { retry: true }) => Retrying,
         (Running, Event::Fail { retry: false } | Event::Expire { retry: false }) => Failed,
         (Running, Event::Release) => Available,
-        (Scheduled | Available | Retrying | Running, Event::Cancel) => Cancelled,
+        (Pending | Scheduled | Available | Retrying | Running, Event::Cancel) => Cancelled,
         (Scheduled | Retrying | Failed | Cancelled, Event::Retry) => Available,
         // Only a job that has not started: a retrying one has, and keeps its back-off.
         (Scheduled | Available, Event::Replace { scheduled: true }) => Scheduled,
         (Scheduled | Available, Event::Replace { scheduled: false }) => Available,
+        (Pending, Event::Unblock { scheduled: true }) => Scheduled,
+        (Pending, Event::Unblock { scheduled: false }) => Available,
         _ => return Err(InvalidTransition { from, event }),
     };
     Ok(to)
@@ -258,6 +276,8 @@ mod tests {
     const EXPIRE_FINAL: Event = Event::Expire { retry: false };
     const REPLACE_NOW: Event = Event::Replace { scheduled: false };
     const REPLACE_LATER: Event = Event::Replace { scheduled: true };
+    const UNBLOCK_NOW: Event = Event::Unblock { scheduled: false };
+    const UNBLOCK_LATER: Event = Event::Unblock { scheduled: true };
 
     #[test]
     fn transition_table() {
@@ -324,6 +344,18 @@ mod tests {
             (Succeeded, REPLACE_NOW, None),
             (Failed, REPLACE_NOW, None),
             (Cancelled, REPLACE_LATER, None),
+
+            (Pending, UNBLOCK_NOW, Some(Available)),
+            (Pending, UNBLOCK_LATER, Some(Scheduled)),
+            (Pending, Event::Cancel, Some(Cancelled)),
+            (Pending, Event::Reserve, None),
+            (Pending, Event::Retry, None),
+            (Pending, REPLACE_NOW, None),
+            (Pending, Event::Complete, None),
+            (Available, UNBLOCK_NOW, None),
+            (Scheduled, UNBLOCK_LATER, None),
+            (Succeeded, UNBLOCK_NOW, None),
+            (Cancelled, UNBLOCK_NOW, None),
         ];
         for &(from, event, expected) in table {
             check(from, event, expected);
@@ -343,6 +375,8 @@ mod tests {
             Event::Cancel,
             REPLACE_NOW,
             REPLACE_LATER,
+            UNBLOCK_NOW,
+            UNBLOCK_LATER,
         ];
         for from in [Succeeded, Failed, Cancelled] {
             for event in events {
@@ -362,6 +396,8 @@ mod tests {
             Event::Retry,
             REPLACE_NOW,
             REPLACE_LATER,
+            UNBLOCK_NOW,
+            UNBLOCK_LATER,
         ];
         for event in events {
             assert_eq!(event.as_str().parse::<Event>(), Ok(event));
@@ -379,7 +415,8 @@ mod tests {
     #[test]
     fn liveness() {
         let live: Vec<_> = JobState::ALL.into_iter().filter(|s| s.is_live()).collect();
-        assert_eq!(live, [Scheduled, Available, Retrying, Running]);
+        assert_eq!(live, [Pending, Scheduled, Available, Retrying, Running]);
+        assert!(!Pending.is_waiting());
         assert_eq!(initial_state(true), Scheduled);
         assert_eq!(initial_state(false), Available);
     }

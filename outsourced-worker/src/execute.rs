@@ -41,11 +41,12 @@ enum Ending {
 /// Runs a reserved job to its end and reports the outcome to the backend (successes through
 /// the reporter, which batches them).
 pub(crate) async fn execute(inner: Arc<Inner>, reporter: Reporter, reserved: Reserved) -> Outcome {
-    let Reserved { job, lease } = reserved;
+    let ctx = JobContext::of_reserved(&reserved);
+    let Reserved { job, lease, .. } = reserved;
     let lease = lease.to_ref();
     let started = Instant::now();
     let holder = Actor::Worker(inner.id.clone());
-    let ctx = JobContext::new(&job).with_backend(inner.backend.clone(), holder);
+    let ctx = ctx.with_backend(inner.backend.clone(), holder);
     let runnable = match inner.resolve(&job) {
         Ok(runnable) => runnable,
         Err(error) => {

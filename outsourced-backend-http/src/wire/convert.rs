@@ -46,6 +46,7 @@ impl From<&NewJob> for NewJobDto {
                 on_duplicate: Some(u.on_duplicate.as_str().to_owned()),
             }),
             concurrency_key: job.concurrency_key.clone(),
+            depends_on: job.depends_on.iter().map(|id| id.0).collect(),
         }
     }
 }
@@ -69,7 +70,7 @@ impl TryFrom<NewJobDto> for NewJob {
         job.owner = dto.owner.map(|o| o.parse()).transpose()?;
         job.unique = dto.unique.map(unique_from_dto).transpose()?;
         job.concurrency_key = dto.concurrency_key;
-        Ok(job)
+        Ok(job.depends_on(dto.depends_on.into_iter().map(JobId)))
     }
 }
 
@@ -116,6 +117,8 @@ pub fn job_to_dto(job: &JobRecord) -> JobDto {
         unique_key: job.unique_key.clone(),
         concurrency_key: job.concurrency_key.clone(),
         parent: job.parent.map(|id| id.0),
+        dependencies: job.dependencies.iter().map(|id| id.0).collect(),
+        dependencies_left: job.dependencies_left,
     }
 }
 
@@ -173,6 +176,8 @@ pub fn job_from_dto(dto: JobDto) -> Result<JobRecord> {
         unique_key: dto.unique_key,
         concurrency_key: dto.concurrency_key,
         parent: dto.parent.map(JobId),
+        dependencies: dto.dependencies.into_iter().map(JobId).collect(),
+        dependencies_left: dto.dependencies_left,
     })
 }
 
@@ -185,6 +190,11 @@ impl From<&Reserved> for ReservedDto {
                 expires_at: reserved.lease.expires_at,
                 attempt: reserved.lease.attempt,
             },
+            dependency_results: reserved
+                .dependency_results
+                .iter()
+                .map(|(id, value)| (id.0, value.clone()))
+                .collect(),
         }
     }
 }
@@ -200,7 +210,16 @@ impl ReservedDto {
             attempt: self.lease.attempt,
             holder: holder.clone(),
         };
-        Ok(Reserved { job, lease })
+        let dependency_results = self
+            .dependency_results
+            .into_iter()
+            .map(|(id, value)| (JobId(id), value))
+            .collect();
+        Ok(Reserved {
+            job,
+            lease,
+            dependency_results,
+        })
     }
 }
 

@@ -59,6 +59,10 @@ pub struct NewJobDto {
     /// The key its queue's per-key limit counts it under.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub concurrency_key: Option<String>,
+    /// Ids of jobs that must succeed before this one runs (at most 100; each must be a job
+    /// the caller enqueued, unless it is an admin).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<i64>,
 }
 
 /// A job's unique key and its rules.
@@ -139,6 +143,16 @@ pub struct JobDto {
     /// The job whose success enqueued it, when it is a follow-up.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent: Option<i64>,
+    /// The jobs it waits (or waited) for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dependencies: Vec<i64>,
+    /// How many of them have not succeeded yet.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub dependencies_left: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// What is known of a job's attachment.
@@ -189,6 +203,10 @@ pub struct ReservedDto {
     pub job: JobDto,
     /// Its lease.
     pub lease: LeaseDto,
+    /// The results of the jobs it depends on, by job id (those that returned one).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub dependency_results: BTreeMap<i64, Value>,
 }
 
 /// What to reserve.

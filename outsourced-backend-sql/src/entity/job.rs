@@ -58,6 +58,14 @@ pub(crate) struct Model {
     pub concurrency_key: Option<String>,
     /// The job whose success stored it, when it is a follow-up.
     pub parent_id: Option<i64>,
+    /// The ids of the jobs it waits (or waited) for, as a JSON array, if any.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub depends_on: Option<String>,
+    /// How many of them have not succeeded yet: the one whose success brings it to 0 makes the
+    /// job runnable.
+    pub dependencies_left: i32,
+    /// Set by the enqueue of a job that waits for this one (see `dependencies`).
+    pub has_dependants: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

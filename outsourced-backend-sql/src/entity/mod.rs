@@ -2,6 +2,7 @@
 
 pub(crate) mod access;
 pub(crate) mod chunk;
+pub(crate) mod dependency;
 pub(crate) mod history;
 pub(crate) mod idempotency_key;
 pub(crate) mod instance;

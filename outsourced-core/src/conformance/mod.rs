@@ -25,6 +25,7 @@ macro_rules! assert_error {
 mod admin;
 mod attachments;
 mod bounded;
+mod dependencies;
 mod enqueue;
 mod follow_ups;
 mod harness;
@@ -130,6 +131,11 @@ scenarios![
     follow_ups::a_refused_follow_up_refuses_the_success_and_changes_nothing,
     follow_ups::a_refused_follow_up_refuses_its_success_alone_in_a_batch,
     follow_ups::a_repeated_success_stores_its_follow_ups_once,
+    dependencies::a_job_runs_once_its_last_dependency_succeeded_with_their_results,
+    dependencies::a_failed_or_cancelled_dependency_cancels_its_dependants_in_turn,
+    dependencies::a_job_depends_only_on_jobs_that_can_still_succeed,
+    dependencies::a_job_pending_on_dependencies_holds_its_slot_in_a_bounded_queue,
+    dependencies::the_last_dependencies_ending_at_once_release_the_dependant_once,
     unique::a_duplicate_stores_nothing_and_answers_the_holder,
     unique::a_key_is_free_once_its_job_has_finished,
     unique::a_key_with_a_period_outlives_its_job,

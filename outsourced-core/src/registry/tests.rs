@@ -98,6 +98,8 @@ fn context() -> JobContext {
         unique_key: None,
         concurrency_key: None,
         parent: None,
+        dependencies: Vec::new(),
+        dependencies_left: 0,
     };
     JobContext::new(&job)
 }

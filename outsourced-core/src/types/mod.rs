@@ -22,7 +22,7 @@ pub use record::{
 };
 pub use result::{Completion, MAX_FOLLOW_UPS, MAX_RESULT_BYTES, check_follow_ups, check_result};
 pub use spec::{
-    Backoff, CronSchedule, DEFAULT_MAX_ATTEMPTS, DEFAULT_QUEUE, NewJob, Repeat, check_queue_name,
-    is_unprintable,
+    Backoff, CronSchedule, DEFAULT_MAX_ATTEMPTS, DEFAULT_QUEUE, MAX_DEPENDENCIES, NewJob, Repeat,
+    check_queue_name, is_unprintable,
 };
 pub use unique::{Enqueued, MAX_UNIQUE_KEY, OnDuplicate, Unique, UniqueAcross};

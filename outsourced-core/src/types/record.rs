@@ -1,5 +1,6 @@
 //! What a backend stores and returns: jobs, leases, history rows and error reports.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
@@ -62,6 +63,10 @@ pub struct JobRecord {
     pub concurrency_key: Option<String>,
     /// The job whose success enqueued it, when it is a follow-up.
     pub parent: Option<JobId>,
+    /// The jobs it waits (or waited) for, in id order; empty for most jobs.
+    pub dependencies: Vec<JobId>,
+    /// How many of them have not succeeded yet (0 once it may run).
+    pub dependencies_left: u32,
 }
 
 impl JobRecord {
@@ -121,6 +126,8 @@ pub struct Reserved {
     pub job: JobRecord,
     /// The lease to present when reporting.
     pub lease: Lease,
+    /// The results of the jobs it depends on, by job (those that returned one).
+    pub dependency_results: BTreeMap<JobId, Value>,
 }
 
 /// The answer to a heartbeat.
@@ -225,11 +232,16 @@ pub enum Reason {
     Retried,
     /// A duplicate enqueue replaced the waiting job's arguments and run time (debounce).
     Replaced,
+    /// Every job it depends on succeeded: it may run (or waits for its run time).
+    DependenciesSucceeded,
+    /// A job it depends on failed or was cancelled, so it never runs (the row's error names
+    /// that job).
+    DependencyEnded,
 }
 
 impl Reason {
     /// Every reason.
-    pub const ALL: [Reason; 12] = [
+    pub const ALL: [Reason; 14] = [
         Reason::Enqueued,
         Reason::Reserved,
         Reason::Completed,
@@ -242,6 +254,8 @@ impl Reason {
         Reason::CancelRequested,
         Reason::Retried,
         Reason::Replaced,
+        Reason::DependenciesSucceeded,
+        Reason::DependencyEnded,
     ];
 
     /// The snake_case name used in storage and on the wire.
@@ -259,6 +273,8 @@ impl Reason {
             Reason::CancelRequested => "cancel_requested",
             Reason::Retried => "retried",
             Reason::Replaced => "replaced",
+            Reason::DependenciesSucceeded => "dependencies_succeeded",
+            Reason::DependencyEnded => "dependency_ended",
         }
     }
 }

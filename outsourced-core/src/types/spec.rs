@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::error::Error;
-use crate::types::{Owner, Unique};
+use crate::types::{JobId, Owner, Unique};
 
 /// The queue a job goes to when it names none.
 pub const DEFAULT_QUEUE: &str = "default";
@@ -222,7 +222,12 @@ pub struct NewJob {
     /// The key its queue's per-key limit counts it under (a customer, a tenant); none is
     /// limited by the queue's other limits only. See [`RunLimits`](crate::RunLimits).
     pub concurrency_key: Option<String>,
+    /// Jobs that must succeed before this one may run (see [`NewJob::depends_on`]).
+    pub depends_on: Vec<JobId>,
 }
+
+/// The most jobs one job may depend on.
+pub const MAX_DEPENDENCIES: usize = 100;
 
 impl NewJob {
     /// A job of `class` with `args`, in the default queue, with default options.
@@ -240,6 +245,7 @@ impl NewJob {
             owner: None,
             unique: None,
             concurrency_key: None,
+            depends_on: Vec::new(),
         }
     }
 
@@ -303,6 +309,17 @@ impl NewJob {
         self
     }
 
+    /// Makes the job wait for `jobs`: it is stored `pending` and becomes runnable (at its run
+    /// time) only when every one of them has succeeded, and is cancelled when one of them fails
+    /// or is cancelled. Jobs that succeeded already count as done; a job that failed, was
+    /// cancelled, repeats or does not exist is refused. At most [`MAX_DEPENDENCIES`].
+    pub fn depends_on(mut self, jobs: impl IntoIterator<Item = JobId>) -> Self {
+        self.depends_on.extend(jobs);
+        self.depends_on.sort_unstable();
+        self.depends_on.dedup();
+        self
+    }
+
     /// When the job first runs, enqueued at `now`: its run time when set; for a cron job the
     /// schedule's first point after now; otherwise now.
     pub fn first_run(&self, now: DateTime<Utc>) -> DateTime<Utc> {
@@ -354,6 +371,7 @@ impl NewJob {
         if let Some(key) = &self.concurrency_key {
             crate::types::check_concurrency_key(key)?;
         }
+        self.check_dependencies()?;
         let size = self.args.to_string().len();
         if size > max_args_bytes {
             return Err(Error::invalid(format!(
@@ -373,6 +391,25 @@ pub fn is_unprintable(c: char) -> bool {
             c,
             '\u{2028}' | '\u{2029}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
         )
+}
+
+impl NewJob {
+    /// `InvalidInput` for more than [`MAX_DEPENDENCIES`] dependencies, or dependencies on a
+    /// repeating job (which would run once and never again after its first success).
+    fn check_dependencies(&self) -> Result<(), Error> {
+        let count = self.depends_on.len();
+        if count > MAX_DEPENDENCIES {
+            return Err(Error::invalid(format!(
+                "a job may depend on at most {MAX_DEPENDENCIES} jobs, not {count}"
+            )));
+        }
+        if count > 0 && self.repeat.is_some() {
+            return Err(Error::invalid(
+                "a repeating job cannot depend on other jobs (it would wait once, then repeat without them)",
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Refuses a queue name that is empty, longer than 191 bytes, or has characters other than

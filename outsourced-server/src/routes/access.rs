@@ -89,6 +89,32 @@ pub(crate) async fn lease_access(state: &AppState, caller: &Caller, id: JobId) -
     }
 }
 
+/// The jobs a new job of `owner` may wait for: an admin's, any; anyone else's, those it
+/// enqueued. Another's is refused in the words the backend uses for a job that does not exist,
+/// so that nothing about it shows.
+pub(crate) async fn dependencies_of(
+    state: &AppState,
+    owner: &Actor,
+    on: &[JobId],
+) -> Result<(), Error> {
+    if matches!(owner, Actor::Admin(_)) {
+        return Ok(());
+    }
+    let admin = Actor::Admin("server".into());
+    for &id in on {
+        match state.backend().job(&admin, id).await {
+            Ok(job) if job.enqueued_by == *owner => {}
+            Ok(_) | Err(Error::NotFound { .. }) => {
+                return Err(Error::invalid(format!(
+                    "job {id}, which this job would depend on, does not exist"
+                )));
+            }
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(())
+}
+
 /// The follow-ups a worker's success on job `id` may store, as jobs: into the queues the job's
 /// producer may enqueue into now (an admin's jobs: any; a producer principal's: those granted
 /// to it, none while it is locked; anyone else's: none). A follow-up into another queue is
@@ -107,7 +133,11 @@ pub(crate) async fn follow_ups(
         return Ok(jobs);
     }
     let admin = Actor::Admin("server".into());
-    let allowed = match state.backend().job(&admin, id).await?.enqueued_by {
+    let owner = state.backend().job(&admin, id).await?.enqueued_by;
+    for job in &jobs {
+        dependencies_of(state, &owner, &job.depends_on).await?;
+    }
+    let allowed = match owner {
         Actor::Admin(_) => return Ok(jobs),
         Actor::Producer(name) => match state.directory().get(Role::Producer, &name).await {
             Ok(producer) if !producer.locked => producer.queues,

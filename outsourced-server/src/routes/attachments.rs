@@ -219,7 +219,7 @@ pub(crate) async fn enqueue_multipart(
     }
     let dto: NewJobDto = serde_json::from_slice(&json)
         .map_err(|e| ApiError::bad_request(format!("the job part is not valid JSON: {e}")))?;
-    let job = new_job(&state, &caller, dto)?;
+    let job = new_job(&state, &caller, dto).await?;
     let mut file = next_part(&mut multipart, "file").await?;
     let file_name = file.file_name().map(str::to_owned);
     let content_type = file.content_type().map(str::to_owned);

@@ -19,11 +19,17 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, PathArg, QueryArgs};
 use crate::state::AppState;
 
-/// A job from its JSON, checked as the backend would, then the caller's right to its queue.
-pub(crate) fn new_job(state: &AppState, caller: &Caller, dto: NewJobDto) -> ApiResult<NewJob> {
+/// A job from its JSON, checked as the backend would, then the caller's right to its queue
+/// and to the jobs it waits for.
+pub(crate) async fn new_job(
+    state: &AppState,
+    caller: &Caller,
+    dto: NewJobDto,
+) -> ApiResult<NewJob> {
     let job = NewJob::try_from(dto)?;
     job.check(state.backend().config().max_args_bytes)?;
     queue_access(caller, &job.queue)?;
+    super::access::dependencies_of(state, &actor(caller), &job.depends_on).await?;
     Ok(job)
 }
 
@@ -50,7 +56,7 @@ pub(crate) async fn enqueue(
     permit(&caller, Route::Enqueue)?;
     if let Some(key) = &idempotency {
         let body = serde_json::to_vec(&dto).unwrap_or_default();
-        let jobs = vec![new_job(&state, &caller, dto)?];
+        let jobs = vec![new_job(&state, &caller, dto).await?];
         let request = idempotent::Enqueue {
             key,
             path: "/v1/jobs",
@@ -60,7 +66,7 @@ pub(crate) async fn enqueue(
         };
         return idempotent::enqueue(&state, &caller, request).await;
     }
-    let job = new_job(&state, &caller, dto)?;
+    let job = new_job(&state, &caller, dto).await?;
     Ok(enqueue_one(&state, &caller, job).await?.into_response())
 }
 
@@ -125,10 +131,10 @@ pub(crate) async fn enqueue_batch(
         Some(_) => serde_json::to_vec(&dtos).unwrap_or_default(),
         None => Vec::new(),
     };
-    let jobs = dtos
-        .into_iter()
-        .map(|dto| new_job(&state, &caller, dto))
-        .collect::<ApiResult<Vec<_>>>()?;
+    let mut jobs = Vec::with_capacity(dtos.len());
+    for dto in dtos {
+        jobs.push(new_job(&state, &caller, dto).await?);
+    }
     if let Some(key) = &idempotency {
         let request = idempotent::Enqueue {
             key,
