@@ -263,6 +263,7 @@ impl Backend for HttpBackend {
             unique_key: filter.unique_key,
             concurrency_key: filter.concurrency_key,
             parent: filter.parent.map(|p| p.0),
+            dependants_of: filter.dependants_of.map(|p| p.0),
             created_since: filter.created_since,
             created_until: filter.created_until,
             before: filter.before.map(|b| b.0),

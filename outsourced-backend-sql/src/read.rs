@@ -6,7 +6,7 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use crate::backend::SqlBackend;
 use crate::convert::{history_entry, job_record, ms};
-use crate::entity::{history, job};
+use crate::entity::{dependency, history, job};
 use crate::error::{corrupt, db_error};
 use crate::lease::load_existing;
 use outsourced_core::{
@@ -74,6 +74,14 @@ pub(crate) async fn jobs(backend: &SqlBackend, filter: JobFilter) -> Result<Vec<
     }
     if let Some(parent) = filter.parent {
         select = select.filter(job::Column::ParentId.eq(parent.0));
+    }
+    if let Some(dependency) = filter.dependants_of {
+        let dependants = sea_orm::sea_query::Query::select()
+            .column(dependency::Column::DependantId)
+            .from(dependency::Entity)
+            .and_where(dependency::Column::DependencyId.eq(dependency.0))
+            .to_owned();
+        select = select.filter(job::Column::Id.in_subquery(dependants));
     }
     if let Some(since) = filter.created_since {
         select = select.filter(job::Column::CreatedAt.gte(ms(since)));

@@ -368,6 +368,10 @@ pub(crate) struct EnqueueArgs {
     /// `queue update Q --max-running-per-key 1`, each key's jobs run one at a time.
     #[arg(long)]
     pub(crate) concurrency_key: Option<String>,
+    /// Run the job only once these jobs (ids, comma-separated) have all succeeded: it waits as
+    /// `pending`, and is cancelled if one of them fails or is cancelled.
+    #[arg(long, value_name = "JOB_IDS", value_delimiter = ',')]
+    pub(crate) depends_on: Vec<i64>,
     /// Make the job unique by this key: while a job with it is live (scheduled, available,
     /// retrying or running), another enqueue with it stores nothing and prints the job that
     /// holds it (with --attach, the file of a duplicate is not kept). `job list --unique-key K`
@@ -392,11 +396,12 @@ pub(crate) struct EnqueueArgs {
     pub(crate) on_duplicate: Option<String>,
     /// Enqueue every line of this JSON-lines file: {"class", "args", "queue", "priority",
     /// "run_at", "owner", "max_attempts", "every", "cron", "unique_key", "unique_across",
-    /// "unique_for", "on_duplicate", "concurrency_key"}. All or none: every line is checked first, and the whole
+    /// "unique_for", "on_duplicate", "concurrency_key", "depends_on": [ids]}. All or none: every line is checked first, and the whole
     /// file is one transaction. The other options describe one job and cannot be given with it.
     #[arg(long, conflicts_with_all = [
         "class", "queue", "args", "priority", "run_at", "owner", "max_attempts", "every", "cron",
         "unique_key", "unique_across", "unique_for", "on_duplicate", "concurrency_key",
+        "depends_on",
     ])]
     pub(crate) from: Option<PathBuf>,
 }
@@ -406,8 +411,8 @@ pub(crate) struct ListArgs {
     /// Only this queue.
     #[arg(long, short)]
     pub(crate) queue: Option<String>,
-    /// Only this state: scheduled, available, retrying, running, succeeded, failed or
-    /// cancelled.
+    /// Only this state: pending, scheduled, available, retrying, running, succeeded, failed
+    /// or cancelled.
     #[arg(long)]
     pub(crate) state: Option<String>,
     /// Only this class.
@@ -428,6 +433,9 @@ pub(crate) struct ListArgs {
     /// Only the follow-ups of this job (the jobs its success enqueued).
     #[arg(long, value_name = "JOB_ID")]
     pub(crate) parent: Option<i64>,
+    /// Only the jobs that wait (or waited) for this job (enqueued with --depends-on it).
+    #[arg(long, value_name = "JOB_ID")]
+    pub(crate) dependants_of: Option<i64>,
     /// Only jobs enqueued at or after this time: RFC 3339, or `-` and a duration (`-1h`).
     #[arg(long, allow_hyphen_values = true)]
     pub(crate) since: Option<String>,

@@ -43,15 +43,25 @@ pub(crate) async fn run(ctx: &Ctx, command: JobCommand) -> Result<()> {
                 && ctx.backend.unserved(&job.queue).await?.contains(&job.class);
             let result = backend.result(&by, job.id).await?;
             let held = held_by(ctx, &job).await;
-            let follow_ups = follow_ups_of(ctx, job.id).await?;
+            let of_parent = JobFilter {
+                parent: Some(job.id),
+                ..JobFilter::default()
+            };
+            let follow_ups = first_related(ctx, job.id, of_parent).await?;
+            let of_dependency = JobFilter {
+                dependants_of: Some(job.id),
+                ..JobFilter::default()
+            };
+            let dependants = first_related(ctx, job.id, of_dependency).await?;
             if ctx.json {
                 let mut json = job_json(&job);
                 json["no_worker"] = json!(unserved);
                 json["held_by_limit"] = json!(held);
                 json["result"] = result.unwrap_or_default();
-                let shown = follow_ups.iter().take(FOLLOW_UPS_SHOWN).map(|id| id.0);
-                json["follow_ups"] = json!(shown.collect::<Vec<_>>());
+                json["follow_ups"] = shown_json(&follow_ups);
                 json["more_follow_ups"] = json!(follow_ups.len() > FOLLOW_UPS_SHOWN);
+                json["dependants"] = shown_json(&dependants);
+                json["more_dependants"] = json!(dependants.len() > FOLLOW_UPS_SHOWN);
                 print_json(&json);
             } else {
                 out!("{}", job_text(&job));
@@ -59,11 +69,12 @@ pub(crate) async fn run(ctx: &Ctx, command: JobCommand) -> Result<()> {
                     out!("{:>16}: {}", "result", result_text(result));
                 }
                 if !follow_ups.is_empty() {
-                    out!(
-                        "{:>16}: {}",
-                        "follow_ups",
-                        follow_ups_text(job.id, &follow_ups)
-                    );
+                    let text = related_text(job.id, &follow_ups, "--parent");
+                    out!("{:>16}: {text}", "follow_ups");
+                }
+                if !dependants.is_empty() {
+                    let text = related_text(job.id, &dependants, "--dependants-of");
+                    out!("{:>16}: {text} (waiting for it)", "dependants");
                 }
                 if let Some(held) = &held {
                     out!("{:>16}: {held}", "run limits");
@@ -166,36 +177,48 @@ fn show(ctx: &Ctx, job: &JobRecord) -> Result<()> {
     Ok(())
 }
 
-/// The most follow-ups `job show` names; `job list --parent` lists them all.
+/// The most follow-ups (or dependants) `job show` names; `job list --parent` (or
+/// `--dependants-of`) lists them all.
 const FOLLOW_UPS_SHOWN: usize = 20;
 
-/// The first follow-ups of job `id`, oldest first, and one more if there are more.
-async fn follow_ups_of(ctx: &Ctx, id: JobId) -> Result<Vec<JobId>> {
-    // Stored after their parent, so their ids are above its: the page just after it is
-    // the oldest of them.
+/// The first jobs of `filter` (the follow-ups or the dependants of job `id`), oldest first,
+/// and one more if there are more.
+async fn first_related(ctx: &Ctx, id: JobId, filter: JobFilter) -> Result<Vec<JobId>> {
+    // Stored after job `id` (its success stores follow-ups; a dependant's enqueue needs it
+    // stored), so their ids are above its: the page just after it is the oldest of them.
     let filter = JobFilter {
-        parent: Some(id),
         after: Some(id),
         limit: FOLLOW_UPS_SHOWN as u32 + 1,
-        ..JobFilter::default()
+        ..filter
     };
     let mut jobs = ctx.backend.jobs(&ctx.actor(), filter).await?;
     jobs.reverse();
     Ok(jobs.into_iter().map(|job| job.id).collect())
 }
 
-/// `12, 13, 14`, or the first of them and where to see the rest.
-fn follow_ups_text(id: JobId, follow_ups: &[JobId]) -> String {
-    let shown: Vec<String> = follow_ups
+/// `12, 13, 14`, or the first of them and where to see the rest (`job list FLAG ID`).
+fn related_text(id: JobId, related: &[JobId], flag: &str) -> String {
+    let shown: Vec<String> = related
         .iter()
         .take(FOLLOW_UPS_SHOWN)
         .map(|id| id.0.to_string())
         .collect();
     let mut text = shown.join(", ");
-    if follow_ups.len() > FOLLOW_UPS_SHOWN {
-        text.push_str(&format!(", ... (all of them: job list --parent {id})"));
+    if related.len() > FOLLOW_UPS_SHOWN {
+        text.push_str(&format!(", ... (all of them: job list {flag} {id})"));
     }
     text
+}
+
+/// The ids as JSON, the first [`FOLLOW_UPS_SHOWN`] of them.
+fn shown_json(related: &[JobId]) -> Value {
+    json!(
+        related
+            .iter()
+            .take(FOLLOW_UPS_SHOWN)
+            .map(|id| id.0)
+            .collect::<Vec<_>>()
+    )
 }
 
 fn filter(args: &ListArgs) -> Result<JobFilter> {
@@ -216,6 +239,7 @@ fn filter(args: &ListArgs) -> Result<JobFilter> {
         unique_key: args.unique_key.clone(),
         concurrency_key: args.concurrency_key.clone(),
         parent: args.parent.map(JobId),
+        dependants_of: args.dependants_of.map(JobId),
         created_since: args
             .since
             .as_deref()
@@ -273,6 +297,7 @@ async fn enqueue_one(ctx: &Ctx, args: &EnqueueArgs) -> Result<()> {
         unique_for: args.unique_for.clone(),
         on_duplicate: args.on_duplicate.clone(),
         concurrency_key: args.concurrency_key.clone(),
+        depends_on: args.depends_on.clone(),
     };
     let job = line.into_job()?;
     let sent = job.args.clone();
@@ -384,6 +409,9 @@ struct Line {
     /// The key the queue's per-key limit counts it under.
     #[serde(default)]
     concurrency_key: Option<String>,
+    /// Jobs that must succeed first.
+    #[serde(default)]
+    depends_on: Vec<i64>,
 }
 
 fn empty_args() -> Value {
@@ -411,6 +439,7 @@ impl Line {
         if let Some(key) = self.concurrency_key {
             job = job.concurrency_key(key);
         }
+        job = job.depends_on(self.depends_on.into_iter().map(JobId));
         let repeat = match (self.every, self.cron) {
             (Some(_), Some(_)) => return Err(Error::invalid("give --every or --cron, not both")),
             (Some(every), None) => Some(Repeat::Every(

@@ -154,6 +154,8 @@ pub(crate) fn job_json(job: &JobRecord) -> Value {
         "concurrency_key": job.concurrency_key,
         "enqueued_by": job.enqueued_by.to_string(),
         "parent": job.parent.map(|p| p.0),
+        "dependencies": job.dependencies.iter().map(|id| id.0).collect::<Vec<_>>(),
+        "dependencies_left": job.dependencies_left,
         "cancel_requested": job.cancel_requested,
         "lease": job.lease.as_ref().map(|l| json!({
             "holder": l.holder.to_string(),
@@ -210,7 +212,7 @@ pub(crate) fn jobs_table(jobs: &[JobRecord]) -> Table {
 }
 
 /// The order `job_text` shows a job's fields in: who and where it is first.
-const JOB_FIELDS: [&str; 25] = [
+const JOB_FIELDS: [&str; 26] = [
     "id",
     "class",
     "queue",
@@ -232,6 +234,7 @@ const JOB_FIELDS: [&str; 25] = [
     "backoff",
     "enqueued_by",
     "parent",
+    "dependencies",
     "created_at",
     "updated_at",
     "finished_at",
@@ -248,12 +251,24 @@ pub(crate) fn repeat_text(repeat: &Repeat) -> String {
     }
 }
 
+/// `3, 4 (waiting for 1 of them to succeed)`: the jobs a job waits (or waited) for.
+fn dependencies_text(job: &JobRecord) -> String {
+    let ids: Vec<String> = job.dependencies.iter().map(ToString::to_string).collect();
+    let ids = ids.join(", ");
+    match (job.state, job.dependencies_left) {
+        (JobState::Pending, left) => format!("{ids} (waiting for {left} of them to succeed)"),
+        _ => ids,
+    }
+}
+
 pub(crate) fn job_text(job: &JobRecord) -> String {
     let fields = job_json(job);
     let mut lines = Vec::new();
     for key in JOB_FIELDS {
         let text = match (key, &job.repeat) {
             ("repeat", Some(repeat)) => repeat_text(repeat),
+            ("dependencies", _) if job.dependencies.is_empty() => continue,
+            ("dependencies", _) => dependencies_text(job),
             _ => match &fields[key] {
                 Value::Null => continue,
                 Value::String(s) => clean(s),

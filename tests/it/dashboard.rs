@@ -274,6 +274,20 @@ async fn dashboard_end_to_end() {
         "{state:?}"
     );
 
+    // A report that waits for the job: pending until it succeeds.
+    let queue = outsourced_core::QueueLimit::default();
+    let created = outsourced_core::Backend::create_queue(&server.sql, &admin, "reports", queue);
+    created.await.expect("a queue of reports");
+    let report = outsourced_core::NewJob::new("Demo::Summary", serde_json::json!([]))
+        .queue("reports")
+        .depends_on([JobId(id)]);
+    let report = server
+        .sql
+        .enqueue(&admin, report)
+        .await
+        .expect("a dependant");
+    assert_eq!(report.state, JobState::Pending);
+
     // A worker whose handler succeeds, next to the database; the page refreshes itself.
     let (trigger, shutdown) = Shutdown::manual();
     let mut registry = Registry::new();
@@ -300,8 +314,27 @@ async fn dashboard_end_to_end() {
         tab.wait_for_element("#parent a")
             .expect("the follow-up links back");
         shots.take(&tab, "05b-follow-up");
-        history
+        // The job's dependant, runnable now, links to it; and it to its dependant.
+        tab.navigate_to(&format!("{dashboard}/jobs/{}", report.id))
+            .expect("navigate");
+        tab.wait_for_element("#dependencies a")
+            .expect("the dependant links to its dependency");
+        shots.take(&tab, "05c-dependant");
+        let dependant = (text_of(&tab, "#job-state"), text_of(&tab, "#history"));
+        tab.find_element("#dependencies a")
+            .expect("the link")
+            .click()
+            .expect("follow it");
+        tab.wait_for_element("#dependants a")
+            .expect("the dependency links to its dependant");
+        (history, dependant)
     });
+    let (history, dependant) = history;
+    assert_eq!(dependant.0, "available", "{dependant:?}");
+    assert!(
+        dependant.1.contains("dependencies_succeeded"),
+        "{dependant:?}"
+    );
     let (history, result, open) = history;
     assert_eq!(
         open,

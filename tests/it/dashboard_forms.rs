@@ -922,7 +922,7 @@ async fn mistakes_get_clear_answers() {
     let (status, said) = browser.page("/jobs?state=faild").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(
-        said.contains("&#34;faild&#34; is no state: one of scheduled"),
+        said.contains("&#34;faild&#34; is no state: one of pending, scheduled"),
         "{said}"
     );
     let (status, said) = browser.page("/jobs/abc").await;

@@ -110,6 +110,8 @@ pub struct JobFilter {
     pub concurrency_key: Option<String>,
     /// Only the follow-ups of this job (those its success stored).
     pub parent: Option<JobId>,
+    /// Only the jobs that wait (or waited) for this job.
+    pub dependants_of: Option<JobId>,
     /// Only jobs enqueued at or after this time.
     pub created_since: Option<DateTime<Utc>>,
     /// Only jobs enqueued before this time.
@@ -135,6 +137,7 @@ impl Default for JobFilter {
             unique_key: None,
             concurrency_key: None,
             parent: None,
+            dependants_of: None,
             created_since: None,
             created_until: None,
             before: None,

@@ -299,7 +299,16 @@ pub(crate) async fn job(
             row
         })
         .collect();
-    let follow_ups = follow_ups_of(&state, &actor, job.id).await?;
+    let of_parent = JobFilter {
+        parent: Some(job.id),
+        ..JobFilter::default()
+    };
+    let follow_ups = first_related(&state, &actor, job.id, of_parent).await?;
+    let of_dependency = JobFilter {
+        dependants_of: Some(job.id),
+        ..JobFilter::default()
+    };
+    let dependants = first_related(&state, &actor, job.id, of_dependency).await?;
     let args = serde_json::to_string_pretty(&job.args).unwrap_or_default();
     let args_folded = args.len() > FOLD_BYTES || args.lines().count() > FOLD_LINES;
     // The result of the latest success (each run of a repeating job keeps its own in the
@@ -366,6 +375,10 @@ pub(crate) async fn job(
         parent: job.parent.map(|p| p.0),
         more_follow_ups: follow_ups.len() > FOLLOW_UPS_SHOWN,
         follow_ups: follow_ups.into_iter().take(FOLLOW_UPS_SHOWN).collect(),
+        dependencies: job.dependencies.iter().map(|id| id.0).collect(),
+        dependencies_left: job.dependencies_left,
+        more_dependants: dependants.len() > FOLLOW_UPS_SHOWN,
+        dependants: dependants.into_iter().take(FOLLOW_UPS_SHOWN).collect(),
         attachment,
         history,
         earlier,
@@ -375,21 +388,22 @@ pub(crate) async fn job(
     Ok(page(view::render(&detail)))
 }
 
-/// The follow-ups a job's page links to at most.
+/// The follow-ups (or dependants) a job's page links to at most.
 const FOLLOW_UPS_SHOWN: usize = 20;
 
-/// The ids of job `id`'s first follow-ups, oldest first, and one more if it has more.
-async fn follow_ups_of(
+/// The ids of the first jobs of `filter` (job `id`'s follow-ups or dependants), oldest first,
+/// and one more if there are more.
+async fn first_related(
     state: &AppState,
     actor: &outsourced_core::Actor,
     id: JobId,
+    filter: JobFilter,
 ) -> Result<Vec<i64>, outsourced_core::Error> {
-    // Stored after their parent, so the page just after it holds the oldest of them.
+    // Stored after job `id`, so the page just after it holds the oldest of them.
     let filter = JobFilter {
-        parent: Some(id),
         after: Some(id),
         limit: FOLLOW_UPS_SHOWN as u32 + 1,
-        ..JobFilter::default()
+        ..filter
     };
     let jobs = state.backend().jobs(actor, filter).await?;
     Ok(jobs.iter().rev().map(|job| job.id.0).collect())

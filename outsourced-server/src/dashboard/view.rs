@@ -345,6 +345,12 @@ pub(crate) struct JobPage {
     /// The first of its follow-ups, oldest first, and whether it has more.
     pub(crate) follow_ups: Vec<i64>,
     pub(crate) more_follow_ups: bool,
+    /// The jobs it waits (or waited) for, and how many have not succeeded yet.
+    pub(crate) dependencies: Vec<i64>,
+    pub(crate) dependencies_left: u32,
+    /// The first jobs that wait for it, and whether there are more.
+    pub(crate) dependants: Vec<i64>,
+    pub(crate) more_dependants: bool,
     pub(crate) attachment: Option<AttachmentRow>,
     pub(crate) history: Vec<HistoryRow>,
     /// The page of earlier steps (`?steps_before=`), when there are earlier steps.

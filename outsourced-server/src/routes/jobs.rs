@@ -211,6 +211,7 @@ pub(crate) async fn list(
         unique_key: query.unique_key,
         concurrency_key: query.concurrency_key,
         parent: query.parent.map(JobId),
+        dependants_of: query.dependants_of.map(JobId),
         created_since: query.created_since,
         created_until: query.created_until,
         before: query.before.map(JobId),

@@ -3,7 +3,9 @@
 //! attempt in environment variables, its attachment (if any) as a file whose path is in
 //! `OUTSOURCED_ATTACHMENT`; exit status 0 is success, whose standard output is the job's result
 //! (its JSON value when it is one, else its text) and the jobs it wrote, one JSON object per
-//! line, to the file named in `OUTSOURCED_FOLLOW_UPS` its follow-ups; anything else is a failure whose message is
+//! line, to the file named in `OUTSOURCED_FOLLOW_UPS` its follow-ups (a job that waited for
+//! others finds their results, a JSON object by job id, in the file named in
+//! `OUTSOURCED_DEPENDENCY_RESULTS`); anything else is a failure whose message is
 //! the status and the last line of standard error, and whose detail keeps the head and tail
 //! of standard error and the tail of standard output. Each handler runs in a process group of
 //! its own (see `process`).
@@ -154,6 +156,26 @@ fn follow_ups_file() -> Result<(tempfile::TempDir, PathBuf), JobError> {
     Ok((dir, path))
 }
 
+/// The results of the jobs this one waited for, as a JSON object by job id, in a file of `dir`
+/// (none when there are none).
+fn dependency_results_file(
+    ctx: &JobContext,
+    dir: &tempfile::TempDir,
+) -> Result<Option<PathBuf>, JobError> {
+    if ctx.dependency_results.is_empty() {
+        return Ok(None);
+    }
+    let results: serde_json::Map<String, Value> = ctx
+        .dependency_results
+        .iter()
+        .map(|(id, result)| (id.to_string(), result.clone()))
+        .collect();
+    let path = dir.path().join("dependency-results.json");
+    std::fs::write(&path, Value::Object(results).to_string())
+        .map_err(|e| JobError::msg(format!("cannot write the dependencies' results: {e}")))?;
+    Ok(Some(path))
+}
+
 /// The attachment's environment variables: its path, and what the producer said of it.
 fn attachment_env(ctx: &JobContext, path: Option<&PathBuf>) -> Vec<(&'static str, String)> {
     let (Some(info), Some(path)) = (&ctx.attachment, path) else {
@@ -201,6 +223,7 @@ async fn run(job: &CommandJob, ctx: &JobContext) -> Result<(), JobError> {
     let program = spec.program.display().to_string();
     let saved = save_attachment(ctx).await?;
     let asked = follow_ups_file()?;
+    let inputs = dependency_results_file(ctx, &asked.0)?;
     let mut command = Command::new(&spec.program);
     command
         .args(&spec.args)
@@ -211,6 +234,7 @@ async fn run(job: &CommandJob, ctx: &JobContext) -> Result<(), JobError> {
         .env("OUTSOURCED_ATTEMPT", ctx.attempt.to_string())
         .envs(attachment_env(ctx, saved.as_ref().map(|(_, path)| path)))
         .env("OUTSOURCED_FOLLOW_UPS", &asked.1)
+        .envs(inputs.map(|path| ("OUTSOURCED_DEPENDENCY_RESULTS", path)))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
