@@ -7,17 +7,17 @@ use reqwest::Method;
 
 use crate::client::HttpBackend;
 use crate::wire::{
-    BatchCompleteRequest, BatchCompleteResponse, CompleteRequest, CountDto, CountsQuery,
+    BatchCompleteRequest, BatchCompleteResponse, BatchDto, CompleteRequest, CountDto, CountsQuery,
     CreateQueueRequest, ErrorInfoDto, FailRequest, HeartbeatDto, HistoryDto, IdsDto,
-    InstanceRequest, JobDto, JobsQuery, LeaseKeyDto, LeaseRequest, NewJobDto, PruneRequest,
-    QueueDto, RateDto, ReclaimRequest, ReserveRequest, ReservedList, RetryDto, RunLimitsDto,
-    StateCountDto, StateDto, UpdateQueueRequest, job_from_dto, path, query_pairs,
+    InstanceRequest, JobDto, JobsQuery, LeaseKeyDto, LeaseRequest, NewBatchDto, NewJobDto,
+    PruneRequest, QueueDto, RateDto, ReclaimRequest, ReserveRequest, ReservedList, RetryDto,
+    RunLimitsDto, StateCountDto, StateDto, UpdateQueueRequest, job_from_dto, path, query_pairs,
 };
 use outsourced_core::{
-    Actor, AttachmentInfo, Backend, Completion, CountFilter, Download, Enqueued, Error, Failure,
-    Heartbeat, HistoryEntry, JobFilter, JobId, JobRecord, JobState, LeaseRef, NewJob, PruneOptions,
-    QueueInfo, QueueLimit, QueueUpdate, ReclaimOptions, ReserveOptions, Reserved, Result,
-    Retention, StateCount, Upload, WorkerInstance,
+    Actor, AttachmentInfo, Backend, BatchId, BatchInfo, Completion, CountFilter, Download,
+    Enqueued, Error, Failure, Heartbeat, HistoryEntry, JobFilter, JobId, JobRecord, JobState,
+    LeaseRef, NewBatch, NewJob, PruneOptions, QueueInfo, QueueLimit, QueueUpdate, ReclaimOptions,
+    ReserveOptions, Reserved, Result, Retention, StateCount, Upload, WorkerInstance,
 };
 
 const NONE: Option<&()> = None;
@@ -264,6 +264,7 @@ impl Backend for HttpBackend {
             concurrency_key: filter.concurrency_key,
             parent: filter.parent.map(|p| p.0),
             dependants_of: filter.dependants_of.map(|p| p.0),
+            batch: filter.batch.map(|b| b.0),
             created_since: filter.created_since,
             created_until: filter.created_until,
             before: filter.before.map(|b| b.0),
@@ -289,6 +290,38 @@ impl Backend for HttpBackend {
             .call(Method::GET, path::COUNTS.plain(), &query, NONE, None)
             .await?;
         dtos.into_iter().map(StateCount::try_from).collect()
+    }
+
+    async fn open_batch(&self, _by: &Actor, batch: NewBatch) -> Result<BatchInfo> {
+        let body = NewBatchDto {
+            description: batch.description,
+            callback: NewJobDto::from(&batch.callback),
+        };
+        let dto: BatchDto = self
+            .call(Method::POST, path::BATCHES.plain(), &[], Some(&body), None)
+            .await?;
+        dto.try_into()
+    }
+
+    async fn close_batch(&self, _by: &Actor, id: BatchId) -> Result<BatchInfo> {
+        let dto: BatchDto = self
+            .call(Method::POST, &path::BATCH_CLOSE.of(id), &[], NONE, None)
+            .await?;
+        dto.try_into()
+    }
+
+    async fn batch(&self, _by: &Actor, id: BatchId) -> Result<BatchInfo> {
+        let dto: BatchDto = self
+            .call(Method::GET, &path::BATCH_INFO.of(id), &[], NONE, None)
+            .await?;
+        dto.try_into()
+    }
+
+    async fn cancel_batch(&self, _by: &Actor, id: BatchId) -> Result<u64> {
+        let count: CountDto = self
+            .call(Method::POST, &path::BATCH_CANCEL.of(id), &[], NONE, None)
+            .await?;
+        Ok(count.count)
     }
 
     async fn cancel(&self, _by: &Actor, id: JobId) -> Result<JobState> {

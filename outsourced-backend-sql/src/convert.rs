@@ -8,8 +8,8 @@ use chrono::{DateTime, Utc};
 use crate::entity::{history, job};
 use crate::error::corrupt;
 use outsourced_core::{
-    Actor, AttachmentInfo, ErrorInfo, HistoryEntry, JobId, JobRecord, JobState, LeaseInfo, Owner,
-    Result, WorkerInstance,
+    Actor, AttachmentInfo, BatchId, ErrorInfo, HistoryEntry, JobId, JobRecord, JobState, LeaseInfo,
+    Owner, Result, WorkerInstance,
 };
 
 /// The media type of an attachment whose producer named none.
@@ -82,6 +82,8 @@ pub(crate) fn job_record(row: &job::Model) -> Result<JobRecord> {
         parent: row.parent_id.map(JobId),
         dependencies: dependencies(row)?,
         dependencies_left: row.dependencies_left.max(0) as u32,
+        batch: row.batch_id.map(BatchId),
+        callback_of: row.callback_of.map(BatchId),
     })
 }
 

@@ -142,6 +142,9 @@ pub(crate) async fn settle(
     ended: Vec<Ended>,
     writes: &mut Writes,
 ) -> Result<()> {
+    if ended.is_empty() {
+        return Ok(());
+    }
     let ids = ended.iter().map(|end| end.id);
     let edges: Vec<(i64, i64)> = dependency::Entity::find()
         .select_only()

@@ -111,7 +111,8 @@ async fn insert(backend: &SqlBackend, by: &Actor, jobs: Vec<NewJob>) -> Result<V
     }
     // Unique jobs go in a transaction of their own: a claim may wait on another producer's
     // claim of the same key, which should not hold up a whole group. So do jobs that wait for
-    // others: they lock their dependencies' rows, which their ends may hold.
+    // others, or join a batch: they lock their dependencies' rows, or their batch's, which
+    // ends may hold.
     let placed = if jobs.iter().any(alone) {
         insert_alone(backend, by, &jobs).await?
     } else {
@@ -123,7 +124,7 @@ async fn insert(backend: &SqlBackend, by: &Actor, jobs: Vec<NewJob>) -> Result<V
 
 /// Whether a job is stored in a transaction of its own rather than with a group (see above).
 fn alone(job: &NewJob) -> bool {
-    job.unique.is_some() || !job.depends_on.is_empty()
+    job.unique.is_some() || !job.depends_on.is_empty() || job.batch.is_some()
 }
 
 impl SqlBackend {

@@ -19,10 +19,10 @@ use crate::{
     reserve,
 };
 use outsourced_core::{
-    Actor, AttachmentInfo, Backend, Completion, CountFilter, Download, Enqueued, Failure,
-    Heartbeat, HistoryEntry, JobFilter, JobId, JobRecord, JobState, LeaseRef, NewJob, PruneOptions,
-    QueueInfo, QueueLimit, QueueUpdate, ReclaimOptions, ReserveOptions, Reserved, Result,
-    StateCount, Upload, WorkerInstance,
+    Actor, AttachmentInfo, Backend, BatchId, BatchInfo, Completion, CountFilter, Download,
+    Enqueued, Failure, Heartbeat, HistoryEntry, JobFilter, JobId, JobRecord, JobState, LeaseRef,
+    NewBatch, NewJob, PruneOptions, QueueInfo, QueueLimit, QueueUpdate, ReclaimOptions,
+    ReserveOptions, Reserved, Result, StateCount, Upload, WorkerInstance,
 };
 
 /// A write run to its end whatever its caller does: `$body` uses `backend` (a clone of the
@@ -235,5 +235,24 @@ impl Backend for SqlBackend {
     async fn prune(&self, _by: &Actor, opts: PruneOptions) -> Result<u64> {
         let backend = self.clone();
         detached(async move { crate::prune::prune(&backend, opts).await }).await
+    }
+
+    async fn open_batch(&self, by: &Actor, batch: NewBatch) -> Result<BatchInfo> {
+        let by = by.clone();
+        write_call!(self, |backend| crate::batches::open(&backend, &by, batch))
+    }
+
+    async fn close_batch(&self, by: &Actor, id: BatchId) -> Result<BatchInfo> {
+        let by = by.clone();
+        write_call!(self, |backend| crate::batches::close(&backend, &by, id))
+    }
+
+    async fn batch(&self, _by: &Actor, id: BatchId) -> Result<BatchInfo> {
+        crate::batches::read(self, id).await
+    }
+
+    async fn cancel_batch(&self, by: &Actor, id: BatchId) -> Result<u64> {
+        let by = by.clone();
+        write_call!(self, |backend| crate::batches::cancel(&backend, &by, id))
     }
 }

@@ -71,6 +71,7 @@ async fn complete_in(
         actor: &Actor::Worker(by.clone()),
         owner: &owner,
         parent: Some(parent),
+        callback_of: None,
     };
     let placed = insert_from(db, backend, &origin, &done.follow_ups, now).await?;
     backend.notify_in(db).await?;

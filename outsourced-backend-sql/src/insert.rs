@@ -97,11 +97,13 @@ pub(crate) fn stored(placed: &[Placed]) -> Vec<job::Model> {
 }
 
 /// Who stores new jobs: the actor their first history rows name, the owner they are enqueued
-/// by (the same, except for follow-ups), and the job whose success stores them, if any.
+/// by (the same, except for follow-ups), the job whose success stores them, if any, and the
+/// batch whose callback they are, if they are one (stored pending until it ends).
 pub(crate) struct Origin<'a> {
     pub(crate) actor: &'a Actor,
     pub(crate) owner: &'a Actor,
     pub(crate) parent: Option<i64>,
+    pub(crate) callback_of: Option<i64>,
 }
 
 /// Stores checked jobs in the caller's transaction; a job whose unique key is taken is not
@@ -117,6 +119,7 @@ pub(crate) async fn insert_in(
         actor: by,
         owner: by,
         parent: None,
+        callback_of: None,
     };
     insert_from(db, backend, &origin, jobs, now).await
 }
@@ -142,6 +145,7 @@ pub(crate) async fn insert_from(
         .map(|(job, _)| job)
         .collect();
     let waits = crate::dependencies::bind(db, &to_store).await?;
+    crate::batches::join(db, &to_store).await?;
     let create = backend
         .config()
         .create_queues_on_first_use
@@ -157,6 +161,15 @@ pub(crate) async fn insert_from(
         .map(|row| job::Model {
             parent_id: origin.parent,
             ..row
+        })
+        .map(|row| match origin.callback_of {
+            Some(batch) => job::Model {
+                state: JobState::Pending.as_str().to_owned(),
+                waiting: false,
+                callback_of: Some(batch),
+                ..row
+            },
+            None => row,
         })
         .collect();
     let actors = vec![origin.actor; rows.len()];
@@ -286,6 +299,8 @@ pub(crate) fn new_row(job: &NewJob, by: &Actor, now: DateTime<Utc>) -> job::Mode
         depends_on: None,
         dependencies_left: 0,
         has_dependants: false,
+        batch_id: job.batch.map(|b| b.0),
+        callback_of: None,
     }
 }
 

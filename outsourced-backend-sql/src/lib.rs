@@ -29,6 +29,7 @@
 mod admin;
 mod attachments;
 mod backend;
+mod batches;
 mod complete;
 mod config;
 mod connect;

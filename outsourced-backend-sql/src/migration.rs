@@ -22,6 +22,7 @@ mod m0018_tallies;
 mod m0019_state_counts;
 mod m0020_follow_ups;
 mod m0021_dependencies;
+mod m0022_batches;
 
 /// All migrations, oldest first.
 pub(crate) struct Migrator;
@@ -50,6 +51,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0019_state_counts::StateCounts),
             Box::new(m0020_follow_ups::FollowUps),
             Box::new(m0021_dependencies::Dependencies),
+            Box::new(m0022_batches::Batches),
         ]
     }
 

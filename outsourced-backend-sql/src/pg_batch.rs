@@ -234,7 +234,7 @@ pub(crate) async fn complete<'a>(
              AND j.lease_token = d.token \
              AND j.lease_worker = $4 AND j.lease_instance = $5 AND j.repeat IS NULL \
            RETURNING j.id, j.seq, j.queue, j.class, j.attempts, j.started_at, \
-             j.has_dependants, d.token, d.result), \
+             j.has_dependants, j.batch_id, d.token, d.result), \
          written AS (INSERT INTO outsourced_job_history \
            (job_id, seq, from_state, to_state, at, actor, attempt, reason, lease_token, result) \
            SELECT id, seq, $8, $2, $3, $6, attempts, $7, token, result FROM ended), \
@@ -243,7 +243,7 @@ pub(crate) async fn complete<'a>(
          counted AS (INSERT INTO outsourced_state_deltas (queue, state, n) \
            SELECT queue, $8, -count(*) FROM ended GROUP BY queue \
            UNION ALL SELECT queue, $2, count(*) FROM ended GROUP BY queue) \
-         SELECT id, queue, class, started_at, has_dependants, token FROM ended";
+         SELECT id, queue, class, started_at, has_dependants, batch_id, token FROM ended";
     let rows = query(db, sql, values).await?;
     let leases: HashMap<(i64, &str), &'a LeaseRef> = done
         .iter()
@@ -266,6 +266,10 @@ pub(crate) async fn complete<'a>(
         let has_dependants: bool = row.try_get("", "has_dependants").map_err(db_error)?;
         if has_dependants {
             writes.ended(id, to, &actor, now);
+        }
+        let batch: Option<i64> = row.try_get("", "batch_id").map_err(db_error)?;
+        if let Some(batch) = batch {
+            writes.batch_end(batch, to, 1, &actor, now);
         }
         let lease = leases
             .get(&(id, token.as_str()))

@@ -83,6 +83,9 @@ pub(crate) async fn jobs(backend: &SqlBackend, filter: JobFilter) -> Result<Vec<
             .to_owned();
         select = select.filter(job::Column::Id.in_subquery(dependants));
     }
+    if let Some(batch) = filter.batch {
+        select = select.filter(job::Column::BatchId.eq(batch.0));
+    }
     if let Some(since) = filter.created_since {
         select = select.filter(job::Column::CreatedAt.gte(ms(since)));
     }

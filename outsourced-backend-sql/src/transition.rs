@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Value};
 
+use crate::batches::{self, Counted};
 use crate::convert::{self, ms};
 use crate::counts::Deltas;
 use crate::dependencies::{self, Ended};
@@ -229,6 +230,8 @@ pub(crate) struct Writes {
     events: Events,
     /// Jobs with dependants that ended, to settle before the commit.
     ended: Vec<Ended>,
+    /// Jobs of batches that ended (or were revived), to count before the commit.
+    counted: Vec<Counted>,
 }
 
 impl Writes {
@@ -248,6 +251,14 @@ impl Writes {
             *self.freed.entry(row.queue.clone()).or_default() += 1;
             if row.has_dependants {
                 self.ended(row.id, to, actor, now);
+            }
+        }
+        if let Some(batch) = row.batch_id {
+            match (from.is_live(), to.is_live()) {
+                (true, false) => self.batch_end(batch, to, 1, actor, now),
+                // An admin's retry of a job that ended: its end no longer counts.
+                (false, true) => self.batch_end(batch, from, -1, actor, now),
+                _ => {}
             }
         }
         self.deltas.moved(&row.queue, Some(from), Some(to));
@@ -272,6 +283,24 @@ impl Writes {
         });
     }
 
+    /// A job of batch `batch` ended in `end` (`delta` 1), or left it (-1).
+    pub(crate) fn batch_end(
+        &mut self,
+        batch: i64,
+        end: JobState,
+        delta: i64,
+        actor: &Actor,
+        at: DateTime<Utc>,
+    ) {
+        self.counted.push(Counted {
+            batch,
+            end,
+            delta,
+            actor: actor.clone(),
+            at,
+        });
+    }
+
     /// The events of changes written already, to tell with these.
     pub(crate) fn events(&mut self) -> &mut Events {
         &mut self.events
@@ -280,10 +309,13 @@ impl Writes {
     /// Inserts the history rows and gives the freed slots back; answers the events, to tell
     /// once the transaction commits.
     pub(crate) async fn flush(mut self, db: &impl ConnectionTrait) -> Result<Events> {
-        // Settling may end dependants that have dependants of their own: until none is left.
-        while !self.ended.is_empty() {
+        // Settling may end dependants that have dependants of their own, or belong to
+        // batches; and a batch's end makes its callback runnable: until nothing is left.
+        while !self.ended.is_empty() || !self.counted.is_empty() {
             let ended = std::mem::take(&mut self.ended);
             dependencies::settle(db, ended, &mut self).await?;
+            let counted = std::mem::take(&mut self.counted);
+            batches::settle(db, counted, &mut self).await?;
         }
         for (queue, n) in &self.freed {
             slots::free(db, queue, *n).await?;

@@ -51,6 +51,9 @@ pub(crate) enum Command {
     /// Enqueue, list, inspect, retry and cancel jobs.
     #[command(subcommand)]
     Job(JobCommand),
+    /// Group jobs under a callback job that runs once all of them have ended.
+    #[command(subcommand)]
+    Batch(BatchCommand),
     /// Run the whole flow on a fresh SQLite file and show what happened.
     Demo(DemoArgs),
     /// Remove finished jobs past their queue's retention, with their history and attachments
@@ -88,6 +91,42 @@ impl Command {
             _ => false,
         }
     }
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum BatchCommand {
+    /// Open a batch: its callback job is stored now (pending) and runs once the batch is
+    /// closed and every job added to it (`job enqueue --batch ID`) has ended, with the batch's
+    /// counts in its arguments under "batch".
+    Open {
+        /// The callback's class.
+        #[arg(long)]
+        callback: String,
+        /// The callback's queue.
+        #[arg(long, default_value = "default")]
+        callback_queue: String,
+        /// The callback's arguments: a JSON object ("batch" is added to it).
+        #[arg(long, default_value = "{}")]
+        callback_args: String,
+        /// What the batch is, for people.
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// Close a batch: no more jobs from outside it; its callback runs once its jobs have ended.
+    Close {
+        /// The batch's id.
+        id: i64,
+    },
+    /// Show a batch's counts and its callback.
+    Show {
+        /// The batch's id.
+        id: i64,
+    },
+    /// Close a batch and cancel its jobs that have not ended (its callback still runs).
+    Cancel {
+        /// The batch's id.
+        id: i64,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -368,6 +407,9 @@ pub(crate) struct EnqueueArgs {
     /// `queue update Q --max-running-per-key 1`, each key's jobs run one at a time.
     #[arg(long)]
     pub(crate) concurrency_key: Option<String>,
+    /// Add the job to this batch (see `outsourcer batch open`).
+    #[arg(long, value_name = "BATCH_ID")]
+    pub(crate) batch: Option<i64>,
     /// Run the job only once these jobs (ids, comma-separated) have all succeeded: it waits as
     /// `pending`, and is cancelled if one of them fails or is cancelled.
     #[arg(long, value_name = "JOB_IDS", value_delimiter = ',')]
@@ -396,12 +438,12 @@ pub(crate) struct EnqueueArgs {
     pub(crate) on_duplicate: Option<String>,
     /// Enqueue every line of this JSON-lines file: {"class", "args", "queue", "priority",
     /// "run_at", "owner", "max_attempts", "every", "cron", "unique_key", "unique_across",
-    /// "unique_for", "on_duplicate", "concurrency_key", "depends_on": [ids]}. All or none: every line is checked first, and the whole
+    /// "unique_for", "on_duplicate", "concurrency_key", "depends_on": [ids], "batch": id}. All or none: every line is checked first, and the whole
     /// file is one transaction. The other options describe one job and cannot be given with it.
     #[arg(long, conflicts_with_all = [
         "class", "queue", "args", "priority", "run_at", "owner", "max_attempts", "every", "cron",
         "unique_key", "unique_across", "unique_for", "on_duplicate", "concurrency_key",
-        "depends_on",
+        "depends_on", "batch",
     ])]
     pub(crate) from: Option<PathBuf>,
 }
@@ -436,6 +478,9 @@ pub(crate) struct ListArgs {
     /// Only the jobs that wait (or waited) for this job (enqueued with --depends-on it).
     #[arg(long, value_name = "JOB_ID")]
     pub(crate) dependants_of: Option<i64>,
+    /// Only the jobs of this batch.
+    #[arg(long, value_name = "BATCH_ID")]
+    pub(crate) batch: Option<i64>,
     /// Only jobs enqueued at or after this time: RFC 3339, or `-` and a duration (`-1h`).
     #[arg(long, allow_hyphen_values = true)]
     pub(crate) since: Option<String>,

@@ -5,8 +5,8 @@ use std::path::Path;
 use chrono::{DateTime, Utc};
 use indicatif::{ProgressBar, ProgressStyle};
 use outsourced_core::{
-    Backend, BackendExt, CountFilter, CronSchedule, Error, JobFilter, JobId, JobRecord, JobState,
-    NewJob, Owner, Repeat, Result, Unique, by_state,
+    Backend, BackendExt, BatchId, CountFilter, CronSchedule, Error, JobFilter, JobId, JobRecord,
+    JobState, NewJob, Owner, Repeat, Result, Unique, by_state,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -240,6 +240,7 @@ fn filter(args: &ListArgs) -> Result<JobFilter> {
         concurrency_key: args.concurrency_key.clone(),
         parent: args.parent.map(JobId),
         dependants_of: args.dependants_of.map(JobId),
+        batch: args.batch.map(BatchId),
         created_since: args
             .since
             .as_deref()
@@ -298,6 +299,7 @@ async fn enqueue_one(ctx: &Ctx, args: &EnqueueArgs) -> Result<()> {
         on_duplicate: args.on_duplicate.clone(),
         concurrency_key: args.concurrency_key.clone(),
         depends_on: args.depends_on.clone(),
+        batch: args.batch,
     };
     let job = line.into_job()?;
     let sent = job.args.clone();
@@ -412,6 +414,9 @@ struct Line {
     /// Jobs that must succeed first.
     #[serde(default)]
     depends_on: Vec<i64>,
+    /// The batch it joins.
+    #[serde(default)]
+    batch: Option<i64>,
 }
 
 fn empty_args() -> Value {
@@ -440,6 +445,7 @@ impl Line {
             job = job.concurrency_key(key);
         }
         job = job.depends_on(self.depends_on.into_iter().map(JobId));
+        job.batch = self.batch.map(BatchId);
         let repeat = match (self.every, self.cron) {
             (Some(_), Some(_)) => return Err(Error::invalid("give --every or --cron, not both")),
             (Some(every), None) => Some(Repeat::Every(

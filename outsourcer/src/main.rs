@@ -14,6 +14,7 @@ macro_rules! out {
 
 mod args;
 mod attachment;
+mod batch;
 mod context;
 mod demo;
 mod job;
@@ -99,6 +100,7 @@ async fn command(ctx: &Ctx, command: Command) -> Result<()> {
         Command::Producer(command) => principal::producer(ctx, command).await,
         Command::Admin(command) => principal::admin(ctx, command).await,
         Command::Job(command) => job::run(ctx, command).await,
+        Command::Batch(command) => batch::run(ctx, command).await,
         Command::Demo(_) => Ok(()),
         Command::Serve(args) => serve::run(ctx, args).await,
         Command::Prune { batch } => queue::prune(ctx, batch).await,

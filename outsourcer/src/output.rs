@@ -156,6 +156,8 @@ pub(crate) fn job_json(job: &JobRecord) -> Value {
         "parent": job.parent.map(|p| p.0),
         "dependencies": job.dependencies.iter().map(|id| id.0).collect::<Vec<_>>(),
         "dependencies_left": job.dependencies_left,
+        "batch": job.batch.map(|b| b.0),
+        "callback_of": job.callback_of.map(|b| b.0),
         "cancel_requested": job.cancel_requested,
         "lease": job.lease.as_ref().map(|l| json!({
             "holder": l.holder.to_string(),
@@ -212,7 +214,7 @@ pub(crate) fn jobs_table(jobs: &[JobRecord]) -> Table {
 }
 
 /// The order `job_text` shows a job's fields in: who and where it is first.
-const JOB_FIELDS: [&str; 26] = [
+const JOB_FIELDS: [&str; 28] = [
     "id",
     "class",
     "queue",
@@ -235,6 +237,8 @@ const JOB_FIELDS: [&str; 26] = [
     "enqueued_by",
     "parent",
     "dependencies",
+    "batch",
+    "callback_of",
     "created_at",
     "updated_at",
     "finished_at",
@@ -269,6 +273,12 @@ pub(crate) fn job_text(job: &JobRecord) -> String {
             ("repeat", Some(repeat)) => repeat_text(repeat),
             ("dependencies", _) if job.dependencies.is_empty() => continue,
             ("dependencies", _) => dependencies_text(job),
+            ("batch", _) if let Some(batch) = job.batch => {
+                format!("{batch} (outsourcer batch show {batch})")
+            }
+            ("callback_of", _) if let Some(batch) = job.callback_of => {
+                format!("batch {batch} (it runs once the batch has ended)")
+            }
             _ => match &fields[key] {
                 Value::Null => continue,
                 Value::String(s) => clean(s),

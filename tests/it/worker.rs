@@ -8,10 +8,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use outsourced_backend_sql::SqlBackend;
 use outsourced_core::{
-    Actor, AttachmentInfo, Backend, CountFilter, Download, Error, Failure, Heartbeat, HistoryEntry,
-    JobFilter, JobId, JobRecord, JobState, LeaseRef, NewJob, PruneOptions, QueueInfo, QueueLimit,
-    QueueUpdate, ReclaimOptions, ReserveOptions, Reserved, Result, StateCount, Upload,
-    WorkerInstance,
+    Actor, AttachmentInfo, Backend, BatchId, BatchInfo, CountFilter, Download, Error, Failure,
+    Heartbeat, HistoryEntry, JobFilter, JobId, JobRecord, JobState, LeaseRef, NewBatch, NewJob,
+    PruneOptions, QueueInfo, QueueLimit, QueueUpdate, ReclaimOptions, ReserveOptions, Reserved,
+    Result, StateCount, Upload, WorkerInstance,
 };
 use outsourced_worker::{Shutdown, Stage, Worker, WorkerOptions};
 
@@ -109,6 +109,18 @@ impl Backend for Counting {
     }
     async fn prune(&self, by: &Actor, opts: PruneOptions) -> Result<u64> {
         self.inner.prune(by, opts).await
+    }
+    async fn open_batch(&self, by: &Actor, batch: NewBatch) -> Result<BatchInfo> {
+        self.inner.open_batch(by, batch).await
+    }
+    async fn close_batch(&self, by: &Actor, id: BatchId) -> Result<BatchInfo> {
+        self.inner.close_batch(by, id).await
+    }
+    async fn batch(&self, by: &Actor, id: BatchId) -> Result<BatchInfo> {
+        self.inner.batch(by, id).await
+    }
+    async fn cancel_batch(&self, by: &Actor, id: BatchId) -> Result<u64> {
+        self.inner.cancel_batch(by, id).await
     }
     async fn enqueue_attached(
         &self,

@@ -4,14 +4,16 @@
 use std::time::Duration;
 
 use outsourced_core::{
-    Actor, AttachmentInfo, Error, ErrorInfo, Failure, Heartbeat, HistoryEntry, JobId, JobRecord,
-    JobState, Lease, LeaseInfo, NewJob, QueueInfo, QueueLimit, Rate, Reserved, Result, Retention,
-    RetryPlan, RunLimits, StateCount, StateCounts, Unique, WorkerInstance,
+    Actor, AttachmentInfo, BatchCounts, BatchId, BatchInfo, Error, ErrorInfo, Failure, Heartbeat,
+    HistoryEntry, JobId, JobRecord, JobState, Lease, LeaseInfo, NewJob, QueueInfo, QueueLimit,
+    Rate, Reserved, Result, Retention, RetryPlan, RunLimits, StateCount, StateCounts, Unique,
+    WorkerInstance,
 };
 
 use super::{
-    AttachmentDto, ErrorInfoDto, HeartbeatDto, HistoryDto, JobDto, LeaseDto, LeaseInfoDto,
-    NewJobDto, QueueDto, RateDto, ReservedDto, RetryDto, RunLimitsDto, StateCountDto, UniqueDto,
+    AttachmentDto, BatchDto, ErrorInfoDto, HeartbeatDto, HistoryDto, JobDto, LeaseDto,
+    LeaseInfoDto, NewJobDto, QueueDto, RateDto, ReservedDto, RetryDto, RunLimitsDto, StateCountDto,
+    UniqueDto,
 };
 
 fn invalid(what: &str, value: &str) -> Error {
@@ -47,6 +49,7 @@ impl From<&NewJob> for NewJobDto {
             }),
             concurrency_key: job.concurrency_key.clone(),
             depends_on: job.depends_on.iter().map(|id| id.0).collect(),
+            batch: job.batch.map(|b| b.0),
         }
     }
 }
@@ -70,6 +73,7 @@ impl TryFrom<NewJobDto> for NewJob {
         job.owner = dto.owner.map(|o| o.parse()).transpose()?;
         job.unique = dto.unique.map(unique_from_dto).transpose()?;
         job.concurrency_key = dto.concurrency_key;
+        job.batch = dto.batch.map(BatchId);
         Ok(job.depends_on(dto.depends_on.into_iter().map(JobId)))
     }
 }
@@ -119,6 +123,48 @@ pub fn job_to_dto(job: &JobRecord) -> JobDto {
         parent: job.parent.map(|id| id.0),
         dependencies: job.dependencies.iter().map(|id| id.0).collect(),
         dependencies_left: job.dependencies_left,
+        batch: job.batch.map(|b| b.0),
+        callback_of: job.callback_of.map(|b| b.0),
+    }
+}
+
+impl From<&BatchInfo> for BatchDto {
+    fn from(info: &BatchInfo) -> Self {
+        BatchDto {
+            id: info.counts.id.0,
+            description: info.description.clone(),
+            created_by: info.created_by.to_string(),
+            created_at: info.created_at,
+            closed: info.closed,
+            total: info.counts.total,
+            succeeded: info.counts.succeeded,
+            failed: info.counts.failed,
+            cancelled: info.counts.cancelled,
+            callback: info.callback.0,
+            finished_at: info.finished_at,
+        }
+    }
+}
+
+impl TryFrom<BatchDto> for BatchInfo {
+    type Error = Error;
+
+    fn try_from(dto: BatchDto) -> Result<Self> {
+        Ok(BatchInfo {
+            counts: BatchCounts {
+                id: BatchId(dto.id),
+                total: dto.total,
+                succeeded: dto.succeeded,
+                failed: dto.failed,
+                cancelled: dto.cancelled,
+            },
+            description: dto.description,
+            created_by: dto.created_by.parse()?,
+            created_at: dto.created_at,
+            closed: dto.closed,
+            callback: JobId(dto.callback),
+            finished_at: dto.finished_at,
+        })
     }
 }
 
@@ -178,6 +224,8 @@ pub fn job_from_dto(dto: JobDto) -> Result<JobRecord> {
         parent: dto.parent.map(JobId),
         dependencies: dto.dependencies.into_iter().map(JobId).collect(),
         dependencies_left: dto.dependencies_left,
+        batch: dto.batch.map(BatchId),
+        callback_of: dto.callback_of.map(BatchId),
     })
 }
 

@@ -63,6 +63,52 @@ pub struct NewJobDto {
     /// the caller enqueued, unless it is an admin).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub depends_on: Vec<i64>,
+    /// The batch it joins (one the caller opened, unless it is an admin).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<i64>,
+}
+
+/// A batch to open: `POST /v1/batches`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct NewBatchDto {
+    /// What the batch is, for people.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The job to run once every job of the batch has ended; its `args`, a JSON object, gain
+    /// `"batch": {"id", "total", "succeeded", "failed", "cancelled"}`.
+    pub callback: NewJobDto,
+}
+
+/// A batch and its counts.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct BatchDto {
+    /// Its id.
+    pub id: i64,
+    /// What it is, for people.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Who opened it.
+    pub created_by: String,
+    /// When.
+    pub created_at: DateTime<Utc>,
+    /// Whether it was closed (it ends once its jobs have).
+    pub closed: bool,
+    /// Jobs added to it.
+    pub total: u64,
+    /// Of those, succeeded.
+    pub succeeded: u64,
+    /// Failed for good.
+    pub failed: u64,
+    /// Cancelled.
+    pub cancelled: u64,
+    /// The callback job (pending until the batch ends).
+    pub callback: i64,
+    /// When it ended.
+    #[serde(default)]
+    pub finished_at: Option<DateTime<Utc>>,
 }
 
 /// A job's unique key and its rules.
@@ -149,6 +195,12 @@ pub struct JobDto {
     /// How many of them have not succeeded yet.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub dependencies_left: u32,
+    /// The batch it belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<i64>,
+    /// The batch whose callback it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback_of: Option<i64>,
 }
 
 fn is_zero(n: &u32) -> bool {

@@ -29,6 +29,15 @@ impl Path {
     }
 }
 
+/// `POST`: open a batch.
+pub const BATCHES: Path = Path("/batches");
+/// `GET`: a batch and its counts.
+pub const BATCH_INFO: Path = Path("/batches/{id}");
+/// `POST`: close a batch.
+pub const BATCH_CLOSE: Path = Path("/batches/{id}/close");
+/// `POST`: cancel a batch's jobs.
+pub const BATCH_CANCEL: Path = Path("/batches/{id}/cancel");
+
 /// `POST` enqueues one job, `GET` lists jobs.
 pub const JOBS: Path = Path("/jobs");
 /// `POST`: enqueue many.

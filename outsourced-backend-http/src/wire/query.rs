@@ -39,6 +39,9 @@ pub struct JobsQuery {
     /// The jobs that wait (or waited) for this job.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dependants_of: Option<i64>,
+    /// The jobs of this batch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<i64>,
     /// Jobs enqueued at or after this time (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_since: Option<DateTime<Utc>>,

@@ -66,6 +66,10 @@ pub(crate) struct Model {
     pub dependencies_left: i32,
     /// Set by the enqueue of a job that waits for this one (see `dependencies`).
     pub has_dependants: bool,
+    /// The batch it belongs to.
+    pub batch_id: Option<i64>,
+    /// The batch whose callback it is.
+    pub callback_of: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -1,6 +1,7 @@
 //! The tables, as sea-orm entities. Times are integer epoch milliseconds on every database.
 
 pub(crate) mod access;
+pub(crate) mod batch;
 pub(crate) mod chunk;
 pub(crate) mod dependency;
 pub(crate) mod history;

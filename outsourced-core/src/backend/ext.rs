@@ -188,6 +188,26 @@ macro_rules! forward_backend {
             async fn queues(&self, by: &Actor) -> Result<Vec<QueueInfo>> {
                 (**self).queues(by).await
             }
+            async fn open_batch(
+                &self,
+                by: &Actor,
+                batch: $crate::NewBatch,
+            ) -> Result<$crate::BatchInfo> {
+                (**self).open_batch(by, batch).await
+            }
+            async fn close_batch(
+                &self,
+                by: &Actor,
+                id: $crate::BatchId,
+            ) -> Result<$crate::BatchInfo> {
+                (**self).close_batch(by, id).await
+            }
+            async fn batch(&self, by: &Actor, id: $crate::BatchId) -> Result<$crate::BatchInfo> {
+                (**self).batch(by, id).await
+            }
+            async fn cancel_batch(&self, by: &Actor, id: $crate::BatchId) -> Result<u64> {
+                (**self).cancel_batch(by, id).await
+            }
         }
     };
 }

@@ -14,9 +14,9 @@ use async_trait::async_trait;
 use crate::error::Result;
 use crate::state::JobState;
 use crate::types::{
-    Actor, AttachmentInfo, Completion, Download, Enqueued, Failure, Heartbeat, HistoryEntry, JobId,
-    JobRecord, LeaseRef, NewJob, QueueInfo, QueueLimit, QueueUpdate, Reserved, StateCount, Upload,
-    WorkerInstance,
+    Actor, AttachmentInfo, BatchId, BatchInfo, Completion, Download, Enqueued, Failure, Heartbeat,
+    HistoryEntry, JobId, JobRecord, LeaseRef, NewBatch, NewJob, QueueInfo, QueueLimit, QueueUpdate,
+    Reserved, StateCount, Upload, WorkerInstance,
 };
 
 /// Where jobs live: enqueue, lease, report, inspect, administer.
@@ -304,4 +304,33 @@ pub trait Backend: Send + Sync {
     ///   deleted queues.
     /// - Afterwards the pruned jobs are `NotFound`, and the queue's counts leave them out.
     async fn prune(&self, by: &Actor, opts: PruneOptions) -> Result<u64>;
+
+    /// Opens a batch: jobs enqueued with [`NewJob::batch`] join it until it ends; once it is
+    /// closed and every job of it has ended, its callback runs, once.
+    ///
+    /// - The callback is stored at once, `pending` (live: it takes its queue's slot now), with
+    ///   [`JobRecord::callback_of`] naming the batch. A full or unknown queue, or a callback
+    ///   that is not valid ([`NewBatch::check`]), refuses the batch and stores nothing.
+    /// - Every end of a job of the batch (succeeded, failed for good, cancelled) counts, in that
+    ///   end's transaction; the end that finds the batch closed with every job ended makes the
+    ///   callback runnable (history reason `batch_ended`), its arguments given the batch's
+    ///   counts under `"batch"` ([`BatchCounts::to_json`](crate::BatchCounts::to_json)). So the
+    ///   callback becomes runnable exactly once, however many jobs end at the same time.
+    /// - A job of an ended batch cannot be added (`InvalidInput`); nor can one of a batch that
+    ///   does not exist. A job retried by an admin after it ended no longer counts as ended.
+    async fn open_batch(&self, by: &Actor, batch: NewBatch) -> Result<BatchInfo>;
+
+    /// Closes a batch: its callback runs once every job of it has ended (at once when all
+    /// have). Jobs of the batch may still add jobs to it until it ends (a job that adds is
+    /// itself not ended). Closing it again changes nothing. `Unknown` (kind
+    /// `"batch"`) for a batch that does not exist, here and below.
+    async fn close_batch(&self, by: &Actor, id: BatchId) -> Result<BatchInfo>;
+
+    /// A batch and its counts.
+    async fn batch(&self, by: &Actor, id: BatchId) -> Result<BatchInfo>;
+
+    /// Closes a batch and cancels every job of it that has not ended (a running one is asked
+    /// to stop, as [`Backend::cancel`] does); returns how many it cancelled or asked to stop.
+    /// The callback still runs once they have ended, with their counts.
+    async fn cancel_batch(&self, by: &Actor, id: BatchId) -> Result<u64>;
 }

@@ -112,6 +112,8 @@ pub struct JobFilter {
     pub parent: Option<JobId>,
     /// Only the jobs that wait (or waited) for this job.
     pub dependants_of: Option<JobId>,
+    /// Only the jobs of this batch.
+    pub batch: Option<crate::BatchId>,
     /// Only jobs enqueued at or after this time.
     pub created_since: Option<DateTime<Utc>>,
     /// Only jobs enqueued before this time.
@@ -138,6 +140,7 @@ impl Default for JobFilter {
             concurrency_key: None,
             parent: None,
             dependants_of: None,
+            batch: None,
             created_since: None,
             created_until: None,
             before: None,

@@ -24,6 +24,7 @@ macro_rules! assert_error {
 
 mod admin;
 mod attachments;
+mod batches;
 mod bounded;
 mod dependencies;
 mod enqueue;
@@ -136,6 +137,12 @@ scenarios![
     dependencies::a_job_depends_only_on_jobs_that_can_still_succeed,
     dependencies::a_job_pending_on_dependencies_holds_its_slot_in_a_bounded_queue,
     dependencies::the_last_dependencies_ending_at_once_release_the_dependant_once,
+    batches::a_batch_runs_its_callback_once_its_jobs_ended_with_their_counts,
+    batches::a_batch_ends_at_its_close_when_its_jobs_ended_and_takes_no_more,
+    batches::a_job_of_a_batch_adds_to_it_and_the_batch_waits_for_those,
+    batches::a_batch_is_cancelled_as_a_whole,
+    batches::a_batch_whose_callback_has_no_room_is_refused,
+    batches::the_last_jobs_of_a_batch_ending_at_once_run_its_callback_once,
     unique::a_duplicate_stores_nothing_and_answers_the_holder,
     unique::a_key_is_free_once_its_job_has_finished,
     unique::a_key_with_a_period_outlives_its_job,

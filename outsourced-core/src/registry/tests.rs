@@ -100,6 +100,8 @@ fn context() -> JobContext {
         parent: None,
         dependencies: Vec::new(),
         dependencies_left: 0,
+        batch: None,
+        callback_of: None,
     };
     JobContext::new(&job)
 }

@@ -1,6 +1,7 @@
 //! The data that crosses the [`Backend`](crate::Backend) trait.
 
 mod attachment;
+mod batch;
 mod ids;
 mod limits;
 mod queue;
@@ -10,6 +11,7 @@ mod spec;
 mod unique;
 
 pub use attachment::{AttachmentInfo, ByteStream, Download, MAX_FILE_NAME, Upload};
+pub use batch::{BatchCounts, BatchId, BatchInfo, NewBatch};
 pub use ids::{Actor, JobId, Owner, WorkerInstance};
 pub use limits::{MAX_CONCURRENCY_KEY, Rate, RunLimits, check_concurrency_key};
 pub use queue::{

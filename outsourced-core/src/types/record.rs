@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::error::Error;
 use crate::state::JobState;
-use crate::types::{Actor, AttachmentInfo, Backoff, JobId, Owner, Repeat, WorkerInstance};
+use crate::types::{Actor, AttachmentInfo, Backoff, BatchId, JobId, Owner, Repeat, WorkerInstance};
 
 /// A stored job, as a backend returns it.
 #[derive(Clone, Debug, PartialEq)]
@@ -67,6 +67,10 @@ pub struct JobRecord {
     pub dependencies: Vec<JobId>,
     /// How many of them have not succeeded yet (0 once it may run).
     pub dependencies_left: u32,
+    /// The batch it belongs to, if any.
+    pub batch: Option<BatchId>,
+    /// The batch whose callback it is, if it is one: it waits `pending` until the batch ends.
+    pub callback_of: Option<BatchId>,
 }
 
 impl JobRecord {
@@ -237,11 +241,13 @@ pub enum Reason {
     /// A job it depends on failed or was cancelled, so it never runs (the row's error names
     /// that job).
     DependencyEnded,
+    /// The batch whose callback it is ended: it may run, the batch's counts in its arguments.
+    BatchEnded,
 }
 
 impl Reason {
     /// Every reason.
-    pub const ALL: [Reason; 14] = [
+    pub const ALL: [Reason; 15] = [
         Reason::Enqueued,
         Reason::Reserved,
         Reason::Completed,
@@ -256,6 +262,7 @@ impl Reason {
         Reason::Replaced,
         Reason::DependenciesSucceeded,
         Reason::DependencyEnded,
+        Reason::BatchEnded,
     ];
 
     /// The snake_case name used in storage and on the wire.
@@ -275,6 +282,7 @@ impl Reason {
             Reason::Replaced => "replaced",
             Reason::DependenciesSucceeded => "dependencies_succeeded",
             Reason::DependencyEnded => "dependency_ended",
+            Reason::BatchEnded => "batch_ended",
         }
     }
 }

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::error::Error;
-use crate::types::{JobId, Owner, Unique};
+use crate::types::{BatchId, JobId, Owner, Unique};
 
 /// The queue a job goes to when it names none.
 pub const DEFAULT_QUEUE: &str = "default";
@@ -224,6 +224,8 @@ pub struct NewJob {
     pub concurrency_key: Option<String>,
     /// Jobs that must succeed before this one may run (see [`NewJob::depends_on`]).
     pub depends_on: Vec<JobId>,
+    /// The batch it belongs to (see [`NewJob::batch`]).
+    pub batch: Option<BatchId>,
 }
 
 /// The most jobs one job may depend on.
@@ -246,6 +248,7 @@ impl NewJob {
             unique: None,
             concurrency_key: None,
             depends_on: Vec::new(),
+            batch: None,
         }
     }
 
@@ -317,6 +320,14 @@ impl NewJob {
         self.depends_on.extend(jobs);
         self.depends_on.sort_unstable();
         self.depends_on.dedup();
+        self
+    }
+
+    /// Adds the job to batch `id` (opened with
+    /// [`Backend::open_batch`](crate::Backend::open_batch), and not ended): the batch's
+    /// callback runs once every job of it has ended.
+    pub fn batch(mut self, id: BatchId) -> Self {
+        self.batch = Some(id);
         self
     }
 
@@ -402,6 +413,11 @@ impl NewJob {
             return Err(Error::invalid(format!(
                 "a job may depend on at most {MAX_DEPENDENCIES} jobs, not {count}"
             )));
+        }
+        if self.batch.is_some() && self.repeat.is_some() {
+            return Err(Error::invalid(
+                "a repeating job cannot belong to a batch (it never ends, so neither would the batch)",
+            ));
         }
         if count > 0 && self.repeat.is_some() {
             return Err(Error::invalid(

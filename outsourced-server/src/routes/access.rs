@@ -3,7 +3,9 @@
 
 use outsourced_backend_http::wire::NewJobDto;
 use outsourced_backend_sql::Role;
-use outsourced_core::{Actor, Backend, Error, JobId, JobRecord, NewJob, WorkerInstance};
+use outsourced_core::{
+    Actor, Backend, BatchId, BatchInfo, Error, JobId, JobRecord, NewJob, WorkerInstance,
+};
 
 use super::roles::{Route, permit};
 use crate::auth::Caller;
@@ -115,6 +117,33 @@ pub(crate) async fn dependencies_of(
     Ok(())
 }
 
+/// Batch `id` if `owner` opened it (an admin: any batch), else `Unknown` as if it did not
+/// exist.
+pub(crate) async fn batch_of(
+    state: &AppState,
+    owner: &Actor,
+    id: BatchId,
+) -> Result<BatchInfo, Error> {
+    let admin = Actor::Admin("server".into());
+    let batch = state.backend().batch(&admin, id).await?;
+    if matches!(owner, Actor::Admin(_)) || batch.created_by == *owner {
+        return Ok(batch);
+    }
+    Err(Error::Unknown {
+        kind: "batch",
+        name: id.to_string(),
+    })
+}
+
+/// What a new job of `owner` may name beyond its queue: the jobs it waits for and its batch.
+pub(crate) async fn links_of(state: &AppState, owner: &Actor, job: &NewJob) -> Result<(), Error> {
+    dependencies_of(state, owner, &job.depends_on).await?;
+    if let Some(batch) = job.batch {
+        batch_of(state, owner, batch).await?;
+    }
+    Ok(())
+}
+
 /// The follow-ups a worker's success on job `id` may store, as jobs: into the queues the job's
 /// producer may enqueue into now (an admin's jobs: any; a producer principal's: those granted
 /// to it, none while it is locked; anyone else's: none). A follow-up into another queue is
@@ -135,7 +164,7 @@ pub(crate) async fn follow_ups(
     let admin = Actor::Admin("server".into());
     let owner = state.backend().job(&admin, id).await?.enqueued_by;
     for job in &jobs {
-        dependencies_of(state, &owner, &job.depends_on).await?;
+        links_of(state, &owner, job).await?;
     }
     let allowed = match owner {
         Actor::Admin(_) => return Ok(jobs),

@@ -29,7 +29,7 @@ pub(crate) async fn new_job(
     let job = NewJob::try_from(dto)?;
     job.check(state.backend().config().max_args_bytes)?;
     queue_access(caller, &job.queue)?;
-    super::access::dependencies_of(state, &actor(caller), &job.depends_on).await?;
+    super::access::links_of(state, &actor(caller), &job).await?;
     Ok(job)
 }
 
@@ -212,6 +212,7 @@ pub(crate) async fn list(
         concurrency_key: query.concurrency_key,
         parent: query.parent.map(JobId),
         dependants_of: query.dependants_of.map(JobId),
+        batch: query.batch.map(outsourced_core::BatchId),
         created_since: query.created_since,
         created_until: query.created_until,
         before: query.before.map(JobId),

@@ -2,6 +2,7 @@
 
 mod access;
 mod attachments;
+mod batches;
 mod idempotent;
 mod jobs;
 mod lease;
@@ -37,8 +38,9 @@ Every request under /v1 (but /v1/openapi.json and /v1/health) is signed with two
         lease::reserve, lease::heartbeat, lease::complete, lease::complete_batch, lease::fail,
         lease::release, lease::release_all,
         queues::list, queues::create, queues::update, queues::delete,
+        batches::open, batches::get, batches::close, batches::cancel,
     ),
-    tags((name = "jobs"), (name = "workers"), (name = "queues"), (name = "admin"))
+    tags((name = "jobs"), (name = "workers"), (name = "queues"), (name = "batches"), (name = "admin"))
 )]
 struct ApiDoc;
 
@@ -189,6 +191,10 @@ pub fn router(state: AppState) -> Router {
             path::QUEUE.template(),
             patch(queues::update).delete(queues::delete),
         )
+        .route(path::BATCHES.template(), post(batches::open))
+        .route(path::BATCH_INFO.template(), get(batches::get))
+        .route(path::BATCH_CLOSE.template(), post(batches::close))
+        .route(path::BATCH_CANCEL.template(), post(batches::cancel))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::authenticate,

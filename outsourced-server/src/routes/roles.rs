@@ -32,6 +32,8 @@ pub enum Route {
     ListQueues,
     /// Creating, updating and deleting queues.
     ManageQueues,
+    /// Opening, reading, closing and cancelling batches.
+    Batches,
 }
 
 /// What one role may do on a route.
@@ -135,6 +137,15 @@ pub const ROLES: &[Rule] = &[
         paths: "`POST /v1/queues`, `PATCH` and `DELETE /v1/queues/{name}`",
         grants: [Refused, Refused, All],
     },
+    Rule {
+        route: Route::Batches,
+        paths: "`POST /v1/batches`, `GET /v1/batches/{id}`, `POST /v1/batches/{id}/close`, `POST /v1/batches/{id}/cancel`",
+        grants: [
+            Refused,
+            Only("batches it opened, with callbacks into queues it was granted (others: 404)"),
+            Only("any batch"),
+        ],
+    },
 ];
 
 /// The roles in the table's column order.
@@ -142,7 +153,7 @@ pub const COLUMNS: [Role; 3] = [Role::Worker, Role::Producer, Role::Admin];
 
 impl Route {
     /// Every route group, in the table's order.
-    pub const ALL: [Route; 11] = [
+    pub const ALL: [Route; 12] = [
         Route::Enqueue,
         Route::ReadJob,
         Route::Attach,
@@ -154,6 +165,7 @@ impl Route {
         Route::ReleaseAll,
         Route::ListQueues,
         Route::ManageQueues,
+        Route::Batches,
     ];
 
     /// This route's row.

@@ -28,6 +28,9 @@ struct FollowUp {
     run_at: Option<String>,
     max_attempts: Option<u32>,
     concurrency_key: Option<String>,
+    /// Ids of jobs it waits for.
+    #[serde(default)]
+    depends_on: Vec<i64>,
 }
 
 impl TryFrom<FollowUp> for NewJob {
@@ -49,7 +52,7 @@ impl TryFrom<FollowUp> for NewJob {
         };
         job.max_attempts = asked.max_attempts;
         job.concurrency_key = asked.concurrency_key;
-        Ok(job)
+        Ok(job.depends_on(asked.depends_on.into_iter().map(outsourced_core::JobId)))
     }
 }
 
