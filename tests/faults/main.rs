@@ -16,6 +16,7 @@ mod bins;
 mod checker;
 mod cluster;
 
+mod batch_end;
 mod clock_skew;
 mod kill_server;
 mod kill_worker;

@@ -335,6 +335,54 @@ async fn dashboard_end_to_end() {
         dependant.1.contains("dependencies_succeeded"),
         "{dependant:?}"
     );
+
+    // A batch of two reports, one of them ended: its page says how far it got; the operator
+    // cancels it, and its callback may run.
+    let callback = outsourced_core::NewJob::new("Demo::Notify", serde_json::json!({}));
+    let batch = outsourced_core::NewBatch::new(callback.queue("reports")).description("November");
+    let batch = server.sql.open_batch(&admin, batch).await.expect("a batch");
+    let id_of_batch = batch.counts.id;
+    for _ in 0..2 {
+        let part = outsourced_core::NewJob::new("Demo::Part", serde_json::json!([]));
+        let part = part.queue("reports").batch(id_of_batch);
+        let part = server.sql.enqueue(&admin, part).await.expect("a part");
+        if part.id.0 % 2 == 0 {
+            server
+                .sql
+                .cancel(&admin, part.id)
+                .await
+                .expect("cancel a part");
+        }
+    }
+    let pages = browse(|| {
+        tab.navigate_to(&format!("{dashboard}/batches/{id_of_batch}"))
+            .expect("navigate");
+        tab.wait_for_element("#batch-counts").expect("the counts");
+        shots.take(&tab, "05d-batch");
+        let before = (
+            text_of(&tab, "#batch-state"),
+            text_of(&tab, "#batch-counts"),
+        );
+        tab.find_element("#cancel-batch")
+            .expect("the cancel button")
+            .click()
+            .expect("cancel the batch");
+        tab.wait_for_element("#batch-state.ended")
+            .expect("the batch ended");
+        shots.take(&tab, "05e-batch-cancelled");
+        (before, text_of(&tab, "#callback"), text_of(&tab, "#notice"))
+    });
+    let ((state, counts), callback, notice) = pages;
+    assert_eq!(state, "open");
+    assert!(
+        counts.contains("2:") && counts.contains("1 not ended"),
+        "{counts}"
+    );
+    assert!(callback.contains("available"), "{callback}");
+    assert!(
+        notice.contains(&format!("Batch {id_of_batch} is closed")),
+        "{notice}"
+    );
     let (history, result, open) = history;
     assert_eq!(
         open,

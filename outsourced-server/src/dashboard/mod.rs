@@ -4,6 +4,7 @@
 //! The one script, htmx, is served from the binary and only refreshes parts of a page.
 
 mod actions;
+mod batch;
 mod bulk;
 mod chart;
 mod login;
@@ -37,6 +38,8 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/jobs/{id}/attachment", get(pages::attachment))
         .route("/jobs/{id}/retry", post(actions::retry))
         .route("/jobs/{id}/cancel", post(actions::cancel))
+        .route("/batches/{id}", get(batch::show))
+        .route("/batches/{id}/cancel", post(batch::cancel))
         .route("/queues/{name}/pause", post(actions::pause))
         .route("/queues/{name}/resume", post(actions::resume))
         .route("/workers", get(pages::workers))
@@ -239,17 +242,40 @@ impl<S: Send + Sync> FromRequestParts<S> for JobPath {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
-        match axum::extract::Path::<i64>::from_request_parts(parts, state).await {
-            Ok(axum::extract::Path(id)) => Ok(JobPath(id)),
-            Err(_) => {
-                let path = parts.uri.path();
-                let raw = path.split('/').skip_while(|s| *s != "jobs").nth(1);
-                let said = format!(
-                    "{:?} is not a job id: job ids are numbers, like 42",
-                    raw.unwrap_or_default()
-                );
-                Err(Failure::new(StatusCode::BAD_REQUEST, said).into_response())
-            }
+        id_in_path(parts, state, "jobs", "job").await.map(JobPath)
+    }
+}
+
+/// A batch id from the path, as [`JobPath`].
+pub(crate) struct BatchPath(pub(crate) i64);
+
+impl<S: Send + Sync> FromRequestParts<S> for BatchPath {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
+        id_in_path(parts, state, "batches", "batch")
+            .await
+            .map(BatchPath)
+    }
+}
+
+/// The number after `/{segment}/` in the path, or a page saying that it is no `what` id.
+async fn id_in_path<S: Send + Sync>(
+    parts: &mut Parts,
+    state: &S,
+    segment: &str,
+    what: &str,
+) -> Result<i64, Response> {
+    match axum::extract::Path::<i64>::from_request_parts(parts, state).await {
+        Ok(axum::extract::Path(id)) => Ok(id),
+        Err(_) => {
+            let path = parts.uri.path();
+            let raw = path.split('/').skip_while(|s| *s != segment).nth(1);
+            let said = format!(
+                "{:?} is not a {what} id: {what} ids are numbers, like 42",
+                raw.unwrap_or_default()
+            );
+            Err(Failure::new(StatusCode::BAD_REQUEST, said).into_response())
         }
     }
 }

@@ -379,6 +379,8 @@ pub(crate) async fn job(
         dependencies_left: job.dependencies_left,
         more_dependants: dependants.len() > FOLLOW_UPS_SHOWN,
         dependants: dependants.into_iter().take(FOLLOW_UPS_SHOWN).collect(),
+        batch: job.batch.map(|b| b.0),
+        callback_of: job.callback_of.map(|b| b.0),
         attachment,
         history,
         earlier,

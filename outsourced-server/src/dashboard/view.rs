@@ -351,6 +351,9 @@ pub(crate) struct JobPage {
     /// The first jobs that wait for it, and whether there are more.
     pub(crate) dependants: Vec<i64>,
     pub(crate) more_dependants: bool,
+    /// The batch it belongs to, and the batch whose callback it is.
+    pub(crate) batch: Option<i64>,
+    pub(crate) callback_of: Option<i64>,
     pub(crate) attachment: Option<AttachmentRow>,
     pub(crate) history: Vec<HistoryRow>,
     /// The page of earlier steps (`?steps_before=`), when there are earlier steps.
