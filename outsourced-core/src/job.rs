@@ -16,7 +16,7 @@ use serde_json::Value;
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::types::{
-    Actor, AttachmentInfo, Download, ErrorInfo, JobId, JobRecord, NewJob, Reserved,
+    Actor, AttachmentInfo, BatchId, Download, ErrorInfo, JobId, JobRecord, NewJob, Reserved,
     check_follow_ups, check_result,
 };
 
@@ -156,6 +156,9 @@ pub struct JobContext {
     pub attachment: Option<AttachmentInfo>,
     /// The results of the jobs it depends on, by job (those that returned one).
     pub dependency_results: BTreeMap<JobId, Value>,
+    /// The batch it belongs to, if any: its follow-ups may join it
+    /// ([`NewJob::batch`](crate::NewJob::batch)), and the batch then waits for them too.
+    pub batch: Option<BatchId>,
     cancel: Arc<AtomicBool>,
     /// Where to read the attachment from, as whom.
     source: Option<(Arc<dyn Backend>, Actor)>,
@@ -187,6 +190,7 @@ impl JobContext {
             max_attempts: job.max_attempts,
             attachment: job.attachment.clone(),
             dependency_results: BTreeMap::new(),
+            batch: job.batch,
             cancel: Arc::new(AtomicBool::new(false)),
             source: None,
             result: Arc::default(),

@@ -44,10 +44,12 @@ pub(crate) async fn run(ctx: &Ctx, command: BatchCommand) -> Result<()> {
                         info.callback
                     ),
                     None => format!(
-                        "batch {id} is closed: its callback, job {}, runs once its {live} \
-                         job{} still to end have ended",
+                        "batch {id} is closed: its callback, job {}, runs once {}",
                         info.callback,
-                        if live == 1 { "" } else { "s" }
+                        match live {
+                            1 => "its last job has ended".to_owned(),
+                            n => format!("its {n} jobs still to end have ended"),
+                        }
                     ),
                 }
             })

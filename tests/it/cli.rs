@@ -751,3 +751,88 @@ fn queues_take_run_limits_and_say_what_holds_a_job_back() {
         json!({"max_running": null, "rate": null, "max_running_per_key": null})
     );
 }
+
+#[test]
+fn jobs_wait_for_others_and_batches_run_their_callback_from_the_cli() {
+    let s = Scratch::new();
+    s.ok(&["queue", "create", "scans"]);
+    let scan = s.json(&["job", "enqueue", "Scan", "-q", "scans"]);
+    let scan = scan["id"].as_i64().expect("an id").to_string();
+    let said = s.ok(&[
+        "job",
+        "enqueue",
+        "Report",
+        "-q",
+        "scans",
+        "--depends-on",
+        &scan,
+    ]);
+    assert!(said.contains("pending"), "{said}");
+    let report = s.json(&["job", "list", "--dependants-of", &scan]);
+    let report = report[0]["id"].as_i64().expect("the dependant").to_string();
+    let shown = s.ok(&["job", "show", &report]);
+    assert!(
+        shown.contains(&format!(
+            "dependencies: {scan} (waiting for 1 of them to succeed)"
+        )),
+        "{shown}"
+    );
+    let shown = s.ok(&["job", "show", &scan]);
+    assert!(shown.contains(&format!("dependants: {report}")), "{shown}");
+    let listed = s.json(&["job", "list", "--state", "pending"]);
+    assert_eq!(listed.as_array().map(Vec::len), Some(1));
+    // Mistakes: a job that does not exist, a batch that does not exist.
+    let said = s.fails(&[
+        "job",
+        "enqueue",
+        "Report",
+        "-q",
+        "scans",
+        "--depends-on",
+        "999",
+    ]);
+    assert!(
+        said.contains("job 999, which this job would depend on, does not exist"),
+        "{said}"
+    );
+    let said = s.fails(&["batch", "show", "42"]);
+    assert!(said.contains("unknown batch \"42\""), "{said}");
+
+    // A batch: its callback is stored pending; the close ends it once its job has ended.
+    let said = s.ok(&[
+        "batch",
+        "open",
+        "--callback",
+        "Notify",
+        "--callback-queue",
+        "scans",
+    ]);
+    assert!(
+        said.contains("opened batch 1") && said.contains("batch close 1"),
+        "{said}"
+    );
+    let part = s.json(&["job", "enqueue", "Part", "-q", "scans", "--batch", "1"]);
+    assert_eq!(part["batch"], 1);
+    let part = part["id"].as_i64().expect("an id").to_string();
+    let said = s.ok(&["batch", "close", "1"]);
+    assert!(said.contains("runs once its last job has ended"), "{said}");
+    let said = s.ok(&["job", "cancel", &part]);
+    assert!(said.contains("cancelled"), "{said}");
+    let batch = s.json(&["batch", "show", "1"]);
+    assert_eq!(
+        (batch["cancelled"].as_u64(), batch["live"].as_u64()),
+        (Some(1), Some(0))
+    );
+    let callback = batch["callback"]
+        .as_i64()
+        .expect("its callback")
+        .to_string();
+    let callback = s.json(&["job", "show", &callback]);
+    assert_eq!(callback["state"], "available");
+    assert_eq!(callback["args"]["batch"]["cancelled"], 1);
+    let shown = s.ok(&["batch", "show", "1"]);
+    assert!(
+        shown.contains("1 (0 succeeded, 0 failed, 1 cancelled, 0 not ended)"),
+        "{shown}"
+    );
+}

@@ -3,7 +3,7 @@
 
 use outsourced_backend_sql::{Credentials, Role, SqlBackend};
 use outsourced_core::{
-    Actor, Backend, JobId, NewJob, QueueLimit, ReserveOptions, Upload, WorkerInstance,
+    Actor, Backend, JobId, NewBatch, NewJob, QueueLimit, ReserveOptions, Upload, WorkerInstance,
 };
 use outsourced_server::{Grant, ROLES, Route, ServerConfig};
 use reqwest::Method;
@@ -39,6 +39,8 @@ struct World {
     running: JobId,
     token: String,
     waiting: JobId,
+    /// A batch the producer `shop` opened.
+    batch: i64,
     /// The routes [`World::row`] has checked.
     exercised: std::sync::Mutex<Vec<Route>>,
 }
@@ -94,12 +96,16 @@ impl World {
             .enqueue(&Actor::Producer("shop2".into()), job("b"))
             .await
             .expect("a job");
+        let callback = NewJob::new("Report", json!({})).queue("a");
+        let batch = server.sql.open_batch(&shop, NewBatch::new(callback));
+        let batch = batch.await.expect("a batch").counts.id.0;
         World {
             server,
             callers,
             running,
             token,
             waiting,
+            batch,
             exercised: std::sync::Mutex::default(),
         }
     }
@@ -367,6 +373,19 @@ async fn every_route_answers_each_role_as_the_table_says() {
     let every_role = [200, 200, 200, 200, 401, 200];
     w.row(Route::ListQueues, Method::GET, "queues", None, every_role)
         .await;
+    // Batches: the producer's own (another producer's is 404, as if absent); a callback only
+    // into a queue the caller may enqueue into.
+    let (batch, own) = (w.batch, [403, 403, 200, 404, 401, 200]);
+    let path = format!("batches/{batch}");
+    w.row(Route::Batches, Method::GET, &path, None, own).await;
+    let open = json!({"callback": {"class": "Report", "queue": "a", "args": {}}});
+    let opened = [403, 403, 201, 404, 401, 201];
+    w.row(Route::Batches, Method::POST, "batches", Some(open), opened)
+        .await;
+    let path = format!("batches/{batch}/close");
+    w.row(Route::Batches, Method::POST, &path, None, own).await;
+    let path = format!("batches/{batch}/cancel");
+    w.row(Route::Batches, Method::POST, &path, None, own).await;
     let exercised = w.exercised.lock().expect("not poisoned").clone();
     for rule in ROLES {
         assert!(
@@ -441,6 +460,36 @@ async fn each_role_sees_only_its_queues_and_jobs() {
             .await;
         assert_eq!(status, 403, "{} may not reserve", CALLERS[i]);
     }
+}
+
+#[tokio::test]
+async fn a_producer_links_its_jobs_only_to_its_own_jobs_and_batches() {
+    let w = World::new().await;
+    let (shop, shop2) = (2, 3);
+    // The other producer may not wait for shop's job, nor join shop's batch: refused as if
+    // neither existed, and nothing is stored.
+    let after = json!({"class": "Next", "queue": "b", "depends_on": [w.waiting.0]});
+    let (status, answer) = w.call(shop2, Method::POST, "jobs", Some(after)).await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("does not exist")),
+        "{answer}"
+    );
+    let join = json!({"class": "Next", "queue": "b", "batch": w.batch});
+    let (status, answer) = w.call(shop2, Method::POST, "jobs", Some(join)).await;
+    assert_eq!(status, 404, "{answer}");
+    let (status, answer) = w.call(shop2, Method::GET, "jobs", None).await;
+    assert_eq!((status, answer.as_array().map(Vec::len)), (200, Some(1)));
+    // Its owner may do both: the job waits for the other, in the batch.
+    let both =
+        json!({"class": "Next", "queue": "a", "depends_on": [w.waiting.0], "batch": w.batch});
+    let (status, answer) = w.call(shop, Method::POST, "jobs", Some(both)).await;
+    assert_eq!(status, 201, "{answer}");
+    assert_eq!(answer["state"], "pending");
+    assert_eq!(answer["batch"], w.batch);
+    assert_eq!(answer["dependencies"], json!([w.waiting.0]));
 }
 
 #[tokio::test]
