@@ -67,7 +67,10 @@ pub const ROLES: &[Rule] = &[
         paths: "`POST /v1/jobs`, `POST /v1/jobs/batch` (enqueue)",
         grants: [
             Refused,
-            Only("queues it was granted (others: 404)"),
+            Only(
+                "queues it was granted (others: 404), waiting only for its own jobs and \
+                 joining only its own batches",
+            ),
             Only("any queue"),
         ],
     },
@@ -112,7 +115,8 @@ pub const ROLES: &[Rule] = &[
             Only(
                 "jobs of its queues, with the lease token (other jobs: 404; a stale token: 409); \
                  a success's follow-ups into the queues the job's producer may enqueue into \
-                 (an admin's job: any; others: 404)",
+                 (an admin's job: any; others: 404), waiting only for that producer's jobs and \
+                 joining only its batches",
             ),
             Refused,
             Refused,
