@@ -17,7 +17,7 @@ use crate::state::AppState;
 /// Open a batch: its callback is stored pending, in a queue the caller may enqueue into.
 #[utoipa::path(post, path = "/v1/batches", request_body = NewBatchDto, tag = "batches",
     responses((status = 201, body = BatchDto), (status = 429, description = "the callback's queue is full", body = outsourced_backend_http::wire::ErrorBody)))]
-pub(crate) async fn open(
+pub(crate) async fn open_batch(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     JsonBody(dto): JsonBody<NewBatchDto>,
@@ -35,7 +35,7 @@ pub(crate) async fn open(
 
 /// A batch and its counts.
 #[utoipa::path(get, path = "/v1/batches/{id}", params(("id" = i64, Path, description = "The batch's id")), tag = "batches", responses((status = 200, body = BatchDto)))]
-pub(crate) async fn get(
+pub(crate) async fn get_batch(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     PathArg(id): PathArg<i64>,
@@ -47,7 +47,7 @@ pub(crate) async fn get(
 
 /// Close a batch: its callback runs once every job of it has ended.
 #[utoipa::path(post, path = "/v1/batches/{id}/close", params(("id" = i64, Path, description = "The batch's id")), tag = "batches", responses((status = 200, body = BatchDto)))]
-pub(crate) async fn close(
+pub(crate) async fn close_batch(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     PathArg(id): PathArg<i64>,
@@ -61,7 +61,7 @@ pub(crate) async fn close(
 
 /// Close a batch and cancel every job of it that has not ended.
 #[utoipa::path(post, path = "/v1/batches/{id}/cancel", params(("id" = i64, Path, description = "The batch's id")), tag = "batches", responses((status = 200, body = CountDto)))]
-pub(crate) async fn cancel(
+pub(crate) async fn cancel_batch(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     PathArg(id): PathArg<i64>,

@@ -38,7 +38,7 @@ Every request under /v1 (but /v1/openapi.json and /v1/health) is signed with two
         lease::reserve, lease::heartbeat, lease::complete, lease::complete_batch, lease::fail,
         lease::release, lease::release_all,
         queues::list, queues::create, queues::update, queues::delete,
-        batches::open, batches::get, batches::close, batches::cancel,
+        batches::open_batch, batches::get_batch, batches::close_batch, batches::cancel_batch,
     ),
     tags((name = "jobs"), (name = "workers"), (name = "queues"), (name = "batches"), (name = "admin"))
 )]
@@ -191,10 +191,10 @@ pub fn router(state: AppState) -> Router {
             path::QUEUE.template(),
             patch(queues::update).delete(queues::delete),
         )
-        .route(path::BATCHES.template(), post(batches::open))
-        .route(path::BATCH_INFO.template(), get(batches::get))
-        .route(path::BATCH_CLOSE.template(), post(batches::close))
-        .route(path::BATCH_CANCEL.template(), post(batches::cancel))
+        .route(path::BATCHES.template(), post(batches::open_batch))
+        .route(path::BATCH_INFO.template(), get(batches::get_batch))
+        .route(path::BATCH_CLOSE.template(), post(batches::close_batch))
+        .route(path::BATCH_CANCEL.template(), post(batches::cancel_batch))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::authenticate,
