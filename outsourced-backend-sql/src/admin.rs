@@ -91,6 +91,7 @@ async fn retry_in(
 ) -> Result<(JobRecord, Events)> {
     until_applied(id, || async move {
         let row = load_existing(db, id).await?;
+        crate::dependencies::all_succeeded(db, &row).await?;
         let mut set = vec![(job::Column::RunAt, Value::from(ms(now)))];
         if convert::state(&row)?.is_terminal() {
             set.push((job::Column::Attempts, Value::from(0)));

@@ -79,6 +79,7 @@ async fn open_in(
         actor: by,
         owner: by,
         parent: None,
+        parent_batch: None,
         callback_of: Some(id),
     };
     let placed = insert_from(
@@ -103,24 +104,34 @@ async fn open_in(
 }
 
 /// Adds new jobs to their batches (in the caller's transaction, before they are stored):
-/// `InvalidInput` for a batch that ended, `Unknown` for one that does not exist.
-pub(crate) async fn join(db: &impl ConnectionTrait, jobs: &[&NewJob]) -> Result<()> {
+/// `InvalidInput` for a batch that was closed (unless the jobs are follow-ups of a job of that
+/// batch, `from_batch`) or ended, `Unknown` for one that does not exist.
+pub(crate) async fn join(
+    db: &impl ConnectionTrait,
+    jobs: &[&NewJob],
+    from_batch: Option<i64>,
+) -> Result<()> {
     let mut per_batch = BTreeMap::<i64, i64>::new();
     for id in jobs.iter().filter_map(|job| job.batch) {
         *per_batch.entry(id.0).or_default() += 1;
     }
     for (id, n) in per_batch {
-        let joined = batch::Entity::update_many()
+        let mut join = batch::Entity::update_many()
             .col_expr(batch::Column::Total, Expr::col(batch::Column::Total).add(n))
             .filter(batch::Column::Id.eq(id))
-            .filter(batch::Column::FinishedAt.is_null())
-            .exec(db)
-            .await
-            .map_err(db_error)?;
+            .filter(batch::Column::FinishedAt.is_null());
+        if from_batch != Some(id) {
+            join = join.filter(batch::Column::Closed.eq(false));
+        }
+        let joined = join.exec(db).await.map_err(db_error)?;
         if joined.rows_affected == 0 {
-            read_in(db, BatchId(id)).await?;
+            let found = read_in(db, BatchId(id)).await?;
+            let why = match found.finished_at {
+                Some(_) => "has ended (its callback was made runnable)",
+                None => "is closed (only its own jobs may add to it now)",
+            };
             return Err(Error::invalid(format!(
-                "batch {id} has ended (its callback was made runnable): open another batch"
+                "batch {id} {why}: open another batch"
             )));
         }
     }

@@ -103,6 +103,37 @@ fn waits(job: &NewJob, states: &HashMap<i64, (String, Option<String>)>) -> Resul
     })
 }
 
+/// `Conflict` unless every job `row` depends on has succeeded: a retry must not run a job
+/// past its dependencies (the one named is to be retried first).
+pub(crate) async fn all_succeeded(db: &impl ConnectionTrait, row: &job::Model) -> Result<()> {
+    let on = crate::convert::dependencies(row)?;
+    if on.is_empty() {
+        return Ok(());
+    }
+    let states: Vec<(i64, String)> = job::Entity::find()
+        .select_only()
+        .columns([job::Column::Id, job::Column::State])
+        .filter(job::Column::Id.is_in(on.iter().map(|id| id.0)))
+        .into_tuple()
+        .all(db)
+        .await
+        .map_err(db_error)?;
+    let unmet = on
+        .iter()
+        .find_map(|id| match states.iter().find(|(found, _)| *found == id.0) {
+            Some((_, state)) if state == JobState::Succeeded.as_str() => None,
+            Some((_, state)) => Some(format!("job {id}, which it depends on, is {state}")),
+            None => Some(format!("job {id}, which it depends on, is gone")),
+        });
+    match unmet {
+        None => Ok(()),
+        Some(why) => Err(Error::conflict(format!(
+            "cannot retry job {}: {why}; it runs only after its dependencies succeeded (retry that one first, then this one once it has succeeded)",
+            row.id
+        ))),
+    }
+}
+
 /// Inserts the edges of stored jobs: `(dependant, its dependencies)`.
 pub(crate) async fn link(db: &impl ConnectionTrait, stored: &[(i64, &[JobId])]) -> Result<()> {
     let edges: BTreeSet<(i64, i64)> = stored

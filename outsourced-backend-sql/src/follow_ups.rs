@@ -64,13 +64,14 @@ async fn complete_in(
         .enqueued_by
         .parse()
         .map_err(|_| corrupt(format!("enqueued_by = {:?}", row.enqueued_by)))?;
-    let (parent, mut writes) = (row.id, Writes::default());
+    let (parent, parent_batch, mut writes) = (row.id, row.batch_id, Writes::default());
     let ran = Ran { lease, result };
     complete_one(db, by, ran, Some(row), now, &mut writes).await?;
     let origin = Origin {
         actor: &Actor::Worker(by.clone()),
         owner: &owner,
         parent: Some(parent),
+        parent_batch,
         callback_of: None,
     };
     let placed = insert_from(db, backend, &origin, &done.follow_ups, now).await?;

@@ -97,12 +97,14 @@ pub(crate) fn stored(placed: &[Placed]) -> Vec<job::Model> {
 }
 
 /// Who stores new jobs: the actor their first history rows name, the owner they are enqueued
-/// by (the same, except for follow-ups), the job whose success stores them, if any, and the
-/// batch whose callback they are, if they are one (stored pending until it ends).
+/// by (the same, except for follow-ups), the job whose success stores them and its batch, if
+/// any, and the batch whose callback they are, if they are one (stored pending until it ends).
 pub(crate) struct Origin<'a> {
     pub(crate) actor: &'a Actor,
     pub(crate) owner: &'a Actor,
     pub(crate) parent: Option<i64>,
+    /// The parent's batch: its follow-ups may join it after it was closed.
+    pub(crate) parent_batch: Option<i64>,
     pub(crate) callback_of: Option<i64>,
 }
 
@@ -119,6 +121,7 @@ pub(crate) async fn insert_in(
         actor: by,
         owner: by,
         parent: None,
+        parent_batch: None,
         callback_of: None,
     };
     insert_from(db, backend, &origin, jobs, now).await
@@ -145,7 +148,7 @@ pub(crate) async fn insert_from(
         .map(|(job, _)| job)
         .collect();
     let waits = crate::dependencies::bind(db, &to_store).await?;
-    crate::batches::join(db, &to_store).await?;
+    crate::batches::join(db, &to_store, origin.parent_batch).await?;
     let create = backend
         .config()
         .create_queues_on_first_use

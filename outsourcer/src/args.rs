@@ -346,7 +346,9 @@ pub(crate) enum JobCommand {
         /// Its id.
         id: i64,
     },
-    /// Run a failed or cancelled job again (or a waiting one now).
+    /// Run a failed or cancelled job again, or a scheduled or retrying one now. A job that
+    /// depends on others runs only once they have succeeded (retry those first); a pending
+    /// job waits for its dependencies or its batch and cannot be retried.
     Retry {
         /// Its id.
         id: i64,
@@ -414,7 +416,7 @@ pub(crate) struct EnqueueArgs {
     /// `pending`, and is cancelled if one of them fails or is cancelled.
     #[arg(long, value_name = "JOB_IDS", value_delimiter = ',')]
     pub(crate) depends_on: Vec<i64>,
-    /// Make the job unique by this key: while a job with it is live (scheduled, available,
+    /// Make the job unique by this key: while a job with it is live (pending, scheduled, available,
     /// retrying or running), another enqueue with it stores nothing and prints the job that
     /// holds it (with --attach, the file of a duplicate is not kept). `job list --unique-key K`
     /// lists the jobs that were stored with it.

@@ -1,6 +1,6 @@
 //! `outsourcer batch ...`
 
-use outsourced_core::{Backend, BatchId, BatchInfo, Error, NewBatch, NewJob, Result};
+use outsourced_core::{Backend, BatchId, BatchInfo, Error, JobState, NewBatch, NewJob, Result};
 use serde_json::{Value, json};
 
 use crate::args::BatchCommand;
@@ -48,7 +48,7 @@ pub(crate) async fn run(ctx: &Ctx, command: BatchCommand) -> Result<()> {
                         info.callback,
                         match live {
                             1 => "its last job has ended".to_owned(),
-                            n => format!("its {n} jobs still to end have ended"),
+                            n => format!("its {n} remaining jobs have ended"),
                         }
                     ),
                 }
@@ -56,9 +56,25 @@ pub(crate) async fn run(ctx: &Ctx, command: BatchCommand) -> Result<()> {
         }
         BatchCommand::Show { id } => {
             let info = backend.batch(&by, BatchId(id)).await?;
-            show(ctx, &info, || batch_text(&info))
+            let callback = backend.job(&by, info.callback).await.ok();
+            let callback_state = callback.map(|job| job.state);
+            if ctx.json {
+                let mut json = batch_json(&info);
+                json["callback_state"] = json!(callback_state.map(|s| s.as_str()));
+                print_json(&json);
+                return Ok(());
+            }
+            show(ctx, &info, || batch_text(&info, callback_state))
         }
         BatchCommand::Cancel { id } => {
+            let before = backend.batch(&by, BatchId(id)).await?;
+            if before.finished_at.is_some() && !ctx.json {
+                out!(
+                    "batch {id} had ended already (its callback, job {}, was made runnable): nothing to cancel",
+                    before.callback
+                );
+                return Ok(());
+            }
             let cancelled = backend.cancel_batch(&by, BatchId(id)).await?;
             if ctx.json {
                 print_json(&json!({ "id": id, "cancelled": cancelled }));
@@ -101,8 +117,23 @@ pub(crate) fn batch_json(info: &BatchInfo) -> Value {
     })
 }
 
-/// A batch as "key: value" lines.
-fn batch_text(info: &BatchInfo) -> String {
+/// What the callback's state means for the batch.
+fn callback_text(info: &BatchInfo, state: Option<JobState>) -> String {
+    match state {
+        Some(JobState::Pending) if !info.closed => {
+            "pending: it runs once the batch is closed and its jobs have ended".to_owned()
+        }
+        Some(JobState::Pending) => "pending: it runs once the batch's jobs have ended".to_owned(),
+        Some(JobState::Cancelled) if info.finished_at.is_none() => {
+            "cancelled: it will not run when the batch ends".to_owned()
+        }
+        Some(state) => state.to_string(),
+        None => "gone".to_owned(),
+    }
+}
+
+/// A batch as "key: value" lines, with its callback's state when it could be read.
+fn batch_text(info: &BatchInfo, callback_state: Option<JobState>) -> String {
     let counts = &info.counts;
     let state = match (info.closed, info.finished_at) {
         (_, Some(at)) => format!("ended {}", time(at)),
@@ -127,8 +158,11 @@ fn batch_text(info: &BatchInfo) -> String {
             counts.live()
         ),
         format!(
-            "{:>12}: job {} (outsourcer job show {})",
-            "callback", info.callback, info.callback
+            "{:>12}: job {}, {} (outsourcer job show {})",
+            "callback",
+            info.callback,
+            callback_text(info, callback_state),
+            info.callback
         ),
         format!(
             "{:>12}: {}",

@@ -74,7 +74,7 @@ pub(crate) async fn run(ctx: &Ctx, command: JobCommand) -> Result<()> {
                 }
                 if !dependants.is_empty() {
                     let text = related_text(job.id, &dependants, "--dependants-of");
-                    out!("{:>16}: {text} (waiting for it)", "dependants");
+                    out!("{:>16}: {text}", "dependants");
                 }
                 if let Some(held) = &held {
                     out!("{:>16}: {held}", "run limits");

@@ -816,6 +816,9 @@ fn jobs_wait_for_others_and_batches_run_their_callback_from_the_cli() {
     let part = part["id"].as_i64().expect("an id").to_string();
     let said = s.ok(&["batch", "close", "1"]);
     assert!(said.contains("runs once its last job has ended"), "{said}");
+    // Closed: only its own jobs may add to it.
+    let said = s.fails(&["job", "enqueue", "Late", "-q", "scans", "--batch", "1"]);
+    assert!(said.contains("batch 1 is closed"), "{said}");
     let said = s.ok(&["job", "cancel", &part]);
     assert!(said.contains("cancelled"), "{said}");
     let batch = s.json(&["batch", "show", "1"]);

@@ -321,8 +321,9 @@ pub trait Backend: Send + Sync {
     async fn open_batch(&self, by: &Actor, batch: NewBatch) -> Result<BatchInfo>;
 
     /// Closes a batch: its callback runs once every job of it has ended (at once when all
-    /// have). Jobs of the batch may still add jobs to it until it ends (a job that adds is
-    /// itself not ended). Closing it again changes nothing. `Unknown` (kind
+    /// have). From then on only jobs of the batch may add jobs to it (their follow-ups), until
+    /// it ends (a job that adds is itself not ended); any other enqueue into it is
+    /// `InvalidInput`. Closing it again changes nothing. `Unknown` (kind
     /// `"batch"`) for a batch that does not exist, here and below.
     async fn close_batch(&self, by: &Actor, id: BatchId) -> Result<BatchInfo>;
 

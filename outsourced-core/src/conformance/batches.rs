@@ -149,6 +149,9 @@ pub(crate) async fn a_job_of_a_batch_adds_to_it_and_the_batch_waits_for_those(h:
     let id = batch.counts.id;
     h.enqueue(noop().queue(&pages).batch(id)).await;
     close(h, id).await;
+    // Closed: no one else adds to it.
+    let late = h.try_enqueue(noop().queue(&pages).batch(id)).await;
+    assert!(matches!(late, Err(Error::InvalidInput { .. })), "{late:?}");
     // The split job, running in the closed batch, asks for a page of the same batch.
     let split = h.w(0).reserve_one(&[&pages]).await;
     let page = NewJob::new("Ocr", json!({"page": 1}))

@@ -109,6 +109,20 @@ pub(crate) async fn a_failed_or_cancelled_dependency_cancels_its_dependants_in_t
     }
     assert_eq!(h.live(&queue).await, 0);
 
+    // A retry never runs a job past its dependencies: the failed one is retried first, and
+    // the dependant once that one has succeeded.
+    let admin = (&h.admin.backend, &h.admin.actor);
+    let early = admin.0.retry(admin.1, ocr.id).await;
+    assert!(matches!(early, Err(Error::Conflict { .. })), "{early:?}");
+    ok(admin.0.retry(admin.1, scan.id).await, "retry the scan");
+    let early = admin.0.retry(admin.1, ocr.id).await;
+    assert!(matches!(early, Err(Error::Conflict { .. })), "{early:?}");
+    let again = h.w(0).reserve_one(&[&queue]).await;
+    ok(h.w(0).complete(&again).await, "complete the scan");
+    let retried = ok(admin.0.retry(admin.1, ocr.id).await, "retry the dependant");
+    assert_eq!(retried.state, JobState::Available);
+    ok(admin.0.cancel(admin.1, ocr.id).await, "cancel it again");
+
     // An admin's cancel of a dependency does the same.
     let first = h.enqueue_in(&queue).await;
     let waits = h.enqueue(waiting_for(&queue, &[first.id])).await;
@@ -182,7 +196,7 @@ pub(crate) async fn a_job_pending_on_dependencies_holds_its_slot_in_a_bounded_qu
     let again = h.enqueue(waiting_for(&work, &[first.id])).await;
     let retried = h.admin.backend.retry(&h.admin.actor, again.id).await;
     assert!(
-        matches!(retried, Err(Error::InvalidTransition { .. })),
+        matches!(retried, Err(Error::Conflict { .. })),
         "{retried:?}"
     );
 }

@@ -63,6 +63,11 @@ impl NewBatch {
     pub fn check(&self, max_args_bytes: usize) -> Result<(), Error> {
         let callback = &self.callback;
         callback.check(max_args_bytes)?;
+        if callback.args.get("batch").is_some() {
+            return Err(Error::invalid(
+                "a batch's callback cannot take an argument named \"batch\": the batch's counts go there",
+            ));
+        }
         if !callback.args.is_object() {
             return Err(Error::invalid(
                 "a batch's callback takes its arguments as a JSON object (the batch's counts are added to it under \"batch\")",
