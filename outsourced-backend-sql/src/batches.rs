@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
     ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect, QueryTrait, Value,
@@ -314,6 +314,45 @@ pub(crate) async fn cancel(backend: &SqlBackend, by: &Actor, id: BatchId) -> Res
         }
     }
     Ok(cancelled)
+}
+
+/// Deletes the batches that ended and whose callback and jobs are all gone (pruned with their
+/// queues' retention): nothing is left that names them.
+pub(crate) async fn forget_ended(backend: &SqlBackend) -> Result<()> {
+    // Correlated, so that each looks up one key (the primary key, the batch index) rather
+    // than reading the jobs table whole.
+    let callback = Query::select()
+        .expr(Expr::val(1))
+        .from(job::Entity)
+        .and_where(
+            Expr::col((job::Entity, job::Column::Id))
+                .equals((batch::Entity, batch::Column::CallbackJobId)),
+        )
+        .to_owned();
+    let members = Query::select()
+        .expr(Expr::val(1))
+        .from(job::Entity)
+        .and_where(
+            Expr::col((job::Entity, job::Column::BatchId))
+                .equals((batch::Entity, batch::Column::Id)),
+        )
+        .to_owned();
+    let forget = batch::Entity::delete_many()
+        .filter(batch::Column::FinishedAt.is_not_null())
+        .filter(Expr::exists(callback).not())
+        .filter(Expr::exists(members).not());
+    let forget = &forget;
+    backend
+        .write(|txn| async move {
+            let result = forget
+                .clone()
+                .exec(&txn)
+                .await
+                .map(|_| ())
+                .map_err(db_error);
+            (txn, result)
+        })
+        .await
 }
 
 /// Batch `id` as it is now.

@@ -45,6 +45,7 @@ pub(crate) async fn prune(backend: &SqlBackend, opts: PruneOptions) -> Result<u6
             })
             .await?;
     }
+    crate::batches::forget_ended(backend).await?;
     Ok(pruned)
 }
 

@@ -196,6 +196,39 @@ pub(crate) async fn a_batch_is_cancelled_as_a_whole(h: &Harness) {
     assert_eq!(h.state(batch.callback).await, JobState::Available);
 }
 
+pub(crate) async fn an_ended_batch_is_pruned_once_its_callback_and_jobs_are(h: &Harness) {
+    let queue = h.queue().await;
+    let hour = std::time::Duration::from_secs(3600);
+    let update = crate::QueueUpdate {
+        retention: Some(crate::Retention::For(hour)),
+        ..crate::QueueUpdate::default()
+    };
+    ok(
+        h.admin
+            .backend
+            .update_queue(&h.admin.actor, &queue, update)
+            .await,
+        "keep finished jobs an hour",
+    );
+    let batch = open(h, &queue).await;
+    let id = batch.counts.id;
+    h.enqueue(noop().queue(&queue).batch(id)).await;
+    close(h, id).await;
+    for _ in 0..2 {
+        let job = h.w(0).reserve_one(&[&queue]).await;
+        ok(h.w(0).complete(&job).await, "complete");
+    }
+    let prune = crate::PruneOptions { limit: 100 };
+    ok(h.admin.backend.prune(&h.admin.actor, prune).await, "prune");
+    // Its jobs are kept for the hour, and so is the batch.
+    assert!(info(h, id).await.finished_at.is_some());
+    h.advance(hour * 2);
+    let pruned = ok(h.admin.backend.prune(&h.admin.actor, prune).await, "prune");
+    assert_eq!(pruned, 2);
+    let gone = h.admin.backend.batch(&h.admin.actor, id).await;
+    assert!(matches!(gone, Err(Error::Unknown { .. })), "{gone:?}");
+}
+
 pub(crate) async fn a_batch_whose_callback_has_no_room_is_refused(h: &Harness) {
     let full = h.queue_with(QueueLimit::Max(1)).await;
     h.enqueue_in(&full).await;

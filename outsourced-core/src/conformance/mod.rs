@@ -142,6 +142,7 @@ scenarios![
     batches::a_job_of_a_batch_adds_to_it_and_the_batch_waits_for_those,
     batches::a_batch_is_cancelled_as_a_whole,
     batches::a_batch_whose_callback_has_no_room_is_refused,
+    batches::an_ended_batch_is_pruned_once_its_callback_and_jobs_are,
     batches::the_last_jobs_of_a_batch_ending_at_once_run_its_callback_once,
     unique::a_duplicate_stores_nothing_and_answers_the_holder,
     unique::a_key_is_free_once_its_job_has_finished,
