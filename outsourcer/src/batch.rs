@@ -23,7 +23,12 @@ pub(crate) async fn run(ctx: &Ctx, command: BatchCommand) -> Result<()> {
                 description,
                 callback,
             };
-            let info = backend.open_batch(&by, batch).await?;
+            let info = backend.open_batch(&by, batch).await.map_err(|e| match e {
+                Error::UnknownQueue { queue } => Error::invalid(format!(
+                    "the callback's queue {queue:?} does not exist (outsourcer queue list shows the queues)"
+                )),
+                other => other,
+            })?;
             let id = info.counts.id;
             show(ctx, &info, || {
                 format!(

@@ -798,6 +798,18 @@ fn jobs_wait_for_others_and_batches_run_their_callback_from_the_cli() {
     let said = s.fails(&["batch", "show", "42"]);
     assert!(said.contains("unknown batch \"42\""), "{said}");
 
+    let said = s.fails(&[
+        "batch",
+        "open",
+        "--callback",
+        "Notify",
+        "--callback-queue",
+        "scan",
+    ]);
+    assert!(
+        said.contains("the callback's queue \"scan\" does not exist"),
+        "{said}"
+    );
     // A batch: its callback is stored pending; the close ends it once its job has ended.
     let said = s.ok(&[
         "batch",
