@@ -368,6 +368,7 @@ impl Backend for HttpBackend {
             max_running: update.max_running,
             rate: update.rate.map(|rate| rate.map(RateDto::from)),
             max_running_per_key: update.max_running_per_key,
+            rate_per_key: update.rate_per_key.map(|rate| rate.map(RateDto::from)),
         };
         let path = path::QUEUE.of(name);
         let dto: QueueDto = self

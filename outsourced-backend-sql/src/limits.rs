@@ -6,7 +6,7 @@
 //! row, it counts the queue's running jobs (the index of running jobs, migration 16: a jobs'
 //! end commits before it is no longer counted, so the count is never below the truth), takes
 //! at most the room left, spaces starts by the rate, and skips jobs whose concurrency key is at
-//! its limit. Queues without limits never touch the table beyond one read of it, and their
+//! its limit or whose clock (a rate per key, `key_rates`) has not come. Queues without limits never touch the table beyond one read of it, and their
 //! reserves never wait for each other.
 
 use std::collections::{HashMap, HashSet};
@@ -23,6 +23,7 @@ use crate::convert::{duration_ms, ms};
 use crate::dialect::{Flavor, insert_if_absent};
 use crate::entity::{job, run_limits};
 use crate::error::db_error;
+use crate::key_rates;
 use crate::observe::Events;
 use crate::places;
 use crate::reclaim;
@@ -40,7 +41,7 @@ pub(crate) fn of(row: Option<&run_limits::Model>) -> RunLimits {
         return RunLimits::default();
     };
     let count = |n: Option<i32>| n.map(|n| n.max(1) as u32);
-    let rate = match (row.rate_starts, row.rate_per_ms) {
+    let rate = |starts: Option<i32>, per: Option<i64>| match (starts, per) {
         (Some(starts), Some(per)) => Some(Rate {
             starts: starts.max(1) as u32,
             per: Duration::from_millis(per.max(1) as u64),
@@ -49,8 +50,9 @@ pub(crate) fn of(row: Option<&run_limits::Model>) -> RunLimits {
     };
     RunLimits {
         max_running: count(row.max_running),
-        rate,
+        rate: rate(row.rate_starts, row.rate_per_ms),
         max_running_per_key: count(row.max_running_per_key),
+        rate_per_key: rate(row.key_rate_starts, row.key_rate_per_ms),
     }
 }
 
@@ -71,12 +73,14 @@ pub(crate) async fn write(
     queue: &str,
     update: &QueueUpdate,
 ) -> Result<()> {
-    if update.max_running.is_none() && update.rate.is_none() && update.max_running_per_key.is_none()
-    {
+    if !update.changes_limits() {
         return Ok(());
     }
     let limits = update.limits(read(db, queue).await?);
     places::resize(db, queue, &limits).await?;
+    if limits.rate_per_key.is_none() {
+        key_rates::forget(db, queue).await?;
+    }
     if !limits.any() {
         return delete(db, queue).await;
     }
@@ -88,6 +92,8 @@ pub(crate) async fn write(
         rate_per_ms: Set(limits.rate.map(|r| duration_ms(r.per))),
         rate_next_at: Set(0),
         max_running_per_key: Set(number(limits.max_running_per_key)),
+        key_rate_starts: Set(number(limits.rate_per_key.map(|r| r.starts))),
+        key_rate_per_ms: Set(limits.rate_per_key.map(|r| duration_ms(r.per))),
     };
     let insert = run_limits::Entity::insert(row.clone());
     if insert_if_absent(db, flavor, sea_orm::QueryTrait::into_query(insert)).await? {
@@ -106,6 +112,7 @@ pub(crate) async fn write(
 /// Removes a queue's limits (the queue is being deleted, or has none left).
 pub(crate) async fn delete(db: &impl ConnectionTrait, queue: &str) -> Result<()> {
     places::delete(db, queue).await?;
+    key_rates::forget(db, queue).await?;
     run_limits::Entity::delete_by_id(queue)
         .exec(db)
         .await
@@ -123,6 +130,8 @@ pub(crate) struct Plan {
     pub(crate) limited: Vec<String>,
     /// The earliest time a rate lets a queue held by it start its next job (epoch ms).
     pub(crate) next_start: Option<i64>,
+    /// The queues with room whose every due job read was held back by its key's limits.
+    pub(crate) held_by_keys: Vec<String>,
 }
 
 /// How many jobs one limited queue may start now.
@@ -131,6 +140,8 @@ pub(crate) struct Room {
     pub(crate) queue: String,
     pub(crate) take: u32,
     pub(crate) per_key: Option<u32>,
+    /// The rate per key's least time between two starts of one key (ms), if it has one.
+    pub(crate) key_rate: Option<i64>,
     /// The rate's least time between starts (ms) and the earliest next start, if it has one.
     rate: Option<(i64, i64)>,
     /// The places claimed for the jobs it starts, when the queue keeps places.
@@ -138,21 +149,27 @@ pub(crate) struct Room {
 }
 
 impl Plan {
-    /// The limited queues that had no room.
+    /// The limited queues that had no room, or whose jobs were all held back by their keys.
     pub(crate) fn held_back(&self) -> impl Iterator<Item = &str> {
         self.limited
             .iter()
             .filter(|queue| !self.rooms.iter().any(|room| &room.queue == *queue))
+            .chain(&self.held_by_keys)
             .map(String::as_str)
+    }
+
+    /// Notes that a rate lets a queue it holds back start a job at `next` (epoch ms).
+    pub(crate) fn may_start_at(&mut self, next: i64) {
+        self.next_start = Some(self.next_start.map_or(next, |n| std::cmp::min(n, next)));
     }
 }
 
 impl Room {
     /// How many candidates to read: more than it takes when some keys may be at their limit.
     pub(crate) fn read(&self) -> u32 {
-        match self.per_key {
-            Some(_) => self.take.saturating_mul(PER_KEY_READ),
-            None => self.take,
+        match self.per_key.is_some() || self.key_rate.is_some() {
+            true => self.take.saturating_mul(PER_KEY_READ),
+            false => self.take,
         }
     }
 }
@@ -189,7 +206,7 @@ pub(crate) async fn plan(
         if let Some((_, next)) = room.rate
             && next > ms(now)
         {
-            plan.next_start = Some(plan.next_start.map_or(next, |n| n.min(next)));
+            plan.may_start_at(next);
         }
         if room.take > 0 {
             plan.rooms.push(room);
@@ -260,6 +277,7 @@ async fn in_places(
         queue: row.queue.clone(),
         take: claimed.len() as u32,
         per_key: None,
+        key_rate: None,
         rate: None,
         places: claimed,
     };
@@ -316,6 +334,9 @@ async fn room(
         queue: row.queue.clone(),
         take,
         per_key: limits.max_running_per_key,
+        key_rate: limits
+            .rate_per_key
+            .map(|rate| duration_ms(rate.interval()).max(1)),
         rate,
         places: Vec::new(),
     })
@@ -342,57 +363,73 @@ async fn running(db: &impl ConnectionTrait, queue: &str) -> Result<u32> {
 }
 
 /// Leaves out candidates a reserve read but may not take: of keys at their limit (counting
-/// the jobs of each key that run now and those taken before in this batch), then past the
-/// room. Hand-out order is kept.
+/// the jobs of each key that run now and those taken before in this batch), beyond the first
+/// of a key under a rate per key, then past the room. Hand-out order is kept.
 pub(crate) async fn trim(
     db: &impl ConnectionTrait,
     room: &Room,
     rows: Vec<job::Model>,
 ) -> Result<Vec<job::Model>> {
-    let Some(per_key) = room.per_key else {
-        let mut rows = rows;
+    let mut rows = rows;
+    if room.per_key.is_none() && room.key_rate.is_none() {
         rows.truncate(room.take as usize);
         return Ok(rows);
+    }
+    let running = match room.per_key {
+        Some(_) => running_per_key(db, &room.queue, &rows).await?,
+        None => HashMap::new(),
     };
-    let keys: HashSet<&str> = rows
-        .iter()
-        .filter_map(|r| r.concurrency_key.as_deref())
-        .collect();
-    let mut used: HashMap<String, u32> = if keys.is_empty() {
-        HashMap::new()
-    } else {
-        let counted: Vec<(Option<String>, i64)> = job::Entity::find()
-            .select_only()
-            .column(job::Column::ConcurrencyKey)
-            .column_as(job::Column::Id.count(), "running")
-            .filter(job::Column::Queue.eq(room.queue.as_str()))
-            .filter(is_running())
-            .filter(job::Column::ConcurrencyKey.is_in(keys))
-            .group_by(job::Column::ConcurrencyKey)
-            .into_tuple()
-            .all(db)
-            .await
-            .map_err(db_error)?;
-        counted
-            .into_iter()
-            .filter_map(|(key, n)| Some((key?, n.max(0) as u32)))
-            .collect()
-    };
+    let mut taken: HashMap<String, u32> = HashMap::new();
     let mut kept = Vec::new();
     for row in rows {
         if kept.len() == room.take as usize {
             break;
         }
         if let Some(key) = &row.concurrency_key {
-            let used = used.entry(key.clone()).or_default();
-            if *used >= per_key {
+            let taken = taken.entry(key.clone()).or_default();
+            let now = running.get(key).copied().unwrap_or(0) + *taken;
+            let at_limit = room.per_key.is_some_and(|max| now >= max);
+            // One start of a key per interval: this reserve's first of it is the one.
+            let rated = room.key_rate.is_some() && *taken > 0;
+            if at_limit || rated {
                 continue;
             }
-            *used += 1;
+            *taken += 1;
         }
         kept.push(row);
     }
     Ok(kept)
+}
+
+/// How many jobs of each key among `rows`'s run now in `queue`.
+async fn running_per_key(
+    db: &impl ConnectionTrait,
+    queue: &str,
+    rows: &[job::Model],
+) -> Result<HashMap<String, u32>> {
+    let keys: HashSet<&str> = rows
+        .iter()
+        .filter_map(|r| r.concurrency_key.as_deref())
+        .collect();
+    if keys.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let counted: Vec<(Option<String>, i64)> = job::Entity::find()
+        .select_only()
+        .column(job::Column::ConcurrencyKey)
+        .column_as(job::Column::Id.count(), "running")
+        .filter(job::Column::Queue.eq(queue))
+        .filter(is_running())
+        .filter(job::Column::ConcurrencyKey.is_in(keys))
+        .group_by(job::Column::ConcurrencyKey)
+        .into_tuple()
+        .all(db)
+        .await
+        .map_err(db_error)?;
+    Ok(counted
+        .into_iter()
+        .filter_map(|(key, n)| Some((key?, n.max(0) as u32)))
+        .collect())
 }
 
 /// The condition that leaves out the jobs of keys at their limit, evaluated per candidate
@@ -431,6 +468,16 @@ pub(crate) async fn spend(
         places::hold(db, flavor, &room.queue, &held).await?;
     }
     for room in &plan.rooms {
+        if let Some(interval) = room.key_rate {
+            let keys: Vec<&str> = taken
+                .iter()
+                .filter(|row| row.queue == room.queue)
+                .filter_map(|row| row.concurrency_key.as_deref())
+                .collect();
+            if !keys.is_empty() {
+                key_rates::started(db, &room.queue, &keys, interval, now).await?;
+            }
+        }
         let Some((interval, next)) = room.rate else {
             continue;
         };

@@ -23,6 +23,7 @@ mod m0019_state_counts;
 mod m0020_follow_ups;
 mod m0021_dependencies;
 mod m0022_batches;
+mod m0023_key_rates;
 
 /// All migrations, oldest first.
 pub(crate) struct Migrator;
@@ -52,6 +53,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0020_follow_ups::FollowUps),
             Box::new(m0021_dependencies::Dependencies),
             Box::new(m0022_batches::Batches),
+            Box::new(m0023_key_rates::KeyRates),
         ]
     }
 

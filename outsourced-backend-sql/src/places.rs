@@ -25,9 +25,11 @@ const CHUNK: u32 = 1_000;
 
 /// Whether a queue with these limits keeps its running jobs in places.
 pub(crate) fn kept_for(limits: &RunLimits) -> bool {
-    limits.rate.is_none()
-        && limits.max_running_per_key.is_none()
-        && limits.max_running.is_some_and(|n| n <= MAX_PLACES)
+    let only_max_running = RunLimits {
+        max_running: limits.max_running,
+        ..RunLimits::default()
+    };
+    *limits == only_max_running && limits.max_running.is_some_and(|n| n <= MAX_PLACES)
 }
 
 /// Gives the queue the places its limits call for (none unless [`kept_for`]): the places

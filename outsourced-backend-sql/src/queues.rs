@@ -49,10 +49,7 @@ pub(crate) async fn update(
         .await?;
     let info = info(backend, name).await?;
     // Resumed, or limits loosened or lifted: jobs held back may start now.
-    let limits_changed = update.max_running.is_some()
-        || update.rate.is_some()
-        || update.max_running_per_key.is_some();
-    if update.paused == Some(false) || limits_changed {
+    if update.paused == Some(false) || update.changes_limits() {
         backend.wake().await;
     }
     Ok(info)

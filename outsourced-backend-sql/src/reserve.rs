@@ -26,7 +26,7 @@ use crate::lease::{new_token, reserved};
 use crate::observe::Events;
 use crate::pg_batch::{self, Leased};
 use crate::transition::{Step, history_row, insert_history};
-use crate::{instances, limits, reclaim, release};
+use crate::{instances, key_rates, limits, reclaim, release};
 use outsourced_core::{
     Actor, Clock, Error, Event, JobState, LeaseRef, Reason, ReserveOptions, Reserved, Result,
     WorkerInstance,
@@ -338,7 +338,8 @@ async fn claim_in(
             expired,
         });
     }
-    let rows = ready(db, opts, &plan, limit, now, lock_rows).await?;
+    let mut plan = plan;
+    let rows = ready(db, opts, &mut plan, limit, now, lock_rows).await?;
     if rows.is_empty() {
         return Ok(Claim {
             leased: None,
@@ -439,6 +440,7 @@ pub(crate) struct Range<'a> {
     pub(crate) class: Option<&'a str>,
     pub(crate) exclude: &'a [String],
     pub(crate) per_key: Option<u32>,
+    pub(crate) key_rate: bool,
 }
 
 /// The ranges a claim reads, each through an index that holds it in hand-out order: each
@@ -477,11 +479,13 @@ fn ranges(opts: &ReserveOptions) -> Vec<Range<'_>> {
 }
 
 /// The first `limit` ready jobs in hand-out order, locked, within the run limits: those of the
-/// queues without limits, and of each limited queue as many as its room allows.
+/// queues without limits, and of each limited queue as many as its room allows. Notes in
+/// `plan` the queues whose keys held back every job read, and the earliest time a key held
+/// back by a rate per key may start.
 async fn ready(
     db: &impl ConnectionTrait,
     opts: &ReserveOptions,
-    plan: &limits::Plan,
+    plan: &mut limits::Plan,
     limit: u32,
     now: DateTime<Utc>,
     lock_rows: bool,
@@ -503,6 +507,7 @@ async fn ready(
             rows = read(db, &others, Range::default(), limit, now, lock_rows).await?;
         }
     }
+    let (mut held, mut key_starts) = (Vec::new(), Vec::new());
     for room in &plan.rooms {
         let one = ReserveOptions {
             queues: vec![room.queue.clone()],
@@ -510,14 +515,39 @@ async fn ready(
         };
         let shape = Range {
             per_key: room.per_key,
+            key_rate: room.key_rate.is_some(),
             ..Range::default()
         };
         let read = read(db, &one, shape, room.read(), now, lock_rows).await?;
-        rows.extend(limits::trim(db, room, read).await?);
+        let kept = limits::trim(db, room, read).await?;
+        if room.key_rate.is_some() && kept.len() < room.take as usize {
+            // A long poll held back by a key's clock sleeps until the first one comes.
+            key_starts.extend(key_rates::next_at(db, &room.queue, ms(now)).await?);
+        }
+        let keyed = room.per_key.is_some() || room.key_rate.is_some();
+        if kept.is_empty() && keyed && any_due(db, &one, now).await? {
+            held.push(room.queue.clone());
+        }
+        rows.extend(kept);
+    }
+    plan.held_by_keys = held;
+    for next in key_starts {
+        plan.may_start_at(next);
     }
     rows.sort_unstable_by_key(|row| (row.priority, row.run_at, row.id));
     rows.truncate(limit as usize);
     Ok(rows)
+}
+
+/// Whether any job of `opts` is due, whatever its key: a queue whose reserve took none while
+/// one is was held back by its keys' limits.
+async fn any_due(
+    db: &impl ConnectionTrait,
+    opts: &ReserveOptions,
+    now: DateTime<Utc>,
+) -> Result<bool> {
+    let select = claim_select(opts, Range::default(), 1, now, false);
+    Ok(select.one(db).await.map_err(db_error)?.is_some())
 }
 
 /// The first `limit` ready jobs of `opts` in hand-out order, locked, each read shaped like
@@ -543,6 +573,7 @@ async fn read(
         let range = Range {
             exclude: shape.exclude,
             per_key: shape.per_key,
+            key_rate: shape.key_rate,
             ..range
         };
         let select = claim_select(opts, range, limit, now, lock_rows);
@@ -595,6 +626,9 @@ pub(crate) fn claim_select(
     }
     if let Some(per_key) = range.per_key {
         select = select.filter(limits::key_has_room(per_key));
+    }
+    if range.key_rate {
+        select = select.filter(key_rates::due(ms(now)));
     }
     let select = select
         .filter(waiting())

@@ -72,8 +72,10 @@ pub trait Job: Serialize + DeserializeOwned + Send + Sync + 'static {
         None
     }
 
-    /// The key its queue's per-key limit counts it under (its customer, say: with a queue's
-    /// `max_running_per_key` of 1, each customer's jobs run one at a time). None by default.
+    /// The key its queue's per-key limits count it under (its customer, say: with a queue's
+    /// `max_running_per_key` of 1, each customer's jobs run one at a time; with a
+    /// `rate_per_key` of 10 a minute, each customer's jobs start at most 10 a minute). None by
+    /// default.
     fn concurrency_key(&self) -> Option<String> {
         None
     }

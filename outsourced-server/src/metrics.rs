@@ -175,7 +175,7 @@ impl Metrics {
         r.register("queue_jobs", depth, metrics.depth.clone());
         let held = "Reserves that found a queue at a run limit and took nothing from it";
         r.register("reserves_held_back", held, metrics.held_back.clone());
-        let limits = "Each queue's run limits, at the scrape: max_running, max_running_per_key, rate_interval_ms (the least time between two starts)";
+        let limits = "Each queue's run limits, at the scrape: max_running, max_running_per_key, rate_interval_ms (the least time between two starts), key_rate_interval_ms (the least time between two starts of one concurrency key)";
         r.register("queue_run_limit", limits, metrics.run_limits.clone());
         metrics.global.register(r);
         let requests = "HTTP requests by route, method and status";
@@ -209,14 +209,17 @@ impl Metrics {
     /// A queue's run limits as gauges, one per limit it has.
     fn set_run_limits(&self, queue: &outsourced_core::QueueInfo) {
         let limits = queue.limits;
-        let interval = limits.rate.map(|rate| rate.interval().as_millis() as u64);
+        let interval = |rate: Option<outsourced_core::Rate>| {
+            rate.map(|rate| rate.interval().as_millis() as u64)
+        };
         let values = [
             ("max_running", limits.max_running.map(u64::from)),
             (
                 "max_running_per_key",
                 limits.max_running_per_key.map(u64::from),
             ),
-            ("rate_interval_ms", interval),
+            ("rate_interval_ms", interval(limits.rate)),
+            ("key_rate_interval_ms", interval(limits.rate_per_key)),
         ];
         for (limit, value) in values {
             if let Some(value) = value {

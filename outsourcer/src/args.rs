@@ -215,6 +215,10 @@ pub(crate) struct RunLimitArgs {
     /// --concurrency-key`); 1 runs each key's jobs one at a time.
     #[arg(long, value_name = "N|none", allow_hyphen_values = true)]
     pub(crate) max_running_per_key: Option<String>,
+    /// At most this many jobs of one concurrency key start per period, evenly spaced, each
+    /// key on its own clock (`10/1m`: one every 6 s per key).
+    #[arg(long, value_name = "N/PERIOD|none", allow_hyphen_values = true)]
+    pub(crate) rate_per_key: Option<String>,
 }
 
 /// What every kind of principal (worker, producer, admin) has.

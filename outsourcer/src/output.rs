@@ -87,6 +87,7 @@ pub(crate) fn queue_json(queue: &QueueInfo) -> Value {
             "max_running": queue.limits.max_running,
             "rate": queue.limits.rate.map(|r| r.to_string()),
             "max_running_per_key": queue.limits.max_running_per_key,
+            "rate_per_key": queue.limits.rate_per_key.map(|r| r.to_string()),
         },
         "counts": counts_json(&queue.counts),
     })

@@ -37,11 +37,20 @@ fn run_limits(args: &RunLimitArgs, mut update: QueueUpdate) -> Result<QueueUpdat
     if let Some(text) = &args.max_running_per_key {
         update.max_running_per_key = Some(count("--max-running-per-key", text)?);
     }
+    fn rate(flag: &str, text: &str) -> Result<Option<Rate>> {
+        match text.trim() {
+            "none" => Ok(None),
+            rate => rate.parse::<Rate>().map(Some).map_err(|error| match error {
+                Error::InvalidInput { message } => Error::invalid(format!("{flag}: {message}")),
+                other => other,
+            }),
+        }
+    }
     if let Some(text) = &args.rate {
-        update.rate = Some(match text.as_str() {
-            "none" => None,
-            rate => Some(rate.parse::<Rate>()?),
-        });
+        update.rate = Some(rate("--rate", text)?);
+    }
+    if let Some(text) = &args.rate_per_key {
+        update.rate_per_key = Some(rate("--rate-per-key", text)?);
     }
     Ok(update)
 }
@@ -147,7 +156,7 @@ pub(crate) async fn run(ctx: &Ctx, command: QueueCommand) -> Result<()> {
             let update = run_limits(&run, update)?;
             if update == QueueUpdate::default() {
                 return Err(Error::invalid(
-                    "nothing to change: give --limit, --pause or --resume, --retention, --max-running, --rate or --max-running-per-key",
+                    "nothing to change: give --limit, --pause or --resume, --retention, --max-running, --rate, --max-running-per-key or --rate-per-key",
                 ));
             }
             backend.update_queue(&by, &name, update).await?

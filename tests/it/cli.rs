@@ -666,10 +666,17 @@ fn queues_take_run_limits_and_say_what_holds_a_job_back() {
         "100/1m",
         "--max-running-per-key",
         "1",
+        "--rate-per-key",
+        "10/1m",
     ]);
     assert_eq!(
         created["limits"],
-        json!({"max_running": 1, "rate": "100/1m", "max_running_per_key": 1})
+        json!({"max_running": 1, "rate": "100/1m", "max_running_per_key": 1, "rate_per_key": "10/1m"})
+    );
+    let typo = s.fails(&["queue", "update", "partner", "--rate-per-key", "10"]);
+    assert!(
+        typo.contains("--rate-per-key") && typo.contains("100/1m"),
+        "{typo}"
     );
     let typo = s.fails(&["queue", "create", "other", "--rate", "100/minute"]);
     assert!(typo.contains("100/1m"), "{typo}");
@@ -703,7 +710,7 @@ fn queues_take_run_limits_and_say_what_holds_a_job_back() {
     assert!(!plain.contains("concurrency key"), "{plain}");
     let listed = s.ok(&["queue", "list"]);
     assert!(
-        listed.contains("0 of 1 running, 100/1m starts, 1 per key"),
+        listed.contains("0 of 1 running, 100/1m starts, 1 per key, 10/1m starts per key"),
         "{listed}"
     );
     let id = job["id"].as_i64().expect("an id").to_string();
@@ -745,10 +752,12 @@ fn queues_take_run_limits_and_say_what_holds_a_job_back() {
         "none",
         "--max-running-per-key",
         "none",
+        "--rate-per-key",
+        "none",
     ]);
     assert_eq!(
         lifted["limits"],
-        json!({"max_running": null, "rate": null, "max_running_per_key": null})
+        json!({"max_running": null, "rate": null, "max_running_per_key": null, "rate_per_key": null})
     );
 }
 

@@ -174,10 +174,10 @@ async fn run_limits_are_gauges_and_held_back_reserves_are_counted() {
         .expect("open");
     let server = RunningServer::start(sql, ServerConfig::default()).await;
     let admin = Actor::Admin("root".into());
-    let queue = server
-        .sql
-        .create_queue(&admin, "slow", QueueLimit::default());
-    queue.await.expect("a queue");
+    for name in ["slow", "keyed"] {
+        let queue = server.sql.create_queue(&admin, name, QueueLimit::default());
+        queue.await.expect("a queue");
+    }
     let limits = outsourced_core::QueueUpdate {
         max_running: Some(Some(1)),
         rate: Some(Some("60/1m".parse().expect("a rate"))),
@@ -185,19 +185,32 @@ async fn run_limits_are_gauges_and_held_back_reserves_are_counted() {
     };
     let set = server.sql.update_queue(&admin, "slow", limits).await;
     set.expect("set the limits");
+    let per_key = outsourced_core::QueueUpdate {
+        rate_per_key: Some(Some("1/1m".parse().expect("a rate"))),
+        ..Default::default()
+    };
+    let set = server.sql.update_queue(&admin, "keyed", per_key).await;
+    set.expect("set the rate per key");
     let (worker, _) = server.client(Role::Worker, "w1").await;
     server.client(Role::Worker, "w2").await;
     server.client(Role::Producer, "shop").await;
     RunningServer::open_queue(&server.directory(), "slow").await;
+    RunningServer::open_queue(&server.directory(), "keyed").await;
     let by = Actor::Producer("shop".into());
-    for _ in 0..2 {
-        let job = NewJob::new("Call", json!([])).queue("slow");
-        server.sql.enqueue(&by, job).await.expect("enqueue");
+    for queue in ["slow", "keyed"] {
+        for _ in 0..2 {
+            let job = NewJob::new("Call", json!([]))
+                .queue(queue)
+                .concurrency_key("acme");
+            server.sql.enqueue(&by, job).await.expect("enqueue");
+        }
     }
     let me = WorkerInstance::new("w1", "i");
-    for expected in [1, 0, 0] {
-        let got = worker.reserve(&me, ReserveOptions::up_to(10).queues(["slow"]));
-        assert_eq!(got.await.expect("reserve").len(), expected);
+    for queue in ["slow", "keyed"] {
+        for expected in [1, 0, 0] {
+            let got = worker.reserve(&me, ReserveOptions::up_to(10).queues([queue]));
+            assert_eq!(got.await.expect("reserve").len(), expected, "{queue}");
+        }
     }
     let (status, text) = scrape(&server, None).await;
     assert_eq!(status, 200);
@@ -209,12 +222,14 @@ async fn run_limits_are_gauges_and_held_back_reserves_are_counted() {
         (limit("max_running"), limit("rate_interval_ms")),
         (1.0, 1000.0)
     );
-    let held = sample(
-        &text,
-        "outsourced_reserves_held_back_total",
-        &[("queue", "slow")],
-    );
-    assert_eq!(held, 2.0, "{text}");
+    let labels = [("queue", "keyed"), ("limit", "key_rate_interval_ms")];
+    let key_rate = sample(&text, "outsourced_queue_run_limit", &labels);
+    assert_eq!(key_rate, 60_000.0);
+    for queue in ["slow", "keyed"] {
+        let labels = [("queue", queue)];
+        let held = sample(&text, "outsourced_reserves_held_back_total", &labels);
+        assert_eq!(held, 2.0, "{queue}: {text}");
+    }
 }
 
 /// What a recording observer heard: (kind, class, outcome) per event.

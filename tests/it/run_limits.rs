@@ -1,7 +1,8 @@
 //! Run limits under concurrency, on every database: eight reservers in two backends (two
 //! processes, as far as the database knows) drain a queue with a limit on running jobs and one
-//! per concurrency key, and a checker reads the history's reserve and end times back and
-//! proves that no instant had more running than either limit.
+//! per concurrency key, or with a rate per key, and a checker reads the history's reserve and
+//! end times back and proves that no instant had more running than either limit, and that no
+//! key started twice within its rate's interval.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,7 +14,7 @@ use futures::future::join_all;
 use outsourced_backend_sql::sea_orm::{ConnectionTrait, Statement};
 use outsourced_backend_sql::{SqlBackend, SqlConfig};
 use outsourced_core::{
-    Actor, Backend, Clock, NewJob, QueueLimit, QueueUpdate, ReserveOptions, WorkerInstance,
+    Actor, Backend, Clock, NewJob, QueueLimit, QueueUpdate, Rate, ReserveOptions, WorkerInstance,
 };
 use serde_json::json;
 
@@ -22,11 +23,14 @@ use crate::support::on_every_database;
 on_every_database!(
     eight_reservers_never_run_more_than_the_limits,
     eight_reservers_never_run_more_than_max_running_alone,
+    eight_reservers_never_start_a_key_sooner_than_its_rate,
 );
 
 const JOBS: usize = 300;
 const MAX_RUNNING: i64 = 3;
 const KEYS: usize = 5;
+/// The least time between two starts of one key, under the rate per key.
+const KEY_INTERVAL_MS: i64 = 20;
 
 /// A clock that moves one millisecond at every reading: no two readings are the same instant,
 /// so the history's times order every start and end.
@@ -42,15 +46,61 @@ impl Clock for Ticking {
 
 /// A limit on running jobs and one per key: the reserves take turns on the limits row.
 async fn eight_reservers_never_run_more_than_the_limits(config: SqlConfig) {
-    race(config, Some(1)).await;
+    let limits = QueueUpdate {
+        max_running: Some(Some(MAX_RUNNING as u32)),
+        max_running_per_key: Some(Some(1)),
+        ..QueueUpdate::default()
+    };
+    let backend = race(config, limits).await;
+    let (most, most_per_key) = most_at_once(&backend).await;
+    assert!(
+        most <= MAX_RUNNING,
+        "at one instant {most} ran (limit {MAX_RUNNING})"
+    );
+    assert!(
+        most_per_key <= 1,
+        "at one instant {most_per_key} of one key ran (limit 1)"
+    );
+    assert!(most > 1, "the reservers overlapped ({most} at most)");
 }
 
 /// A limit on running jobs alone: the reserves claim places side by side.
 async fn eight_reservers_never_run_more_than_max_running_alone(config: SqlConfig) {
-    race(config, None).await;
+    let limits = QueueUpdate {
+        max_running: Some(Some(MAX_RUNNING as u32)),
+        ..QueueUpdate::default()
+    };
+    let backend = race(config, limits).await;
+    let (most, _) = most_at_once(&backend).await;
+    assert!(
+        most <= MAX_RUNNING,
+        "at one instant {most} ran (limit {MAX_RUNNING})"
+    );
+    assert!(most > 1, "the reservers overlapped ({most} at most)");
 }
 
-async fn race(config: SqlConfig, per_key: Option<u32>) {
+/// A rate per key alone: each key's clock is read and moved under the limits row's lock.
+async fn eight_reservers_never_start_a_key_sooner_than_its_rate(config: SqlConfig) {
+    let rate = Rate {
+        starts: 1,
+        per: Duration::from_millis(KEY_INTERVAL_MS as u64),
+    };
+    let limits = QueueUpdate {
+        rate_per_key: Some(Some(rate)),
+        ..QueueUpdate::default()
+    };
+    let backend = race(config, limits).await;
+    let closest = closest_starts_of_a_key(&backend).await;
+    assert!(
+        closest >= KEY_INTERVAL_MS,
+        "a key started twice {closest} ms apart (its rate: one per {KEY_INTERVAL_MS} ms)"
+    );
+    let (most, _) = most_at_once(&backend).await;
+    assert!(most > 1, "keys ran side by side ({most} at most)");
+}
+
+/// Eight reservers drain `JOBS` jobs of `KEYS` keys from a queue with `limits`.
+async fn race(config: SqlConfig, limits: QueueUpdate) -> SqlBackend {
     let clock = Arc::new(Ticking(AtomicI64::new(1_800_000_000_000)));
     let open = || async {
         SqlBackend::open_with_clock(config.clone(), clock.clone())
@@ -63,11 +113,6 @@ async fn race(config: SqlConfig, per_key: Option<u32>) {
         .create_queue(&admin, "narrow", QueueLimit::Unlimited)
         .await;
     created.expect("create the queue");
-    let limits = QueueUpdate {
-        max_running: Some(Some(MAX_RUNNING as u32)),
-        max_running_per_key: Some(per_key),
-        ..QueueUpdate::default()
-    };
     let updated = backends[1].update_queue(&admin, "narrow", limits).await;
     updated.expect("set the limits");
     let jobs = (0..JOBS)
@@ -89,18 +134,8 @@ async fn race(config: SqlConfig, per_key: Option<u32>) {
         reserver.expect("a reserver panicked");
     }
     assert_eq!(done.load(Ordering::SeqCst), JOBS);
-    let (most, most_per_key) = most_at_once(&backends[0]).await;
-    assert!(
-        most <= MAX_RUNNING,
-        "at one instant {most} ran (limit {MAX_RUNNING})"
-    );
-    if let Some(per_key) = per_key {
-        assert!(
-            most_per_key <= i64::from(per_key),
-            "at one instant {most_per_key} of one key ran (limit {per_key})"
-        );
-    }
-    assert!(most > 1, "the reservers overlapped ({most} at most)");
+    let [backend, _] = backends;
+    backend
 }
 
 /// Reserves up to five and completes them, until every job has been completed by someone.
@@ -124,9 +159,9 @@ async fn drain(backend: SqlBackend, me: WorkerInstance, done: Arc<AtomicUsize>) 
     }
 }
 
-/// The most jobs that ran at one instant, in all and of one key, from the history: each
-/// attempt runs from its `reserved` row to its `completed` row.
-async fn most_at_once(backend: &SqlBackend) -> (i64, i64) {
+/// Every start (+1) and end (-1) of the queue's jobs, from the history: each attempt runs from
+/// its `reserved` row to its `completed` row; with its time and its job's key.
+async fn starts_and_ends(backend: &SqlBackend) -> Vec<(i64, i64, String)> {
     let db = backend.connection();
     let sql = "SELECT h.at AS at, h.reason AS reason, j.concurrency_key AS k \
                FROM outsourced_job_history h JOIN outsourced_jobs j ON j.id = h.job_id \
@@ -136,15 +171,37 @@ async fn most_at_once(backend: &SqlBackend) -> (i64, i64) {
         .await
         .expect("read the history");
     assert_eq!(rows.len(), 2 * JOBS, "one start and one end per job");
-    let mut changes: Vec<(i64, i64, String)> = rows
-        .iter()
+    rows.iter()
         .map(|row| {
             let at: i64 = row.try_get("", "at").expect("at");
             let reason: String = row.try_get("", "reason").expect("reason");
             let key: String = row.try_get("", "k").expect("key");
             (at, if reason == "reserved" { 1 } else { -1 }, key)
         })
-        .collect();
+        .collect()
+}
+
+/// The least time between two starts of one key (ms).
+async fn closest_starts_of_a_key(backend: &SqlBackend) -> i64 {
+    let mut starts = HashMap::<String, Vec<i64>>::new();
+    for (at, change, key) in starts_and_ends(backend).await {
+        if change == 1 {
+            starts.entry(key).or_default().push(at);
+        }
+    }
+    let mut closest = i64::MAX;
+    for times in starts.values_mut() {
+        times.sort_unstable();
+        for pair in times.windows(2) {
+            closest = closest.min(pair[1] - pair[0]);
+        }
+    }
+    closest
+}
+
+/// The most jobs that ran at one instant, in all and of one key, from the history.
+async fn most_at_once(backend: &SqlBackend) -> (i64, i64) {
+    let mut changes = starts_and_ends(backend).await;
     // Ends first where an end and a start share an instant (the clock makes that rare): a
     // start that waited for an end is dated after it.
     changes.sort_by_key(|(at, change, _)| (*at, *change));

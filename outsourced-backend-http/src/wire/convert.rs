@@ -457,6 +457,7 @@ impl From<RunLimits> for RunLimitsDto {
             max_running: limits.max_running,
             rate: limits.rate.map(RateDto::from),
             max_running_per_key: limits.max_running_per_key,
+            rate_per_key: limits.rate_per_key.map(RateDto::from),
         }
     }
 }
@@ -467,6 +468,7 @@ impl From<RunLimitsDto> for RunLimits {
             max_running: dto.max_running,
             rate: dto.rate.map(Rate::from),
             max_running_per_key: dto.max_running_per_key,
+            rate_per_key: dto.rate_per_key.map(Rate::from),
         }
     }
 }

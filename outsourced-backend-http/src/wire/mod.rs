@@ -550,6 +550,9 @@ pub struct RunLimitsDto {
     /// At most this many jobs of one concurrency key run at once.
     #[serde(default)]
     pub max_running_per_key: Option<u32>,
+    /// At most `starts` jobs of one concurrency key start per `per_ms`, evenly spaced.
+    #[serde(default)]
+    pub rate_per_key: Option<RateDto>,
 }
 
 /// A rate of starts: `starts` per `per_ms` milliseconds, one every `per_ms / starts`.
@@ -634,4 +637,12 @@ pub struct UpdateQueueRequest {
     )]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<u32>))]
     pub max_running_per_key: Option<Option<u32>>,
+    /// A new rate of starts per concurrency key; `null` removes it.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<RateDto>))]
+    pub rate_per_key: Option<Option<RateDto>>,
 }

@@ -8,6 +8,7 @@ pub(crate) mod history;
 pub(crate) mod idempotency_key;
 pub(crate) mod instance;
 pub(crate) mod job;
+pub(crate) mod key_rate;
 pub(crate) mod login_failure;
 pub(crate) mod nonce;
 pub(crate) mod principal;

@@ -15,6 +15,10 @@ pub(crate) struct Model {
     /// The earliest time the rate lets the next job start (epoch ms); moved on by each start.
     pub rate_next_at: i64,
     pub max_running_per_key: Option<i32>,
+    /// A rate of starts per concurrency key: `key_rate_starts` per `key_rate_per_ms` (both set
+    /// or neither), each key's clock a row of `outsourced_key_rates`.
+    pub key_rate_starts: Option<i32>,
+    pub key_rate_per_ms: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -138,9 +138,11 @@ pub trait Backend: Send + Sync {
     /// - Keeps each queue's run limits (see [`RunLimits`](crate::RunLimits)), counted across
     ///   every worker and every process on the same store, under concurrent calls too: no more
     ///   than `max_running` of a queue's jobs run at once, no more than `max_running_per_key`
-    ///   of one concurrency key, and starts are spaced by the rate (one per `per / starts`,
-    ///   none saved up). A job that ends, is released, or whose lease ran out gives its place
-    ///   back at once; a job held back stays as it is (no history row).
+    ///   of one concurrency key, starts are spaced by the rate (one per `per / starts`, none
+    ///   saved up), and each key's starts by the rate per key (one per key per
+    ///   `per / starts`, each key on its own clock, none saved up). A job that ends, is released, or whose lease ran out gives its place
+    ///   back at once (a rate counts starts: an end gives none back); a job held back stays
+    ///   as it is (no history row).
     /// - When nothing is ready and `wait` is set, waits until a job is enqueued (and returns it)
     ///   or the wait ends (and returns an empty list, not an error). Each new job wakes a
     ///   waiting reserve of its queue (or of every queue), so that several new jobs reach as

@@ -15,12 +15,7 @@ use crate::{
 /// A fresh queue with `limits`, which the queue then reports.
 async fn limited(h: &Harness, limits: RunLimits) -> String {
     let queue = h.queue_with(QueueLimit::Unlimited).await;
-    let update = QueueUpdate {
-        max_running: Some(limits.max_running),
-        rate: Some(limits.rate),
-        max_running_per_key: Some(limits.max_running_per_key),
-        ..QueueUpdate::default()
-    };
+    let update = QueueUpdate::setting(limits);
     let info = h
         .admin
         .backend
@@ -156,6 +151,56 @@ pub(crate) async fn a_per_key_limit_runs_each_keys_jobs_in_turn(h: &Harness) {
     let listed = h.admin.backend.jobs(&h.admin.actor, filter).await;
     let listed: Vec<JobId> = ok(listed, "list by key").iter().map(|j| j.id).collect();
     assert_eq!(listed, vec![a2.id, a1.id]);
+}
+
+pub(crate) async fn a_rate_per_key_spaces_each_keys_starts(h: &Harness) {
+    let rate = Rate {
+        starts: 1,
+        per: Duration::from_secs(10),
+    };
+    let limits = RunLimits {
+        rate_per_key: Some(rate),
+        ..RunLimits::default()
+    };
+    let queue = limited(h, limits).await;
+    let keyed = |key: &str| noop().queue(&queue).concurrency_key(key);
+    let a1 = h.enqueue(keyed("a")).await;
+    let a2 = h.enqueue(keyed("a")).await;
+    let b1 = h.enqueue(keyed("b")).await;
+    let b2 = h.enqueue(keyed("b")).await;
+    let plain = h.enqueue_in(&queue).await;
+    let first = take(h, 0, &[&queue]).await;
+    assert_eq!(
+        ids(&first),
+        vec![a1.id, b1.id, plain.id],
+        "one start of each key"
+    );
+    // Ending a job gives no start back: a rate counts starts, not running jobs.
+    ok(h.w(0).complete(&first[0]).await, "complete a1");
+    h.w(1).reserve_none(&[&queue]).await;
+    h.advance(Duration::from_millis(9_999));
+    h.w(1).reserve_none(&[&queue]).await;
+    h.advance(Duration::from_millis(1));
+    let second = take(h, 1, &[&queue]).await;
+    assert_eq!(
+        ids(&second),
+        vec![a2.id, b2.id],
+        "each key's next, 10 s later"
+    );
+    // A key that started nothing for a while saves nothing up.
+    h.advance(Duration::from_secs(60));
+    let a3 = h.enqueue(keyed("a")).await;
+    let a4 = h.enqueue(keyed("a")).await;
+    assert_eq!(ids(&take(h, 0, &[&queue]).await), vec![a3.id]);
+    h.w(0).reserve_none(&[&queue]).await;
+    // Lifting the rate lets the rest start at once.
+    let lift = QueueUpdate {
+        rate_per_key: Some(None),
+        ..QueueUpdate::default()
+    };
+    let info = h.admin.backend.update_queue(&h.admin.actor, &queue, lift);
+    assert_eq!(ok(info.await, "lift the rate").limits, RunLimits::default());
+    assert_eq!(ids(&take(h, 1, &[&queue]).await), vec![a4.id]);
 }
 
 pub(crate) async fn a_long_poll_held_back_is_woken_when_room_appears(h: &Harness) {

@@ -21,6 +21,9 @@ pub struct RunLimits {
     /// At most this many jobs of one concurrency key run at once (jobs without a key are not
     /// limited by it); 1 runs each key's jobs one after another.
     pub max_running_per_key: Option<u32>,
+    /// At most this many jobs of one concurrency key start per period, evenly spaced, each key
+    /// on its own clock (jobs without a key are not limited by it).
+    pub rate_per_key: Option<Rate>,
 }
 
 impl RunLimits {
@@ -40,7 +43,7 @@ impl RunLimits {
         if self.max_running_per_key == Some(0) {
             return Err(Error::invalid("max_running_per_key must be at least 1"));
         }
-        if let Some(rate) = self.rate {
+        for rate in [self.rate, self.rate_per_key].into_iter().flatten() {
             rate.check()?;
         }
         Ok(())

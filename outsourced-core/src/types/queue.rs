@@ -94,9 +94,30 @@ pub struct QueueUpdate {
     pub rate: Option<Option<Rate>>,
     /// A new limit on running jobs per concurrency key (`Some(None)` removes it).
     pub max_running_per_key: Option<Option<u32>>,
+    /// A new rate of starts per concurrency key (`Some(None)` removes it).
+    pub rate_per_key: Option<Option<Rate>>,
 }
 
 impl QueueUpdate {
+    /// An update that sets every run limit to `limits`'s (removing those it does not have).
+    pub fn setting(limits: RunLimits) -> Self {
+        QueueUpdate {
+            max_running: Some(limits.max_running),
+            rate: Some(limits.rate),
+            max_running_per_key: Some(limits.max_running_per_key),
+            rate_per_key: Some(limits.rate_per_key),
+            ..QueueUpdate::default()
+        }
+    }
+
+    /// Whether it sets or removes any run limit.
+    pub fn changes_limits(&self) -> bool {
+        self.max_running.is_some()
+            || self.rate.is_some()
+            || self.max_running_per_key.is_some()
+            || self.rate_per_key.is_some()
+    }
+
     /// The limits after this update, from `limits` before it.
     pub fn limits(&self, limits: RunLimits) -> RunLimits {
         RunLimits {
@@ -105,6 +126,7 @@ impl QueueUpdate {
             max_running_per_key: self
                 .max_running_per_key
                 .unwrap_or(limits.max_running_per_key),
+            rate_per_key: self.rate_per_key.unwrap_or(limits.rate_per_key),
         }
     }
 }
@@ -142,6 +164,9 @@ impl QueueInfo {
         if let Some(per_key) = limits.max_running_per_key {
             parts.push(format!("{per_key} per key"));
         }
+        if let Some(rate) = limits.rate_per_key {
+            parts.push(format!("{rate} starts per key"));
+        }
         (!parts.is_empty()).then(|| parts.join(", "))
     }
 
@@ -165,6 +190,13 @@ impl QueueInfo {
         if let (Some(per_key), Some(key)) = (limits.max_running_per_key, &job.concurrency_key) {
             return Some(format!(
                 "it may wait: at most {per_key} of the jobs of concurrency key {key} run at once"
+            ));
+        }
+        if let (Some(rate), Some(key)) = (limits.rate_per_key, &job.concurrency_key) {
+            return Some(format!(
+                "it may wait: at most {} jobs of concurrency key {key} start per {}, evenly spaced",
+                rate.starts,
+                humantime::format_duration(rate.per)
             ));
         }
         limits.rate.map(|rate| {

@@ -51,12 +51,7 @@ pub(crate) async fn create(
         .create_queue(&actor(&caller), &request.name, limit)
         .await?;
     if limits.any() {
-        let set = QueueUpdate {
-            max_running: Some(limits.max_running),
-            rate: Some(limits.rate),
-            max_running_per_key: Some(limits.max_running_per_key),
-            ..QueueUpdate::default()
-        };
+        let set = QueueUpdate::setting(limits);
         queue = backend
             .update_queue(&actor(&caller), &request.name, set)
             .await?;
@@ -91,6 +86,7 @@ pub(crate) async fn update(
         max_running: request.max_running,
         rate: request.rate.map(|rate| rate.map(Rate::from)),
         max_running_per_key: request.max_running_per_key,
+        rate_per_key: request.rate_per_key.map(|rate| rate.map(Rate::from)),
     };
     let queue = state
         .backend()
