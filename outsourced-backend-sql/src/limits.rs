@@ -146,6 +146,9 @@ pub(crate) struct Room {
     rate: Option<(i64, i64)>,
     /// The places claimed for the jobs it starts, when the queue keeps places.
     places: Vec<i32>,
+    /// Whether its places were claimed without a second look, which the claim's own
+    /// statement then takes (PostgreSQL, a reserve of this queue alone).
+    unchecked: bool,
 }
 
 impl Plan {
@@ -156,6 +159,14 @@ impl Plan {
             .filter(|queue| !self.rooms.iter().any(|room| &room.queue == *queue))
             .chain(&self.held_by_keys)
             .map(String::as_str)
+    }
+
+    /// The room whose places the claim's statement must look at again and fill, if any.
+    pub(crate) fn unchecked_places(&self) -> Option<(&str, &[i32])> {
+        self.rooms
+            .iter()
+            .find(|room| room.unchecked && !room.places.is_empty())
+            .map(|room| (room.queue.as_str(), room.places.as_slice()))
     }
 
     /// Notes that a rate lets a queue it holds back start a job at `next` (epoch ms).
@@ -195,8 +206,10 @@ pub(crate) async fn plan(
     let mut events = Events::default();
     for row in rows {
         plan.limited.push(row.queue.clone());
+        // PostgreSQL leases a reserve of this queue alone in its places in one statement.
+        let alone = flavor == Flavor::Postgres && only(opts) == Some(row.queue.as_str());
         let (room, expired) = match places::kept_for(&of(Some(&row))) {
-            true => in_places(db, flavor, &row, by, limit, now).await?,
+            true => in_places(db, flavor, &row, by, (limit, !alone), now).await?,
             false => match locked(db, flavor, row).await? {
                 Some(row) => under_lock(db, flavor, &row, by, limit, now).await?,
                 None => continue,
@@ -213,6 +226,14 @@ pub(crate) async fn plan(
         }
     }
     Ok((plan, events))
+}
+
+/// The one queue a reserve names, if it names one (perhaps more than once).
+fn only(opts: &ReserveOptions) -> Option<&str> {
+    let (first, rest) = opts.queues.split_first()?;
+    rest.iter()
+        .all(|queue| queue == first)
+        .then_some(first.as_str())
 }
 
 /// The limits row read again under its lock (the limits and the rate's clock as they are
@@ -256,21 +277,23 @@ async fn under_lock(
 }
 
 /// The room of a queue that keeps places: the free places it claimed (after reclaiming its
-/// lapsed leases when it found none).
+/// lapsed leases when it found none), at most `limit`, looked at again once locked unless
+/// the claim's statement does.
 async fn in_places(
     db: &impl ConnectionTrait,
     flavor: Flavor,
     row: &run_limits::Model,
     by: &WorkerInstance,
-    limit: u32,
+    (limit, look_again): (u32, bool),
     now: DateTime<Utc>,
 ) -> Result<(Room, Events)> {
-    let mut claimed = places::claim(db, flavor, &row.queue, limit).await?;
+    let claim = || places::claim(db, flavor, &row.queue, limit, look_again);
+    let mut claimed = claim().await?;
     let mut expired = Events::default();
     if claimed.is_empty() {
         expired = expire_lapsed(db, flavor.locks_rows(), &row.queue, by, now).await?;
         if !expired.is_empty() {
-            claimed = places::claim(db, flavor, &row.queue, limit).await?;
+            claimed = claim().await?;
         }
     }
     let room = Room {
@@ -280,6 +303,7 @@ async fn in_places(
         key_rate: None,
         rate: None,
         places: claimed,
+        unchecked: !look_again && flavor.locks_rows(),
     };
     Ok((room, expired))
 }
@@ -339,6 +363,7 @@ async fn room(
             .map(|rate| duration_ms(rate.interval()).max(1)),
         rate,
         places: Vec::new(),
+        unchecked: false,
     })
 }
 

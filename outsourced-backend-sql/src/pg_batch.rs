@@ -10,7 +10,9 @@
 //! Only `transition` decides states: the state each statement writes is the core's answer for
 //! its event, and every row a claim returns is checked against it (a row that would go
 //! elsewhere fails the transaction, so nothing is written). A limited queue's batch is chosen
-//! by the generic path (the run limits), then leased by the same statement; completions of
+//! by the generic path (the run limits), then leased by the same statement, except that a
+//! reserve of one queue that keeps places leases in the places it locked, looked at again, in
+//! the claim's own statement; completions of
 //! repeating jobs or of leases no longer held take the generic path, the same on every
 //! database.
 //!
@@ -50,18 +52,65 @@ pub(crate) async fn claim(
     now: DateTime<Utc>,
     lease: Duration,
 ) -> Result<Option<Leased>> {
+    let (numbered, values) = numbered(picked, limit);
+    let chosen = format!("{numbered}, chosen AS (SELECT id, from_state, token FROM numbered)");
+    lease_chosen(db, chosen, values, by, now, lease).await
+}
+
+/// The CTEs `picked` (the jobs `picked` selects) and `numbered` (`id`, `from_state`, `token`
+/// and `n`, their place in hand-out order, each job given the token of its place), with their
+/// parameters.
+fn numbered(picked: SelectStatement, limit: u32) -> (String, Vec<Value>) {
     let (select, values) = picked.build(PostgresQueryBuilder);
     let mut values = values.0;
     let tokens: Vec<String> = (0..limit).map(|_| crate::lease::new_token()).collect();
     values.push(serde_json::json!(tokens).to_string().into());
-    // Each picked job is given the token of its place in the batch.
-    let chosen = format!(
+    let ctes = format!(
         "picked AS ({select}), \
-         numbered AS (SELECT id, state, row_number() OVER () AS n FROM picked), \
-         chosen AS (SELECT p.id, p.state AS from_state, t.token FROM numbered AS p \
+         numbered AS (SELECT p.id, p.state AS from_state, t.token, p.n \
+           FROM (SELECT id, state, row_number() OVER () AS n FROM picked) AS p \
            JOIN json_array_elements_text(${}::json) WITH ORDINALITY AS t(token, n) \
              ON t.n = p.n)",
         values.len()
+    );
+    (ctes, values)
+}
+
+/// Leases the jobs `picked` selects (as in [`claim`], at most `places.len()`) in the free
+/// places among `places` of `queue`, which this transaction has locked, filling each place
+/// with its job and token, in one statement.
+///
+/// The places are looked at again here: a place another reserve filled and committed while
+/// this one waited for it was locked in its new version but judged by its old job (PostgreSQL
+/// re-checks a locked row against the joined rows of the snapshot that found it), so it may
+/// hold a job that runs. This statement, later than the lock, sees every commit before it; it
+/// takes as many jobs as places are still free.
+pub(crate) async fn claim_in_places(
+    db: &impl ConnectionTrait,
+    picked: SelectStatement,
+    queue: &str,
+    places: &[i32],
+    by: &WorkerInstance,
+    now: DateTime<Utc>,
+    lease: Duration,
+) -> Result<Option<Leased>> {
+    let limit = places.len() as u32;
+    let (numbered, mut values) = numbered(picked, limit);
+    values.push(queue.into());
+    let queue = values.len();
+    values.push(serde_json::json!(places).to_string().into());
+    let places = values.len();
+    let chosen = format!(
+        "{numbered}, \
+         free AS (SELECT p.place, row_number() OVER (ORDER BY p.place) AS n \
+           FROM outsourced_run_places AS p \
+           LEFT JOIN outsourced_jobs AS r ON r.id = p.job_id AND r.lease_token = p.lease_token \
+           WHERE p.queue = ${queue} AND r.id IS NULL \
+             AND p.place IN (SELECT value::int FROM json_array_elements_text(${places}::json))), \
+         chosen AS (SELECT p.id, p.from_state, p.token, f.place FROM numbered AS p \
+           JOIN free AS f ON f.n = p.n), \
+         held AS (UPDATE outsourced_run_places AS p SET job_id = c.id, lease_token = c.token \
+           FROM chosen AS c WHERE p.queue = ${queue} AND p.place = c.place)"
     );
     lease_chosen(db, chosen, values, by, now, lease).await
 }

@@ -74,12 +74,14 @@ pub(crate) async fn resize(
 }
 
 /// Claims up to `n` free places of `queue`, locked until the commit (skipping those another
-/// reserve holds).
+/// reserve holds); looked at again once locked where rows are locked, unless `look_again` is
+/// false (the caller's next statement does: `pg_batch::claim_in_places`).
 pub(crate) async fn claim(
     db: &impl ConnectionTrait,
     flavor: Flavor,
     queue: &str,
     n: u32,
+    look_again: bool,
 ) -> Result<Vec<i32>> {
     let lock = match flavor {
         Flavor::Postgres => " FOR UPDATE OF p SKIP LOCKED",
@@ -93,7 +95,7 @@ pub(crate) async fn claim(
         placeholder(flavor)
     );
     let locked = free(db, flavor, &sql, queue).await?;
-    if locked.is_empty() || flavor == Flavor::Sqlite {
+    if locked.is_empty() || flavor == Flavor::Sqlite || !look_again {
         return Ok(locked);
     }
     // Looked at again, now that they are ours: a place another reserve filled and committed

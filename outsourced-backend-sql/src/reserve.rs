@@ -338,6 +338,16 @@ async fn claim_in(
             expired,
         });
     }
+    if let Some((queue, places)) = plan.unchecked_places() {
+        // A reserve of this queue alone: no other queue's jobs to read.
+        let picked = picked(opts, places.len() as u32, now);
+        let leased = pg_batch::claim_in_places(db, picked, queue, places, by, now, lease).await?;
+        return Ok(Claim {
+            leased,
+            plan,
+            expired,
+        });
+    }
     let mut plan = plan;
     let rows = ready(db, opts, &mut plan, limit, now, lock_rows).await?;
     if rows.is_empty() {
