@@ -23,10 +23,10 @@ use crate::convert::{duration_ms, ms};
 use crate::dialect::{Flavor, insert_if_absent};
 use crate::entity::{job, run_limits};
 use crate::error::db_error;
-use crate::key_rates;
 use crate::observe::Events;
 use crate::places;
 use crate::reclaim;
+use crate::{key_locks, key_rates};
 use outsourced_core::{
     Actor, QueueUpdate, Rate, ReserveOptions, Result, RunLimits, WorkerInstance,
 };
@@ -149,6 +149,8 @@ pub(crate) struct Room {
     /// Whether its places were claimed without a second look, which the claim's own
     /// statement then takes (PostgreSQL, a reserve of this queue alone).
     unchecked: bool,
+    /// Whether its reserves take turns per key (`key_locks`) rather than on its row.
+    lock_keys: bool,
 }
 
 impl Plan {
@@ -208,12 +210,19 @@ pub(crate) async fn plan(
         plan.limited.push(row.queue.clone());
         // PostgreSQL leases a reserve of this queue alone in its places in one statement.
         let alone = flavor == Flavor::Postgres && only(opts) == Some(row.queue.as_str());
-        let (room, expired) = match places::kept_for(&of(Some(&row))) {
-            true => in_places(db, flavor, &row, by, (limit, !alone), now).await?,
-            false => match locked(db, flavor, row).await? {
+        let limits = of(Some(&row));
+        let (room, expired) = if places::kept_for(&limits) {
+            in_places(db, flavor, &row, by, (limit, !alone), now).await?
+        } else if flavor == Flavor::Postgres && key_locks::apply_to(&limits) {
+            // Its reserves take turns per key (`trim`), not on the row.
+            let (mut room, expired) = under_lock(db, flavor, &row, by, limit, now).await?;
+            room.lock_keys = true;
+            (room, expired)
+        } else {
+            match locked(db, flavor, row).await? {
                 Some(row) => under_lock(db, flavor, &row, by, limit, now).await?,
                 None => continue,
-            },
+            }
         };
         events.append(expired);
         if let Some((_, next)) = room.rate
@@ -253,9 +262,9 @@ async fn locked(
         .map_err(db_error)
 }
 
-/// The room a queue's locked limits row leaves, after reclaiming the queue's lapsed leases
-/// when a limit on running jobs holds the reserve back, or may (per key): a lease that ran
-/// out gives its place back now, not at the next reclaim.
+/// The room a queue's limits row leaves (locked, unless its reserves lock keys instead), after
+/// reclaiming the queue's lapsed leases when a limit on running jobs holds the reserve back,
+/// or may (per key): a lease that ran out gives its place back now, not at the next reclaim.
 async fn under_lock(
     db: &impl ConnectionTrait,
     flavor: Flavor,
@@ -304,6 +313,7 @@ async fn in_places(
         rate: None,
         places: claimed,
         unchecked: !look_again && flavor.locks_rows(),
+        lock_keys: false,
     };
     Ok((room, expired))
 }
@@ -364,6 +374,7 @@ async fn room(
         rate,
         places: Vec::new(),
         unchecked: false,
+        lock_keys: false,
     })
 }
 
@@ -399,6 +410,10 @@ pub(crate) async fn trim(
     if room.per_key.is_none() && room.key_rate.is_none() {
         rows.truncate(room.take as usize);
         return Ok(rows);
+    }
+    if room.lock_keys {
+        // Counted below, after the keys' locks: a statement that sees every start before.
+        rows = key_locks::lock(db, &room.queue, rows).await?;
     }
     let running = match room.per_key {
         Some(_) => running_per_key(db, &room.queue, &rows).await?,

@@ -94,6 +94,8 @@ pub(crate) async fn claim_in_places(
     now: DateTime<Utc>,
     lease: Duration,
 ) -> Result<Option<Leased>> {
+    // The places as an array keep their lookup on the primary key, as the batch's ids do in
+    // `complete`, instead of every place of the queue read and joined to its job.
     let limit = places.len() as u32;
     let (numbered, mut values) = numbered(picked, limit);
     values.push(queue.into());
@@ -105,12 +107,13 @@ pub(crate) async fn claim_in_places(
          free AS (SELECT p.place, row_number() OVER (ORDER BY p.place) AS n \
            FROM outsourced_run_places AS p \
            LEFT JOIN outsourced_jobs AS r ON r.id = p.job_id AND r.lease_token = p.lease_token \
-           WHERE p.queue = ${queue} AND r.id IS NULL \
-             AND p.place IN (SELECT value::int FROM json_array_elements_text(${places}::json))), \
+           WHERE p.queue = ${queue} AND r.id IS NULL AND p.place = ANY (ARRAY( \
+             SELECT value::int FROM json_array_elements_text(${places}::json)))), \
          chosen AS (SELECT p.id, p.from_state, p.token, f.place FROM numbered AS p \
            JOIN free AS f ON f.n = p.n), \
          held AS (UPDATE outsourced_run_places AS p SET job_id = c.id, lease_token = c.token \
-           FROM chosen AS c WHERE p.queue = ${queue} AND p.place = c.place)"
+           FROM chosen AS c WHERE p.queue = ${queue} \
+             AND p.place = ANY (ARRAY(SELECT place FROM chosen)) AND p.place = c.place)"
     );
     lease_chosen(db, chosen, values, by, now, lease).await
 }

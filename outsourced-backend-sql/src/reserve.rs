@@ -350,6 +350,9 @@ async fn claim_in(
     }
     let mut plan = plan;
     let rows = ready(db, opts, &mut plan, limit, now, lock_rows).await?;
+    // The starts are dated after the counts of running jobs per key that let them (and the
+    // keys' locks): every end a count saw was dated before it.
+    let now = clock.now();
     if rows.is_empty() {
         return Ok(Claim {
             leased: None,

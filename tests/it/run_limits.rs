@@ -23,6 +23,7 @@ use crate::support::on_every_database;
 on_every_database!(
     eight_reservers_never_run_more_than_the_limits,
     eight_reservers_never_run_more_than_max_running_alone,
+    eight_reservers_never_run_more_than_max_running_per_key_alone,
     eight_reservers_never_start_a_key_sooner_than_its_rate,
 );
 
@@ -77,6 +78,21 @@ async fn eight_reservers_never_run_more_than_max_running_alone(config: SqlConfig
         "at one instant {most} ran (limit {MAX_RUNNING})"
     );
     assert!(most > 1, "the reservers overlapped ({most} at most)");
+}
+
+/// A limit per key alone: on PostgreSQL the reserves take turns per key, not on the row.
+async fn eight_reservers_never_run_more_than_max_running_per_key_alone(config: SqlConfig) {
+    let limits = QueueUpdate {
+        max_running_per_key: Some(Some(1)),
+        ..QueueUpdate::default()
+    };
+    let backend = race(config, limits).await;
+    let (most, most_per_key) = most_at_once(&backend).await;
+    assert!(
+        most_per_key <= 1,
+        "at one instant {most_per_key} of one key ran (limit 1)"
+    );
+    assert!(most > 1, "keys ran side by side ({most} at most)");
 }
 
 /// A rate per key alone: each key's clock is read and moved under the limits row's lock.
