@@ -16,7 +16,7 @@ pub type Source = Arc<dyn std::error::Error + Send + Sync>;
 pub enum Error {
     /// The queue already holds as many live jobs as its limit allows; nothing was stored.
     #[error(
-        "queue {queue:?} is full: it has no room for these jobs within its limit of {limit} live {}",
+        "queue {queue:?} is full: it has no room for more jobs within its limit of {limit} live {}",
         if *limit == 1 { "job" } else { "jobs" }
     )]
     QueueFull {

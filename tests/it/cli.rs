@@ -715,7 +715,10 @@ fn queues_take_run_limits_and_say_what_holds_a_job_back() {
     );
     let id = job["id"].as_i64().expect("an id").to_string();
     let shown = s.ok(&["job", "show", &id]);
-    assert!(shown.contains("concurrency key acme"), "{shown}");
+    assert!(
+        shown.contains("of the jobs of concurrency key acme, at most 1 run at once, and at most 10 start per 1m"),
+        "{shown}"
+    );
     let idle = s.ok(&["queue", "show", "partner"]);
     assert!(idle.contains("no key runs a job now"), "{idle}");
     // A worker next to the database starts acme's job: `queue show` says which key runs.

@@ -117,6 +117,7 @@ async fn dashboard_server(url: &str) -> RunningServer {
     let limits = outsourced_core::QueueUpdate {
         max_running: Some(Some(5)),
         rate: Some(Some("100/1m".parse().expect("a rate"))),
+        rate_per_key: Some(Some("10/1m".parse().expect("a rate"))),
         ..Default::default()
     };
     let admin = outsourced_core::Actor::Admin("root".into());
@@ -189,7 +190,7 @@ async fn dashboard_end_to_end() {
         "the demo's queue is listed: {queues}"
     );
     assert!(
-        queues.contains("0 of 5 running, 100/1m starts"),
+        queues.contains("0 of 5 running, 100/1m starts, 10/1m starts per key"),
         "its run limits are shown: {queues}"
     );
 

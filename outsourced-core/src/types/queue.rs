@@ -187,17 +187,24 @@ impl QueueInfo {
                 job.queue
             ));
         }
-        if let (Some(per_key), Some(key)) = (limits.max_running_per_key, &job.concurrency_key) {
-            return Some(format!(
-                "it may wait: at most {per_key} of the jobs of concurrency key {key} run at once"
-            ));
-        }
-        if let (Some(rate), Some(key)) = (limits.rate_per_key, &job.concurrency_key) {
-            return Some(format!(
-                "it may wait: at most {} jobs of concurrency key {key} start per {}, evenly spaced",
-                rate.starts,
-                humantime::format_duration(rate.per)
-            ));
+        if let Some(key) = &job.concurrency_key {
+            let mut per_key = Vec::new();
+            if let Some(max) = limits.max_running_per_key {
+                per_key.push(format!("at most {max} run at once"));
+            }
+            if let Some(rate) = limits.rate_per_key {
+                let per = humantime::format_duration(rate.per);
+                per_key.push(format!(
+                    "at most {} start per {per}, evenly spaced",
+                    rate.starts
+                ));
+            }
+            if !per_key.is_empty() {
+                return Some(format!(
+                    "it may wait: of the jobs of concurrency key {key}, {}",
+                    per_key.join(", and ")
+                ));
+            }
         }
         limits.rate.map(|rate| {
             format!(
