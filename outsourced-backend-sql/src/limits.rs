@@ -77,7 +77,8 @@ pub(crate) async fn write(
         return Ok(());
     }
     let limits = update.limits(read(db, queue).await?);
-    places::resize(db, queue, &limits).await?;
+    // Made again, with the jobs that run then, by the next reserve (`plan`).
+    places::delete(db, queue).await?;
     if limits.rate_per_key.is_none() {
         key_rates::forget(db, queue).await?;
     }
@@ -94,6 +95,7 @@ pub(crate) async fn write(
         max_running_per_key: Set(number(limits.max_running_per_key)),
         key_rate_starts: Set(number(limits.rate_per_key.map(|r| r.starts))),
         key_rate_per_ms: Set(limits.rate_per_key.map(|r| duration_ms(r.per))),
+        places_kept: Set(false),
     };
     let insert = run_limits::Entity::insert(row.clone());
     if insert_if_absent(db, flavor, sea_orm::QueryTrait::into_query(insert)).await? {
@@ -211,7 +213,7 @@ pub(crate) async fn plan(
         // PostgreSQL leases a reserve of this queue alone in its places in one statement.
         let alone = flavor == Flavor::Postgres && only(opts) == Some(row.queue.as_str());
         let limits = of(Some(&row));
-        let (room, expired) = if places::kept_for(&limits) {
+        let (room, expired) = if row.places_kept {
             in_places(db, flavor, &row, by, (limit, !alone), now).await?
         } else if flavor == Flavor::Postgres && key_locks::apply_to(&limits) {
             // Its reserves take turns per key (`trim`), not on the row.
@@ -219,9 +221,17 @@ pub(crate) async fn plan(
             room.lock_keys = true;
             (room, expired)
         } else {
-            match locked(db, flavor, row).await? {
-                Some(row) => under_lock(db, flavor, &row, by, limit, now).await?,
-                None => continue,
+            let Some(row) = locked(db, flavor, row).await? else {
+                continue;
+            };
+            // Places made (or settled by another reserve while this one waited) once the
+            // jobs that run fit in them.
+            let limits = of(Some(&row));
+            let settled = places::kept_for(&limits)
+                && (row.places_kept || places::settle(db, &row.queue, &limits).await?);
+            match settled {
+                true => in_places(db, flavor, &row, by, (limit, !alone), now).await?,
+                false => under_lock(db, flavor, &row, by, limit, now).await?,
             }
         };
         events.append(expired);

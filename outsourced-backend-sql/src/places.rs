@@ -8,12 +8,21 @@
 //! counting running jobs would make them take turns through the commit; and no end of a job
 //! has to give its place back: its end is what frees it. A rate or a per-key limit needs the
 //! turns (one clock, counts per key), so a queue with either keeps the limits row's lock.
+//!
+//! Places are made by a reserve, not by the change of limits: a change deletes them, and the
+//! next reserve, holding the limits row, counts the jobs that run and makes the places with
+//! those jobs in them (`settle`), or, while more run than the limit, counts them again at
+//! every reserve until they fit. Places made empty beside running jobs would let a queue run
+//! those and as many again (a new user's trial caught 4 of 2 running after `--rate none`).
 
 use sea_orm::sea_query::{CaseStatement, Expr};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, Statement};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect,
+    Statement,
+};
 
 use crate::dialect::Flavor;
-use crate::entity::run_place;
+use crate::entity::{job, run_limits, run_place};
 use crate::error::db_error;
 use outsourced_core::{Result, RunLimits};
 
@@ -32,45 +41,60 @@ pub(crate) fn kept_for(limits: &RunLimits) -> bool {
     *limits == only_max_running && limits.max_running.is_some_and(|n| n <= MAX_PLACES)
 }
 
-/// Gives the queue the places its limits call for (none unless [`kept_for`]): the places
-/// past the new count go, those kept keep the jobs they hold.
-pub(crate) async fn resize(
+/// Gives the queue the places its limits call for, once the jobs that run fit in them (under
+/// the queue's limits row's lock, so that no other reserve of the queue starts a job
+/// meanwhile): `max_running` places, the first filled with the jobs running now, so that a
+/// limit set, changed or left alone by a change of the others counts the jobs that run
+/// already. Answers whether the queue keeps places now; while more jobs run than its limit,
+/// it does not, and reserves count its running jobs instead.
+pub(crate) async fn settle(
     db: &impl ConnectionTrait,
     queue: &str,
     limits: &RunLimits,
-) -> Result<()> {
-    let wanted = match kept_for(limits) {
-        true => limits.max_running.unwrap_or(0) as i32,
-        false => 0,
+) -> Result<bool> {
+    delete(db, queue).await?;
+    let wanted = match (kept_for(limits), limits.max_running) {
+        (true, Some(max)) => max as usize,
+        _ => return Ok(false),
     };
-    run_place::Entity::delete_many()
-        .filter(run_place::Column::Queue.eq(queue))
-        .filter(run_place::Column::Place.gte(wanted))
-        .exec(db)
+    let running: Vec<(i64, Option<String>)> = job::Entity::find()
+        .select_only()
+        .column(job::Column::Id)
+        .column(job::Column::LeaseToken)
+        .filter(job::Column::Queue.eq(queue))
+        .filter(crate::limits::is_running())
+        .into_tuple()
+        .all(db)
         .await
         .map_err(db_error)?;
-    // Places are numbered from 0 without gaps, so the count is the next number.
-    let kept = run_place::Entity::find()
-        .filter(run_place::Column::Queue.eq(queue))
-        .count(db)
-        .await
-        .map_err(db_error)?;
-    let mut next = kept as i32;
-    while next < wanted {
-        let end = wanted.min(next + CHUNK as i32);
-        let rows = (next..end).map(|place| run_place::ActiveModel {
-            queue: sea_orm::ActiveValue::Set(queue.to_owned()),
-            place: sea_orm::ActiveValue::Set(place),
-            job_id: sea_orm::ActiveValue::Set(None),
-            lease_token: sea_orm::ActiveValue::Set(None),
-        });
-        run_place::Entity::insert_many(rows)
+    if running.len() > wanted {
+        return Ok(false);
+    }
+    let mut held = running.into_iter();
+    let places: Vec<run_place::ActiveModel> = (0..wanted as i32)
+        .map(|place| {
+            let (job, token) = held.next().map_or((None, None), |(id, t)| (Some(id), t));
+            run_place::ActiveModel {
+                queue: Set(queue.to_owned()),
+                place: Set(place),
+                job_id: Set(job),
+                lease_token: Set(token),
+            }
+        })
+        .collect();
+    for chunk in places.chunks(CHUNK as usize) {
+        run_place::Entity::insert_many(chunk.to_vec())
             .exec_without_returning(db)
             .await
             .map_err(db_error)?;
-        next = end;
     }
-    Ok(())
+    run_limits::Entity::update_many()
+        .col_expr(run_limits::Column::PlacesKept, Expr::value(true))
+        .filter(run_limits::Column::Queue.eq(queue))
+        .exec(db)
+        .await
+        .map_err(db_error)?;
+    Ok(true)
 }
 
 /// Claims up to `n` free places of `queue`, locked until the commit (skipping those another

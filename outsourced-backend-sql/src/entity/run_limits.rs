@@ -19,6 +19,9 @@ pub(crate) struct Model {
     /// or neither), each key's clock a row of `outsourced_key_rates`.
     pub key_rate_starts: Option<i32>,
     pub key_rate_per_ms: Option<i64>,
+    /// Whether its running jobs are kept in places (`places.rs`): set once they fit, cleared
+    /// by every change of the limits.
+    pub places_kept: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -214,6 +214,58 @@ pub(crate) async fn a_long_poll_held_back_is_woken_when_room_appears(h: &Harness
     assert_eq!(woken(poll, "wake the held-back poll").await, second.id);
 }
 
+pub(crate) async fn a_limit_set_or_changed_while_jobs_run_counts_them(h: &Harness) {
+    let admin = &h.admin;
+    let update = |update: QueueUpdate, queue: String| async move {
+        let info = admin.backend.update_queue(&admin.actor, &queue, update);
+        ok(info.await, "change the limits");
+    };
+    // Set on a queue whose jobs run already.
+    let queue = h.queue_with(QueueLimit::Unlimited).await;
+    for _ in 0..5 {
+        h.enqueue_in(&queue).await;
+    }
+    let running = take(h, 0, &[&queue]).await;
+    assert_eq!(running.len(), 5);
+    let at_most_two = QueueUpdate {
+        max_running: Some(Some(2)),
+        ..QueueUpdate::default()
+    };
+    update(at_most_two, queue.clone()).await;
+    h.enqueue_in(&queue).await;
+    for job in running.iter().take(3) {
+        // 5, then 4, then 3 run: more than the new limit, so nothing starts.
+        h.w(1).reserve_none(&[&queue]).await;
+        ok(h.w(0).complete(job).await, "complete");
+    }
+    assert_eq!(take(h, 1, &[&queue]).await.len(), 0, "2 run, at most 2");
+    ok(h.w(0).complete(&running[3]).await, "complete");
+    assert_eq!(take(h, 1, &[&queue]).await.len(), 1, "room for one");
+    // A rate lifted from a queue at its limit on running jobs.
+    let rate = Rate {
+        starts: 10,
+        per: Duration::from_secs(1),
+    };
+    let both = RunLimits {
+        max_running: Some(2),
+        rate: Some(rate),
+        ..RunLimits::default()
+    };
+    let queue = limited(h, both).await;
+    for _ in 0..4 {
+        h.enqueue_in(&queue).await;
+    }
+    assert_eq!(take(h, 0, &[&queue]).await.len(), 1);
+    h.advance(Duration::from_millis(100));
+    assert_eq!(take(h, 0, &[&queue]).await.len(), 1);
+    let lift = QueueUpdate {
+        rate: Some(None),
+        ..QueueUpdate::default()
+    };
+    update(lift, queue.clone()).await;
+    h.w(1).reserve_none(&[&queue]).await;
+}
+
 pub(crate) async fn limits_can_be_changed_and_lifted(h: &Harness) {
     let queue = limited(h, at_most(1)).await;
     for _ in 0..3 {

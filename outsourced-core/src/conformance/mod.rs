@@ -115,6 +115,7 @@ scenarios![
     limits::a_rate_per_key_spaces_each_keys_starts,
     limits::a_long_poll_held_back_is_woken_when_room_appears,
     limits::limits_can_be_changed_and_lifted,
+    limits::a_limit_set_or_changed_while_jobs_run_counts_them,
     limits::concurrent_reservers_never_exceed_max_running,
     lease::heartbeats_keep_a_lease_alive,
     lease::a_stale_heartbeat_changes_nothing,
