@@ -187,6 +187,9 @@ impl QueueInfo {
                 job.queue
             ));
         }
+        // Which of the other limits holds it, if any, is not known from the counts: name each
+        // that may.
+        let mut may = Vec::new();
         if let Some(key) = &job.concurrency_key {
             let mut per_key = Vec::new();
             if let Some(max) = limits.max_running_per_key {
@@ -194,26 +197,23 @@ impl QueueInfo {
             }
             if let Some(rate) = limits.rate_per_key {
                 let per = humantime::format_duration(rate.per);
-                per_key.push(format!(
-                    "at most {} start per {per}, evenly spaced",
-                    rate.starts
-                ));
+                let starts = rate.starts;
+                per_key.push(format!("at most {starts} start per {per}, evenly spaced"));
             }
             if !per_key.is_empty() {
-                return Some(format!(
-                    "it may wait: of the jobs of concurrency key {key}, {}",
-                    per_key.join(", and ")
-                ));
+                let per_key = per_key.join(", and ");
+                may.push(format!("of the jobs of concurrency key {key}, {per_key}"));
             }
         }
-        limits.rate.map(|rate| {
-            format!(
-                "it may wait: queue {} starts at most {} jobs per {}, evenly spaced",
-                job.queue,
-                rate.starts,
-                humantime::format_duration(rate.per)
-            )
-        })
+        if let Some(rate) = limits.rate {
+            let per = humantime::format_duration(rate.per);
+            let starts = rate.starts;
+            may.push(format!(
+                "queue {} starts at most {starts} jobs per {per}, evenly spaced",
+                job.queue
+            ));
+        }
+        (!may.is_empty()).then(|| format!("it may be held back by: {}", may.join("; ")))
     }
 }
 
