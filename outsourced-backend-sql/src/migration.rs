@@ -24,6 +24,7 @@ mod m0020_follow_ups;
 mod m0021_dependencies;
 mod m0022_batches;
 mod m0023_key_rates;
+mod m0024_places_kept;
 
 /// All migrations, oldest first.
 pub(crate) struct Migrator;
@@ -54,6 +55,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0021_dependencies::Dependencies),
             Box::new(m0022_batches::Batches),
             Box::new(m0023_key_rates::KeyRates),
+            Box::new(m0024_places_kept::PlacesKept),
         ]
     }
 

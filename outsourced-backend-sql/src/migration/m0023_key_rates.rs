@@ -1,7 +1,5 @@
 //! A rate of starts per concurrency key (issue 20): the rate on the queue's limits row, and a
 //! clock per key that has started a job lately (the earliest time its next job may start).
-//! And whether a queue's places hold its running jobs (`places_kept`), so that places are
-//! made, with the jobs that run, by a reserve that holds the limits row.
 //! A key's row is kept only while it holds a start back; reserves of the queue, which take
 //! turns on its limits row, delete the others.
 
@@ -27,13 +25,6 @@ impl MigrationTrait for KeyRates {
             ColumnDef::new("key_rate_per_ms")
                 .big_integer()
                 .null()
-                .to_owned(),
-            // Whether the queue's running jobs are in its places: false until a reserve
-            // settles them (the places made before held no job that ran already).
-            ColumnDef::new("places_kept")
-                .boolean()
-                .not_null()
-                .default(false)
                 .to_owned(),
         ];
         for column in columns {
