@@ -26,7 +26,8 @@ fn run_limits(args: &RunLimitArgs, mut update: QueueUpdate) -> Result<QueueUpdat
                 ))),
                 Ok(n) => Ok(Some(n)),
                 Err(_) => Err(Error::invalid(format!(
-                    "{flag} {text:?} is not a count: give a whole number of 1 or more, or none to remove the limit"
+                    "{flag} {text:?} is not a count: give a whole number from 1 to {}, or none to remove the limit",
+                    u32::MAX
                 ))),
             },
         }

@@ -105,10 +105,12 @@ impl FromStr for Rate {
         let (starts, per) = text
             .split_once('/')
             .ok_or_else(|| bad("no slash".to_owned()))?;
-        let starts = starts
-            .trim()
-            .parse::<u32>()
-            .map_err(|e| bad(format!("{starts:?} is not a count: {e}")))?;
+        let starts = starts.trim().parse::<u32>().map_err(|_| {
+            bad(format!(
+                "{starts:?} is not a count of starts (a whole number from 1 to {})",
+                u32::MAX
+            ))
+        })?;
         let per = per.trim();
         // humantime reads `M` as months, a step from `m`, minutes: too easy to mistake.
         if per.ends_with('M') {
@@ -150,7 +152,9 @@ mod tests {
             "5 / 2s".parse::<Rate>().map(|r| r.per).ok(),
             Some(Duration::from_secs(2))
         );
-        for bad in ["100", "x/1m", "0/1m", "100/soon", "5000/1s", "100/1M"] {
+        for bad in [
+            "100", "x/1m", "/1m", "1.5/1m", "0/1m", "100/soon", "5000/1s", "100/1M",
+        ] {
             assert!(bad.parse::<Rate>().is_err(), "{bad}");
         }
     }
