@@ -6,8 +6,11 @@
 //! row, it counts the queue's running jobs (the index of running jobs, migration 16: a jobs'
 //! end commits before it is no longer counted, so the count is never below the truth), takes
 //! at most the room left, spaces starts by the rate, and skips jobs whose concurrency key is at
-//! its limit or whose clock (a rate per key, `key_rates`) has not come. Queues without limits never touch the table beyond one read of it, and their
-//! reserves never wait for each other.
+//! its limit or whose clock (a rate per key, `key_rates`) has not come. Two kinds of queue
+//! need not take turns on the row: one whose one limit is `max_running` keeps places
+//! (`places`), and, on PostgreSQL, one whose one limit is per key locks keys (`key_locks`).
+//! Queues without limits never touch the table beyond one read of it, and their reserves
+//! never wait for each other.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
