@@ -81,8 +81,18 @@ const CONNECT_TRIES: u32 = 3;
 /// The header that makes an enqueue safe to send again (the IETF httpapi draft's name).
 const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
 
-/// How often a request the server turned away (503 `overloaded`) is sent.
-const SHED_TRIES: u32 = 5;
+/// How long a request the server turns away (503 `overloaded`) is tried again before its
+/// error is answered: long enough to ride out a burst or a stalled disk (a producer's enqueue
+/// should wait a few seconds rather than fail), short of every caller's patience.
+const SHED_PATIENCE: Duration = Duration::from_secs(10);
+
+/// The pause before sending again a request turned away for the `tries`-th time: doubling from
+/// 100 ms up to 2 s, each drawn from its upper half so that clients turned away together do not
+/// all come back together.
+fn shed_pause(tries: u32) -> Duration {
+    let ceiling = (100u64 << tries.saturating_sub(1).min(5)).min(2_000);
+    Duration::from_millis(rand::random_range(ceiling / 2..=ceiling))
+}
 
 /// Whether an error body is the server's `overloaded`: nothing was done, so trying again is
 /// safe (unlike other 503s, after which a write may or may not have happened).
@@ -219,7 +229,9 @@ impl HttpBackend {
             ));
         }
         let timeout = self.config.timeout + wait.unwrap_or_default();
+        let started = std::time::Instant::now();
         let mut tries = 0;
+        let mut shed = 0;
         loop {
             tries += 1;
             let mut request =
@@ -240,7 +252,7 @@ impl HttpBackend {
                     let why = with_causes(&error.without_url());
                     return Err(transport(format!("{method} {url}: {why}"), retryable));
                 }
-                Ok(response) if response.status() == 503 && tries < SHED_TRIES => {
+                Ok(response) if response.status() == 503 => {
                     let bytes = response.bytes().await.unwrap_or_default();
                     let error = error_from_response(503, &bytes);
                     if !is_overloaded(&bytes) && idempotency.is_none() {
@@ -248,9 +260,12 @@ impl HttpBackend {
                     }
                     // Turned away before anything was done (or sent with a key that makes it
                     // harmless): the same call, signed afresh, is safe to send again.
-                    let jitter = rand::random_range(0..100);
-                    let pause = 100 * u64::from(tries) + jitter;
-                    tokio::time::sleep(Duration::from_millis(pause)).await;
+                    shed += 1;
+                    let pause = shed_pause(shed);
+                    if started.elapsed() + pause > SHED_PATIENCE {
+                        return Err(error);
+                    }
+                    tokio::time::sleep(pause).await;
                 }
                 Ok(response) => return read(response, &self.base).await,
             }

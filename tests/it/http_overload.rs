@@ -2,10 +2,12 @@
 //! `Retry-After`): a signed request it turned away was not even checked, so the very same
 //! request is accepted once there is room, and long polls have room of their own.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use outsourced_backend_sql::{Role, SqlBackend};
-use outsourced_core::{Actor, Backend, NewJob, QueueLimit};
+use outsourced_backend_http::HttpBackend;
+use outsourced_backend_sql::{Credentials, Role, SqlBackend};
+use outsourced_core::{Actor, Backend, JobRecord, NewJob, QueueLimit};
 use outsourced_server::ServerConfig;
 use reqwest::Method;
 use serde_json::json;
@@ -50,8 +52,17 @@ async fn until_turned_away<T>(
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_overloaded_server_turns_requests_away_before_doing_anything() {
+/// A server with one place for requests and one for reserves, a queue `mail` that worker `w1`
+/// is hired for and producer `shop` may fill, and a job in it an hour from now.
+struct Crowded {
+    server: RunningServer,
+    producer: Arc<HttpBackend>,
+    shop: Credentials,
+    worker: Credentials,
+    job: JobRecord,
+}
+
+async fn crowded() -> Crowded {
     let config = ServerConfig {
         max_requests: 1,
         max_reserves: 1,
@@ -86,19 +97,34 @@ async fn an_overloaded_server_turns_requests_away_before_doing_anything() {
         .enqueue(&Actor::Producer("shop".into()), job)
         .await
         .expect("a job");
-    let url = |path: &str| format!("{}/v1/{path}", server.url);
-    // An upload whose bytes have not all come holds the one place for requests.
-    let upload = || {
+    Crowded {
+        server,
+        producer,
+        shop,
+        worker,
+        job,
+    }
+}
+
+impl Crowded {
+    fn url(&self, path: &str) -> String {
+        format!("{}/v1/{path}", self.server.url)
+    }
+
+    /// An upload whose bytes have not all come: it holds the one place for requests until the
+    /// sender is dropped.
+    fn upload(
+        &self,
+    ) -> (
+        tokio::sync::mpsc::Sender<Result<Vec<u8>, std::io::Error>>,
+        Holder,
+    ) {
         let (more, body) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(1);
         more.try_send(Ok(b"the first bytes".to_vec()))
             .expect("room for a chunk");
-        let put = Signed::new(
-            Method::PUT,
-            &url(&format!("jobs/{}/attachment", job.id)),
-            &shop.consumer_key,
-            None,
-        )
-        .sign(&shop.consumer_secret);
+        let path = format!("jobs/{}/attachment", self.job.id);
+        let put = Signed::new(Method::PUT, &self.url(&path), &self.shop.consumer_key, None)
+            .sign(&self.shop.consumer_secret);
         let stream = futures::stream::unfold(body, |mut body| async {
             body.recv().await.map(|c| (c, body))
         });
@@ -107,11 +133,41 @@ async fn an_overloaded_server_turns_requests_away_before_doing_anything() {
             .header(reqwest::header::AUTHORIZATION, put.authorization())
             .body(reqwest::Body::wrap_stream(stream));
         (more, tokio::spawn(upload.send()))
-    };
-    let list = || {
-        Signed::new(Method::GET, &url("queues"), &shop.consumer_key, None)
-            .sign(&shop.consumer_secret)
-    };
+    }
+
+    /// A signed listing of the queues, as the producer.
+    fn list(&self) -> Signed {
+        Signed::new(
+            Method::GET,
+            &self.url("queues"),
+            &self.shop.consumer_key,
+            None,
+        )
+        .sign(&self.shop.consumer_secret)
+    }
+
+    /// How many requests the server has answered 503 so far, by its metrics.
+    async fn turned_away(&self) -> f64 {
+        let url = self.server.url.clone() + "/metrics";
+        let text = reqwest::get(url).await.expect("metrics").text().await;
+        let text = text.expect("metrics' text");
+        text.lines()
+            .filter(|line| line.starts_with("outsourced_http_requests_total{"))
+            .filter(|line| line.contains("status=\"503\""))
+            .filter_map(|line| line.rsplit_once(' ')?.1.parse::<f64>().ok())
+            .sum()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overloaded_server_turns_requests_away_before_doing_anything() {
+    let crowded = crowded().await;
+    let Crowded {
+        producer, worker, ..
+    } = &crowded;
+    let url = |path: &str| crowded.url(path);
+    let upload = || crowded.upload();
+    let list = || crowded.list();
     let (more, upload, turned_away) = until_turned_away(upload, list).await;
     drop(more);
     let uploaded = upload.await.expect("the upload's task").expect("an answer");
@@ -152,4 +208,40 @@ async fn an_overloaded_server_turns_requests_away_before_doing_anything() {
         .expect("a job for the long poll");
     let polled = polling.await.expect("the poll's task").expect("an answer");
     assert_eq!(polled.status(), 200);
+}
+
+/// A client turned away keeps trying for seconds, not for five turns: a producer's enqueue
+/// that meets a crowded server waits for room rather than failing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_turned_away_tries_again_until_there_is_room() {
+    let crowded = crowded().await;
+    let (more, upload, _) = until_turned_away(|| crowded.upload(), || crowded.list()).await;
+    let before = crowded.turned_away().await;
+    let producer = crowded.producer.clone();
+    let enqueue = tokio::spawn(async move {
+        let job = NewJob::new("Send", json!([])).queue("mail");
+        producer.enqueue(&Actor::Producer("shop".into()), job).await
+    });
+    // Turned away more often than a client that gave up after five tries would have been.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while crowded.turned_away().await < before + 6.0 {
+        assert!(
+            !enqueue.is_finished(),
+            "the enqueue gave up while turned away"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "the enqueue was never turned away"
+        );
+        tokio::task::yield_now().await;
+    }
+    drop(more);
+    let uploaded = upload.await.expect("the upload's task").expect("an answer");
+    assert_eq!(uploaded.status(), 201);
+    let job = enqueue.await.expect("the enqueue's task");
+    let job = job.expect("the enqueue waited for room");
+    let shop = Actor::Producer("shop".into());
+    let listed = crowded.producer.job(&shop, job.id).await;
+    let listed = listed.expect("the job is kept");
+    assert_eq!(listed.queue, "mail");
 }
