@@ -94,7 +94,7 @@ pub(crate) fn queue_json(queue: &QueueInfo) -> Value {
 }
 
 /// `forever`, or the age as humantime writes it (`30days`).
-fn retention_text(retention: Retention) -> String {
+pub(crate) fn retention_text(retention: Retention) -> String {
     match retention {
         Retention::Forever => "forever".into(),
         Retention::For(age) => humantime::format_duration(age).to_string(),

@@ -160,7 +160,10 @@ pub(crate) async fn run(ctx: &Ctx, command: QueueCommand) -> Result<()> {
                     "nothing to change: give --limit, --pause or --resume, --retention, --max-running, --rate, --max-running-per-key or --rate-per-key",
                 ));
             }
-            backend.update_queue(&by, &name, update).await?
+            let before = backend.queue(&by, &name).await?;
+            let after = backend.update_queue(&by, &name, update).await?;
+            println_unless_json(ctx, changes_text(&before, &after));
+            after
         }
         QueueCommand::Delete { name } => {
             backend.delete_queue(&by, &name).await?;
@@ -191,6 +194,56 @@ pub(crate) async fn run(ctx: &Ctx, command: QueueCommand) -> Result<()> {
         }
     };
     show_queues(ctx, std::slice::from_ref(&info), true).await
+}
+
+/// What an update changed, in one line: `updated queue mail: max_running 2 -> none, rate
+/// 600/1m -> none`, or that it changed nothing.
+fn changes_text(before: &QueueInfo, after: &QueueInfo) -> String {
+    fn or_none<T: ToString>(value: Option<T>) -> String {
+        value.map_or_else(|| "none".to_owned(), |v| v.to_string())
+    }
+    let (was, now) = (before.limits, after.limits);
+    let settings = [
+        ("limit", before.limit.to_string(), after.limit.to_string()),
+        (
+            "retention",
+            crate::output::retention_text(before.retention),
+            crate::output::retention_text(after.retention),
+        ),
+        (
+            "max_running",
+            or_none(was.max_running),
+            or_none(now.max_running),
+        ),
+        ("rate", or_none(was.rate), or_none(now.rate)),
+        (
+            "max_running_per_key",
+            or_none(was.max_running_per_key),
+            or_none(now.max_running_per_key),
+        ),
+        (
+            "rate_per_key",
+            or_none(was.rate_per_key),
+            or_none(now.rate_per_key),
+        ),
+    ];
+    let mut changed: Vec<String> = settings
+        .into_iter()
+        .filter(|(_, was, now)| was != now)
+        .map(|(name, was, now)| format!("{name} {was} -> {now}"))
+        .collect();
+    match (before.paused, after.paused) {
+        (false, true) => changed.insert(0, "paused".to_owned()),
+        (true, false) => changed.insert(0, "resumed".to_owned()),
+        _ => {}
+    }
+    match changed.is_empty() {
+        true => format!(
+            "queue {} unchanged: it had these settings already",
+            after.name
+        ),
+        false => format!("updated queue {}: {}", after.name, changed.join(", ")),
+    }
 }
 
 /// Queues as a table (or JSON: an object for `one`, else a list), each with the classes of

@@ -716,9 +716,22 @@ fn queues_take_run_limits_and_say_what_holds_a_job_back() {
     let id = job["id"].as_i64().expect("an id").to_string();
     let shown = s.ok(&["job", "show", &id]);
     assert!(
-        shown.contains("of the jobs of concurrency key acme, at most 1 run at once, and at most 10 start per 1m"),
+        shown.contains("of the jobs of concurrency key acme, at most 1 run at once, and at most 10 starts per 1m"),
         "{shown}"
     );
+    // An update says what it changed; a paused queue is what holds its jobs.
+    let said = s.ok(&[
+        "queue", "update", "partner", "--rate", "4/1h 30m", "--pause",
+    ]);
+    assert!(
+        said.contains("updated queue partner: paused, rate 100/1m -> 4/90m"),
+        "{said}"
+    );
+    let said = s.ok(&["queue", "update", "partner", "--rate", "4/90m"]);
+    assert!(said.contains("queue partner unchanged"), "{said}");
+    let shown = s.ok(&["job", "show", &id]);
+    assert!(shown.contains("queue partner is paused"), "{shown}");
+    s.ok(&["queue", "update", "partner", "--resume", "--rate", "100/1m"]);
     let idle = s.ok(&["queue", "show", "partner"]);
     assert!(idle.contains("no key runs a job now"), "{idle}");
     // A worker next to the database starts acme's job: `queue show` says which key runs.

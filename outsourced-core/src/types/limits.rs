@@ -68,9 +68,45 @@ impl Rate {
         self.per / self.starts.max(1)
     }
 
+    /// Its period as the rate is written: one whole number of the largest unit that divides
+    /// it (`90m`, not `1h 30m`; `36h`, `1500ms`), so that what is printed can be given back.
+    pub fn per_text(&self) -> String {
+        const UNITS: [(&str, u128); 5] = [
+            ("d", 86_400_000),
+            ("h", 3_600_000),
+            ("m", 60_000),
+            ("s", 1_000),
+            ("ms", 1),
+        ];
+        let ms = self.per.as_millis();
+        let whole_ms = self.per.subsec_nanos().is_multiple_of(1_000_000);
+        match UNITS.iter().find(|(_, unit)| ms.is_multiple_of(*unit)) {
+            Some((name, unit)) if whole_ms && ms > 0 => format!("{}{name}", ms / unit),
+            // Below a millisecond: humantime's words, run together so that they read back.
+            _ => humantime::format_duration(self.per)
+                .to_string()
+                .replace(' ', ""),
+        }
+    }
+
+    /// `at most 1 start per 6s`, `at most 100 starts per 1m`: the rate in words.
+    pub fn in_words(&self) -> String {
+        let starts = match self.starts {
+            1 => "1 start".to_owned(),
+            n => format!("{n} starts"),
+        };
+        format!("at most {starts} per {}", self.per_text())
+    }
+
     fn check(&self) -> Result<(), Error> {
         if self.starts == 0 {
             return Err(Error::invalid("a rate needs at least 1 start per period"));
+        }
+        if self.per.is_zero() {
+            return Err(Error::invalid(format!(
+                "a rate of {} starts per nothing: its period must be longer than zero, such as {}/1s",
+                self.starts, self.starts
+            )));
         }
         if self.interval() < Duration::from_millis(1) {
             return Err(Error::invalid(format!(
@@ -83,12 +119,7 @@ impl Rate {
 
 impl fmt::Display for Rate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}/{}",
-            self.starts,
-            humantime::format_duration(self.per)
-        )
+        write!(f, "{}/{}", self.starts, self.per_text())
     }
 }
 
@@ -157,6 +188,37 @@ mod tests {
         ] {
             assert!(bad.parse::<Rate>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_printed_rate_reads_back_as_the_same_rate() {
+        for (given, printed) in [
+            ("4/1h 30m", "4/90m"),
+            ("1/36h", "1/36h"),
+            ("2/1d", "2/1d"),
+            ("10/1500ms", "10/1500ms"),
+            ("1/100000000000days", "1/100000000000d"),
+            ("1/60s", "1/1m"),
+        ] {
+            let rate: Rate = given.parse().expect(given);
+            assert_eq!(rate.to_string(), printed, "{given}");
+            assert_eq!(printed.parse::<Rate>().ok(), Some(rate), "{printed}");
+        }
+        let sub_ms = Rate {
+            starts: 1,
+            per: Duration::from_micros(1_500),
+        };
+        assert_eq!(sub_ms.to_string().parse::<Rate>().ok(), Some(sub_ms));
+        let one: Rate = "1/6s".parse().expect("a rate");
+        assert_eq!(one.in_words(), "at most 1 start per 6s");
+        let many: Rate = "100/1m".parse().expect("a rate");
+        assert_eq!(many.in_words(), "at most 100 starts per 1m");
+    }
+
+    #[test]
+    fn a_rate_of_no_time_names_its_period() {
+        let error = "10/0s".parse::<Rate>().expect_err("refused").to_string();
+        assert!(error.contains("period must be longer than zero"), "{error}");
     }
 
     #[test]

@@ -170,12 +170,18 @@ impl QueueInfo {
         (!parts.is_empty()).then(|| parts.join(", "))
     }
 
-    /// Why `job`, of this queue, may not start although it is due, as the queue's run limits
-    /// and counts stand (as read); `None` when no limit holds it, or when it is not due (not
-    /// waiting, or its time has not come).
+    /// Why `job`, of this queue, may not start although it is due, as the queue's pause, run
+    /// limits and counts stand (as read); `None` when nothing holds it, or when it is not due
+    /// (not waiting, or its time has not come).
     pub fn held_back(&self, job: &JobRecord, now: DateTime<Utc>) -> Option<String> {
         if !job.state.is_waiting() || job.run_at > now {
             return None;
+        }
+        if self.paused {
+            return Some(format!(
+                "held back: queue {} is paused; its jobs wait until it is resumed",
+                job.queue
+            ));
         }
         let limits = self.limits;
         let running = self.counts.get(JobState::Running);
@@ -196,9 +202,7 @@ impl QueueInfo {
                 per_key.push(format!("at most {max} run at once"));
             }
             if let Some(rate) = limits.rate_per_key {
-                let per = humantime::format_duration(rate.per);
-                let starts = rate.starts;
-                per_key.push(format!("at most {starts} start per {per}, evenly spaced"));
+                per_key.push(format!("{}, evenly spaced", rate.in_words()));
             }
             if !per_key.is_empty() {
                 let per_key = per_key.join(", and ");
@@ -206,10 +210,9 @@ impl QueueInfo {
             }
         }
         if let Some(rate) = limits.rate {
-            let per = humantime::format_duration(rate.per);
-            let starts = rate.starts;
+            let words = rate.in_words();
             may.push(format!(
-                "queue {} starts at most {starts} jobs per {per}, evenly spaced",
+                "queue {}'s rate, {words}, evenly spaced",
                 job.queue
             ));
         }
