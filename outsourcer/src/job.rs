@@ -77,7 +77,7 @@ pub(crate) async fn run(ctx: &Ctx, command: JobCommand) -> Result<()> {
                     out!("{:>16}: {text}", "dependants");
                 }
                 if let Some(held) = &held {
-                    out!("{:>16}: {held}", "run limits");
+                    out!("{:>16}: {held}", "waiting");
                 }
                 if unserved {
                     out!(
@@ -148,7 +148,7 @@ pub(crate) async fn run(ctx: &Ctx, command: JobCommand) -> Result<()> {
     }
 }
 
-/// Why a job that is due may not start yet: its queue's run limits, as they stand now.
+/// Why a job that is due may not start yet: its queue's pause or run limits, as they stand now.
 async fn held_by(ctx: &Ctx, job: &JobRecord) -> Option<String> {
     let queue = ctx.backend.queue(&ctx.actor(), &job.queue).await.ok()?;
     queue.held_back(job, Utc::now()).map(|why| clean(&why))
