@@ -37,10 +37,32 @@ pub(crate) fn bin(name: &str) -> PathBuf {
         if dir.file_name().is_some_and(|n| n == "release") {
             cargo.arg("--release");
         }
+        // Without what cargo set for this test's own run: a build script that reads one of
+        // them (ring's reads CARGO_MANIFEST_DIR) would see it changed, and ring and all that
+        // depends on it would be built again here and again by the next `cargo test`, minutes
+        // each time.
+        for (name, _) in std::env::vars_os() {
+            if name.to_str().is_some_and(set_for_the_test) {
+                cargo.env_remove(&name);
+            }
+        }
         let status = cargo.status().expect("run cargo build");
         assert!(status.success(), "building the binaries failed");
     });
     target_dir().join(name)
+}
+
+/// Whether `name` is a variable cargo sets for the crate it runs (a test), not configuration.
+fn set_for_the_test(name: &str) -> bool {
+    const PREFIXES: [&str; 3] = ["CARGO_PKG_", "CARGO_BIN_EXE_", "CARGO_MANIFEST_"];
+    const NAMES: [&str; 5] = [
+        "CARGO_CRATE_NAME",
+        "CARGO_PRIMARY_PACKAGE",
+        "CARGO_TARGET_TMPDIR",
+        "CARGO_RUSTC_CURRENT_DIR",
+        "OUT_DIR",
+    ];
+    PREFIXES.iter().any(|p| name.starts_with(p)) || NAMES.contains(&name)
 }
 
 /// A scratch directory with its own database (a SQLite file in it, unless told otherwise) and
