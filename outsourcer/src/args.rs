@@ -378,6 +378,10 @@ pub(crate) struct EnqueueArgs {
     /// The job class.
     #[arg(required_unless_present = "from")]
     pub(crate) class: Option<String>,
+    /// The arguments, as JSON, after the class (`Mail::Send '{"to": "ann"}'`): the same as
+    /// --args, which it cannot be given with.
+    #[arg(value_name = "ARGS", conflicts_with = "args")]
+    pub(crate) arguments: Option<String>,
     /// The queue.
     #[arg(long, short, default_value = "default")]
     pub(crate) queue: String,
@@ -447,7 +451,7 @@ pub(crate) struct EnqueueArgs {
     /// "unique_for", "on_duplicate", "concurrency_key", "depends_on": [ids], "batch": id}. All or none: every line is checked first, and the whole
     /// file is one transaction. The other options describe one job and cannot be given with it.
     #[arg(long, conflicts_with_all = [
-        "class", "queue", "args", "priority", "run_at", "owner", "max_attempts", "every", "cron",
+        "class", "arguments", "queue", "args", "priority", "run_at", "owner", "max_attempts", "every", "cron",
         "unique_key", "unique_across", "unique_for", "on_duplicate", "concurrency_key",
         "depends_on", "batch",
     ])]

@@ -281,8 +281,12 @@ fn time(flag: &str, text: &str) -> Result<DateTime<Utc>> {
 }
 
 async fn enqueue_one(ctx: &Ctx, args: &EnqueueArgs) -> Result<()> {
-    let job_args: Value = serde_json::from_str(&args.args)
-        .map_err(|e| Error::invalid(format!("--args is not valid JSON: {e}")))?;
+    let (text, named) = match &args.arguments {
+        Some(json) => (json, "the arguments after the class are"),
+        None => (&args.args, "--args is"),
+    };
+    let job_args: Value = serde_json::from_str(text)
+        .map_err(|e| Error::invalid(format!("{named} not valid JSON: {e}")))?;
     let line = Line {
         class: args.class.clone().unwrap_or_default(),
         args: job_args,

@@ -318,7 +318,16 @@ fn jobs_are_enqueued_listed_shown_cancelled_and_counted() {
     assert_eq!(s.json(&["job", "cancel", &id])["state"], "cancelled");
     let retried = s.json(&["job", "retry", &id]);
     assert_eq!(retried["state"], "available");
-    s.ok(&["job", "enqueue", "SendMail", "--queue", "mail"]);
+    // The arguments may follow the class, as a user types them first.
+    let third = s.json(&[
+        "job",
+        "enqueue",
+        "SendMail",
+        r#"{"to": "ann"}"#,
+        "-q",
+        "mail",
+    ]);
+    assert_eq!(third["args"], json!({"to": "ann"}));
     // Errors: a full queue, an unknown queue, bad JSON, bad options, unknown jobs.
     assert!(
         s.fails(&["job", "enqueue", "X", "--queue", "mail"])
@@ -332,6 +341,13 @@ fn jobs_are_enqueued_listed_shown_cancelled_and_counted() {
         s.fails(&["job", "enqueue", "X", "--args", "{oops"])
             .contains("not valid JSON")
     );
+    assert!(
+        s.fails(&["job", "enqueue", "X", "{oops"])
+            .contains("the arguments after the class are not valid JSON")
+    );
+    let both = s.outsourcer(&["job", "enqueue", "X", "[1]", "--args", "[2]"]);
+    assert_eq!(both.status.code(), Some(2), "a usage error");
+    assert!(String::from_utf8_lossy(&both.stderr).contains("cannot be used with"));
     assert!(
         s.fails(&["job", "enqueue", "X", "--owner", "nobody"])
             .contains("TYPE/ID")
