@@ -13,6 +13,7 @@ use outsourced_core::{
     PruneOptions, QueueInfo, QueueLimit, QueueUpdate, ReclaimOptions, ReserveOptions, Reserved,
     Result, StateCount, Upload, WorkerInstance,
 };
+use outsourced_core::{Job, JobContext, JobError, Registry};
 use outsourced_worker::{Shutdown, Stage, Worker, WorkerOptions};
 
 use crate::support::test_config;
@@ -202,4 +203,71 @@ async fn a_worker_that_stops_when_idle_gives_up_on_a_backend_it_cannot_reach() {
         "{error}"
     );
     assert_eq!(backend.reserves.load(Ordering::SeqCst), 10);
+}
+
+/// The jobs of the test below: each says it has started, then waits to be let go.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Held;
+
+/// How many `Held` jobs have started; each start notifies `START`; `GO` lets them end.
+static STARTED: AtomicUsize = AtomicUsize::new(0);
+static START: tokio::sync::Notify = tokio::sync::Notify::const_new();
+static GO: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(0);
+
+#[async_trait]
+impl Job for Held {
+    const CLASS: &'static str = "Test::Held";
+
+    async fn perform(&self, _ctx: &JobContext) -> std::result::Result<(), JobError> {
+        STARTED.fetch_add(1, Ordering::SeqCst);
+        START.notify_one();
+        GO.acquire().await.expect("the gate stays open").forget();
+        Ok(())
+    }
+}
+
+/// Waits until `n` `Held` jobs have started (a signal, not a sleep), for at most 10 s.
+async fn started(n: usize) -> bool {
+    let waited = tokio::time::timeout(Duration::from_secs(10), async {
+        while STARTED.load(Ordering::SeqCst) < n {
+            START.notified().await;
+        }
+    });
+    waited.await.is_ok()
+}
+
+#[tokio::test]
+async fn a_worker_fills_every_place_when_jobs_come_one_at_a_time() {
+    let sql = SqlBackend::open(test_config("sqlite::memory:"))
+        .await
+        .expect("open");
+    let admin = Actor::Admin("test".into());
+    let queue = sql.create_queue(&admin, "trickle", QueueLimit::default());
+    queue.await.expect("a queue");
+    let mut registry = Registry::new();
+    registry.register::<Held>();
+    let options = WorkerOptions {
+        concurrency: 4,
+        queues: vec!["trickle".into()],
+        ..WorkerOptions::default()
+    };
+    let backend: Arc<dyn Backend> = Arc::new(sql);
+    let worker = Worker::new(backend.clone(), "trickle").registry(registry);
+    let worker = worker.options(options);
+    let (trigger, shutdown) = Shutdown::manual();
+    let run = tokio::spawn(async move { worker.run(shutdown).await });
+    // One job at a time, each enqueued once the one before has started, as a trickle of
+    // enqueues or a rate's spaced starts hand them out: every place fills.
+    for n in 1..=4 {
+        let job = NewJob::new("Test::Held", serde_json::json!(null)).queue("trickle");
+        backend.enqueue(&admin, job).await.expect("enqueued");
+        assert!(
+            started(n).await,
+            "job {n} of 4 did not start beside the others"
+        );
+    }
+    GO.add_permits(4);
+    trigger.advance(Stage::Draining);
+    let done = run.await.expect("join").expect("the worker stops cleanly");
+    assert_eq!(done.succeeded, 4, "{done}");
 }
