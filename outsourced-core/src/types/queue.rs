@@ -199,20 +199,20 @@ impl QueueInfo {
         if let Some(key) = &job.concurrency_key {
             let mut per_key = Vec::new();
             if let Some(max) = limits.max_running_per_key {
-                per_key.push(format!("at most {max} run at once"));
+                per_key.push(format!("at most {max} of its jobs at once"));
             }
             if let Some(rate) = limits.rate_per_key {
                 per_key.push(format!("{}, evenly spaced", rate.in_words()));
             }
             if !per_key.is_empty() {
                 let per_key = per_key.join(", and ");
-                may.push(format!("of the jobs of concurrency key {key}, {per_key}"));
+                may.push(format!("concurrency key {key}'s limits ({per_key})"));
             }
         }
         if let Some(rate) = limits.rate {
             let words = rate.in_words();
             may.push(format!(
-                "queue {}'s rate, {words}, evenly spaced",
+                "queue {}'s rate ({words}, evenly spaced)",
                 job.queue
             ));
         }
