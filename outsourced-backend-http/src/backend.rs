@@ -8,7 +8,7 @@ use reqwest::Method;
 use crate::client::HttpBackend;
 use crate::wire::{
     BatchCompleteRequest, BatchCompleteResponse, BatchDto, CompleteRequest, CountDto, CountsQuery,
-    CreateQueueRequest, ErrorInfoDto, FailRequest, HeartbeatDto, HistoryDto, IdsDto,
+    CreateQueueRequest, DueDto, ErrorInfoDto, FailRequest, HeartbeatDto, HistoryDto, IdsDto,
     InstanceRequest, JobDto, JobsQuery, LeaseKeyDto, LeaseRequest, NewBatchDto, NewJobDto,
     PruneRequest, QueueDto, RateDto, ReclaimRequest, ReserveRequest, ReservedList, RetryDto,
     RunLimitsDto, StateCountDto, StateDto, UpdateQueueRequest, job_from_dto, path, query_pairs,
@@ -36,6 +36,19 @@ fn lease_body(by: &WorkerInstance, lease: &LeaseRef) -> LeaseRequest {
     LeaseRequest {
         instance: by.instance.clone(),
         token: lease.token.clone(),
+    }
+}
+
+fn reserve_request(by: &WorkerInstance, opts: &ReserveOptions) -> ReserveRequest {
+    ReserveRequest {
+        instance: by.instance.clone(),
+        limit: opts.limit,
+        queues: opts.queues.clone(),
+        classes: opts.classes.clone(),
+        min_priority: opts.min_priority,
+        max_priority: opts.max_priority,
+        wait_ms: opts.wait.map(ms),
+        lease_ms: opts.lease.map(ms),
     }
 }
 
@@ -82,16 +95,7 @@ impl Backend for HttpBackend {
     }
 
     async fn reserve(&self, by: &WorkerInstance, opts: ReserveOptions) -> Result<Vec<Reserved>> {
-        let body = ReserveRequest {
-            instance: by.instance.clone(),
-            limit: opts.limit,
-            queues: opts.queues,
-            classes: opts.classes,
-            min_priority: opts.min_priority,
-            max_priority: opts.max_priority,
-            wait_ms: opts.wait.map(ms),
-            lease_ms: opts.lease.map(ms),
-        };
+        let body = reserve_request(by, &opts);
         let list: ReservedList = self
             .call(
                 Method::POST,
@@ -105,6 +109,20 @@ impl Backend for HttpBackend {
             .into_iter()
             .map(|dto| dto.into_reserved(by))
             .collect()
+    }
+
+    async fn any_due(&self, by: &WorkerInstance, opts: &ReserveOptions) -> Result<bool> {
+        let body = reserve_request(by, opts);
+        let answer: DueDto = self
+            .call(
+                Method::POST,
+                path::RESERVE_DUE.plain(),
+                &[],
+                Some(&body),
+                None,
+            )
+            .await?;
+        Ok(answer.due)
     }
 
     async fn heartbeat(&self, by: &WorkerInstance, lease: &LeaseRef) -> Result<Heartbeat> {

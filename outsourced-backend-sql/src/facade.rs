@@ -139,6 +139,10 @@ impl Backend for SqlBackend {
         reserve::reserve(self, by, opts).await
     }
 
+    async fn any_due(&self, _by: &WorkerInstance, opts: &ReserveOptions) -> Result<bool> {
+        reserve::due(self, opts).await
+    }
+
     async fn heartbeat(&self, by: &WorkerInstance, lease: &LeaseRef) -> Result<Heartbeat> {
         let (by, lease, backend) = (by.clone(), lease.clone(), self.clone());
         detached(async move { heartbeat::heartbeat(&backend, &by, &lease).await }).await

@@ -90,6 +90,17 @@ pub(crate) async fn reserve(
     }
 }
 
+/// Whether a job these options would take, run limits aside, is due
+/// ([`Backend::any_due`](outsourced_core::Backend::any_due)).
+pub(crate) async fn due(backend: &SqlBackend, opts: &ReserveOptions) -> Result<bool> {
+    if opts.classes.as_ref().is_some_and(Vec::is_empty) {
+        return Err(Error::invalid(
+            "reserve needs at least one class, or none given for any class",
+        ));
+    }
+    any_due(backend.reader(), opts, backend.now()).await
+}
+
 /// How soon a reserver woken for a job that it did not find looks once more.
 const RECHECK_AFTER_EMPTY_WAKE: Duration = Duration::from_millis(50);
 

@@ -183,6 +183,9 @@ impl Worker {
         let turn = Turn {
             limit,
             exit_when_idle,
+            // `work_off` runs what is ready now; a run that stops once idle also waits for
+            // what a run limit holds back.
+            waits_for_held: exit_when_idle && limit.is_none(),
             classes: &classes,
         };
         let outcome = loop {
@@ -232,7 +235,7 @@ impl Worker {
         }
         // A worker with room waits for work in a long poll, busy or not, so that a job
         // enqueued now starts now; the jobs it runs meanwhile report on their own.
-        let wait = (!turn.exit_when_idle).then_some(self.inner.options.idle_wait);
+        let wait = (!turn.exit_when_idle || run.held).then_some(self.inner.options.idle_wait);
         // A shutdown ends a long poll at once; the backend gives back what a reserve cut
         // short had claimed, and the drain releases whatever this instance still holds.
         let reserving = tokio::select! {
@@ -240,13 +243,7 @@ impl Worker {
             _ = shutdown.reached(Stage::Draining) => return Flow::Stop(Ok(())),
         };
         match reserving {
-            Err(error) => match run.failed(error, turn.exit_when_idle) {
-                Ok(pause) => {
-                    pause_for(pause, shutdown).await;
-                    Flow::Again
-                }
-                Err(fatal) => Flow::Stop(Err(fatal)),
-            },
+            Err(error) => Self::after_failure(run, shutdown, error, turn.exit_when_idle).await,
             Ok(None) if turn.exit_when_idle && run.tasks.is_empty() => Flow::Stop(Ok(())),
             Ok(None) => {
                 run.reached();
@@ -256,8 +253,34 @@ impl Worker {
             Ok(Some(reserved)) => {
                 run.reached();
                 run.backlog = reserved.len() >= wanted;
+                if reserved.is_empty() && turn.waits_for_held {
+                    match self.held_back(run, turn.classes).await {
+                        Ok(true) => return Flow::Again,
+                        Ok(false) => {}
+                        Err(error) => {
+                            return Self::after_failure(run, shutdown, error, true).await;
+                        }
+                    }
+                }
+                run.held &= reserved.is_empty();
                 Self::took(run, shutdown, reserved, turn.exit_when_idle).await
             }
+        }
+    }
+
+    /// A call to the backend failed: waits before the next turn, or stops with the error.
+    async fn after_failure(
+        run: &mut Run,
+        shutdown: &mut Shutdown,
+        error: Error,
+        gives_up: bool,
+    ) -> Flow {
+        match run.failed(error, gives_up) {
+            Ok(pause) => {
+                pause_for(pause, shutdown).await;
+                Flow::Again
+            }
+            Err(fatal) => Flow::Stop(Err(fatal)),
         }
     }
 
@@ -283,6 +306,23 @@ impl Worker {
         Flow::Again
     }
 
+    /// After a reserve that got nothing, by a worker that stops once idle: whether jobs are
+    /// due that a run limit holds back (a rate spacing starts, a limit others' jobs fill), in
+    /// which case its next reserves wait for them in a long poll rather than it stopping.
+    async fn held_back(&self, run: &mut Run, classes: &Option<Vec<String>>) -> Result<bool> {
+        let held = match self.reserve_options(1, None, classes).await? {
+            Some(opts) => self.inner.backend.any_due(&self.inner.id, &opts).await?,
+            None => false,
+        };
+        if held && !run.held {
+            tracing::info!(
+                "Jobs are due but held back by their queue's run limits; waiting for them"
+            );
+        }
+        run.held = held;
+        Ok(held)
+    }
+
     /// Reserves up to `limit` jobs from the queues the worker works now; `None` when it is
     /// assigned no queue at all.
     async fn reserve(
@@ -291,6 +331,24 @@ impl Worker {
         wait: Option<Duration>,
         classes: &Option<Vec<String>>,
     ) -> Result<Option<Vec<Reserved>>> {
+        let Some(opts) = self.reserve_options(limit, wait, classes).await? else {
+            return Ok(None);
+        };
+        self.inner
+            .backend
+            .reserve(&self.inner.id, opts)
+            .await
+            .map(Some)
+    }
+
+    /// What a reserve of up to `limit` jobs asks for; `None` when the worker is assigned no
+    /// queue at all.
+    async fn reserve_options(
+        &self,
+        limit: usize,
+        wait: Option<Duration>,
+        classes: &Option<Vec<String>>,
+    ) -> Result<Option<ReserveOptions>> {
         let options = &self.inner.options;
         let queues = match &self.inner.assignment {
             Some(assignment) => {
@@ -303,7 +361,7 @@ impl Worker {
             }
             None => options.queues.clone(),
         };
-        let opts = ReserveOptions {
+        Ok(Some(ReserveOptions {
             limit: u32::try_from(limit).unwrap_or(u32::MAX),
             queues,
             classes: classes.clone(),
@@ -311,12 +369,7 @@ impl Worker {
             max_priority: options.max_priority,
             wait,
             lease: Some(options.lease),
-        };
-        self.inner
-            .backend
-            .reserve(&self.inner.id, opts)
-            .await
-            .map(Some)
+        }))
     }
 
     /// Says which queues the worker works when they first come or change (a hire or a fire
@@ -397,6 +450,7 @@ impl Worker {
 struct Turn<'a> {
     limit: Option<usize>,
     exit_when_idle: bool,
+    waits_for_held: bool,
     classes: &'a Option<Vec<String>>,
 }
 
@@ -431,6 +485,9 @@ struct Run {
     /// Whether the last reserve got all it asked for: work is waiting, so a busy worker may
     /// wait for room for a batch worth a call (see `wanted`).
     backlog: bool,
+    /// Whether jobs were due but held back by a run limit when a reserve last got nothing:
+    /// a worker that stops once idle then waits for them in a long poll.
+    held: bool,
 }
 
 impl Run {
@@ -447,6 +504,7 @@ impl Run {
             unreachable: 0,
             said_unassigned: false,
             backlog: false,
+            held: false,
         }
     }
 

@@ -362,14 +362,16 @@ async fn every_route_answers_each_role_as_the_table_says() {
     )
     .await;
     let reserve = json!({"instance": "i", "limit": 1});
-    w.row(
-        Route::Reserve,
-        Method::POST,
-        "reserve",
-        Some(reserve),
-        [200, 200, 403, 403, 401, 403],
-    )
-    .await;
+    for path in ["reserve", "reserve/due"] {
+        w.row(
+            Route::Reserve,
+            Method::POST,
+            path,
+            Some(reserve.clone()),
+            [200, 200, 403, 403, 401, 403],
+        )
+        .await;
+    }
     let every_role = [200, 200, 200, 200, 401, 200];
     w.row(Route::ListQueues, Method::GET, "queues", None, every_role)
         .await;

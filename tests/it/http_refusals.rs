@@ -393,7 +393,8 @@ async fn the_openapi_document_is_served_without_a_signature() {
     }
     let description = doc["info"]["description"].as_str().unwrap_or_default();
     assert!(
-        description.contains("| `POST /v1/reserve` | queues it is hired for |"),
+        description
+            .contains("| `POST /v1/reserve`, `POST /v1/reserve/due` | queues it is hired for |"),
         "the authorization table"
     );
     let unknown = reqwest::get(s.url("no/such/route"))

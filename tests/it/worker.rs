@@ -8,10 +8,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use outsourced_backend_sql::SqlBackend;
 use outsourced_core::{
-    Actor, AttachmentInfo, Backend, BatchId, BatchInfo, CountFilter, Download, Error, Failure,
-    Heartbeat, HistoryEntry, JobFilter, JobId, JobRecord, JobState, LeaseRef, NewBatch, NewJob,
-    PruneOptions, QueueInfo, QueueLimit, QueueUpdate, ReclaimOptions, ReserveOptions, Reserved,
-    Result, StateCount, Upload, WorkerInstance,
+    Actor, AttachmentInfo, Backend, BackendExt, BatchId, BatchInfo, CountFilter, Download, Error,
+    Failure, Heartbeat, HistoryEntry, JobFilter, JobId, JobRecord, JobState, LeaseRef, NewBatch,
+    NewJob, PruneOptions, QueueInfo, QueueLimit, QueueUpdate, ReclaimOptions, ReserveOptions,
+    Reserved, Result, RunLimits, StateCount, Upload, WorkerInstance,
 };
 use outsourced_core::{Job, JobContext, JobError, Registry};
 use outsourced_worker::{Shutdown, Stage, Worker, WorkerOptions};
@@ -23,6 +23,8 @@ struct Counting {
     inner: Arc<dyn Backend>,
     reserves: AtomicUsize,
     failing: bool,
+    /// Notified when a worker asks whether jobs are due and some are.
+    due: tokio::sync::Notify,
 }
 
 fn down() -> Error {
@@ -55,6 +57,13 @@ impl Backend for Counting {
             return Err(down());
         }
         self.inner.reserve(by, opts).await
+    }
+    async fn any_due(&self, by: &WorkerInstance, opts: &ReserveOptions) -> Result<bool> {
+        let due = self.inner.any_due(by, opts).await?;
+        if due {
+            self.due.notify_one();
+        }
+        Ok(due)
     }
     async fn heartbeat(&self, by: &WorkerInstance, lease: &LeaseRef) -> Result<Heartbeat> {
         self.inner.heartbeat(by, lease).await
@@ -147,6 +156,7 @@ async fn counting(failing: bool) -> Arc<Counting> {
         inner: Arc::new(sql),
         reserves: AtomicUsize::new(0),
         failing,
+        due: tokio::sync::Notify::new(),
     })
 }
 
@@ -270,4 +280,70 @@ async fn a_worker_fills_every_place_when_jobs_come_one_at_a_time() {
     trigger.advance(Stage::Draining);
     let done = run.await.expect("join").expect("the worker stops cleanly");
     assert_eq!(done.succeeded, 4, "{done}");
+}
+
+/// A job that succeeds at once.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Quick;
+
+#[async_trait]
+impl Job for Quick {
+    const CLASS: &'static str = "Test::Quick";
+
+    async fn perform(&self, _ctx: &JobContext) -> std::result::Result<(), JobError> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_worker_that_stops_when_idle_waits_for_jobs_a_limit_holds_back() {
+    let backend = counting(false).await;
+    let admin = Actor::Admin("test".into());
+    let partner = backend.create_queue(&admin, "partner", QueueLimit::default());
+    partner.await.expect("a queue");
+    let one_at_a_time = QueueUpdate::setting(RunLimits {
+        max_running: Some(1),
+        ..RunLimits::default()
+    });
+    let limited = backend.update_queue(&admin, "partner", one_at_a_time);
+    limited.await.expect("a limit");
+    for _ in 0..2 {
+        let job = NewJob::new("Test::Quick", serde_json::json!(null)).queue("partner");
+        backend.enqueue(&admin, job).await.expect("enqueued");
+    }
+    // Another worker runs one: the queue is at its limit, the other job held back.
+    let other = WorkerInstance::new("other", "other-1");
+    let mut held = backend
+        .reserve(&other, ReserveOptions::up_to(1).queues(["partner"]))
+        .await
+        .expect("a reserve");
+    let held = held.pop().expect("one job");
+    let mut registry = Registry::new();
+    registry.register::<Quick>();
+    let options = WorkerOptions {
+        exit_on_complete: true,
+        queues: vec!["partner".into()],
+        idle_wait: Duration::from_secs(60),
+        ..WorkerOptions::default()
+    };
+    let worker = Worker::new(backend.clone(), "batch").registry(registry);
+    let worker = worker.options(options);
+    let mut run = tokio::spawn(async move { worker.run(Shutdown::never()).await });
+    tokio::select! {
+        () = backend.due.notified() => {}
+        stopped = &mut run => panic!("the worker stopped while a job was held back: {stopped:?}"),
+    }
+    // The other worker's end makes room: the waiting worker runs the job, then stops.
+    let lease = held.lease.to_ref();
+    backend.complete(&other, &lease).await.expect("completed");
+    let done = tokio::time::timeout(Duration::from_secs(30), run)
+        .await
+        .expect("the worker stopped once nothing was due")
+        .expect("join")
+        .expect("the worker stops cleanly");
+    assert_eq!(done.succeeded, 1, "{done}");
+    let counts = backend.counts(&admin, CountFilter::default()).await;
+    let counts = counts.expect("counts");
+    let succeeded = counts.iter().filter(|c| c.state == JobState::Succeeded);
+    assert_eq!(succeeded.map(|c| c.count).sum::<u64>(), 2);
 }

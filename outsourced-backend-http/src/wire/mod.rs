@@ -290,6 +290,14 @@ pub struct ReserveRequest {
     pub lease_ms: Option<u64>,
 }
 
+/// Whether a job a reserve would take, run limits aside, is due (`POST /v1/reserve/due`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DueDto {
+    /// A job is due, perhaps held back by a run limit.
+    pub due: bool,
+}
+
 /// The jobs a reserve handed out.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

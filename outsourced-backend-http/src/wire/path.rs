@@ -62,6 +62,8 @@ pub const FAIL: Path = Path("/jobs/{id}/fail");
 pub const RELEASE: Path = Path("/jobs/{id}/release");
 /// `POST`: lease jobs.
 pub const RESERVE: Path = Path("/reserve");
+/// `POST`: whether a job a reserve would take, run limits aside, is due.
+pub const RESERVE_DUE: Path = Path("/reserve/due");
 /// `POST`: complete many leased jobs.
 pub const COMPLETE_BATCH: Path = Path("/complete");
 /// `POST`: give back every lease of a worker instance.

@@ -118,6 +118,9 @@ macro_rules! forward_backend {
             ) -> Result<Vec<Reserved>> {
                 (**self).reserve(by, opts).await
             }
+            async fn any_due(&self, by: &WorkerInstance, opts: &ReserveOptions) -> Result<bool> {
+                (**self).any_due(by, opts).await
+            }
             async fn heartbeat(&self, by: &WorkerInstance, lease: &LeaseRef) -> Result<Heartbeat> {
                 (**self).heartbeat(by, lease).await
             }

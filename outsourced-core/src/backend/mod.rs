@@ -151,6 +151,23 @@ pub trait Backend: Send + Sync {
     /// - A `limit` of 0 is `InvalidInput`.
     async fn reserve(&self, by: &WorkerInstance, opts: ReserveOptions) -> Result<Vec<Reserved>>;
 
+    /// Whether a job that a reserve with `opts` would take, run limits aside, is due now: a
+    /// worker that stops once idle asks after a reserve that got nothing, and waits (a long
+    /// poll) instead of stopping while one is, since a rate that spaces a queue's starts, or
+    /// a limit that other workers' jobs fill, holds back jobs that are ready to run.
+    ///
+    /// - Reads only: leases, counts and changes nothing.
+    /// - Looks at the jobs `reserve` looks at (its states, queues, classes and priorities,
+    ///   whose run time has come, of queues not paused); `limit`, `wait` and `lease` are not
+    ///   read. A job held back by a run limit is due; one due later, running or finished is
+    ///   not.
+    /// - Over HTTP only the queues the worker is hired for are looked at.
+    /// - The default answers `false` (a backend that cannot tell: such a worker stops).
+    async fn any_due(&self, by: &WorkerInstance, opts: &ReserveOptions) -> Result<bool> {
+        let _ = (by, opts);
+        Ok(false)
+    }
+
     /// Renews a lease.
     ///
     /// - Moves the expiry to now plus the lease's length and returns it, with whether a cancel

@@ -123,6 +123,55 @@ pub(crate) async fn a_rate_spaces_starts_evenly(h: &Harness) {
     h.w(0).reserve_none(&[&queue]).await;
 }
 
+/// Whether worker 1 sees a job due that `opts` would take.
+async fn due(h: &Harness, opts: ReserveOptions) -> bool {
+    ok(h.w(1).backend.any_due(&h.w(1).id, &opts).await, "ask")
+}
+
+pub(crate) async fn jobs_held_back_by_a_limit_are_due(h: &Harness) {
+    let rate = Rate {
+        starts: 1,
+        per: Duration::from_secs(3_600),
+    };
+    let queue = limited(
+        h,
+        RunLimits {
+            rate: Some(rate),
+            ..RunLimits::default()
+        },
+    )
+    .await;
+    let of = |queue: &str| ReserveOptions::up_to(1).queues([queue]);
+    assert!(!due(h, of(&queue)).await, "an empty queue has none due");
+    h.enqueue_in(&queue).await;
+    h.enqueue_in(&queue).await;
+    assert_eq!(take(h, 0, &[&queue]).await.len(), 1, "one start");
+    h.w(1).reserve_none(&[&queue]).await;
+    assert!(due(h, of(&queue)).await, "the job the rate holds back");
+    assert!(due(h, ReserveOptions::up_to(1)).await, "of every queue");
+    assert!(
+        !due(h, of(&queue).classes(["Other"])).await,
+        "only the classes asked for"
+    );
+    let later = h.queue().await;
+    h.enqueue(
+        noop()
+            .queue(&later)
+            .run_at(h.now() + chrono::Duration::hours(1)),
+    )
+    .await;
+    assert!(!due(h, of(&later)).await, "a job due later is not");
+    let paused = QueueUpdate {
+        paused: Some(true),
+        ..QueueUpdate::default()
+    };
+    let info = h.admin.backend.update_queue(&h.admin.actor, &queue, paused);
+    ok(info.await, "pause the queue");
+    assert!(!due(h, of(&queue)).await, "nor one of a paused queue");
+    h.advance(Duration::from_secs(3_600));
+    assert!(due(h, of(&later)).await, "until its time comes");
+}
+
 pub(crate) async fn a_per_key_limit_runs_each_keys_jobs_in_turn(h: &Harness) {
     let queue = limited(
         h,

@@ -145,7 +145,9 @@ impl FromStr for Rate {
         let per = per.trim();
         // humantime reads `M` as months, a step from `m`, minutes: too easy to mistake.
         if per.ends_with('M') {
-            return Err(bad(format!("{per:?}: M is months; write 1m for a minute")));
+            return Err(bad(format!(
+                "{per:?}: a capital M reads as months; write 1m for a minute"
+            )));
         }
         let per = humantime::parse_duration(per)
             .map_err(|_| bad(format!("{per:?} is not a duration")))?;

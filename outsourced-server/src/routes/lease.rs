@@ -9,9 +9,9 @@ use axum::Json;
 use axum::extract::{Extension, FromRequest, FromRequestParts, Request, State};
 use axum::http::StatusCode;
 use outsourced_backend_http::wire::{
-    BatchCompleteRequest, BatchCompleteResponse, CompleteRequest, CountDto, ErrorBody, FailRequest,
-    HeartbeatDto, InstanceRequest, LeaseRequest, ReserveRequest, ReservedDto, ReservedList,
-    StateDto,
+    BatchCompleteRequest, BatchCompleteResponse, CompleteRequest, CountDto, DueDto, ErrorBody,
+    FailRequest, HeartbeatDto, InstanceRequest, LeaseRequest, ReserveRequest, ReservedDto,
+    ReservedList, StateDto,
 };
 use outsourced_core::{
     Backend, BackendExt, Completion, Error, JobId, LeaseRef, ReserveOptions, WorkerInstance,
@@ -62,6 +62,34 @@ pub(crate) async fn reserve(
     Ok(Json(ReservedList {
         jobs: reserved.iter().map(ReservedDto::from).collect(),
     }))
+}
+
+/// Whether a job that a reserve with these fields would take (of the queues the worker is
+/// hired for), run limits aside, is due: a worker that stops once idle keeps going while one
+/// is. `limit`, `wait_ms` and `lease_ms` are not read.
+#[utoipa::path(post, path = "/v1/reserve/due", request_body = ReserveRequest, tag = "workers",
+    responses((status = 200, body = DueDto)))]
+pub(crate) async fn due(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    JsonBody(request): JsonBody<ReserveRequest>,
+) -> ApiResult<Json<DueDto>> {
+    let by = instance(&caller, Route::Reserve, &request.instance)?;
+    let queues = workable_queues(&caller.principal.queues, &request.queues);
+    if queues.is_empty() {
+        return Ok(Json(DueDto { due: false }));
+    }
+    let opts = ReserveOptions {
+        limit: request.limit,
+        queues,
+        classes: request.classes,
+        min_priority: request.min_priority,
+        max_priority: request.max_priority,
+        wait: None,
+        lease: None,
+    };
+    let due = state.backend().any_due(&by, &opts).await?;
+    Ok(Json(DueDto { due }))
 }
 
 /// Renew a lease; says whether a cancel was requested.

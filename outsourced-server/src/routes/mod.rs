@@ -35,7 +35,7 @@ Every request under /v1 (but /v1/openapi.json and /v1/health) is signed with two
     paths(
         jobs::enqueue, jobs::enqueue_batch, jobs::get, jobs::history, jobs::list, jobs::counts,
         jobs::cancel, jobs::retry, jobs::reclaim, jobs::prune, attachments::put, attachments::get,
-        lease::reserve, lease::heartbeat, lease::complete, lease::complete_batch, lease::fail,
+        lease::reserve, lease::due, lease::heartbeat, lease::complete, lease::complete_batch, lease::fail,
         lease::release, lease::release_all,
         queues::list, queues::create, queues::update, queues::delete,
         batches::open_batch, batches::get_batch, batches::close_batch, batches::cancel_batch,
@@ -178,6 +178,7 @@ pub fn router(state: AppState) -> Router {
         .route(path::FAIL.template(), post(lease::fail))
         .route(path::RELEASE.template(), post(lease::release))
         .route(path::RESERVE.template(), post(lease::reserve))
+        .route(path::RESERVE_DUE.template(), post(lease::due))
         .route(path::COMPLETE_BATCH.template(), post(lease::complete_batch))
         .route(path::RELEASE_ALL.template(), post(lease::release_all))
         .route(path::RECLAIM.template(), post(jobs::reclaim))

@@ -22,7 +22,7 @@ pub enum Route {
     Cancel,
     /// Retry, reclaim and prune.
     Maintain,
-    /// `POST /v1/reserve`.
+    /// `POST /v1/reserve`, `POST /v1/reserve/due`.
     Reserve,
     /// Reports on one lease, and the batch of completions.
     Lease,
@@ -105,7 +105,7 @@ pub const ROLES: &[Rule] = &[
     },
     Rule {
         route: Route::Reserve,
-        paths: "`POST /v1/reserve`",
+        paths: "`POST /v1/reserve`, `POST /v1/reserve/due`",
         grants: [Only("queues it is hired for"), Refused, Refused],
     },
     Rule {
