@@ -12,7 +12,7 @@
 //! ([`SqlBackend::flush_tallies`]).
 
 use std::collections::BTreeMap;
-use std::sync::{Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use sea_orm::{ConnectionTrait, Value};
@@ -230,11 +230,18 @@ pub(crate) async fn flush_while_open(inner: Weak<Inner>) {
             return;
         };
         let backend = SqlBackend { inner };
-        if let Err(error) = backend.flush_tallies().await {
+        let flushed = backend.flush_tallies().await;
+        // The ledger of counts by state, folded by every process that writes it.
+        let folded = crate::counts::fold(&backend).await;
+        // Dropped by everyone else while this ran: the process is closing, and its runtime
+        // cancels the database's tasks under this one. Nothing to report or try again.
+        if Arc::strong_count(&backend.inner) == 1 {
+            return;
+        }
+        if let Err(error) = flushed {
             tracing::warn!(%error, "adding this process's job tallies to the database failed; trying again");
         }
-        // The ledger of counts by state, folded by every process that writes it.
-        if let Err(error) = crate::counts::fold(&backend).await {
+        if let Err(error) = folded {
             tracing::warn!(%error, "folding the job counts' ledger failed; trying again");
         }
     }
