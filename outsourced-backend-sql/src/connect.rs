@@ -213,7 +213,18 @@ fn create_private(path: &std::path::Path) -> Result<()> {
     match options.open(path) {
         Ok(_) => Ok(()),
         Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        // A directory that does not exist, say: SQLite says so in its own words.
+        // SQLite would say only "(code: 14) unable to open database file".
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            Err(outsourced_core::Error::invalid(format!(
+                "cannot create the database {}: its folder {} does not exist",
+                path.display(),
+                path.parent()
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .unwrap_or(std::path::Path::new("."))
+                    .display()
+            )))
+        }
+        // Anything else (a read-only folder, say): SQLite says so in its own words.
         Err(_) => Ok(()),
     }
 }

@@ -281,6 +281,16 @@ fn time(flag: &str, text: &str) -> Result<DateTime<Utc>> {
 }
 
 async fn enqueue_one(ctx: &Ctx, args: &EnqueueArgs) -> Result<()> {
+    // `job enqueue '{"to": "ann"}'`: the class forgotten, the arguments taken for it.
+    if let Some(class) = &args.class
+        && (class.trim_start().starts_with('{') || class.trim_start().starts_with('['))
+    {
+        return Err(Error::invalid(format!(
+            "{:?} looks like the job's arguments, not its class: give the class first \
+             (outsourcer job enqueue Mail::Send '{{\"to\": \"ann\"}}')",
+            class.trim()
+        )));
+    }
     let (text, named) = match &args.arguments {
         Some(json) => (json, "the arguments after the class are"),
         None => (&args.args, "--args is"),
@@ -352,6 +362,23 @@ async fn enqueue_one(ctx: &Ctx, args: &EnqueueArgs) -> Result<()> {
             clean(&job.class),
             job.queue,
             job.state
+        );
+    }
+    key_note(ctx, &job).await
+}
+
+/// A note when a job's concurrency key counts for nothing: its queue limits no key.
+async fn key_note(ctx: &Ctx, job: &JobRecord) -> Result<()> {
+    let Some(key) = &job.concurrency_key else {
+        return Ok(());
+    };
+    let limits = ctx.backend.queue(&ctx.actor(), &job.queue).await?.limits;
+    if limits.max_running_per_key.is_none() && limits.rate_per_key.is_none() {
+        eprintln!(
+            "note: queue {} limits no concurrency key, so key {} holds nothing back (queue update {} --max-running-per-key N)",
+            job.queue,
+            clean(key),
+            job.queue
         );
     }
     Ok(())

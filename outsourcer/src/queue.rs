@@ -56,12 +56,30 @@ fn run_limits(args: &RunLimitArgs, mut update: QueueUpdate) -> Result<QueueUpdat
     Ok(update)
 }
 
-fn limit(args: &LimitArgs) -> Option<QueueLimit> {
-    if args.unlimited {
-        Some(QueueLimit::Unlimited)
-    } else {
-        args.limit.map(QueueLimit::Max)
+fn limit(args: &LimitArgs) -> Result<Option<QueueLimit>> {
+    match (args.unlimited, args.limit) {
+        (true, _) => Ok(Some(QueueLimit::Unlimited)),
+        // Like --max-running 0: a queue that refuses every enqueue is a mistake more often
+        // than a wish, and pausing is the way to stop handing jobs out.
+        (false, Some(0)) => Err(Error::invalid(
+            "--limit 0 would refuse every enqueue: give 1 or more, --unlimited, or pause the \
+             queue (queue update --pause) to hand out nothing",
+        )),
+        (false, max) => Ok(max.map(QueueLimit::Max)),
     }
+}
+
+/// A note when a queue now holds more live jobs than its new limit lets in.
+fn over_limit_note(info: &QueueInfo) -> Option<String> {
+    let max = info.limit.max()?;
+    let live = info.counts.live();
+    (live > max).then(|| {
+        format!(
+            "note: queue {} holds {live} live jobs, more than its limit of {max}: they all \
+             run, and enqueues are refused until fewer than {max} are live",
+            info.name
+        )
+    })
 }
 
 /// `forever`, or an age such as `30days`.
@@ -71,7 +89,11 @@ fn retention(text: &str) -> Result<Retention> {
     }
     humantime::parse_duration(text)
         .map(Retention::For)
-        .map_err(|e| Error::invalid(format!("--retention {text:?}: {e} (or say forever)")))
+        .map_err(|_| {
+            Error::invalid(format!(
+                "--retention {text:?} is not an age: give one such as 30days, 12h or 90m, or forever"
+            ))
+        })
 }
 
 /// `outsourcer prune`: passes of `batch` until nothing is left.
@@ -110,7 +132,7 @@ pub(crate) async fn run(ctx: &Ctx, command: QueueCommand) -> Result<()> {
             };
             update.limits(Default::default()).check()?;
             let mut created = backend
-                .create_queue(&by, &name, limit(&l).unwrap_or_default())
+                .create_queue(&by, &name, limit(&l)?.unwrap_or_default())
                 .await?;
             if update != QueueUpdate::default() {
                 created = backend.update_queue(&by, &name, update).await?;
@@ -149,7 +171,7 @@ pub(crate) async fn run(ctx: &Ctx, command: QueueCommand) -> Result<()> {
                 None
             };
             let update = QueueUpdate {
-                limit: limit(&l),
+                limit: limit(&l)?,
                 paused,
                 retention: r.as_deref().map(retention).transpose()?,
                 ..QueueUpdate::default()
@@ -163,6 +185,9 @@ pub(crate) async fn run(ctx: &Ctx, command: QueueCommand) -> Result<()> {
             let before = backend.queue(&by, &name).await?;
             let after = backend.update_queue(&by, &name, update).await?;
             println_unless_json(ctx, changes_text(&before, &after));
+            if let Some(note) = over_limit_note(&after) {
+                eprintln!("{note}");
+            }
             after
         }
         QueueCommand::Delete { name } => {

@@ -26,6 +26,17 @@ pub(crate) fn app(state: AppState, mount: &str) -> axum::Router {
 }
 
 pub(crate) async fn run(ctx: &Ctx, args: ServeArgs) -> Result<()> {
+    // "localhost" alone would fail with the resolver's "invalid socket address".
+    if args
+        .bind
+        .rsplit_once(':')
+        .is_none_or(|(_, port)| port.parse::<u16>().is_err())
+    {
+        return Err(Error::invalid(format!(
+            "--bind {:?} has no port: give a host and a port, such as 127.0.0.1:8080 or 0.0.0.0:8080",
+            args.bind
+        )));
+    }
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => {
             Some(tls_acceptor(cert, key).map_err(|e| io("cannot load the TLS certificate", e))?)

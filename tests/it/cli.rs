@@ -50,11 +50,24 @@ fn queues_are_created_changed_listed_and_deleted() {
         s.fails(&["queue", "create", "bad name"])
             .contains("is not a queue name")
     );
+    let zero = s.fails(&["queue", "update", "mail", "--limit", "0"]);
+    assert!(zero.contains("refuse every enqueue"), "{zero}");
+    let age = s.fails(&["queue", "update", "mail", "--retention", "abc"]);
+    assert!(age.contains("is not an age"), "{age}");
     s.ok(&["job", "enqueue", "Send", "--queue", "mail"]);
     assert!(
         s.fails(&["queue", "delete", "mail"])
             .contains("still holds 1 live job")
     );
+    s.ok(&["job", "enqueue", "Send", "--queue", "mail"]);
+    let lowered = s.outsourcer(&["queue", "update", "mail", "--limit", "1"]);
+    let note = String::from_utf8_lossy(&lowered.stderr);
+    assert!(
+        lowered.status.success() && note.contains("holds 2 live jobs, more than its limit of 1"),
+        "a limit under the live jobs is said: {note}"
+    );
+    let forgotten = s.fails(&["job", "enqueue", r#"{"to": "ann"}"#]);
+    assert!(forgotten.contains("give the class first"), "{forgotten}");
 }
 
 #[test]
@@ -545,6 +558,11 @@ fn migrate_and_usage_errors() {
     assert!(s.ok(&["migrate"]).contains("up to date"));
     let usage = s.outsourcer(&["queue", "frobnicate"]);
     assert_eq!(usage.status.code(), Some(2), "clap's usage error");
+    let nowhere = format!("sqlite://{}", s.path("missing/o.db").display());
+    let folder = s.fails(&["--database", &nowhere, "migrate"]);
+    assert!(folder.contains("its folder"), "{folder}");
+    let port = s.fails(&["serve", "--bind", "localhost"]);
+    assert!(port.contains("has no port"), "{port}");
 }
 
 #[test]
@@ -715,6 +733,12 @@ fn queues_take_run_limits_and_say_what_holds_a_job_back() {
         "acme",
     ]);
     assert_eq!(job["concurrency_key"], "acme");
+    let unlimited = s.outsourcer(&["job", "enqueue", "Call", "--concurrency-key", "solo"]);
+    let note = String::from_utf8_lossy(&unlimited.stderr);
+    assert!(
+        unlimited.status.success() && note.contains("queue default limits no concurrency key"),
+        "a key that holds nothing back is said: {note}"
+    );
     let by_key = s.json(&["job", "list", "--concurrency-key", "acme"]);
     assert_eq!(by_key[0]["id"], job["id"], "{by_key}");
     let table = s.ok(&["job", "list", "-q", "partner"]);
