@@ -314,7 +314,8 @@ impl Worker {
             Some(opts) => self.inner.backend.any_due(&self.inner.id, &opts).await?,
             None => false,
         };
-        if held && !run.held {
+        // Said once a run: a rate that spaces a backlog's starts holds back before each job.
+        if held && !std::mem::replace(&mut run.said_held, true) {
             tracing::info!(
                 "Jobs are due but held back by their queue's run limits; waiting for them"
             );
@@ -488,6 +489,8 @@ struct Run {
     /// Whether jobs were due but held back by a run limit when a reserve last got nothing:
     /// a worker that stops once idle then waits for them in a long poll.
     held: bool,
+    /// Whether the worker has said that it waits for jobs a run limit holds back.
+    said_held: bool,
 }
 
 impl Run {
@@ -505,6 +508,7 @@ impl Run {
             said_unassigned: false,
             backlog: false,
             held: false,
+            said_held: false,
         }
     }
 

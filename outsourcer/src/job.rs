@@ -286,9 +286,9 @@ async fn enqueue_one(ctx: &Ctx, args: &EnqueueArgs) -> Result<()> {
         && (class.trim_start().starts_with('{') || class.trim_start().starts_with('['))
     {
         return Err(Error::invalid(format!(
-            "{:?} looks like the job's arguments, not its class: give the class first \
+            "'{}' looks like the job's arguments, not its class: give the class first \
              (outsourcer job enqueue Mail::Send '{{\"to\": \"ann\"}}')",
-            class.trim()
+            clean(class.trim())
         )));
     }
     let (text, named) = match &args.arguments {

@@ -75,8 +75,8 @@ fn over_limit_note(info: &QueueInfo) -> Option<String> {
     let live = info.counts.live();
     (live > max).then(|| {
         format!(
-            "note: queue {} holds {live} live jobs, more than its limit of {max}: they all \
-             run, and enqueues are refused until fewer than {max} are live",
+            "note: queue {} holds {live} live jobs, more than its new limit of {max}: they \
+             stay and run, and enqueues are refused until it holds fewer than {max}",
             info.name
         )
     })

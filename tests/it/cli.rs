@@ -63,7 +63,8 @@ fn queues_are_created_changed_listed_and_deleted() {
     let lowered = s.outsourcer(&["queue", "update", "mail", "--limit", "1"]);
     let note = String::from_utf8_lossy(&lowered.stderr);
     assert!(
-        lowered.status.success() && note.contains("holds 2 live jobs, more than its limit of 1"),
+        lowered.status.success()
+            && note.contains("holds 2 live jobs, more than its new limit of 1"),
         "a limit under the live jobs is said: {note}"
     );
     let forgotten = s.fails(&["job", "enqueue", r#"{"to": "ann"}"#]);
