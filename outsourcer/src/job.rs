@@ -28,10 +28,19 @@ pub(crate) async fn run(ctx: &Ctx, command: JobCommand) -> Result<()> {
         },
         JobCommand::List(args) => {
             let jobs = backend.jobs(&by, filter(&args)?).await?;
+            // A typo in `--queue` is the usual reason for an empty list.
+            if let Some(queue) = &args.queue
+                && jobs.is_empty()
+                && let Err(Error::UnknownQueue { .. }) = backend.queue(&by, queue).await
+            {
+                return Err(Error::UnknownQueue {
+                    queue: queue.clone(),
+                });
+            }
             if ctx.json {
                 print_json(&jobs.iter().map(job_json).collect());
             } else if jobs.is_empty() {
-                out!("{}", no_jobs(ctx, args.queue.as_deref()).await);
+                out!("no jobs match");
             } else {
                 out!("{}", jobs_table(&jobs));
             }
@@ -152,20 +161,6 @@ pub(crate) async fn run(ctx: &Ctx, command: JobCommand) -> Result<()> {
 async fn held_by(ctx: &Ctx, job: &JobRecord) -> Option<String> {
     let queue = ctx.backend.queue(&ctx.actor(), &job.queue).await.ok()?;
     queue.held_back(job, Utc::now()).map(|why| clean(&why))
-}
-
-/// What an empty listing says: that nothing matched, or that the queue asked for does not
-/// exist (a typo in `--queue` is the usual reason for an empty list).
-async fn no_jobs(ctx: &Ctx, queue: Option<&str>) -> String {
-    if let (Some(queue), Ok(queues)) = (queue, ctx.backend.queues(&ctx.actor()).await)
-        && !queues.iter().any(|q| q.name == queue)
-    {
-        return format!(
-            "no jobs: there is no queue named {} (outsourcer queue list shows them)",
-            clean(queue)
-        );
-    }
-    "no jobs match".to_owned()
 }
 
 fn show(ctx: &Ctx, job: &JobRecord) -> Result<()> {

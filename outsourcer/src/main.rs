@@ -84,13 +84,37 @@ async fn run(cli: Cli) -> Result<()> {
         return demo::run(cli.json, args).await;
     }
     let ctx = Ctx::open(&cli).await?;
-    let done = command(&ctx, cli.command).await;
+    let done = match command(&ctx, cli.command).await {
+        Err(outsourced_core::Error::UnknownQueue { queue }) => {
+            Err(unknown_queue(&ctx, &queue).await)
+        }
+        done => done,
+    };
     // What this process did to jobs (an enqueue, a retry, a server's whole run) joins the
     // database's tallies before it exits, even when the command failed after some of it.
     if let Err(error) = ctx.backend.flush_tallies().await {
         tracing::warn!(%error, "could not add this run's job tallies to the database");
     }
     done
+}
+
+/// An unknown queue, with the name meant when the one given is a typo of it.
+async fn unknown_queue(ctx: &Ctx, queue: &str) -> outsourced_core::Error {
+    use outsourced_core::Backend;
+    let names = match ctx.backend.queues(&ctx.actor()).await {
+        Ok(queues) => queues.into_iter().map(|q| q.name).collect(),
+        Err(_) => Vec::new(),
+    };
+    let closest = names
+        .iter()
+        .map(|name| (strsim::damerau_levenshtein(queue, name), name))
+        .filter(|(distance, name)| *distance <= 2 && *distance < name.chars().count())
+        .min();
+    let shown = output::clean(queue);
+    outsourced_core::Error::invalid(match closest {
+        Some((_, name)) => format!("unknown queue \"{shown}\": did you mean {name}?"),
+        None => format!("unknown queue \"{shown}\" (outsourcer queue list shows them)"),
+    })
 }
 
 async fn command(ctx: &Ctx, command: Command) -> Result<()> {

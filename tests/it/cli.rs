@@ -684,8 +684,16 @@ fn a_unique_key_enqueues_once_and_says_who_holds_it() {
         "{said}"
     );
     assert_eq!(s.json(&["job", "count", "--queue", "mail"])["available"], 2);
-    let said = s.ok(&["job", "list", "--queue", "mial"]);
-    assert!(said.contains("there is no queue named mial"), "{said}");
+    let said = s.fails(&["job", "list", "--queue", "mial"]);
+    assert!(
+        said.contains("unknown queue \"mial\": did you mean mail?"),
+        "{said}"
+    );
+    let said = s.fails(&["job", "enqueue", "Digest", "--queue", "nothing-like-it"]);
+    assert!(
+        said.contains("(outsourcer queue list shows them)"),
+        "{said}"
+    );
 }
 
 #[test]
