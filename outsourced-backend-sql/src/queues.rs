@@ -140,12 +140,12 @@ pub(crate) async fn list(backend: &SqlBackend) -> Result<Vec<QueueInfo>> {
         .all(backend.reader())
         .await
         .map_err(db_error)?;
-    let mut limits: BTreeMap<String, RunLimits> = run_limits::Entity::find()
+    let mut limits: BTreeMap<String, run_limits::Model> = run_limits::Entity::find()
         .all(backend.reader())
         .await
         .map_err(db_error)?
         .into_iter()
-        .map(|row| (row.queue.clone(), limits::of(Some(&row))))
+        .map(|row| (row.queue.clone(), row))
         .collect();
     let mut counts = BTreeMap::<String, StateCounts>::new();
     for group in read::counts(backend, CountFilter::default()).await? {
@@ -158,8 +158,8 @@ pub(crate) async fn list(backend: &SqlBackend) -> Result<Vec<QueueInfo>> {
         .into_iter()
         .map(|row| {
             let counts = counts.remove(&row.name).unwrap_or_default();
-            let limits = limits.remove(&row.name).unwrap_or_default();
-            queue_info(row, limits, counts)
+            let limits = limits.remove(&row.name);
+            queue_info(row, limits.as_ref(), counts)
         })
         .collect())
 }
@@ -178,17 +178,31 @@ pub(crate) async fn info(backend: &SqlBackend, name: &str) -> Result<QueueInfo> 
         ..CountFilter::default()
     };
     let counts = outsourced_core::by_state(&read::counts(backend, filter).await?);
-    let limits = limits::read(backend.connection(), name).await?;
-    Ok(queue_info(row, limits, counts))
+    let limits = run_limits::Entity::find_by_id(name)
+        .one(backend.connection())
+        .await
+        .map_err(db_error)?;
+    Ok(queue_info(row, limits.as_ref(), counts))
 }
 
-fn queue_info(row: queue::Model, limits: RunLimits, counts: StateCounts) -> QueueInfo {
+/// A queue's row, its limits' row (if it has limits) and its counts, as the caller sees them.
+fn queue_info(
+    row: queue::Model,
+    limits: Option<&run_limits::Model>,
+    counts: StateCounts,
+) -> QueueInfo {
+    let run_limits = limits::of(limits);
+    let next_start = match run_limits.rate {
+        Some(_) => limits.map(|l| crate::convert::time(l.rate_next_at)),
+        None => None,
+    };
     QueueInfo {
         name: row.name,
         limit: QueueLimit::from_max(row.max_live.map(|n| n.max(0) as u64)),
         paused: row.paused,
         retention: Retention::from_millis(row.retention_ms.map(|ms| ms.max(0) as u64)),
-        limits,
+        limits: run_limits,
+        next_start,
         counts,
     }
 }

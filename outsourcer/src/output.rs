@@ -89,6 +89,7 @@ pub(crate) fn queue_json(queue: &QueueInfo) -> Value {
             "max_running_per_key": queue.limits.max_running_per_key,
             "rate_per_key": queue.limits.rate_per_key.map(|r| r.to_string()),
         },
+        "next_start": queue.next_start,
         "counts": counts_json(&queue.counts),
     })
 }

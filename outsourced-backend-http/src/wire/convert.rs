@@ -405,6 +405,7 @@ impl From<&QueueInfo> for QueueDto {
             paused: queue.paused,
             retention_ms: queue.retention.as_millis(),
             limits: RunLimitsDto::from(queue.limits),
+            next_start: queue.next_start,
             counts: queue
                 .counts
                 .iter()
@@ -428,6 +429,7 @@ impl TryFrom<QueueDto> for QueueInfo {
             paused: dto.paused,
             retention: Retention::from_millis(dto.retention_ms),
             limits: dto.limits.into(),
+            next_start: dto.next_start,
             counts,
         })
     }

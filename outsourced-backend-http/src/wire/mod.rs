@@ -540,6 +540,9 @@ pub struct QueueDto {
     /// Its limits on running jobs (running jobs are counted in `counts`).
     #[serde(default)]
     pub limits: RunLimitsDto,
+    /// When its rate lets the next job start (a time past: now); absent without a rate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_start: Option<DateTime<Utc>>,
     /// Jobs by state.
     pub counts: BTreeMap<String, u64>,
 }

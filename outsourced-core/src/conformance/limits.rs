@@ -108,11 +108,27 @@ pub(crate) async fn a_rate_spaces_starts_evenly(h: &Harness) {
         },
     )
     .await;
+    let mut waiting = Vec::new();
     for _ in 0..4 {
-        h.enqueue_in(&queue).await;
+        waiting.push(h.enqueue_in(&queue).await);
     }
+    let info = h.admin.backend.queue(&h.admin.actor, &queue).await;
+    let started_at = h.now();
+    assert!(
+        ok(info, "look up the queue").next_start <= Some(started_at),
+        "a rate that has started nothing holds nothing back"
+    );
     assert_eq!(take(h, 0, &[&queue]).await.len(), 1, "one start");
     h.w(1).reserve_none(&[&queue]).await;
+    let info = ok(
+        h.admin.backend.queue(&h.admin.actor, &queue).await,
+        "look up the queue",
+    );
+    let next = (started_at + chrono::Duration::seconds(5)).timestamp_millis();
+    let known = info.next_start.map(|at| at.timestamp_millis());
+    assert_eq!(known, Some(next), "the next start is known");
+    let held = info.held_back(&waiting[3], h.now()).unwrap_or_default();
+    assert!(held.contains("rate") && held.contains("in 5.0 s"), "{held}");
     h.advance(Duration::from_millis(4_999));
     h.w(1).reserve_none(&[&queue]).await;
     h.advance(Duration::from_millis(1));

@@ -144,6 +144,8 @@ pub struct QueueInfo {
     pub retention: Retention,
     /// Its limits on running jobs.
     pub limits: RunLimits,
+    /// When its rate lets the next job start (a time past: now); `None` without a rate.
+    pub next_start: Option<DateTime<Utc>>,
     /// Its jobs by state.
     pub counts: StateCounts,
 }
@@ -171,7 +173,7 @@ impl QueueInfo {
     }
 
     /// Why `job`, of this queue, may not start although it is due, as the queue's pause, run
-    /// limits and counts stand (as read); `None` when nothing holds it, or when it is not due
+    /// limits, counts and rate's next start stand (as read); `None` when nothing holds it, or when it is not due
     /// (not waiting, or its time has not come).
     pub fn held_back(&self, job: &JobRecord, now: DateTime<Utc>) -> Option<String> {
         if !job.state.is_waiting() || job.run_at > now {
@@ -209,11 +211,16 @@ impl QueueInfo {
                 may.push(format!("concurrency key {key}'s limits ({per_key})"));
             }
         }
-        if let Some(rate) = limits.rate {
+        // The rate's next start is known: it holds the job until then, or holds nothing.
+        if let Some(rate) = limits.rate
+            && let Some(next) = self.next_start.filter(|next| *next > now)
+        {
             let words = rate.in_words();
-            may.push(format!(
-                "queue {}'s rate ({words}, evenly spaced)",
-                job.queue
+            let wait = (next - now).num_milliseconds() as f64 / 1000.0;
+            return Some(format!(
+                "held back: queue {}'s rate ({words}, evenly spaced) starts its next job at {} (in {wait:.1} s)",
+                job.queue,
+                next.format("%H:%M:%S%.3f UTC")
             ));
         }
         (!may.is_empty()).then(|| format!("it may be held back by: {}", may.join("; ")))
