@@ -235,7 +235,12 @@ impl Worker {
         }
         // A worker with room waits for work in a long poll, busy or not, so that a job
         // enqueued now starts now; the jobs it runs meanwhile report on their own.
-        let wait = (!turn.exit_when_idle || run.held).then_some(self.inner.options.idle_wait);
+        // One that stops once idle waits only for jobs a limit holds back, with none running
+        // (the end of one of its own is its cue to reserve again).
+        let wait = match turn.exit_when_idle {
+            false => Some(self.inner.options.idle_wait),
+            true => run.held.filter(|_| run.tasks.is_empty()),
+        };
         // A shutdown ends a long poll at once; the backend gives back what a reserve cut
         // short had claimed, and the drain releases whatever this instance still holds.
         let reserving = tokio::select! {
@@ -253,7 +258,7 @@ impl Worker {
             Ok(Some(reserved)) => {
                 run.reached();
                 run.backlog = reserved.len() >= wanted;
-                if reserved.is_empty() && turn.waits_for_held {
+                if reserved.is_empty() && turn.waits_for_held && run.tasks.is_empty() {
                     match self.held_back(run, turn.classes).await {
                         Ok(true) => return Flow::Again,
                         Ok(false) => {}
@@ -262,7 +267,9 @@ impl Worker {
                         }
                     }
                 }
-                run.held &= reserved.is_empty();
+                if !reserved.is_empty() {
+                    run.held = None;
+                }
                 Self::took(run, shutdown, reserved, turn.exit_when_idle).await
             }
         }
@@ -320,7 +327,10 @@ impl Worker {
                 "Jobs are due but held back by their queue's run limits; waiting for them"
             );
         }
-        run.held = held;
+        // Short polls first, then longer: the last held jobs are often taken by other workers,
+        // and a long poll would keep this one from seeing that nothing is due (and stopping).
+        let idle = self.inner.options.idle_wait;
+        run.held = held.then(|| run.held.map_or(HELD_POLL, |wait| (wait * 2).min(idle)));
         Ok(held)
     }
 
@@ -455,6 +465,10 @@ struct Turn<'a> {
     classes: &'a Option<Vec<String>>,
 }
 
+/// The first long poll of a worker that stops once idle, for jobs a run limit holds back; each
+/// that ends empty doubles the next, up to `idle_wait`.
+const HELD_POLL: Duration = Duration::from_millis(50);
+
 /// After a turn: another, or the end of the run with its outcome.
 enum Flow {
     Again,
@@ -486,9 +500,9 @@ struct Run {
     /// Whether the last reserve got all it asked for: work is waiting, so a busy worker may
     /// wait for room for a batch worth a call (see `wanted`).
     backlog: bool,
-    /// Whether jobs were due but held back by a run limit when a reserve last got nothing:
-    /// a worker that stops once idle then waits for them in a long poll.
-    held: bool,
+    /// While jobs are due but held back by a run limit (as a reserve that got nothing found),
+    /// the long poll a worker that stops once idle waits for them in.
+    held: Option<Duration>,
     /// Whether the worker has said that it waits for jobs a run limit holds back.
     said_held: bool,
 }
@@ -507,7 +521,7 @@ impl Run {
             unreachable: 0,
             said_unassigned: false,
             backlog: false,
-            held: false,
+            held: None,
             said_held: false,
         }
     }
