@@ -33,6 +33,9 @@ struct Inner {
     checking: Arc<tokio::sync::Semaphore>,
     /// Room for argon2 password checks.
     password_checks: Arc<tokio::sync::Semaphore>,
+    /// Set once the server stops: long polls end, empty, instead of leasing jobs that a
+    /// worker could then not report to this server.
+    draining: tokio::sync::watch::Sender<bool>,
 }
 
 impl AppState {
@@ -55,8 +58,22 @@ impl AppState {
                 key,
                 config,
                 scheme: if tls { "https" } else { "http" },
+                draining: tokio::sync::watch::Sender::new(false),
             }),
         }
+    }
+
+    /// Says the server is stopping: reserves that wait for a job answer at once with none
+    /// (a job leased as the server exits would wait out its lease before running again).
+    pub fn drain(&self) {
+        self.inner.draining.send_replace(true);
+    }
+
+    /// Resolves once the server is stopping (at once if it is).
+    pub(crate) async fn draining(&self) {
+        let mut draining = self.inner.draining.subscribe();
+        // An error means the sender is gone, which it is not while `self` lives.
+        let _ = draining.wait_for(|stopping| *stopping).await;
     }
 
     /// The SQL backend.

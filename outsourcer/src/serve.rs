@@ -80,6 +80,12 @@ pub(crate) async fn run(ctx: &Ctx, args: ServeArgs) -> Result<()> {
         "Stopping at once",
     ]);
     let stopped = |mut shutdown: Shutdown| async move { shutdown.reached(Stage::Draining).await };
+    let draining = state.clone();
+    let drain = stopped(shutdown.clone());
+    tokio::spawn(async move {
+        drain.await;
+        draining.drain();
+    });
     let maintaining = tokio::spawn(maintenance::maintain(
         state.clone(),
         stopped(shutdown.clone()),

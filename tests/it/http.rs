@@ -18,6 +18,8 @@ pub(crate) struct RunningServer {
     pub(crate) url: String,
     pub(crate) sql: SqlBackend,
     pub(crate) key: ServerKey,
+    /// Its state (`drain` stops its long polls).
+    pub(crate) state: AppState,
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
@@ -36,7 +38,7 @@ impl RunningServer {
         let key = ServerKey::generate();
         let https = tls.is_some();
         let state = AppState::new(sql.clone(), key.clone(), config.clone(), https);
-        let app = axum::Router::new().nest("/outsourced", outsourced_server::router(state));
+        let app = axum::Router::new().nest("/outsourced", outsourced_server::router(state.clone()));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -56,6 +58,7 @@ impl RunningServer {
             url,
             sql,
             key,
+            state,
             _stop: stop,
         }
     }

@@ -245,3 +245,44 @@ async fn a_client_turned_away_tries_again_until_there_is_room() {
     let listed = listed.expect("the job is kept");
     assert_eq!(listed.queue, "mail");
 }
+
+/// A stopping server ends its long polls with no job: a job leased as it exits could not be
+/// reported to it, and would wait out its lease before running again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopping_server_ends_its_long_polls_empty() {
+    let crowded = crowded().await;
+    let Crowded {
+        producer, worker, ..
+    } = &crowded;
+    let reserve = |wait: u64| {
+        let body = json!({"limit": 1, "queues": ["mail"], "wait_ms": wait, "instance": "i1"});
+        let url = crowded.url("reserve");
+        Signed::new(Method::POST, &url, &worker.consumer_key, Some(body))
+            .sign(&worker.consumer_secret)
+    };
+    let poll = || {
+        let poll = reserve(20_000);
+        ((), tokio::spawn(async move { Ok(poll.send().await) }))
+    };
+    // Turned away: the long poll holds the one place for reserves, so it is under way.
+    let ((), polling, _) = until_turned_away(poll, || reserve(0)).await;
+    crowded.server.state.drain();
+    let job = NewJob::new("Send", json!([])).queue("mail");
+    let shop = Actor::Producer("shop".into());
+    let due = producer.enqueue(&shop, job).await.expect("a job due now");
+    let polled = polling.await.expect("the poll's task").expect("an answer");
+    assert_eq!(polled.status(), 200);
+    let answer: serde_json::Value = polled.json().await.expect("a JSON answer");
+    assert_eq!(
+        answer["jobs"],
+        json!([]),
+        "nothing handed out while stopping"
+    );
+    let state = crowded
+        .server
+        .sql
+        .job(&shop, due.id)
+        .await
+        .expect("the job");
+    assert_eq!(state.state, outsourced_core::JobState::Available);
+}

@@ -58,7 +58,15 @@ pub(crate) async fn reserve(
             .map(|ms| Duration::from_millis(ms).min(max_wait)),
         lease: request.lease_ms.map(Duration::from_millis),
     };
-    let reserved = state.backend().reserve(&by, opts).await?;
+    // A stopping server hands out nothing more by a long poll: the backend gives back what a
+    // claim cut short had taken.
+    let reserved = match opts.wait.is_some() {
+        true => tokio::select! {
+            reserved = state.backend().reserve(&by, opts) => reserved?,
+            () = state.draining() => Vec::new(),
+        },
+        false => state.backend().reserve(&by, opts).await?,
+    };
     Ok(Json(ReservedList {
         jobs: reserved.iter().map(ReservedDto::from).collect(),
     }))
