@@ -63,15 +63,6 @@ pub(crate) fn of(row: Option<&run_limits::Model>) -> RunLimits {
     }
 }
 
-/// A queue's limits.
-pub(crate) async fn read(db: &impl ConnectionTrait, queue: &str) -> Result<RunLimits> {
-    let row = run_limits::Entity::find_by_id(queue)
-        .one(db)
-        .await
-        .map_err(db_error)?;
-    Ok(of(row.as_ref()))
-}
-
 /// Applies `update`'s limits to `queue` (checked by the caller): its row is written, or
 /// deleted when no limit is left.
 pub(crate) async fn write(
@@ -83,7 +74,14 @@ pub(crate) async fn write(
     if !update.changes_limits() {
         return Ok(());
     }
-    let limits = update.limits(read(db, queue).await?);
+    // Locked: a reserve moving the rate's clock meanwhile would be undone by the write.
+    let mut was = run_limits::Entity::find_by_id(queue);
+    if flavor.locks_rows() {
+        was = was.lock(LockType::Update);
+    }
+    let was = was.one(db).await.map_err(db_error)?;
+    let old = of(was.as_ref());
+    let limits = update.limits(old);
     // Made again, with the jobs that run then, by the next reserve (`plan`).
     places::delete(db, queue).await?;
     if limits.rate_per_key.is_none() {
@@ -108,9 +106,16 @@ pub(crate) async fn write(
     if insert_if_absent(db, flavor, sea_orm::QueryTrait::into_query(insert)).await? {
         return Ok(());
     }
-    // Kept: when the last start was, so that a new rate starts from it.
+    // A changed rate counts from the last start (the next start less the old interval): no
+    // window of the new period then holds more than its starts, across the change either.
     let mut row = row;
-    row.rate_next_at = sea_orm::ActiveValue::NotSet;
+    row.rate_next_at = match (old.rate, limits.rate, was) {
+        (Some(before), Some(after), Some(was)) if before != after && was.rate_next_at > 0 => {
+            let interval = |rate: Rate| duration_ms(rate.interval()).max(1);
+            Set(was.rate_next_at - interval(before) + interval(after))
+        }
+        _ => sea_orm::ActiveValue::NotSet,
+    };
     run_limits::Entity::update(row)
         .exec(db)
         .await

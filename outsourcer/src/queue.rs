@@ -179,7 +179,7 @@ pub(crate) async fn run(ctx: &Ctx, command: QueueCommand) -> Result<()> {
             let update = run_limits(&run, update)?;
             if update == QueueUpdate::default() {
                 return Err(Error::invalid(
-                    "nothing to change: give --limit, --pause or --resume, --retention, --max-running, --rate, --max-running-per-key or --rate-per-key",
+                    "nothing to change: give --limit or --unlimited, --pause or --resume, --retention, --max-running, --rate, --max-running-per-key or --rate-per-key",
                 ));
             }
             let before = backend.queue(&by, &name).await?;

@@ -301,7 +301,9 @@ pub trait Backend: Send + Sync {
     ///
     /// - A paused queue accepts jobs but hands none out until resumed.
     /// - A run limit given as `Some(None)` is removed; a limit of 0 is `InvalidInput` and
-    ///   nothing changes. Loosened or lifted limits hand held-back jobs out at once.
+    ///   nothing changes. Loosened or lifted limits hand held-back jobs out at once. A
+    ///   changed rate counts from the queue's last start: its next start is the last one
+    ///   plus the new interval.
     /// - An unknown queue is `UnknownQueue`.
     async fn update_queue(&self, by: &Actor, name: &str, update: QueueUpdate) -> Result<QueueInfo>;
 

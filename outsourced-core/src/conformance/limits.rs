@@ -188,6 +188,41 @@ pub(crate) async fn jobs_held_back_by_a_limit_are_due(h: &Harness) {
     assert!(due(h, of(&later)).await, "until its time comes");
 }
 
+pub(crate) async fn a_changed_rate_counts_from_the_last_start(h: &Harness) {
+    let every = |seconds: u64| RunLimits {
+        rate: Some(Rate {
+            starts: 1,
+            per: Duration::from_secs(seconds),
+        }),
+        ..RunLimits::default()
+    };
+    let queue = limited(h, every(5)).await;
+    for _ in 0..3 {
+        h.enqueue_in(&queue).await;
+    }
+    assert_eq!(take(h, 0, &[&queue]).await.len(), 1, "one start");
+    let slower = QueueUpdate::setting(every(60));
+    let info = h.admin.backend.update_queue(&h.admin.actor, &queue, slower);
+    ok(info.await, "slow the rate down");
+    h.advance(Duration::from_secs(5));
+    h.w(1).reserve_none(&[&queue]).await;
+    h.advance(Duration::from_secs(55));
+    assert_eq!(
+        take(h, 1, &[&queue]).await.len(),
+        1,
+        "a minute after the last"
+    );
+    let faster = QueueUpdate::setting(every(1));
+    let info = h.admin.backend.update_queue(&h.admin.actor, &queue, faster);
+    ok(info.await, "speed the rate up");
+    h.advance(Duration::from_secs(1));
+    assert_eq!(
+        take(h, 0, &[&queue]).await.len(),
+        1,
+        "a second after the last"
+    );
+}
+
 pub(crate) async fn a_per_key_limit_runs_each_keys_jobs_in_turn(h: &Harness) {
     let queue = limited(
         h,
