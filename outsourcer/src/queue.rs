@@ -133,7 +133,13 @@ pub(crate) async fn run(ctx: &Ctx, command: QueueCommand) -> Result<()> {
             update.limits(Default::default()).check()?;
             let mut created = backend
                 .create_queue(&by, &name, limit(&l)?.unwrap_or_default())
-                .await?;
+                .await
+                .map_err(|error| match error {
+                    Error::Conflict { message } => Error::Conflict {
+                        message: format!("{message} (queue update {name} changes it)"),
+                    },
+                    other => other,
+                })?;
             if update != QueueUpdate::default() {
                 created = backend.update_queue(&by, &name, update).await?;
             }
