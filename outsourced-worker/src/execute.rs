@@ -225,7 +225,8 @@ async fn report(
                 result: ctx.take_result(),
                 follow_ups: ctx.take_follow_ups(),
             };
-            match retrying(|| reporter.complete(done.clone())).await {
+            let lease_length = inner.options.lease;
+            match retrying(lease_length, || reporter.complete(done.clone())).await {
                 Err(refused) if handed_back(&refused) => refused_success(refused, &done),
                 completed => return (settled(completed, Outcome::Succeeded), Said::default()),
             }
@@ -248,7 +249,10 @@ async fn report(
                 Ending::Stopped => "stopped by the shutdown",
                 _ => "cancelled",
             };
-            let released = retrying(|| inner.backend.release(&inner.id, lease)).await;
+            let released = retrying(inner.options.lease, || {
+                inner.backend.release(&inner.id, lease)
+            })
+            .await;
             let said = Said {
                 given_back: Some(why),
                 ..Said::default()
@@ -342,7 +346,8 @@ async fn report_failure(
     retry: RetryPlan,
 ) -> (Outcome, Option<JobState>) {
     let failure = Failure { error, retry };
-    let failed = retrying(|| inner.backend.fail(&inner.id, lease, failure.clone())).await;
+    let fail = || inner.backend.fail(&inner.id, lease, failure.clone());
+    let failed = retrying(inner.options.lease, fail).await;
     match failed {
         Ok(state) => (Outcome::Failed, Some(state)),
         Err(error) => (settled::<()>(Err(error), Outcome::Failed), None),
@@ -361,25 +366,32 @@ fn settled<T>(result: Result<T, Error>, outcome: Outcome) -> Outcome {
     }
 }
 
-/// Calls `f` until it succeeds or fails for a reason that retrying cannot fix, waiting a
-/// little longer each time (five tries within about three seconds).
-async fn retrying<T, F, Fut>(mut f: F) -> Result<T, Error>
+/// Calls `f` until it succeeds, fails for a reason that retrying cannot fix, or `patience`
+/// (the lease's length: by then the job is someone else's) has passed, waiting a little
+/// longer each time, at most 2 s. A server restarting, or another behind the same address,
+/// then still gets the report: five tries in three seconds lost jobs a restart would have
+/// kept (they ran again once their leases ran out).
+async fn retrying<T, F, Fut>(patience: Duration, mut f: F) -> Result<T, Error>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, Error>>,
 {
+    let until = tokio::time::Instant::now() + patience;
     let mut wait = Duration::from_millis(100);
-    for _ in 0..4 {
+    let mut said = false;
+    loop {
         match f().await {
-            Err(error) if error.is_retryable() => {
-                tracing::warn!(%error, "reporting to the backend failed; trying again");
+            Err(error) if error.is_retryable() && tokio::time::Instant::now() + wait < until => {
+                // Said once: a restart of a few seconds is not a dozen lines per job.
+                if !std::mem::replace(&mut said, true) {
+                    tracing::warn!(%error, "reporting to the backend failed; trying again until the lease runs out");
+                }
                 tokio::time::sleep(wait).await;
-                wait *= 2;
+                wait = (wait * 2).min(Duration::from_secs(2));
             }
             other => return other,
         }
     }
-    f().await
 }
 
 fn humantime_like(duration: Duration) -> String {
