@@ -106,11 +106,19 @@ pub(crate) async fn claim_in_places(
     let queue = values.len();
     values.push(serde_json::json!(places).to_string().into());
     let places = values.len();
+    values.push(ms(now).into());
+    let start = values.len();
+    // A place is free once its job ended, and only if that end is dated no later than these
+    // starts: the clock is read before this statement, which may see an end committed (and
+    // dated) in between; taking that place would date a start before the end it waited for,
+    // and the history would show more running at once than the limit (the race test, under
+    // the load of the whole suite, read 5 under a limit of 3).
     let chosen = format!(
         "{numbered}, \
          free AS MATERIALIZED (SELECT p.place, row_number() OVER (ORDER BY p.place) AS n \
            FROM outsourced_run_places AS p \
-           LEFT JOIN outsourced_jobs AS r ON r.id = p.job_id AND r.lease_token = p.lease_token \
+           LEFT JOIN outsourced_jobs AS r ON r.id = p.job_id \
+             AND (r.lease_token = p.lease_token OR r.updated_at > ${start}) \
            WHERE p.queue = ${queue} AND r.id IS NULL AND p.place = ANY (ARRAY( \
              SELECT value::int FROM json_array_elements_text(${places}::json)))), \
          chosen AS (SELECT p.id, p.from_state, p.token, f.place FROM numbered AS p \
