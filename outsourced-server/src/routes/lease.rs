@@ -47,17 +47,7 @@ pub(crate) async fn reserve(
         tokio::time::sleep(wait.min(max_wait)).await;
         return Ok(Json(ReservedList { jobs: Vec::new() }));
     }
-    let opts = ReserveOptions {
-        limit: request.limit,
-        queues,
-        classes: request.classes,
-        min_priority: request.min_priority,
-        max_priority: request.max_priority,
-        wait: request
-            .wait_ms
-            .map(|ms| Duration::from_millis(ms).min(max_wait)),
-        lease: request.lease_ms.map(Duration::from_millis),
-    };
+    let opts = options(request, queues, max_wait);
     // A stopping server hands out nothing more by a long poll: the backend gives back what a
     // claim cut short had taken.
     let reserved = match opts.wait.is_some() {
@@ -87,17 +77,25 @@ pub(crate) async fn due(
     if queues.is_empty() {
         return Ok(Json(DueDto { due: false }));
     }
-    let opts = ReserveOptions {
+    let opts = options(request, queues, state.config().max_wait);
+    let due = state.backend().any_due(&by, &opts).await?;
+    Ok(Json(DueDto { due }))
+}
+
+/// A reserve request as the backend's options, over `queues` (those of the worker's hires it
+/// asked for), its wait at most `max_wait`.
+fn options(request: ReserveRequest, queues: Vec<String>, max_wait: Duration) -> ReserveOptions {
+    ReserveOptions {
         limit: request.limit,
         queues,
         classes: request.classes,
         min_priority: request.min_priority,
         max_priority: request.max_priority,
-        wait: None,
-        lease: None,
-    };
-    let due = state.backend().any_due(&by, &opts).await?;
-    Ok(Json(DueDto { due }))
+        wait: request
+            .wait_ms
+            .map(|ms| Duration::from_millis(ms).min(max_wait)),
+        lease: request.lease_ms.map(Duration::from_millis),
+    }
 }
 
 /// Renew a lease; says whether a cancel was requested.
