@@ -10,7 +10,7 @@ use outsourced_core::Error;
 
 use crate::config::WorkerConfig;
 use crate::connect::{Connected, connect};
-use crate::worker::GIVE_UP_AFTER;
+use crate::run::GIVE_UP_AFTER;
 use crate::{Shutdown, Worker};
 
 /// Runs jobs from the backend its config file names, until SIGTERM or Ctrl-C (which let running

@@ -30,6 +30,7 @@ mod directory;
 mod execute;
 mod options;
 mod report;
+mod run;
 pub mod shutdown;
 mod worker;
 

@@ -9,13 +9,12 @@ use outsourced_core::{
     AnyJob, Backend, Error, JobRecord, Registry, ReserveOptions, Reserved, Result, WorkerInstance,
 };
 use tokio::sync::watch;
-use tokio::task::JoinSet;
 
 use crate::assignment::Assignment;
 use crate::command::{Children, CommandJob, CommandSpec};
-use crate::execute::{Outcome, execute};
+use crate::execute::Outcome;
 use crate::options::WorkerOptions;
-use crate::report::Reporter;
+use crate::run::{Run, pause_for};
 use crate::shutdown::{Shutdown, Stage};
 
 /// What a run did.
@@ -30,7 +29,7 @@ pub struct WorkOff {
 }
 
 impl WorkOff {
-    fn add(&mut self, outcome: Outcome) {
+    pub(crate) fn add(&mut self, outcome: Outcome) {
         match outcome {
             Outcome::Succeeded => self.succeeded += 1,
             Outcome::Failed => self.failed += 1,
@@ -475,166 +474,6 @@ enum Flow {
     Stop(Result<()>),
 }
 
-/// Sleeps for `pause`, or until a shutdown begins.
-async fn pause_for(pause: Duration, shutdown: &mut Shutdown) {
-    tokio::select! {
-        _ = tokio::time::sleep(pause) => {}
-        _ = shutdown.reached(Stage::Draining) => {}
-    }
-}
-
-/// One run of the loop: the jobs running, how they ended, and the backend's recent failures.
-struct Run {
-    inner: Arc<Inner>,
-    tasks: JoinSet<Outcome>,
-    reporter: Reporter,
-    tally: WorkOff,
-    started: usize,
-    pause: Pause,
-    /// Refusals of the worker's credentials in a row.
-    refusals: u32,
-    /// Reserves in a row that could not reach the backend.
-    unreachable: u32,
-    /// Whether the worker has said that it is assigned no queue.
-    said_unassigned: bool,
-    /// Whether the last reserve got all it asked for: work is waiting, so a busy worker may
-    /// wait for room for a batch worth a call (see `wanted`).
-    backlog: bool,
-    /// While jobs are due but held back by a run limit (as a reserve that got nothing found),
-    /// the long poll a worker that stops once idle waits for them in.
-    held: Option<Duration>,
-    /// Whether the worker has said that it waits for jobs a run limit holds back.
-    said_held: bool,
-}
-
-impl Run {
-    fn new(inner: Arc<Inner>) -> Self {
-        let reporter = Reporter::start(inner.backend.clone(), inner.id.clone());
-        Run {
-            inner,
-            tasks: JoinSet::new(),
-            reporter,
-            tally: WorkOff::default(),
-            started: 0,
-            pause: Pause::new(),
-            refusals: 0,
-            unreachable: 0,
-            said_unassigned: false,
-            backlog: false,
-            held: None,
-            said_held: false,
-        }
-    }
-
-    /// Counts the jobs that have ended.
-    fn collect(&mut self) {
-        while let Some(done) = self.tasks.try_join_next() {
-            self.tally.add(done.unwrap_or(Outcome::Lost));
-        }
-    }
-
-    /// How many jobs to reserve now: up to the free concurrency and the batch size; none
-    /// while jobs run, work waits and less than a useful batch fits (fewer, larger claims).
-    fn wanted(&self, limit: Option<usize>) -> usize {
-        let options = &self.inner.options;
-        let left = limit.map_or(usize::MAX, |n| n - self.started.min(n));
-        let room = options.concurrency.saturating_sub(self.tasks.len());
-        let wanted = room.min(options.batch as usize).min(left);
-        let worth_it = (options.concurrency / 2)
-            .clamp(1, options.batch as usize)
-            .min(left);
-        // Only while work is waiting: jobs that come one at a time (a trickle, or a queue
-        // whose rate spaces its starts) would otherwise never fill the last places (a worker
-        // of 4 ran 3 at most, of 10 ran 6).
-        if !self.tasks.is_empty() && self.backlog && wanted < worth_it {
-            return 0;
-        }
-        wanted
-    }
-
-    /// Waits until a running job ends (or a shutdown begins).
-    async fn wait_for_a_job(&mut self, shutdown: &mut Shutdown) {
-        tokio::select! {
-            Some(done) = self.tasks.join_next() => self.tally.add(done.unwrap_or(Outcome::Lost)),
-            _ = shutdown.reached(Stage::Draining) => {}
-        }
-    }
-
-    fn start(&mut self, reserved: Vec<Reserved>) {
-        self.started += reserved.len();
-        for job in reserved {
-            let run = execute(self.inner.clone(), self.reporter.clone(), job);
-            self.tasks.spawn(run);
-        }
-    }
-
-    /// A reserve failed: how long to wait before the next, or the error to stop with once the
-    /// backend refused `max_refusals` times in a row (its credentials, or a request no retry
-    /// can fix, such as a URL without the server's mount). A backend that cannot be reached
-    /// is waited for, however long, except by a worker that stops when idle (`gives_up`): it
-    /// stops with the error after [`GIVE_UP_AFTER`] tries in a row (a batch run that waits
-    /// forever for a server that is down would never say so).
-    fn failed(&mut self, error: Error, gives_up: bool) -> Result<Duration> {
-        let wait = self.pause.next();
-        if error.is_retryable() {
-            self.refusals = 0;
-            self.unreachable += 1;
-            if gives_up && self.unreachable >= GIVE_UP_AFTER {
-                let tries = self.unreachable;
-                tracing::error!(%error, tries, "Cannot reach the backend; giving up (a worker that exits on complete does not wait forever)");
-                return Err(error);
-            }
-            // Said at the first failure and every tenth after it (a server down for an hour
-            // is a few dozen lines, not one per retry); the rest at debug level.
-            if self.unreachable % 10 == 1 {
-                let tries = self.unreachable;
-                match gives_up {
-                    true => {
-                        tracing::warn!(%error, tries, retry_in = ?wait, "Cannot reach the backend; trying again (this worker stops after {GIVE_UP_AFTER} tries in a row, about 50 s)")
-                    }
-                    false => {
-                        tracing::warn!(%error, tries, retry_in = ?wait, "Cannot reach the backend; waiting for it (jobs start once it answers)")
-                    }
-                }
-            } else {
-                tracing::debug!(%error, retry_in = ?wait, "Still cannot reach the backend");
-            }
-            return Ok(wait);
-        }
-        self.refusals += 1;
-        let max = self.inner.options.max_refusals.max(1);
-        if self.refusals >= max {
-            return Err(error);
-        }
-        tracing::error!(%error, refusals = self.refusals, max, retry_in = ?wait, "The backend refused this worker's request");
-        Ok(wait)
-    }
-
-    /// A reserve reached the backend: failures in a row end here, and an outage is said over.
-    fn reached(&mut self) {
-        if self.unreachable > 0 {
-            let tries = self.unreachable;
-            tracing::info!(tries, "Reached the backend again; working");
-            self.unreachable = 0;
-        }
-        self.refusals = 0;
-        self.pause.reset();
-    }
-
-    /// The worker is assigned no queue: say so once, then ask again after the idle wait.
-    async fn unassigned(&mut self, shutdown: &mut Shutdown) {
-        let worker = &self.inner.id.worker;
-        if !self.said_unassigned {
-            tracing::warn!(
-                %worker,
-                "hired for no queue: waiting until it is (`outsourcer queue hire QUEUE {worker}`)"
-            );
-            self.said_unassigned = true;
-        }
-        pause_for(self.inner.options.idle_wait, shutdown).await;
-    }
-}
-
 impl Inner {
     /// The classes this worker leases; `None` for a catch-all.
     pub(crate) fn classes(&self) -> Option<Vec<String>> {
@@ -674,32 +513,6 @@ impl Inner {
     }
 }
 
-/// Failed reserves in a row after which a worker that stops when idle stops too: ten tries
-/// over about 50 s of [`Pause`], long enough for a server's restart.
-pub(crate) const GIVE_UP_AFTER: u32 = 10;
-
-/// Capped exponential back-off after backend errors: 100 ms, doubling, at most 30 s.
-struct Pause(Duration);
-
-impl Pause {
-    const FIRST: Duration = Duration::from_millis(100);
-    const MAX: Duration = Duration::from_secs(30);
-
-    fn new() -> Self {
-        Pause(Self::FIRST)
-    }
-
-    fn next(&mut self) -> Duration {
-        let wait = self.0;
-        self.0 = (self.0 * 2).min(Self::MAX);
-        wait
-    }
-
-    fn reset(&mut self) {
-        self.0 = Self::FIRST;
-    }
-}
-
 /// This process's instance id: host, process id and a random suffix.
 fn instance_id() -> String {
     let host = hostname::get()
@@ -713,16 +526,6 @@ fn instance_id() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_backend_error_pause_doubles_up_to_a_cap() {
-        let mut pause = Pause::new();
-        let waits: Vec<u128> = (0..12).map(|_| pause.next().as_millis()).collect();
-        assert_eq!(waits[..4], [100, 200, 400, 800]);
-        assert_eq!(waits[11], 30_000);
-        pause.reset();
-        assert_eq!(pause.next(), Duration::from_millis(100));
-    }
 
     #[test]
     fn instance_ids_differ() {
