@@ -68,25 +68,10 @@ impl Rate {
         self.per / self.starts.max(1)
     }
 
-    /// Its period as the rate is written: one whole number of the largest unit that divides
-    /// it (`90m`, not `1h 30m`; `36h`, `1500ms`), so that what is printed can be given back.
+    /// Its period as the rate is written ([`duration_text`]), so that what is printed can be
+    /// given back.
     pub fn per_text(&self) -> String {
-        const UNITS: [(&str, u128); 5] = [
-            ("d", 86_400_000),
-            ("h", 3_600_000),
-            ("m", 60_000),
-            ("s", 1_000),
-            ("ms", 1),
-        ];
-        let ms = self.per.as_millis();
-        let whole_ms = self.per.subsec_nanos().is_multiple_of(1_000_000);
-        match UNITS.iter().find(|(_, unit)| ms.is_multiple_of(*unit)) {
-            Some((name, unit)) if whole_ms && ms > 0 => format!("{}{name}", ms / unit),
-            // Below a millisecond: humantime's words, run together so that they read back.
-            _ => humantime::format_duration(self.per)
-                .to_string()
-                .replace(' ', ""),
-        }
+        duration_text(self.per)
     }
 
     /// `at most 1 start per 6s`, `at most 100 starts per 1m`: the rate in words.
@@ -114,6 +99,27 @@ impl Rate {
             )));
         }
         Ok(())
+    }
+}
+
+/// A duration as one whole number of the largest unit that divides it (`90m`, not `1h 30m`;
+/// `1d`, not `1day`; `36h`, `1500ms`), which reads back as the same duration.
+pub fn duration_text(duration: Duration) -> String {
+    const UNITS: [(&str, u128); 5] = [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1_000),
+        ("ms", 1),
+    ];
+    let ms = duration.as_millis();
+    let whole_ms = duration.subsec_nanos().is_multiple_of(1_000_000);
+    match UNITS.iter().find(|(_, unit)| ms.is_multiple_of(*unit)) {
+        Some((name, unit)) if whole_ms && ms > 0 => format!("{}{name}", ms / unit),
+        // Below a millisecond: humantime's words, run together so that they read back.
+        _ => humantime::format_duration(duration)
+            .to_string()
+            .replace(' ', ""),
     }
 }
 

@@ -186,44 +186,57 @@ impl QueueInfo {
             ));
         }
         let limits = self.limits;
+        // The limits known to hold it now: the running jobs' count, the rate's next start.
+        let mut holding = Vec::new();
         let running = self.counts.get(JobState::Running);
         if let Some(max) = limits.max_running
             && running >= u64::from(max)
         {
-            return Some(format!(
-                "held back: queue {} runs as many jobs as its limit allows ({max} at once); this one starts when one ends",
+            holding.push(format!(
+                "queue {} runs as many jobs as its limit allows ({max} at once); this one starts when one ends",
                 job.queue
             ));
         }
-        // Which of the other limits holds it, if any, is not known from the counts: name each
-        // that may.
-        let mut may = Vec::new();
-        if let Some(key) = &job.concurrency_key {
-            let mut per_key = Vec::new();
-            if let Some(max) = limits.max_running_per_key {
-                per_key.push(format!("at most {max} of its jobs at once"));
-            }
-            if let Some(rate) = limits.rate_per_key {
-                per_key.push(format!("{}, evenly spaced", rate.in_words()));
-            }
-            if !per_key.is_empty() {
-                let per_key = per_key.join(", and ");
-                may.push(format!("concurrency key {key}'s limits ({per_key})"));
-            }
-        }
-        // The rate's next start is known: it holds the job until then, or holds nothing.
         if let Some(rate) = limits.rate
             && let Some(next) = self.next_start.filter(|next| *next > now)
         {
             let words = rate.in_words();
             let wait = (next - now).num_milliseconds() as f64 / 1000.0;
-            return Some(format!(
-                "held back: queue {}'s rate ({words}, evenly spaced) starts its next job at {} (in {wait:.1} s)",
+            holding.push(format!(
+                "queue {}'s rate ({words}, evenly spaced) starts its next job at {} (in {wait:.1} s)",
                 job.queue,
                 next.format("%H:%M:%S%.3f UTC")
             ));
         }
-        (!may.is_empty()).then(|| format!("it may be held back by: {}", may.join("; ")))
+        let may = self.per_key_text(job);
+        match (holding.is_empty(), may) {
+            (false, None) => Some(format!("held back: {}", holding.join("; and "))),
+            (false, Some(may)) => Some(format!(
+                "held back: {}; it may also be held back by {may}",
+                holding.join("; and ")
+            )),
+            (true, may) => may.map(|may| format!("it may be held back by: {may}")),
+        }
+    }
+
+    /// The limits of `job`'s concurrency key, which may hold it: which one does is not known
+    /// from the queue's counts.
+    fn per_key_text(&self, job: &JobRecord) -> Option<String> {
+        let key = job.concurrency_key.as_ref()?;
+        let limits = self.limits;
+        let mut per_key = Vec::new();
+        if let Some(max) = limits.max_running_per_key {
+            per_key.push(format!("at most {max} of its jobs at once"));
+        }
+        if let Some(rate) = limits.rate_per_key {
+            per_key.push(format!("{}, evenly spaced", rate.in_words()));
+        }
+        (!per_key.is_empty()).then(|| {
+            format!(
+                "concurrency key {key}'s limits ({})",
+                per_key.join(", and ")
+            )
+        })
     }
 }
 
@@ -328,6 +341,87 @@ mod tests {
         assert_eq!(counts.get(JobState::Failed), 0);
         assert_eq!(counts.live(), 4);
         assert_eq!(counts.total(), 8);
+    }
+
+    fn waiting_job(key: Option<&str>) -> JobRecord {
+        let epoch = DateTime::UNIX_EPOCH;
+        JobRecord {
+            id: crate::JobId(1),
+            queue: "partner".into(),
+            class: "Call".into(),
+            args: serde_json::Value::Null,
+            priority: 0,
+            state: JobState::Available,
+            run_at: epoch,
+            attempts: 0,
+            max_attempts: 25,
+            max_run_time: None,
+            backoff: crate::Backoff::Polynomial,
+            repeat: None,
+            owner: None,
+            enqueued_by: crate::Actor::application(),
+            cancel_requested: false,
+            lease: None,
+            last_error: None,
+            created_at: epoch,
+            updated_at: epoch,
+            finished_at: None,
+            attachment: None,
+            unique_key: None,
+            concurrency_key: key.map(str::to_owned),
+            parent: None,
+            dependencies: Vec::new(),
+            dependencies_left: 0,
+            batch: None,
+            callback_of: None,
+        }
+    }
+
+    #[test]
+    fn a_due_job_held_by_two_limits_is_told_both() {
+        let now = DateTime::UNIX_EPOCH + chrono::Duration::seconds(60);
+        let info = QueueInfo {
+            name: "partner".into(),
+            limit: QueueLimit::Unlimited,
+            paused: false,
+            retention: Retention::default(),
+            limits: RunLimits {
+                max_running: Some(2),
+                rate: Some(Rate {
+                    starts: 6,
+                    per: std::time::Duration::from_secs(60),
+                }),
+                max_running_per_key: Some(1),
+                rate_per_key: None,
+            },
+            next_start: Some(now + chrono::Duration::seconds(4)),
+            counts: [(JobState::Running, 2)].into_iter().collect(),
+        };
+        let held = info.held_back(&waiting_job(Some("acme")), now);
+        let held = held.expect("held back");
+        assert!(
+            held.starts_with("held back: queue partner runs as many"),
+            "{held}"
+        );
+        assert!(held.contains("; and queue partner's rate"), "{held}");
+        assert!(held.contains("(in 4.0 s)"), "{held}");
+        assert!(
+            held.contains("it may also be held back by concurrency key acme's"),
+            "{held}"
+        );
+        let free = QueueInfo {
+            counts: StateCounts::default(),
+            next_start: Some(now),
+            ..info
+        };
+        let may = free.held_back(&waiting_job(Some("acme")), now);
+        assert_eq!(
+            may.as_deref(),
+            Some(
+                "it may be held back by: concurrency key acme's limits (at most 1 of its jobs at once)"
+            )
+        );
+        assert_eq!(free.held_back(&waiting_job(None), now), None);
     }
 
     #[test]
