@@ -194,7 +194,7 @@ pub(crate) enum QueueCommand {
 pub(crate) struct LimitArgs {
     /// The most live jobs (scheduled, available, retrying, running) the queue may hold; a new
     /// queue holds 10000 unless given.
-    #[arg(long, conflicts_with = "unlimited")]
+    #[arg(long, conflicts_with = "unlimited", allow_hyphen_values = true, value_parser = job_count)]
     pub(crate) limit: Option<u64>,
     /// No limit at all.
     #[arg(long)]
@@ -208,7 +208,8 @@ pub(crate) struct RunLimitArgs {
     #[arg(long, value_name = "N|none", allow_hyphen_values = true)]
     pub(crate) max_running: Option<String>,
     /// At most this many jobs start per period, evenly spaced (`100/1m`: one every 600 ms;
-    /// periods: `s`, `m` for minutes, `h`, `days`).
+    /// periods: `s`, `m` for minutes, `h`, `days`). Every start counts, also one whose job
+    /// fails or is given back.
     #[arg(long, value_name = "N/PERIOD|none", allow_hyphen_values = true)]
     pub(crate) rate: Option<String>,
     /// At most this many jobs of one concurrency key run at once (`job enqueue
@@ -504,7 +505,7 @@ pub(crate) struct ListArgs {
     #[arg(long, conflicts_with = "before")]
     pub(crate) after: Option<i64>,
     /// The page size.
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = 50, allow_hyphen_values = true, value_parser = page_size)]
     pub(crate) limit: u32,
 }
 
@@ -581,6 +582,22 @@ fn at_least_one(text: &str) -> Result<usize, String> {
         Ok(0) => Err("must be at least 1".into()),
         Ok(n) => Ok(n),
         Err(e) => Err(e.to_string()),
+    }
+}
+
+/// A number of jobs: a negative one reaches this parser (rather than clap's tip to write
+/// `-- -1`, which would not help), and is told what is wanted. Zero is left to the command,
+/// which says why it is refused.
+fn job_count(text: &str) -> Result<u64, String> {
+    text.parse::<u64>()
+        .map_err(|_| "is not a number of jobs: give a whole number, 1 or more".into())
+}
+
+/// A page of a listing: 1 or more rows.
+fn page_size(text: &str) -> Result<u32, String> {
+    match text.parse::<u32>() {
+        Ok(0) | Err(_) => Err("is not a page size: give a whole number, 1 or more".into()),
+        Ok(n) => Ok(n),
     }
 }
 

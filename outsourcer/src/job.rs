@@ -362,19 +362,23 @@ async fn enqueue_one(ctx: &Ctx, args: &EnqueueArgs) -> Result<()> {
     key_note(ctx, &job).await
 }
 
-/// A note when a job's concurrency key counts for nothing: its queue limits no key.
+/// A note when a job's concurrency key counts for nothing (its queue limits no key), or when
+/// a job of a queue that limits keys has none (only the queue's own limits hold it).
 async fn key_note(ctx: &Ctx, job: &JobRecord) -> Result<()> {
-    let Some(key) = &job.concurrency_key else {
-        return Ok(());
-    };
     let limits = ctx.backend.queue(&ctx.actor(), &job.queue).await?.limits;
-    if limits.max_running_per_key.is_none() && limits.rate_per_key.is_none() {
-        eprintln!(
+    let limits_keys = limits.max_running_per_key.is_some() || limits.rate_per_key.is_some();
+    match (&job.concurrency_key, limits_keys) {
+        (Some(key), false) => eprintln!(
             "note: queue {} limits no concurrency key, so key {} holds nothing back (queue update {} --max-running-per-key N)",
             job.queue,
             clean(key),
             job.queue
-        );
+        ),
+        (None, true) => eprintln!(
+            "note: queue {} limits each concurrency key, and this job has none: no key's limit holds it (job enqueue --concurrency-key KEY)",
+            job.queue
+        ),
+        _ => {}
     }
     Ok(())
 }

@@ -94,11 +94,11 @@ pub(crate) fn queue_json(queue: &QueueInfo) -> Value {
     })
 }
 
-/// `forever`, or the age as humantime writes it (`30days`).
+/// `forever`, or the age as `--retention` takes it (`30d`).
 pub(crate) fn retention_text(retention: Retention) -> String {
     match retention {
         Retention::Forever => "forever".into(),
-        Retention::For(age) => humantime::format_duration(age).to_string(),
+        Retention::For(age) => outsourced_core::duration_text(age),
     }
 }
 
@@ -252,7 +252,7 @@ const JOB_FIELDS: [&str; 28] = [
 /// "every 1s", and "cron 0 3 * * *".
 pub(crate) fn repeat_text(repeat: &Repeat) -> String {
     match repeat {
-        Repeat::Every(every) => format!("every {}", humantime::format_duration(*every)),
+        Repeat::Every(every) => format!("every {}", outsourced_core::duration_text(*every)),
         Repeat::Cron(schedule) => format!("cron {}", schedule.as_str()),
     }
 }

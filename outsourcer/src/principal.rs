@@ -159,6 +159,28 @@ fn absolute_sqlite(url: &str) -> String {
     }
 }
 
+/// Refuses a server URL a worker could not use, and words a note for one without a path: `outsourcer
+/// serve` mounts the API under `/outsourced` unless told otherwise, so a bare host is more
+/// often a mount forgotten than a server mounted at its root.
+fn check_url(url: &str) -> Result<Option<String>> {
+    let Some(rest) = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+    else {
+        return Err(Error::invalid(format!(
+            "--url {url:?} is not a server's URL: give http:// or https://, the host, and the API's mount (such as http://127.0.0.1:8080/outsourced)"
+        )));
+    };
+    let path = rest.split_once('/').map_or("", |(_, path)| path);
+    let bare = path.trim_matches('/').is_empty();
+    Ok(bare.then(|| {
+        format!(
+            "note: --url {url:?} has no path; `outsourcer serve` mounts the API under /outsourced unless given --mount (then: {}/outsourced)",
+            url.trim_end_matches('/')
+        )
+    }))
+}
+
 async fn write_config(
     ctx: &Ctx,
     name: &str,
@@ -167,8 +189,10 @@ async fn write_config(
 ) -> Result<()> {
     let directory = ctx.directory();
     let worker = directory.get(Role::Worker, name).await?;
+    let mut note = None;
     let backend = match url {
         Some(url) => {
+            note = check_url(&url)?;
             let credentials = directory
                 .credentials(&ctx.key()?, Role::Worker, name)
                 .await?;
@@ -197,6 +221,9 @@ async fn write_config(
             }
         }
         None => out!("{}", yaml.trim_end()),
+    }
+    if let Some(note) = note {
+        eprintln!("{note}");
     }
     Ok(())
 }

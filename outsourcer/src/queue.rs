@@ -339,17 +339,26 @@ fn per_key_text(limit: u32, keys: &[(String, u64)]) -> String {
     if keys.is_empty() {
         return format!("running per key (at most {limit} each): no key runs a job now");
     }
-    let at_limit = keys.iter().filter(|(_, n)| *n >= u64::from(limit)).count();
+    let limit_n = u64::from(limit);
+    let at_limit = keys.iter().filter(|(_, n)| *n >= limit_n).count();
+    let over = keys.iter().filter(|(_, n)| *n > limit_n).count();
     let listed: Vec<String> = keys
         .iter()
         .map(|(key, n)| format!("{} {n}", crate::output::clean(key)))
         .collect();
-    let most = match keys.len() as u64 {
-        KEYS_SHOWN => format!("the busiest {KEYS_SHOWN}"),
-        _ => "every key running".to_owned(),
+    let shown = match keys.len() as u64 {
+        KEYS_SHOWN => format!("the busiest {KEYS_SHOWN} keys shown"),
+        1 => "1 key runs jobs".to_owned(),
+        n => format!("{n} keys run jobs"),
+    };
+    // Over the limit only when it was lowered while they ran: they finish, none start.
+    let full = match (at_limit, over) {
+        (0, _) => "none at the limit".to_owned(),
+        (n, 0) => format!("{n} at the limit"),
+        (n, over) => format!("{n} at or over it, {over} over since it was lowered"),
     };
     format!(
-        "running per key (at most {limit} each; {most}, {at_limit} at the limit): {}",
+        "running per key (at most {limit} each): {} ({shown}; {full})",
         listed.join(", ")
     )
 }
