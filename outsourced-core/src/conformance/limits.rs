@@ -253,6 +253,28 @@ pub(crate) async fn a_per_key_limit_runs_each_keys_jobs_in_turn(h: &Harness) {
     assert_eq!(listed, vec![a2.id, a1.id]);
 }
 
+pub(crate) async fn an_expired_lease_gives_its_keys_place_back_at_once(h: &Harness) {
+    let limits = RunLimits {
+        max_running_per_key: Some(1),
+        ..RunLimits::default()
+    };
+    let queue = limited(h, limits).await;
+    let keyed = |key: &str| noop().queue(&queue).concurrency_key(key).max_attempts(1);
+    let a1 = h.enqueue(keyed("a")).await;
+    let b1 = h.enqueue(keyed("b")).await;
+    let a2 = h.enqueue(keyed("a")).await;
+    h.enqueue(keyed("b")).await;
+    assert_eq!(h.w(0).reserve_one(&[&queue]).await.job.id, a1.id);
+    h.advance(h.lease / 2);
+    assert_eq!(h.w(1).reserve_one(&[&queue]).await.job.id, b1.id);
+    // a1's lease has run out, b1's has not: a's place is free at once, b's is not.
+    h.advance(h.lease / 2 + Duration::from_secs(1));
+    assert_eq!(ids(&take(h, 1, &[&queue]).await), vec![a2.id]);
+    assert_eq!(h.state(a1.id).await, JobState::Failed, "its lease ran out");
+    assert_eq!(h.state(b1.id).await, JobState::Running);
+    h.w(0).reserve_none(&[&queue]).await;
+}
+
 pub(crate) async fn a_rate_per_key_spaces_each_keys_starts(h: &Harness) {
     let rate = Rate {
         starts: 1,

@@ -114,6 +114,7 @@ scenarios![
     limits::jobs_held_back_by_a_limit_are_due,
     limits::a_changed_rate_counts_from_the_last_start,
     limits::a_per_key_limit_runs_each_keys_jobs_in_turn,
+    limits::an_expired_lease_gives_its_keys_place_back_at_once,
     limits::a_rate_per_key_spaces_each_keys_starts,
     limits::a_long_poll_held_back_is_woken_when_room_appears,
     limits::limits_can_be_changed_and_lifted,
