@@ -101,25 +101,27 @@ impl Scratch {
 
     /// `outsourcer ARGS` in this scratch environment.
     pub(crate) fn outsourcer(&self, args: &[&str]) -> Output {
-        Command::new(bin("outsourcer"))
+        self.command(args).output().expect("run outsourcer")
+    }
+
+    /// `outsourcer ARGS` in the scratch directory, on its database and key, to be run.
+    pub(crate) fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(bin("outsourcer"));
+        command
             .args(args)
             .current_dir(self.dir.path())
             .env("OUTSOURCED_DATABASE_URL", self.database())
             .env("OUTSOURCED_KEY_FILE", self.path("server.key"))
             .env_remove("OUTSOURCED_SERVER_KEY")
-            .env_remove("RUST_LOG")
-            .output()
-            .expect("run outsourcer")
+            .env_remove("RUST_LOG");
+        command
     }
 
     /// `outsourcer ARGS` with `input` on its standard input.
     pub(crate) fn with_input(&self, args: &[&str], input: &str) -> Output {
         use std::io::Write;
-        let mut child = Command::new(bin("outsourcer"))
-            .args(args)
-            .current_dir(self.dir.path())
-            .env("OUTSOURCED_DATABASE_URL", self.database())
-            .env("OUTSOURCED_KEY_FILE", self.path("server.key"))
+        let mut child = self
+            .command(args)
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())

@@ -93,7 +93,14 @@ fn text_of(tab: &Tab, selector: &str) -> String {
 
 /// The demo's database, kept: `outsourcer demo --keep` in a scratch directory.
 fn demo_database(scratch: &Scratch) -> String {
-    let out = scratch.ok(&["demo", "--jobs", "300", "--workers", "1", "--keep"]);
+    // Backtraces captured whatever the caller's environment says: the job page shows one.
+    let out = scratch
+        .command(&["demo", "--jobs", "300", "--workers", "1", "--keep"])
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .expect("run the demo");
+    assert!(out.status.success(), "{out:?}");
+    let out = String::from_utf8_lossy(&out.stdout);
     let kept = out
         .lines()
         .find_map(|line| line.strip_prefix("kept the demo's database: "))
