@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::{Backend, CountFilter, JobFilter, PruneOptions, ReclaimOptions, ReserveOptions};
@@ -49,6 +50,32 @@ pub trait BackendExt: Backend {
             .rev()
             .find(|entry| entry.reason == Reason::Completed)
             .and_then(|entry| entry.result))
+    }
+
+    /// Why `job` may not start although it is due ([`QueueInfo::held_back_counting`]), its
+    /// queue as it stands now and, when the queue limits running jobs per key, its key's
+    /// running jobs counted.
+    async fn why_held_back(
+        &self,
+        by: &Actor,
+        job: &JobRecord,
+        now: DateTime<Utc>,
+    ) -> Result<Option<String>> {
+        let queue = self.queue(by, &job.queue).await?;
+        let key_running = match (&job.concurrency_key, queue.limits.max_running_per_key) {
+            (Some(key), Some(max)) if job.state.is_waiting() => {
+                let filter = JobFilter {
+                    queue: Some(job.queue.clone()),
+                    state: Some(JobState::Running),
+                    concurrency_key: Some(key.clone()),
+                    limit: max.saturating_add(1),
+                    ..JobFilter::default()
+                };
+                Some(self.jobs(by, filter).await?.len() as u64)
+            }
+            _ => None,
+        };
+        Ok(queue.held_back_counting(job, now, key_running))
     }
 
     /// One queue by name; `UnknownQueue` when there is none.

@@ -173,9 +173,23 @@ impl QueueInfo {
     }
 
     /// Why `job`, of this queue, may not start although it is due, as the queue's pause, run
-    /// limits, counts and rate's next start stand (as read); `None` when nothing holds it, or when it is not due
-    /// (not waiting, or its time has not come).
+    /// limits, counts and rate's next start stand (as read); `None` when nothing holds it, or
+    /// when it is not due (not waiting, or its time has not come). Its key's limit on running
+    /// jobs is named as one that may hold it: [`QueueInfo::held_back_counting`] says whether it
+    /// does.
     pub fn held_back(&self, job: &JobRecord, now: DateTime<Utc>) -> Option<String> {
+        self.held_back_counting(job, now, None)
+    }
+
+    /// [`QueueInfo::held_back`], knowing how many jobs of `job`'s concurrency key run now
+    /// (`key_running`), so that its key's limit on running jobs is said to hold it, or left
+    /// out ([`BackendExt::why_held_back`](crate::BackendExt::why_held_back) counts them).
+    pub fn held_back_counting(
+        &self,
+        job: &JobRecord,
+        now: DateTime<Utc>,
+        key_running: Option<u64>,
+    ) -> Option<String> {
         if !job.state.is_waiting() || job.run_at > now {
             return None;
         }
@@ -186,17 +200,29 @@ impl QueueInfo {
             ));
         }
         let limits = self.limits;
-        // The limits known to hold it now: the running jobs' count, the rate's next start.
+        // The limits known to hold it now: the running jobs' counts, the rate's next start.
         let mut holding = Vec::new();
         let running = self.counts.get(JobState::Running);
         if let Some(max) = limits.max_running
             && running >= u64::from(max)
         {
             holding.push(format!(
-                "queue {} runs as many jobs as its limit allows ({max} at once); this one starts when one ends",
+                "queue {} runs as many jobs as its limit allows ({max} at once)",
                 job.queue
             ));
         }
+        let key_full = match (
+            &job.concurrency_key,
+            limits.max_running_per_key,
+            key_running,
+        ) {
+            (Some(key), Some(max), Some(n)) if n >= u64::from(max) => Some(format!(
+                "concurrency key {key} runs as many of its jobs as the queue allows ({n} of {max})"
+            )),
+            _ => None,
+        };
+        holding.extend(key_full);
+        let ends_free = !holding.is_empty();
         if let Some(rate) = limits.rate
             && let Some(next) = self.next_start.filter(|next| *next > now)
         {
@@ -208,35 +234,47 @@ impl QueueInfo {
                 next.format("%H:%M:%S%.3f UTC")
             ));
         }
-        let may = self.per_key_text(job);
-        match (holding.is_empty(), may) {
-            (false, None) => Some(format!("held back: {}", holding.join("; and "))),
+        let mut held = holding.join("; and ");
+        // Only a limit on running jobs alone frees it when a job ends; a rate holds on.
+        if ends_free && holding.len() == 1 {
+            held.push_str("; this one starts when one of them ends");
+        }
+        match (
+            held.is_empty(),
+            self.per_key_text(job, key_running.is_some()),
+        ) {
+            (false, None) => Some(format!("held back: {held}")),
             (false, Some(may)) => Some(format!(
-                "held back: {}; it may also be held back by {may}",
-                holding.join("; and ")
+                "held back: {held}; it may also be held back by {may}"
             )),
             (true, may) => may.map(|may| format!("it may be held back by: {may}")),
         }
     }
 
-    /// The limits of `job`'s concurrency key, which may hold it: which one does is not known
-    /// from the queue's counts.
-    fn per_key_text(&self, job: &JobRecord) -> Option<String> {
+    /// The limits of `job`'s concurrency key that may hold it, which of them does not being
+    /// known from the queue's counts: its rate per key, and its limit on running jobs unless
+    /// `counted` (then said above, or not holding).
+    fn per_key_text(&self, job: &JobRecord, counted: bool) -> Option<String> {
         let key = job.concurrency_key.as_ref()?;
         let limits = self.limits;
         let mut per_key = Vec::new();
-        if let Some(max) = limits.max_running_per_key {
+        if let Some(max) = limits.max_running_per_key
+            && !counted
+        {
             per_key.push(format!("at most {max} of its jobs at once"));
         }
         if let Some(rate) = limits.rate_per_key {
             per_key.push(format!("{}, evenly spaced", rate.in_words()));
         }
-        (!per_key.is_empty()).then(|| {
-            format!(
-                "concurrency key {key}'s limits ({})",
-                per_key.join(", and ")
-            )
-        })
+        let what = match per_key.len() {
+            0 => return None,
+            1 if limits.rate_per_key.is_some() => "rate",
+            _ => "limits",
+        };
+        Some(format!(
+            "concurrency key {key}'s {what} ({})",
+            per_key.join(", and ")
+        ))
     }
 }
 
@@ -403,6 +441,10 @@ mod tests {
             held.starts_with("held back: queue partner runs as many"),
             "{held}"
         );
+        assert!(
+            !held.contains("starts when one of them ends"),
+            "a rate holds on: {held}"
+        );
         assert!(held.contains("; and queue partner's rate"), "{held}");
         assert!(held.contains("(in 4.0 s)"), "{held}");
         assert!(
@@ -422,6 +464,16 @@ mod tests {
             )
         );
         assert_eq!(free.held_back(&waiting_job(None), now), None);
+        // Its key's running jobs counted: said to hold it, or left out.
+        let acme = waiting_job(Some("acme"));
+        let full = free.held_back_counting(&acme, now, Some(1));
+        assert_eq!(
+            full.as_deref(),
+            Some(
+                "held back: concurrency key acme runs as many of its jobs as the queue allows (1 of 1); this one starts when one of them ends"
+            )
+        );
+        assert_eq!(free.held_back_counting(&acme, now, Some(0)), None);
     }
 
     #[test]

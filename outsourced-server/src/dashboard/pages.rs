@@ -331,8 +331,9 @@ pub(crate) async fn job(
         JobState::Failed | JobState::Cancelled | JobState::Scheduled | JobState::Retrying
     );
     let held_back = match job.state.is_waiting() {
-        true => (state.backend().queue(&actor, &job.queue).await?)
-            .held_back(&job, chrono::Utc::now())
+        true => (state.backend())
+            .why_held_back(&actor, &job, chrono::Utc::now())
+            .await?
             .unwrap_or_default(),
         false => String::new(),
     };
