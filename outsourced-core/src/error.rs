@@ -38,7 +38,7 @@ pub enum Error {
         id: JobId,
     },
     /// No worker, producer or admin of that name exists.
-    #[error("unknown {kind} {}", quoted_unless_number(name))]
+    #[error("{}", unknown(kind, name))]
     Unknown {
         /// What was looked for ("worker", "producer", "admin").
         kind: &'static str,
@@ -162,12 +162,12 @@ impl Error {
 /// The result type of backend calls.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// A name as an error shows it: quoted and escaped (it may come from anyone), except an id,
-/// which reads better bare (`unknown batch 42`).
-fn quoted_unless_number(name: &str) -> String {
+/// An unknown name as an error says it: quoted and escaped (it may come from anyone), except
+/// an id, said as a job's is (`batch 42 not found`).
+fn unknown(kind: &str, name: &str) -> String {
     match !name.is_empty() && name.bytes().all(|b| b.is_ascii_digit()) {
-        true => name.to_owned(),
-        false => format!("{name:?}"),
+        true => format!("{kind} {name} not found"),
+        false => format!("unknown {kind} {name:?}"),
     }
 }
 

@@ -115,16 +115,19 @@ pub(crate) enum BatchCommand {
     /// Close a batch: no more jobs from outside it; its callback runs once its jobs have ended.
     Close {
         /// The batch's id.
+        #[arg(value_parser = an_id)]
         id: i64,
     },
     /// Show a batch's counts and its callback.
     Show {
         /// The batch's id.
+        #[arg(value_parser = an_id)]
         id: i64,
     },
     /// Close a batch and cancel its jobs that have not ended (its callback still runs).
     Cancel {
         /// The batch's id.
+        #[arg(value_parser = an_id)]
         id: i64,
     },
 }
@@ -192,8 +195,8 @@ pub(crate) enum QueueCommand {
 
 #[derive(Debug, Args)]
 pub(crate) struct LimitArgs {
-    /// The most live jobs (scheduled, available, retrying, running) the queue may hold; a new
-    /// queue holds 10000 unless given.
+    /// The most live jobs (scheduled, available, retrying, running) the queue may hold (a
+    /// queue created without one holds 10000).
     #[arg(long, conflicts_with = "unlimited", allow_hyphen_values = true, value_parser = job_count)]
     pub(crate) limit: Option<u64>,
     /// No limit at all.
@@ -323,11 +326,13 @@ pub(crate) enum JobCommand {
     /// Show one job.
     Show {
         /// Its id.
+        #[arg(value_parser = an_id)]
         id: i64,
     },
     /// Attach a file to a job that no worker has leased yet (enqueue it with --run-at).
     Attach {
         /// The job's id.
+        #[arg(value_parser = an_id)]
         id: i64,
         /// The file.
         file: PathBuf,
@@ -338,6 +343,7 @@ pub(crate) enum JobCommand {
     /// Save a job's attachment to a file (`-` for standard output), checking its SHA-256.
     Attachment {
         /// The job's id.
+        #[arg(value_parser = an_id)]
         id: i64,
         /// Where to write it (`-` for standard output).
         #[arg(required_unless_present = "output", conflicts_with = "output")]
@@ -349,6 +355,7 @@ pub(crate) enum JobCommand {
     /// Show a job's history: every transition with its actor and error.
     History {
         /// Its id.
+        #[arg(value_parser = an_id)]
         id: i64,
     },
     /// Run a failed or cancelled job again, or a scheduled or retrying one now. A job that
@@ -356,11 +363,13 @@ pub(crate) enum JobCommand {
     /// job waits for its dependencies or its batch and cannot be retried.
     Retry {
         /// Its id.
+        #[arg(value_parser = an_id)]
         id: i64,
     },
     /// Cancel a waiting job, or ask a running one to stop.
     Cancel {
         /// Its id.
+        #[arg(value_parser = an_id)]
         id: i64,
     },
     /// Count jobs by state, for an owner or a queue.
@@ -419,7 +428,7 @@ pub(crate) struct EnqueueArgs {
     #[arg(long)]
     pub(crate) concurrency_key: Option<String>,
     /// Add the job to this batch (see `outsourcer batch open`).
-    #[arg(long, value_name = "BATCH_ID")]
+    #[arg(long, value_name = "BATCH_ID", value_parser = an_id)]
     pub(crate) batch: Option<i64>,
     /// Run the job only once these jobs (ids, comma-separated) have all succeeded: it waits as
     /// `pending`, and is cancelled if one of them fails or is cancelled.
@@ -484,13 +493,13 @@ pub(crate) struct ListArgs {
     #[arg(long)]
     pub(crate) concurrency_key: Option<String>,
     /// Only the follow-ups of this job (the jobs its success enqueued).
-    #[arg(long, value_name = "JOB_ID")]
+    #[arg(long, value_name = "JOB_ID", value_parser = an_id)]
     pub(crate) parent: Option<i64>,
     /// Only the jobs that wait (or waited) for this job (enqueued with --depends-on it).
-    #[arg(long, value_name = "JOB_ID")]
+    #[arg(long, value_name = "JOB_ID", value_parser = an_id)]
     pub(crate) dependants_of: Option<i64>,
     /// Only the jobs of this batch.
-    #[arg(long, value_name = "BATCH_ID")]
+    #[arg(long, value_name = "BATCH_ID", value_parser = an_id)]
     pub(crate) batch: Option<i64>,
     /// Only jobs enqueued at or after this time: RFC 3339, or `-` and a duration (`-1h`).
     #[arg(long, allow_hyphen_values = true)]
@@ -499,10 +508,10 @@ pub(crate) struct ListArgs {
     #[arg(long, allow_hyphen_values = true)]
     pub(crate) until: Option<String>,
     /// Jobs older than this id (the next page).
-    #[arg(long)]
+    #[arg(long, value_parser = an_id)]
     pub(crate) before: Option<i64>,
     /// The jobs just newer than this id (the page before), still newest first.
-    #[arg(long, conflicts_with = "before")]
+    #[arg(long, conflicts_with = "before", value_parser = an_id)]
     pub(crate) after: Option<i64>,
     /// The page size.
     #[arg(long, default_value_t = 50, allow_hyphen_values = true, value_parser = page_size)]
@@ -591,6 +600,14 @@ fn at_least_one(text: &str) -> Result<usize, String> {
 fn job_count(text: &str) -> Result<u64, String> {
     text.parse::<u64>()
         .map_err(|_| "is not a number of jobs: give a whole number, 1 or more".into())
+}
+
+/// A job's or a batch's id (rather than the parser's "invalid digit found in string").
+fn an_id(text: &str) -> Result<i64, String> {
+    match text.parse::<i64>() {
+        Ok(id) if id > 0 => Ok(id),
+        _ => Err("is not an id: ids are whole numbers from 1, such as 42".into()),
+    }
 }
 
 /// A page of a listing: 1 or more rows.

@@ -159,8 +159,9 @@ pub(crate) async fn run(ctx: &Ctx, command: JobCommand) -> Result<()> {
 
 /// Why a job that is due may not start yet: its queue's pause or run limits, as they stand now.
 async fn held_by(ctx: &Ctx, job: &JobRecord) -> Option<String> {
-    let queue = ctx.backend.queue(&ctx.actor(), &job.queue).await.ok()?;
-    queue.held_back(job, Utc::now()).map(|why| clean(&why))
+    let actor = ctx.actor();
+    let why = ctx.backend.why_held_back(&actor, job, Utc::now()).await;
+    why.ok().flatten().map(|why| clean(&why))
 }
 
 fn show(ctx: &Ctx, job: &JobRecord) -> Result<()> {
@@ -478,10 +479,7 @@ impl Line {
         job.batch = self.batch.map(BatchId);
         let repeat = match (self.every, self.cron) {
             (Some(_), Some(_)) => return Err(Error::invalid("give --every or --cron, not both")),
-            (Some(every), None) => Some(Repeat::Every(
-                humantime::parse_duration(&every)
-                    .map_err(|e| Error::invalid(format!("--every {every:?}: {e}")))?,
-            )),
+            (Some(every), None) => Some(Repeat::Every(every_period(&every)?)),
             (None, Some(cron)) => Some(Repeat::Cron(CronSchedule::new(&cron)?)),
             (None, None) => None,
         };
@@ -517,6 +515,18 @@ impl Line {
         }
         Ok(job)
     }
+}
+
+/// `--every`'s period; a cron schedule given there is pointed to `--cron`.
+fn every_period(every: &str) -> Result<std::time::Duration> {
+    outsourced_core::parse_period(every).map_err(|why| {
+        let cron = every.contains('*') || every.split_whitespace().count() >= 5;
+        let hint = match cron {
+            true => " (a cron schedule goes in --cron)",
+            false => "",
+        };
+        Error::invalid(format!("--every: {why}{hint}"))
+    })
 }
 
 /// Enqueues every line of a JSON-lines file, all or none: every line is checked first, and the

@@ -87,13 +87,20 @@ fn retention(text: &str) -> Result<Retention> {
     if text == "forever" {
         return Ok(Retention::Forever);
     }
-    humantime::parse_duration(text)
-        .map(Retention::For)
-        .map_err(|_| {
-            Error::invalid(format!(
-                "--retention {text:?} is not an age: give one such as 30days, 12h or 90m, or forever"
-            ))
-        })
+    let age = outsourced_core::parse_period(text).map_err(|why| {
+        let why = why.replace(" is not a duration", " is not an age");
+        Error::invalid(format!(
+            "--retention: {why}: give one such as 30days, 12h or 90m, or forever"
+        ))
+    })?;
+    // A slip more often than a wish: every finished job gone, history and all, at the next
+    // prune. One who wants that writes 1s.
+    if age.is_zero() {
+        return Err(Error::invalid(format!(
+            "--retention {text:?} would remove every finished job, history and all, at the next prune: give an age such as 7d (1s keeps next to nothing), or forever"
+        )));
+    }
+    Ok(Retention::For(age))
 }
 
 /// `outsourcer prune`: passes of `batch` until nothing is left.
@@ -327,11 +334,26 @@ async fn show_queues(ctx: &Ctx, queues: &[QueueInfo], one: bool) -> Result<()> {
         }
     } else {
         out!("{}", queues_table(queues, &unserved));
+        if let Some(next) = queues.first().filter(|_| one).and_then(next_start_text) {
+            out!("{next}");
+        }
         if let Some((limit, keys)) = per_key {
             out!("{}", per_key_text(limit, &keys));
         }
     }
     Ok(())
+}
+
+/// When a queue's rate lets its next job start, if that is still to come.
+fn next_start_text(queue: &QueueInfo) -> Option<String> {
+    let rate = queue.limits.rate?;
+    let next = queue.next_start.filter(|next| *next > chrono::Utc::now())?;
+    let wait = (next - chrono::Utc::now()).num_milliseconds().max(0) as f64 / 1000.0;
+    Some(format!(
+        "rate ({}): the next start at {} (in {wait:.1} s)",
+        rate.in_words(),
+        next.format("%H:%M:%S%.3f UTC")
+    ))
 }
 
 /// The busiest keys of a queue with a limit per key, in words.

@@ -61,6 +61,8 @@ fn queues_are_created_changed_listed_and_deleted() {
     );
     let age = s.fails(&["queue", "update", "mail", "--retention", "abc"]);
     assert!(age.contains("is not an age"), "{age}");
+    let none = s.fails(&["queue", "update", "mail", "--retention", "0s"]);
+    assert!(none.contains("would remove every finished job"), "{none}");
     s.ok(&["job", "enqueue", "Send", "--queue", "mail"]);
     assert!(
         s.fails(&["queue", "delete", "mail"])
@@ -449,6 +451,10 @@ fn jobs_repeat_on_an_interval_or_a_cron_schedule() {
     // An interval under a millisecond is refused, and nothing is stored.
     let refused = s.fails(&["job", "enqueue", "Poll", "--every", "0s"]);
     assert!(refused.contains("at least 1 ms"), "{refused}");
+    let months = s.fails(&["job", "enqueue", "Poll", "--every", "1M"]);
+    assert!(months.contains("a capital M reads as months"), "{months}");
+    let cron = s.fails(&["job", "enqueue", "Poll", "--every", "0 * * * *"]);
+    assert!(cron.contains("a cron schedule goes in --cron"), "{cron}");
     let polls = s.json(&["job", "list", "--class", "Poll"]);
     assert_eq!(polls.as_array().map(Vec::len), Some(1), "{polls}");
     assert!(
@@ -481,7 +487,7 @@ fn queues_keep_finished_jobs_for_their_retention_and_prune_removes_the_rest() {
     s.json(&["job", "cancel", &id]);
     let live = s.json(&["job", "enqueue", "SendMail", "--queue", "mail"]);
     assert_eq!(s.json(&["prune"])["pruned"], 0, "kept forever");
-    s.ok(&["queue", "update", "mail", "--retention", "0s"]);
+    s.ok(&["queue", "update", "mail", "--retention", "1ms"]);
     assert_eq!(s.json(&["prune", "--batch", "1"])["pruned"], 1);
     assert!(s.fails(&["job", "show", &id]).contains("not found"));
     let live = live["id"].as_i64().expect("an id").to_string();
@@ -793,8 +799,8 @@ fn queues_take_run_limits_and_say_what_holds_a_job_back() {
     let id = job["id"].as_i64().expect("an id").to_string();
     let shown = s.ok(&["job", "show", &id]);
     assert!(
-        shown.contains("it may be held back by: concurrency key acme's limits (at most 1 of its jobs at once, and at most 10 starts per 1m, evenly spaced)")
-            && !shown.contains("rate ("),
+        shown.contains("it may be held back by: concurrency key acme's rate (at most 10 starts per 1m, evenly spaced)")
+            && !shown.contains("partner's rate"),
         "a rate that has started nothing holds nothing back: {shown}"
     );
     // An update says what it changed; a paused queue is what holds its jobs.
@@ -812,6 +818,15 @@ fn queues_take_run_limits_and_say_what_holds_a_job_back() {
     s.ok(&["queue", "update", "partner", "--resume", "--rate", "100/1m"]);
     let idle = s.ok(&["queue", "show", "partner"]);
     assert!(idle.contains("no key runs a job now"), "{idle}");
+    let second = s.json(&[
+        "job",
+        "enqueue",
+        "Call",
+        "-q",
+        "partner",
+        "--concurrency-key",
+        "acme",
+    ]);
     // A worker next to the database starts acme's job: `queue show` says which key runs.
     let runtime = tokio::runtime::Runtime::new().expect("a runtime");
     runtime.block_on(async {
@@ -828,6 +843,12 @@ fn queues_take_run_limits_and_say_what_holds_a_job_back() {
     assert!(
         busy.contains("running per key (at most 1 each): acme 1 (1 key runs jobs; 1 at the limit)"),
         "{busy}"
+    );
+    let second = second["id"].as_i64().expect("an id").to_string();
+    let held = s.ok(&["job", "show", &second]);
+    assert!(
+        held.contains("concurrency key acme runs as many of its jobs as the queue allows (1 of 1)"),
+        "a key at its limit is said to hold its next job: {held}"
     );
     let keys = s.json(&["queue", "show", "partner"]);
     assert_eq!(
@@ -897,7 +918,7 @@ fn jobs_wait_for_others_and_batches_run_their_callback_from_the_cli() {
         "{said}"
     );
     let said = s.fails(&["batch", "show", "42"]);
-    assert!(said.contains("unknown batch 42"), "{said}");
+    assert!(said.contains("batch 42 not found"), "{said}");
 
     let said = s.fails(&[
         "batch",

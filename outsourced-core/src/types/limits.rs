@@ -148,19 +148,36 @@ impl FromStr for Rate {
                 u32::MAX
             ))
         })?;
-        let per = per.trim();
-        // humantime reads `M` as months, a step from `m`, minutes: too easy to mistake.
-        if per.ends_with('M') {
-            return Err(bad(format!(
-                "{per:?}: a capital M reads as months; write 1m for a minute"
-            )));
-        }
-        let per = humantime::parse_duration(per)
-            .map_err(|_| bad(format!("{per:?} is not a duration")))?;
+        let per = parse_period(per.trim()).map_err(bad)?;
         let rate = Rate { starts, per };
         rate.check()?;
         Ok(rate)
     }
+}
+
+/// A period (`1m`, `90s`, `1d`, `1h 30m`) in units of a fixed length: humantime reads `M` as
+/// months, a step from `m`, minutes, and months and years of its own lengths (30.44 and
+/// 365.25 days), which no user means; each is refused with what to write instead.
+pub fn parse_period(text: &str) -> Result<Duration, String> {
+    let units = text
+        .split(|c: char| !c.is_alphabetic())
+        .filter(|u| !u.is_empty());
+    for unit in units {
+        match unit {
+            "M" => {
+                return Err(format!(
+                    "{text:?}: a capital M reads as months; write 1m for a minute"
+                ));
+            }
+            "month" | "months" | "y" | "year" | "years" => {
+                return Err(format!(
+                    "{text:?}: months and years vary in length; give days, such as 30d"
+                ));
+            }
+            _ => {}
+        }
+    }
+    humantime::parse_duration(text).map_err(|_| format!("{text:?} is not a duration"))
 }
 
 /// Refuses a concurrency key no backend can store: empty, longer than

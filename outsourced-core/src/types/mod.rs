@@ -13,7 +13,9 @@ mod unique;
 pub use attachment::{AttachmentInfo, ByteStream, Download, MAX_FILE_NAME, Upload};
 pub use batch::{BatchCounts, BatchId, BatchInfo, NewBatch};
 pub use ids::{Actor, JobId, Owner, WorkerInstance};
-pub use limits::{MAX_CONCURRENCY_KEY, Rate, RunLimits, check_concurrency_key, duration_text};
+pub use limits::{
+    MAX_CONCURRENCY_KEY, Rate, RunLimits, check_concurrency_key, duration_text, parse_period,
+};
 pub use queue::{
     DEFAULT_QUEUE_LIMIT, QueueInfo, QueueLimit, QueueUpdate, Retention, StateCount, StateCounts,
     by_state, workable_queues,
