@@ -211,7 +211,7 @@ pub(crate) struct RunLimitArgs {
     #[arg(long, value_name = "N|none", allow_hyphen_values = true)]
     pub(crate) max_running: Option<String>,
     /// At most this many jobs start per period, evenly spaced (`100/1m`: one every 600 ms;
-    /// periods: `s`, `m` for minutes, `h`, `days`). Every start counts, also one whose job
+    /// periods: `s`, `m` for minutes, `h`, `d`). Every start counts, also one whose job
     /// fails or is given back.
     #[arg(long, value_name = "N/PERIOD|none", allow_hyphen_values = true)]
     pub(crate) rate: Option<String>,

@@ -493,12 +493,11 @@ impl Line {
             }
             if let Some(period) = self.unique_for {
                 unique.period = Some(
-                    humantime::parse_duration(&period)
-                        .map_err(|e| {
-                            Error::invalid(format!(
-                                "--unique-for {period:?}: {e}; give a duration such as 30m, 1h or 7days (without --unique-for the key is held while the job is live)"
-                            ))
-                        })?,
+                    outsourced_core::parse_period(&period).map_err(|why| {
+                        Error::invalid(format!(
+                            "--unique-for: {why}; give a duration such as 30m, 1h or 7days (without --unique-for the key is held while the job is live)"
+                        ))
+                    })?,
                 );
             }
             if let Some(on_duplicate) = self.on_duplicate {

@@ -88,10 +88,11 @@ fn retention(text: &str) -> Result<Retention> {
         return Ok(Retention::Forever);
     }
     let age = outsourced_core::parse_period(text).map_err(|why| {
-        let why = why.replace(" is not a duration", " is not an age");
-        Error::invalid(format!(
-            "--retention: {why}: give one such as 30days, 12h or 90m, or forever"
-        ))
+        let why = match why.strip_suffix(" is not a duration") {
+            Some(what) => format!("{what} is not an age: give one such as 30d, 12h or 90m"),
+            None => why,
+        };
+        Error::invalid(format!("--retention: {why}; or forever"))
     })?;
     // A slip more often than a wish: every finished job gone, history and all, at the next
     // prune. One who wants that writes 1s.
@@ -346,9 +347,9 @@ async fn show_queues(ctx: &Ctx, queues: &[QueueInfo], one: bool) -> Result<()> {
 
 /// When a queue's rate lets its next job start, if that is still to come.
 fn next_start_text(queue: &QueueInfo) -> Option<String> {
-    let rate = queue.limits.rate?;
-    let next = queue.next_start.filter(|next| *next > chrono::Utc::now())?;
-    let wait = (next - chrono::Utc::now()).num_milliseconds().max(0) as f64 / 1000.0;
+    let (rate, now) = (queue.limits.rate?, chrono::Utc::now());
+    let next = queue.next_start.filter(|next| *next > now)?;
+    let wait = (next - now).num_milliseconds() as f64 / 1000.0;
     Some(format!(
         "rate ({}): the next start at {} (in {wait:.1} s)",
         rate.in_words(),

@@ -61,6 +61,11 @@ fn queues_are_created_changed_listed_and_deleted() {
     );
     let age = s.fails(&["queue", "update", "mail", "--retention", "abc"]);
     assert!(age.contains("is not an age"), "{age}");
+    let month = s.fails(&["queue", "update", "mail", "--retention", "1month"]);
+    assert!(
+        month.contains("give days, such as 30d; or forever"),
+        "{month}"
+    );
     let none = s.fails(&["queue", "update", "mail", "--retention", "0s"]);
     assert!(none.contains("would remove every finished job"), "{none}");
     s.ok(&["job", "enqueue", "Send", "--queue", "mail"]);
