@@ -764,15 +764,18 @@ fn queues_take_run_limits_and_say_what_holds_a_job_back() {
     assert!(zero.contains("1 or more"), "{zero}");
     let negative = s.fails(&["queue", "update", "partner", "--max-running", "-1"]);
     assert!(negative.contains("is not a count"), "{negative}");
-    let job = s.json(&[
-        "job",
-        "enqueue",
-        "Call",
-        "-q",
-        "partner",
-        "--concurrency-key",
-        "acme",
-    ]);
+    let acme_job = || {
+        s.json(&[
+            "job",
+            "enqueue",
+            "Call",
+            "-q",
+            "partner",
+            "--concurrency-key",
+            "acme",
+        ])
+    };
+    let job = acme_job();
     assert_eq!(job["concurrency_key"], "acme");
     let unlimited = s.outsourcer(&["job", "enqueue", "Call", "--concurrency-key", "solo"]);
     let note = String::from_utf8_lossy(&unlimited.stderr);
@@ -823,15 +826,7 @@ fn queues_take_run_limits_and_say_what_holds_a_job_back() {
     s.ok(&["queue", "update", "partner", "--resume", "--rate", "100/1m"]);
     let idle = s.ok(&["queue", "show", "partner"]);
     assert!(idle.contains("no key runs a job now"), "{idle}");
-    let second = s.json(&[
-        "job",
-        "enqueue",
-        "Call",
-        "-q",
-        "partner",
-        "--concurrency-key",
-        "acme",
-    ]);
+    let second = acme_job();
     // A worker next to the database starts acme's job: `queue show` says which key runs.
     let runtime = tokio::runtime::Runtime::new().expect("a runtime");
     runtime.block_on(async {

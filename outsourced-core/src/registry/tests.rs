@@ -73,36 +73,10 @@ fn registry() -> Registry {
 }
 
 fn context() -> JobContext {
-    let job = JobRecord {
-        id: JobId(7),
-        queue: "default".into(),
-        class: CallbackJob::CLASS.into(),
-        args: json!(null),
-        priority: 0,
-        state: crate::JobState::Running,
-        run_at: chrono::DateTime::UNIX_EPOCH,
-        attempts: 1,
-        max_attempts: 25,
-        max_run_time: None,
-        backoff: crate::Backoff::Polynomial,
-        repeat: None,
-        owner: None,
-        enqueued_by: crate::Actor::application(),
-        cancel_requested: false,
-        lease: None,
-        last_error: None,
-        created_at: chrono::DateTime::UNIX_EPOCH,
-        updated_at: chrono::DateTime::UNIX_EPOCH,
-        finished_at: None,
-        attachment: None,
-        unique_key: None,
-        concurrency_key: None,
-        parent: None,
-        dependencies: Vec::new(),
-        dependencies_left: 0,
-        batch: None,
-        callback_of: None,
-    };
+    let mut job = JobRecord::example("default", CallbackJob::CLASS);
+    job.id = JobId(7);
+    job.state = crate::JobState::Running;
+    job.attempts = 1;
     JobContext::new(&job)
 }
 

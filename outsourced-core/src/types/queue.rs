@@ -382,37 +382,9 @@ mod tests {
     }
 
     fn waiting_job(key: Option<&str>) -> JobRecord {
-        let epoch = DateTime::UNIX_EPOCH;
-        JobRecord {
-            id: crate::JobId(1),
-            queue: "partner".into(),
-            class: "Call".into(),
-            args: serde_json::Value::Null,
-            priority: 0,
-            state: JobState::Available,
-            run_at: epoch,
-            attempts: 0,
-            max_attempts: 25,
-            max_run_time: None,
-            backoff: crate::Backoff::Polynomial,
-            repeat: None,
-            owner: None,
-            enqueued_by: crate::Actor::application(),
-            cancel_requested: false,
-            lease: None,
-            last_error: None,
-            created_at: epoch,
-            updated_at: epoch,
-            finished_at: None,
-            attachment: None,
-            unique_key: None,
-            concurrency_key: key.map(str::to_owned),
-            parent: None,
-            dependencies: Vec::new(),
-            dependencies_left: 0,
-            batch: None,
-            callback_of: None,
-        }
+        let mut job = JobRecord::example("partner", "Call");
+        job.concurrency_key = key.map(str::to_owned);
+        job
     }
 
     #[test]

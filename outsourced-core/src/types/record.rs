@@ -73,6 +73,45 @@ pub struct JobRecord {
     pub callback_of: Option<BatchId>,
 }
 
+#[cfg(test)]
+impl JobRecord {
+    /// A job of `class` in `queue` as just enqueued (id 1, available, due at the epoch), for
+    /// the crate's unit tests to change what they look at.
+    pub(crate) fn example(queue: &str, class: &str) -> JobRecord {
+        let epoch = DateTime::UNIX_EPOCH;
+        JobRecord {
+            id: JobId(1),
+            queue: queue.into(),
+            class: class.into(),
+            args: Value::Null,
+            priority: 0,
+            state: crate::JobState::Available,
+            run_at: epoch,
+            attempts: 0,
+            max_attempts: 25,
+            max_run_time: None,
+            backoff: crate::Backoff::Polynomial,
+            repeat: None,
+            owner: None,
+            enqueued_by: crate::Actor::application(),
+            cancel_requested: false,
+            lease: None,
+            last_error: None,
+            created_at: epoch,
+            updated_at: epoch,
+            finished_at: None,
+            attachment: None,
+            unique_key: None,
+            concurrency_key: None,
+            parent: None,
+            dependencies: Vec::new(),
+            dependencies_left: 0,
+            batch: None,
+            callback_of: None,
+        }
+    }
+}
+
 impl JobRecord {
     /// The payload as stored and sent: `{"class": ..., "args": ...}`.
     pub fn payload(&self) -> Value {
