@@ -160,9 +160,9 @@ pub(crate) struct Room {
     rate: Option<(i64, i64)>,
     /// The places claimed for the jobs it starts, when the queue keeps places.
     places: Vec<i32>,
-    /// Whether its places were claimed without a second look, which the claim's own
-    /// statement then takes (PostgreSQL, a reserve of this queue alone).
-    unchecked: bool,
+    /// Whether the claim's own statement fills its places (PostgreSQL, a reserve of this
+    /// queue alone).
+    in_claim: bool,
     /// Whether its reserves take turns per key (`key_locks`) rather than on its row.
     lock_keys: bool,
 }
@@ -177,11 +177,11 @@ impl Plan {
             .map(String::as_str)
     }
 
-    /// The room whose places the claim's statement must look at again and fill, if any.
-    pub(crate) fn unchecked_places(&self) -> Option<(&str, &[i32])> {
+    /// The room whose places the claim's statement fills, if any.
+    pub(crate) fn places_for_claim(&self) -> Option<(&str, &[i32])> {
         self.rooms
             .iter()
-            .find(|room| room.unchecked && !room.places.is_empty())
+            .find(|room| room.in_claim && !room.places.is_empty())
             .map(|room| (room.queue.as_str(), room.places.as_slice()))
     }
 
@@ -222,11 +222,11 @@ pub(crate) async fn plan(
     let mut events = Events::default();
     for row in rows {
         plan.limited.push(row.queue.clone());
-        // PostgreSQL leases a reserve of this queue alone in its places in one statement.
+        // PostgreSQL leases a reserve of this queue alone and fills its places in one statement.
         let alone = flavor == Flavor::Postgres && only(opts) == Some(row.queue.as_str());
         let limits = of(Some(&row));
         let (room, expired) = if row.places_kept {
-            in_places(db, flavor, &row, by, (limit, !alone), now).await?
+            in_places(db, flavor, &row, by, (limit, alone), now).await?
         } else if flavor == Flavor::Postgres && key_locks::apply_to(&limits) {
             // Its reserves take turns per key (`trim`), not on the row.
             let (mut room, expired) = under_lock(db, flavor, &row, by, limit, now).await?;
@@ -242,7 +242,7 @@ pub(crate) async fn plan(
             let settled = places::kept_for(&limits)
                 && (row.places_kept || places::settle(db, &row.queue, &limits).await?);
             match settled {
-                true => in_places(db, flavor, &row, by, (limit, !alone), now).await?,
+                true => in_places(db, flavor, &row, by, (limit, alone), now).await?,
                 false => under_lock(db, flavor, &row, by, limit, now).await?,
             }
         };
@@ -308,17 +308,17 @@ async fn under_lock(
 }
 
 /// The room of a queue that keeps places: the free places it claimed (after reclaiming its
-/// lapsed leases when it found none), at most `limit`, looked at again once locked unless
-/// the claim's statement does.
+/// lapsed leases when it found none), at most `limit`; filled by the claim's own statement
+/// when the reserve is of this queue `alone` (PostgreSQL).
 async fn in_places(
     db: &impl ConnectionTrait,
     flavor: Flavor,
     row: &run_limits::Model,
     by: &WorkerInstance,
-    (limit, look_again): (u32, bool),
+    (limit, alone): (u32, bool),
     now: DateTime<Utc>,
 ) -> Result<(Room, Events)> {
-    let claim = || places::claim(db, flavor, &row.queue, limit, look_again);
+    let claim = || places::claim(db, flavor, &row.queue, limit, ms(now));
     let mut claimed = claim().await?;
     let mut expired = Events::default();
     if claimed.is_empty() {
@@ -334,7 +334,7 @@ async fn in_places(
         key_rate: None,
         rate: None,
         places: claimed,
-        unchecked: !look_again && flavor.locks_rows(),
+        in_claim: alone,
         lock_keys: false,
     };
     Ok((room, expired))
@@ -395,7 +395,7 @@ async fn room(
             .map(|rate| duration_ms(rate.interval()).max(1)),
         rate,
         places: Vec::new(),
-        unchecked: false,
+        in_claim: false,
         lock_keys: false,
     })
 }

@@ -25,6 +25,7 @@ mod m0021_dependencies;
 mod m0022_batches;
 mod m0023_key_rates;
 mod m0024_places_kept;
+mod m0025_places_freed;
 
 /// All migrations, oldest first.
 pub(crate) struct Migrator;
@@ -56,6 +57,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0022_batches::Batches),
             Box::new(m0023_key_rates::KeyRates),
             Box::new(m0024_places_kept::PlacesKept),
+            Box::new(m0025_places_freed::PlacesFreed),
         ]
     }
 

@@ -3,16 +3,16 @@
 //! The claim selects its batch (`FOR UPDATE SKIP LOCKED`), marks it running with a token per
 //! job and writes each job's `reserved` history row, in one statement of data-modifying CTEs.
 //! The completion of held leases checks each lease in its `UPDATE` (no locking read first),
-//! ends the jobs, writes their history rows and gives their queue slots back, in one statement
-//! too. Neither statement's text depends on the batch's size (the batch travels as one JSON
+//! ends the jobs, writes their history rows and gives their queue slots and run places back,
+//! in one statement too. Neither statement's text depends on the batch's size (the batch travels as one JSON
 //! parameter), so each connection prepares them once.
 //!
 //! Only `transition` decides states: the state each statement writes is the core's answer for
 //! its event, and every row a claim returns is checked against it (a row that would go
 //! elsewhere fails the transaction, so nothing is written). A limited queue's batch is chosen
 //! by the generic path (the run limits), then leased by the same statement, except that a
-//! reserve of one queue that keeps places leases in the places it locked, looked at again, in
-//! the claim's own statement; completions of
+//! reserve of one queue that keeps places fills the places it locked in the claim's own
+//! statement; the completion empties the places of the jobs it ends. Completions of
 //! repeating jobs or of leases no longer held take the generic path, the same on every
 //! database.
 //!
@@ -76,15 +76,9 @@ fn numbered(picked: SelectStatement, limit: u32) -> (String, Vec<Value>) {
     (ctes, values)
 }
 
-/// Leases the jobs `picked` selects (as in [`claim`], at most `places.len()`) in the free
-/// places among `places` of `queue`, which this transaction has locked, filling each place
-/// with its job and token, in one statement.
-///
-/// The places are looked at again here: a place another reserve filled and committed while
-/// this one waited for it was locked in its new version but judged by its old job (PostgreSQL
-/// re-checks a locked row against the joined rows of the snapshot that found it), so it may
-/// hold a job that runs. This statement, later than the lock, sees every commit before it; it
-/// takes as many jobs as places are still free.
+/// Leases the jobs `picked` selects (as in [`claim`], at most `places.len()`) in `places` of
+/// `queue`, which this transaction claimed free and holds locked, filling each place with its
+/// job and token, in one statement.
 pub(crate) async fn claim_in_places(
     db: &impl ConnectionTrait,
     picked: SelectStatement,
@@ -94,33 +88,18 @@ pub(crate) async fn claim_in_places(
     now: DateTime<Utc>,
     lease: Duration,
 ) -> Result<Option<Leased>> {
-    // The places as an array keep their lookup on the primary key, as the batch's ids do in
-    // `complete`, instead of every place of the queue read and joined to its job. `free` is
-    // `MATERIALIZED`, worked out once: inlined, it was planned (a table without statistics
-    // estimates one row everywhere) as the inner side of a nested loop over the batch, and
-    // looked at every place and its job again for each job, 5.2 ms a claim where 1.8 ms do
-    // (pg_stat_statements, docs/benchmarks.md).
     let limit = places.len() as u32;
     let (numbered, mut values) = numbered(picked, limit);
     values.push(queue.into());
     let queue = values.len();
     values.push(serde_json::json!(places).to_string().into());
     let places = values.len();
-    values.push(ms(now).into());
-    let start = values.len();
-    // A place is free once its job ended, and only if that end is dated no later than these
-    // starts: the clock is read before this statement, which may see an end committed (and
-    // dated) in between; taking that place would date a start before the end it waited for,
-    // and the history would show more running at once than the limit (the race test, under
-    // the load of the whole suite, read 5 under a limit of 3).
+    // The places as an array keep their update on the primary key, as the batch's ids do in
+    // `complete`.
     let chosen = format!(
         "{numbered}, \
-         free AS MATERIALIZED (SELECT p.place, row_number() OVER (ORDER BY p.place) AS n \
-           FROM outsourced_run_places AS p \
-           LEFT JOIN outsourced_jobs AS r ON r.id = p.job_id \
-             AND (r.lease_token = p.lease_token OR r.updated_at > ${start}) \
-           WHERE p.queue = ${queue} AND r.id IS NULL AND p.place = ANY (ARRAY( \
-             SELECT value::int FROM json_array_elements_text(${places}::json)))), \
+         free AS (SELECT value::int AS place, n \
+           FROM json_array_elements_text(${places}::json) WITH ORDINALITY AS f(value, n)), \
          chosen AS (SELECT p.id, p.from_state, p.token, f.place FROM numbered AS p \
            JOIN free AS f ON f.n = p.n), \
          held AS (UPDATE outsourced_run_places AS p SET job_id = c.id, lease_token = c.token \
@@ -304,6 +283,8 @@ pub(crate) async fn complete<'a>(
            SELECT id, seq, $8, $2, $3, $6, attempts, $7, token, result FROM ended), \
          freed AS (INSERT INTO outsourced_queue_freed (queue, n) \
            SELECT queue, count(*) FROM ended GROUP BY queue), \
+         placed AS (UPDATE outsourced_run_places AS p SET job_id = NULL, lease_token = NULL, \
+           freed_at = $3 WHERE p.job_id = ANY (ARRAY(SELECT id FROM ended))), \
          counted AS (INSERT INTO outsourced_state_deltas (queue, state, n) \
            SELECT queue, $8, -count(*) FROM ended GROUP BY queue \
            UNION ALL SELECT queue, $2, count(*) FROM ended GROUP BY queue) \

@@ -2,18 +2,28 @@
 //!
 //! Such a queue has `max_running` rows in `outsourced_run_places` (migration 17). A reserve
 //! claims free places with `FOR UPDATE SKIP LOCKED`, as it claims jobs, and writes into each
-//! the job it starts and that attempt's lease token; a place is free when no job runs under
-//! its job and token (a lease token is set exactly while its job runs, and is new at every
-//! reserve). So reserves of the queue commit side by side, each with places of its own, where
-//! counting running jobs would make them take turns through the commit; and no end of a job
-//! has to give its place back: its end is what frees it. A rate or a per-key limit needs the
-//! turns (one clock, counts per key), so a queue with either keeps the limits row's lock.
+//! the job it starts and that attempt's lease token. A place is free when it holds no job: every
+//! move of a job out of running empties its place in the same transaction (`free`, from
+//! `transition::Writes` and `pg_batch::complete`), dated by `freed_at`. So a place's own row
+//! says whether it is free, and a claim judges it by its own columns: PostgreSQL re-checks a
+//! locked row's own columns against its newest version, where a place judged by its job's row
+//! (the design before migration 25) had to be looked at again in a later statement and joined
+//! to its job at every reserve. Reserves of the queue commit side by side, each with places of
+//! its own, where counting running jobs would make them take turns through the commit. A rate
+//! or a per-key limit needs the turns (one clock, counts per key), so a queue with either
+//! keeps the limits row's lock.
+//!
+//! A claim takes only places freed no later than the starts it dates (`freed_at`): an end
+//! committed between the reserve's reading of the clock and its claim is dated after its
+//! starts, and the history would show more running at once than the limit.
 //!
 //! Places are made by a reserve, not by the change of limits: a change deletes them, and the
 //! next reserve, holding the limits row, counts the jobs that run and makes the places with
 //! those jobs in them (`settle`), or, while more run than the limit, counts them again at
 //! every reserve until they fit. Places made empty beside running jobs would let a queue run
-//! those and as many again (a new user's trial caught 4 of 2 running after `--rate none`).
+//! those and as many again (a new user's trial caught 4 of 2 running after `--rate none`). A
+//! job that ends while its place is being made again may leave that place held; the
+//! reclaimer's pass empties every place whose job no longer runs under its token (`repair`).
 
 use sea_orm::sea_query::{CaseStatement, Expr};
 use sea_orm::{
@@ -79,6 +89,7 @@ pub(crate) async fn settle(
                 place: Set(place),
                 job_id: Set(job),
                 lease_token: Set(token),
+                freed_at: Set(0),
             }
         })
         .collect();
@@ -97,69 +108,77 @@ pub(crate) async fn settle(
     Ok(true)
 }
 
-/// Claims up to `n` free places of `queue`, locked until the commit (skipping those another
-/// reserve holds); looked at again once locked where rows are locked, unless `look_again` is
-/// false (the caller's next statement does: `pg_batch::claim_in_places`).
+/// Claims up to `n` places of `queue` free since `now` (epoch ms) or before, locked until the
+/// commit (skipping those another reserve holds).
 pub(crate) async fn claim(
     db: &impl ConnectionTrait,
     flavor: Flavor,
     queue: &str,
     n: u32,
-    look_again: bool,
+    now: i64,
 ) -> Result<Vec<i32>> {
     let lock = match flavor {
-        Flavor::Postgres => " FOR UPDATE OF p SKIP LOCKED",
-        Flavor::MariaDb | Flavor::MySql => " FOR UPDATE SKIP LOCKED",
+        Flavor::Postgres | Flavor::MariaDb | Flavor::MySql => " FOR UPDATE SKIP LOCKED",
         Flavor::Sqlite => "",
     };
+    let (queue_at, freed_at) = match flavor {
+        Flavor::Postgres => ("$1", "$2"),
+        _ => ("?", "?"),
+    };
     let sql = format!(
-        "SELECT p.place AS place FROM outsourced_run_places p \
-         LEFT JOIN outsourced_jobs j ON j.id = p.job_id AND j.lease_token = p.lease_token \
-         WHERE p.queue = {} AND j.id IS NULL ORDER BY p.place LIMIT {n}{lock}",
-        placeholder(flavor)
+        "SELECT place FROM outsourced_run_places \
+         WHERE queue = {queue_at} AND job_id IS NULL AND freed_at <= {freed_at} \
+         ORDER BY place LIMIT {n}{lock}"
     );
-    let locked = free(db, flavor, &sql, queue).await?;
-    if locked.is_empty() || flavor == Flavor::Sqlite || !look_again {
-        return Ok(locked);
-    }
-    // Looked at again, now that they are ours: a place another reserve filled and committed
-    // while this one waited for it was locked in its new version but judged by the old job
-    // (PostgreSQL re-checks a locked row against the rows of the snapshot it joined it with),
-    // so it may hold a job that runs. A statement of its own sees every commit.
-    let list = locked
-        .iter()
-        .map(i32::to_string)
-        .collect::<Vec<_>>()
-        .join(", ");
-    let sql = format!(
-        "SELECT p.place AS place FROM outsourced_run_places p \
-         LEFT JOIN outsourced_jobs j ON j.id = p.job_id AND j.lease_token = p.lease_token \
-         WHERE p.queue = {} AND j.id IS NULL AND p.place IN ({list}) ORDER BY p.place",
-        placeholder(flavor)
-    );
-    free(db, flavor, &sql, queue).await
-}
-
-/// The places a query of free places of `queue` answers.
-async fn free(
-    db: &impl ConnectionTrait,
-    flavor: Flavor,
-    sql: &str,
-    queue: &str,
-) -> Result<Vec<i32>> {
-    let statement = Statement::from_sql_and_values(flavor.backend(), sql, [queue.into()]);
+    let values = [queue.into(), now.into()];
+    let statement = Statement::from_sql_and_values(flavor.backend(), sql, values);
     let rows = db.query_all_raw(statement).await.map_err(db_error)?;
     rows.iter()
         .map(|row| row.try_get::<i32>("", "place").map_err(db_error))
         .collect()
 }
 
-/// The first bound value's placeholder.
-fn placeholder(flavor: Flavor) -> &'static str {
-    match flavor {
-        Flavor::Postgres => "$1",
-        _ => "?",
+/// Empties the places of `jobs`, which stopped running at `now` (epoch ms), in the transaction
+/// that moved them: the one write that gives a place back.
+pub(crate) async fn free(db: &impl ConnectionTrait, jobs: &[i64], now: i64) -> Result<()> {
+    if jobs.is_empty() {
+        return Ok(());
     }
+    run_place::Entity::update_many()
+        .col_expr(run_place::Column::JobId, Expr::value(Option::<i64>::None))
+        .col_expr(
+            run_place::Column::LeaseToken,
+            Expr::value(Option::<String>::None),
+        )
+        .col_expr(run_place::Column::FreedAt, Expr::value(now))
+        .filter(run_place::Column::JobId.is_in(jobs.iter().copied()))
+        .exec(db)
+        .await
+        .map_err(db_error)?;
+    Ok(())
+}
+
+/// Empties, in every queue, the places whose job no longer runs under their token, dated
+/// `now` (epoch ms); answers how many. Every end of a job frees its place (`free`); this
+/// catches a place made again while its job ended (`settle`), so that none stays held.
+pub(crate) async fn repair(db: &impl ConnectionTrait, now: i64) -> Result<u64> {
+    let stale = Expr::cust(
+        "job_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM outsourced_jobs j \
+         WHERE j.id = outsourced_run_places.job_id \
+         AND j.lease_token = outsourced_run_places.lease_token AND j.state = 'running')",
+    );
+    let result = run_place::Entity::update_many()
+        .col_expr(run_place::Column::JobId, Expr::value(Option::<i64>::None))
+        .col_expr(
+            run_place::Column::LeaseToken,
+            Expr::value(Option::<String>::None),
+        )
+        .col_expr(run_place::Column::FreedAt, Expr::value(now))
+        .filter(stale)
+        .exec(db)
+        .await
+        .map_err(db_error)?;
+    Ok(result.rows_affected)
 }
 
 /// Writes into each claimed place the job started in it and the attempt's lease token.

@@ -122,9 +122,9 @@ fn expiry_error(row: &job::Model) -> ErrorInfo {
     ))
 }
 
-/// Reclaims expired leases (and folds the ledgers of freed slots) if the last pass was at least
-/// `reclaim_every` ago, so that workers alone keep a queue moving after a crash, without a
-/// separate reaper process.
+/// Reclaims expired leases (and folds the ledgers of freed slots, and gives stale run places
+/// back) if the last pass was at least `reclaim_every` ago, so that workers alone keep a queue
+/// moving after a crash, without a separate reaper process.
 pub(crate) async fn now_and_then(backend: &SqlBackend) -> Result<()> {
     let now = backend.now();
     {
@@ -147,6 +147,18 @@ pub(crate) async fn now_and_then(backend: &SqlBackend) -> Result<()> {
         // Not the reserve's failure: a full queue folds what it needs itself.
         if let Err(error) = crate::slots::fold_all(&handle).await {
             tracing::warn!(%error, "folding freed queue slots failed; the next pass tries again");
+        }
+        // And any run place left held by a job that stopped while its places were made again.
+        let repaired = handle
+            .write(|txn| async move {
+                let result = crate::places::repair(&txn, crate::convert::ms(now)).await;
+                (txn, result)
+            })
+            .await;
+        match repaired {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(places = n, "run places of stopped jobs given back"),
+            Err(error) => tracing::warn!(%error, "giving stale run places back failed; the next pass tries again"),
         }
         Ok(())
     })

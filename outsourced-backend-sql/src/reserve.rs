@@ -349,10 +349,8 @@ async fn claim_in(
             expired,
         });
     }
-    if let Some((queue, places)) = plan.unchecked_places() {
-        // A reserve of this queue alone: no other queue's jobs to read. Its starts are dated
-        // before its statement looks at the places again; read the clock as late as can be.
-        let now = clock.now();
+    if let Some((queue, places)) = plan.places_for_claim() {
+        // A reserve of this queue alone: no other queue's jobs to read.
         let picked = picked(opts, places.len() as u32, now);
         let leased = pg_batch::claim_in_places(db, picked, queue, places, by, now, lease).await?;
         return Ok(Claim {

@@ -225,6 +225,9 @@ pub(crate) struct Writes {
     history: Vec<history::ActiveModel>,
     /// Queue slots freed, by queue.
     freed: BTreeMap<String, u64>,
+    /// Jobs that stopped running, whose run places (if any) are given back, and when.
+    stopped: Vec<i64>,
+    stopped_at: i64,
     /// Jobs per queue and state, changed.
     deltas: Deltas,
     events: Events,
@@ -247,6 +250,10 @@ impl Writes {
         actor: &Actor,
     ) {
         let to = states.last().copied().unwrap_or(from);
+        if from == JobState::Running && to != JobState::Running {
+            self.stopped.push(row.id);
+            self.stopped_at = std::cmp::Ord::max(self.stopped_at, ms(now));
+        }
         if from.is_live() && !to.is_live() {
             *self.freed.entry(row.queue.clone()).or_default() += 1;
             if row.has_dependants {
@@ -306,8 +313,8 @@ impl Writes {
         &mut self.events
     }
 
-    /// Inserts the history rows and gives the freed slots back; answers the events, to tell
-    /// once the transaction commits.
+    /// Inserts the history rows and gives the freed slots and run places back; answers the
+    /// events, to tell once the transaction commits.
     pub(crate) async fn flush(mut self, db: &impl ConnectionTrait) -> Result<Events> {
         // Settling may end dependants that have dependants of their own, or belong to
         // batches; and a batch's end makes its callback runnable: until nothing is left.
@@ -320,6 +327,7 @@ impl Writes {
         for (queue, n) in &self.freed {
             slots::free(db, queue, *n).await?;
         }
+        crate::places::free(db, &self.stopped, self.stopped_at).await?;
         insert_history(db, self.history).await?;
         self.deltas.write(db).await?;
         Ok(self.events)

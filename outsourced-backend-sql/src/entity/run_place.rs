@@ -2,7 +2,7 @@
 
 use sea_orm::entity::prelude::*;
 
-/// One place: free unless its job runs under its lease token.
+/// One place: free when it holds no job, since `freed_at` (epoch ms).
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "outsourced_run_places")]
 pub(crate) struct Model {
@@ -12,6 +12,7 @@ pub(crate) struct Model {
     pub place: i32,
     pub job_id: Option<i64>,
     pub lease_token: Option<String>,
+    pub freed_at: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

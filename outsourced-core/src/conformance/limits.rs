@@ -8,8 +8,8 @@ use futures::future::join_all;
 use super::harness::{Harness, noop, ok};
 use super::long_poll::{long_poll, woken};
 use crate::{
-    BackendExt, Error, JobFilter, JobId, JobState, QueueLimit, QueueUpdate, Rate, ReserveOptions,
-    Reserved, RunLimits,
+    Actor, BackendExt, Error, JobFilter, JobId, JobState, QueueLimit, QueueUpdate, Rate,
+    ReclaimOptions, Repeat, ReserveOptions, Reserved, RetryPlan, RunLimits,
 };
 
 /// A fresh queue with `limits`, which the queue then reports.
@@ -93,6 +93,89 @@ pub(crate) async fn an_expired_lease_gives_its_place_back_at_once(h: &Harness) {
         JobState::Failed,
         "its lease ran out"
     );
+}
+
+/// The ways a running job stops.
+#[derive(Clone, Copy, Debug)]
+enum End {
+    Completed,
+    CompletedInABatch,
+    FailedForGood,
+    FailedToRetryLater,
+    Released,
+    ReleasedAtACleanExit,
+    Reclaimed,
+}
+
+const ENDS: [End; 7] = [
+    End::Completed,
+    End::CompletedInABatch,
+    End::FailedForGood,
+    End::FailedToRetryLater,
+    End::Released,
+    End::ReleasedAtACleanExit,
+    End::Reclaimed,
+];
+
+/// Stops `job`, run by worker 0, the way `how` says.
+async fn stop(h: &Harness, how: End, job: &Reserved) {
+    let w = h.w(0);
+    let what = format!("{how:?}");
+    let fail = |retry| w.fail(job, "boom", retry);
+    match how {
+        End::Completed => ok(w.complete(job).await, &what),
+        End::CompletedInABatch => {
+            let done = [crate::Completion::from(job.lease.to_ref())];
+            let results = ok(w.backend.complete_batch(&w.id, &done).await, &what);
+            assert!(results.iter().all(Result::is_ok), "{results:?}");
+        }
+        End::FailedForGood => {
+            assert_eq!(ok(fail(RetryPlan::Never).await, &what), JobState::Failed);
+        }
+        End::FailedToRetryLater => {
+            let later = RetryPlan::After(Duration::from_secs(3600));
+            assert_eq!(ok(fail(later).await, &what), JobState::Retrying);
+        }
+        End::Released => ok(w.release(job).await, &what),
+        End::ReleasedAtACleanExit => {
+            assert_eq!(ok(w.backend.release_all(&w.id).await, &what), 1);
+        }
+        End::Reclaimed => {
+            h.advance(h.lease + Duration::from_secs(1));
+            let reclaim = h
+                .admin
+                .backend
+                .reclaim_expired(&Actor::Reaper, ReclaimOptions::default());
+            assert_eq!(ok(reclaim.await, &what), 1);
+        }
+    }
+}
+
+/// Every way a running job stops gives its place back in the same change: a worker's answer
+/// (one or a batch; the first job repeats, whose completion schedules its next run), a
+/// failure with or without a retry, a release, a worker's clean exit, the reclaimer. Under a
+/// limit of 1, after each the next job starts at once, and never two run at a time.
+pub(crate) async fn every_end_of_a_running_job_gives_its_place_back(h: &Harness) {
+    let queue = limited(h, at_most(1)).await;
+    let every = Repeat::Every(Duration::from_secs(3600));
+    let repeating = h.enqueue(noop().queue(&queue).repeat(every)).await;
+    for _ in 0..ENDS.len() {
+        h.enqueue_in(&queue).await;
+    }
+    for how in ENDS {
+        let job = h.w(0).reserve_one(&[&queue]).await;
+        h.w(1).reserve_none(&[&queue]).await;
+        stop(h, how, &job).await;
+        let info = ok(h.admin.backend.queue(&h.admin.actor, &queue).await, "queue");
+        assert_eq!(info.counts.get(JobState::Running), 0, "{how:?}");
+    }
+    assert_eq!(
+        h.state(repeating.id).await,
+        JobState::Scheduled,
+        "its next run"
+    );
+    let next = take(h, 1, &[&queue]).await;
+    assert_eq!(next.len(), 1, "a place for the next job after the last end");
 }
 
 pub(crate) async fn a_rate_spaces_starts_evenly(h: &Harness) {

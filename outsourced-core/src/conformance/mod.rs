@@ -110,6 +110,7 @@ scenarios![
     limits::max_running_caps_what_runs_at_once,
     limits::a_reserve_of_every_queue_keeps_the_limits,
     limits::an_expired_lease_gives_its_place_back_at_once,
+    limits::every_end_of_a_running_job_gives_its_place_back,
     limits::a_rate_spaces_starts_evenly,
     limits::jobs_held_back_by_a_limit_are_due,
     limits::a_changed_rate_counts_from_the_last_start,
