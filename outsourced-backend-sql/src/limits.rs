@@ -160,8 +160,8 @@ pub(crate) struct Room {
     rate: Option<(i64, i64)>,
     /// The places claimed for the jobs it starts, when the queue keeps places.
     places: Vec<i32>,
-    /// Whether the claim's own statement fills its places (PostgreSQL, a reserve of this
-    /// queue alone).
+    /// Whether the claim's own statement claims its places and fills them (PostgreSQL, a
+    /// reserve of this queue alone); `take` is then the most it may take.
     in_claim: bool,
     /// Whether its reserves take turns per key (`key_locks`) rather than on its row.
     lock_keys: bool,
@@ -177,12 +177,35 @@ impl Plan {
             .map(String::as_str)
     }
 
-    /// The room whose places the claim's statement fills, if any.
-    pub(crate) fn places_for_claim(&self) -> Option<(&str, &[i32])> {
+    /// The queue whose places the claim's statement claims and fills, if any.
+    pub(crate) fn places_in_claim(&self) -> Option<&str> {
         self.rooms
             .iter()
-            .find(|room| room.in_claim && !room.places.is_empty())
-            .map(|room| (room.queue.as_str(), room.places.as_slice()))
+            .find(|room| room.in_claim)
+            .map(|room| room.queue.as_str())
+    }
+
+    /// Notes, after a claim in places that leased nothing, whether `queue` was held back by
+    /// its places (none free); if it was, reclaims its lapsed leases, and answers whether any
+    /// place came free that way (the claim is worth making again).
+    pub(crate) async fn claimed_none_in_places(
+        &mut self,
+        db: &impl ConnectionTrait,
+        flavor: Flavor,
+        by: &WorkerInstance,
+        now: DateTime<Utc>,
+    ) -> Result<(bool, Events)> {
+        let Some(queue) = self.places_in_claim().map(str::to_owned) else {
+            return Ok((false, Events::default()));
+        };
+        if places::any_free(db, &queue, ms(now)).await? {
+            return Ok((false, Events::default()));
+        }
+        let expired = expire_lapsed(db, flavor.locks_rows(), &queue, by, now).await?;
+        if expired.is_empty() {
+            self.rooms.retain(|room| room.queue != queue);
+        }
+        Ok((!expired.is_empty(), expired))
     }
 
     /// Notes that a rate lets a queue it holds back start a job at `next` (epoch ms).
@@ -192,6 +215,20 @@ impl Plan {
 }
 
 impl Room {
+    /// The room of a queue whose places the claim's statement claims, up to `limit`.
+    fn in_claim(queue: &str, limit: u32) -> Room {
+        Room {
+            queue: queue.to_owned(),
+            take: limit,
+            per_key: None,
+            key_rate: None,
+            rate: None,
+            places: Vec::new(),
+            in_claim: true,
+            lock_keys: false,
+        }
+    }
+
     /// How many candidates to read: more than it takes when some keys may be at their limit.
     pub(crate) fn read(&self) -> u32 {
         match self.per_key.is_some() || self.key_rate.is_some() {
@@ -225,8 +262,11 @@ pub(crate) async fn plan(
         // PostgreSQL leases a reserve of this queue alone and fills its places in one statement.
         let alone = flavor == Flavor::Postgres && only(opts) == Some(row.queue.as_str());
         let limits = of(Some(&row));
-        let (room, expired) = if row.places_kept {
-            in_places(db, flavor, &row, by, (limit, alone), now).await?
+        let (room, expired) = if row.places_kept && alone {
+            // Its places are claimed by the claim's statement (`pg_batch::claim_in_places`).
+            (Room::in_claim(&row.queue, limit), Events::default())
+        } else if row.places_kept {
+            in_places(db, flavor, &row, by, limit, now).await?
         } else if flavor == Flavor::Postgres && key_locks::apply_to(&limits) {
             // Its reserves take turns per key (`trim`), not on the row.
             let (mut room, expired) = under_lock(db, flavor, &row, by, limit, now).await?;
@@ -242,7 +282,7 @@ pub(crate) async fn plan(
             let settled = places::kept_for(&limits)
                 && (row.places_kept || places::settle(db, &row.queue, &limits).await?);
             match settled {
-                true => in_places(db, flavor, &row, by, (limit, alone), now).await?,
+                true => in_places(db, flavor, &row, by, limit, now).await?,
                 false => under_lock(db, flavor, &row, by, limit, now).await?,
             }
         };
@@ -308,14 +348,13 @@ async fn under_lock(
 }
 
 /// The room of a queue that keeps places: the free places it claimed (after reclaiming its
-/// lapsed leases when it found none), at most `limit`; filled by the claim's own statement
-/// when the reserve is of this queue `alone` (PostgreSQL).
+/// lapsed leases when it found none), at most `limit`.
 async fn in_places(
     db: &impl ConnectionTrait,
     flavor: Flavor,
     row: &run_limits::Model,
     by: &WorkerInstance,
-    (limit, alone): (u32, bool),
+    limit: u32,
     now: DateTime<Utc>,
 ) -> Result<(Room, Events)> {
     let claim = || places::claim(db, flavor, &row.queue, limit, ms(now));
@@ -334,7 +373,7 @@ async fn in_places(
         key_rate: None,
         rate: None,
         places: claimed,
-        in_claim: alone,
+        in_claim: false,
         lock_keys: false,
     };
     Ok((room, expired))

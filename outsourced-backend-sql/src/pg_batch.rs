@@ -11,7 +11,7 @@
 //! its event, and every row a claim returns is checked against it (a row that would go
 //! elsewhere fails the transaction, so nothing is written). A limited queue's batch is chosen
 //! by the generic path (the run limits), then leased by the same statement, except that a
-//! reserve of one queue that keeps places fills the places it locked in the claim's own
+//! reserve of one queue that keeps places claims its places and fills them in the claim's own
 //! statement; the completion empties the places of the jobs it ends. Completions of
 //! repeating jobs or of leases no longer held take the generic path, the same on every
 //! database.
@@ -52,16 +52,22 @@ pub(crate) async fn claim(
     now: DateTime<Utc>,
     lease: Duration,
 ) -> Result<Option<Leased>> {
-    let (numbered, values) = numbered(picked, limit);
+    let (numbered, values) = numbered(picked, limit, None);
     let chosen = format!("{numbered}, chosen AS (SELECT id, from_state, token FROM numbered)");
     lease_chosen(db, chosen, values, by, now, lease).await
 }
 
-/// The CTEs `picked` (the jobs `picked` selects) and `numbered` (`id`, `from_state`, `token`
-/// and `n`, their place in hand-out order, each job given the token of its place), with their
-/// parameters.
-fn numbered(picked: SelectStatement, limit: u32) -> (String, Vec<Value>) {
+/// The CTEs `picked` (the jobs `picked` selects, at most `cap` of them if given: an SQL
+/// expression) and `numbered` (`id`, `from_state`, `token` and `n`, their place in hand-out
+/// order, each job given the token of its place), with their parameters.
+fn numbered(picked: SelectStatement, limit: u32, cap: Option<&str>) -> (String, Vec<Value>) {
     let (select, values) = picked.build(PostgresQueryBuilder);
+    // A limit outside the locking read: its rows are locked as they are read, so it locks
+    // no more than the cap.
+    let select = match cap {
+        Some(cap) => format!("SELECT * FROM ({select}) AS capped LIMIT ({cap})"),
+        None => select,
+    };
     let mut values = values.0;
     let tokens: Vec<String> = (0..limit).map(|_| crate::lease::new_token()).collect();
     values.push(serde_json::json!(tokens).to_string().into());
@@ -76,30 +82,33 @@ fn numbered(picked: SelectStatement, limit: u32) -> (String, Vec<Value>) {
     (ctes, values)
 }
 
-/// Leases the jobs `picked` selects (as in [`claim`], at most `places.len()`) in `places` of
-/// `queue`, which this transaction claimed free and holds locked, filling each place with its
-/// job and token, in one statement.
+/// Leases the jobs `picked` selects (as in [`claim`], at most `limit`) in free places of
+/// `queue`, as many as it finds free and not locked by another reserve, filling each with its
+/// job and token, in one statement. A place is free when it holds no job (every end of a job
+/// empties its place, `places::free`) and was freed no later than these starts: `FOR UPDATE`
+/// re-checks that on a place's newest version, so no place is taken twice.
 pub(crate) async fn claim_in_places(
     db: &impl ConnectionTrait,
     picked: SelectStatement,
     queue: &str,
-    places: &[i32],
+    limit: u32,
     by: &WorkerInstance,
     now: DateTime<Utc>,
     lease: Duration,
 ) -> Result<Option<Leased>> {
-    let limit = places.len() as u32;
-    let (numbered, mut values) = numbered(picked, limit);
+    let (numbered, mut values) = numbered(picked, limit, Some("SELECT count(*) FROM free"));
     values.push(queue.into());
     let queue = values.len();
-    values.push(serde_json::json!(places).to_string().into());
-    let places = values.len();
-    // The places as an array keep their update on the primary key, as the batch's ids do in
-    // `complete`.
+    values.push(ms(now).into());
+    let at = values.len();
+    // `free` comes first and is worked out once (`MATERIALIZED`): `picked` takes as many jobs
+    // as it found places.
     let chosen = format!(
-        "{numbered}, \
-         free AS (SELECT value::int AS place, n \
-           FROM json_array_elements_text(${places}::json) WITH ORDINALITY AS f(value, n)), \
+        "free AS MATERIALIZED (SELECT place, row_number() OVER (ORDER BY place) AS n \
+           FROM (SELECT place FROM outsourced_run_places \
+             WHERE queue = ${queue} AND job_id IS NULL AND freed_at <= ${at} \
+             ORDER BY place LIMIT {limit} FOR UPDATE SKIP LOCKED) AS f), \
+         {numbered}, \
          chosen AS (SELECT p.id, p.from_state, p.token, f.place FROM numbered AS p \
            JOIN free AS f ON f.n = p.n), \
          held AS (UPDATE outsourced_run_places AS p SET job_id = c.id, lease_token = c.token \
@@ -284,7 +293,8 @@ pub(crate) async fn complete<'a>(
          freed AS (INSERT INTO outsourced_queue_freed (queue, n) \
            SELECT queue, count(*) FROM ended GROUP BY queue), \
          placed AS (UPDATE outsourced_run_places AS p SET job_id = NULL, lease_token = NULL, \
-           freed_at = $3 WHERE p.job_id = ANY (ARRAY(SELECT id FROM ended))), \
+           freed_at = $3 WHERE p.queue = ANY (ARRAY(SELECT DISTINCT queue FROM ended)) \
+             AND p.job_id = ANY (ARRAY(SELECT id FROM ended))), \
          counted AS (INSERT INTO outsourced_state_deltas (queue, state, n) \
            SELECT queue, $8, -count(*) FROM ended GROUP BY queue \
            UNION ALL SELECT queue, $2, count(*) FROM ended GROUP BY queue) \

@@ -8,10 +8,14 @@
 //! says whether it is free, and a claim judges it by its own columns: PostgreSQL re-checks a
 //! locked row's own columns against its newest version, where a place judged by its job's row
 //! (the design before migration 25) had to be looked at again in a later statement and joined
-//! to its job at every reserve. Reserves of the queue commit side by side, each with places of
-//! its own, where counting running jobs would make them take turns through the commit. A rate
-//! or a per-key limit needs the turns (one clock, counts per key), so a queue with either
-//! keeps the limits row's lock.
+//! to its job at every reserve. No index names `job_id`: an end finds its place among its
+//! queue's by the primary key's prefix, and a place's writes change no indexed column, so on
+//! PostgreSQL they are HOT updates that leave the indexes of this small, busy table alone.
+//! Reserves of the queue commit side by side, each with places of its own, where counting
+//! running jobs would make them take turns through the commit. On PostgreSQL a reserve of the
+//! queue alone claims its places and fills them in its claim's one statement
+//! (`pg_batch::claim_in_places`). A rate or a per-key limit needs the turns (one clock, counts
+//! per key), so a queue with either keeps the limits row's lock.
 //!
 //! A claim takes only places freed no later than the starts it dates (`freed_at`): an end
 //! committed between the reserve's reading of the clock and its claim is dated after its
@@ -138,9 +142,31 @@ pub(crate) async fn claim(
         .collect()
 }
 
-/// Empties the places of `jobs`, which stopped running at `now` (epoch ms), in the transaction
-/// that moved them: the one write that gives a place back.
-pub(crate) async fn free(db: &impl ConnectionTrait, jobs: &[i64], now: i64) -> Result<()> {
+/// Whether `queue` has a place free since `now` (epoch ms) or before, locked or not.
+pub(crate) async fn any_free(db: &impl ConnectionTrait, queue: &str, now: i64) -> Result<bool> {
+    let found = run_place::Entity::find()
+        .select_only()
+        .column(run_place::Column::Place)
+        .filter(run_place::Column::Queue.eq(queue))
+        .filter(run_place::Column::JobId.is_null())
+        .filter(run_place::Column::FreedAt.lte(now))
+        .limit(1)
+        .into_tuple::<i32>()
+        .one(db)
+        .await
+        .map_err(db_error)?;
+    Ok(found.is_some())
+}
+
+/// Empties the places of `jobs` of `queue`, which stopped running at `now` (epoch ms), in the
+/// transaction that moved them: the one write that gives a place back. Found among the
+/// queue's places (none for a queue without places) by the primary key's prefix.
+pub(crate) async fn free(
+    db: &impl ConnectionTrait,
+    queue: &str,
+    jobs: &[i64],
+    now: i64,
+) -> Result<()> {
     if jobs.is_empty() {
         return Ok(());
     }
@@ -151,6 +177,7 @@ pub(crate) async fn free(db: &impl ConnectionTrait, jobs: &[i64], now: i64) -> R
             Expr::value(Option::<String>::None),
         )
         .col_expr(run_place::Column::FreedAt, Expr::value(now))
+        .filter(run_place::Column::Queue.eq(queue))
         .filter(run_place::Column::JobId.is_in(jobs.iter().copied()))
         .exec(db)
         .await

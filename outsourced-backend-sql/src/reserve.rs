@@ -349,10 +349,20 @@ async fn claim_in(
             expired,
         });
     }
-    if let Some((queue, places)) = plan.places_for_claim() {
+    if let Some(queue) = plan.places_in_claim().map(str::to_owned) {
         // A reserve of this queue alone: no other queue's jobs to read.
-        let picked = picked(opts, places.len() as u32, now);
-        let leased = pg_batch::claim_in_places(db, picked, queue, places, by, now, lease).await?;
+        let claim = || {
+            pg_batch::claim_in_places(db, picked(opts, limit, now), &queue, limit, by, now, lease)
+        };
+        let mut leased = claim().await?;
+        let (mut plan, mut expired) = (plan, expired);
+        if leased.is_none() {
+            let (again, lapsed) = plan.claimed_none_in_places(db, flavor, by, now).await?;
+            expired.append(lapsed);
+            if again {
+                leased = claim().await?;
+            }
+        }
         return Ok(Claim {
             leased,
             plan,

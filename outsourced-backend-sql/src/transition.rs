@@ -225,8 +225,9 @@ pub(crate) struct Writes {
     history: Vec<history::ActiveModel>,
     /// Queue slots freed, by queue.
     freed: BTreeMap<String, u64>,
-    /// Jobs that stopped running, whose run places (if any) are given back, and when.
-    stopped: Vec<i64>,
+    /// Jobs that stopped running, by queue, whose run places (if any) are given back, and
+    /// when.
+    stopped: BTreeMap<String, Vec<i64>>,
     stopped_at: i64,
     /// Jobs per queue and state, changed.
     deltas: Deltas,
@@ -251,7 +252,10 @@ impl Writes {
     ) {
         let to = states.last().copied().unwrap_or(from);
         if from == JobState::Running && to != JobState::Running {
-            self.stopped.push(row.id);
+            self.stopped
+                .entry(row.queue.clone())
+                .or_default()
+                .push(row.id);
             self.stopped_at = std::cmp::Ord::max(self.stopped_at, ms(now));
         }
         if from.is_live() && !to.is_live() {
@@ -327,7 +331,9 @@ impl Writes {
         for (queue, n) in &self.freed {
             slots::free(db, queue, *n).await?;
         }
-        crate::places::free(db, &self.stopped, self.stopped_at).await?;
+        for (queue, jobs) in &self.stopped {
+            crate::places::free(db, queue, jobs, self.stopped_at).await?;
+        }
         insert_history(db, self.history).await?;
         self.deltas.write(db).await?;
         Ok(self.events)
