@@ -168,11 +168,15 @@ impl WorkerConfig {
     /// the key at fault.
     pub fn parse(text: &str) -> Result<WorkerConfig, String> {
         let config: WorkerConfig = serde_saphyr::from_str(text).map_err(|e| {
-            // Its report begins "error: "; ours already says it is one.
+            // Its report begins "error: "; ours already says it is one. A key given twice (a
+            // `commands:` appended to a file that has one) is told in the parser's words, with
+            // a hint at its options where ours is to merge them.
             let report = e.to_string();
-            report
-                .strip_prefix("error: ")
-                .map_or_else(|| report.clone(), str::to_owned)
+            let report = report.strip_prefix("error: ").unwrap_or(&report);
+            report.replace(
+                ", set DuplicateKeyPolicy in Options if acceptable",
+                " (a key may appear once: merge its two entries into one)",
+            )
         })?;
         config.check()?;
         Ok(config)

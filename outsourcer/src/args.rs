@@ -210,14 +210,19 @@ pub(crate) struct RunLimitArgs {
     /// At most this many of the queue's jobs run at once, wherever the workers are.
     #[arg(long, value_name = "N|none", allow_hyphen_values = true)]
     pub(crate) max_running: Option<String>,
-    /// At most this many jobs start per period, evenly spaced (`100/1m`: one every 600 ms;
-    /// periods: `s`, `m` for minutes, `h`, `d`). Every start counts, also one whose job
+    /// At most this many jobs start per period, evenly spaced (`100/1m` or `100/m`: one every
+    /// 600 ms; periods: `s`, `m` for minutes, `h`, `d`). Every start counts, also one whose job
     /// fails or is given back.
     #[arg(long, value_name = "N/PERIOD|none", allow_hyphen_values = true)]
     pub(crate) rate: Option<String>,
     /// At most this many jobs of one concurrency key run at once (`job enqueue
     /// --concurrency-key`); 1 runs each key's jobs one at a time.
-    #[arg(long, value_name = "N|none", allow_hyphen_values = true)]
+    #[arg(
+        long,
+        visible_alias = "key-limit",
+        value_name = "N|none",
+        allow_hyphen_values = true
+    )]
     pub(crate) max_running_per_key: Option<String>,
     /// At most this many jobs of one concurrency key start per period, evenly spaced, each
     /// key on its own clock (`10/1m`: one every 6 s per key).

@@ -14,7 +14,7 @@ use crate::output::{principal_json, print_json, queue_json, queues_table};
 fn run_limits(args: &RunLimitArgs, mut update: QueueUpdate) -> Result<QueueUpdate> {
     fn count(flag: &str, text: &str) -> Result<Option<u32>> {
         match text.trim() {
-            "none" => Ok(None),
+            none if none.eq_ignore_ascii_case("none") => Ok(None),
             n => match n.parse::<u32>() {
                 Ok(0) => Err(Error::invalid(format!(
                     "{flag} 0: give 1 or more, or none to remove the limit{}",
@@ -40,7 +40,7 @@ fn run_limits(args: &RunLimitArgs, mut update: QueueUpdate) -> Result<QueueUpdat
     }
     fn rate(flag: &str, text: &str) -> Result<Option<Rate>> {
         match text.trim() {
-            "none" => Ok(None),
+            none if none.eq_ignore_ascii_case("none") => Ok(None),
             rate => rate.parse::<Rate>().map(Some).map_err(|error| match error {
                 Error::InvalidInput { message } => Error::invalid(format!("{flag}: {message}")),
                 other => other,

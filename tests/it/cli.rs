@@ -753,7 +753,7 @@ fn queues_take_run_limits_and_say_what_holds_a_job_back() {
         typo.contains("--rate-per-key") && typo.contains("100/1m"),
         "{typo}"
     );
-    let typo = s.fails(&["queue", "create", "other", "--rate", "100/minute"]);
+    let typo = s.fails(&["queue", "create", "other", "--rate", "100/minit"]);
     assert!(typo.contains("100/1m"), "{typo}");
     assert!(
         s.fails(&["queue", "show", "other"])
@@ -764,6 +764,31 @@ fn queues_take_run_limits_and_say_what_holds_a_job_back() {
     assert!(zero.contains("1 or more"), "{zero}");
     let negative = s.fails(&["queue", "update", "partner", "--max-running", "-1"]);
     assert!(negative.contains("is not a count"), "{negative}");
+    // The issue's own name for the limit per key, a unit alone as one of it, `None` as `none`.
+    let other = s.json(&[
+        "queue",
+        "create",
+        "other",
+        "--key-limit",
+        "2",
+        "--rate",
+        "6/minute",
+    ]);
+    assert_eq!(
+        other["limits"],
+        json!({"max_running": null, "rate": "6/1m", "max_running_per_key": 2, "rate_per_key": null})
+    );
+    let cleared = s.json(&[
+        "queue",
+        "update",
+        "other",
+        "--key-limit",
+        "None",
+        "--rate",
+        "NONE",
+    ]);
+    assert_eq!(cleared["limits"]["max_running_per_key"], json!(null));
+    assert_eq!(cleared["limits"]["rate"], json!(null));
     let acme_job = || {
         s.json(&[
             "job",

@@ -132,7 +132,8 @@ impl fmt::Display for Rate {
 impl FromStr for Rate {
     type Err = Error;
 
-    /// `100/1m`, `5/1s`, `1000/1h`: a count of starts, a slash, a duration.
+    /// `100/1m`, `5/1s`, `1000/1h`: a count of starts, a slash, a duration; a unit alone is one
+    /// of it (`100/m`).
     fn from_str(text: &str) -> Result<Self, Error> {
         let bad = |why: String| {
             Error::invalid(format!(
@@ -148,8 +149,15 @@ impl FromStr for Rate {
                 u32::MAX
             ))
         })?;
-        let per = parse_period(per.trim()).map_err(bad)?;
-        let rate = Rate { starts, per };
+        let per = per.trim();
+        let per = match !per.is_empty() && per.chars().all(char::is_alphabetic) {
+            true => parse_period(&format!("1{per}")),
+            false => parse_period(per),
+        };
+        let rate = Rate {
+            starts,
+            per: per.map_err(bad)?,
+        };
         rate.check()?;
         Ok(rate)
     }
@@ -208,8 +216,14 @@ mod tests {
             "5 / 2s".parse::<Rate>().map(|r| r.per).ok(),
             Some(Duration::from_secs(2))
         );
+        // A unit alone is one of it.
+        assert_eq!("100/m".parse::<Rate>().ok(), Some(rate));
+        assert_eq!(
+            "10/hour".parse::<Rate>().map(|r| r.per).ok(),
+            Some(Duration::from_secs(3600))
+        );
         for bad in [
-            "100", "x/1m", "/1m", "1.5/1m", "0/1m", "100/soon", "5000/1s", "100/1M",
+            "100", "x/1m", "/1m", "1.5/1m", "0/1m", "100/soon", "5000/1s", "100/1M", "100/M",
         ] {
             assert!(bad.parse::<Rate>().is_err(), "{bad}");
         }

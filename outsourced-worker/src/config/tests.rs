@@ -146,6 +146,16 @@ fn unknown_keys_are_named() {
 }
 
 #[test]
+fn a_key_given_twice_is_named_with_what_to_do() {
+    let commands = "commands:\n  A:\n    program: /bin/true\n";
+    let text = format!("worker: w\nbackend:\n  sql:\n    url: x\n{commands}{commands}");
+    let error = error_of(&text);
+    assert!(error.contains("commands"), "{error}");
+    assert!(error.contains("merge its two entries"), "{error}");
+    assert!(!error.contains("DuplicateKeyPolicy"), "{error}");
+}
+
+#[test]
 fn bad_values_are_named() {
     let error = error_of("worker: w\nbackend:\n  sql:\n    url: x\nconcurrency: lots\n");
     assert!(
