@@ -2,8 +2,8 @@
 
 use outsourced_backend_sql::Role;
 use outsourced_core::{
-    Backend, BackendExt, Error, PruneOptions, QueueInfo, QueueLimit, QueueUpdate, Rate, Result,
-    Retention,
+    Backend, BackendExt, Error, JobState, PruneOptions, QueueInfo, QueueLimit, QueueUpdate, Rate,
+    Result, Retention,
 };
 
 use crate::args::{LimitArgs, QueueCommand, RunLimitArgs};
@@ -77,6 +77,19 @@ fn over_limit_note(info: &QueueInfo) -> Option<String> {
         format!(
             "note: queue {} holds {live} live jobs, more than its new limit of {max}: they \
              stay and run, and enqueues are refused until it holds fewer than {max}",
+            info.name
+        )
+    })
+}
+
+/// A note when more of a queue's jobs run than its new `max_running`.
+fn over_running_note(info: &QueueInfo) -> Option<String> {
+    let max = info.limits.max_running?;
+    let running = info.counts.get(JobState::Running);
+    (running > u64::from(max)).then(|| {
+        format!(
+            "note: {running} of queue {}'s jobs run now, more than its new max_running of {max}: \
+             they run to their end, and no job starts until fewer than {max} run",
             info.name
         )
     })
@@ -199,7 +212,10 @@ pub(crate) async fn run(ctx: &Ctx, command: QueueCommand) -> Result<()> {
             let before = backend.queue(&by, &name).await?;
             let after = backend.update_queue(&by, &name, update).await?;
             println_unless_json(ctx, changes_text(&before, &after));
-            if let Some(note) = over_limit_note(&after) {
+            for note in [over_limit_note(&after), over_running_note(&after)]
+                .into_iter()
+                .flatten()
+            {
                 eprintln!("{note}");
             }
             after

@@ -854,16 +854,19 @@ fn queues_take_run_limits_and_say_what_holds_a_job_back() {
     let second = acme_job();
     // A worker next to the database starts acme's job: `queue show` says which key runs.
     let runtime = tokio::runtime::Runtime::new().expect("a runtime");
-    runtime.block_on(async {
-        use outsourced_core::Backend;
-        let config = outsourced_backend_sql::SqlConfig::new(s.database());
-        let sql = outsourced_backend_sql::SqlBackend::open(config)
-            .await
-            .expect("open");
-        let me = outsourced_core::WorkerInstance::new("w1", "i");
-        let options = outsourced_core::ReserveOptions::up_to(1).queues(["partner"]);
-        assert_eq!(sql.reserve(&me, options).await.expect("reserve").len(), 1);
-    });
+    let start_one = || {
+        runtime.block_on(async {
+            use outsourced_core::Backend;
+            let config = outsourced_backend_sql::SqlConfig::new(s.database());
+            let sql = outsourced_backend_sql::SqlBackend::open(config)
+                .await
+                .expect("open");
+            let me = outsourced_core::WorkerInstance::new("w1", "i");
+            let options = outsourced_core::ReserveOptions::up_to(1).queues(["partner"]);
+            assert_eq!(sql.reserve(&me, options).await.expect("reserve").len(), 1);
+        })
+    };
+    start_one();
     let busy = s.ok(&["queue", "show", "partner"]);
     assert!(
         busy.contains("running per key (at most 1 each): acme 1 (1 key runs jobs; 1 at the limit)"),
@@ -896,6 +899,16 @@ fn queues_take_run_limits_and_say_what_holds_a_job_back() {
     assert_eq!(
         lifted["limits"],
         json!({"max_running": null, "rate": null, "max_running_per_key": null, "rate_per_key": null})
+    );
+    // A limit set below what runs says so.
+    start_one();
+    let lowered = s.outsourcer(&["queue", "update", "partner", "--max-running", "1"]);
+    let note = String::from_utf8_lossy(&lowered.stderr);
+    assert!(
+        lowered.status.success()
+            && note
+                .contains("2 of queue partner's jobs run now, more than its new max_running of 1"),
+        "{note}"
     );
 }
 
