@@ -172,6 +172,46 @@ pub(crate) async fn note(
     Ok(())
 }
 
+/// Rewrites the declared queues of `worker`'s instances that reserve from every queue it is
+/// hired for (their queues are `before`, the hires until now) as `after`, the hires from now
+/// on. An instance that asked for some of its queues declared fewer, and is left as it is.
+pub(crate) async fn follow_hires(
+    db: &impl ConnectionTrait,
+    worker: &str,
+    before: &[String],
+    after: &[String],
+) -> Result<()> {
+    let set = |list: &[String]| {
+        list.iter()
+            .cloned()
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    // Hired for nothing now: such an instance reserves nothing and declares nothing (an empty
+    // list would declare every queue); it is taken for gone once it is not heard of.
+    if before.is_empty() || after.is_empty() || set(before) == set(after) {
+        return Ok(());
+    }
+    let rows = instance::Entity::find()
+        .filter(instance::Column::Worker.eq(worker))
+        .all(db)
+        .await
+        .map_err(db_error)?;
+    let json = |list: &[String]| serde_json::to_string(list).unwrap_or_default();
+    for row in rows
+        .into_iter()
+        .filter(|row| set(&info(row.clone()).queues) == set(before))
+    {
+        instance::Entity::update_many()
+            .col_expr(instance::Column::Queues, Expr::value(json(after)))
+            .filter(instance::Column::Worker.eq(worker))
+            .filter(instance::Column::Instance.eq(row.instance.as_str()))
+            .exec(db)
+            .await
+            .map_err(db_error)?;
+    }
+    Ok(())
+}
+
 /// Notes a heartbeat's contact, for an instance whose row exists.
 pub(crate) async fn touch(
     db: &impl ConnectionTrait,

@@ -17,6 +17,7 @@ mod http_authz;
 mod http_overload;
 mod http_refusals;
 mod idempotency;
+mod instances;
 mod interop;
 mod metrics;
 mod multi_server;

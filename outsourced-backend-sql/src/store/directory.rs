@@ -337,25 +337,40 @@ impl Directory {
                 queue: queue_name.to_owned(),
             });
         }
+        let before = self.get(role, name).await?;
         let grant = access::ActiveModel {
             principal_id: Set(row.id),
             queue: Set(queue_name.to_owned()),
         };
         let insert = access::Entity::insert(grant).into_query();
         insert_if_absent(self.backend.connection(), self.backend.flavor(), insert).await?;
-        self.get(role, name).await
+        self.regranted(before).await
+    }
+
+    /// The principal as it is now that its queues changed from `before`'s; a worker's live
+    /// instances that reserve from every queue it is hired for are taken to reserve from
+    /// these now, as they will at their next reserve (so that no one is told a hired worker
+    /// does not run a queue's jobs until then).
+    async fn regranted(&self, before: Principal) -> Result<Principal> {
+        let after = self.get(before.role, &before.name).await?;
+        if after.role == Role::Worker {
+            let db = self.backend.connection();
+            crate::instances::follow_hires(db, &after.name, &before.queues, &after.queues).await?;
+        }
+        Ok(after)
     }
 
     /// Fires a worker from a queue, or takes a producer's grant back. Doing it twice is fine.
     pub async fn revoke(&self, role: Role, name: &str, queue_name: &str) -> Result<Principal> {
         let row = self.row(role, name).await?;
+        let before = self.get(role, name).await?;
         access::Entity::delete_many()
             .filter(access::Column::PrincipalId.eq(row.id))
             .filter(access::Column::Queue.eq(queue_name))
             .exec(self.backend.connection())
             .await
             .map_err(db_error)?;
-        self.get(role, name).await
+        self.regranted(before).await
     }
 
     /// Records that a principal made a request (at most the backend clock's now).
