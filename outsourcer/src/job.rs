@@ -516,16 +516,23 @@ impl Line {
     }
 }
 
-/// `--every`'s period; a cron schedule given there is pointed to `--cron`.
+/// `--every`'s period, at least a millisecond (what a repeat stores); a cron schedule given
+/// there is pointed to `--cron`.
 fn every_period(every: &str) -> Result<std::time::Duration> {
-    outsourced_core::parse_period(every).map_err(|why| {
+    let period = outsourced_core::parse_period(every).map_err(|why| {
         let cron = every.contains('*') || every.split_whitespace().count() >= 5;
         let hint = match cron {
             true => " (a cron schedule goes in --cron)",
             false => "",
         };
         Error::invalid(format!("--every: {why}{hint}"))
-    })
+    })?;
+    if period.as_millis() == 0 {
+        return Err(Error::invalid(format!(
+            "--every: {every:?} repeats at once; give at least 1ms, such as 30s"
+        )));
+    }
+    Ok(period)
 }
 
 /// Enqueues every line of a JSON-lines file, all or none: every line is checked first, and the

@@ -95,6 +95,34 @@ fn over_running_note(info: &QueueInfo) -> Option<String> {
     })
 }
 
+/// A note when a limit per key can never hold a job back, the queue's own being as strict: at
+/// most as many run per key as in all, no key starts sooner than the queue's rate allows.
+fn idle_limits_note(info: &QueueInfo) -> Option<String> {
+    let limits = &info.limits;
+    let mut idle = Vec::new();
+    if let (Some(all), Some(per_key)) = (limits.max_running, limits.max_running_per_key)
+        && per_key >= all
+    {
+        idle.push(format!(
+            "max_running_per_key {per_key} (no more than {all} run at once in all)"
+        ));
+    }
+    if let (Some(all), Some(per_key)) = (limits.rate, limits.rate_per_key)
+        && per_key.interval() <= all.interval()
+    {
+        idle.push(format!(
+            "rate_per_key {per_key} (the queue's rate {all} spaces every start at least as far)"
+        ));
+    }
+    (!idle.is_empty()).then(|| {
+        format!(
+            "note: queue {}'s {} never holds a job back",
+            info.name,
+            idle.join(", nor its ")
+        )
+    })
+}
+
 /// `forever`, or an age such as `30days`.
 fn retention(text: &str) -> Result<Retention> {
     if text == "forever" {
@@ -172,6 +200,9 @@ pub(crate) async fn run(ctx: &Ctx, command: QueueCommand) -> Result<()> {
                 ctx,
                 format!("created queue {name} (limit {}{limits})", created.limit),
             );
+            if let Some(note) = idle_limits_note(&created) {
+                eprintln!("{note}");
+            }
             created
         }
         QueueCommand::List => {
@@ -212,10 +243,12 @@ pub(crate) async fn run(ctx: &Ctx, command: QueueCommand) -> Result<()> {
             let before = backend.queue(&by, &name).await?;
             let after = backend.update_queue(&by, &name, update).await?;
             println_unless_json(ctx, changes_text(&before, &after));
-            for note in [over_limit_note(&after), over_running_note(&after)]
-                .into_iter()
-                .flatten()
-            {
+            let notes = [
+                over_limit_note(&after),
+                over_running_note(&after),
+                idle_limits_note(&after),
+            ];
+            for note in notes.into_iter().flatten() {
                 eprintln!("{note}");
             }
             after

@@ -455,7 +455,10 @@ fn jobs_repeat_on_an_interval_or_a_cron_schedule() {
     );
     // An interval under a millisecond is refused, and nothing is stored.
     let refused = s.fails(&["job", "enqueue", "Poll", "--every", "0s"]);
-    assert!(refused.contains("at least 1 ms"), "{refused}");
+    assert!(
+        refused.contains("--every: \"0s\" repeats at once; give at least 1ms"),
+        "{refused}"
+    );
     let months = s.fails(&["job", "enqueue", "Poll", "--every", "1M"]);
     assert!(months.contains("a capital M reads as months"), "{months}");
     let cron = s.fails(&["job", "enqueue", "Poll", "--every", "0 * * * *"]);
@@ -899,6 +902,22 @@ fn queues_take_run_limits_and_say_what_holds_a_job_back() {
     assert_eq!(
         lifted["limits"],
         json!({"max_running": null, "rate": null, "max_running_per_key": null, "rate_per_key": null})
+    );
+    // A limit per key that the queue's own makes idle is said.
+    let idle = s.outsourcer(&[
+        "queue",
+        "create",
+        "idle",
+        "--max-running",
+        "1",
+        "--key-limit",
+        "5",
+    ]);
+    let note = String::from_utf8_lossy(&idle.stderr);
+    assert!(
+        idle.status.success()
+            && note.contains("queue idle's max_running_per_key 5 (no more than 1 run at once in all) never holds a job back"),
+        "{note}"
     );
     // A limit set below what runs says so.
     start_one();
