@@ -98,29 +98,25 @@ fn over_running_note(info: &QueueInfo) -> Option<String> {
 /// A note when a limit per key can never hold a job back, the queue's own being as strict: at
 /// most as many run per key as in all, no key starts sooner than the queue's rate allows.
 fn idle_limits_note(info: &QueueInfo) -> Option<String> {
-    let limits = &info.limits;
-    let mut idle = Vec::new();
+    let (limits, name) = (&info.limits, &info.name);
+    let mut notes = Vec::new();
     if let (Some(all), Some(per_key)) = (limits.max_running, limits.max_running_per_key)
         && per_key >= all
     {
-        idle.push(format!(
-            "max_running_per_key {per_key} (no more than {all} run at once in all)"
+        notes.push(format!(
+            "note: queue {name}'s max_running_per_key {per_key} never holds a job back: no more \
+             than {all} run at once in all"
         ));
     }
     if let (Some(all), Some(per_key)) = (limits.rate, limits.rate_per_key)
         && per_key.interval() <= all.interval()
     {
-        idle.push(format!(
-            "rate_per_key {per_key} (the queue's rate {all} spaces every start at least as far)"
+        notes.push(format!(
+            "note: queue {name}'s rate_per_key {per_key} never holds a job back: its rate {all} \
+             spaces every start at least as far"
         ));
     }
-    (!idle.is_empty()).then(|| {
-        format!(
-            "note: queue {}'s {} never holds a job back",
-            info.name,
-            idle.join(", nor its ")
-        )
-    })
+    (!notes.is_empty()).then(|| notes.join("\n"))
 }
 
 /// `forever`, or an age such as `30days`.

@@ -916,7 +916,7 @@ fn queues_take_run_limits_and_say_what_holds_a_job_back() {
     let note = String::from_utf8_lossy(&idle.stderr);
     assert!(
         idle.status.success()
-            && note.contains("queue idle's max_running_per_key 5 (no more than 1 run at once in all) never holds a job back"),
+            && note.contains("queue idle's max_running_per_key 5 never holds a job back: no more than 1 run at once in all"),
         "{note}"
     );
     // A limit set below what runs says so.
