@@ -170,6 +170,18 @@ pub(crate) async fn free(
     if jobs.is_empty() {
         return Ok(());
     }
+    emptied(now)
+        .filter(run_place::Column::Queue.eq(queue))
+        .filter(run_place::Column::JobId.is_in(jobs.iter().copied()))
+        .exec(db)
+        .await
+        .map_err(db_error)?;
+    Ok(())
+}
+
+/// An update that empties places, freed at `now` (epoch ms): the one shape of a place given
+/// back.
+fn emptied(now: i64) -> sea_orm::UpdateMany<run_place::Entity> {
     run_place::Entity::update_many()
         .col_expr(run_place::Column::JobId, Expr::value(Option::<i64>::None))
         .col_expr(
@@ -177,12 +189,6 @@ pub(crate) async fn free(
             Expr::value(Option::<String>::None),
         )
         .col_expr(run_place::Column::FreedAt, Expr::value(now))
-        .filter(run_place::Column::Queue.eq(queue))
-        .filter(run_place::Column::JobId.is_in(jobs.iter().copied()))
-        .exec(db)
-        .await
-        .map_err(db_error)?;
-    Ok(())
 }
 
 /// Empties, in every queue, the places whose job no longer runs under their token, dated
@@ -194,13 +200,7 @@ pub(crate) async fn repair(db: &impl ConnectionTrait, now: i64) -> Result<u64> {
          WHERE j.id = outsourced_run_places.job_id \
          AND j.lease_token = outsourced_run_places.lease_token AND j.state = 'running')",
     );
-    let result = run_place::Entity::update_many()
-        .col_expr(run_place::Column::JobId, Expr::value(Option::<i64>::None))
-        .col_expr(
-            run_place::Column::LeaseToken,
-            Expr::value(Option::<String>::None),
-        )
-        .col_expr(run_place::Column::FreedAt, Expr::value(now))
+    let result = emptied(now)
         .filter(stale)
         .exec(db)
         .await
