@@ -5,7 +5,8 @@
 //! statement of its own. Every start of a key's job is made holding the key's lock until its
 //! commit, so that count sees every start before it; reserves of different keys commit side
 //! by side. Two keys whose hashes collide share a lock: one waits for the other's turn, which
-//! costs a moment and never passes a limit.
+//! costs a moment and never passes a limit. A reserve of such a queue alone takes the locks
+//! in its candidates' read (`key_claim`).
 
 use std::collections::HashSet;
 
@@ -28,6 +29,12 @@ pub(crate) fn apply_to(limits: &RunLimits) -> bool {
     limits.max_running_per_key.is_some() && *limits == per_key_alone
 }
 
+/// The condition that takes the lock of the key `key` of the queue `queue` (SQL expressions)
+/// for this transaction, false when another holds it: the one shape of a key's lock.
+pub(crate) fn try_lock(queue: &str, key: &str) -> String {
+    format!("pg_try_advisory_xact_lock({NAMESPACE}, hashtext({queue} || chr(10) || {key}))")
+}
+
 /// Keeps the rows without a key and those whose key this transaction could lock (held until
 /// its end); leaves out the rest, which other reserves are starting jobs of.
 pub(crate) async fn lock(
@@ -42,13 +49,11 @@ pub(crate) async fn lock(
     if keys.is_empty() {
         return Ok(rows);
     }
-    let sql = "SELECT k FROM json_array_elements_text($2::json) AS t(k) \
-               WHERE pg_try_advisory_xact_lock($3, hashtext($1 || chr(10) || k))";
-    let values = [
-        queue.into(),
-        serde_json::json!(keys).to_string().into(),
-        NAMESPACE.into(),
-    ];
+    let sql = format!(
+        "SELECT k FROM json_array_elements_text($2::json) AS t(k) WHERE {}",
+        try_lock("$1", "k")
+    );
+    let values = [queue.into(), serde_json::json!(keys).to_string().into()];
     let statement = Statement::from_sql_and_values(DbBackend::Postgres, sql, values);
     let answered = db.query_all_raw(statement).await.map_err(db_error)?;
     let held: HashSet<String> = answered

@@ -49,6 +49,7 @@ mod heartbeat;
 pub mod idempotency;
 mod insert;
 mod instances;
+mod key_claim;
 mod key_locks;
 mod key_rates;
 mod lease;

@@ -9,6 +9,8 @@
 //! its limit or whose clock (a rate per key, `key_rates`) has not come. Two kinds of queue
 //! need not take turns on the row: one whose one limit is `max_running` keeps places
 //! (`places`), and, on PostgreSQL, one whose one limit is per key locks keys (`key_locks`).
+//! On PostgreSQL a reserve of one such queue alone is kept within its limits by the claim's
+//! own statements (`InClaim`), where the generic path reads, trims and then leases.
 //! Queues without limits never touch the table beyond one read of it, and their reserves
 //! never wait for each other.
 
@@ -40,7 +42,7 @@ use outsourced_core::{
 /// the read or locked by another reserve. Two, not four: every candidate is locked, and the
 /// reserves beside it scan past each other's locked candidates (on PostgreSQL, 1,000 keys x 1:
 /// 0.52 ms a read where four took 0.79 ms, docs/benchmarks.md).
-const PER_KEY_READ: u32 = 2;
+pub(crate) const PER_KEY_READ: u32 = 2;
 
 /// The limits a row holds (none without a row).
 pub(crate) fn of(row: Option<&run_limits::Model>) -> RunLimits {
@@ -160,11 +162,22 @@ pub(crate) struct Room {
     rate: Option<(i64, i64)>,
     /// The places claimed for the jobs it starts, when the queue keeps places.
     places: Vec<i32>,
-    /// Whether the claim's own statement claims its places and fills them (PostgreSQL, a
-    /// reserve of this queue alone); `take` is then the most it may take.
-    in_claim: bool,
+    /// How the claim's own statements keep this queue within its limits, if they do
+    /// (PostgreSQL, a reserve of this queue alone); `take` is then the most it may take.
+    in_claim: Option<InClaim>,
     /// Whether its reserves take turns per key (`key_locks`) rather than on its row.
     lock_keys: bool,
+}
+
+/// How PostgreSQL's claim of a reserve of one limited queue keeps within its limits, where the
+/// generic path would choose the batch first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum InClaim {
+    /// It claims the queue's free places and fills them (`pg_batch::claim_in_places`).
+    Places,
+    /// It locks its candidates' keys and takes those with room, at most this many running
+    /// of a key (`key_claim`).
+    Keys(u32),
 }
 
 impl Plan {
@@ -177,12 +190,11 @@ impl Plan {
             .map(String::as_str)
     }
 
-    /// The queue whose places the claim's statement claims and fills, if any.
-    pub(crate) fn places_in_claim(&self) -> Option<&str> {
+    /// The queue whose limits the claim's own statements keep, and how, if any.
+    pub(crate) fn in_claim(&self) -> Option<(&str, InClaim)> {
         self.rooms
             .iter()
-            .find(|room| room.in_claim)
-            .map(|room| room.queue.as_str())
+            .find_map(|room| Some((room.queue.as_str(), room.in_claim?)))
     }
 
     /// Notes, after a claim in places that leased nothing, whether `queue` was held back by
@@ -195,9 +207,10 @@ impl Plan {
         by: &WorkerInstance,
         now: DateTime<Utc>,
     ) -> Result<(bool, Events)> {
-        let Some(queue) = self.places_in_claim().map(str::to_owned) else {
+        let Some((queue, InClaim::Places)) = self.in_claim() else {
             return Ok((false, Events::default()));
         };
+        let queue = queue.to_owned();
         if places::any_free(db, &queue, ms(now)).await? {
             return Ok((false, Events::default()));
         }
@@ -215,8 +228,8 @@ impl Plan {
 }
 
 impl Room {
-    /// The room of a queue whose places the claim's statement claims, up to `limit`.
-    fn in_claim(queue: &str, limit: u32) -> Room {
+    /// The room of a queue whose limits the claim's statements keep, up to `limit`.
+    fn in_claim(queue: &str, limit: u32, how: InClaim) -> Room {
         Room {
             queue: queue.to_owned(),
             take: limit,
@@ -224,7 +237,7 @@ impl Room {
             key_rate: None,
             rate: None,
             places: Vec::new(),
-            in_claim: true,
+            in_claim: Some(how),
             lock_keys: false,
         }
     }
@@ -259,15 +272,20 @@ pub(crate) async fn plan(
     let mut events = Events::default();
     for row in rows {
         plan.limited.push(row.queue.clone());
-        // PostgreSQL leases a reserve of this queue alone and fills its places in one statement.
+        // PostgreSQL's claim keeps a reserve of this queue alone within its places, or its
+        // keys' limits, itself.
         let alone = flavor == Flavor::Postgres && only(opts) == Some(row.queue.as_str());
         let limits = of(Some(&row));
+        let lock_keys = flavor == Flavor::Postgres && key_locks::apply_to(&limits);
         let (room, expired) = if row.places_kept && alone {
-            // Its places are claimed by the claim's statement (`pg_batch::claim_in_places`).
-            (Room::in_claim(&row.queue, limit), Events::default())
+            let room = Room::in_claim(&row.queue, limit, InClaim::Places);
+            (room, Events::default())
+        } else if let (true, true, Some(per_key)) = (lock_keys, alone, limits.max_running_per_key) {
+            let room = Room::in_claim(&row.queue, limit, InClaim::Keys(per_key));
+            (room, Events::default())
         } else if row.places_kept {
             in_places(db, flavor, &row, by, limit, now).await?
-        } else if flavor == Flavor::Postgres && key_locks::apply_to(&limits) {
+        } else if lock_keys {
             // Its reserves take turns per key (`trim`), not on the row.
             let (mut room, expired) = under_lock(db, flavor, &row, by, limit, now).await?;
             room.lock_keys = true;
@@ -373,7 +391,7 @@ async fn in_places(
         key_rate: None,
         rate: None,
         places: claimed,
-        in_claim: false,
+        in_claim: None,
         lock_keys: false,
     };
     Ok((room, expired))
@@ -381,7 +399,7 @@ async fn in_places(
 
 /// Reclaims the queue's running jobs whose leases ran out (as the reclaimer does: a failed
 /// attempt, or a cancel asked for), so that they hold no slot of the limits.
-async fn expire_lapsed(
+pub(crate) async fn expire_lapsed(
     db: &impl ConnectionTrait,
     lock_rows: bool,
     queue: &str,
@@ -434,7 +452,7 @@ async fn room(
             .map(|rate| duration_ms(rate.interval()).max(1)),
         rate,
         places: Vec::new(),
-        in_claim: false,
+        in_claim: None,
         lock_keys: false,
     })
 }

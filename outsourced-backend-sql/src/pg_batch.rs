@@ -120,7 +120,7 @@ pub(crate) async fn claim_in_places(
 
 /// Leases `jobs` (id and token each), which this transaction has read and locked within the
 /// run limits, to `by` for `lease`, writing their history rows: the claim's statement for a
-/// batch chosen by the generic path.
+/// batch chosen by the generic path. Fails, leasing none, unless it leases every one.
 pub(crate) async fn lease_locked(
     db: &impl ConnectionTrait,
     jobs: &[(i64, &str)],
@@ -128,17 +128,25 @@ pub(crate) async fn lease_locked(
     now: DateTime<Utc>,
     lease: Duration,
 ) -> Result<Option<Leased>> {
-    let jobs: Vec<serde_json::Value> = jobs
+    let given: Vec<serde_json::Value> = jobs
         .iter()
         .map(|(id, token)| serde_json::json!({ "id": id, "token": token }))
         .collect();
-    let values = vec![serde_json::Value::Array(jobs).to_string().into()];
+    let values = vec![serde_json::Value::Array(given).to_string().into()];
     // The ids as an array keep the lookup on the primary key (see `complete`).
     let chosen = "given AS (SELECT * FROM json_to_recordset($1::json) AS g(id bigint, token text)), \
          chosen AS (SELECT j.id, j.state AS from_state, g.token \
            FROM outsourced_jobs AS j JOIN given AS g ON g.id = j.id \
            WHERE j.id = ANY (ARRAY(SELECT id FROM given)))";
-    lease_chosen(db, chosen.to_owned(), values, by, now, lease).await
+    let leased = lease_chosen(db, chosen.to_owned(), values, by, now, lease).await?;
+    match leased.as_ref().map_or(0, |l| l.reserved.len()) == jobs.len() {
+        true => Ok(leased),
+        // Cannot happen while the rows are locked; if it does, nothing is handed out.
+        false => Err(backend_error(
+            "jobs changed while being reserved; try again",
+            true,
+        )),
+    }
 }
 
 /// Leases the jobs of the CTEs `chosen` ends with (`id`, `from_state`, `token`), whose

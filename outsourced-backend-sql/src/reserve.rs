@@ -23,10 +23,11 @@ use crate::dialect::Flavor;
 use crate::entity::{job, queue};
 use crate::error::{backend_error, db_error};
 use crate::lease::{new_token, reserved};
+use crate::limits::InClaim;
 use crate::observe::Events;
 use crate::pg_batch::{self, Leased};
 use crate::transition::{Step, history_row, insert_history};
-use crate::{instances, key_rates, limits, reclaim, release};
+use crate::{instances, key_claim, key_rates, limits, reclaim, release};
 use outsourced_core::{
     Actor, Clock, Error, Event, JobState, LeaseRef, Reason, ReserveOptions, Reserved, Result,
     WorkerInstance,
@@ -341,7 +342,7 @@ async fn claim_in(
     // Read after the limits' locks: a start is never dated before the end it waited for.
     let now = clock.now();
     if flavor == Flavor::Postgres && plan.limited.is_empty() {
-        let picked = picked(opts, limit, now);
+        let picked = picked(opts, Range::default(), limit, now);
         let leased = pg_batch::claim(db, picked, by, limit, now, lease).await?;
         return Ok(Claim {
             leased,
@@ -349,20 +350,43 @@ async fn claim_in(
             expired,
         });
     }
-    if let Some(queue) = plan.places_in_claim().map(str::to_owned) {
+    if let Some((queue, how)) = plan.in_claim() {
         // A reserve of this queue alone: no other queue's jobs to read.
-        let claim = || {
-            pg_batch::claim_in_places(db, picked(opts, limit, now), &queue, limit, by, now, lease)
-        };
-        let mut leased = claim().await?;
+        let queue = queue.to_owned();
         let (mut plan, mut expired) = (plan, expired);
-        if leased.is_none() {
-            let (again, lapsed) = plan.claimed_none_in_places(db, flavor, by, now).await?;
-            expired.append(lapsed);
-            if again {
-                leased = claim().await?;
+        let leased = match how {
+            InClaim::Places => {
+                let picked = picked(opts, Range::default(), limit, now);
+                let claim =
+                    || pg_batch::claim_in_places(db, picked.clone(), &queue, limit, by, now, lease);
+                let mut leased = claim().await?;
+                if leased.is_none() {
+                    let (again, lapsed) = plan.claimed_none_in_places(db, flavor, by, now).await?;
+                    expired.append(lapsed);
+                    if again {
+                        leased = claim().await?;
+                    }
+                }
+                leased
             }
-        }
+            InClaim::Keys(per_key) => {
+                let shape = Range {
+                    per_key: Some(per_key),
+                    ..Range::default()
+                };
+                let picked = |n| picked(opts, shape, n, now);
+                let keyed = key_claim::Keyed {
+                    queue: &queue,
+                    per_key,
+                };
+                let claimed = key_claim::claim(db, picked, keyed, limit, by, clock, lease).await?;
+                expired.append(claimed.expired);
+                if claimed.leased.is_none() && any_due(db, opts, now).await? {
+                    plan.held_by_keys.push(queue);
+                }
+                claimed.leased
+            }
+        };
         return Ok(Claim {
             leased,
             plan,
@@ -392,13 +416,6 @@ async fn claim_in(
             .zip(grant.tokens.iter().map(String::as_str))
             .collect();
         let leased = pg_batch::lease_locked(db, &jobs, by, now, lease).await?;
-        if leased.as_ref().map_or(0, |l| l.reserved.len()) != jobs.len() {
-            // Cannot happen while the rows are locked; if it does, nothing is handed out.
-            return Err(backend_error(
-                "jobs changed while being reserved; try again",
-                true,
-            ));
-        }
         return Ok(Claim {
             leased,
             plan,
@@ -417,19 +434,29 @@ async fn claim_in(
     })
 }
 
-/// The `id` and `state` of the first `limit` ready jobs in hand-out order, locked, skipping
-/// locked rows: [`read`]'s query as one statement, for PostgreSQL's claim (each range's
-/// query, its `LIMIT` and lock its own, then the first `limit` of them all).
-fn picked(opts: &ReserveOptions, limit: u32, now: DateTime<Utc>) -> SelectStatement {
+/// The `id` and `state` (and, in a queue with a per-key limit, `concurrency_key`) of the first
+/// `limit` ready jobs in hand-out order, each read shaped like `shape`, locked, skipping locked
+/// rows: [`read`]'s query as one statement, for PostgreSQL's claim (each range's query, its
+/// `LIMIT` and lock its own, then the first `limit` of them all).
+fn picked(
+    opts: &ReserveOptions,
+    shape: Range<'_>,
+    limit: u32,
+    now: DateTime<Utc>,
+) -> SelectStatement {
+    let mut columns = vec![job::Column::Id, job::Column::State];
+    if shape.per_key.is_some() {
+        columns.push(job::Column::ConcurrencyKey);
+    }
     let arm = |range: Range<'_>| {
+        let range = Range {
+            per_key: shape.per_key,
+            ..range
+        };
         claim_select(opts, range, limit, now, true)
             .select_only()
-            .columns([
-                job::Column::Id,
-                job::Column::State,
-                job::Column::Priority,
-                job::Column::RunAt,
-            ])
+            .columns(columns.iter().copied())
+            .columns([job::Column::Priority, job::Column::RunAt])
             .into_query()
     };
     let ranges = ranges(opts);
@@ -450,7 +477,7 @@ fn picked(opts: &ReserveOptions, limit: u32, now: DateTime<Utc>) -> SelectStatem
         all.union(UnionType::All, from(range, n + 1));
     }
     Query::select()
-        .columns([job::Column::Id, job::Column::State])
+        .columns(columns.iter().copied())
         .from_subquery(all, Alias::new("ranges"))
         .order_by(job::Column::Priority, Order::Asc)
         .order_by(job::Column::RunAt, Order::Asc)
