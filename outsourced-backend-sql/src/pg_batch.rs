@@ -12,7 +12,8 @@
 //! elsewhere fails the transaction, so nothing is written). A limited queue's batch is chosen
 //! by the generic path (the run limits), then leased by the same statement, except that a
 //! reserve of one queue that keeps places claims its places and fills them in the claim's own
-//! statement; the completion empties the places of the jobs it ends. Completions of
+//! statement, and one of a queue whose one limit is per key chooses in `key_claim` and leases
+//! here; the completion empties the places of the jobs it ends. Completions of
 //! repeating jobs or of leases no longer held take the generic path, the same on every
 //! database.
 //!
