@@ -88,6 +88,9 @@ async fn run(cli: Cli) -> Result<()> {
         Err(outsourced_core::Error::UnknownQueue { queue }) => {
             Err(unknown_queue(&ctx, &queue).await)
         }
+        Err(outsourced_core::Error::Unknown { kind, name }) => {
+            Err(unknown_principal(&ctx, kind, &name).await)
+        }
         done => done,
     };
     // What this process did to jobs (an enqueue, a retry, a server's whole run) joins the
@@ -105,16 +108,38 @@ async fn unknown_queue(ctx: &Ctx, queue: &str) -> outsourced_core::Error {
         Ok(queues) => queues.into_iter().map(|q| q.name).collect(),
         Err(_) => Vec::new(),
     };
+    outsourced_core::Error::invalid(not_found("queue", queue, &names))
+}
+
+/// An unknown worker, producer or admin, with the name meant when the one given is a typo of
+/// it.
+async fn unknown_principal(ctx: &Ctx, kind: &'static str, name: &str) -> outsourced_core::Error {
+    let Ok(role) = kind.parse::<outsourced_backend_sql::Role>() else {
+        return outsourced_core::Error::Unknown {
+            kind,
+            name: name.to_owned(),
+        };
+    };
+    let names = match ctx.directory().list(role).await {
+        Ok(all) => all.into_iter().map(|p| p.name).collect(),
+        Err(_) => Vec::new(),
+    };
+    outsourced_core::Error::invalid(not_found(kind, name, &names))
+}
+
+/// "unknown {kind}", naming the closest of `names` when `given` looks like a typo of it (at
+/// most two edits), or the command that lists them.
+fn not_found(kind: &str, given: &str, names: &[String]) -> String {
     let closest = names
         .iter()
-        .map(|name| (strsim::damerau_levenshtein(queue, name), name))
+        .map(|name| (strsim::damerau_levenshtein(given, name), name))
         .filter(|(distance, name)| *distance <= 2 && *distance < name.chars().count())
         .min();
-    let shown = output::clean(queue);
-    outsourced_core::Error::invalid(match closest {
-        Some((_, name)) => format!("unknown queue \"{shown}\": did you mean {name}?"),
-        None => format!("unknown queue \"{shown}\" (outsourcer queue list shows them)"),
-    })
+    let shown = output::clean(given);
+    match closest {
+        Some((_, name)) => format!("unknown {kind} \"{shown}\": did you mean {name}?"),
+        None => format!("unknown {kind} \"{shown}\" (outsourcer {kind} list shows them)"),
+    }
 }
 
 async fn command(ctx: &Ctx, command: Command) -> Result<()> {

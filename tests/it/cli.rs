@@ -116,9 +116,15 @@ fn workers_are_created_hired_locked_rotated_and_deleted() {
         s.fails(&["queue", "hire", "nope", "w1"])
             .contains("unknown queue")
     );
+    let said = s.fails(&["queue", "hire", "stuff_to_do", "ghost"]);
     assert!(
-        s.fails(&["queue", "hire", "stuff_to_do", "ghost"])
-            .contains("unknown worker")
+        said.contains("unknown worker \"ghost\" (outsourcer worker list shows them)"),
+        "{said}"
+    );
+    let said = s.fails(&["worker", "show", "W1"]);
+    assert!(
+        said.contains("unknown worker \"W1\": did you mean w1?"),
+        "{said}"
     );
     assert!(
         s.fails(&["worker", "create", "w1"])
