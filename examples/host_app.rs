@@ -23,6 +23,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // Your routes, and outsourced's under a prefix of your choice.
     let state = AppState::new(backend.clone(), key.clone(), ServerConfig::default(), false);
+    let draining = state.clone();
     let app = Router::new()
         .route("/", get(|| async { "my application" }))
         .nest("/outsourced", outsourced_server::router(state));
@@ -31,8 +32,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
         let config = ServerConfig::default();
-        let shutdown = async {
+        // `drain` answers the workers' waiting long polls at once (with no job), so that the
+        // graceful shutdown does not wait out their waits.
+        let shutdown = async move {
             let _ = stopped.await;
+            draining.drain();
         };
         outsourced_server::serve(listener, app, None, &config, shutdown).await
     });

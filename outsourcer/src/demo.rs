@@ -192,9 +192,12 @@ async fn start_server(
         .map_err(|e| failed("cannot listen", e))?;
     let addr = listener.local_addr().map_err(|e| failed("no address", e))?;
     let (stop, stopped) = oneshot::channel::<()>();
+    let draining = state.clone();
     let app = crate::serve::app(state, "/outsourced");
+    // Waiting long polls answered at once, as `outsourcer serve` does at its stop.
     let shutdown = async move {
         let _ = stopped.await;
+        draining.drain();
     };
     tokio::spawn(
         async move { serve(listener, app, None, &ServerConfig::default(), shutdown).await },
