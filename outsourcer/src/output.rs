@@ -378,6 +378,9 @@ pub(crate) fn history_text(rows: &[HistoryEntry]) -> String {
         ]);
     }
     let mut text = t.to_string();
+    // The row that showed each backtrace first: a job that fails the same way at every
+    // attempt shows it once.
+    let mut shown: Vec<(&str, u32)> = Vec::new();
     for r in rows {
         if let Some(result) = &r.result {
             text.push_str(&format!("\n\n#{} result: {}", r.seq, result_text(result)));
@@ -389,19 +392,38 @@ pub(crate) fn history_text(rows: &[HistoryEntry]) -> String {
                 text.push_str(&format!("\n  caused by: {}", clean(cause)));
             }
             if let Some(trace) = &error.backtrace {
-                let lines: Vec<&str> = trace.lines().collect();
-                let skipped = lines.len().saturating_sub(TRACE_HEAD + TRACE_TAIL);
-                for (i, line) in lines.iter().enumerate() {
-                    if skipped > 0 && i == TRACE_HEAD {
-                        text.push_str(&format!(
-                            "\n  | ... {skipped} lines (--json shows them all) ..."
-                        ));
+                match shown.iter().find(|(seen, _)| seen == trace) {
+                    Some((_, seq)) => {
+                        text.push_str(&format!("\n  | (the same backtrace as #{seq})"))
                     }
-                    if skipped == 0 || i < TRACE_HEAD || i >= TRACE_HEAD + skipped {
-                        text.push_str(&format!("\n  | {}", clean(line)));
+                    None => {
+                        text.push_str(&trace_text(trace));
+                        shown.push((trace, r.seq));
                     }
                 }
             }
+        }
+    }
+    text
+}
+
+/// A backtrace (or a command's standard error) under its row: its first and last lines.
+fn trace_text(trace: &str) -> String {
+    let lines: Vec<&str> = trace.lines().collect();
+    // One line left out would take as much room as its mention.
+    let skipped = match lines.len().saturating_sub(TRACE_HEAD + TRACE_TAIL) {
+        1 => 0,
+        n => n,
+    };
+    let mut text = String::new();
+    for (i, line) in lines.iter().enumerate() {
+        if skipped > 0 && i == TRACE_HEAD {
+            text.push_str(&format!(
+                "\n  | ... {skipped} lines (--json shows them all) ..."
+            ));
+        }
+        if skipped == 0 || i < TRACE_HEAD || i >= TRACE_HEAD + skipped {
+            text.push_str(&format!("\n  | {}", clean(line)));
         }
     }
     text
@@ -431,4 +453,52 @@ pub(crate) fn principals_table(principals: &[Principal]) -> Table {
         ]);
     }
     t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use outsourced_core::{Actor, ErrorInfo, JobId, JobState, Reason};
+
+    fn failed(seq: u32, backtrace: &str) -> HistoryEntry {
+        HistoryEntry {
+            job_id: JobId(1),
+            seq,
+            from: Some(JobState::Running),
+            to: JobState::Retrying,
+            at: chrono::DateTime::from_timestamp_millis(0).expect("a time"),
+            actor: Actor::Admin("test".into()),
+            attempt: seq / 2,
+            reason: Reason::RetryScheduled,
+            lease_token: None,
+            error: Some(ErrorInfo {
+                message: "gone".into(),
+                causes: Vec::new(),
+                backtrace: Some(backtrace.into()),
+            }),
+            result: None,
+        }
+    }
+
+    #[test]
+    fn a_backtrace_shown_once_is_named_at_its_repeats() {
+        let long: String = (0..30).map(|i| format!("{i}: frame\n")).collect();
+        let text = history_text(&[failed(3, &long), failed(5, "other"), failed(7, &long)]);
+        assert_eq!(text.matches("| 0: frame").count(), 1, "{text}");
+        assert!(
+            text.contains("... 10 lines (--json shows them all) ..."),
+            "{text}"
+        );
+        assert!(
+            text.contains("#5 retry_scheduled: gone\n  | other"),
+            "{text}"
+        );
+        assert!(
+            text.contains("#7 retry_scheduled: gone\n  | (the same backtrace as #3)"),
+            "{text}"
+        );
+        let one_over: String = (0..21).map(|i| format!("{i}: frame\n")).collect();
+        let text = history_text(&[failed(3, &one_over)]);
+        assert!(text.contains("6: frame") && !text.contains("..."), "{text}");
+    }
 }
