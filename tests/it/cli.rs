@@ -763,7 +763,10 @@ fn queues_take_run_limits_and_say_what_holds_a_job_back() {
         "{typo}"
     );
     let typo = s.fails(&["queue", "create", "other", "--rate", "100/minit"]);
-    assert!(typo.contains("100/1m"), "{typo}");
+    assert!(
+        typo.contains("\"minit\" is not a unit of time") && typo.contains("100/1m"),
+        "{typo}"
+    );
     assert!(
         s.fails(&["queue", "show", "other"])
             .contains("unknown queue"),

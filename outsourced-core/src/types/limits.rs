@@ -151,7 +151,13 @@ impl FromStr for Rate {
         })?;
         let per = per.trim();
         let per = match !per.is_empty() && per.chars().all(char::is_alphabetic) {
-            true => parse_period(&format!("1{per}")),
+            // Refused in the words typed, not the "1" put before them.
+            true => parse_period(&format!("1{per}")).map_err(|why| {
+                match why.ends_with(" is not a duration") {
+                    true => format!("{per:?} is not a unit of time (s, m, h or d)"),
+                    false => why,
+                }
+            }),
             false => parse_period(per),
         };
         let rate = Rate {
