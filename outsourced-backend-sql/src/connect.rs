@@ -160,7 +160,12 @@ async fn probe(config: &SqlConfig) -> Result<()> {
     };
     match tokio::time::timeout(config.connect_timeout, connect).await {
         Ok(Ok(())) => Ok(()),
-        Ok(Err(error)) => Err(failed(error.to_string())),
+        // The database's own words: sqlx adds "error returned from database:" before them and
+        // PostgreSQL's source line ("at line 948") after.
+        Ok(Err(error)) => Err(failed(match error.as_database_error() {
+            Some(refusal) => refusal.message().to_owned(),
+            None => error.to_string(),
+        })),
         Err(_) => Err(failed(format!(
             "no answer within {} s",
             config.connect_timeout.as_secs()
