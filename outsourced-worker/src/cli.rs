@@ -111,18 +111,29 @@ pub async fn main() -> ExitCode {
             ExitCode::from(1)
         }
         Err(error) => {
-            eprintln!("outsourced-worker: stopping: {error}");
+            eprintln!("outsourced-worker: stopping: {}", said(&error));
             ExitCode::from(1)
         }
+    }
+}
+
+/// An error as the worker's last line says it: a refusal of what was configured speaks for
+/// itself, without "invalid input:".
+fn said(error: &Error) -> String {
+    match error {
+        Error::InvalidInput { message } => message.clone(),
+        error => error.to_string(),
     }
 }
 
 /// Logs to standard error; `RUST_LOG` sets the level (info by default).
 pub fn init_logs(json: bool) {
     use tracing_subscriber::EnvFilter;
-    // Migrations say nothing unless they do something.
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,sea_orm_migration=warn"));
+    // Migrations say nothing unless they do something, nor PostgreSQL's notices of the
+    // migrations' "already exists, skipping".
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        EnvFilter::new("info,sea_orm_migration=warn,sqlx::postgres::notice=warn")
+    });
     // Colours only on a terminal: a log file or a collector gets plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -63,7 +63,7 @@ fn init_logs(cli: &Cli) {
     use tracing_subscriber::EnvFilter;
     let default = match cli.command {
         Command::Demo(_) => "off",
-        Command::Serve(_) => "info,sea_orm_migration=warn",
+        Command::Serve(_) => "info,sea_orm_migration=warn,sqlx::postgres::notice=warn",
         _ => "warn",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
