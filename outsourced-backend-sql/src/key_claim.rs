@@ -13,16 +13,15 @@
 //! fewer than it asked for reclaims the queue's lapsed leases (a lease that ran out gives its
 //! place back at once) and, if it reclaimed any, claims once more.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use sea_orm::sea_query::{PostgresQueryBuilder, SelectStatement};
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 
 use crate::error::db_error;
-use crate::key_locks;
 use crate::observe::Events;
 use crate::pg_batch::{self, Leased};
+use crate::{key_locks, limits};
 use outsourced_core::{Clock, Result, WorkerInstance};
 
 /// A candidate of the first statement: its id and key, in hand-out order.
@@ -53,12 +52,23 @@ pub(crate) async fn claim(
     lease: Duration,
 ) -> Result<Claimed> {
     let once = |limit: u32| {
-        let picked = picked(limit.saturating_mul(crate::limits::PER_KEY_READ));
+        let picked = picked(limit.saturating_mul(limits::PER_KEY_READ));
         let keyed = &keyed;
         async move {
             let locked = lock(db, picked, keyed.queue).await?;
-            let running = running(db, keyed.queue, &locked).await?;
-            let chosen = fitting(locked, &running, keyed.per_key, limit);
+            let keys = limits::keys_of(&locked, |(_, key)| key.as_deref());
+            let running = limits::running_per_key(db, keyed.queue, keys).await?;
+            let within = limits::Within {
+                running: &running,
+                per_key: Some(keyed.per_key),
+                rated: false,
+                take: limit,
+            };
+            let chosen: Vec<i64> = within
+                .keep(locked, |(_, key)| key.clone())
+                .into_iter()
+                .map(|(id, _)| id)
+                .collect();
             if chosen.is_empty() {
                 return Ok(None);
             }
@@ -80,7 +90,7 @@ pub(crate) async fn claim(
             expired: Events::default(),
         });
     }
-    let expired = crate::limits::expire_lapsed(db, true, keyed.queue, by, clock.now()).await?;
+    let expired = limits::expire_lapsed(db, true, keyed.queue, by, clock.now()).await?;
     if !expired.is_empty()
         && let Some(more) = once(limit - got).await?
     {
@@ -129,61 +139,4 @@ async fn lock(
             Ok((id, key))
         })
         .collect()
-}
-
-/// The second statement: how many jobs of each of the candidates' keys run in `queue` now.
-async fn running(
-    db: &impl ConnectionTrait,
-    queue: &str,
-    locked: &[Candidate],
-) -> Result<HashMap<String, u32>> {
-    let keys: Vec<&str> = locked
-        .iter()
-        .filter_map(|(_, key)| key.as_deref())
-        .collect();
-    if keys.is_empty() {
-        return Ok(HashMap::new());
-    }
-    // The state a literal, so that the plan reads the index of running jobs.
-    let sql = "SELECT concurrency_key AS key, count(*) AS n FROM outsourced_jobs \
-         WHERE queue = $1 AND state = 'running' \
-           AND concurrency_key = ANY (ARRAY(SELECT json_array_elements_text($2::json))) \
-         GROUP BY concurrency_key";
-    let values = [queue.into(), serde_json::json!(keys).to_string().into()];
-    let statement = Statement::from_sql_and_values(DbBackend::Postgres, sql, values);
-    let rows = db.query_all_raw(statement).await.map_err(db_error)?;
-    rows.iter()
-        .map(|row| {
-            let key = row.try_get::<String>("", "key").map_err(db_error)?;
-            let n = row.try_get::<i64>("", "n").map_err(db_error)?;
-            Ok((key, n.clamp(0, i64::from(u32::MAX)) as u32))
-        })
-        .collect()
-}
-
-/// The first `limit` candidates, in hand-out order, that keep each key within `per_key`
-/// running jobs, counting those that run now and those taken before them.
-fn fitting(
-    locked: Vec<Candidate>,
-    running: &HashMap<String, u32>,
-    per_key: u32,
-    limit: u32,
-) -> Vec<i64> {
-    let mut taken: HashMap<String, u32> = HashMap::new();
-    let mut chosen = Vec::new();
-    for (id, key) in locked {
-        if chosen.len() == limit as usize {
-            break;
-        }
-        if let Some(key) = key {
-            let before = running.get(&key).copied().unwrap_or(0);
-            let taken = taken.entry(key).or_default();
-            if before + *taken >= per_key {
-                continue;
-            }
-            *taken += 1;
-        }
-        chosen.push(id);
-    }
-    chosen
 }

@@ -495,41 +495,76 @@ pub(crate) async fn trim(
         rows = key_locks::lock(db, &room.queue, rows).await?;
     }
     let running = match room.per_key {
-        Some(_) => running_per_key(db, &room.queue, &rows).await?,
+        Some(_) => {
+            running_per_key(
+                db,
+                &room.queue,
+                keys_of(&rows, |row| row.concurrency_key.as_deref()),
+            )
+            .await?
+        }
         None => HashMap::new(),
     };
-    let mut taken: HashMap<String, u32> = HashMap::new();
-    let mut kept = Vec::new();
-    for row in rows {
-        if kept.len() == room.take as usize {
-            break;
-        }
-        if let Some(key) = &row.concurrency_key {
-            let taken = taken.entry(key.clone()).or_default();
-            let now = running.get(key).copied().unwrap_or(0) + *taken;
-            let at_limit = room.per_key.is_some_and(|max| now >= max);
-            // One start of a key per interval: this reserve's first of it is the one.
-            let rated = room.key_rate.is_some() && *taken > 0;
-            if at_limit || rated {
-                continue;
-            }
-            *taken += 1;
-        }
-        kept.push(row);
-    }
-    Ok(kept)
+    let key_of = |row: &job::Model| row.concurrency_key.clone();
+    let within = Within {
+        running: &running,
+        per_key: room.per_key,
+        rated: room.key_rate.is_some(),
+        take: room.take,
+    };
+    Ok(within.keep(rows, key_of))
 }
 
-/// How many jobs of each key among `rows`'s run now in `queue`.
-async fn running_per_key(
+/// The distinct keys of `rows`.
+pub(crate) fn keys_of<T>(rows: &[T], key_of: impl Fn(&T) -> Option<&str>) -> HashSet<&str> {
+    rows.iter().filter_map(key_of).collect()
+}
+
+/// What keeps a reserve's starts within the limits per key.
+pub(crate) struct Within<'a> {
+    /// How many jobs of each key run now.
+    pub(crate) running: &'a HashMap<String, u32>,
+    /// The most jobs of one key that may run, if the queue has that limit.
+    pub(crate) per_key: Option<u32>,
+    /// Whether a rate per key holds: one start of a key per reserve.
+    pub(crate) rated: bool,
+    /// The most it may start.
+    pub(crate) take: u32,
+}
+
+impl Within<'_> {
+    /// The first `take` of `rows` (in hand-out order) whose starts keep each key within its
+    /// limits, counting the jobs of the key that run and those kept before them.
+    pub(crate) fn keep<T>(&self, rows: Vec<T>, key_of: impl Fn(&T) -> Option<String>) -> Vec<T> {
+        let mut taken: HashMap<String, u32> = HashMap::new();
+        let mut kept = Vec::new();
+        for row in rows {
+            if kept.len() == self.take as usize {
+                break;
+            }
+            if let Some(key) = key_of(&row) {
+                let before = self.running.get(&key).copied().unwrap_or(0);
+                let taken = taken.entry(key).or_default();
+                let at_limit = self.per_key.is_some_and(|max| before + *taken >= max);
+                // One start of a key per interval: this reserve's first of it is the one.
+                let rated = self.rated && *taken > 0;
+                if at_limit || rated {
+                    continue;
+                }
+                *taken += 1;
+            }
+            kept.push(row);
+        }
+        kept
+    }
+}
+
+/// How many jobs of each of `keys` run now in `queue`.
+pub(crate) async fn running_per_key(
     db: &impl ConnectionTrait,
     queue: &str,
-    rows: &[job::Model],
+    keys: HashSet<&str>,
 ) -> Result<HashMap<String, u32>> {
-    let keys: HashSet<&str> = rows
-        .iter()
-        .filter_map(|r| r.concurrency_key.as_deref())
-        .collect();
     if keys.is_empty() {
         return Ok(HashMap::new());
     }
