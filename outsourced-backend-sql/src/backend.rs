@@ -247,11 +247,39 @@ impl SqlBackend {
     pub(crate) async fn wake(&self) {
         self.inner.wake.everyone();
         if self.flavor() == Flavor::Postgres {
-            let channel = wake::channel(self.inner.config.schema.as_deref());
-            let me = self.inner.wake.id();
-            if let Err(error) = wake::notify_others(self.connection(), &channel, me).await {
-                tracing::warn!(%error, "could not notify other servers");
+            self.notify_others().await;
+        }
+    }
+
+    /// Wakes every reserver that long-polls, in this process at once and, on PostgreSQL, in
+    /// other processes by a `NOTIFY` sent soon, by a task of `runtime`: one on its way at a
+    /// time, the wake-ups that came due meanwhile sent as one after it (`wake::Relay`). For
+    /// wake-ups that come at the rate of completions.
+    pub(crate) fn wake_soon(&self, runtime: &tokio::runtime::Handle) {
+        self.inner.wake.everyone();
+        if self.flavor() != Flavor::Postgres || !self.inner.wake.others_due() {
+            return;
+        }
+        let backend = self.clone();
+        runtime.spawn(async move {
+            let relay = &backend.inner.wake;
+            loop {
+                while relay.take_due() {
+                    backend.notify_others().await;
+                }
+                if !relay.sender_stops() {
+                    break;
+                }
             }
+        });
+    }
+
+    /// Sends other processes a wake-up (PostgreSQL).
+    async fn notify_others(&self) {
+        let channel = wake::channel(self.inner.config.schema.as_deref());
+        let me = self.inner.wake.id();
+        if let Err(error) = wake::notify_others_alone(self.connection(), &channel, me).await {
+            tracing::warn!(%error, "could not notify other servers");
         }
     }
 

@@ -168,8 +168,7 @@ impl SqlBackend {
             _ => false,
         });
         if wake && let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            let backend = self.clone();
-            runtime.spawn(async move { backend.wake().await });
+            self.wake_soon(&runtime);
         }
     }
 

@@ -13,14 +13,15 @@
 //! may not take the job they would be woken for; those watch a counter bumped at every
 //! wake-up. Across processes on PostgreSQL, every wake-up is also a `NOTIFY` (an enqueue's is
 //! sent inside its transaction, so it is delivered at the commit even when the process exits
-//! right after), and each backend listens. On a SQLite file, a backend asks the file every
+//! right after; the ends of limited queues' jobs send theirs through a `Relay`, one at a
+//! time), and each backend listens. On a SQLite file, a backend asks the file every
 //! 50 ms whether another process has committed since (`PRAGMA data_version` on its writer
 //! connection, whose own commits do not count) and then wakes its waiting reservers.
 //! MariaDB has neither: there a waiting reserve looks again every `SqlConfig::idle_recheck`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use sea_orm::sqlx::postgres::PgListener;
@@ -51,6 +52,22 @@ struct Inner {
     any: Arc<Notify>,
     /// Reservers waiting now (registered and not yet dropped).
     waiting: AtomicUsize,
+    /// The wake-ups for other processes sent one at a time (`Wake::others_due`).
+    relay: Relay,
+}
+
+/// Wake-ups for other processes that come at the rate of completions (the ends of limited
+/// queues' jobs): one `NOTIFY` on its way at a time, and the wake-ups that came due meanwhile
+/// sent as one after it. Each `NOTIFY` is a transaction, and PostgreSQL serializes the commits
+/// of those that notify; one per completion cost the burn-down of a limited queue a few
+/// percent (docs/benchmarks.md). A woken process looks at everything anyway, so one wake-up
+/// after the last end tells it all the ends before.
+#[derive(Debug, Default)]
+struct Relay {
+    /// A wake-up is due and not yet taken by the sender.
+    due: AtomicBool,
+    /// A sender is running.
+    sending: AtomicBool,
 }
 
 /// A reserver's registration, made before it looks for jobs so that a wake-up between its
@@ -76,7 +93,28 @@ impl Wake {
             queues: Mutex::new(HashMap::new()),
             any: Arc::new(Notify::new()),
             waiting: AtomicUsize::new(0),
+            relay: Relay::default(),
         }))
+    }
+
+    /// Marks a wake-up for other processes due; answers whether the caller is to start the
+    /// sender (none was running), which takes it with [`Wake::take_due`].
+    pub(crate) fn others_due(&self) -> bool {
+        self.0.relay.due.store(true, Ordering::SeqCst);
+        !self.0.relay.sending.swap(true, Ordering::SeqCst)
+    }
+
+    /// Takes the due wake-up, for the sender to send; false when none is due.
+    pub(crate) fn take_due(&self) -> bool {
+        self.0.relay.due.swap(false, Ordering::SeqCst)
+    }
+
+    /// The sender stops, having found nothing due; answers whether it must go on after all (a
+    /// wake-up came due as it stopped, and no other sender started for it).
+    pub(crate) fn sender_stops(&self) -> bool {
+        self.0.relay.sending.store(false, Ordering::SeqCst);
+        self.0.relay.due.load(Ordering::SeqCst)
+            && !self.0.relay.sending.swap(true, Ordering::SeqCst)
     }
 
     fn queue(&self, name: &str, class: Option<&str>) -> Arc<Notify> {
@@ -206,16 +244,40 @@ pub(crate) fn channel(schema: Option<&str>) -> String {
 }
 
 /// Sends a wake-up on `channel` to every listening process, marked with its sender `from`
-/// (through `pg_notify`, so that any schema name makes a valid channel). Inside a
-/// transaction it is delivered at commit.
+/// (through `pg_notify`, so that any schema name makes a valid channel), inside the
+/// transaction `db`: it is delivered at that transaction's commit.
 pub(crate) async fn notify_others<C: sea_orm::ConnectionTrait>(
     db: &C,
     channel: &str,
     from: &str,
 ) -> Result<(), sea_orm::DbErr> {
+    notify(db, "SELECT pg_notify($1, $2)", channel, from).await
+}
+
+/// [`notify_others`] as a transaction of its own, committed without waiting for the disk:
+/// a wake-up needs no durability, and the commit of a `NOTIFY` holds PostgreSQL's lock that
+/// serializes every notifying commit (an enqueue's among them).
+pub(crate) async fn notify_others_alone<C: sea_orm::ConnectionTrait>(
+    db: &C,
+    channel: &str,
+    from: &str,
+) -> Result<(), sea_orm::DbErr> {
+    // `set_config(..., true)` lasts until the end of the statement's own transaction, which
+    // reads it as it commits.
+    let sql = "SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, $2)";
+    notify(db, sql, channel, from).await
+}
+
+/// Runs `sql`, a `pg_notify` of `$1` with the payload `$2`.
+async fn notify<C: sea_orm::ConnectionTrait>(
+    db: &C,
+    sql: &str,
+    channel: &str,
+    from: &str,
+) -> Result<(), sea_orm::DbErr> {
     let statement = sea_orm::Statement::from_sql_and_values(
         sea_orm::DbBackend::Postgres,
-        "SELECT pg_notify($1, $2)",
+        sql,
         [channel.into(), from.into()],
     );
     db.execute_raw(statement).await.map(drop)
@@ -280,4 +342,38 @@ pub(crate) fn watch_sqlite(writer: sea_orm::DatabaseConnection, wake: Wake) -> J
             last = version.or(last);
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Wake;
+
+    #[test]
+    fn the_relay_sends_one_at_a_time_and_once_more_after_what_came_meanwhile() {
+        let wake = Wake::new();
+        // The first end starts the sender; the ends while it runs do not start another.
+        assert!(wake.others_due(), "the first end starts the sender");
+        assert!(!wake.others_due(), "one sender at a time");
+        assert!(wake.take_due(), "the sender sends for both ends at once");
+        assert!(!wake.take_due(), "nothing more is due");
+        // An end while it sends is sent after it.
+        assert!(!wake.others_due());
+        assert!(wake.take_due(), "the end that came meanwhile is sent");
+        assert!(!wake.take_due());
+        assert!(!wake.sender_stops(), "nothing due: the sender stops");
+        // An end that came as the sender stopped (it saw a sender running) is not lost: the
+        // stopping sender goes on for it.
+        wake.0
+            .relay
+            .due
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        assert!(
+            wake.sender_stops(),
+            "a stopping sender goes on for a late end"
+        );
+        assert!(wake.take_due());
+        assert!(!wake.sender_stops());
+        // With no sender running, the next end starts one again.
+        assert!(wake.others_due());
+    }
 }

@@ -2,7 +2,8 @@
 //! processes, as far as the database knows) drain a queue with a limit on running jobs and one
 //! per concurrency key, or with a rate per key, and a checker reads the history's reserve and
 //! end times back and proves that no instant had more running than either limit, and that no
-//! key started twice within its rate's interval.
+//! key started twice within its rate's interval. And a reserve held back in one of two
+//! processes is woken by an end in the other.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,7 +15,8 @@ use futures::future::join_all;
 use outsourced_backend_sql::sea_orm::{ConnectionTrait, Statement};
 use outsourced_backend_sql::{SqlBackend, SqlConfig};
 use outsourced_core::{
-    Actor, Backend, Clock, NewJob, QueueLimit, QueueUpdate, Rate, ReserveOptions, WorkerInstance,
+    Actor, Backend, BackendExt, Clock, JobEvent, NewJob, Observer, QueueLimit, QueueUpdate, Rate,
+    ReserveOptions, WorkerInstance,
 };
 use serde_json::json;
 
@@ -25,6 +27,7 @@ on_every_database!(
     eight_reservers_never_run_more_than_max_running_alone,
     eight_reservers_never_run_more_than_max_running_per_key_alone,
     eight_reservers_never_start_a_key_sooner_than_its_rate,
+    a_reserve_held_back_in_another_process_is_woken_by_an_end,
 );
 
 const JOBS: usize = 300;
@@ -113,6 +116,74 @@ async fn eight_reservers_never_start_a_key_sooner_than_its_rate(config: SqlConfi
     );
     let (most, _) = most_at_once(&backend).await;
     assert!(most > 1, "keys ran side by side ({most} at most)");
+}
+
+/// Signals each reserve a limit held back.
+#[derive(Debug, Default)]
+struct HeldBack(tokio::sync::Notify);
+
+impl Observer for HeldBack {
+    fn observe(&self, event: JobEvent<'_>) {
+        if let JobEvent::HeldBack { .. } = event {
+            self.0.notify_one();
+        }
+    }
+}
+
+/// A job ends in one process while a reserve of its queue, held back by the queue's limit,
+/// long-polls in another: the end wakes it (on PostgreSQL by `NOTIFY`, which ends send through
+/// a relay; on a SQLite file by the file's commit counter). MariaDB has no wake-up between
+/// processes: there the reserve looks again every `idle_recheck`, as documented.
+async fn a_reserve_held_back_in_another_process_is_woken_by_an_end(config: SqlConfig) {
+    let mut config = config;
+    if config.url.starts_with("mysql") {
+        config.idle_recheck = Duration::from_millis(200);
+    }
+    let open = || async {
+        SqlBackend::open(config.clone())
+            .await
+            .expect("open the database")
+    };
+    let (here, there) = (open().await, open().await);
+    let admin = Actor::Admin("root".into());
+    let created = here.create_queue(&admin, "narrow", QueueLimit::Unlimited);
+    created.await.expect("create the queue");
+    let limit = QueueUpdate {
+        max_running: Some(Some(1)),
+        ..QueueUpdate::default()
+    };
+    let limited = here.update_queue(&admin, "narrow", limit);
+    limited.await.expect("limit the queue");
+    let producer = Actor::Producer("shop".into());
+    for i in 0..2 {
+        let job = NewJob::new("Narrow", json!([i])).queue("narrow");
+        here.enqueue(&producer, job).await.expect("enqueue");
+    }
+    let me = WorkerInstance::new("w1", "here");
+    let first = ReserveOptions::up_to(1).queues(["narrow"]);
+    let running = here.reserve(&me, first).await.expect("reserve");
+    assert_eq!(running.len(), 1);
+    let held = Arc::new(HeldBack::default());
+    there.set_observer(held.clone());
+    let poll = tokio::spawn(async move {
+        let other = WorkerInstance::new("w1", "there");
+        let opts = ReserveOptions::up_to(1)
+            .queues(["narrow"])
+            .wait(Duration::from_secs(60));
+        there.reserve(&other, opts).await
+    });
+    // Held back: its look is done and it waits (registered before the look).
+    held.0.notified().await;
+    let done = here.complete(&me, &running[0].lease.to_ref()).await;
+    done.expect("complete");
+    // The wait is a minute; only a wake-up (or MariaDB's recheck) ends it within 20 s.
+    let woken = tokio::time::timeout(Duration::from_secs(20), poll).await;
+    let got = woken
+        .expect("woken by the end")
+        .expect("the poll")
+        .expect("reserve");
+    assert_eq!(got.len(), 1, "the second job, once the first ended");
+    assert_ne!(got[0].job.id, running[0].job.id);
 }
 
 /// Eight reservers drain `JOBS` jobs of `KEYS` keys from a queue with `limits`.
