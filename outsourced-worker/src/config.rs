@@ -167,17 +167,8 @@ impl WorkerConfig {
     /// Parses and checks a config's text (its command paths as written); the error names
     /// the key at fault.
     pub fn parse(text: &str) -> Result<WorkerConfig, String> {
-        let config: WorkerConfig = serde_saphyr::from_str(text).map_err(|e| {
-            // Its report begins "error: "; ours already says it is one. A key given twice (a
-            // `commands:` appended to a file that has one) is told in the parser's words, with
-            // a hint at its options where ours is to merge them.
-            let report = e.to_string();
-            let report = report.strip_prefix("error: ").unwrap_or(&report);
-            report.replace(
-                ", set DuplicateKeyPolicy in Options if acceptable",
-                " (a key may appear once: merge its two entries into one)",
-            )
-        })?;
+        let config: WorkerConfig =
+            serde_saphyr::from_str(text).map_err(|e| parse_error(text, &e))?;
         config.check()?;
         Ok(config)
     }
@@ -323,6 +314,33 @@ fn executable(path: &Path) -> std::result::Result<(), &'static str> {
         }
     }
     Ok(())
+}
+
+/// The parser's report of a config it could not read, in our words: its report begins
+/// "error: " (ours already says it is one); a key given twice (a `commands:` appended to a file
+/// that has one) is told with what to do, where the parser points at its options; a number
+/// that is none ("invalid u64") names the key and the value typed.
+fn parse_error(text: &str, error: &serde_saphyr::Error) -> String {
+    let report = error.to_string();
+    let report = report.strip_prefix("error: ").unwrap_or(&report);
+    let report = report.replace(
+        ", set DuplicateKeyPolicy in Options if acceptable",
+        " (a key may appear once: merge its two entries into one)",
+    );
+    let not_a_number = ["u8", "u16", "u32", "u64", "usize", "i32", "i64"]
+        .iter()
+        .any(|ty| report.contains(&format!("invalid {ty}")));
+    let line = error
+        .location()
+        .and_then(|at| text.lines().nth(at.line().checked_sub(1)? as usize));
+    match (not_a_number, line.and_then(|line| line.split_once(':'))) {
+        (true, Some((key, value))) => format!(
+            "{report}: `{}` takes a whole number, such as 4, not {:?}",
+            key.trim().trim_start_matches("- "),
+            value.trim()
+        ),
+        _ => report,
+    }
 }
 
 #[cfg(test)]

@@ -159,7 +159,7 @@ fn a_key_given_twice_is_named_with_what_to_do() {
 fn bad_values_are_named() {
     let error = error_of("worker: w\nbackend:\n  sql:\n    url: x\nconcurrency: lots\n");
     assert!(
-        error.contains("lots") || error.contains("concurrency"),
+        error.contains("`concurrency` takes a whole number, such as 4, not \"lots\""),
         "{error}"
     );
     let error = error_of("worker: w\nbackend:\n  sql:\n    url: x\nconcurrency: 0\n");
