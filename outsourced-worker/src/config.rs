@@ -316,31 +316,36 @@ fn executable(path: &Path) -> std::result::Result<(), &'static str> {
     Ok(())
 }
 
-/// The parser's report of a config it could not read, in our words: its report begins
-/// "error: " (ours already says it is one); a key given twice (a `commands:` appended to a file
+/// The parser's report of a config it could not read, in our words: without the lines of the
+/// file around the fault (they may hold the consumer secret; the report names the line and
+/// column); its report begins "error: " (ours already says it is one); a key given twice (a `commands:` appended to a file
 /// that has one) is told with what to do, where the parser points at its options; a number
-/// that is none ("invalid u64") names the key and the value typed.
+/// that is none ("invalid u64") is told by its key and the value typed, found on the line the
+/// parser points at.
 fn parse_error(text: &str, error: &serde_saphyr::Error) -> String {
-    let report = error.to_string();
+    let report = error.without_snippet().to_string();
     let report = report.strip_prefix("error: ").unwrap_or(&report);
     let report = report.replace(
         ", set DuplicateKeyPolicy in Options if acceptable",
         " (a key may appear once: merge its two entries into one)",
     );
-    let not_a_number = ["u8", "u16", "u32", "u64", "usize", "i32", "i64"]
-        .iter()
-        .any(|ty| report.contains(&format!("invalid {ty}")));
     let line = error
         .location()
         .and_then(|at| text.lines().nth(at.line().checked_sub(1)? as usize));
-    match (not_a_number, line.and_then(|line| line.split_once(':'))) {
-        (true, Some((key, value))) => format!(
-            "{report}: `{}` takes a whole number, such as 4, not {:?}",
-            key.trim().trim_start_matches("- "),
-            value.trim()
-        ),
-        _ => report,
+    let Some((key, value)) = line.and_then(|line| line.split_once(':')) else {
+        return report;
+    };
+    let key = key.trim().trim_start_matches("- ");
+    let counts = ["u8", "u16", "u32", "u64", "usize"].map(|ty| (ty, "a count, such as 4"));
+    let numbers = ["i32", "i64"].map(|ty| (ty, "a whole number, such as -1 or 4"));
+    for (ty, wanted) in counts.into_iter().chain(numbers) {
+        let parsers = format!("invalid {ty}");
+        if report.contains(&parsers) {
+            let ours = format!("`{key}` takes {wanted}, not {:?}", value.trim());
+            return report.replace(&parsers, &ours);
+        }
     }
+    report
 }
 
 #[cfg(test)]

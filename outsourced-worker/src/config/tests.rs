@@ -159,9 +159,10 @@ fn a_key_given_twice_is_named_with_what_to_do() {
 fn bad_values_are_named() {
     let error = error_of("worker: w\nbackend:\n  sql:\n    url: x\nconcurrency: lots\n");
     assert!(
-        error.contains("`concurrency` takes a whole number, such as 4, not \"lots\""),
+        error.contains("`concurrency` takes a count, such as 4, not \"lots\""),
         "{error}"
     );
+    assert!(!error.contains("invalid u"), "{error}");
     let error = error_of("worker: w\nbackend:\n  sql:\n    url: x\nconcurrency: 0\n");
     assert!(error.contains("`concurrency`"), "{error}");
     let error = error_of("worker: w\nbackend:\n  sql:\n    url: x\nmax_run_time: soon\n");
@@ -171,6 +172,15 @@ fn bad_values_are_named() {
     );
     let error = error_of("worker: w\nbackend:\n  ftp:\n    url: x\n");
     assert!(error.contains("ftp"), "{error}");
+}
+
+#[test]
+fn an_error_never_shows_the_consumer_secret() {
+    let text = "worker: w\nbackend:\n  http:\n    url: http://127.0.0.1:1/outsourced\n    \
+                consumerkey: k\n    consumer_secret: s3cr3t-of-the-worker\n";
+    let error = error_of(text);
+    assert!(error.contains("consumerkey"), "{error}");
+    assert!(!error.contains("s3cr3t"), "{error}");
 }
 
 #[test]
