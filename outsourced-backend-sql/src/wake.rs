@@ -59,9 +59,9 @@ struct Inner {
 /// Wake-ups for other processes that come at the rate of completions (the ends of limited
 /// queues' jobs): one `NOTIFY` on its way at a time, and the wake-ups that came due meanwhile
 /// sent as one after it. Each `NOTIFY` is a transaction, and PostgreSQL serializes the commits
-/// of those that notify; one per completion cost the burn-down of a limited queue a few
-/// percent (docs/benchmarks.md). A woken process looks at everything anyway, so one wake-up
-/// after the last end tells it all the ends before.
+/// of those that notify; one per completion made more than half of a limited burn-down's
+/// transactions (docs/benchmarks.md). A woken process looks at everything anyway, so one
+/// wake-up after the last end tells it all the ends before.
 #[derive(Debug, Default)]
 struct Relay {
     /// A wake-up is due and not yet taken by the sender.
