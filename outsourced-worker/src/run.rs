@@ -2,7 +2,7 @@
 //! backend answered its reserves lately (failures in a row, the pause before the next try).
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use outsourced_core::{Error, Reserved, Result};
 use tokio::task::JoinSet;
@@ -32,6 +32,8 @@ pub(crate) struct Run {
     pub(crate) refusals: u32,
     /// Reserves in a row that could not reach the backend.
     pub(crate) unreachable: u32,
+    /// Since when the backend cannot be reached, and when the worker last said so.
+    pub(crate) outage: Option<Outage>,
     /// Whether the worker has said that it is assigned no queue.
     pub(crate) said_unassigned: bool,
     /// Whether the last reserve got all it asked for: work is waiting, so a busy worker may
@@ -56,6 +58,7 @@ impl Run {
             pause: Pause::new(),
             refusals: 0,
             unreachable: 0,
+            outage: None,
             said_unassigned: false,
             backlog: false,
             held: None,
@@ -121,16 +124,19 @@ impl Run {
                 tracing::error!(%error, tries, "Cannot reach the backend; giving up (a worker that exits on complete does not wait forever)");
                 return Err(error);
             }
-            // Said at the first failure and every tenth after it (a server down for an hour
-            // is a few dozen lines, not one per retry); the rest at debug level.
-            if self.unreachable % 10 == 1 {
+            let outage = self.outage.get_or_insert_with(Outage::new);
+            // Said at the first failure, then at most every [`Outage::SAY_EVERY`] (the pauses
+            // double up to 30 s: a server down for an hour is a few hundred lines, and one
+            // down for a minute is not a minute of silence); the rest at debug level.
+            if let Some(down_for) = outage.due_to_say(Instant::now()) {
                 let tries = self.unreachable;
+                let down_for = format!("{}s", down_for.as_secs());
                 match gives_up {
                     true => {
-                        tracing::warn!(%error, tries, retry_in = ?wait, "Cannot reach the backend; trying again (this worker stops after {GIVE_UP_AFTER} tries in a row, about 50 s)")
+                        tracing::warn!(%error, tries, %down_for, retry_in = ?wait, "Cannot reach the backend; trying again (this worker stops after {GIVE_UP_AFTER} tries in a row, about 50 s)")
                     }
                     false => {
-                        tracing::warn!(%error, tries, retry_in = ?wait, "Cannot reach the backend; waiting for it (jobs start once it answers)")
+                        tracing::warn!(%error, tries, %down_for, retry_in = ?wait, "Cannot reach the backend; waiting for it (jobs start once it answers)")
                     }
                 }
             } else {
@@ -151,7 +157,9 @@ impl Run {
     pub(crate) fn reached(&mut self) {
         if self.unreachable > 0 {
             let tries = self.unreachable;
-            tracing::info!(tries, "Reached the backend again; working");
+            let down_for = self.outage.take().map(|o| o.since.elapsed());
+            let down_for = format!("{}s", down_for.unwrap_or_default().as_secs());
+            tracing::info!(tries, %down_for, "Reached the backend again; working");
             self.unreachable = 0;
         }
         self.refusals = 0;
@@ -175,6 +183,33 @@ impl Run {
 /// Failed reserves in a row after which a worker that stops when idle stops too: ten tries
 /// over about 50 s of [`Pause`], long enough for a server's restart.
 pub(crate) const GIVE_UP_AFTER: u32 = 10;
+
+/// A time the backend could not be reached: since when, and when the worker last said so.
+pub(crate) struct Outage {
+    since: Instant,
+    said: Option<Instant>,
+}
+
+impl Outage {
+    /// The least time between two lines that say the backend is still out of reach.
+    const SAY_EVERY: Duration = Duration::from_secs(10);
+
+    fn new() -> Self {
+        Outage {
+            since: Instant::now(),
+            said: None,
+        }
+    }
+
+    /// How long the outage has lasted at `now`, when it is time to say so again.
+    fn due_to_say(&mut self, now: Instant) -> Option<Duration> {
+        if self.said.is_some_and(|said| now - said < Self::SAY_EVERY) {
+            return None;
+        }
+        self.said = Some(now);
+        Some(now - self.since)
+    }
+}
 
 /// Capped exponential back-off after backend errors: 100 ms, doubling, at most 30 s.
 pub(crate) struct Pause(Duration);
@@ -210,5 +245,29 @@ mod tests {
         assert_eq!(waits[11], 30_000);
         pause.reset();
         assert_eq!(pause.next(), Duration::from_millis(100));
+    }
+
+    #[test]
+    fn an_outage_is_said_at_first_then_at_most_every_ten_seconds() {
+        let mut outage = Outage::new();
+        let since = outage.since;
+        let said: Vec<Option<u64>> = [0, 1, 9, 10, 15, 19, 21, 60]
+            .into_iter()
+            .map(|s| outage.due_to_say(since + Duration::from_secs(s)))
+            .map(|said| said.map(|d| d.as_secs()))
+            .collect();
+        assert_eq!(
+            said,
+            [
+                Some(0),
+                None,
+                None,
+                Some(10),
+                None,
+                None,
+                Some(21),
+                Some(60)
+            ]
+        );
     }
 }
