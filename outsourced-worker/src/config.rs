@@ -23,6 +23,9 @@ use serde::{Deserialize, Serialize};
 use crate::command::CommandSpec;
 use crate::options::WorkerOptions;
 
+/// The most jobs one worker runs at once (`concurrency`).
+pub const MAX_CONCURRENCY: usize = 10_000;
+
 /// A worker's config file.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -215,6 +218,12 @@ impl WorkerConfig {
         }
         if self.concurrency == Some(0) {
             return Err("`concurrency` must be at least 1".into());
+        }
+        if let Some(n) = self.concurrency.filter(|&n| n > MAX_CONCURRENCY) {
+            return Err(format!(
+                "`concurrency` {n} is more than one worker runs ({MAX_CONCURRENCY} at most: each \
+                 running job holds a task, a command's a process and its pipes); run more workers"
+            ));
         }
         if self.batch == Some(0) {
             return Err("`batch` must be at least 1".into());

@@ -165,6 +165,14 @@ fn bad_values_are_named() {
     assert!(!error.contains("invalid u"), "{error}");
     let error = error_of("worker: w\nbackend:\n  sql:\n    url: x\nconcurrency: 0\n");
     assert!(error.contains("`concurrency`"), "{error}");
+    let error = error_of("worker: w\nbackend:\n  sql:\n    url: x\nconcurrency: 100000\n");
+    assert!(
+        error.contains("`concurrency` 100000") && error.contains("10000 at most"),
+        "{error}"
+    );
+    let most = format!("worker: w\nbackend:\n  sql:\n    url: x\nconcurrency: {MAX_CONCURRENCY}\n");
+    let most = load(&most).expect("the most concurrency parses");
+    assert_eq!(most.concurrency, Some(MAX_CONCURRENCY));
     let error = error_of("worker: w\nbackend:\n  sql:\n    url: x\nmax_run_time: soon\n");
     assert!(
         error.contains("soon") || error.contains("max_run_time"),
