@@ -383,18 +383,22 @@ pub(crate) fn history_text(rows: &[HistoryEntry]) -> String {
     let mut shown: Vec<(&str, u32)> = Vec::new();
     for r in rows {
         if let Some(result) = &r.result {
-            text.push_str(&format!("\n\n#{} result: {}", r.seq, result_text(result)));
+            text.push_str(&format!(
+                "\n\nseq {} result: {}",
+                r.seq,
+                result_text(result)
+            ));
         }
         if let Some(error) = &r.error {
             let message = clean(&error.message);
-            text.push_str(&format!("\n\n#{} {}: {message}", r.seq, r.reason));
+            text.push_str(&format!("\n\nseq {} {}: {message}", r.seq, r.reason));
             for cause in &error.causes {
                 text.push_str(&format!("\n  caused by: {}", clean(cause)));
             }
             if let Some(trace) = &error.backtrace {
                 match shown.iter().find(|(seen, _)| seen == trace) {
                     Some((_, seq)) => {
-                        text.push_str(&format!("\n  | (the same backtrace as #{seq})"))
+                        text.push_str(&format!("\n  | (the same backtrace as seq {seq})"))
                     }
                     None => {
                         text.push_str(&trace_text(trace));
@@ -490,11 +494,11 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("#5 retry_scheduled: gone\n  | other"),
+            text.contains("seq 5 retry_scheduled: gone\n  | other"),
             "{text}"
         );
         assert!(
-            text.contains("#7 retry_scheduled: gone\n  | (the same backtrace as #3)"),
+            text.contains("seq 7 retry_scheduled: gone\n  | (the same backtrace as seq 3)"),
             "{text}"
         );
         let one_over: String = (0..21).map(|i| format!("{i}: frame\n")).collect();

@@ -106,7 +106,7 @@ fn a_handlers_output_is_the_jobs_result_in_show_and_history() {
     assert_eq!(history[2]["reason"], "completed");
     assert_eq!(history[2]["result"]["pages"], 3);
     let text = s.ok(&["job", "history", &id]);
-    assert!(text.contains("#3 result: {"), "{text}");
+    assert!(text.contains("seq 3 result: {"), "{text}");
 }
 
 #[test]
