@@ -16,7 +16,7 @@ use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set, State
 use crate::backend::SqlBackend;
 use crate::convert::{ms, time};
 use crate::dialect::Flavor;
-use crate::entity::instance;
+use crate::entity::{instance, principal};
 use crate::error::db_error;
 use outsourced_core::{ReserveOptions, Result, WorkerInstance};
 
@@ -229,7 +229,7 @@ pub(crate) async fn touch(
 }
 
 /// Removes an instance that left (released everything at its exit), and rows of instances
-/// not heard of for a day.
+/// not heard of for a day; its worker's last contact is now.
 pub(crate) async fn forget(
     db: &impl ConnectionTrait,
     by: &WorkerInstance,
@@ -243,6 +243,14 @@ pub(crate) async fn forget(
                 .and(instance::Column::Instance.eq(by.instance.as_str())))
             .or(instance::Column::LastSeenAt.lt(day_ago)),
         )
+        .exec(db)
+        .await
+        .map_err(db_error)?;
+    // The worker's last contact outlives the row (`worker list`'s "last seen").
+    principal::Entity::update_many()
+        .col_expr(principal::Column::LastSeenAt, Expr::value(ms(now)))
+        .filter(principal::Column::Role.eq(crate::store::directory::Role::Worker.as_str()))
+        .filter(principal::Column::Name.eq(by.worker.as_str()))
         .exec(db)
         .await
         .map_err(db_error)?;

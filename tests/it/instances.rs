@@ -71,3 +71,39 @@ async fn a_hire_is_followed_by_the_workers_live_instances() {
         .expect("fire");
     assert_eq!(backend.unserved("b").await.expect("unserved"), ["Work"]);
 }
+
+/// A worker next to the database signs no request: `worker list` hears of it by its instances'
+/// reserves while it runs, and keeps its last contact once it has left.
+#[tokio::test]
+async fn a_worker_next_to_the_database_is_last_seen_by_its_reserves() {
+    let backend = SqlBackend::open(test_config("sqlite::memory:"))
+        .await
+        .expect("open");
+    let limit = QueueLimit::default();
+    let made = backend.create_queue(&admin(), "a", limit).await;
+    made.expect("a queue");
+    let directory = Directory::new(backend.clone());
+    directory
+        .create(&ServerKey::generate(), Role::Worker, "w")
+        .await
+        .expect("w");
+    directory.grant(Role::Worker, "w", "a").await.expect("hire");
+    let seen = || async {
+        directory
+            .get(Role::Worker, "w")
+            .await
+            .expect("w")
+            .last_seen_at
+    };
+    assert_eq!(seen().await, None, "never heard of yet");
+    let by = WorkerInstance::new("w", "one");
+    let opts = ReserveOptions::up_to(1).queues(["a"]);
+    backend.reserve(&by, opts).await.expect("reserve");
+    let running = seen().await.expect("heard of by its reserve");
+    let listed = directory.list(Role::Worker).await.expect("list");
+    assert_eq!(listed[0].last_seen_at, Some(running), "list says the same");
+    backend.release_all(&by).await.expect("leave");
+    assert!(backend.live_instances().await.expect("live").is_empty());
+    let left = seen().await.expect("still heard of once it left");
+    assert!(left >= running, "{left} before {running}");
+}

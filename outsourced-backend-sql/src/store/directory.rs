@@ -10,12 +10,14 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use rand::RngCore;
 use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QueryTrait};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
+};
 
 use crate::backend::SqlBackend;
 use crate::convert::{ms, time};
 use crate::dialect::insert_if_absent;
-use crate::entity::{access, principal, queue, session};
+use crate::entity::{access, instance, principal, queue, session};
 
 use super::secrets::ServerKey;
 use crate::error::db_error;
@@ -77,7 +79,8 @@ pub struct Principal {
     pub queues: Vec<String>,
     /// When it was created.
     pub created_at: DateTime<Utc>,
-    /// When it last made a signed request.
+    /// When it was last heard of: its last signed request or, for a worker, its instances'
+    /// last reserve or heartbeat (next to the database too; `list` and `get` only).
     pub last_seen_at: Option<DateTime<Utc>>,
 }
 
@@ -216,7 +219,8 @@ impl Directory {
     /// One principal.
     pub async fn get(&self, role: Role, name: &str) -> Result<Principal> {
         let row = self.row(role, name).await?;
-        self.principal(row).await
+        let principal = self.principal(row).await?;
+        self.heard_of(principal).await
     }
 
     /// Every principal of a role, by name.
@@ -229,9 +233,29 @@ impl Directory {
             .map_err(db_error)?;
         let mut principals = Vec::with_capacity(rows.len());
         for row in rows {
-            principals.push(self.principal(row).await?);
+            let principal = self.principal(row).await?;
+            principals.push(self.heard_of(principal).await?);
         }
         Ok(principals)
+    }
+
+    /// A worker's last contact as its live instances' reserves and heartbeats tell it, when
+    /// later than its last signed request: a worker next to the database signs none.
+    async fn heard_of(&self, mut principal: Principal) -> Result<Principal> {
+        if principal.role != Role::Worker {
+            return Ok(principal);
+        }
+        let latest: Option<Option<i64>> = instance::Entity::find()
+            .select_only()
+            .column_as(instance::Column::LastSeenAt.max(), "latest")
+            .filter(instance::Column::Worker.eq(principal.name.as_str()))
+            .into_tuple()
+            .one(self.backend.reader())
+            .await
+            .map_err(db_error)?;
+        let latest = latest.flatten().map(time);
+        principal.last_seen_at = principal.last_seen_at.max(latest);
+        Ok(principal)
     }
 
     /// Locks a principal out (or lets it back in).
