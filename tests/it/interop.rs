@@ -1,5 +1,6 @@
-//! Clients that are not ours: a worker written in Python with an ordinary OAuth 1.0a library,
-//! and our client over TLS with a certificate authority of its own.
+//! Clients in other languages and setups: a worker written in Python with an ordinary OAuth
+//! 1.0a library, our Python client (`clients/python`), and our Rust client over TLS with a
+//! certificate authority of its own.
 
 use std::process::Command;
 
@@ -122,4 +123,62 @@ async fn our_client_talks_tls_to_a_server_with_its_own_certificate() {
         .get(format!("{}/v1/health", server.url));
     let health = health.send().await.expect("an answer");
     assert!(health.headers().contains_key("strict-transport-security"));
+}
+
+/// The Python client (`clients/python`) against a live server: its own tests enqueue, run
+/// workers, follow batches and read refusals as a producer and a worker would; here, that they
+/// pass and that the database agrees with them.
+#[tokio::test]
+async fn the_python_client_enqueues_and_works_jobs() {
+    if !python_ready() {
+        return;
+    }
+    let sql = SqlBackend::open(test_config("sqlite::memory:"))
+        .await
+        .expect("open");
+    // Bodies without their signed SHA-256 refused: the client covers every one.
+    let config = ServerConfig {
+        require_body_hash: true,
+        ..ServerConfig::default()
+    };
+    let server = RunningServer::start(sql, config).await;
+    let (_, producer) = server.client(Role::Producer, "py-producer").await;
+    let (_, worker) = server.client(Role::Worker, "py-worker").await;
+    let directory = server.directory();
+    directory
+        .grant(Role::Producer, "py-producer", "default")
+        .await
+        .expect("grant");
+    directory
+        .grant(Role::Worker, "py-worker", "default")
+        .await
+        .expect("hire");
+    let both = |c: &outsourced_backend_sql::Credentials| {
+        format!("{}:{}", c.consumer_key, c.consumer_secret)
+    };
+    let tests = concat!(env!("CARGO_MANIFEST_DIR"), "/../clients/python/tests");
+    let out = tokio::process::Command::new("python3")
+        .args(["-m", "unittest", "discover", "-v", "-s", tests])
+        .env("OUTSOURCED_URL", &server.url)
+        .env("OUTSOURCED_PRODUCER", both(&producer))
+        .env("OUTSOURCED_WORKER", both(&worker))
+        .output()
+        .await
+        .expect("run python");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    assert!(!said.contains("skipped"), "every test ran: {said}");
+    let admin = Actor::Admin("t".into());
+    let queue = server
+        .sql
+        .queue(&admin, "default")
+        .await
+        .expect("the queue");
+    let counts = &queue.counts;
+    assert!(counts.get(JobState::Succeeded) >= 11, "{counts:?}");
+    assert_eq!(
+        counts.get(JobState::Running),
+        0,
+        "no lease left: {counts:?}"
+    );
 }
