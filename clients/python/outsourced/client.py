@@ -7,7 +7,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import math
 import random
+import re
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -65,9 +67,19 @@ def _time(text: str) -> datetime:
 
 
 def _rfc3339(when: datetime) -> str:
+    if not isinstance(when, datetime):
+        raise TypeError(f"run_at must be a datetime, not {type(when).__name__}")
     if when.tzinfo is None:
         raise ValueError("run_at must be an aware datetime (say its time zone)")
     return when.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def _ms(name: str, seconds: Optional[float]) -> Optional[int]:
+    if seconds is None:
+        return None
+    if seconds <= 0:
+        raise ValueError(f"{name} must be more than 0 seconds")
+    return max(1, math.ceil(seconds * 1000))
 
 
 def new_job(
@@ -94,7 +106,7 @@ def new_job(
         "priority": priority,
         "run_at": _rfc3339(run_at) if run_at is not None else None,
         "max_attempts": max_attempts,
-        "max_run_time_ms": int(max_run_time * 1000) if max_run_time is not None else None,
+        "max_run_time_ms": _ms("max_run_time", max_run_time),
         "unique": dict(unique) if unique is not None else None,
         "concurrency_key": concurrency_key,
         "batch": batch,
@@ -177,7 +189,7 @@ class Client:
                 if resend and time.monotonic() < deadline:
                     pause = self._pause(pause)
                     continue
-                raise Unreachable(f"cannot reach {self.url}: {error}") from error
+                raise Unreachable(f"cannot reach {self.url}: {_why(error)}") from error
             if answer.status_code == 503 and time.monotonic() < deadline:
                 overloaded = _error_body(answer).get("code") == "overloaded"
                 if overloaded or resend:
@@ -353,6 +365,15 @@ class Client:
         return self.request("POST", "/release-all", {"instance": instance})["count"]
 
 
+def _why(error: Exception) -> str:
+    """Why a request did not get through, in a few words (requests' own message spells out
+    the whole signed URL)."""
+    if isinstance(error, requests.Timeout):
+        return "no answer in time"
+    found = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", str(error))
+    return found.group(1).strip() if found else type(error).__name__
+
+
 def _error_body(answer: requests.Response) -> dict:
     try:
         body = answer.json()
@@ -365,5 +386,9 @@ def _api_error(answer: requests.Response) -> ApiError:
     body = _error_body(answer)
     code = body.get("code") or "http_error"
     message = body.get("message") or answer.text[:200] or answer.reason
+    if not body and answer.status_code == 404:
+        # Not the API's own 404 (always JSON): the URL misses the server's mount.
+        message = (f"{message}: is the URL the server's mount, as `outsourcer serve` prints "
+                   "it (such as http://127.0.0.1:8080/outsourced)?")
     return ApiError(answer.status_code, code, message, body)
 

@@ -1,27 +1,31 @@
 """A worker loop: leases jobs of the classes it has handlers for, runs each handler in a
 thread of its own (up to ``concurrency`` at once), keeps their leases alive, and reports each
 success with the handler's return value as its result, or each failure with its message and
-traceback. On SIGINT or SIGTERM it stops leasing, lets running jobs finish, and gives back
-what it still holds."""
+traceback. On SIGINT or SIGTERM it stops leasing and waits for running jobs; a second signal
+stops the wait."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import queue
 import signal
 import socket
 import threading
 import time
 import traceback
 import uuid
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Callable, Iterable, Mapping
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable, Iterable, Mapping, Optional
 
 from .client import ApiError, Client, Lease, Unreachable
 
 log = logging.getLogger("outsourced.worker")
+
+# Refusals of a report that no later try can turn around: the attempt fails for good.
+FOR_GOOD = {"invalid_input", "bad_payload", "unknown_queue", "not_found", "unknown"}
 
 
 class GiveUp(Exception):
@@ -41,8 +45,9 @@ class Retry(Exception):
 @dataclass
 class Job:
     """What a handler gets: the job's id, class, arguments, queue and attempt, the results of
-    the jobs it waited for, and ``follow_ups``, a list the handler may append jobs to (made
-    by ``new_job``): they are enqueued with its success, and never if it fails."""
+    the jobs it waited for, when its ``max_run_time`` runs out (``deadline``, or ``None``),
+    and ``follow_ups``, a list the handler may append jobs to (made by ``new_job``): they are
+    enqueued with its success, and never if it fails."""
 
     id: int
     job_class: str
@@ -50,6 +55,7 @@ class Job:
     queue: str
     attempt: int
     dependency_results: dict
+    deadline: Optional[datetime] = None
     follow_ups: list = field(default_factory=list)
     _cancelled: threading.Event = field(default_factory=threading.Event, repr=False)
 
@@ -61,7 +67,8 @@ class Job:
 
 @dataclass
 class Tally:
-    """What a run did."""
+    """What a run did: attempts that succeeded or failed, jobs given back untried, and jobs
+    whose end could not be told (their leases run out and they run again)."""
 
     succeeded: int = 0
     failed: int = 0
@@ -92,7 +99,6 @@ class Worker:
         queues: Iterable[str] = (),
         concurrency: int = 4,
         wait: float = 5.0,
-        shutdown_grace: float = 25.0,
     ):
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -103,42 +109,56 @@ class Worker:
         self.queues = list(queues)
         self.concurrency = concurrency
         self.wait = min(wait, 30.0)
-        self.shutdown_grace = shutdown_grace
         self.instance = instance_id()
         self.stopping = threading.Event()
         # Set by a second signal: stop waiting for running jobs.
         self._hurry = threading.Event()
         # Set once the run is over: heartbeats end.
         self._done = threading.Event()
-        self._running: dict[Future, tuple[Lease, Job]] = {}
+        # By lease token: a job retried at once may be leased again before its first
+        # attempt's end is counted.
+        self._running: dict[str, tuple[Lease, Job]] = {}
+        self._ended: queue.Queue = queue.Queue()
         self._lock = threading.Lock()
+        self._leased_any = False
 
     def stop(self) -> None:
         """Stops leasing; running jobs finish (as a first SIGINT or SIGTERM does)."""
         self.stopping.set()
 
     def run(self, *, exit_when_idle: bool = False) -> Tally:
-        """Works until stopped (or, with ``exit_when_idle``, until a reserve finds nothing
-        while nothing runs), then waits up to ``shutdown_grace`` for running jobs and gives
-        back what it holds. Installs SIGINT and SIGTERM handlers that stop it (a second one
-        stops the wait), when called from the main thread."""
+        """Works until stopped, or with ``exit_when_idle`` until nothing is ready and nothing
+        runs (a job due later, such as a retry, is left for a later run); then waits for the
+        running jobs and gives back anything it still holds. From the main thread it takes
+        SIGINT and SIGTERM: the first stops leasing, a second stops the wait and raises
+        ``KeyboardInterrupt``, leaving jobs still running to their leases (no longer
+        extended: they run again elsewhere once those run out)."""
         restore = self._install_signals()
         tally = Tally()
-        beating = threading.Thread(target=self._beat, daemon=True)
-        beating.start()
-        pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="outsourced-job")
+        threading.Thread(target=self._beat, daemon=True, name="outsourced-heartbeat").start()
         try:
-            self._loop(pool, tally, exit_when_idle)
+            self._warn_of_queues()
+            self._loop(tally, exit_when_idle)
         finally:
             self.stopping.set()
             self._drain(tally)
             self._done.set()
-            pool.shutdown(wait=False)
             restore()
+        if self._hurry.is_set() and self._running:
+            raise KeyboardInterrupt
         return tally
 
-    def _loop(self, pool: ThreadPoolExecutor, tally: Tally, exit_when_idle: bool) -> None:
-        pause = 0.1
+    def _warn_of_queues(self) -> None:
+        if not self.queues:
+            return
+        hired = {q["name"] for q in self.client.queues()}
+        for name in self.queues:
+            if name not in hired:
+                log.warning("queue %r does not exist or this worker is not hired for it: "
+                            "it works no job of it (`outsourcer queue hire %s WORKER`)", name, name)
+
+    def _loop(self, tally: Tally, exit_when_idle: bool) -> None:
+        outage = _Outage()
         while not self.stopping.is_set():
             self._collect(tally, block=len(self._running) >= self.concurrency)
             room = self.concurrency - len(self._running)
@@ -154,26 +174,40 @@ class Worker:
                     wait=0.0 if exit_when_idle else self.wait,
                 )
             except (Unreachable, ApiError) as error:
-                if isinstance(error, ApiError) and error.status in (401, 403):
+                if isinstance(error, ApiError) and error.status < 500:
                     raise
-                log.warning("cannot reserve (%s); trying again in %.1fs", error, pause)
-                self.stopping.wait(pause)
-                pause = min(pause * 2, 30.0)
+                self.stopping.wait(outage.failed(error))
                 continue
-            pause = 0.1
+            outage.reached()
+            if leases:
+                self._leased_any = True
+            if self.stopping.is_set():
+                # Leased by a poll that was on its way when the stop came: not started.
+                for lease in leases:
+                    self._report(lambda lease=lease: self.client.release(self.instance, lease), lease)
+                    tally.released += 1
+                return
             if not leases and exit_when_idle:
                 if idle:
                     return
                 self._collect(tally, block=True)
             for lease in leases:
-                job = _job_of(lease)
-                with self._lock:
-                    self._running[pool.submit(self._perform, lease, job)] = (lease, job)
+                self._start(lease)
+
+    def _start(self, lease: Lease) -> None:
+        job = _job_of(lease)
+        with self._lock:
+            self._running[lease.token] = (lease, job)
+        thread = threading.Thread(
+            target=lambda: self._ended.put((lease.token, self._perform(lease, job))),
+            daemon=True,
+            name=f"outsourced-job-{lease.id}",
+        )
+        thread.start()
 
     def _perform(self, lease: Lease, job: Job) -> str:
-        handler = self.handlers[job.job_class]
         try:
-            result = handler(job)
+            result = self.handlers[job.job_class](job)
         except GiveUp as error:
             return self._fail(lease, error, retry=False)
         except Retry as error:
@@ -181,61 +215,83 @@ class Worker:
         except Exception as error:  # noqa: BLE001 - every failure is the job's, reported
             return self._fail(lease, error)
         try:
-            self.client.complete(self.instance, lease, result, job.follow_ups)
-        except ApiError as error:
-            if error.code == "stale_lease":
-                log.warning("job %s: its lease was lost before its success was told", job.id)
+            json.dumps(result)
+        except (TypeError, ValueError) as error:
+            return self._fail(lease, TypeError(f"the result is not JSON: {error}"), retry=False)
+        try:
+            done = lambda: self.client.complete(self.instance, lease, result, job.follow_ups)  # noqa: E731
+            if not self._report(done, lease):
                 return "lost"
-            # A refused success (its result too large, a follow-up refused) fails the attempt.
-            return self._fail(lease, error)
+        except ApiError as refused:
+            # A refused success (a result too large, a follow-up refused) fails the attempt:
+            # for good, but after its back-off for a full queue.
+            log.warning("job %s: its success was refused: %s", job.id, refused)
+            return self._fail(lease, refused, retry=refused.code not in FOR_GOOD)
         return "succeeded"
 
-    def _fail(self, lease: Lease, error: Exception, **how: Any) -> str:
+    def _fail(self, lease: Lease, error: BaseException, **how: Any) -> str:
         message = str(error) or type(error).__name__
         trace = "".join(traceback.format_exception(error))
+        failed = lambda: self.client.fail(self.instance, lease, message, backtrace=trace, **how)  # noqa: E731
         try:
-            self.client.fail(self.instance, lease, message, backtrace=trace, **how)
+            return "failed" if self._report(failed, lease) else "lost"
         except ApiError as refused:
-            if refused.code == "stale_lease":
-                return "lost"
-            raise
-        return "failed"
+            log.error("job %s: its failure was refused: %s", lease.id, refused)
+            return "lost"
+
+    def _report(self, send: Callable[[], Any], lease: Lease) -> bool:
+        """Sends a lease's report until it reaches the server or the lease runs out; False
+        when it did not reach it in time (or the lease was gone: the server took the job
+        back)."""
+        pause = 0.1
+        while True:
+            try:
+                send()
+                return True
+            except Unreachable as error:
+                failure: Exception = error
+            except ApiError as error:
+                if error.code == "stale_lease":
+                    log.warning("job %s: its lease was gone when its end was told", lease.id)
+                    return False
+                if error.status < 500:
+                    raise
+                failure = error
+            if datetime.now(timezone.utc) + timedelta(seconds=pause) >= lease.expires_at:
+                log.error("job %s: could not tell its end before its lease ran out: %s",
+                          lease.id, failure)
+                return False
+            time.sleep(pause)
+            pause = min(pause * 2, 5.0)
 
     def _collect(self, tally: Tally, block: bool) -> None:
-        with self._lock:
-            futures = list(self._running)
-        if not futures:
-            return
-        done, _ = wait(futures, timeout=None if block else 0, return_when=FIRST_COMPLETED)
-        for future in done:
-            with self._lock:
-                lease, job = self._running.pop(future)
+        """Counts the jobs that ended (waiting for one when ``block`` and one runs)."""
+        while self._running:
             try:
-                how = future.result()
-            except Exception as error:  # noqa: BLE001 - the report itself failed
-                log.error("job %s: could not report its end: %s", job.id, error)
-                how = "lost"
+                token, how = self._ended.get(block=block, timeout=0.1 if block else None)
+            except queue.Empty:
+                if block and not self._hurry.is_set():
+                    continue
+                return
+            with self._lock:
+                self._running.pop(token, None)
             setattr(tally, how, getattr(tally, how) + 1)
+            block = False
 
     def _drain(self, tally: Tally) -> None:
-        """Waits for running jobs (up to the grace, or a second signal), then gives back
-        everything this instance holds, unless a job still runs: Python cannot stop a
-        thread, and a job given back while its handler runs could run twice at once. Such a
-        job is left to its lease, which is no longer extended: the server hands it out
-        again once it runs out."""
+        """Waits for running jobs (until a second signal), then gives back what this
+        instance still holds, unless a job still runs: a job given back while its handler
+        runs could run twice at once. Such a job is left to its lease."""
         if self._running:
-            log.info("waiting for %d running jobs to finish", len(self._running))
-        deadline = time.monotonic() + self.shutdown_grace
-        while self._running and not self._hurry.is_set() and time.monotonic() < deadline:
-            self._collect(tally, block=False)
-            self._hurry.wait(0.05)
-        self._collect(tally, block=False)
+            log.info("waiting for %d running jobs to finish (a second signal stops the wait)",
+                     len(self._running))
+        while self._running and not self._hurry.is_set():
+            self._collect(tally, block=True)
         if self._running:
-            tally.lost += len(self._running)
-            log.warning(
-                "stopping with %d jobs still running; their leases run out, then they run again",
-                len(self._running),
-            )
+            log.warning("stopping with %d jobs still running: they run again elsewhere once "
+                        "their leases run out", len(self._running))
+            return
+        if not self._leased_any:
             return
         try:
             tally.released += self.client.release_all(self.instance)
@@ -244,8 +300,10 @@ class Worker:
 
     def _beat(self) -> None:
         """Extends each running job's lease once 10 s or less of it is left, until the run
-        is over (not past the grace of a stop: see ``_drain``)."""
+        is over."""
         while not self._done.wait(1.0):
+            if self._hurry.is_set():
+                return
             with self._lock:
                 running = list(self._running.values())
             now = datetime.now(timezone.utc)
@@ -272,11 +330,50 @@ class Worker:
                 self._hurry.set()
 
         before = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-        return lambda: [signal.signal(s, h) for s, h in before.items()] and None
+
+        def restore() -> None:
+            for number, handler in before.items():
+                signal.signal(number, handler)
+
+        return restore
+
+
+class _Outage:
+    """A time the server could not be reached: the pause before each next try (doubling from
+    0.1 s to 30 s), said at first and then at most every 10 s, and said over once it answers."""
+
+    SAY_EVERY = 10.0
+
+    def __init__(self) -> None:
+        self.since: Optional[float] = None
+        self.said = 0.0
+        self.pause = 0.1
+        self.tries = 0
+
+    def failed(self, error: Exception) -> float:
+        now = time.monotonic()
+        if self.since is None:
+            self.since, self.said = now, now - self.SAY_EVERY
+        self.tries += 1
+        if now - self.said >= self.SAY_EVERY:
+            log.warning("cannot reach the server (%s); waiting for it: down for %ds, %d tries",
+                        error, now - self.since, self.tries)
+            self.said = now
+        pause, self.pause = self.pause, min(self.pause * 2, 30.0)
+        return pause
+
+    def reached(self) -> None:
+        if self.since is not None:
+            log.info("reached the server again after %ds; working", time.monotonic() - self.since)
+        self.since, self.pause, self.tries = None, 0.1, 0
 
 
 def _job_of(lease: Lease) -> Job:
     job = lease.job
+    limit = job.get("max_run_time_ms")
+    deadline = None
+    if limit is not None:
+        deadline = datetime.now(timezone.utc) + timedelta(milliseconds=limit)
     return Job(
         id=job["id"],
         job_class=job["class"],
@@ -284,4 +381,5 @@ def _job_of(lease: Lease) -> Job:
         queue=job["queue"],
         attempt=lease.attempt,
         dependency_results=lease.dependency_results,
+        deadline=deadline,
     )

@@ -57,6 +57,7 @@ class Live(unittest.TestCase):
 
         handlers = {"Flaky": flaky_handler, "Doomed": doomed_handler}
         tally = self.work(handlers)
+        # Retried at once: the second attempt may be leased before the first's end is counted.
         self.assertEqual((tally.succeeded, tally.failed), (1, 2))
         self.assertEqual(self.producer.job(flaky["id"])["attempts"], 2)
         doomed = self.producer.job(doomed["id"])
@@ -77,6 +78,19 @@ class Live(unittest.TestCase):
         self.assertEqual(sorted(seen), [0, 1, 2])
         children = self.producer.jobs(parent=parent["id"])
         self.assertEqual({c["state"] for c in children}, {"succeeded"})
+
+    def test_a_refused_follow_up_fails_the_job_for_good(self):
+        spawner = self.producer.enqueue("Spawner", [], max_attempts=5)
+
+        def spawn(job):
+            job.follow_ups.append(new_job("Lost", [], queue="no-such-queue"))
+
+        tally = self.work({"Spawner": spawn})
+        self.assertEqual((tally.succeeded, tally.failed), (0, 1))
+        stored = self.producer.job(spawner["id"])
+        self.assertEqual(stored["state"], "failed")
+        self.assertIn("no-such-queue", stored["last_error"])
+        self.assertEqual(self.producer.jobs(parent=spawner["id"]), [])
 
     def test_a_batch_calls_back_once_its_jobs_ended(self):
         batch = self.producer.open_batch(new_job("Report", {}), description="pages")
@@ -140,6 +154,7 @@ class Live(unittest.TestCase):
         with self.assertRaises(ApiError) as unknown:
             self.producer.enqueue("X", [], queue="no-such-queue")
         self.assertEqual((unknown.exception.status, unknown.exception.code), (404, "unknown_queue"))
+        self.assertIn("not granted", unknown.exception.message)
         with self.assertRaises(ApiError) as forbidden:
             self.worker.enqueue("X", [])
         self.assertEqual(forbidden.exception.code, "forbidden")
@@ -147,8 +162,9 @@ class Live(unittest.TestCase):
         with self.assertRaises(ApiError) as refused:
             Client(URL, key, "not-the-secret").job(1)
         self.assertEqual((refused.exception.status, refused.exception.code), (401, "invalid_signature"))
-        with self.assertRaises(ValueError):
-            new_job("X", [], run_at=datetime(2030, 1, 1))
+        with self.assertRaises(ApiError) as unmounted:
+            Client(URL.rsplit("/", 1)[0], "k", "s").job(1)
+        self.assertIn("mount", unmounted.exception.message)
 
     def test_a_server_that_is_not_there_is_said_so(self):
         with self.assertRaises(Unreachable):
