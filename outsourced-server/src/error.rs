@@ -39,6 +39,12 @@ impl ApiError {
         Self::new(StatusCode::FORBIDDEN, Code::Forbidden, message)
     }
 
+    /// The same response with another sentence (its code and fields kept).
+    pub(crate) fn with_message(mut self, message: impl Into<String>) -> Self {
+        self.body.message = message.into();
+        self
+    }
+
     /// The status.
     pub fn status(&self) -> StatusCode {
         self.status

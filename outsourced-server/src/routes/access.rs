@@ -45,15 +45,20 @@ pub(crate) fn may_use_queue(caller: &Caller, queue: &str) -> bool {
     caller.principal.role == Role::Admin || caller.principal.queues.iter().any(|q| q == queue)
 }
 
-/// A queue the caller may use, else `UnknownQueue` (404) as if it did not exist.
+/// A queue the caller may use, else `UnknownQueue` (404) as if it did not exist: its
+/// message says either may be why, whether or not it exists, so it tells nothing.
 pub(crate) fn queue_access(caller: &Caller, queue: &str) -> ApiResult<()> {
     if may_use_queue(caller, queue) {
         return Ok(());
     }
-    Err(Error::UnknownQueue {
+    let unknown = Error::UnknownQueue {
         queue: queue.to_owned(),
-    }
-    .into())
+    };
+    let message = format!(
+        "{unknown}, or one this {} was not granted (`outsourcer producer grant NAME {queue}`)",
+        caller.principal.role
+    );
+    Err(ApiError::from(unknown).with_message(message))
 }
 
 fn not_found(id: JobId) -> ApiError {
