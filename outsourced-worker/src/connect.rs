@@ -100,7 +100,12 @@ fn missing(feature: &str) -> String {
 pub(crate) fn warn_of_queues(config: &WorkerConfig, hired: &[String], existing: Option<&[String]>) {
     let worker = &config.worker;
     for queue in &config.queues {
-        if existing.is_some_and(|all| !all.contains(queue)) {
+        // A typo of a queue it may work: say which.
+        if let Some(meant) = outsourced_core::closest_name(queue, existing.unwrap_or(hired))
+            && !hired.contains(queue)
+        {
+            tracing::warn!(%worker, %queue, "the config names a queue it will not work: did you mean {meant}?");
+        } else if existing.is_some_and(|all| !all.contains(queue)) {
             tracing::warn!(%worker, %queue, "the config names a queue that does not exist: `outsourcer queue create {queue}`");
         } else if !hired.contains(queue) && existing.is_some() {
             tracing::warn!(%worker, %queue, "the config names a queue the worker is not hired for, which it will not work: `outsourcer queue hire {queue} {worker}`");

@@ -130,14 +130,9 @@ async fn unknown_principal(ctx: &Ctx, kind: &'static str, name: &str) -> outsour
 /// "unknown {kind}", naming the closest of `names` when `given` looks like a typo of it (at
 /// most two edits), or the command that lists them.
 fn not_found(kind: &str, given: &str, names: &[String]) -> String {
-    let closest = names
-        .iter()
-        .map(|name| (strsim::damerau_levenshtein(given, name), name))
-        .filter(|(distance, name)| *distance <= 2 && *distance < name.chars().count())
-        .min();
     let shown = output::clean(given);
-    match closest {
-        Some((_, name)) => format!("unknown {kind} \"{shown}\": did you mean {name}?"),
+    match outsourced_core::closest_name(given, names) {
+        Some(name) => format!("unknown {kind} \"{shown}\": did you mean {name}?"),
         None => format!("unknown {kind} \"{shown}\" (outsourcer {kind} list shows them)"),
     }
 }

@@ -151,7 +151,7 @@ fn a_worker_says_what_in_its_config_it_will_not_work() {
     s.ok(&["queue", "create", "theirs"]);
     s.ok(&["worker", "create", "w1"]);
     s.ok(&["queue", "hire", "mine", "w1"]);
-    let mut worker = db_worker(&s, "w1", "queues: [theirs, ghost]\n");
+    let mut worker = db_worker(&s, "w1", "queues: [theirs, ghost, mien]\n");
     let logs = log_lines(&mut worker);
     // In the order the config names them.
     let theirs = wait_for_line(&logs, "not hired for");
@@ -161,12 +161,14 @@ fn a_worker_says_what_in_its_config_it_will_not_work() {
     );
     let ghost = wait_for_line(&logs, "does not exist");
     assert!(ghost.contains("ghost"), "{ghost}");
+    let typo = wait_for_line(&logs, "did you mean mine?");
+    assert!(typo.contains("mien"), "{typo}");
     assert!(terminate(&mut worker).success());
     // Not in the directory at all: refused, unless the config names its queues.
     let config = std::fs::read_to_string(s.path("w1.yml")).expect("config");
     let stranger = config
         .replace("worker: w1", "worker: stranger")
-        .replace("queues: [theirs, ghost]\n", "");
+        .replace("queues: [theirs, ghost, mien]\n", "");
     std::fs::write(s.path("stranger.yml"), &stranger).expect("write");
     let out = run_worker(&s, &["--config", "stranger.yml"]);
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -18,7 +18,7 @@ pub use limits::{
 };
 pub use queue::{
     DEFAULT_QUEUE_LIMIT, QueueInfo, QueueLimit, QueueUpdate, Retention, StateCount, StateCounts,
-    by_state, workable_queues,
+    by_state, closest_name, workable_queues,
 };
 pub use record::{
     ErrorInfo, Failure, Heartbeat, HistoryEntry, JobRecord, Lease, LeaseInfo, LeaseRef, Reason,

@@ -352,9 +352,39 @@ pub fn workable_queues(hired: &[String], asked: &[String]) -> Vec<String> {
         .collect()
 }
 
+/// The name among `names` that `given` looks like a typo of (at most two edits, and fewer
+/// than the name's length), the closest first: what a "did you mean" names.
+pub fn closest_name<'a>(given: &str, names: &'a [String]) -> Option<&'a str> {
+    names
+        .iter()
+        .filter(|name| name.as_str() != given)
+        .map(|name| (strsim::damerau_levenshtein(given, name), name))
+        .filter(|(distance, name)| *distance <= 2 && *distance < name.chars().count())
+        .min()
+        .map(|(_, name)| name.as_str())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_typo_is_matched_to_the_closest_name_only() {
+        let names = ["mail".to_owned(), "stuff_to_do".to_owned(), "a".to_owned()];
+        assert_eq!(closest_name("mial", &names), Some("mail"));
+        assert_eq!(closest_name("stuf_to_do", &names), Some("stuff_to_do"));
+        assert_eq!(closest_name("reports", &names), None);
+        assert_eq!(
+            closest_name("b", &names),
+            None,
+            "one letter is no typo of another"
+        );
+        assert_eq!(
+            closest_name("mail", &names),
+            None,
+            "a name is no typo of itself"
+        );
+    }
 
     #[test]
     fn a_worker_works_the_queues_it_asks_for_that_it_is_hired_for() {
