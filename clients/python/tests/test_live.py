@@ -155,6 +155,9 @@ class Live(unittest.TestCase):
             self.producer.enqueue("X", [], queue="no-such-queue")
         self.assertEqual((unknown.exception.status, unknown.exception.code), (404, "unknown_queue"))
         self.assertIn("not granted", unknown.exception.message)
+        with self.assertRaises(ApiError) as typo:
+            self.producer.enqueue("X", [], queue="defualt")
+        self.assertIn("did you mean default?", typo.exception.message)
         with self.assertRaises(ApiError) as forbidden:
             self.worker.enqueue("X", [])
         self.assertEqual(forbidden.exception.code, "forbidden")

@@ -46,7 +46,8 @@ pub(crate) fn may_use_queue(caller: &Caller, queue: &str) -> bool {
 }
 
 /// A queue the caller may use, else `UnknownQueue` (404) as if it did not exist: its
-/// message says either may be why, whether or not it exists, so it tells nothing.
+/// message says either may be why, whether or not it exists, so it tells nothing (or names
+/// the caller's own queue that the name is a typo of).
 pub(crate) fn queue_access(caller: &Caller, queue: &str) -> ApiResult<()> {
     if may_use_queue(caller, queue) {
         return Ok(());
@@ -54,10 +55,14 @@ pub(crate) fn queue_access(caller: &Caller, queue: &str) -> ApiResult<()> {
     let unknown = Error::UnknownQueue {
         queue: queue.to_owned(),
     };
-    let message = format!(
-        "{unknown}, or one this {} was not granted (`outsourcer producer grant NAME {queue}`)",
-        caller.principal.role
-    );
+    // Only among the queues it was granted: naming another would tell that it exists.
+    let message = match outsourced_core::closest_name(queue, &caller.principal.queues) {
+        Some(meant) => format!("{unknown}: did you mean {meant}?"),
+        None => format!(
+            "{unknown}, or one this {} was not granted (`outsourcer producer grant NAME {queue}`)",
+            caller.principal.role
+        ),
+    };
     Err(ApiError::from(unknown).with_message(message))
 }
 
