@@ -163,7 +163,9 @@ class Client:
         the server turned away before reading it (503 ``overloaded``) is sent again for up
         to 10 s; with ``resend``, so is one that failed on the way (a dropped connection, a
         timeout, any 503): only for requests that are safe to send twice."""
-        data = None if body is None else json.dumps(body, separators=(",", ":")).encode()
+        data = None
+        if body is not None:
+            data = json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
         query = {k: v for k, v in (params or {}).items() if v is not None}
         if data is not None:
             digest = hashlib.sha256(data).digest()

@@ -35,9 +35,9 @@ class GiveUp(Exception):
 
 class Retry(Exception):
     """Raised by a handler to have its job tried again after ``after`` seconds (instead of
-    after its back-off)."""
+    after its back-off): ``raise Retry(after=30)``, or with a message, ``Retry("busy", 30)``."""
 
-    def __init__(self, message: str, after: float):
+    def __init__(self, message: str = "tried again on request", after: float = 0.0):
         super().__init__(message)
         self.after = after
 
@@ -151,7 +151,10 @@ class Worker:
     def _warn_of_queues(self) -> None:
         if not self.queues:
             return
-        hired = {q["name"] for q in self.client.queues()}
+        try:
+            hired = {q["name"] for q in self.client.queues()}
+        except Unreachable:
+            return  # The loop waits for the server, and says so.
         for name in self.queues:
             if name not in hired:
                 log.warning("queue %r does not exist or this worker is not hired for it: "
@@ -162,7 +165,7 @@ class Worker:
         while not self.stopping.is_set():
             self._collect(tally, block=len(self._running) >= self.concurrency)
             room = self.concurrency - len(self._running)
-            if room == 0:
+            if room == 0 or self.stopping.is_set():
                 continue
             idle = not self._running
             try:
@@ -199,11 +202,20 @@ class Worker:
         with self._lock:
             self._running[lease.token] = (lease, job)
         thread = threading.Thread(
-            target=lambda: self._ended.put((lease.token, self._perform(lease, job))),
+            target=lambda: self._ended.put((lease.token, self._end(lease, job))),
             daemon=True,
             name=f"outsourced-job-{lease.id}",
         )
         thread.start()
+
+    def _end(self, lease: Lease, job: Job) -> str:
+        """Runs the job and tells its end; whatever goes wrong, the end is counted (a thread
+        that died would leave the run waiting for it forever)."""
+        try:
+            return self._perform(lease, job)
+        except BaseException as error:  # noqa: BLE001 - counted, and said
+            log.error("job %s: its end could not be told: %r", job.id, error)
+            return "lost"
 
     def _perform(self, lease: Lease, job: Job) -> str:
         try:
@@ -212,12 +224,11 @@ class Worker:
             return self._fail(lease, error, retry=False)
         except Retry as error:
             return self._fail(lease, error, retry_after=error.after)
-        except Exception as error:  # noqa: BLE001 - every failure is the job's, reported
+        except BaseException as error:  # noqa: BLE001 - every failure is the job's (SystemExit too)
             return self._fail(lease, error)
-        try:
-            json.dumps(result)
-        except (TypeError, ValueError) as error:
-            return self._fail(lease, TypeError(f"the result is not JSON: {error}"), retry=False)
+        unfit = _unfit(result, job.follow_ups)
+        if unfit:
+            return self._fail(lease, TypeError(unfit), retry=False)
         try:
             done = lambda: self.client.complete(self.instance, lease, result, job.follow_ups)  # noqa: E731
             if not self._report(done, lease):
@@ -230,7 +241,9 @@ class Worker:
         return "succeeded"
 
     def _fail(self, lease: Lease, error: BaseException, **how: Any) -> str:
-        message = str(error) or type(error).__name__
+        # SystemExit(3) says "3": such an exit is named.
+        plain = isinstance(error, Exception) and str(error)
+        message = str(error) if plain else repr(error)
         trace = "".join(traceback.format_exception(error))
         failed = lambda: self.client.fail(self.instance, lease, message, backtrace=trace, **how)  # noqa: E731
         try:
@@ -261,6 +274,9 @@ class Worker:
                 log.error("job %s: could not tell its end before its lease ran out: %s",
                           lease.id, failure)
                 return False
+            if pause == 0.1:
+                log.warning("job %s: cannot tell its end yet (%s); trying again until its "
+                            "lease runs out", lease.id, failure)
             time.sleep(pause)
             pause = min(pause * 2, 5.0)
 
@@ -301,6 +317,7 @@ class Worker:
     def _beat(self) -> None:
         """Extends each running job's lease once 10 s or less of it is left, until the run
         is over."""
+        said = 0.0
         while not self._done.wait(1.0):
             if self._hurry.is_set():
                 return
@@ -314,7 +331,10 @@ class Worker:
                     if self.client.heartbeat(self.instance, lease):
                         job._cancelled.set()
                 except (ApiError, Unreachable) as error:
-                    log.warning("job %s: heartbeat failed: %s", job.id, error)
+                    # At most every 10 s: an outage fails every lease's, every second.
+                    if time.monotonic() - said >= _Outage.SAY_EVERY:
+                        log.warning("job %s: heartbeat failed: %s", job.id, error)
+                        said = time.monotonic()
 
     def _install_signals(self) -> Callable[[], None]:
         if threading.current_thread() is not threading.main_thread():
@@ -366,6 +386,23 @@ class _Outage:
         if self.since is not None:
             log.info("reached the server again after %ds; working", time.monotonic() - self.since)
         self.since, self.pause, self.tries = None, 0.1, 0
+
+
+def _unfit(result: Any, follow_ups: list) -> Optional[str]:
+    """Why a success cannot be told as it is (its result or follow-ups are not JSON, a
+    follow-up is not a job), or None."""
+    try:
+        json.dumps(result, allow_nan=False)
+    except (TypeError, ValueError) as error:
+        return f"the result is not JSON: {error}"
+    for n, follow_up in enumerate(follow_ups, 1):
+        if not isinstance(follow_up, dict) or "class" not in follow_up:
+            return f"follow-up {n} is not a job (make it with new_job): {follow_up!r:.100}"
+        try:
+            json.dumps(follow_up, allow_nan=False)
+        except (TypeError, ValueError) as error:
+            return f"follow-up {n} is not JSON: {error}"
+    return None
 
 
 def _job_of(lease: Lease) -> Job:

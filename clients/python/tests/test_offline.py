@@ -98,6 +98,48 @@ class Offline(unittest.TestCase):
             self.assertEqual(tally.failed, 1, code)
             self.assertEqual(server.reports[0][2]["retry"], retried, code)
 
+    def test_a_success_that_cannot_be_told_fails_for_good_and_every_end_is_counted(self):
+        def exits(j):
+            sys.exit(3)
+
+        def bad_follow_up(j):
+            j.follow_ups.append("Child")
+
+        def unjson_follow_up(j):
+            j.follow_ups.append(new_job("Child", {"ids": {1, 2}}))
+
+        cases = [
+            (exits, "SystemExit(3)", None),
+            (bad_follow_up, "follow-up 1 is not a job", False),
+            (unjson_follow_up, "follow-up 1 is not JSON", False),
+            (lambda j: float("nan"), "the result is not JSON", False),
+        ]
+        for handler, said, retry in cases:
+            server = FakeServer([job(5)])
+            tally = Worker(server, {"Work": handler}).run(exit_when_idle=True)
+            self.assertEqual(tally.failed, 1, said)
+            what, _, details = server.reports[0]
+            self.assertIn(said, details["message"])
+            self.assertEqual(details.get("retry"), retry, said)
+
+    def test_retry_takes_a_delay_alone(self):
+        server = FakeServer([job(6)])
+
+        def later(j):
+            if j.attempt == 1:
+                raise Retry(after=0)
+
+        tally = Worker(server, {"Work": later}).run(exit_when_idle=True)
+        self.assertEqual((tally.failed, tally.succeeded), (1, 1))
+        self.assertEqual(server.reports[0][2]["retry_after"], 0)
+
+    def test_a_stopped_worker_leases_nothing_more(self):
+        server = FakeServer([job(7), job(8)])
+        worker = Worker(server, {"Work": lambda j: worker.stop()}, concurrency=1)
+        tally = worker.run(exit_when_idle=True)
+        self.assertEqual(tally.succeeded, 1)
+        self.assertEqual([j["id"] for j in server.jobs], [8], "the second job was never leased")
+
     def test_job_options_are_checked_before_anything_is_sent(self):
         with self.assertRaises(TypeError):
             new_job("X", run_at="tomorrow")
