@@ -360,7 +360,8 @@ class Worker:
 
 class _Outage:
     """A time the server could not be reached: the pause before each next try (doubling from
-    0.1 s to 30 s), said at first and then at most every 10 s, and said over once it answers."""
+    0.1 s to 10 s, so that a restarted server is found within 10 s), said at first and then at
+    most every 10 s, and said over once it answers."""
 
     SAY_EVERY = 10.0
 
@@ -379,7 +380,7 @@ class _Outage:
             log.warning("cannot reach the server (%s); waiting for it: down for %ds, %d tries",
                         error, now - self.since, self.tries)
             self.said = now
-        pause, self.pause = self.pause, min(self.pause * 2, 30.0)
+        pause, self.pause = self.pause, min(self.pause * 2, 10.0)
         return pause
 
     def reached(self) -> None:
