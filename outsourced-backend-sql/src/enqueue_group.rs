@@ -1,7 +1,10 @@
 //! The group commit of enqueues: requests that arrive while a group is being written wait for
 //! it, then go together in one transaction (see `group`). Each request stays all or none and is
 //! refused on its own; a request with an idempotency key claims its key, and keeps its answer,
-//! in the group's transaction, so that keyed enqueues share commits as plain ones do.
+//! in the group's transaction, so that keyed enqueues share commits as plain ones do. So does
+//! the nonce of a signed request (`SqlBackend::enqueue_signed`): a request whose nonce was used
+//! before is refused there and writes nothing, and the server's request costs one commit, its
+//! enqueue's, where a nonce of its own would make two in a row.
 
 use std::collections::BTreeMap;
 
@@ -16,20 +19,23 @@ use crate::idempotency::{self, Answer, Idempotent, Keyed};
 use crate::insert::{Placed, insert_alone, new_row, per_queue, store, stored};
 use crate::observe::Events;
 use crate::slots;
+use crate::store::nonces::{self, Seen};
 use outsourced_core::{Actor, Error, NewJob, Result};
 
 /// Stores checked jobs with whatever other enqueues are waiting to be written; with `keyed`,
-/// once per idempotency key.
+/// once per idempotency key; with `nonce`, unless it was used before.
 pub(crate) async fn submit(
     backend: &SqlBackend,
     by: &Actor,
     jobs: Vec<NewJob>,
     keyed: Option<Keyed>,
+    nonce: Option<Seen>,
 ) -> Result<Grouped> {
     let request = Request {
         by: by.clone(),
         jobs,
         keyed,
+        nonce,
     };
     backend.inner.enqueues.submit(backend, request).await?
 }
@@ -41,19 +47,21 @@ pub(crate) async fn keyed(
     by: &Actor,
     keyed: Keyed,
     jobs: Vec<NewJob>,
+    nonce: Option<Seen>,
 ) -> Result<Idempotent> {
-    let grouped = submit(backend, by, jobs, Some(keyed)).await?;
+    let grouped = submit(backend, by, jobs, Some(keyed), nonce).await?;
     grouped
         .answer
         .ok_or_else(|| backend_error("a keyed enqueue came back without its answer", false))
 }
 
 /// One producer's checked jobs, all or none, waiting for their group, with its idempotency
-/// key if it has one.
+/// key and its signed request's nonce if it has them.
 pub(crate) struct Request {
     by: Actor,
     jobs: Vec<NewJob>,
     keyed: Option<Keyed>,
+    nonce: Option<Seen>,
 }
 
 /// What one request of a group came to: the rows it stored, and a keyed request's answer.
@@ -132,8 +140,13 @@ async fn grouped(backend: SqlBackend, entries: Vec<Entry<Request, Result<Grouped
             }
         }
         // One plain request has nothing to try again; a keyed one may have met its key,
-        // inserted by another transaction meanwhile: alone, it claims the key first.
-        Err(error) if entries.len() == 1 && entries[0].request.keyed.is_none() => {
+        // inserted by another transaction meanwhile: alone, it claims the key first. (So may
+        // a nonce: alone, it is recorded first.)
+        Err(error)
+            if entries.len() == 1
+                && entries[0].request.keyed.is_none()
+                && entries[0].request.nonce.is_none() =>
+        {
             for entry in entries {
                 let _ = entry.reply.send(Err(error.clone()));
             }
@@ -147,9 +160,17 @@ async fn grouped(backend: SqlBackend, entries: Vec<Entry<Request, Result<Grouped
     }
 }
 
-/// One request of a failed group, in a transaction of its own.
+/// One request of a failed group, in a transaction of its own (after its nonce's).
 async fn alone(backend: &SqlBackend, request: &Request) -> Result<Grouped> {
-    let Request { by, jobs, keyed } = request;
+    let Request {
+        by,
+        jobs,
+        keyed,
+        nonce,
+    } = request;
+    if let Some(nonce) = nonce {
+        remember(backend, nonce).await?;
+    }
     match keyed {
         Some(keyed) => backend
             .enqueue_once(by, keyed, jobs)
@@ -162,12 +183,63 @@ async fn alone(backend: &SqlBackend, request: &Request) -> Result<Grouped> {
     }
 }
 
-/// A group in the caller's transaction: the group's keys are read first, in one query (a key
-/// used before answers its request, which then writes nothing); then the others write; then
+/// Records a nonce in a transaction of its own; a nonce used before is refused.
+pub(crate) async fn remember(backend: &SqlBackend, nonce: &Seen) -> Result<()> {
+    let flavor = backend.flavor();
+    let fresh = backend
+        .write(|txn| async move {
+            let fresh = nonces::insert_fresh(&txn, flavor, &[nonce]).await;
+            (txn, fresh)
+        })
+        .await?;
+    match fresh.first() {
+        Some(true) => Ok(()),
+        _ => Err(nonces::replayed()),
+    }
+}
+
+/// A group in the caller's transaction: the nonces of its signed requests first, in one
+/// statement (a request whose nonce was used before is refused and writes nothing), then the
+/// others as `keyed_in` writes them.
+async fn group_in(
+    db: &impl ConnectionTrait,
+    backend: &SqlBackend,
+    requests: &[&Request],
+    now: DateTime<Utc>,
+) -> Result<Vec<Result<Grouped>>> {
+    let signed: Vec<&Seen> = requests.iter().filter_map(|r| r.nonce.as_ref()).collect();
+    let mut fresh = nonces::insert_fresh(db, backend.flavor(), &signed)
+        .await?
+        .into_iter();
+    let fresh: Vec<bool> = requests
+        .iter()
+        .map(|r| r.nonce.is_none() || fresh.next().unwrap_or(false))
+        .collect();
+    let live: Vec<&Request> = requests
+        .iter()
+        .zip(&fresh)
+        .filter(|(_, fresh)| **fresh)
+        .map(|(request, _)| *request)
+        .collect();
+    let mut outcomes = keyed_in(db, backend, &live, now).await?.into_iter();
+    fresh
+        .into_iter()
+        .map(|fresh| match fresh {
+            true => outcomes
+                .next()
+                .ok_or_else(|| backend_error("a group lost a request's outcome", false)),
+            false => Ok(Err(nonces::replayed())),
+        })
+        .collect()
+}
+
+/// The fresh requests of a group in the caller's transaction: the group's keys are read
+/// first, in one query (a key used before answers its request, which then writes nothing);
+/// then the others write; then
 /// the new keys are inserted with their answers, in one statement. A key that another
 /// transaction inserted meanwhile makes that insert fail, and with it the group: each request
 /// then runs alone, where a keyed one claims its key before it writes.
-async fn group_in(
+async fn keyed_in(
     db: &impl ConnectionTrait,
     backend: &SqlBackend,
     requests: &[&Request],

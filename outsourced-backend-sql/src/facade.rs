@@ -102,16 +102,16 @@ impl Backend for SqlBackend {
     // Not detached: an enqueue's write runs in its group commit's own task already, which a
     // caller that goes away cannot cut; another hop would only slow the hottest call.
     async fn enqueue(&self, by: &Actor, job: NewJob) -> Result<JobRecord> {
-        enqueue::one(self, by, job).await
+        enqueue::one(self, by, job, None).await
     }
 
     async fn enqueue_batch(&self, by: &Actor, jobs: Vec<NewJob>) -> Result<Vec<JobId>> {
-        let each = enqueue::batch(self, by, jobs).await?;
+        let each = enqueue::batch(self, by, jobs, None).await?;
         Ok(each.into_iter().map(|e| e.id).collect())
     }
 
     async fn enqueue_each(&self, by: &Actor, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>> {
-        enqueue::batch(self, by, jobs).await
+        enqueue::batch(self, by, jobs, None).await
     }
 
     async fn enqueue_attached(

@@ -2,14 +2,16 @@
 //! checked here before any handler runs. The order matters: the form of the parameters, the
 //! timestamp window, the signature (in constant time, with a dummy secret for unknown keys so
 //! that keys cannot be enumerated), the lock, the body hash, and only then the nonce, so that
-//! nobody can burn another client's nonces with bad signatures. An attachment's body streams
-//! past unread; its handler checks the signed hash as the bytes go by.
+//! nobody can burn another client's nonces with bad signatures. An enqueue's nonce is recorded
+//! in the enqueue's own transaction instead ([`PendingNonce`]), or after its refusal. An
+//! attachment's body streams past unread; its handler checks the signed hash as the bytes go by.
 
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, MatchedPath, OriginalUri, Request, State};
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
@@ -17,6 +19,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use outsourced_backend_http::oauth::{self, BODY_HASH_PARAM, BadRequest, SignedRequest};
 use outsourced_backend_http::wire::Code;
 use outsourced_backend_sql::Principal;
+use outsourced_backend_sql::store::nonces::{self, Seen};
 use sha2::{Digest, Sha256};
 
 use crate::error::ApiError;
@@ -88,13 +91,82 @@ pub(crate) async fn authenticate(
             Err(error) => return refused(&state, &uri, &parts, error),
         },
     };
-    if let Err(error) = remember_nonce(&state, &signed).await {
-        return refused(&state, &uri, &parts, error);
-    }
+    let deferred = is_enqueue(&parts.method, &path, streamed);
+    let nonce = Seen::new(
+        &signed.consumer_key,
+        signed.timestamp,
+        &signed.nonce,
+        state.wall_clock(),
+    );
+    let pending = match deferred {
+        true => PendingNonce::new(nonce),
+        false => match remember_nonce(&state, nonce).await {
+            Ok(()) => PendingNonce::default(),
+            Err(error) => return refused(&state, &uri, &parts, error),
+        },
+    };
     state.seen(&principal).await;
+    let kept = deferred.then(|| parts.clone());
     let mut request = Request::from_parts(parts, body);
     request.extensions_mut().insert(Caller { principal });
-    next.run(request).await
+    request.extensions_mut().insert(pending.clone());
+    let response = next.run(request).await;
+    match kept {
+        Some(parts) => settle(&state, &uri, &parts, &pending, response).await,
+        None => response,
+    }
+}
+
+/// After an enqueue's handler: records the nonce it left (a request refused before its
+/// enqueue's transaction), so that the request cannot be sent again once it would succeed;
+/// and counts and logs a replay that transaction refused, as the middleware's own refusals are.
+async fn settle(
+    state: &AppState,
+    uri: &axum::http::Uri,
+    parts: &axum::http::request::Parts,
+    pending: &PendingNonce,
+    response: Response,
+) -> Response {
+    match pending.take() {
+        Some(nonce) => match remember_nonce(state, nonce).await {
+            Ok(()) => response,
+            Err(error) => refused(state, uri, parts, error),
+        },
+        // The only 401 an enqueue's handler answers is its transaction's refusal of a replay.
+        None if response.status() == StatusCode::UNAUTHORIZED => {
+            refused(state, uri, parts, nonces::replayed().into())
+        }
+        None => response,
+    }
+}
+
+/// Whether the request is an enqueue of JSON (one job or a batch), whose nonce its handler
+/// records in the enqueue's own transaction (`SqlBackend::enqueue_signed`): one commit per
+/// request where a nonce of its own would make two in a row.
+fn is_enqueue(method: &Method, path: &str, streamed: bool) -> bool {
+    *method == Method::POST
+        && !streamed
+        && (path.ends_with("/jobs") || path.ends_with("/jobs/batch"))
+}
+
+/// A signed request's nonce not recorded yet: its handler takes it into the transaction of
+/// the enqueue it signs, and the middleware records whatever is left once the handler has
+/// answered. Every handler of an enqueue takes it before anything it does changes a row.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct PendingNonce(Arc<Mutex<Option<Seen>>>);
+
+impl PendingNonce {
+    fn new(nonce: Seen) -> Self {
+        PendingNonce(Arc::new(Mutex::new(Some(nonce))))
+    }
+
+    /// The nonce, if it is still to be recorded: the taker records it.
+    pub(crate) fn take(&self) -> Option<Seen> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take()
+    }
 }
 
 /// 503 `overloaded`, with `Retry-After`.
@@ -295,19 +367,11 @@ async fn check_signature(
 
 /// Records the request's nonce, refusing one already used: last, so that nobody can burn
 /// another client's nonces with requests that fail any other check.
-async fn remember_nonce(state: &AppState, signed: &SignedRequest) -> Result<(), ApiError> {
-    let now = state.wall_clock();
-    let fresh = state
-        .nonces()
-        .remember(&signed.consumer_key, signed.timestamp, &signed.nonce, now)
-        .await?;
-    if !fresh {
-        return Err(ApiError::unauthorized(
-            Code::NonceUsed,
-            "this nonce was already used: sign every request, and every retry, afresh",
-        ));
+async fn remember_nonce(state: &AppState, nonce: Seen) -> Result<(), ApiError> {
+    match state.nonces().record(nonce).await? {
+        true => Ok(()),
+        false => Err(nonces::replayed().into()),
     }
-    Ok(())
 }
 
 fn bad_oauth(error: BadRequest) -> ApiError {

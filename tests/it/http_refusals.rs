@@ -200,6 +200,70 @@ async fn replays_and_stale_timestamps_are_refused() {
     assert_eq!(within.sign(&s.secret).send().await.status().as_u16(), 201);
 }
 
+/// An enqueue's nonce is recorded in the enqueue's own transaction, or after a refusal: a
+/// request refused once (a full queue, a queue not granted yet, a bad job) is refused as a
+/// replay when sent again, even once it would succeed, and no replay of a stored enqueue,
+/// plain, keyed, unique or a batch, stores anything.
+#[tokio::test]
+async fn refused_enqueues_cannot_be_sent_again_once_they_would_succeed() {
+    let s = Setup::new(ServerConfig::default()).await;
+    let admin = Actor::Admin("root".into());
+    assert_eq!(s.enqueue().send().await.status().as_u16(), 201);
+    // Refused in the enqueue's transaction: the queue holds one job.
+    let full = s.enqueue();
+    s.refused(&full, 429, "queue_full").await;
+    let room = outsourced_core::QueueUpdate {
+        limit: Some(QueueLimit::Max(100)),
+        ..outsourced_core::QueueUpdate::default()
+    };
+    s.server
+        .sql
+        .update_queue(&admin, "mail", room)
+        .await
+        .expect("room");
+    s.refused(&full, 401, "nonce_used").await;
+    // Refused before it (a queue not granted): its nonce is recorded after the answer.
+    let body = json!({"class": "Send", "args": [2], "queue": "news"});
+    let news = Signed::new(Method::POST, &s.url("jobs"), &s.key, Some(body)).sign(&s.secret);
+    s.refused(&news, 404, "unknown_queue").await;
+    s.server
+        .sql
+        .create_queue(&admin, "news", QueueLimit::Max(100))
+        .await
+        .expect("a queue");
+    s.server
+        .directory()
+        .grant(Role::Producer, "shop", "news")
+        .await
+        .expect("grant");
+    s.refused(&news, 401, "nonce_used").await;
+    // Stored, then sent again: a batch, a unique job (stored on its own), a keyed enqueue.
+    let batch = json!([{"class": "A", "queue": "mail"}, {"class": "B", "queue": "mail"}]);
+    let batch =
+        Signed::new(Method::POST, &s.url("jobs/batch"), &s.key, Some(batch)).sign(&s.secret);
+    let unique = json!({"class": "U", "queue": "mail", "unique": {"key": "u-1"}});
+    let unique = Signed::new(Method::POST, &s.url("jobs"), &s.key, Some(unique)).sign(&s.secret);
+    for stored in [&batch, &unique] {
+        assert_eq!(stored.send().await.status().as_u16(), 201, "{stored:?}");
+        s.refused(stored, 401, "nonce_used").await;
+    }
+    let keyed = |mut request: Signed| {
+        request.idempotency_key = Some("k-1".into());
+        request
+    };
+    let first = keyed(s.enqueue());
+    assert_eq!(first.send().await.status().as_u16(), 201);
+    s.refused(&first, 401, "nonce_used").await;
+    // The same request signed afresh is the client's retry: the key answers it.
+    let before = s.stored().await;
+    assert_eq!(keyed(s.enqueue()).send().await.status().as_u16(), 201);
+    assert_eq!(
+        s.stored().await,
+        before,
+        "the key's first answer, nothing stored"
+    );
+}
+
 /// The body hash our client sends: SHA-256, base64url without padding.
 fn sha256_b64(body: &[u8]) -> String {
     use base64::Engine;

@@ -144,7 +144,7 @@ async fn keyed_enqueues_sharing_a_group_commit_store_each_request_once(config: S
                 status: 201,
                 body: placed[0].0.id.0.to_string(),
             };
-            sql.enqueue_idempotent(&shop, request, vec![job], answer)
+            sql.enqueue_idempotent(&shop, request, vec![job], answer, None)
                 .await
         })
     };

@@ -305,7 +305,7 @@ async fn the_observer_hears_what_committed_and_nothing_else() {
             status: 201,
             body: String::new(),
         };
-        sql.enqueue_idempotent(&admin, request, vec![job("C")], answer)
+        sql.enqueue_idempotent(&admin, request, vec![job("C")], answer, None)
     };
     enqueue_once().await.expect("first");
     enqueue_once().await.expect("the same answer again");

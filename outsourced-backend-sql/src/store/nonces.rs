@@ -5,9 +5,8 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryTrait,
-};
+use sea_orm::sea_query::{InsertStatement, OnConflict, Query};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 
 use crate::backend::SqlBackend;
 use crate::convert::ms;
@@ -15,7 +14,7 @@ use crate::dialect::{Flavor, insert_if_absent};
 use crate::entity::nonce;
 use crate::error::db_error;
 use crate::group::{Entry, Group};
-use outsourced_core::Result;
+use outsourced_core::{Error, Result};
 
 /// The nonces of signed requests, in the backend's database. Cheap to clone; clones share
 /// one group commit, so make one store per server and clone it.
@@ -42,12 +41,12 @@ impl NonceStore {
         nonce: &str,
         now: DateTime<Utc>,
     ) -> Result<bool> {
-        let seen = Seen {
-            consumer_key: consumer_key.to_owned(),
-            timestamp,
-            nonce: nonce.to_owned(),
-            seen_at: ms(now),
-        };
+        self.record(Seen::new(consumer_key, timestamp, nonce, now))
+            .await
+    }
+
+    /// Records a nonce as seen; false when it was seen before (see `remember`).
+    pub async fn record(&self, seen: Seen) -> Result<bool> {
         self.group.submit(self, seen).await?
     }
 
@@ -63,13 +62,36 @@ impl NonceStore {
     }
 }
 
-/// A nonce as seen in one request.
+/// A nonce as seen in one request: recorded by [`NonceStore::remember`], or by the
+/// transaction of the enqueue it signs ([`SqlBackend::enqueue_signed`]).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-struct Seen {
+pub struct Seen {
     consumer_key: String,
     timestamp: i64,
     nonce: String,
     seen_at: i64,
+}
+
+impl Seen {
+    /// The nonce of a request signed by `consumer_key` at `timestamp` (epoch seconds), seen
+    /// `now`.
+    pub fn new(consumer_key: &str, timestamp: i64, nonce: &str, now: DateTime<Utc>) -> Self {
+        Seen {
+            consumer_key: consumer_key.to_owned(),
+            timestamp,
+            nonce: nonce.to_owned(),
+            seen_at: ms(now),
+        }
+    }
+}
+
+/// The refusal of a request whose nonce was used before.
+pub fn replayed() -> Error {
+    Error::Unauthorized {
+        code: "nonce_used".to_owned(),
+        message: "this nonce was already used: sign every request, and every retry, afresh"
+            .to_owned(),
+    }
 }
 
 /// The group commit of nonces: one group at a time on SQLite (its one writer), a few at once
@@ -94,10 +116,11 @@ const GROUP_NONCES: usize = 500;
 /// Records a group of nonces in one transaction: each is fresh if its insert added a row, and
 /// the same nonce twice in one group is fresh only the first time.
 async fn grouped(backend: SqlBackend, entries: Vec<Entry<Seen, Result<bool>>>) {
-    let (flavor, entries_ref) = (backend.flavor(), &entries);
+    let seen: Vec<&Seen> = entries.iter().map(|entry| &entry.request).collect();
+    let (flavor, seen) = (backend.flavor(), &seen);
     let written = backend
         .write(|txn| async move {
-            let result = insert_all(&txn, flavor, entries_ref).await;
+            let result = insert_fresh(&txn, flavor, seen).await;
             (txn, result)
         })
         .await;
@@ -115,26 +138,98 @@ async fn grouped(backend: SqlBackend, entries: Vec<Entry<Seen, Result<bool>>>) {
     }
 }
 
-async fn insert_all(
+/// What makes a nonce the same: its consumer, timestamp and value.
+type NonceId = (String, i64, String);
+
+impl Seen {
+    fn id(&self) -> NonceId {
+        (
+            self.consumer_key.clone(),
+            self.timestamp,
+            self.nonce.clone(),
+        )
+    }
+}
+
+/// Records `nonces` in the caller's transaction: each is fresh if its insert added a row, and
+/// the same nonce twice is fresh only the first time. One statement on SQLite and PostgreSQL
+/// (the rows it inserted come back), one per nonce on MariaDB and MySQL.
+pub(crate) async fn insert_fresh(
     db: &impl ConnectionTrait,
     flavor: Flavor,
-    entries: &[Entry<Seen, Result<bool>>],
+    nonces: &[&Seen],
 ) -> Result<Vec<bool>> {
-    let mut seen = HashSet::new();
-    let mut fresh = Vec::with_capacity(entries.len());
-    for Entry { request, .. } in entries {
-        if !seen.insert(request) {
-            fresh.push(false);
-            continue;
+    let mut ids = HashSet::new();
+    let first: Vec<bool> = nonces.iter().map(|n| ids.insert(n.id())).collect();
+    let unique: Vec<&Seen> = nonces
+        .iter()
+        .zip(&first)
+        .filter(|(_, first)| **first)
+        .map(|(n, _)| *n)
+        .collect();
+    let inserted = match flavor {
+        Flavor::Sqlite | Flavor::Postgres => insert_returning(db, flavor, &unique).await?,
+        Flavor::MariaDb | Flavor::MySql => {
+            let mut inserted = HashSet::new();
+            for nonce in unique {
+                if insert_if_absent(db, flavor, insert_of(&[nonce])).await? {
+                    inserted.insert(nonce.id());
+                }
+            }
+            inserted
         }
-        let row = nonce::ActiveModel {
-            consumer_key: Set(request.consumer_key.clone()),
-            timestamp: Set(request.timestamp),
-            nonce: Set(request.nonce.clone()),
-            seen_at: Set(request.seen_at),
-        };
-        let insert = nonce::Entity::insert(row).into_query();
-        fresh.push(insert_if_absent(db, flavor, insert).await?);
+    };
+    Ok(nonces
+        .iter()
+        .zip(first)
+        .map(|(nonce, first)| first && inserted.contains(&nonce.id()))
+        .collect())
+}
+
+/// The nonces one `INSERT ... ON CONFLICT DO NOTHING RETURNING` added.
+async fn insert_returning(
+    db: &impl ConnectionTrait,
+    flavor: Flavor,
+    nonces: &[&Seen],
+) -> Result<HashSet<NonceId>> {
+    if nonces.is_empty() {
+        return Ok(HashSet::new());
     }
-    Ok(fresh)
+    let mut insert = insert_of(nonces);
+    insert
+        .on_conflict(OnConflict::new().do_nothing().to_owned())
+        .returning(Query::returning().columns(["consumer_key", "timestamp", "nonce"]));
+    let rows = db
+        .query_all_raw(flavor.backend().build(&insert))
+        .await
+        .map_err(db_error)?;
+    rows.iter()
+        .map(|row| {
+            Ok((
+                row.try_get("", "consumer_key").map_err(db_error)?,
+                row.try_get("", "timestamp").map_err(db_error)?,
+                row.try_get("", "nonce").map_err(db_error)?,
+            ))
+        })
+        .collect()
+}
+
+/// One insert of `nonces`' rows.
+fn insert_of(nonces: &[&Seen]) -> InsertStatement {
+    let mut insert = Query::insert();
+    insert.into_table(nonce::Entity).columns([
+        nonce::Column::ConsumerKey,
+        nonce::Column::Timestamp,
+        nonce::Column::Nonce,
+        nonce::Column::SeenAt,
+    ]);
+    for n in nonces {
+        insert.values_panic([
+            n.consumer_key.clone().into(),
+            n.timestamp.into(),
+            n.nonce.clone().into(),
+            n.seen_at.into(),
+        ]);
+    }
+    insert.to_owned()
 }

@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use outsourced_backend_http::wire::{Code, ErrorBody, IdsDto, job_to_dto};
 use outsourced_backend_sql::Role;
 use outsourced_backend_sql::idempotency::{Answer, Idempotent, Request};
+use outsourced_backend_sql::store::nonces::Seen;
 use outsourced_core::{Actor, Error, JobRecord, NewJob};
 use sha2::{Digest, Sha256};
 
@@ -43,10 +44,12 @@ pub(crate) struct Enqueue<'a> {
 }
 
 /// Enqueues once per key, answering as the first time.
+/// With the signed request's `nonce`, recorded in the enqueue's transaction.
 pub(crate) async fn enqueue(
     state: &AppState,
     caller: &Caller,
     request: Enqueue<'_>,
+    nonce: Option<Seen>,
 ) -> ApiResult<Response> {
     let principal = actor(caller).to_string();
     let mut digest = Sha256::new();
@@ -64,9 +67,13 @@ pub(crate) async fn enqueue(
     let seen_by = by.clone();
     let outcome = state
         .backend()
-        .enqueue_idempotent(&by, idempotent, request.jobs, move |placed| {
-            answer(&seen_by, admin, placed, single)
-        })
+        .enqueue_idempotent(
+            &by,
+            idempotent,
+            request.jobs,
+            move |placed| answer(&seen_by, admin, placed, single),
+            nonce,
+        )
         .await?;
     match outcome {
         Idempotent::Answer(answer) => Ok(replay(answer)),

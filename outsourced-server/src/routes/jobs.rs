@@ -9,12 +9,13 @@ use outsourced_backend_http::wire::{
     StateDto, job_to_dto,
 };
 use outsourced_backend_sql::Role;
-use outsourced_core::{Backend, CountFilter, Enqueued, Error, JobFilter, JobId, NewJob};
+use outsourced_backend_sql::store::nonces::Seen;
+use outsourced_core::{Actor, Backend, CountFilter, Enqueued, Error, JobFilter, JobId, NewJob};
 
 use super::access::{actor, queue_access, readable_job};
 use super::idempotent;
 use super::roles::{Route, permit};
-use crate::auth::Caller;
+use crate::auth::{Caller, PendingNonce};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, PathArg, QueryArgs};
 use crate::state::AppState;
@@ -52,6 +53,7 @@ pub(crate) async fn enqueue(
         return Ok(stored.into_response());
     }
     let idempotency = idempotent::key_of(request.headers())?;
+    let pending = pending_nonce(&request);
     let JsonBody(dto) = JsonBody::<NewJobDto>::from_request(request, &state).await?;
     permit(&caller, Route::Enqueue)?;
     if let Some(key) = &idempotency {
@@ -64,10 +66,21 @@ pub(crate) async fn enqueue(
             jobs,
             single: true,
         };
-        return idempotent::enqueue(&state, &caller, request).await;
+        return idempotent::enqueue(&state, &caller, request, pending.take()).await;
     }
     let job = new_job(&state, &caller, dto).await?;
-    Ok(enqueue_one(&state, &caller, job).await?.into_response())
+    let enqueued = enqueue_one(&state, &caller, job, pending.take()).await?;
+    Ok(enqueued.into_response())
+}
+
+/// The request's nonce not recorded yet, for the enqueue's own transaction to record (see
+/// `auth::PendingNonce`: taken only when nothing but that transaction will change a row).
+fn pending_nonce(request: &Request) -> PendingNonce {
+    request
+        .extensions()
+        .get::<PendingNonce>()
+        .cloned()
+        .unwrap_or_default()
 }
 
 /// Enqueues one job: 201 when stored, 200 with the job that holds its unique key when a
@@ -76,10 +89,14 @@ async fn enqueue_one(
     state: &AppState,
     caller: &Caller,
     job: NewJob,
+    nonce: Option<Seen>,
 ) -> ApiResult<(StatusCode, Json<JobDto>)> {
     let by = actor(caller);
     if job.unique.is_none() {
-        let stored = state.backend().enqueue(&by, job).await?;
+        let stored = match nonce {
+            Some(nonce) => state.backend().enqueue_signed(&by, job, nonce).await?,
+            None => state.backend().enqueue(&by, job).await?,
+        };
         return Ok((StatusCode::CREATED, Json(job_to_dto(&stored))));
     }
     let key = job
@@ -87,7 +104,7 @@ async fn enqueue_one(
         .as_ref()
         .map(|u| u.key.clone())
         .unwrap_or_default();
-    let mut each = state.backend().enqueue_each(&by, vec![job]).await?;
+    let mut each = enqueue_each(state, &by, vec![job], nonce).await?;
     let enqueued = each
         .pop()
         .ok_or_else(|| ApiError::from(Error::conflict("the enqueue returned nothing")))?;
@@ -122,6 +139,7 @@ pub(crate) async fn placed(
 pub(crate) async fn enqueue_batch(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
+    Extension(pending): Extension<PendingNonce>,
     headers: HeaderMap,
     JsonBody(dtos): JsonBody<Vec<NewJobDto>>,
 ) -> ApiResult<Response> {
@@ -143,9 +161,9 @@ pub(crate) async fn enqueue_batch(
             jobs,
             single: false,
         };
-        return idempotent::enqueue(&state, &caller, request).await;
+        return idempotent::enqueue(&state, &caller, request, pending.take()).await;
     }
-    let each = state.backend().enqueue_each(&actor(&caller), jobs).await?;
+    let each = enqueue_each(&state, &actor(&caller), jobs, pending.take()).await?;
     let duplicates = match each.iter().any(|e| e.duplicate) {
         true => each.iter().map(|e| e.duplicate).collect(),
         false => Vec::new(),
@@ -158,6 +176,19 @@ pub(crate) async fn enqueue_batch(
         }),
     )
         .into_response())
+}
+
+/// `Backend::enqueue_each`, with the signed request's nonce in its transaction.
+async fn enqueue_each(
+    state: &AppState,
+    by: &Actor,
+    jobs: Vec<NewJob>,
+    nonce: Option<Seen>,
+) -> outsourced_core::Result<Vec<Enqueued>> {
+    match nonce {
+        Some(nonce) => state.backend().enqueue_each_signed(by, jobs, nonce).await,
+        None => state.backend().enqueue_each(by, jobs).await,
+    }
 }
 
 /// One job: an admin sees any, a producer those it enqueued, a worker those it holds.
