@@ -9,9 +9,10 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use rand::RngCore;
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, Order, Query};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, Iterable,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait,
 };
 
 use crate::backend::SqlBackend;
@@ -121,6 +122,19 @@ pub(crate) fn random_text(bytes: usize) -> String {
     }
 }
 
+/// A principal from its row and its queues.
+fn principal_of(row: principal::Model, queues: Vec<String>) -> Result<Principal> {
+    Ok(Principal {
+        role: row.role.parse()?,
+        name: row.name,
+        consumer_key: row.consumer_key,
+        locked: row.locked,
+        queues,
+        created_at: time(row.created_at),
+        last_seen_at: row.last_seen_at.map(time),
+    })
+}
+
 fn check_name(role: Role, name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 191
@@ -174,15 +188,7 @@ impl Directory {
 
     async fn principal(&self, row: principal::Model) -> Result<Principal> {
         let queues = self.queues_of(row.id).await?;
-        Ok(Principal {
-            role: row.role.parse()?,
-            name: row.name,
-            consumer_key: row.consumer_key,
-            locked: row.locked,
-            queues,
-            created_at: time(row.created_at),
-            last_seen_at: row.last_seen_at.map(time),
-        })
+        principal_of(row, queues)
     }
 
     /// Creates a principal with fresh credentials; an existing name is `Conflict`.
@@ -312,16 +318,52 @@ impl Directory {
         key: &ServerKey,
         consumer_key: &str,
     ) -> Result<Option<(Principal, String)>> {
-        let row = principal::Entity::find()
-            .filter(principal::Column::ConsumerKey.eq(consumer_key))
-            .one(self.backend.reader())
-            .await
-            .map_err(db_error)?;
-        let Some(row) = row else {
+        let Some((row, queues)) = self.with_queues(consumer_key).await? else {
             return Ok(None);
         };
         let secret = key.decrypt(&row.secret)?;
-        Ok(Some((self.principal(row).await?, secret)))
+        Ok(Some((principal_of(row, queues)?, secret)))
+    }
+
+    /// The principal with this consumer key and its queues, in one statement (every signed
+    /// request asks): its row joined to its grants, one row per queue.
+    async fn with_queues(
+        &self,
+        consumer_key: &str,
+    ) -> Result<Option<(principal::Model, Vec<String>)>> {
+        use sea_orm::sea_query::ExprTrait as _;
+        let mut select = Query::select();
+        for column in principal::Column::iter() {
+            select.column((principal::Entity, column));
+        }
+        let on = Expr::col((access::Entity, access::Column::PrincipalId))
+            .equals((principal::Entity, principal::Column::Id));
+        select
+            .column((access::Entity, access::Column::Queue))
+            .from(principal::Entity)
+            .left_join(access::Entity, on)
+            .and_where(
+                Expr::col((principal::Entity, principal::Column::ConsumerKey)).eq(consumer_key),
+            )
+            .order_by((access::Entity, access::Column::Queue), Order::Asc);
+        let statement = self.backend.flavor().backend().build(&select);
+        let rows = self
+            .backend
+            .reader()
+            .query_all_raw(statement)
+            .await
+            .map_err(db_error)?;
+        let Some(first) = rows.first() else {
+            return Ok(None);
+        };
+        let principal = principal::Model::from_query_result(first, "").map_err(db_error)?;
+        let queues = rows
+            .iter()
+            .map(|row| row.try_get::<Option<String>>("", "queue"))
+            .filter_map(|queue| queue.transpose())
+            .collect::<std::result::Result<Vec<String>, _>>()
+            .map_err(db_error)?;
+        Ok(Some((principal, queues)))
     }
 
     /// Deletes a principal and its access.
