@@ -38,7 +38,7 @@ pub(crate) async fn batch(
     nonce: Option<Seen>,
 ) -> Result<Vec<Enqueued>> {
     if jobs.is_empty() {
-        remember(backend, nonce.as_ref()).await?;
+        record_first(backend, nonce.as_ref()).await?;
         return Ok(Vec::new());
     }
     let placed = insert(backend, by, jobs, nonce).await?;
@@ -127,7 +127,7 @@ async fn insert(
     // others, or join a batch: they lock their dependencies' rows, or their batch's, which
     // ends may hold.
     if checked.is_err() || jobs.iter().any(alone) {
-        remember(backend, nonce.as_ref()).await?;
+        record_first(backend, nonce.as_ref()).await?;
         checked?;
         return insert_alone(backend, by, &jobs).await;
     }
@@ -138,7 +138,7 @@ async fn insert(
 /// Records a signed request's nonce in a transaction of its own, for a request refused before
 /// its jobs' transaction or stored outside the group commit: first, so that a request used
 /// once is refused before it changes anything.
-async fn remember(backend: &SqlBackend, nonce: Option<&Seen>) -> Result<()> {
+async fn record_first(backend: &SqlBackend, nonce: Option<&Seen>) -> Result<()> {
     match nonce {
         Some(nonce) => enqueue_group::remember(backend, nonce).await,
         None => Ok(()),
@@ -199,7 +199,7 @@ impl SqlBackend {
         if checked.is_ok() && !jobs.iter().any(alone) {
             return enqueue_group::keyed(self, by, keyed, jobs, nonce).await;
         }
-        remember(self, nonce.as_ref()).await?;
+        record_first(self, nonce.as_ref()).await?;
         checked?;
         self.enqueue_once(by, &keyed, &jobs).await
     }

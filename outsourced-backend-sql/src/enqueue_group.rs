@@ -235,10 +235,10 @@ async fn group_in(
 
 /// The fresh requests of a group in the caller's transaction: the group's keys are read
 /// first, in one query (a key used before answers its request, which then writes nothing);
-/// then the others write; then
-/// the new keys are inserted with their answers, in one statement. A key that another
-/// transaction inserted meanwhile makes that insert fail, and with it the group: each request
-/// then runs alone, where a keyed one claims its key before it writes.
+/// then the others write; then the new keys are inserted with their answers, in one
+/// statement. A key that another transaction inserted meanwhile makes that insert fail, and
+/// with it the group: each request then runs alone, where a keyed one claims its key before
+/// it writes.
 async fn keyed_in(
     db: &impl ConnectionTrait,
     backend: &SqlBackend,
