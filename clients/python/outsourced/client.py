@@ -173,7 +173,8 @@ class Client:
         send_headers = {"Accept": "application/json", **(headers or {})}
         if data is not None:
             send_headers["Content-Type"] = "application/json"
-        deadline = time.monotonic() + RETRY_FOR
+        started = time.monotonic()
+        deadline = started + RETRY_FOR
         pause = FIRST_PAUSE
         while True:
             try:
@@ -191,7 +192,8 @@ class Client:
                 if resend and time.monotonic() < deadline:
                     pause = self._pause(pause)
                     continue
-                raise Unreachable(f"cannot reach {self.url}: {_why(error)}") from error
+                tried = f" (tried for {time.monotonic() - started:.0f} s)" if resend else ""
+                raise Unreachable(f"cannot reach {self.url}: {_why(error)}{tried}") from error
             if answer.status_code == 503 and time.monotonic() < deadline:
                 overloaded = _error_body(answer).get("code") == "overloaded"
                 if overloaded or resend:
@@ -211,21 +213,35 @@ class Client:
 
     # -- producers -----------------------------------------------------------------------
 
-    def enqueue(self, job_class: str, args: Any = None, **options: Any) -> dict:
+    def enqueue(
+        self,
+        job_class: str,
+        args: Any = None,
+        *,
+        idempotency_key: Optional[str] = None,
+        **options: Any,
+    ) -> dict:
         """Stores one job (see :func:`new_job` for the options) and answers it as stored; a
-        duplicate of a unique job answers the job that holds the key. Sent with a fresh
-        ``Idempotency-Key``, and sent again with it after a failure on the way: stored once."""
-        return self.enqueue_job(new_job(job_class, args, **options))
+        duplicate of a unique job answers the job that holds the key. Sent with an
+        ``Idempotency-Key`` (``idempotency_key``, or a fresh one), and sent again with it after
+        a failure on the way: stored once. To try again after :class:`Unreachable` without
+        storing the job twice, give your own key and call again with the same one: a job an
+        earlier call stored is answered (the server keeps a key a day)."""
+        job = new_job(job_class, args, **options)
+        return self.enqueue_job(job, idempotency_key=idempotency_key)
 
-    def enqueue_job(self, job: Mapping[str, Any]) -> dict:
-        """Stores a job made by :func:`new_job`."""
-        key = {"Idempotency-Key": uuid.uuid4().hex}
+    def enqueue_job(self, job: Mapping[str, Any], idempotency_key: Optional[str] = None) -> dict:
+        """Stores a job made by :func:`new_job` (``idempotency_key`` as for :meth:`enqueue`)."""
+        key = {"Idempotency-Key": idempotency_key or uuid.uuid4().hex}
         return self.request("POST", "/jobs", dict(job), headers=key, resend=True)
 
-    def enqueue_batch(self, jobs: Iterable[Mapping[str, Any]]) -> list[int]:
+    def enqueue_batch(
+        self, jobs: Iterable[Mapping[str, Any]], idempotency_key: Optional[str] = None
+    ) -> list[int]:
         """Stores several jobs (made by :func:`new_job`) in one transaction, all or none, and
-        answers their ids in order (a duplicate's is its holder's)."""
-        key = {"Idempotency-Key": uuid.uuid4().hex}
+        answers their ids in order (a duplicate's is its holder's); ``idempotency_key`` as for
+        :meth:`enqueue`."""
+        key = {"Idempotency-Key": idempotency_key or uuid.uuid4().hex}
         body = [dict(job) for job in jobs]
         return self.request("POST", "/jobs/batch", body, headers=key, resend=True)["ids"]
 

@@ -110,6 +110,12 @@ class Live(unittest.TestCase):
         first = self.producer.request("POST", "/jobs", job, headers=key)
         again = self.producer.request("POST", "/jobs", job, headers=key)
         self.assertEqual(first["id"], again["id"])
+        # A caller's own key: a call made again after `Unreachable` answers the stored job.
+        mine = self.producer.enqueue("Once", [2], idempotency_key="mine-1")
+        retried = self.producer.enqueue("Once", [2], idempotency_key="mine-1")
+        self.assertEqual(mine["id"], retried["id"])
+        ids = self.producer.enqueue_batch([new_job("Once", [3])], idempotency_key="mine-2")
+        self.assertEqual(self.producer.enqueue_batch([new_job("Once", [3])], "mine-2"), ids)
 
     def test_leases_by_hand_heartbeat_release_and_a_stale_token(self):
         later = datetime.now(timezone.utc) + timedelta(hours=1)
