@@ -353,12 +353,19 @@ pub fn workable_queues(hired: &[String], asked: &[String]) -> Vec<String> {
 }
 
 /// The name among `names` that `given` looks like a typo of (at most two edits, and fewer
-/// than the name's length), the closest first: what a "did you mean" names.
+/// than the name's length, letters' case aside: names are case-sensitive, and `Mail` is a typo
+/// of `mail`), the closest first: what a "did you mean" names.
 pub fn closest_name<'a>(given: &str, names: &'a [String]) -> Option<&'a str> {
+    let lower = given.to_lowercase();
     names
         .iter()
         .filter(|name| name.as_str() != given)
-        .map(|name| (strsim::damerau_levenshtein(given, name), name))
+        .map(|name| {
+            (
+                strsim::damerau_levenshtein(&lower, &name.to_lowercase()),
+                name,
+            )
+        })
         .filter(|(distance, name)| *distance <= 2 && *distance < name.chars().count())
         .min()
         .map(|(_, name)| name.as_str())
@@ -374,6 +381,8 @@ mod tests {
         assert_eq!(closest_name("mial", &names), Some("mail"));
         assert_eq!(closest_name("stuf_to_do", &names), Some("stuff_to_do"));
         assert_eq!(closest_name("reports", &names), None);
+        assert_eq!(closest_name("Stuff_To_Do", &names), Some("stuff_to_do"));
+        assert_eq!(closest_name("MIAL", &names), Some("mail"));
         assert_eq!(
             closest_name("b", &names),
             None,
