@@ -44,8 +44,9 @@ pub trait Backend: Send + Sync {
     ///   `enqueued`, the caller as actor, attempt 0.
     /// - An unknown queue is `UnknownQueue` unless the backend creates queues on first use
     ///   (with the default limit); a queue at its limit is `QueueFull`; a paused queue accepts.
-    /// - An empty class or queue name, `max_attempts` 0, or arguments over the backend's size
-    ///   limit are `InvalidInput`. Whenever it fails, nothing is stored.
+    /// - An empty class or queue name, `max_attempts` 0, a `max_run_time` under 1 ms, or
+    ///   arguments over the backend's size limit are `InvalidInput`. Whenever it fails,
+    ///   nothing is stored.
     /// - Wakes reservers that long-poll.
     /// - A job with a [`Unique`](crate::Unique) key that another job holds (per the key's
     ///   rules) is a duplicate: nothing is stored, no queue slot is taken, and the answer is

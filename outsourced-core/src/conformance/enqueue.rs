@@ -129,6 +129,8 @@ pub(crate) async fn invalid_jobs_are_refused_and_nothing_is_stored(h: &Harness) 
     let invalid = [
         NewJob::new("", json!([])),
         noop().max_attempts(0),
+        noop().max_run_time(Duration::ZERO),
+        noop().max_run_time(Duration::from_micros(900)),
         noop().queue(""),
         noop().queue("bad queue/name"),
         noop().owner(Owner::new("User", "")),

@@ -361,6 +361,10 @@ impl NewJob {
         if self.max_attempts == Some(0) {
             return Err(Error::invalid("max_attempts must be at least 1"));
         }
+        // Stored in whole milliseconds: a shorter run time would end every attempt at once.
+        if self.max_run_time.is_some_and(|t| t.as_millis() == 0) {
+            return Err(Error::invalid("max_run_time must be at least 1 ms"));
+        }
         // Stored in whole milliseconds: a shorter interval would be stored as `every:0`,
         // which no reader takes back.
         if let Some(Repeat::Every(interval)) = &self.repeat
