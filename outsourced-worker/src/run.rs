@@ -126,7 +126,7 @@ impl Run {
             }
             let outage = self.outage.get_or_insert_with(Outage::new);
             // Said at the first failure, then at most every [`Outage::SAY_EVERY`] (the pauses
-            // double up to 30 s: a server down for an hour is a few hundred lines, and one
+            // double up to 10 s: a server down for an hour is a few hundred lines, and one
             // down for a minute is not a minute of silence); the rest at debug level.
             if let Some(down_for) = outage.due_to_say(Instant::now()) {
                 let tries = self.unreachable;
@@ -180,9 +180,9 @@ impl Run {
     }
 }
 
-/// Failed reserves in a row after which a worker that stops when idle stops too: ten tries
+/// Failed reserves in a row after which a worker that stops when idle stops too: twelve tries
 /// over about 50 s of [`Pause`], long enough for a server's restart.
-pub(crate) const GIVE_UP_AFTER: u32 = 10;
+pub(crate) const GIVE_UP_AFTER: u32 = 12;
 
 /// A time the backend could not be reached: since when, and when the worker last said so.
 pub(crate) struct Outage {
@@ -211,12 +211,13 @@ impl Outage {
     }
 }
 
-/// Capped exponential back-off after backend errors: 100 ms, doubling, at most 30 s.
+/// Capped exponential back-off after backend errors: 100 ms, doubling, at most 10 s, so that
+/// a server back from a restart is found within 10 s.
 pub(crate) struct Pause(Duration);
 
 impl Pause {
     const FIRST: Duration = Duration::from_millis(100);
-    const MAX: Duration = Duration::from_secs(30);
+    const MAX: Duration = Duration::from_secs(10);
 
     fn new() -> Self {
         Pause(Self::FIRST)
@@ -242,7 +243,7 @@ mod tests {
         let mut pause = Pause::new();
         let waits: Vec<u128> = (0..12).map(|_| pause.next().as_millis()).collect();
         assert_eq!(waits[..4], [100, 200, 400, 800]);
-        assert_eq!(waits[11], 30_000);
+        assert_eq!(waits[7..], [10_000; 5]);
         pause.reset();
         assert_eq!(pause.next(), Duration::from_millis(100));
     }

@@ -514,12 +514,12 @@ fn a_worker_that_exits_on_complete_gives_up_on_a_server_that_is_down() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains("this worker stops after 10 tries in a row"),
+        stderr.contains("this worker stops after 12 tries in a row"),
         "says so at the first failure: {stderr}"
     );
     let last = stderr.lines().last().unwrap_or_default();
     assert!(
-        last.starts_with("outsourced-worker: stopping: could not reach the backend in 10 tries"),
+        last.starts_with("outsourced-worker: stopping: could not reach the backend in 12 tries"),
         "{stderr}"
     );
 }
