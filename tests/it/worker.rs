@@ -212,7 +212,11 @@ async fn a_worker_that_stops_when_idle_gives_up_on_a_backend_it_cannot_reach() {
         error.to_string().contains("the database is down"),
         "{error}"
     );
-    assert_eq!(backend.reserves.load(Ordering::SeqCst), 10);
+    assert_eq!(
+        backend.reserves.load(Ordering::SeqCst),
+        12,
+        "GIVE_UP_AFTER tries"
+    );
 }
 
 /// The jobs of the test below: each says it has started, then waits to be let go.
