@@ -228,8 +228,9 @@ async fn place(
     Ok(placed)
 }
 
-/// Inserts new job rows (giving each its id) and their first history rows; `by[i]` enqueued
-/// `rows[i]`.
+/// Inserts new job rows (giving each its id), their first history rows and the counts'
+/// deltas; `by[i]` enqueued `rows[i]`. On PostgreSQL one statement per chunk does all three
+/// (`pg_batch::insert_new`).
 pub(crate) async fn store(
     db: &impl ConnectionTrait,
     flavor: Flavor,
@@ -237,6 +238,16 @@ pub(crate) async fn store(
     by: &[&Actor],
     now: DateTime<Utc>,
 ) -> Result<()> {
+    if flavor == Flavor::Postgres {
+        // The rows, their history and the counts in one statement per chunk.
+        for (chunk, by) in rows.chunks_mut(JOB_CHUNK).zip(by.chunks(JOB_CHUNK)) {
+            let ids = crate::pg_batch::insert_new(db, insert_of(chunk), by, now).await?;
+            for (row, id) in chunk.iter_mut().zip(ids) {
+                row.id = id;
+            }
+        }
+        return Ok(());
+    }
     let ids = insert_rows(db, flavor, rows).await?;
     for (row, id) in rows.iter_mut().zip(ids) {
         row.id = id;
@@ -331,30 +342,29 @@ async fn insert_rows(
     flavor: Flavor,
     rows: &[job::Model],
 ) -> Result<Vec<i64>> {
-    let models = |chunk: &[job::Model]| {
-        chunk
-            .iter()
-            .map(|row| {
-                // Every column is written, except the id the database assigns.
-                let mut model = row.clone().into_active_model().reset_all();
-                model.id = NotSet;
-                model
-            })
-            .collect::<Vec<_>>()
-    };
     let mut ids = Vec::with_capacity(rows.len());
     if flavor == Flavor::MySql {
         for row in rows {
-            let insert = job::Entity::insert_many(models(std::slice::from_ref(row))).into_query();
+            let insert = insert_of(std::slice::from_ref(row));
             ids.push(insert_one(db, flavor, insert).await?);
         }
         return Ok(ids);
     }
     for chunk in rows.chunks(JOB_CHUNK) {
-        let insert = job::Entity::insert_many(models(chunk)).into_query();
+        let insert = insert_of(chunk);
         ids.extend(insert_returning_ids(db, flavor, insert).await?);
     }
     Ok(ids)
+}
+
+/// An insert of these rows, every column written but the id the database assigns.
+fn insert_of(rows: &[job::Model]) -> sea_orm::sea_query::InsertStatement {
+    let models = rows.iter().map(|row| {
+        let mut model = row.clone().into_active_model().reset_all();
+        model.id = NotSet;
+        model
+    });
+    job::Entity::insert_many(models).into_query()
 }
 
 fn first_history(

@@ -1,4 +1,5 @@
-//! PostgreSQL's hot path: a claim and a completion, each one statement.
+//! PostgreSQL's hot path: a claim and a completion, each one statement, and new jobs stored
+//! with their history rows and counts in one statement (`insert_new`).
 //!
 //! The claim selects its batch (`FOR UPDATE SKIP LOCKED`), marks it running with a token per
 //! job and writes each job's `reserved` history row, in one statement of data-modifying CTEs.
@@ -25,7 +26,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{PostgresQueryBuilder, SelectStatement};
+use sea_orm::sea_query::{InsertStatement, PostgresQueryBuilder, SelectStatement};
 use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, QueryResult, Statement, Value};
 
 use crate::convert::{self, duration_ms, ms};
@@ -351,4 +352,51 @@ async fn query(
 ) -> Result<Vec<QueryResult>> {
     let statement = Statement::from_sql_and_values(DbBackend::Postgres, sql, values);
     db.query_all_raw(statement).await.map_err(db_error)
+}
+
+/// Inserts new jobs (`insert`, an insert of job rows without `RETURNING`), their first history
+/// rows (`by[i]` enqueued the `i`th row, at `now`) and the counts' deltas in one statement,
+/// where three round trips were made (an enqueue's group commit holds its queue's row for
+/// all of them). Answers the rows' ids in the order of the insert's rows: a multi-row insert
+/// draws its ids from the sequence in that order, and the statement numbers them by id.
+pub(crate) async fn insert_new(
+    db: &impl ConnectionTrait,
+    insert: InsertStatement,
+    by: &[&Actor],
+    now: DateTime<Utc>,
+) -> Result<Vec<i64>> {
+    let (insert, values) = insert.build(PostgresQueryBuilder);
+    let mut values = values.0;
+    let mut param = |value: Value| {
+        values.push(value);
+        format!("${}", values.len())
+    };
+    let actors: Vec<String> = by.iter().map(ToString::to_string).collect();
+    let actors = param(serde_json::json!(actors).to_string().into());
+    let at = param(ms(now).into());
+    let reason = param(Reason::Enqueued.as_str().into());
+    let sql = format!(
+        "WITH ins AS ({insert} RETURNING id, queue, state), \
+         numbered AS (SELECT id, queue, state, row_number() OVER (ORDER BY id) AS n FROM ins), \
+         written AS (INSERT INTO outsourced_job_history \
+           (job_id, seq, to_state, at, actor, attempt, reason) \
+           SELECT j.id, 1, j.state, {at}, a.actor, 0, {reason} FROM numbered AS j \
+           JOIN json_array_elements_text({actors}::json) WITH ORDINALITY AS a(actor, n) \
+             ON a.n = j.n), \
+         counted AS (INSERT INTO outsourced_state_deltas (queue, state, n) \
+           SELECT queue, state, count(*) FROM ins GROUP BY queue, state) \
+         SELECT id FROM numbered ORDER BY n"
+    );
+    let rows = query(db, sql, values).await?;
+    let ids: Vec<i64> = rows
+        .iter()
+        .map(|row| row.try_get_by_index::<i64>(0).map_err(db_error))
+        .collect::<Result<_>>()?;
+    match ids.len() == by.len() {
+        true => Ok(ids),
+        false => Err(backend_error(
+            "the insert returned fewer rows than jobs",
+            false,
+        )),
+    }
 }
