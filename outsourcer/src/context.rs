@@ -2,8 +2,9 @@
 
 use std::path::PathBuf;
 
+use outsourced_backend_sql::store::secrets::SERVER_KEY_ENV;
 use outsourced_backend_sql::{Directory, ServerKey, SqlBackend, SqlConfig};
-use outsourced_core::{Actor, Result};
+use outsourced_core::{Actor, Error, Result};
 
 use crate::args::{Cli, Command};
 
@@ -66,16 +67,63 @@ impl Ctx {
         config.join("outsourced").join("server.key")
     }
 
-    /// The server key, created on first use (and said so on standard error).
-    pub(crate) fn key(&self) -> Result<ServerKey> {
+    /// The server key, created on first use (and said so on standard error), refused unless
+    /// it opens a stored secret (or none is stored yet): a key file given wrong, or missing
+    /// where another was used, would otherwise become a new key, and a server started with it
+    /// would answer every signed request with a 500. A key created for nothing is removed.
+    pub(crate) async fn key(&self) -> Result<ServerKey> {
+        let path = self.key_path();
+        let (key, created) = ServerKey::load_or_create(&path)?;
+        if self.directory().opens_secrets(&key).await? {
+            if created {
+                said_created(&path);
+            }
+            return Ok(key);
+        }
+        let file = "give that key's file (--key-file or OUTSOURCED_KEY_FILE)";
+        let (whose, remedy) = match (created, std::env::var_os(SERVER_KEY_ENV).is_some()) {
+            (true, _) => {
+                let _ = std::fs::remove_file(&path);
+                let whose = format!(
+                    "there is no server key at {}, and this database's consumer secrets were encrypted with another key",
+                    path.display()
+                );
+                (whose, file.to_owned())
+            }
+            (false, true) => (
+                format!(
+                    "the server key in {SERVER_KEY_ENV} is not the one this database's consumer secrets were encrypted with"
+                ),
+                format!("give that key in {SERVER_KEY_ENV}, or unset it and {file}"),
+            ),
+            (false, false) => (
+                format!(
+                    "the server key {} is not the one this database's consumer secrets were encrypted with",
+                    path.display()
+                ),
+                file.to_owned(),
+            ),
+        };
+        Err(Error::invalid(format!(
+            "{whose}: {remedy}. If it is lost, give each worker and producer a new secret with `outsourcer worker|producer rotate-secret NAME`"
+        )))
+    }
+
+    /// The server key, created on first use, unchecked: for giving a principal a new secret,
+    /// which is how every secret is moved to a new key when the old one is lost.
+    pub(crate) fn key_unchecked(&self) -> Result<ServerKey> {
         let path = self.key_path();
         let (key, created) = ServerKey::load_or_create(&path)?;
         if created {
-            eprintln!(
-                "outsourcer: created the server key {} (keep it safe: it decrypts every consumer secret)",
-                path.display()
-            );
+            said_created(&path);
         }
         Ok(key)
     }
+}
+
+fn said_created(path: &std::path::Path) {
+    eprintln!(
+        "outsourcer: created the server key {} (keep it safe: it decrypts every consumer secret)",
+        path.display()
+    );
 }

@@ -158,7 +158,7 @@ async fn command(ctx: &Ctx, command: Command) -> Result<()> {
         }
         Command::RotateKey { new_key_file } => {
             // Read (or created) first, so that the current key's file exists for the check.
-            let old = ctx.key()?;
+            let old = ctx.key().await?;
             // Never over a file: it may be the key every secret is encrypted with now.
             if std::fs::symlink_metadata(&new_key_file).is_ok() {
                 return Err(outsourced_core::Error::invalid(format!(

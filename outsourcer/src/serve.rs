@@ -59,7 +59,7 @@ pub(crate) async fn run(ctx: &Ctx, args: ServeArgs) -> Result<()> {
     };
     let state = AppState::new(
         ctx.backend.clone(),
-        ctx.key()?,
+        ctx.key().await?,
         config.clone(),
         tls.is_some(),
     );

@@ -316,9 +316,53 @@ fn a_rotated_server_key_still_decrypts_every_secret() {
     .expect("write");
     let wrong = s.fails(&["worker", "config", "w1", "--url", "http://localhost:9"]);
     assert!(
-        wrong.contains("not the one it was encrypted with"),
+        wrong.contains("is not the one this database's consumer secrets were encrypted with"),
         "{wrong}"
     );
+    // Nor is a secret written under the wrong key, nor a server started with it.
+    let mixed = s.fails(&["worker", "create", "w2"]);
+    assert!(mixed.contains("give that key's file"), "{mixed}");
+    let served = s.fails(&["serve", "--bind", "127.0.0.1:0"]);
+    assert!(served.contains("--key-file"), "{served}");
+    let workers = s.json(&["worker", "list"]);
+    assert_eq!(workers.as_array().map(Vec::len), Some(1), "{workers}");
+}
+
+#[test]
+fn a_missing_server_key_is_not_made_anew_over_secrets_made_with_another() {
+    let s = Scratch::new();
+    s.ok(&["worker", "create", "w1"]);
+    std::fs::rename(s.path("server.key"), s.path("kept.key")).expect("move the key");
+    for args in [
+        &["worker", "create", "w2"][..],
+        &[
+            "worker",
+            "config",
+            "w1",
+            "--url",
+            "http://localhost:9/outsourced",
+        ],
+        &["serve", "--bind", "127.0.0.1:0"],
+    ] {
+        let refused = s.fails(args);
+        assert!(
+            refused.contains("there is no server key at")
+                && refused.contains("encrypted with another key"),
+            "{args:?}: {refused}"
+        );
+        assert!(!s.path("server.key").exists(), "{args:?} left a new key");
+    }
+    // A lost key: a new secret under a new key is the way back.
+    s.ok(&["worker", "rotate-secret", "w1"]);
+    assert!(s.path("server.key").exists(), "a new key");
+    s.ok(&["worker", "create", "w2"]);
+    s.ok(&[
+        "worker",
+        "config",
+        "w1",
+        "--url",
+        "http://localhost:9/outsourced",
+    ]);
 }
 
 #[test]

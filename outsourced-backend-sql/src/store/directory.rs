@@ -311,6 +311,21 @@ impl Directory {
         })
     }
 
+    /// Whether `key` opens a stored secret, or none is stored yet. A command that would go on
+    /// with a key that opens none would write secrets no other could read, or serve every
+    /// signed request a 500. (Any one will do: while secrets are moved to a new key, one by
+    /// one with `rotate_secret`, some open with it and some not.)
+    pub async fn opens_secrets(&self, key: &ServerKey) -> Result<bool> {
+        let secrets: Vec<String> = principal::Entity::find()
+            .select_only()
+            .column(principal::Column::Secret)
+            .into_tuple()
+            .all(self.backend.reader())
+            .await
+            .map_err(db_error)?;
+        Ok(secrets.is_empty() || secrets.iter().any(|s| key.decrypt(s).is_ok()))
+    }
+
     /// The principal with a consumer key and its decrypted secret, if any (for verifying a
     /// signed request).
     pub async fn by_consumer_key(
