@@ -22,7 +22,7 @@ struct Args {
     /// docs/worker-config.md).
     #[arg(long, short, env = "OUTSOURCED_WORKER_CONFIG")]
     config: PathBuf,
-    /// Stop once nothing is ready and nothing runs (or after ten failed tries in a row to
+    /// Stop once nothing is ready and nothing runs (or after 12 failed tries in a row to
     /// reach the server, about 50 s, with an error).
     #[arg(long)]
     exit_on_complete: bool,
@@ -106,7 +106,7 @@ pub async fn main() -> ExitCode {
         }
         Err(error) if gives_up && error.is_retryable() => {
             eprintln!(
-                "outsourced-worker: stopping: could not reach the backend in {GIVE_UP_AFTER} tries in a row, about 50 s ({error}); start it, then the worker again"
+                "outsourced-worker: stopping: could not reach the backend in {GIVE_UP_AFTER} tries in a row, about 50 s ({error}); once the server or database the config names is up, start the worker again"
             );
             ExitCode::from(1)
         }
