@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::bins::{Scratch, Server, bin, log_lines, target_dir, wait_for_line};
+use crate::bins::{FreshDatabase, Scratch, Server, bin, log_lines, target_dir, wait_for_line};
 
 /// The README's admin flow: the block between `<!-- admin-flow -->` markers.
 fn readme_block() -> String {
@@ -439,14 +439,21 @@ fn an_enqueue_from_another_process_wakes_a_waiting_worker_on_sqlite() {
     assert!(took < Duration::from_secs(2), "{took:?}");
 }
 
-#[test]
-fn an_enqueue_from_another_process_wakes_a_waiting_worker_on_postgres() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_enqueue_from_another_process_wakes_a_waiting_worker_on_postgres() {
     let Some(url) = Server::Postgres.url() else {
         return;
     };
-    let took = enqueue_to_start(&url);
+    // A database of its own: the CLI refuses a server key that opens none of the secrets it
+    // finds, and a shared one holds other runs' principals under other keys.
+    let database = FreshDatabase::create(&url, "wake").await;
+    let fresh = database.url.clone();
+    let took = tokio::task::spawn_blocking(move || enqueue_to_start(&fresh))
+        .await
+        .expect("the scenario");
     eprintln!("PostgreSQL, CLI enqueue to start in another process: {took:?}");
     assert!(took < Duration::from_secs(2), "{took:?}");
+    database.drop_now().await;
 }
 
 #[test]
