@@ -414,8 +414,13 @@ impl Worker {
             ..
         } = run;
         if !tasks.is_empty() {
-            tracing::info!(running = tasks.len(), "Waiting for running jobs to finish");
-            let grace = tokio::time::sleep(self.inner.options.shutdown_grace);
+            let within = self.inner.options.shutdown_grace;
+            tracing::info!(
+                running = tasks.len(),
+                grace = ?within,
+                "Waiting for running jobs to finish; those still running after the grace period (shutdown_grace) or a second signal are stopped and given back, their attempt unused"
+            );
+            let grace = tokio::time::sleep(within);
             tokio::pin!(grace);
             loop {
                 tokio::select! {
@@ -443,7 +448,10 @@ impl Worker {
         }
         match self.inner.backend.release_all(&self.inner.id).await {
             Ok(0) => {}
-            Ok(n) => tracing::warn!(released = n, "Released jobs that were still running"),
+            Ok(n) => tracing::warn!(
+                released = n,
+                "Gave back jobs that were still running (their attempt unused: they wait for a worker again)"
+            ),
             // A worker that never leased anything has nothing to lose (and its backend may be
             // the very thing that refused it).
             Err(error) if started == 0 => tracing::debug!(%error, "release at exit failed"),
