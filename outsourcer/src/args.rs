@@ -464,7 +464,9 @@ pub(crate) struct EnqueueArgs {
     /// Enqueue every line of this JSON-lines file: {"class", "args", "queue", "priority",
     /// "run_at", "owner", "max_attempts", "every", "cron", "unique_key", "unique_across",
     /// "unique_for", "on_duplicate", "concurrency_key", "depends_on": [ids], "batch": id}. All or none: every line is checked first, and the whole
-    /// file is one transaction. The other options describe one job and cannot be given with it.
+    /// file is one transaction. It answers the jobs' ids (with `--json`, each line's in order; a
+    /// duplicate's is the job that holds its key). The other options describe one job and
+    /// cannot be given with it.
     #[arg(long, conflicts_with_all = [
         "class", "arguments", "queue", "args", "priority", "run_at", "owner", "max_attempts", "every", "cron",
         "unique_key", "unique_across", "unique_for", "on_duplicate", "concurrency_key",

@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use crate::args::{EnqueueArgs, JobCommand, ListArgs};
 use crate::attachment;
 use crate::context::Ctx;
+use crate::jsonl;
 use crate::output::{
     clean, counts_json, history_json, history_text, job_json, job_text, jobs_table, print_json,
     repeat_text, result_text, table,
@@ -23,7 +24,7 @@ pub(crate) async fn run(ctx: &Ctx, command: JobCommand) -> Result<()> {
     let (backend, by) = (&ctx.backend, ctx.actor());
     match command {
         JobCommand::Enqueue(args) => match &args.from {
-            Some(file) => enqueue_file(ctx, file).await,
+            Some(file) => jsonl::enqueue_file(ctx, file).await,
             None => enqueue_one(ctx, &args).await,
         },
         JobCommand::List(args) => {
@@ -417,7 +418,7 @@ fn duplicate_outcome(
 /// One line of a `--from` file.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Line {
+pub(crate) struct Line {
     class: String,
     #[serde(default = "empty_args")]
     args: Value,
@@ -455,7 +456,8 @@ fn empty_args() -> Value {
 }
 
 impl Line {
-    fn into_job(self) -> Result<NewJob> {
+    /// The job this line asks for, or why it is not one.
+    pub(crate) fn into_job(self) -> Result<NewJob> {
         let mut job = NewJob::new(self.class, self.args);
         if let Some(queue) = self.queue {
             job = job.queue(queue);
@@ -533,48 +535,6 @@ fn every_period(every: &str) -> Result<std::time::Duration> {
         )));
     }
     Ok(period)
-}
-
-/// Enqueues every line of a JSON-lines file, all or none: every line is checked first, and the
-/// jobs go in one batch (one transaction).
-async fn enqueue_file(ctx: &Ctx, path: &Path) -> Result<()> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::invalid(format!("cannot read {}: {e}", path.display())))?;
-    let mut jobs = Vec::new();
-    for (n, line) in text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-    {
-        let parsed: Line = serde_json::from_str(line)
-            .map_err(|e| Error::invalid(format!("{} line {}: {e}", path.display(), n + 1)))?;
-        let job = parsed
-            .into_job()
-            .map_err(|e| Error::invalid(format!("{} line {}: {e}", path.display(), n + 1)))?;
-        jobs.push(job);
-    }
-    let each = match ctx.backend.enqueue_each(&ctx.actor(), jobs).await {
-        Ok(each) => each,
-        Err(error) => {
-            return Err(Error::invalid(format!(
-                "{}: nothing was enqueued (a file is all or none): {error}",
-                path.display()
-            )));
-        }
-    };
-    let duplicates = each.iter().filter(|e| e.duplicate).count();
-    let stored = each.len() - duplicates;
-    if ctx.json {
-        print_json(&json!({ "enqueued": stored, "duplicates": duplicates }));
-    } else if duplicates == 0 {
-        out!("enqueued {stored} jobs from {}", path.display());
-    } else {
-        out!(
-            "enqueued {stored} jobs from {}; {duplicates} lines were duplicates of jobs that hold their unique keys, and stored nothing",
-            path.display()
-        );
-    }
-    Ok(())
 }
 
 /// A progress bar on standard error, hidden with `--json` or when it is not a terminal.

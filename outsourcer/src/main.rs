@@ -18,6 +18,7 @@ mod batch;
 mod context;
 mod demo;
 mod job;
+mod jsonl;
 mod output;
 mod principal;
 mod queue;
@@ -42,19 +43,33 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let json = cli.json;
     match runtime.block_on(Box::pin(run(cli))) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            // A refusal of what was asked speaks for itself, without "invalid input:".
-            match error {
-                outsourced_core::Error::InvalidInput { message } => {
-                    eprintln!("outsourcer: {message}")
-                }
-                error => eprintln!("outsourcer: {error}"),
-            }
+            report(&error, json);
             ExitCode::FAILURE
         }
     }
+}
+
+/// A failed command's error on standard error: one line of text, or with `--json` one JSON
+/// object (`{"error": {"code", "message", ...}}`, the HTTP API's error body with the whole
+/// message), so that a script reads failures as it reads results.
+fn report(error: &outsourced_core::Error, json: bool) {
+    // A refusal of what was asked speaks for itself, without "invalid input:".
+    let message = match error {
+        outsourced_core::Error::InvalidInput { message } => message.clone(),
+        error => error.to_string(),
+    };
+    if !json {
+        eprintln!("outsourcer: {message}");
+        return;
+    }
+    let mut body = outsourced_backend_http::wire::ErrorBody::from_error(error);
+    // The API keeps a backend failure's cause from its callers; the CLI's user owns it.
+    body.message = message;
+    eprintln!("{}", serde_json::json!({ "error": body }));
 }
 
 /// Logs go to standard error unless `RUST_LOG` says otherwise: `info` for the server (JSON
@@ -129,7 +144,7 @@ async fn unknown_principal(ctx: &Ctx, kind: &'static str, name: &str) -> outsour
 
 /// "unknown {kind}", naming the closest of `names` when `given` looks like a typo of it (at
 /// most two edits), or the command that lists them.
-fn not_found(kind: &str, given: &str, names: &[String]) -> String {
+pub(crate) fn not_found(kind: &str, given: &str, names: &[String]) -> String {
     let shown = output::clean(given);
     match outsourced_core::closest_name(given, names) {
         Some(name) => format!("unknown {kind} \"{shown}\": did you mean {name}?"),

@@ -620,6 +620,14 @@ fn a_jsonl_file_is_enqueued_all_checked_first() {
     std::fs::write(s.path("jobs.jsonl"), lines.join("\n")).expect("write");
     let done = s.json(&["job", "enqueue", "--from", "jobs.jsonl"]);
     assert_eq!(done["enqueued"], 2500);
+    let ids = done["ids"].as_array().expect("the new jobs' ids");
+    let first = ids[0].as_i64().expect("an id").to_string();
+    assert_eq!(ids.len(), 2500);
+    assert_eq!(
+        s.json(&["job", "show", &first])["args"],
+        json!([0]),
+        "in line order"
+    );
     assert_eq!(
         s.json(&["job", "count", "--owner", "Batch/7"])["available"],
         2500
@@ -630,7 +638,30 @@ fn a_jsonl_file_is_enqueued_all_checked_first() {
     )
     .expect("write");
     let error = s.fails(&["job", "enqueue", "--from", "bad.jsonl"]);
-    assert!(error.contains("line 2"), "{error}");
+    assert!(
+        error.contains("bad.jsonl line 2, column ") && error.contains("unknown field"),
+        "{error}"
+    );
+    assert!(!error.contains("line 1"), "the line said once: {error}");
+    // A queue that does not exist is named with its line, and the one meant.
+    let typo = [
+        json!({"class": "A", "queue": "bulk"}),
+        json!({"class": "B", "queue": "bulc"}),
+    ];
+    let typo: Vec<String> = typo.iter().map(Value::to_string).collect();
+    std::fs::write(s.path("typo.jsonl"), typo.join("\n")).expect("write");
+    let error = s.fails(&["job", "enqueue", "--from", "typo.jsonl"]);
+    assert!(
+        error.contains("typo.jsonl line 2: unknown queue \"bulc\": did you mean bulk?"),
+        "{error}"
+    );
+    // Text names the jobs it stored.
+    std::fs::write(s.path("two.jsonl"), typo[0].clone() + "\n" + &typo[0]).expect("write");
+    let said = s.ok(&["job", "enqueue", "--from", "two.jsonl"]);
+    assert!(
+        said.contains("enqueued 2 jobs from two.jsonl: jobs "),
+        "{said}"
+    );
     assert_eq!(
         s.json(&["job", "count", "--queue", "default"])["available"],
         0,
@@ -649,6 +680,23 @@ fn migrate_and_usage_errors() {
     assert!(folder.contains("its folder"), "{folder}");
     let port = s.fails(&["serve", "--bind", "localhost"]);
     assert!(port.contains("has no port"), "{port}");
+    // With --json a failure is one JSON object, for the script that asked for JSON.
+    let json_error = |args: &[&str]| {
+        let out = s.outsourcer(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?} fails");
+        let said: Value = serde_json::from_slice(&out.stderr).expect("a JSON error");
+        said
+    };
+    let missing = json_error(&["--json", "job", "show", "999"]);
+    assert_eq!(missing["error"]["code"], "not_found", "{missing}");
+    assert_eq!(missing["error"]["job_id"], 999, "{missing}");
+    let typo = json_error(&["--json", "queue", "show", "defualt"]);
+    assert!(
+        typo["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("did you mean default?")),
+        "{typo}"
+    );
 }
 
 #[test]
@@ -731,7 +779,21 @@ fn a_unique_key_enqueues_once_and_says_who_holds_it() {
     let lines: Vec<String> = lines.iter().map(Value::to_string).collect();
     std::fs::write(s.path("keyed.jsonl"), lines.join("\n")).expect("write");
     let done = s.json(&["job", "enqueue", "--from", "keyed.jsonl"]);
-    assert_eq!(done, json!({"enqueued": 1, "duplicates": 2}));
+    assert_eq!(
+        (&done["enqueued"], &done["duplicates"]),
+        (&json!(1), &json!(2))
+    );
+    let ids = done["ids"].as_array().expect("each line's job");
+    assert_eq!(ids.len(), 3);
+    assert_eq!(
+        ids[1], ids[2],
+        "both lines of user-8 answered with its one job"
+    );
+    let said = s.ok(&["job", "enqueue", "--from", "keyed.jsonl"]);
+    assert!(
+        said.contains("enqueued 0 jobs") && said.contains("3 lines were duplicates"),
+        "{said}"
+    );
     let mixed = s.outsourcer(&[
         "job",
         "enqueue",

@@ -1,0 +1,167 @@
+//! `job enqueue --from FILE`: one job per line of a JSON-lines file, all or none.
+//!
+//! Every line is checked before anything is stored, and a refusal names the line it is about:
+//! a line that is not JSON or not a job, and a queue that does not exist (with the name meant
+//! when it is a typo), so that a file of thousands of lines is mended where it is wrong. What
+//! was stored is answered with its ids, in the file's order.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use outsourced_core::{Backend, Enqueued, Error, JobId, NewJob, Result};
+use serde_json::json;
+
+use crate::context::Ctx;
+use crate::job::Line;
+use crate::output::print_json;
+
+/// Enqueues every line of a JSON-lines file, all or none: every line is checked first, and the
+/// jobs go in one batch (one transaction).
+pub(crate) async fn enqueue_file(ctx: &Ctx, path: &Path) -> Result<()> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::invalid(format!("cannot read {}: {e}", path.display())))?;
+    let at = |n: usize, why: &dyn std::fmt::Display| {
+        Error::invalid(format!("{} line {n}{why}", path.display()))
+    };
+    let mut jobs = Vec::new();
+    let mut lines = Vec::new();
+    for (n, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let parsed: Line = serde_json::from_str(line).map_err(|e| at(n + 1, &parse_error(&e)))?;
+        jobs.push(
+            parsed
+                .into_job()
+                .map_err(|e| at(n + 1, &format!(": {e}")))?,
+        );
+        lines.push(n + 1);
+    }
+    if let Some((n, why)) = unknown_queue(ctx, &jobs, &lines).await? {
+        return Err(at(n, &format!(": {why}; nothing was enqueued")));
+    }
+    let each = ctx
+        .backend
+        .enqueue_each(&ctx.actor(), jobs)
+        .await
+        .map_err(|error| {
+            Error::invalid(format!(
+                "{}: nothing was enqueued (a file is all or none): {error}",
+                path.display()
+            ))
+        })?;
+    answer(ctx, path, &each);
+    Ok(())
+}
+
+/// A line's JSON error, to follow its line number: serde's own position counts within the line
+/// (always "line 1"), so only its column is kept.
+fn parse_error(error: &serde_json::Error) -> String {
+    let text = error.to_string();
+    let message = text
+        .rsplit_once(" at line ")
+        .map_or(text.as_str(), |(message, _)| message);
+    format!(", column {}: {message}", error.column())
+}
+
+/// The first line whose queue does not exist, and the refusal that names it (with the queue
+/// meant, for a typo). Checked before the enqueue, whose refusal could not say which line.
+async fn unknown_queue(
+    ctx: &Ctx,
+    jobs: &[NewJob],
+    lines: &[usize],
+) -> Result<Option<(usize, String)>> {
+    let names: Vec<String> = match ctx.backend.queues(&ctx.actor()).await {
+        Ok(queues) => queues.into_iter().map(|q| q.name).collect(),
+        // The enqueue says what is wrong then, without the line.
+        Err(_) => return Ok(None),
+    };
+    let known: HashSet<&str> = names.iter().map(String::as_str).collect();
+    let first = jobs
+        .iter()
+        .zip(lines)
+        .find(|(job, _)| !known.contains(job.queue.as_str()));
+    Ok(first.map(|(job, &n)| (n, crate::not_found("queue", &job.queue, &names))))
+}
+
+/// What was stored, with each line's job: the new one, or the one that holds its unique key.
+fn answer(ctx: &Ctx, path: &Path, each: &[Enqueued]) {
+    let duplicates = each.iter().filter(|e| e.duplicate).count();
+    let stored = each.len() - duplicates;
+    if ctx.json {
+        let ids: Vec<i64> = each.iter().map(|e| e.id.0).collect();
+        print_json(&json!({ "enqueued": stored, "duplicates": duplicates, "ids": ids }));
+        return;
+    }
+    let new: Vec<JobId> = each.iter().filter(|e| !e.duplicate).map(|e| e.id).collect();
+    let jobs = match stored {
+        0 => String::new(),
+        _ => format!(": {}", spans(&new)),
+    };
+    let file = path.display();
+    if duplicates == 0 {
+        out!("enqueued {stored} {} from {file}{jobs}", plural(stored));
+        return;
+    }
+    let mut holders: Vec<JobId> = each.iter().filter(|e| e.duplicate).map(|e| e.id).collect();
+    holders.dedup();
+    out!(
+        "enqueued {stored} {} from {file}{jobs}; {duplicates} {} duplicates of jobs that hold their unique keys ({}), and stored nothing",
+        plural(stored),
+        match duplicates {
+            1 => "line was a",
+            _ => "lines were",
+        },
+        spans(&holders)
+    );
+}
+
+fn plural(n: usize) -> &'static str {
+    match n {
+        1 => "job",
+        _ => "jobs",
+    }
+}
+
+/// Ids as runs of consecutive ones, in their order: "4-6, 9" (a file's jobs are stored in one
+/// batch, so their ids are mostly one run).
+fn spans(ids: &[JobId]) -> String {
+    let mut runs: Vec<(i64, i64)> = Vec::new();
+    for id in ids.iter().map(|id| id.0) {
+        match runs.last_mut() {
+            Some((_, last)) if *last + 1 == id => *last = id,
+            _ => runs.push((id, id)),
+        }
+    }
+    let runs: Vec<String> = runs
+        .iter()
+        .map(|&(first, last)| match first == last {
+            true => first.to_string(),
+            false => format!("{first}-{last}"),
+        })
+        .collect();
+    format!("{} {}", plural(ids.len()), runs.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(ids: &[i64]) -> Vec<JobId> {
+        ids.iter().copied().map(JobId).collect()
+    }
+
+    #[test]
+    fn ids_are_shown_as_runs() {
+        assert_eq!(spans(&ids(&[7])), "job 7");
+        assert_eq!(spans(&ids(&[4, 5, 6, 9])), "jobs 4-6, 9");
+        assert_eq!(spans(&ids(&[3, 1, 2])), "jobs 3, 1-2");
+    }
+
+    #[test]
+    fn a_parse_error_says_the_column_once() {
+        let error = serde_json::from_str::<serde_json::Value>("{\"a\": }").expect_err("bad");
+        assert_eq!(parse_error(&error), ", column 7: expected value");
+    }
+}
