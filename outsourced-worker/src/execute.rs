@@ -62,6 +62,7 @@ pub(crate) async fn execute(inner: Arc<Inner>, reporter: Reporter, reserved: Res
             return outcome;
         }
     };
+    log_start(&job);
     let limit = time_limit(&inner, &job, runnable.as_ref());
     let work = {
         let (runnable, ctx) = (runnable.clone(), ctx.clone());
@@ -403,8 +404,18 @@ fn humantime_like(duration: Duration) -> String {
     }
 }
 
-/// One log line per job, as delayed_job writes: class, id, queue, outcome, duration; for a
-/// failure whether and when it is retried.
+/// The line of a job's start, as delayed_job writes it: which job, where from, which attempt,
+/// so that a job that runs long is seen running before it ends.
+fn log_start(job: &JobRecord) {
+    // Escaped, as in `log_outcome`.
+    let name = job.class.escape_debug().to_string();
+    let name = name.as_str();
+    let (id, queue, attempt, of) = (job.id, job.queue.as_str(), job.attempts, job.max_attempts);
+    tracing::info!(job = name, %id, queue, attempt, "Job {name} (id={id}) (queue={queue}) RUNNING (attempt {attempt} of {of})")
+}
+
+/// One log line per job's end, as delayed_job writes: class, id, queue, outcome, duration; for
+/// a failure whether and when it is retried.
 fn log_outcome(job: &JobRecord, outcome: Outcome, started: Instant, said: &Said) {
     let seconds = started.elapsed().as_secs_f64();
     // Escaped: a class is whatever its producer wrote (control characters would forge lines).

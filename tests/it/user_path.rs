@@ -139,7 +139,11 @@ fn a_hire_reaches_a_running_worker_without_a_restart() {
     wait_for_line(&logs, "Starting job worker");
     s.ok(&["queue", "hire", "second", "w1"]);
     let line = wait_for_line(&logs, &format!("(id={id})"));
-    assert!(line.contains("COMPLETED"), "{line}");
+    assert!(
+        line.contains("RUNNING (attempt 1 of"),
+        "its start first: {line}"
+    );
+    wait_for_line(&logs, &format!("(id={id}) (queue=second) COMPLETED"));
     s.ok(&["queue", "fire", "second", "w1"]);
     assert!(terminate(&mut worker).success());
 }
