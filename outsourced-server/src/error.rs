@@ -54,6 +54,11 @@ impl ApiError {
     pub fn code(&self) -> &str {
         &self.body.code
     }
+
+    /// The body alone: one answer of a batch's, whose request as a whole succeeds.
+    pub(crate) fn into_body(self) -> ErrorBody {
+        *self.body
+    }
 }
 
 impl From<Error> for ApiError {

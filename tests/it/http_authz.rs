@@ -512,6 +512,12 @@ async fn follow_ups_go_where_the_jobs_producer_may_enqueue() {
         (status, answer["code"].as_str()),
         (404, Some("unknown_queue"))
     );
+    let said = answer["message"].as_str().unwrap_or_default();
+    assert!(
+        said.contains("producer shop was not granted")
+            && said.contains("outsourcer producer grant shop b"),
+        "says what to grant: {said}"
+    );
     let admin = Actor::Admin("root".into());
     let job = w.server.sql.job(&admin, w.running).await.expect("the job");
     assert_eq!(job.state.as_str(), "running");
@@ -523,6 +529,8 @@ async fn follow_ups_go_where_the_jobs_producer_may_enqueue() {
     let (status, answer) = w.call(0, Method::POST, "complete", Some(batch)).await;
     assert_eq!(status, 200);
     assert_eq!(answer["results"][0]["code"], "unknown_queue", "{answer}");
+    let said = answer["results"][0]["message"].as_str().unwrap_or_default();
+    assert!(said.contains("was not granted"), "{said}");
 
     let (status, answer) = w.call(0, Method::POST, &path, Some(complete("a"))).await;
     assert_eq!(status, 204, "{answer}");

@@ -157,13 +157,13 @@ pub(crate) async fn links_of(state: &AppState, owner: &Actor, job: &NewJob) -> R
 /// The follow-ups a worker's success on job `id` may store, as jobs: into the queues the job's
 /// producer may enqueue into now (an admin's jobs: any; a producer principal's: those granted
 /// to it, none while it is locked; anyone else's: none). A follow-up into another queue is
-/// `UnknownQueue`, as a producer's enqueue there would be; one that is not a job is
-/// `InvalidInput`.
+/// `UnknownQueue`, as a producer's enqueue there would be, and says that a grant to the job's
+/// producer may be what is missing; one that is not a job is `InvalidInput`.
 pub(crate) async fn follow_ups(
     state: &AppState,
     id: JobId,
     asked: Vec<NewJobDto>,
-) -> Result<Vec<NewJob>, Error> {
+) -> ApiResult<Vec<NewJob>> {
     let jobs = asked
         .into_iter()
         .map(NewJob::try_from)
@@ -176,19 +176,29 @@ pub(crate) async fn follow_ups(
     for job in &jobs {
         links_of(state, &owner, job).await?;
     }
-    let allowed = match owner {
+    let allowed = match &owner {
         Actor::Admin(_) => return Ok(jobs),
-        Actor::Producer(name) => match state.directory().get(Role::Producer, &name).await {
+        Actor::Producer(name) => match state.directory().get(Role::Producer, name).await {
             Ok(producer) if !producer.locked => producer.queues,
-            Err(error @ Error::Backend { .. }) => return Err(error),
+            Err(error @ Error::Backend { .. }) => return Err(error.into()),
             _ => Vec::new(),
         },
         _ => Vec::new(),
     };
-    match jobs.iter().find(|job| !allowed.contains(&job.queue)) {
-        Some(refused) => Err(Error::UnknownQueue {
-            queue: refused.queue.clone(),
-        }),
-        None => Ok(jobs),
-    }
+    let Some(refused) = jobs.iter().find(|job| !allowed.contains(&job.queue)) else {
+        return Ok(jobs);
+    };
+    let queue = refused.queue.clone();
+    let hint = match &owner {
+        Actor::Producer(name) => format!(
+            "or one that job {id}'s producer {name} was not granted (`outsourcer producer grant {name} {queue}`)"
+        ),
+        // Only a producer principal is granted queues; the rest enqueue follow-ups nowhere.
+        other => format!(
+            "or one that job {id}'s producer ({other}) may not enqueue into: only an admin's or a producer principal's jobs have follow-ups"
+        ),
+    };
+    let unknown = Error::UnknownQueue { queue };
+    let message = format!("a follow-up into {unknown}: {hint}");
+    Err(ApiError::from(unknown).with_message(message))
 }

@@ -168,8 +168,8 @@ pub(crate) async fn complete_batch(
                 });
                 answers.push(None);
             }
-            Err(error @ Error::Backend { .. }) => return Err(error.into()),
-            Err(refused) => answers.push(Some(Some(ErrorBody::from_error(&refused)))),
+            Err(error) if error.status().is_server_error() => return Err(error),
+            Err(refused) => answers.push(Some(Some(refused.into_body()))),
         }
     }
     let mut results = state
