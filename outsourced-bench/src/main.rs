@@ -303,6 +303,17 @@ async fn limits(args: &BenchArgs, rig: &Rig) -> Result<()> {
     Ok(())
 }
 
+/// The percentiles of sorted microseconds, in milliseconds.
+fn percentiles(sorted: &[i64]) -> Figure {
+    let at = |q: f64| sorted[((sorted.len() - 1) as f64 * q) as usize] as f64 / 1000.0;
+    Figure::Latency {
+        p50: at(0.50),
+        p95: at(0.95),
+        p99: at(0.99),
+        max: at(1.0),
+    }
+}
+
 async fn latency(args: &BenchArgs, rig: &Rig) -> Result<()> {
     let crew = crew(args);
     for &per_second in &args.rates {
@@ -318,17 +329,19 @@ async fn latency(args: &BenchArgs, rig: &Rig) -> Result<()> {
             n if n < load.sent => {
                 Figure::Note(format!("saturated: {n} started within 60 s of the end"))
             }
-            _ => {
-                let at = |q: f64| waits[((waits.len() - 1) as f64 * q) as usize] as f64 / 1000.0;
-                Figure::Latency {
-                    p50: at(0.50),
-                    p95: at(0.95),
-                    p99: at(0.99),
-                    max: at(1.0),
-                }
-            }
+            _ => percentiles(waits),
         };
         line(rig.via, "enqueue-to-start latency", &settings, figure, None);
+        if !load.enqueues.is_empty() {
+            let what = "each producer call until it returned (within the latency above)";
+            line(
+                rig.via,
+                "enqueue round trip",
+                what,
+                percentiles(&load.enqueues),
+                None,
+            );
+        }
         if let Some(peak) = load.worker_peak {
             let what = "a worker process's peak, under that load";
             let figure = Figure::Memory {

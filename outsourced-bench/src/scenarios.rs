@@ -199,6 +199,9 @@ pub(crate) async fn burn_down_limited(
 /// that started within a minute of the load's end, out of `sent`.
 pub(crate) struct Steady {
     pub(crate) waits: Vec<i64>,
+    /// How long each enqueue took to return (microseconds, sorted): the part of a wait that
+    /// is the producer's call, before the job is the worker's to find.
+    pub(crate) enqueues: Vec<i64>,
     pub(crate) sent: usize,
     /// Enqueues that failed (an overloaded server), and the first error.
     pub(crate) refused: usize,
@@ -220,7 +223,8 @@ pub(crate) async fn steady(rig: &Rig, rate: u32, length: Duration, crew: Crew) -
     let queue = rig.queue(&format!("steady{rate}")).await?;
     take_waits();
     let running = rig.start(&queue, crew, false)?;
-    let (sent, refused, first_error) = produce(rig, &queue, rate, length).await?;
+    let (sent, refused, first_error, mut enqueues) = produce(rig, &queue, rate, length).await?;
+    enqueues.sort_unstable();
     let deadline = Instant::now() + Duration::from_secs(60);
     while succeeded(rig, &queue).await? < sent as u64 && Instant::now() < deadline {
         // Polling the database, untimed: the figures are the jobs' own timestamps.
@@ -240,6 +244,7 @@ pub(crate) async fn steady(rig: &Rig, rate: u32, length: Duration, crew: Crew) -
     waits.sort_unstable();
     Ok(Steady {
         waits,
+        enqueues,
         sent,
         refused,
         first_error,
@@ -249,13 +254,13 @@ pub(crate) async fn steady(rig: &Rig, rate: u32, length: Duration, crew: Crew) -
 
 /// Enqueues one job at a time at `rate` per second for `length`, each in a task of its own so
 /// that a slow enqueue does not delay the schedule. Returns how many were enqueued, how many
-/// were refused, and the first refusal.
+/// were refused, the first refusal, and how long each enqueue took (microseconds).
 async fn produce(
     rig: &Rig,
     queue: &str,
     rate: u32,
     length: Duration,
-) -> Result<(usize, usize, Option<String>)> {
+) -> Result<(usize, usize, Option<String>, Vec<i64>)> {
     let tick = Duration::from_millis(10);
     let per_tick = f64::from(rate) / 100.0;
     let mut interval = tokio::time::interval(tick);
@@ -270,15 +275,21 @@ async fn produce(
             sent += 1;
             let (backend, by) = (rig.producer.clone(), rig.producer_actor());
             let job = NewJob::new(Noop::CLASS, json!({ "t": now_us() })).queue(queue);
-            tasks.push(tokio::spawn(async move { backend.enqueue(&by, job).await }));
+            tasks.push(tokio::spawn(async move {
+                let began = Instant::now();
+                let done = backend.enqueue(&by, job).await;
+                (done, began.elapsed().as_micros() as i64)
+            }));
         }
     }
-    let (mut refused, mut first_error) = (0, None);
+    let (mut refused, mut first_error, mut took) = (0, None, Vec::with_capacity(tasks.len()));
     for task in tasks {
-        if let Err(error) = task.await.map_err(broken)? {
+        let (done, micros) = task.await.map_err(broken)?;
+        took.push(micros);
+        if let Err(error) = done {
             refused += 1;
             first_error.get_or_insert_with(|| error.to_string());
         }
     }
-    Ok((sent - refused, refused, first_error))
+    Ok((sent - refused, refused, first_error, took))
 }
