@@ -59,6 +59,15 @@ pub(crate) async fn reserve(
             .wake
             .waiter(&opts.queues, opts.classes.as_deref(), bounded);
         let (jobs, next_start) = claim_detached(backend, by, &opts).await?;
+        // Woken for new jobs and took all it asked for: the wake-up goes on to the next
+        // reserver, as there may be more (a reserver with priority bounds wakes at every
+        // change, and took no one's wake-up).
+        if woken && !bounded && jobs.len() >= opts.limit as usize {
+            backend
+                .inner
+                .wake
+                .pass_on(&opts.queues, opts.classes.as_deref());
+        }
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         if !jobs.is_empty() || left.is_zero() {
             return Ok(jobs);

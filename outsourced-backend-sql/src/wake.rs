@@ -1,11 +1,17 @@
 //! Wake-ups for long-polling reservers.
 //!
-//! New jobs wake one waiting reserver per job, of their queue: a `Notify` per queue (and one
-//! for reservers of every queue), whose `notify_one` wakes a single waiter or, with none
-//! waiting, leaves a permit for the next. Reservers that run only some classes wait on a
-//! `Notify` per queue and class instead, so that a job is never handed as a wake-up to a
-//! reserver that cannot take it while one that can sleeps on. Waking every reserver for every job would send them
-//! all to the database at once, where all but one find nothing; on SQLite, whose one writer
+//! New jobs wake one waiting reserver of their queue per commit that made them ready: a
+//! `Notify` per queue (and one for reservers of every queue), whose `notify_one` wakes a single
+//! waiter or, with none waiting, leaves a permit for the next. The one woken claims as many as
+//! it may take; if it took a full batch (there may be more), it passes the wake-up on to the
+//! next waiter (`Wake::pass_on`), and so on until one takes less than it could. Waking one
+//! reserver per job sent as many claims to the database as there were jobs in the commit, each
+//! a transaction that found one job (the others held by the claims beside it): at 500 single
+//! enqueues a second over HTTP, a claim per job and PostgreSQL at a whole core
+//! (docs/benchmarks.md). Reservers that run only some classes wait on a `Notify` per queue and
+//! class instead, so that a job is never handed as a wake-up to a reserver that cannot take it
+//! while one that can sleeps on. Waking every reserver for every job would send them all to
+//! the database at once, where all but one find nothing; on SQLite, whose one writer
 //! serializes the claims, that herd alone saturated it at a few hundred jobs a second.
 //!
 //! Everything else (a queue resumed, a job released or retried, a wake-up from another
@@ -27,9 +33,6 @@ use std::sync::{Arc, Mutex};
 use sea_orm::sqlx::postgres::PgListener;
 use tokio::sync::{Notify, futures::OwnedNotified, watch};
 use tokio::task::JoinHandle;
-
-/// The most reservers one batch of new jobs wakes in a queue: each takes a batch.
-const MAX_WOKEN: usize = 64;
 
 /// What a reserver waits for: a queue (`""` for every queue) and a class (`None` for any).
 type WaitKey = (String, Option<String>);
@@ -123,14 +126,15 @@ impl Wake {
         queues.entry(key).or_default().clone()
     }
 
-    /// New jobs became ready: so many of each class in each queue. Each wakes a reserver of
-    /// its queue that runs any class, and one that runs its class. Only the `Notify`s that
+    /// New jobs became ready: so many of each class in each queue. Each class of a queue wakes
+    /// a reserver of its queue that runs any class, and one that runs its class; a woken
+    /// reserver that takes a full batch wakes the next (`pass_on`). Only the `Notify`s that
     /// reservers registered are told: a reserver registers before it looks, so one that has
     /// not registered yet will find the jobs when it looks (and a producer's made-up classes
     /// leave nothing behind).
     pub(crate) fn jobs(&self, per_queue: &BTreeMap<(&str, &str), usize>) {
         let queues = self.0.queues.lock().unwrap_or_else(|e| e.into_inner());
-        for (&(queue, class), &n) in per_queue {
+        for (&(queue, class), _) in per_queue.iter().filter(|(_, n)| **n > 0) {
             let keys = [
                 (queue.to_owned(), None),
                 (queue.to_owned(), Some(class.to_owned())),
@@ -142,9 +146,7 @@ impl Wake {
                 .map(|n| &**n)
                 .collect();
             notifies.push(&self.0.any);
-            for _ in 0..n.min(MAX_WOKEN) {
-                notifies.iter().for_each(|notify| notify.notify_one());
-            }
+            notifies.iter().for_each(|notify| notify.notify_one());
         }
         drop(queues);
         self.bump();
@@ -181,17 +183,8 @@ impl Wake {
                 wake: self.clone(),
             };
         }
-        let notifies = match (queues.is_empty(), classes) {
-            (true, None) => vec![self.0.any.clone()],
-            (false, None) => queues.iter().map(|q| self.queue(q, None)).collect(),
-            (true, Some(classes)) => classes.iter().map(|c| self.queue("", Some(c))).collect(),
-            (false, Some(classes)) => queues
-                .iter()
-                .flat_map(|q| classes.iter().map(move |c| (q, c)))
-                .map(|(q, c)| self.queue(q, Some(c)))
-                .collect(),
-        };
-        let notified = notifies
+        let notified = self
+            .notifies(queues, classes)
             .into_iter()
             .map(|notify| {
                 let mut notified = Box::pin(notify.notified_owned());
@@ -203,6 +196,30 @@ impl Wake {
             every: None,
             notified,
             wake: self.clone(),
+        }
+    }
+
+    /// The `Notify`s a reserver of `queues` and `classes` waits on (as in `waiter`).
+    fn notifies(&self, queues: &[String], classes: Option<&[String]>) -> Vec<Arc<Notify>> {
+        match (queues.is_empty(), classes) {
+            (true, None) => vec![self.0.any.clone()],
+            (false, None) => queues.iter().map(|q| self.queue(q, None)).collect(),
+            (true, Some(classes)) => classes.iter().map(|c| self.queue("", Some(c))).collect(),
+            (false, Some(classes)) => queues
+                .iter()
+                .flat_map(|q| classes.iter().map(move |c| (q, c)))
+                .map(|(q, c)| self.queue(q, Some(c)))
+                .collect(),
+        }
+    }
+
+    /// A reserver of `queues` and `classes`, woken for new jobs, took a full batch: more may be
+    /// ready, so the next reserver that waits as it did is woken (or, with none waiting, the
+    /// next to wait finds a permit). One that takes less than it could ends the chain: it took
+    /// what there was, or what its limits let it.
+    pub(crate) fn pass_on(&self, queues: &[String], classes: Option<&[String]>) {
+        for notify in self.notifies(queues, classes) {
+            notify.notify_one();
         }
     }
 

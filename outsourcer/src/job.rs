@@ -1,7 +1,5 @@
 //! `outsourcer job ...`
 
-use std::path::Path;
-
 use chrono::{DateTime, Utc};
 use indicatif::{ProgressBar, ProgressStyle};
 use outsourced_core::{
