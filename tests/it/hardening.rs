@@ -379,6 +379,11 @@ async fn pages_errors_and_files_carry_their_safety_headers() {
     };
     assert_eq!(huge.status().as_u16(), 413);
     assert!(huge.headers().contains_key("content-security-policy"));
+    assert_eq!(
+        huge.headers()["connection"],
+        "close",
+        "not a connection to reuse"
+    );
     // Error pages that no handler wrote (a route that does not exist) carry a policy too.
     let missing = client
         .get(format!("{}/dashboard/nothing-here", s.server.url))

@@ -248,7 +248,10 @@ fn behind_tls(config: &crate::config::ServerConfig) -> bool {
 /// Headers on every response: no type sniffing, no referrer to other sites, HSTS over TLS
 /// (`tls`), `no-store` on whatever says nothing of caching, and a content security policy on
 /// whatever sets none (error pages of extractors and fallbacks included): none at all, but
-/// the API explorer's own files.
+/// the API explorer's own files. A refusal of a body too large or too slow (413, 408) says
+/// `Connection: close`: the server answers without reading the rest and hangs up, and a
+/// client told so does not send its next request on that connection (one that was not saw
+/// its next request cut off: `hardening::pages_errors_and_files_carry_their_safety_headers`).
 async fn security_headers(
     tls: bool,
     request: axum::extract::Request,
@@ -274,6 +277,11 @@ async fn security_headers(
     }
     if !headers.contains_key(header::CACHE_CONTROL) {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    let status = response.status();
+    let headers = response.headers_mut();
+    if status == StatusCode::PAYLOAD_TOO_LARGE || status == StatusCode::REQUEST_TIMEOUT {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
     if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
         let policy = match explorer {
