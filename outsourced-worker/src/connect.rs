@@ -63,10 +63,9 @@ pub async fn connect(config: &WorkerConfig) -> std::result::Result<Connected, St
                 outsourced_backend_http::HttpBackend::new(http).map_err(|e| e.to_string())?;
             // The server decides the worker's queues and refuses a locked worker; what it
             // says now only serves to warn. Unreachable or refusing, the worker's loop says so.
-            let me = outsourced_core::Actor::Worker(outsourced_core::WorkerInstance::new(
-                &config.worker,
-                "-",
-            ));
+            let instance = outsourced_core::WorkerInstance::new(&config.worker, "-");
+            refused_as_no_worker(&backend, &instance, config, url).await?;
+            let me = outsourced_core::Actor::Worker(instance);
             if let Ok(queues) = backend.queues(&me).await {
                 let hired: Vec<String> = queues.into_iter().map(|q| q.name).collect();
                 warn_of_queues(config, &hired, None);
@@ -81,6 +80,28 @@ pub async fn connect(config: &WorkerConfig) -> std::result::Result<Connected, St
         BackendConfig::Sql { .. } => Err(missing("sql")),
         #[cfg(not(feature = "http"))]
         BackendConfig::Http { .. } => Err(missing("http")),
+    }
+}
+
+/// Refuses credentials that are not a worker's (a producer's, say), which the server would
+/// refuse at every reserve: asked now, by a question only a worker may ask (is a job due?),
+/// the worker says so once instead of being refused five times as if its secret were wrong.
+/// Any other answer (the server down, a wrong secret) is left to the worker's loop, which
+/// waits for the one and stops at the other.
+#[cfg(feature = "http")]
+async fn refused_as_no_worker(
+    backend: &outsourced_backend_http::HttpBackend,
+    instance: &outsourced_core::WorkerInstance,
+    config: &WorkerConfig,
+    url: &str,
+) -> std::result::Result<(), String> {
+    let asked = outsourced_core::ReserveOptions::up_to(1);
+    match backend.any_due(instance, &asked).await {
+        Err(outsourced_core::Error::Forbidden { message }) => Err(format!(
+            "the credentials in this config are not a worker's: the server refused a worker's request ({message}); give `consumer_key` and `consumer_secret` of worker {worker} (`outsourcer worker config {worker} --url {url} -o FILE` writes them)",
+            worker = config.worker
+        )),
+        _ => Ok(()),
     }
 }
 

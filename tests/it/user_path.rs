@@ -247,6 +247,35 @@ fn a_worker_whose_credentials_are_refused_stops_and_says_why() {
         "{last}"
     );
     eprintln!("a refused worker stopped after {:?}", started.elapsed());
+    // A producer's credentials in a worker's config: refused at once, as not a worker's.
+    let made = s.json(&["producer", "create", "shop"]);
+    let (key, secret) = (&made["consumer_key"], &made["consumer_secret"]);
+    let theirs: String = config
+        .lines()
+        .map(|line| match line.trim_start() {
+            l if l.starts_with("consumer_key:") => {
+                format!("    consumer_key: {}", key.as_str().unwrap_or_default())
+            }
+            l if l.starts_with("consumer_secret:") => format!(
+                "    consumer_secret: {}",
+                secret.as_str().unwrap_or_default()
+            ),
+            _ => line.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(s.path("w1.yml"), format!("{theirs}\ncatch_all: true\n")).expect("write");
+    let out = run_worker(&s, &["--config", "w1.yml"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("are not a worker's") && stderr.contains("a producer may not"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("refusals="),
+        "said once, not tried again: {stderr}"
+    );
 }
 
 /// `outsourcer serve`'s mount, with or without a trailing slash, leads to the dashboard.
