@@ -283,8 +283,9 @@ impl SqlBackend {
         }
     }
 
-    /// Wakes one long-polling reserver of this process per new job of `rows`, in its queue
-    /// (other processes were told by the enqueue's transaction: [`SqlBackend::notify_in`]).
+    /// Wakes a long-polling reserver of this process for the new jobs of `rows`, one per queue
+    /// (and class), which passes the wake-up on if it takes a full batch (`Wake::pass_on`);
+    /// other processes were told by the enqueue's transaction ([`SqlBackend::notify_in`]).
     pub(crate) fn wake_for(&self, rows: &[crate::entity::job::Model]) {
         let mut per_queue = std::collections::BTreeMap::<(&str, &str), usize>::new();
         for row in rows.iter().filter(|row| row.waiting) {
