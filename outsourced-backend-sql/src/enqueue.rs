@@ -12,10 +12,7 @@ use crate::idempotency::{Answer, Idempotent, Keyed, Request, check_key};
 use crate::insert::{Placed, insert_alone, insert_in};
 use crate::observe::Events;
 use crate::store::nonces::Seen;
-use outsourced_core::{
-    Actor, Enqueued, Error, JobId, JobRecord, NewJob, ReserveOptions, Reserved, Result, Upload,
-    WorkerInstance,
-};
+use outsourced_core::{Actor, Enqueued, Error, JobId, JobRecord, NewJob, Result, Upload};
 
 /// Enqueues one job and returns it as stored; with a signed request's `nonce` (see
 /// [`SqlBackend::enqueue_signed`]).
@@ -163,21 +160,6 @@ impl SqlBackend {
     /// request fails and its nonce may stay unrecorded, as nothing else of it is.
     pub async fn enqueue_signed(&self, by: &Actor, job: NewJob, nonce: Seen) -> Result<JobRecord> {
         one(self, by, job, Some(nonce)).await
-    }
-
-    /// `Backend::reserve` for a signed request whose `nonce` is not recorded yet: it is
-    /// recorded in the transaction of the reserve's first claim, so that a reserve costs one
-    /// commit where a nonce of its own made two in a row. A nonce used before is refused
-    /// (`Error::Unauthorized` with code `nonce_used`) and nothing is leased. A claim rolled back
-    /// (its caller went away, the database failed) leaves its nonce unrecorded, as it leaves
-    /// nothing else.
-    pub async fn reserve_signed(
-        &self,
-        by: &WorkerInstance,
-        opts: ReserveOptions,
-        nonce: Seen,
-    ) -> Result<Vec<Reserved>> {
-        crate::reserve::reserve(self, by, opts, Some(nonce)).await
     }
 
     /// `Backend::enqueue_each` for a signed request, its nonce recorded as

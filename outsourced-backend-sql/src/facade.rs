@@ -136,7 +136,7 @@ impl Backend for SqlBackend {
 
     async fn reserve(&self, by: &WorkerInstance, opts: ReserveOptions) -> Result<Vec<Reserved>> {
         // The claim itself is detached inside (a long poll must stay cancellable).
-        reserve::reserve(self, by, opts, None).await
+        reserve::reserve(self, by, opts).await
     }
 
     async fn any_due(&self, _by: &WorkerInstance, opts: &ReserveOptions) -> Result<bool> {

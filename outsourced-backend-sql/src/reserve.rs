@@ -26,7 +26,6 @@ use crate::lease::{new_token, reserved};
 use crate::limits::InClaim;
 use crate::observe::Events;
 use crate::pg_batch::{self, Leased};
-use crate::store::nonces::{self, Seen};
 use crate::transition::{Step, history_row, insert_history};
 use crate::{instances, key_claim, key_rates, limits, reclaim, release};
 use outsourced_core::{
@@ -34,14 +33,11 @@ use outsourced_core::{
     WorkerInstance,
 };
 
-/// Leases up to `opts.limit` jobs, waiting for one when `opts.wait` says so; a signed
-/// request's `nonce` is recorded in its first claim's transaction (a nonce used before refuses
-/// the reserve, and nothing is leased).
+/// Leases up to `opts.limit` jobs, waiting for one when `opts.wait` says so.
 pub(crate) async fn reserve(
     backend: &SqlBackend,
     by: &WorkerInstance,
     opts: ReserveOptions,
-    nonce: Option<Seen>,
 ) -> Result<Vec<Reserved>> {
     if opts.limit == 0 {
         return Err(Error::invalid("reserve needs a limit of at least 1"));
@@ -55,7 +51,6 @@ pub(crate) async fn reserve(
     let wait = opts.wait.unwrap_or_default();
     let deadline = tokio::time::Instant::now() + wait;
     let mut woken = false;
-    let mut nonce = nonce;
     loop {
         // Register before looking, so an enqueue that lands in between still wakes us.
         let bounded = opts.min_priority.is_some() || opts.max_priority.is_some();
@@ -63,7 +58,7 @@ pub(crate) async fn reserve(
             .inner
             .wake
             .waiter(&opts.queues, opts.classes.as_deref(), bounded);
-        let (jobs, next_start) = claim_detached(backend, by, &opts, nonce.take()).await?;
+        let (jobs, next_start) = claim_detached(backend, by, &opts).await?;
         // Woken for new jobs and took all it asked for: the wake-up goes on to the next
         // reserver, as there may be more (a reserver with priority bounds wakes at every
         // change, and took no one's wake-up).
@@ -191,7 +186,6 @@ async fn claim_detached(
     backend: &SqlBackend,
     by: &WorkerInstance,
     opts: &ReserveOptions,
-    nonce: Option<Seen>,
 ) -> Result<Claimed> {
     let (handle, owner, opts) = (backend.clone(), by.clone(), opts.clone());
     let (answer, answered) = tokio::sync::oneshot::channel();
@@ -200,7 +194,7 @@ async fn claim_detached(
         // waiting (a shutdown) may be releasing what it holds right then, and a claim that
         // committed after that release would hold a job past the worker's exit.
         let gone = || answer.is_closed();
-        let claimed = claim(&handle, &owner, &opts, nonce.as_ref(), &gone).await;
+        let claimed = claim(&handle, &owner, &opts, &gone).await;
         if let Err(Ok((orphans, _))) = answer.send(claimed) {
             give_back(&handle, &owner, orphans).await;
         }
@@ -253,24 +247,15 @@ async fn give_back(backend: &SqlBackend, by: &WorkerInstance, orphans: Vec<Reser
     }
 }
 
-/// Records a signed request's nonce in the claim's transaction; one used before refuses it.
-async fn fresh(db: &impl ConnectionTrait, flavor: Flavor, nonce: &Seen) -> Result<()> {
-    match nonces::insert_fresh(db, flavor, &[nonce]).await?.first() {
-        Some(true) => Ok(()),
-        _ => Err(nonces::replayed()),
-    }
-}
-
 /// What a claim leased, and the earliest time a queue held back by its rate may start a job
 /// (epoch ms).
 type Claimed = (Vec<Reserved>, Option<i64>);
 
-/// One attempt at claiming a batch, recording `nonce` first in its transaction.
+/// One attempt at claiming a batch.
 async fn claim(
     backend: &SqlBackend,
     by: &WorkerInstance,
     opts: &ReserveOptions,
-    nonce: Option<&Seen>,
     gone: &(dyn Fn() -> bool + Sync),
 ) -> Result<Claimed> {
     let now = backend.now();
@@ -281,11 +266,6 @@ async fn claim(
     let declaration = &declaration;
     let grant = backend
         .write(|txn| async move {
-            if let Some(nonce) = nonce
-                && let Err(error) = fresh(&txn, flavor, nonce).await
-            {
-                return (txn, Err(error));
-            }
             if let Some(declaration) = declaration
                 && let Err(error) = instances::note(&txn, by, declaration, now).await
             {

@@ -91,7 +91,7 @@ pub(crate) async fn authenticate(
             Err(error) => return refused(&state, &uri, &parts, error),
         },
     };
-    let deferred = is_deferred(&parts.method, &path, streamed);
+    let deferred = is_enqueue(&parts.method, &path, streamed);
     let nonce = Seen::new(
         &signed.consumer_key,
         signed.timestamp,
@@ -140,19 +140,18 @@ async fn settle(
     }
 }
 
-/// Whether the request is an enqueue of JSON (one job or a batch) or a reserve, whose nonce
-/// its handler records in its own transaction (`SqlBackend::enqueue_signed`,
-/// `SqlBackend::reserve_signed`): one commit per request where a nonce of its own would make
-/// two in a row.
-fn is_deferred(method: &Method, path: &str, streamed: bool) -> bool {
+/// Whether the request is an enqueue of JSON (one job or a batch), whose nonce its handler
+/// records in the enqueue's own transaction (`SqlBackend::enqueue_signed`): one commit per
+/// request where a nonce of its own would make two in a row.
+fn is_enqueue(method: &Method, path: &str, streamed: bool) -> bool {
     *method == Method::POST
         && !streamed
-        && (path.ends_with("/jobs") || path.ends_with("/jobs/batch") || path.ends_with("/reserve"))
+        && (path.ends_with("/jobs") || path.ends_with("/jobs/batch"))
 }
 
 /// A signed request's nonce not recorded yet: its handler takes it into the transaction of
-/// the enqueue or the reserve it signs, and the middleware records whatever is left once the
-/// handler has answered. Every such handler takes it before anything it does changes a row.
+/// the enqueue it signs, and the middleware records whatever is left once the handler has
+/// answered. Every handler of an enqueue takes it before anything it does changes a row.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct PendingNonce(Arc<Mutex<Option<Seen>>>);
 
@@ -368,19 +367,6 @@ async fn check_signature(
 
 /// Records the request's nonce, refusing one already used: last, so that nobody can burn
 /// another client's nonces with requests that fail any other check.
-/// Records a request's nonce now, in a commit of its own: a handler that answers without the
-/// transaction the nonce was left for (a reserve with no queue to look in) records it before
-/// it waits.
-pub(crate) async fn record_pending(
-    state: &AppState,
-    pending: &PendingNonce,
-) -> Result<(), ApiError> {
-    match pending.take() {
-        Some(nonce) => remember_nonce(state, nonce).await,
-        None => Ok(()),
-    }
-}
-
 async fn remember_nonce(state: &AppState, nonce: Seen) -> Result<(), ApiError> {
     match state.nonces().record(nonce).await? {
         true => Ok(()),

@@ -20,7 +20,7 @@ use outsourced_core::{
 
 use super::access::{follow_ups, instance, lease_access, may_use_queue};
 use super::roles::Route;
-use crate::auth::{Caller, PendingNonce};
+use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, PathArg};
 use crate::state::AppState;
@@ -32,7 +32,6 @@ use crate::state::AppState;
 pub(crate) async fn reserve(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Extension(pending): Extension<PendingNonce>,
     JsonBody(request): JsonBody<ReserveRequest>,
 ) -> ApiResult<Json<ReservedList>> {
     let by = instance(&caller, Route::Reserve, &request.instance)?;
@@ -45,27 +44,18 @@ pub(crate) async fn reserve(
         let wait = request
             .wait_ms
             .map_or(Duration::ZERO, Duration::from_millis);
-        crate::auth::record_pending(&state, &pending).await?;
         tokio::time::sleep(wait.min(max_wait)).await;
         return Ok(Json(ReservedList { jobs: Vec::new() }));
     }
     let opts = options(request, queues, max_wait);
-    let long_poll = opts.wait.is_some();
     // A stopping server hands out nothing more by a long poll: the backend gives back what a
     // claim cut short had taken.
-    // The nonce rides the first claim's transaction.
-    let reserving = async {
-        match pending.take() {
-            Some(nonce) => state.backend().reserve_signed(&by, opts, nonce).await,
-            None => state.backend().reserve(&by, opts).await,
-        }
-    };
-    let reserved = match long_poll {
+    let reserved = match opts.wait.is_some() {
         true => tokio::select! {
-            reserved = reserving => reserved?,
+            reserved = state.backend().reserve(&by, opts) => reserved?,
             () = state.draining() => Vec::new(),
         },
-        false => reserving.await?,
+        false => state.backend().reserve(&by, opts).await?,
     };
     Ok(Json(ReservedList {
         jobs: reserved.iter().map(ReservedDto::from).collect(),
