@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use outsourced_backend_sql::{Role, SqlBackend};
-use outsourced_core::{Actor, Backend, BackendExt, CountFilter, NewJob, QueueLimit, by_state};
+use outsourced_core::{
+    Actor, Backend, BackendExt, CountFilter, JobState, NewJob, QueueLimit, by_state,
+};
 use outsourced_server::ServerConfig;
 use reqwest::Method;
 use serde_json::json;
@@ -261,6 +263,69 @@ async fn refused_enqueues_cannot_be_sent_again_once_they_would_succeed() {
         s.stored().await,
         before,
         "the key's first answer, nothing stored"
+    );
+}
+
+/// A reserve's nonce is recorded before its handler runs: the same signed reserve sent again
+/// is refused as a replay and leases nothing, with jobs ready for it; one that found nothing
+/// is refused as well.
+#[tokio::test]
+async fn a_replayed_reserve_leases_nothing() {
+    let s = Setup::new(ServerConfig::default()).await;
+    let admin = Actor::Admin("root".into());
+    let (_, worker) = s.server.client(Role::Worker, "w1").await;
+    s.server
+        .directory()
+        .grant(Role::Worker, "w1", "mail")
+        .await
+        .expect("hire");
+    let reserve = || {
+        let body = json!({"instance": "i", "limit": 1});
+        Signed::new(
+            Method::POST,
+            &s.url("reserve"),
+            &worker.consumer_key,
+            Some(body),
+        )
+        .sign(&worker.consumer_secret)
+    };
+    let empty = reserve();
+    assert_eq!(
+        empty.send().await.status().as_u16(),
+        200,
+        "nothing to lease"
+    );
+    assert_eq!(
+        status_and_code(empty.send().await).await,
+        (401, "nonce_used".into())
+    );
+    assert_eq!(s.enqueue().send().await.status().as_u16(), 201);
+    let first = reserve();
+    let leased: serde_json::Value = first.send().await.json().await.expect("a list");
+    assert_eq!(leased["jobs"].as_array().map(Vec::len), Some(1), "{leased}");
+    let room = outsourced_core::QueueUpdate {
+        limit: Some(QueueLimit::Max(100)),
+        ..outsourced_core::QueueUpdate::default()
+    };
+    s.server
+        .sql
+        .update_queue(&admin, "mail", room)
+        .await
+        .expect("room");
+    assert_eq!(s.enqueue().send().await.status().as_u16(), 201);
+    assert_eq!(
+        status_and_code(first.send().await).await,
+        (401, "nonce_used".into())
+    );
+    let counts = s.server.sql.counts(&admin, CountFilter::default()).await;
+    let counts = by_state(&counts.expect("counts"));
+    assert_eq!(
+        (
+            counts.get(JobState::Running),
+            counts.get(JobState::Available)
+        ),
+        (1, 1),
+        "the replay leased nothing"
     );
 }
 
