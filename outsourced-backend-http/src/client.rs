@@ -342,6 +342,16 @@ impl HttpBackend {
 }
 
 /// The body of a successful response, or the core error of a failed one.
+/// Whether a 404's body says that no route of the API is under the URL: not one of the API's
+/// answers (nothing of ours is served there), or ours saying it has no such route (the URL
+/// goes past the server's mount).
+fn no_route(body: &[u8]) -> bool {
+    match serde_json::from_slice::<crate::wire::ErrorBody>(body) {
+        Ok(error) => error.code.as_str() == crate::wire::Code::NoRoute,
+        Err(_) => true,
+    }
+}
+
 async fn read(response: reqwest::Response, base: &url::Url) -> Result<Vec<u8>> {
     let status = response.status();
     let bytes = response
@@ -351,8 +361,7 @@ async fn read(response: reqwest::Response, base: &url::Url) -> Result<Vec<u8>> {
     if status.is_success() {
         return Ok(bytes.to_vec());
     }
-    if status == 404 && serde_json::from_slice::<crate::wire::ErrorBody>(&bytes).is_err() {
-        // Not one of the API's answers: nothing of ours is served under this URL.
+    if status == 404 && no_route(&bytes) {
         return Err(Error::invalid(format!(
             "nothing answers at {base}v1/ (HTTP 404): the URL must end with the server's mount, \
              as `outsourcer serve` prints it (e.g. http://host:8080/outsourced)"

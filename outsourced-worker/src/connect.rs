@@ -84,10 +84,10 @@ pub async fn connect(config: &WorkerConfig) -> std::result::Result<Connected, St
 }
 
 /// Refuses credentials that are not a worker's (a producer's, say), which the server would
-/// refuse at every reserve: asked now, by a question only a worker may ask (is a job due?),
-/// the worker says so once instead of being refused five times as if its secret were wrong.
-/// Any other answer (the server down, a wrong secret) is left to the worker's loop, which
-/// waits for the one and stops at the other.
+/// refuse at every reserve, and a URL that reaches no route of the API: asked now, by a
+/// question only a worker may ask (is a job due?), the worker says so once instead of being
+/// refused five times as if its secret were wrong. Any other answer (the server down, a wrong
+/// secret) is left to the worker's loop, which waits for the one and stops at the other.
 #[cfg(feature = "http")]
 async fn refused_as_no_worker(
     backend: &outsourced_backend_http::HttpBackend,
@@ -101,6 +101,8 @@ async fn refused_as_no_worker(
             "the credentials in this config are not a worker's: the server refused a worker's request ({message}); give `consumer_key` and `consumer_secret` of worker {worker} (`outsourcer worker config {worker} --url {url} -o FILE` writes them)",
             worker = config.worker
         )),
+        // A URL that reaches no route of the API: no retry would.
+        Err(outsourced_core::Error::InvalidInput { message }) => Err(message),
         _ => Ok(()),
     }
 }

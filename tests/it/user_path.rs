@@ -321,6 +321,9 @@ fn errors_keep_their_cause() {
         no_mount.contains("must end with the server's mount"),
         "{no_mount}"
     );
+    // Past the mount, the API's own 404 (`no_route`) says the same.
+    let past = ask(&format!("{}/api", server.url));
+    assert!(past.contains("must end with the server's mount"), "{past}");
     // A database server that refuses connections: said at once, with the cause.
     let started = Instant::now();
     let dead = format!("postgres://postgres@127.0.0.1:{}/test", free_port());
