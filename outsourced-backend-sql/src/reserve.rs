@@ -264,6 +264,8 @@ async fn claim(
     let flavor = backend.flavor();
     let declaration = backend.inner.instances.due(by, opts, now);
     let declaration = &declaration;
+    let left = std::sync::atomic::AtomicBool::new(false);
+    let left = &left;
     let grant = backend
         .write(|txn| async move {
             if let Some(declaration) = declaration
@@ -276,7 +278,10 @@ async fn claim(
                 // Rolled back: nothing was claimed for no one.
                 Ok(Claim {
                     leased: Some(_), ..
-                }) if gone() => Err(backend_error("the reserve's caller went away", false)),
+                }) if gone() => {
+                    left.store(true, std::sync::atomic::Ordering::Relaxed);
+                    Err(backend_error("the reserve's caller went away", false))
+                }
                 Ok(mut claim) => match &mut claim.leased {
                     Some(leased) => with_dependency_results(&txn, &mut leased.reserved)
                         .await
@@ -287,7 +292,13 @@ async fn claim(
             };
             (txn, result)
         })
-        .await?;
+        .await;
+    // The jobs it had locked are ready again, and a reserve woken for them may have found
+    // them locked and taken less than it could (which ends a chain of wake-ups): wake them all.
+    if left.load(std::sync::atomic::Ordering::Relaxed) {
+        backend.inner.wake.everyone();
+    }
+    let grant = grant?;
     backend.inner.limited.note(&grant.plan.limited);
     let mut told = grant.expired;
     for queue in grant.plan.held_back() {
