@@ -23,6 +23,7 @@ pub(crate) async fn enqueue_file(ctx: &Ctx, path: &Path) -> Result<()> {
     let at = |n: usize, why: &dyn std::fmt::Display| {
         Error::invalid(format!("{} line {n}{why}", path.display()))
     };
+    let max_args = ctx.backend.config().max_args_bytes;
     let mut jobs = Vec::new();
     let mut lines = Vec::new();
     for (n, line) in text
@@ -30,16 +31,25 @@ pub(crate) async fn enqueue_file(ctx: &Ctx, path: &Path) -> Result<()> {
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
     {
-        let parsed: Line = serde_json::from_str(line).map_err(|e| at(n + 1, &parse_error(&e)))?;
-        jobs.push(
-            parsed
-                .into_job()
-                .map_err(|e| at(n + 1, &format!(": {e}")))?,
-        );
+        if !line.trim_start().starts_with('{') {
+            let shape = r#"one JSON object, such as {"class": "Mail", "args": [1]}"#;
+            return Err(at(n + 1, &format!(": each line is {shape}{NOTHING}")));
+        }
+        let parsed: Line = serde_json::from_str(line)
+            .map_err(|e| at(n + 1, &format!("{}{NOTHING}", parse_error(&e))))?;
+        let job = parsed
+            .into_job()
+            .and_then(|job| job.check(max_args).map(|()| job))
+            .map_err(|e| at(n + 1, &format!(": {}{NOTHING}", crate::message(&e))))?;
+        jobs.push(job);
         lines.push(n + 1);
     }
-    if let Some((n, why)) = unknown_queue(ctx, &jobs, &lines).await? {
-        return Err(at(n, &format!(": {why}; nothing was enqueued")));
+    let refused = match unknown_queue(ctx, &jobs, &lines).await? {
+        None => missing_link(ctx, &jobs, &lines).await?,
+        refused => refused,
+    };
+    if let Some((n, why)) = refused {
+        return Err(at(n, &format!(": {why}{NOTHING}")));
     }
     let each = ctx
         .backend
@@ -47,12 +57,49 @@ pub(crate) async fn enqueue_file(ctx: &Ctx, path: &Path) -> Result<()> {
         .await
         .map_err(|error| {
             Error::invalid(format!(
-                "{}: nothing was enqueued (a file is all or none): {error}",
-                path.display()
+                "{}: nothing was enqueued (a file is all or none): {}",
+                path.display(),
+                crate::message(&error)
             ))
         })?;
     answer(ctx, path, &each);
     Ok(())
+}
+
+/// The end of every refusal of a file.
+const NOTHING: &str = " (nothing was enqueued: a file is all or none)";
+
+/// The first line that names a job to wait for, or a batch to join, that does not exist (or
+/// that this actor may not see), and the refusal that names it: checked before the enqueue,
+/// whose refusal could not say which line. Each job or batch is looked up once.
+async fn missing_link(
+    ctx: &Ctx,
+    jobs: &[NewJob],
+    lines: &[usize],
+) -> Result<Option<(usize, String)>> {
+    let by = ctx.actor();
+    let (mut jobs_seen, mut batches_seen) = (HashSet::new(), HashSet::new());
+    for (job, &n) in jobs.iter().zip(lines) {
+        for &id in job.depends_on.iter().filter(|id| jobs_seen.insert(**id)) {
+            match ctx.backend.job(&by, id).await {
+                Ok(_) => {}
+                Err(error @ Error::Backend { .. }) => return Err(error),
+                Err(_) => {
+                    let why = format!("job {id}, which this line depends on, does not exist");
+                    return Ok(Some((n, why)));
+                }
+            }
+        }
+        let Some(batch) = job.batch.filter(|b| batches_seen.insert(*b)) else {
+            continue;
+        };
+        match ctx.backend.batch(&by, batch).await {
+            Ok(_) => {}
+            Err(error @ Error::Backend { .. }) => return Err(error),
+            Err(_) => return Ok(Some((n, format!("batch {batch} does not exist")))),
+        }
+    }
+    Ok(None)
 }
 
 /// A line's JSON error, to follow its line number: serde's own position counts within the line
@@ -107,11 +154,11 @@ fn answer(ctx: &Ctx, path: &Path, each: &[Enqueued]) {
     let mut holders: Vec<JobId> = each.iter().filter(|e| e.duplicate).map(|e| e.id).collect();
     holders.dedup();
     out!(
-        "enqueued {stored} {} from {file}{jobs}; {duplicates} {} duplicates of jobs that hold their unique keys ({}), and stored nothing",
+        "enqueued {stored} {} from {file}{jobs}; {duplicates} {} ({}), and stored nothing",
         plural(stored),
         match duplicates {
-            1 => "line was a",
-            _ => "lines were",
+            1 => "line was a duplicate of a job that holds its unique key",
+            _ => "lines were duplicates of jobs that hold their unique keys",
         },
         spans(&holders)
     );

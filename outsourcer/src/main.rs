@@ -53,15 +53,20 @@ fn main() -> ExitCode {
     }
 }
 
+/// An error as a sentence: a refusal of what was asked speaks for itself, without "invalid
+/// input:".
+pub(crate) fn message(error: &outsourced_core::Error) -> String {
+    match error {
+        outsourced_core::Error::InvalidInput { message } => message.clone(),
+        error => error.to_string(),
+    }
+}
+
 /// A failed command's error on standard error: one line of text, or with `--json` one JSON
 /// object (`{"error": {"code", "message", ...}}`, the HTTP API's error body with the whole
 /// message), so that a script reads failures as it reads results.
 fn report(error: &outsourced_core::Error, json: bool) {
-    // A refusal of what was asked speaks for itself, without "invalid input:".
-    let message = match error {
-        outsourced_core::Error::InvalidInput { message } => message.clone(),
-        error => error.to_string(),
-    };
+    let message = message(error);
     if !json {
         eprintln!("outsourcer: {message}");
         return;

@@ -655,6 +655,25 @@ fn a_jsonl_file_is_enqueued_all_checked_first() {
         error.contains("typo.jsonl line 2: unknown queue \"bulc\": did you mean bulk?"),
         "{error}"
     );
+    // So is a job to wait for that does not exist, and a line that is not an object.
+    let waits = [
+        json!({"class": "A", "queue": "bulk"}),
+        json!({"class": "B", "queue": "bulk", "depends_on": [999999]}),
+    ];
+    let waits: Vec<String> = waits.iter().map(Value::to_string).collect();
+    std::fs::write(s.path("waits.jsonl"), waits.join("\n")).expect("write");
+    let error = s.fails(&["job", "enqueue", "--from", "waits.jsonl"]);
+    assert!(
+        error
+            .contains("waits.jsonl line 2: job 999999, which this line depends on, does not exist"),
+        "{error}"
+    );
+    std::fs::write(s.path("array.jsonl"), "[\"A\"]\n").expect("write");
+    let error = s.fails(&["job", "enqueue", "--from", "array.jsonl"]);
+    assert!(
+        error.contains("array.jsonl line 1: each line is one JSON object"),
+        "{error}"
+    );
     // Text names the jobs it stored.
     std::fs::write(s.path("two.jsonl"), typo[0].clone() + "\n" + &typo[0]).expect("write");
     let said = s.ok(&["job", "enqueue", "--from", "two.jsonl"]);
