@@ -287,12 +287,12 @@ impl SqlBackend {
     /// (and class), which passes the wake-up on if it takes a full batch (`Wake::pass_on`);
     /// other processes were told by the enqueue's transaction ([`SqlBackend::notify_in`]).
     pub(crate) fn wake_for(&self, rows: &[crate::entity::job::Model]) {
-        let mut per_queue = std::collections::BTreeMap::<(&str, &str), usize>::new();
-        for row in rows.iter().filter(|row| row.waiting) {
-            let key = (row.queue.as_str(), row.class.as_str());
-            *per_queue.entry(key).or_default() += 1;
-        }
-        self.inner.wake.jobs(&per_queue);
+        let ready: std::collections::BTreeSet<(&str, &str)> = rows
+            .iter()
+            .filter(|row| row.waiting)
+            .map(|row| (row.queue.as_str(), row.class.as_str()))
+            .collect();
+        self.inner.wake.jobs(&ready);
     }
 
     /// On PostgreSQL, a `NOTIFY` to every other process, sent in the transaction `db` and so

@@ -264,8 +264,8 @@ async fn claim(
     let flavor = backend.flavor();
     let declaration = backend.inner.instances.due(by, opts, now);
     let declaration = &declaration;
-    let left = std::sync::atomic::AtomicBool::new(false);
-    let left = &left;
+    let abandoned = std::sync::atomic::AtomicBool::new(false);
+    let abandoned = &abandoned;
     let grant = backend
         .write(|txn| async move {
             if let Some(declaration) = declaration
@@ -279,7 +279,7 @@ async fn claim(
                 Ok(Claim {
                     leased: Some(_), ..
                 }) if gone() => {
-                    left.store(true, std::sync::atomic::Ordering::Relaxed);
+                    abandoned.store(true, std::sync::atomic::Ordering::Relaxed);
                     Err(backend_error("the reserve's caller went away", false))
                 }
                 Ok(mut claim) => match &mut claim.leased {
@@ -295,7 +295,7 @@ async fn claim(
         .await;
     // The jobs it had locked are ready again, and a reserve woken for them may have found
     // them locked and taken less than it could (which ends a chain of wake-ups): wake them all.
-    if left.load(std::sync::atomic::Ordering::Relaxed) {
+    if abandoned.load(std::sync::atomic::Ordering::Relaxed) {
         backend.inner.wake.everyone();
     }
     let grant = grant?;

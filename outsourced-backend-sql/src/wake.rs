@@ -25,7 +25,7 @@
 //! connection, whose own commits do not count) and then wakes its waiting reservers.
 //! MariaDB has neither: there a waiting reserve looks again every `SqlConfig::idle_recheck`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -126,15 +126,15 @@ impl Wake {
         queues.entry(key).or_default().clone()
     }
 
-    /// New jobs became ready: so many of each class in each queue. Each class of a queue wakes
-    /// a reserver of its queue that runs any class, and one that runs its class; a woken
+    /// New jobs became ready, of these classes in these queues. Each class of a queue wakes a
+    /// reserver of its queue that runs any class, and one that runs its class; a woken
     /// reserver that takes a full batch wakes the next (`pass_on`). Only the `Notify`s that
     /// reservers registered are told: a reserver registers before it looks, so one that has
     /// not registered yet will find the jobs when it looks (and a producer's made-up classes
     /// leave nothing behind).
-    pub(crate) fn jobs(&self, per_queue: &BTreeMap<(&str, &str), usize>) {
+    pub(crate) fn jobs(&self, ready: &BTreeSet<(&str, &str)>) {
         let queues = self.0.queues.lock().unwrap_or_else(|e| e.into_inner());
-        for (&(queue, class), _) in per_queue.iter().filter(|(_, n)| **n > 0) {
+        for &(queue, class) in ready {
             let keys = [
                 (queue.to_owned(), None),
                 (queue.to_owned(), Some(class.to_owned())),
