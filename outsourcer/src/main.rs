@@ -34,7 +34,10 @@ use crate::args::{Cli, Command};
 use crate::context::Ctx;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => return usage(error),
+    };
     init_logs(&cli);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
@@ -51,6 +54,33 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// A command line clap refused (or `--help`, `--version`): as clap says it, or with `--json`
+/// as one JSON object on standard error (code `usage`), as every other failure is; exit 2.
+fn usage(error: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    let json = std::env::args_os().any(|arg| arg == "--json");
+    let shown = matches!(
+        error.kind(),
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
+    );
+    if !json || shown {
+        error.exit();
+    }
+    // clap's own text and tips, less its "error: " and the usage and help it points to.
+    let text = error.render().to_string();
+    let said: Vec<&str> = text
+        .split("\n\n")
+        .map(str::trim)
+        .filter(|part| !part.is_empty())
+        .filter(|part| !part.starts_with("Usage:") && !part.starts_with("For more information"))
+        .collect();
+    let message = said.join("; ");
+    let message = message.strip_prefix("error: ").unwrap_or(&message);
+    let body = serde_json::json!({ "error": { "code": "usage", "message": message } });
+    eprintln!("{body}");
+    ExitCode::from(2)
 }
 
 /// An error as a sentence: a refusal of what was asked speaks for itself, without "invalid

@@ -709,6 +709,16 @@ fn migrate_and_usage_errors() {
     let missing = json_error(&["--json", "job", "show", "999"]);
     assert_eq!(missing["error"]["code"], "not_found", "{missing}");
     assert_eq!(missing["error"]["job_id"], 999, "{missing}");
+    let usage = s.outsourcer(&["--json", "quue", "list"]);
+    assert_eq!(usage.status.code(), Some(2), "clap's usage error");
+    let usage: Value = serde_json::from_slice(&usage.stderr).expect("a JSON usage error");
+    assert_eq!(usage["error"]["code"], "usage", "{usage}");
+    assert!(
+        usage["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("quue")),
+        "{usage}"
+    );
     let typo = json_error(&["--json", "queue", "show", "defualt"]);
     assert!(
         typo["error"]["message"]
