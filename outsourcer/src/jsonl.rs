@@ -1,9 +1,11 @@
 //! `job enqueue --from FILE`: one job per line of a JSON-lines file, all or none.
 //!
 //! Every line is checked before anything is stored, and a refusal names the line it is about:
-//! a line that is not JSON or not a job, and a queue that does not exist (with the name meant
-//! when it is a typo), so that a file of thousands of lines is mended where it is wrong. What
-//! was stored is answered with its ids, in the file's order.
+//! a line that is not a JSON object or not a job, a queue that does not exist (with the name
+//! meant when it is a typo), a job to wait for or a batch that does not exist, so that a file
+//! of thousands of lines is mended where it is wrong. What the enqueue itself refuses (a full
+//! queue) is said without a line. What was stored is answered with its ids, in the file's
+//! order.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -57,7 +59,7 @@ pub(crate) async fn enqueue_file(ctx: &Ctx, path: &Path) -> Result<()> {
         .await
         .map_err(|error| {
             Error::invalid(format!(
-                "{}: nothing was enqueued (a file is all or none): {}",
+                "{}: {}{NOTHING}",
                 path.display(),
                 crate::message(&error)
             ))

@@ -65,6 +65,17 @@ impl Setup {
         by_state(&groups.expect("counts")).total()
     }
 
+    /// Raises `mail`'s limit from one job to a hundred.
+    async fn make_room(&self) {
+        let room = outsourced_core::QueueUpdate {
+            limit: Some(QueueLimit::Max(100)),
+            ..outsourced_core::QueueUpdate::default()
+        };
+        let admin = Actor::Admin("root".into());
+        let raised = self.server.sql.update_queue(&admin, "mail", room).await;
+        raised.expect("room");
+    }
+
     /// Sends `request`, expects `status` and `code`, and checks that nothing was stored.
     async fn refused(&self, request: &Signed, status: u16, code: &str) {
         let before = self.stored().await;
@@ -214,15 +225,7 @@ async fn refused_enqueues_cannot_be_sent_again_once_they_would_succeed() {
     // Refused in the enqueue's transaction: the queue holds one job.
     let full = s.enqueue();
     s.refused(&full, 429, "queue_full").await;
-    let room = outsourced_core::QueueUpdate {
-        limit: Some(QueueLimit::Max(100)),
-        ..outsourced_core::QueueUpdate::default()
-    };
-    s.server
-        .sql
-        .update_queue(&admin, "mail", room)
-        .await
-        .expect("room");
+    s.make_room().await;
     s.refused(&full, 401, "nonce_used").await;
     // Refused before it (a queue not granted): its nonce is recorded after the answer.
     let body = json!({"class": "Send", "args": [2], "queue": "news"});
@@ -303,15 +306,7 @@ async fn a_replayed_reserve_leases_nothing() {
     let first = reserve();
     let leased: serde_json::Value = first.send().await.json().await.expect("a list");
     assert_eq!(leased["jobs"].as_array().map(Vec::len), Some(1), "{leased}");
-    let room = outsourced_core::QueueUpdate {
-        limit: Some(QueueLimit::Max(100)),
-        ..outsourced_core::QueueUpdate::default()
-    };
-    s.server
-        .sql
-        .update_queue(&admin, "mail", room)
-        .await
-        .expect("room");
+    s.make_room().await;
     assert_eq!(s.enqueue().send().await.status().as_u16(), 201);
     assert_eq!(
         status_and_code(first.send().await).await,
