@@ -25,7 +25,8 @@ pub struct ServerConfig {
     /// How long a request may take in all, long polls included (75 s); attachments excepted.
     pub request_timeout: Duration,
     /// A token that `GET <mount>/metrics` must present as `Authorization: Bearer TOKEN`; with
-    /// none, the metrics are open to whoever reaches the server (put them behind the network).
+    /// none, the metrics are off (a scrape reads the database, which no unauthenticated client
+    /// may make the server do).
     pub metrics_token: Option<String>,
     /// The most `/v1` requests in flight at once, long polls apart (256); past it a request is
     /// answered 503 `overloaded` with `Retry-After` before anything is read or checked, so

@@ -565,7 +565,7 @@ pub(crate) struct ServeArgs {
     #[arg(long, value_parser = humantime::parse_duration)]
     pub(crate) idle_recheck: Option<std::time::Duration>,
     /// A token Prometheus must send (`Authorization: Bearer TOKEN`) to read `<mount>/metrics`;
-    /// without one the metrics are open.
+    /// without one the metrics are off.
     #[arg(long, env = "OUTSOURCED_METRICS_TOKEN", allow_hyphen_values = true)]
     pub(crate) metrics_token: Option<String>,
     /// The largest attachment accepted, in MiB (2048 unless given); larger ones get 413.

@@ -303,7 +303,11 @@ async fn password_checks_run_a_few_at_a_time() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nothing_stored_forges_what_the_server_reports() {
-    let s = Setup::new(ServerConfig::default()).await;
+    let config = ServerConfig {
+        metrics_token: Some("t".into()),
+        ..ServerConfig::default()
+    };
+    let s = Setup::new(config).await;
     let body = json!({"class": "Evil\"} 1\nforged_series 2", "args": [], "queue": "mail"});
     let signed = Signed::new(Method::POST, &s.url("jobs"), &s.key, Some(body));
     let answer = status_and_code(signed.sign(&s.secret).send().await).await;
@@ -312,8 +316,14 @@ async fn nothing_stored_forges_what_the_server_reports() {
     let signed = Signed::new(Method::POST, &s.url("jobs"), &s.key, Some(owner));
     let answer = status_and_code(signed.sign(&s.secret).send().await).await;
     assert_eq!(answer.0, 400);
-    let metrics = reqwest::get(format!("{}/metrics", s.server.url)).await;
-    let text = metrics.expect("metrics").text().await.unwrap_or_default();
+    let metrics = reqwest::Client::new()
+        .get(format!("{}/metrics", s.server.url))
+        .bearer_auth("t")
+        .send()
+        .await
+        .expect("metrics");
+    assert_eq!(metrics.status(), 200);
+    let text = metrics.text().await.unwrap_or_default();
     assert!(
         !text.lines().any(|l| l.starts_with("forged_series")),
         "{text}"

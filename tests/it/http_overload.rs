@@ -66,6 +66,7 @@ async fn crowded() -> Crowded {
     let config = ServerConfig {
         max_requests: 1,
         max_reserves: 1,
+        metrics_token: Some("t".into()),
         ..ServerConfig::default()
     };
     let sql = SqlBackend::open(test_config("sqlite::memory:"))
@@ -149,7 +150,10 @@ impl Crowded {
     /// How many requests the server has answered 503 so far, by its metrics.
     async fn turned_away(&self) -> f64 {
         let url = self.server.url.clone() + "/metrics";
-        let text = reqwest::get(url).await.expect("metrics").text().await;
+        let scrape = reqwest::Client::new().get(url).bearer_auth("t").send();
+        let answer = scrape.await.expect("metrics");
+        assert_eq!(answer.status(), 200, "the metrics");
+        let text = answer.text().await;
         let text = text.expect("metrics' text");
         text.lines()
             .filter(|line| line.starts_with("outsourced_http_requests_total{"))

@@ -31,6 +31,17 @@ fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
         .sum()
 }
 
+/// The metrics token of the servers these tests scrape.
+const TOKEN: &str = "s3cret";
+
+/// A server's config with the metrics on (behind [`TOKEN`]).
+fn tokened() -> ServerConfig {
+    ServerConfig {
+        metrics_token: Some(TOKEN.into()),
+        ..ServerConfig::default()
+    }
+}
+
 async fn scrape(server: &RunningServer, token: Option<&str>) -> (u16, String) {
     let url = server.url.clone() + "/metrics";
     let mut request = reqwest::Client::new().get(url);
@@ -52,6 +63,23 @@ async fn fail(w: &HttpBackend, me: &WorkerInstance, job: &Reserved, retry: Retry
     w.fail(me, &job.lease.to_ref(), failure)
         .await
         .expect("fail");
+}
+
+/// A scrape reads the database: a server given no token keeps its metrics off rather than
+/// open to whoever reaches it, and says how to turn them on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_without_a_metrics_token_keeps_its_metrics_off() {
+    let sql = SqlBackend::open(test_config("sqlite::memory:"))
+        .await
+        .expect("open");
+    let server = RunningServer::start(sql, ServerConfig::default()).await;
+    for token in [None, Some("anything")] {
+        let (status, body) = scrape(&server, token).await;
+        assert_eq!(status, 401, "{body}");
+        assert!(body.contains("\"metrics_token\""), "{body}");
+        assert!(body.contains("--metrics-token"), "{body}");
+        assert!(!body.contains("outsourced_jobs"), "{body}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -172,7 +200,7 @@ async fn run_limits_are_gauges_and_held_back_reserves_are_counted() {
     let sql = SqlBackend::open(test_config("sqlite::memory:"))
         .await
         .expect("open");
-    let server = RunningServer::start(sql, ServerConfig::default()).await;
+    let server = RunningServer::start(sql, tokened()).await;
     let admin = Actor::Admin("root".into());
     for name in ["slow", "keyed"] {
         let queue = server.sql.create_queue(&admin, name, QueueLimit::default());
@@ -212,7 +240,7 @@ async fn run_limits_are_gauges_and_held_back_reserves_are_counted() {
             assert_eq!(got.await.expect("reserve").len(), expected, "{queue}");
         }
     }
-    let (status, text) = scrape(&server, None).await;
+    let (status, text) = scrape(&server, Some(TOKEN)).await;
     assert_eq!(status, 200);
     let limit = |name| {
         let labels = [("queue", "slow"), ("limit", name)];
@@ -336,7 +364,7 @@ async fn metrics_count_what_every_process_did() {
     let dir = tempfile::tempdir().expect("a directory");
     let url = format!("sqlite://{}", dir.path().join("jobs.db").display());
     let served = SqlBackend::open(test_config(&url)).await.expect("open");
-    let server = RunningServer::start(served, ServerConfig::default()).await;
+    let server = RunningServer::start(served, tokened()).await;
     // Another process on the same database: the CLI, or a worker next to it.
     let other = SqlBackend::open(test_config(&url)).await.expect("open");
     let admin = Actor::Admin("root".into());
@@ -363,7 +391,7 @@ async fn metrics_count_what_every_process_did() {
     assert_eq!(failed.expect("fail"), outsourced_core::JobState::Failed);
     other.flush_tallies().await.expect("add the tallies");
 
-    let (status, text) = scrape(&server, None).await;
+    let (status, text) = scrape(&server, Some(TOKEN)).await;
     assert_eq!(status, 200);
     let q = [("queue", "q")];
     let global = |name: &str| sample(&text, name, &q);
@@ -395,6 +423,6 @@ async fn metrics_count_what_every_process_did() {
     let job = NewJob::new("Work", json!([9])).queue("q");
     other.enqueue(&by, job).await.expect("enqueue");
     other.flush_tallies().await.expect("add the tallies");
-    let (_, text) = scrape(&server, None).await;
+    let (_, text) = scrape(&server, Some(TOKEN)).await;
     assert_eq!(sample(&text, "outsourced_queue_enqueued_total", &q), 4.0);
 }

@@ -194,7 +194,16 @@ impl FromRequestParts<AppState> for Admin {
         let Some(token) = cookie_value(&parts.headers, COOKIE) else {
             return Err(to_login());
         };
-        match state.directory().session(&token).await {
+        // A cookie is not yet a session: its lookup takes a place in the share of the server
+        // that unauthenticated requests may use, as a signature check does.
+        let session = {
+            let Some(_checking) = state.admit_check().await else {
+                let busy = "the server is busy: try again in a moment";
+                return Err(Failure::new(StatusCode::SERVICE_UNAVAILABLE, busy).into_response());
+            };
+            state.directory().session(&token).await
+        };
+        match session {
             Ok(Some(session)) => Ok(Admin {
                 session,
                 base,

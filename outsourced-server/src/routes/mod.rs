@@ -73,8 +73,14 @@ fn sign_every_operation(doc: &mut utoipa::openapi::OpenApi) {
     )]);
 }
 
-async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
-    Json(openapi())
+/// The document, built once per process: it never changes, and building it at every request
+/// would have the server work for whoever asks, signed or not.
+async fn openapi_json() -> axum::response::Response {
+    use axum::response::IntoResponse;
+    static DOCUMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let text = DOCUMENT.get_or_init(|| serde_json::to_string(&openapi()).unwrap_or_default());
+    let json = "application/json";
+    ([(axum::http::header::CONTENT_TYPE, json)], text.as_str()).into_response()
 }
 
 async fn health() -> Json<serde_json::Value> {
@@ -121,27 +127,33 @@ async fn time_limit(
     response
 }
 
-/// `GET <mount>/metrics`: Prometheus's text format, behind the bearer token when one is set.
+/// `GET <mount>/metrics`: Prometheus's text format, behind the bearer token, and off without
+/// one: a scrape reads the database, which nothing a client sends unauthenticated may make the
+/// server do.
 async fn metrics(
     axum::extract::State(state): axum::extract::State<AppState>,
     headers: axum::http::HeaderMap,
 ) -> Result<axum::response::Response, ApiError> {
     use axum::response::IntoResponse;
-    if let Some(token) = &state.config().metrics_token {
-        let given = headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        let matches = given.is_some_and(|given| {
-            use subtle::ConstantTimeEq;
-            bool::from(given.as_bytes().ct_eq(token.as_bytes()))
-        });
-        if !matches {
-            return Err(ApiError::unauthorized(
-                Code::MetricsToken,
-                "the metrics need Authorization: Bearer with the server's metrics token",
-            ));
-        }
+    let Some(token) = &state.config().metrics_token else {
+        return Err(ApiError::unauthorized(
+            Code::MetricsToken,
+            "the metrics are off: this server has no metrics token (start it with --metrics-token TOKEN or OUTSOURCED_METRICS_TOKEN, then send Authorization: Bearer TOKEN)",
+        ));
+    };
+    let given = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let matches = given.is_some_and(|given| {
+        use subtle::ConstantTimeEq;
+        bool::from(given.as_bytes().ct_eq(token.as_bytes()))
+    });
+    if !matches {
+        return Err(ApiError::unauthorized(
+            Code::MetricsToken,
+            "the metrics need Authorization: Bearer with the server's metrics token",
+        ));
     }
     let text = state
         .metrics()
