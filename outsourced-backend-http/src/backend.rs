@@ -42,6 +42,7 @@ fn lease_body(by: &WorkerInstance, lease: &LeaseRef) -> LeaseRequest {
 fn reserve_request(by: &WorkerInstance, opts: &ReserveOptions) -> ReserveRequest {
     ReserveRequest {
         instance: by.instance.clone(),
+        worker: Some(by.worker.clone()),
         limit: opts.limit,
         queues: opts.queues.clone(),
         classes: opts.classes.clone(),

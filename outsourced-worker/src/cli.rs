@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use outsourced_backend_http::wire::Code;
 use outsourced_core::Error;
 
 use crate::config::WorkerConfig;
@@ -77,26 +76,8 @@ pub async fn main() -> ExitCode {
     match ran {
         Ok(_) => ExitCode::SUCCESS,
         Err(error @ (Error::Unauthorized { .. } | Error::Forbidden { .. })) => {
-            let what = match &error {
-                // The secret is right; the clock is not, and rewriting the file would not help.
-                Error::Unauthorized { code, .. } if *code == Code::TimestampRefused => {
-                    "set this machine's clock right (NTP) and start the worker again".to_string()
-                }
-                _ => {
-                    // The command that writes them again, for this very server.
-                    let url = match &config.backend {
-                        crate::config::BackendConfig::Http { url, .. } => {
-                            format!(" --url {url}")
-                        }
-                        _ => String::new(),
-                    };
-                    format!(
-                        "check `consumer_key` and `consumer_secret` in {} (`outsourcer worker config {}{url} -o FILE` writes them again)",
-                        args.config.display(),
-                        config.worker
-                    )
-                }
-            };
+            let file = args.config.display().to_string();
+            let what = crate::connect::refusal_advice(&config, &file, &error);
             eprintln!(
                 "outsourced-worker: stopping: the backend refused worker {}'s requests {} times in a row ({error}); {what}",
                 config.worker,

@@ -61,10 +61,11 @@ pub async fn connect(config: &WorkerConfig) -> std::result::Result<Connected, St
             http.ca_file = ca_file.clone();
             let backend =
                 outsourced_backend_http::HttpBackend::new(http).map_err(|e| e.to_string())?;
-            // The server decides the worker's queues and refuses a locked worker; what it
-            // says now only serves to warn. Unreachable or refusing, the worker's loop says so.
+            // What the server would refuse at every request stops the worker now; one it
+            // cannot reach is left to the worker's loop, which waits for it. The queues it
+            // names now only serve to warn: the server decides them at each reserve.
             let instance = outsourced_core::WorkerInstance::new(&config.worker, "-");
-            refused_as_no_worker(&backend, &instance, config, url).await?;
+            refused_at_start(&backend, &instance, config, url).await?;
             let me = outsourced_core::Actor::Worker(instance);
             if let Ok(queues) = backend.queues(&me).await {
                 let hired: Vec<String> = queues.into_iter().map(|q| q.name).collect();
@@ -83,13 +84,14 @@ pub async fn connect(config: &WorkerConfig) -> std::result::Result<Connected, St
     }
 }
 
-/// Refuses credentials that are not a worker's (a producer's, say), which the server would
-/// refuse at every reserve, and a URL that reaches no route of the API: asked now, by a
-/// question only a worker may ask (is a job due?), the worker says so once instead of being
-/// refused five times as if its secret were wrong. Any other answer (the server down, a wrong
-/// secret) is left to the worker's loop, which waits for the one and stops at the other.
+/// Refuses, before the worker starts, what the server would refuse at every reserve:
+/// credentials it does not accept (a wrong secret, a locked worker, a clock too far off),
+/// credentials that are not a worker's (a producer's, say), another worker's keys than the
+/// config names, and a URL that reaches no route of the API. Asked by a question only a
+/// worker may ask (is a job due?), so that the worker says so once instead of being refused
+/// five times. A server it cannot reach is left to the worker's loop, which waits for it.
 #[cfg(feature = "http")]
-async fn refused_as_no_worker(
+async fn refused_at_start(
     backend: &outsourced_backend_http::HttpBackend,
     instance: &outsourced_core::WorkerInstance,
     config: &WorkerConfig,
@@ -101,9 +103,43 @@ async fn refused_as_no_worker(
             "the credentials in this config are not a worker's: the server refused a worker's request ({message}); give `consumer_key` and `consumer_secret` of worker {worker} (`outsourcer worker config {worker} --url {url} -o FILE` writes them)",
             worker = config.worker
         )),
-        // A URL that reaches no route of the API: no retry would.
+        Err(error @ outsourced_core::Error::Unauthorized { .. }) => Err(format!(
+            "the server refused this config's credentials ({error}); {}",
+            refusal_advice(config, "the config", &error)
+        )),
+        // A URL that reaches no route of the API, or another worker's keys: no retry would.
         Err(outsourced_core::Error::InvalidInput { message }) => Err(message),
         _ => Ok(()),
+    }
+}
+
+/// What to do about credentials the backend refused (`error`), for the config in `file`.
+#[cfg(feature = "http")]
+pub(crate) fn refusal_advice(
+    config: &WorkerConfig,
+    file: &str,
+    error: &outsourced_core::Error,
+) -> String {
+    use outsourced_backend_http::wire::Code;
+    let worker = &config.worker;
+    match error {
+        // The secret is right; the clock is not, and rewriting the file would not help.
+        outsourced_core::Error::Unauthorized { code, .. } if *code == Code::TimestampRefused => {
+            "set this machine's clock right (NTP) and start the worker again".to_string()
+        }
+        outsourced_core::Error::Unauthorized { code, .. } if *code == Code::Locked => {
+            format!("`outsourcer worker unlock {worker}` lets it in again")
+        }
+        _ => {
+            // The command that writes them again, for this very server.
+            let url = match &config.backend {
+                BackendConfig::Http { url, .. } => format!(" --url {url}"),
+                _ => String::new(),
+            };
+            format!(
+                "check `consumer_key` and `consumer_secret` in {file} (`outsourcer worker config {worker}{url} -o FILE` writes them again)"
+            )
+        }
     }
 }
 
@@ -138,6 +174,6 @@ pub(crate) fn warn_of_queues(config: &WorkerConfig, hired: &[String], existing: 
     }
     // Next to the database the worker's loop says so itself.
     if existing.is_none() && outsourced_core::workable_queues(hired, &config.queues).is_empty() {
-        tracing::warn!(%worker, "hired for no queue it may work: it waits until it is (`outsourcer queue hire QUEUE {worker}`)");
+        tracing::warn!(%worker, "hired for no queue it may work: it takes no job until it is (`outsourcer queue hire QUEUE {worker}`)");
     }
 }

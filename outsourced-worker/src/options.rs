@@ -31,14 +31,15 @@ pub struct WorkerOptions {
     /// released (25 s, under the usual 30 s of a container's stop).
     pub shutdown_grace: Duration,
     /// Stop once nothing is ready and nothing runs (delayed_job's `exit_on_complete`); such a
-    /// worker also stops, with the error, when the backend cannot be reached ten times in a
+    /// worker also stops, with the error, when the backend cannot be reached 12 times in a
     /// row (about 50 s).
     pub exit_on_complete: bool,
     /// How long a command handler being stopped (its time limit, a cancel, a shutdown) gets
     /// between SIGTERM and SIGKILL to its process group (5 s).
     pub kill_grace: Duration,
     /// Stop, with an error, after the backend refused this worker's credentials this many
-    /// times in a row (5): a wrong secret or a locked worker is not fixed by waiting.
+    /// times in a row (5): a secret rotated or a worker locked while it runs is not fixed by
+    /// waiting. (`connect` refuses credentials the server refuses before the worker starts.)
     pub max_refusals: u32,
 }
 

@@ -324,6 +324,53 @@ async fn a_replayed_reserve_leases_nothing() {
     );
 }
 
+/// A reserve that names another worker than its credentials' (a config holding another
+/// worker's keys) is refused with whose keys they are, and leases nothing; the same keys
+/// naming their own worker, or none, lease as usual.
+#[tokio::test]
+async fn a_reserve_naming_another_worker_than_its_keys_leases_nothing() {
+    let s = Setup::new(ServerConfig::default()).await;
+    let admin = Actor::Admin("root".into());
+    let (_, worker) = s.server.client(Role::Worker, "w1").await;
+    s.server
+        .directory()
+        .grant(Role::Worker, "w1", "mail")
+        .await
+        .expect("hire");
+    assert_eq!(s.enqueue().send().await.status().as_u16(), 201);
+    let reserve = |body: serde_json::Value| {
+        Signed::new(
+            Method::POST,
+            &s.url("reserve"),
+            &worker.consumer_key,
+            Some(body),
+        )
+        .sign(&worker.consumer_secret)
+    };
+    let theirs = reserve(json!({"instance": "i", "limit": 1, "worker": "w2"}));
+    let answer = theirs.send().await;
+    assert_eq!(answer.status().as_u16(), 400);
+    let body: serde_json::Value = answer.json().await.expect("an error");
+    assert_eq!(body["code"], "invalid_input", "{body}");
+    let message = body["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("worker w1's") && message.contains("names worker \"w2\""),
+        "{message}"
+    );
+    let counts = s.server.sql.counts(&admin, CountFilter::default()).await;
+    let running = by_state(&counts.expect("counts")).get(JobState::Running);
+    assert_eq!(running, 0, "the refused reserve leased nothing");
+    s.make_room().await;
+    assert_eq!(s.enqueue().send().await.status().as_u16(), 201);
+    for body in [
+        json!({"instance": "i", "limit": 1, "worker": "w1"}),
+        json!({"instance": "i", "limit": 1}),
+    ] {
+        let leased: serde_json::Value = reserve(body).send().await.json().await.expect("a list");
+        assert_eq!(leased["jobs"].as_array().map(Vec::len), Some(1), "{leased}");
+    }
+}
+
 /// The body hash our client sends: SHA-256, base64url without padding.
 fn sha256_b64(body: &[u8]) -> String {
     use base64::Engine;

@@ -235,18 +235,32 @@ fn a_worker_whose_credentials_are_refused_stops_and_says_why() {
     let config = std::fs::read_to_string(s.path("w1.yml")).expect("config");
     let wrong = config.replace("consumer_secret: ", "consumer_secret: x");
     std::fs::write(s.path("w1.yml"), format!("{wrong}\ncatch_all: true\n")).expect("write");
-    let started = Instant::now();
+    // A wrong secret: refused before the worker starts, once.
     let out = run_worker(&s, &["--config", "w1.yml"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     let last = stderr.trim().lines().last().unwrap_or_default();
     assert!(
-        last.contains("refused worker w1's requests 5 times")
+        last.contains("refused this config's credentials")
             && last.contains("invalid_signature")
-            && last.contains("consumer_secret"),
+            && last.contains("consumer_secret")
+            && last.contains("outsourcer worker config w1 --url"),
         "{last}"
     );
-    eprintln!("a refused worker stopped after {:?}", started.elapsed());
+    assert!(!stderr.contains("refusals="), "said once: {stderr}");
+    // Worker w1's keys under another worker's name: the server says whose they are.
+    let renamed = config.replacen("worker: w1", "worker: w2", 1);
+    assert_ne!(renamed, config, "the config names its worker: {config}");
+    std::fs::write(s.path("w1.yml"), format!("{renamed}\ncatch_all: true\n")).expect("write");
+    let out = run_worker(&s, &["--config", "w1.yml"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("these credentials are worker w1's")
+            && stderr.contains("names worker \"w2\""),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("refusals="), "said once: {stderr}");
     // A producer's credentials in a worker's config: refused at once, as not a worker's.
     let made = s.json(&["producer", "create", "shop"]);
     let (key, secret) = (&made["consumer_key"], &made["consumer_secret"]);

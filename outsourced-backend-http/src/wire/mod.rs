@@ -268,6 +268,12 @@ pub struct ReservedDto {
 pub struct ReserveRequest {
     /// The worker process's instance id.
     pub instance: String,
+    /// The worker the client takes itself to be (its config's `worker`): a request naming
+    /// another worker than its credentials' is refused (400 `invalid_input`), so that a
+    /// config holding another worker's keys is caught at its first request instead of
+    /// logging under one name what the history records under another. Absent: not checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker: Option<String>,
     /// The most jobs to lease.
     pub limit: u32,
     /// Only these queues (of those the worker is hired for); empty for all of them.

@@ -39,6 +39,24 @@ pub(crate) fn instance(caller: &Caller, route: Route, instance: &str) -> ApiResu
     Ok(WorkerInstance::new(caller.principal.name.clone(), instance))
 }
 
+/// A reserve's worker instance (see [`instance`]), refused when the request names another
+/// worker than its credentials' (a config that holds another worker's keys).
+pub(crate) fn reserving(
+    caller: &Caller,
+    worker: Option<&str>,
+    instance_id: &str,
+) -> ApiResult<WorkerInstance> {
+    let by = instance(caller, Route::Reserve, instance_id)?;
+    match worker {
+        // Quoted as Rust quotes it: the name is the client's, control characters and all.
+        Some(named) if named != by.worker => Err(ApiError::bad_request(format!(
+            "these credentials are worker {}'s, and the request names worker {named:?}: a worker's config holds its own keys (`outsourcer worker config NAME -o FILE` writes them)",
+            by.worker,
+        ))),
+        _ => Ok(by),
+    }
+}
+
 /// Whether the caller may use a queue: an admin any, a worker those it is hired for, a
 /// producer those it was granted.
 pub(crate) fn may_use_queue(caller: &Caller, queue: &str) -> bool {

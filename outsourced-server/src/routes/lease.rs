@@ -18,7 +18,7 @@ use outsourced_core::{
     workable_queues,
 };
 
-use super::access::{follow_ups, instance, lease_access, may_use_queue};
+use super::access::{follow_ups, instance, lease_access, may_use_queue, reserving};
 use super::roles::Route;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
@@ -34,7 +34,7 @@ pub(crate) async fn reserve(
     Extension(caller): Extension<Caller>,
     JsonBody(request): JsonBody<ReserveRequest>,
 ) -> ApiResult<Json<ReservedList>> {
-    let by = instance(&caller, Route::Reserve, &request.instance)?;
+    let by = reserving(&caller, request.worker.as_deref(), &request.instance)?;
     let queues = workable_queues(&caller.principal.queues, &request.queues);
     let max_wait = state.config().max_wait;
     if queues.is_empty() {
@@ -72,7 +72,7 @@ pub(crate) async fn due(
     Extension(caller): Extension<Caller>,
     JsonBody(request): JsonBody<ReserveRequest>,
 ) -> ApiResult<Json<DueDto>> {
-    let by = instance(&caller, Route::Reserve, &request.instance)?;
+    let by = reserving(&caller, request.worker.as_deref(), &request.instance)?;
     let queues = workable_queues(&caller.principal.queues, &request.queues);
     if queues.is_empty() {
         return Ok(Json(DueDto { due: false }));
