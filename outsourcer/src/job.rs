@@ -310,7 +310,7 @@ async fn enqueue_one(ctx: &Ctx, args: &EnqueueArgs) -> Result<()> {
         depends_on: args.depends_on.clone(),
         batch: args.batch,
     };
-    let job = line.into_job()?;
+    let job = line.into_job(Names::Flags)?;
     let sent = job.args.clone();
     let by = ctx.actor();
     let (job, duplicate) = match &args.attach {
@@ -453,9 +453,27 @@ fn empty_args() -> Value {
     json!([])
 }
 
+/// How a refusal names a job's field: as the flag that gave it, or as a `--from` line's key.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Names {
+    /// `--run-at`.
+    Flags,
+    /// `run_at`.
+    Keys,
+}
+
+impl Names {
+    fn of(self, field: &str) -> String {
+        match self {
+            Names::Flags => format!("--{}", field.replace('_', "-")),
+            Names::Keys => format!("`{field}`"),
+        }
+    }
+}
+
 impl Line {
-    /// The job this line asks for, or why it is not one.
-    pub(crate) fn into_job(self) -> Result<NewJob> {
+    /// The job this line asks for, or why it is not one (naming its fields as `names` does).
+    pub(crate) fn into_job(self, names: Names) -> Result<NewJob> {
         let mut job = NewJob::new(self.class, self.args);
         if let Some(queue) = self.queue {
             job = job.queue(queue);
@@ -464,7 +482,7 @@ impl Line {
             job = job.priority(priority);
         }
         if let Some(at) = self.run_at {
-            job = job.run_at(time("--run-at", &at)?);
+            job = job.run_at(time(&names.of("run_at"), &at)?);
         }
         if let Some(owner) = self.owner {
             job = job.owner(owner.parse()?);
@@ -478,8 +496,11 @@ impl Line {
         job = job.depends_on(self.depends_on.into_iter().map(JobId));
         job.batch = self.batch.map(BatchId);
         let repeat = match (self.every, self.cron) {
-            (Some(_), Some(_)) => return Err(Error::invalid("give --every or --cron, not both")),
-            (Some(every), None) => Some(Repeat::Every(every_period(&every)?)),
+            (Some(_), Some(_)) => {
+                let (every, cron) = (names.of("every"), names.of("cron"));
+                return Err(Error::invalid(format!("give {every} or {cron}, not both")));
+            }
+            (Some(every), None) => Some(Repeat::Every(every_period(&every, names)?)),
             (None, Some(cron)) => Some(Repeat::Cron(CronSchedule::new(&cron)?)),
             (None, None) => None,
         };
@@ -494,8 +515,9 @@ impl Line {
             if let Some(period) = self.unique_for {
                 unique.period = Some(
                     outsourced_core::parse_period(&period).map_err(|why| {
+                        let flag = names.of("unique_for");
                         Error::invalid(format!(
-                            "--unique-for: {why}; give a duration such as 30m, 1h or 7days (without --unique-for the key is held while the job is live)"
+                            "{flag}: {why}; give a duration such as 30m, 1h or 7days (without {flag} the key is held while the job is live)"
                         ))
                     })?,
                 );
@@ -508,9 +530,11 @@ impl Line {
             || self.unique_for.is_some()
             || self.on_duplicate.is_some()
         {
-            return Err(Error::invalid(
-                "--unique-across, --unique-for and --on-duplicate need --unique-key",
-            ));
+            let [across, period, duplicate, key] =
+                ["unique_across", "unique_for", "on_duplicate", "unique_key"].map(|f| names.of(f));
+            return Err(Error::invalid(format!(
+                "{across}, {period} and {duplicate} need {key}"
+            )));
         }
         Ok(job)
     }
@@ -518,18 +542,19 @@ impl Line {
 
 /// `--every`'s period, at least a millisecond (what a repeat stores); a cron schedule given
 /// there is pointed to `--cron`.
-fn every_period(every: &str) -> Result<std::time::Duration> {
+fn every_period(every: &str, names: Names) -> Result<std::time::Duration> {
+    let flag = names.of("every");
     let period = outsourced_core::parse_period(every).map_err(|why| {
         let cron = every.contains('*') || every.split_whitespace().count() >= 5;
         let hint = match cron {
-            true => " (a cron schedule goes in --cron)",
-            false => "",
+            true => format!(" (a cron schedule goes in {})", names.of("cron")),
+            false => String::new(),
         };
-        Error::invalid(format!("--every: {why}{hint}"))
+        Error::invalid(format!("{flag}: {why}{hint}"))
     })?;
     if period.as_millis() == 0 {
         return Err(Error::invalid(format!(
-            "--every: {every:?} repeats at once; give at least 1ms, such as 30s"
+            "{flag}: {every:?} repeats at once; give at least 1ms, such as 30s"
         )));
     }
     Ok(period)

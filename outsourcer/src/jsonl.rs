@@ -40,7 +40,7 @@ pub(crate) async fn enqueue_file(ctx: &Ctx, path: &Path) -> Result<()> {
         let parsed: Line = serde_json::from_str(line)
             .map_err(|e| at(n + 1, &format!("{}{NOTHING}", parse_error(&e))))?;
         let job = parsed
-            .into_job()
+            .into_job(crate::job::Names::Keys)
             .and_then(|job| job.check(max_args).map(|()| job))
             .map_err(|e| at(n + 1, &format!(": {}{NOTHING}", crate::message(&e))))?;
         jobs.push(job);

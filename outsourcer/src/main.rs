@@ -49,10 +49,24 @@ fn main() -> ExitCode {
     let json = cli.json;
     match runtime.block_on(Box::pin(run(cli))) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            report(&error, json);
+        Err(failed) => {
+            report(&failed, json);
             ExitCode::FAILURE
         }
+    }
+}
+
+/// A failed command: its error, and the sentence to say it with when there is a better one
+/// than the error's own (an unknown name, with the name meant). The error keeps its kind, so
+/// that `--json` reports its code.
+struct Failed {
+    error: outsourced_core::Error,
+    said: Option<String>,
+}
+
+impl From<outsourced_core::Error> for Failed {
+    fn from(error: outsourced_core::Error) -> Self {
+        Failed { error, said: None }
     }
 }
 
@@ -95,13 +109,16 @@ pub(crate) fn message(error: &outsourced_core::Error) -> String {
 /// A failed command's error on standard error: one line of text, or with `--json` one JSON
 /// object (`{"error": {"code", "message", ...}}`, the HTTP API's error body with the whole
 /// message), so that a script reads failures as it reads results.
-fn report(error: &outsourced_core::Error, json: bool) {
-    let message = message(error);
+fn report(failed: &Failed, json: bool) {
+    let message = failed
+        .said
+        .clone()
+        .unwrap_or_else(|| message(&failed.error));
     if !json {
         eprintln!("outsourcer: {message}");
         return;
     }
-    let mut body = outsourced_backend_http::wire::ErrorBody::from_error(error);
+    let mut body = outsourced_backend_http::wire::ErrorBody::from_error(&failed.error);
     // The API keeps a backend failure's cause from its callers; the CLI's user owns it.
     body.message = message;
     eprintln!("{}", serde_json::json!({ "error": body }));
@@ -128,20 +145,22 @@ fn init_logs(cli: &Cli) {
     };
 }
 
-async fn run(cli: Cli) -> Result<()> {
+async fn run(cli: Cli) -> std::result::Result<(), Failed> {
     // The demo opens a database of its own.
     if let Command::Demo(args) = &cli.command {
-        return demo::run(cli.json, args).await;
+        return Ok(demo::run(cli.json, args).await?);
     }
     let ctx = Ctx::open(&cli).await?;
     let done = match command(&ctx, cli.command).await {
-        Err(outsourced_core::Error::UnknownQueue { queue }) => {
-            Err(unknown_queue(&ctx, &queue).await)
-        }
-        Err(outsourced_core::Error::Unknown { kind, name }) => {
-            Err(unknown_principal(&ctx, kind, &name).await)
-        }
-        done => done,
+        Err(error @ outsourced_core::Error::UnknownQueue { .. }) => Err(Failed {
+            said: Some(unknown_queue(&ctx, &error).await),
+            error,
+        }),
+        Err(error @ outsourced_core::Error::Unknown { .. }) => Err(Failed {
+            said: Some(unknown_principal(&ctx, &error).await),
+            error,
+        }),
+        done => done.map_err(Failed::from),
     };
     // What this process did to jobs (an enqueue, a retry, a server's whole run) joins the
     // database's tallies before it exits, even when the command failed after some of it.
@@ -151,30 +170,34 @@ async fn run(cli: Cli) -> Result<()> {
     done
 }
 
-/// An unknown queue, with the name meant when the one given is a typo of it.
-async fn unknown_queue(ctx: &Ctx, queue: &str) -> outsourced_core::Error {
+/// What to say of an unknown queue (`error`): the name meant when the one given is a typo of
+/// it.
+async fn unknown_queue(ctx: &Ctx, error: &outsourced_core::Error) -> String {
     use outsourced_core::Backend;
+    let outsourced_core::Error::UnknownQueue { queue } = error else {
+        return message(error);
+    };
     let names = match ctx.backend.queues(&ctx.actor()).await {
         Ok(queues) => queues.into_iter().map(|q| q.name).collect(),
         Err(_) => Vec::new(),
     };
-    outsourced_core::Error::invalid(not_found("queue", queue, &names))
+    not_found("queue", queue, &names)
 }
 
-/// An unknown worker, producer or admin, with the name meant when the one given is a typo of
-/// it.
-async fn unknown_principal(ctx: &Ctx, kind: &'static str, name: &str) -> outsourced_core::Error {
+/// What to say of an unknown worker, producer or admin (`error`): the name meant when the one
+/// given is a typo of it.
+async fn unknown_principal(ctx: &Ctx, error: &outsourced_core::Error) -> String {
+    let outsourced_core::Error::Unknown { kind, name } = error else {
+        return message(error);
+    };
     let Ok(role) = kind.parse::<outsourced_backend_sql::Role>() else {
-        return outsourced_core::Error::Unknown {
-            kind,
-            name: name.to_owned(),
-        };
+        return message(error);
     };
     let names = match ctx.directory().list(role).await {
         Ok(all) => all.into_iter().map(|p| p.name).collect(),
         Err(_) => Vec::new(),
     };
-    outsourced_core::Error::invalid(not_found(kind, name, &names))
+    not_found(kind, name, &names)
 }
 
 /// "unknown {kind}", naming the closest of `names` when `given` looks like a typo of it (at

@@ -397,9 +397,7 @@ pub(crate) fn history_text(rows: &[HistoryEntry]) -> String {
             }
             if let Some(trace) = &error.backtrace {
                 match shown.iter().find(|(seen, _)| seen == trace) {
-                    Some((_, seq)) => {
-                        text.push_str(&format!("\n  | (the same backtrace as seq {seq})"))
-                    }
+                    Some((_, seq)) => text.push_str(&format!("\n  | (the same as at seq {seq})")),
                     None => {
                         text.push_str(&trace_text(trace));
                         shown.push((trace, r.seq));
@@ -498,7 +496,7 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("seq 7 retry_scheduled: gone\n  | (the same backtrace as seq 3)"),
+            text.contains("seq 7 retry_scheduled: gone\n  | (the same as at seq 3)"),
             "{text}"
         );
         let one_over: String = (0..21).map(|i| format!("{i}: frame\n")).collect();

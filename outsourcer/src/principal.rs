@@ -141,7 +141,8 @@ fn report_credentials(
 }
 
 /// The database URL as the worker will see it: a relative SQLite path made absolute, so the
-/// config works from any directory.
+/// config works from any directory, without the `mode` an admin's URL may carry to create the
+/// file (a worker never creates a database, and `mode=rwc` in its config would say it might).
 fn absolute_sqlite(url: &str) -> String {
     let Some(rest) = url.strip_prefix("sqlite://") else {
         return url.to_owned();
@@ -149,15 +150,23 @@ fn absolute_sqlite(url: &str) -> String {
     let (path, query) = rest
         .split_once('?')
         .map_or((rest, None), |(p, q)| (p, Some(q)));
-    if path.starts_with('/') || path.contains(":memory:") {
+    if path.contains(":memory:") {
         return url.to_owned();
     }
-    let absolute = std::env::current_dir()
-        .map(|dir| dir.join(path))
-        .unwrap_or_else(|_| path.into());
-    match query {
-        Some(query) => format!("sqlite://{}?{query}", absolute.display()),
-        None => format!("sqlite://{}", absolute.display()),
+    let absolute = match path.starts_with('/') {
+        true => path.into(),
+        false => std::env::current_dir()
+            .map(|dir| dir.join(path))
+            .unwrap_or_else(|_| path.into()),
+    };
+    let kept: Vec<&str> = query
+        .into_iter()
+        .flat_map(|q| q.split('&'))
+        .filter(|param| !param.is_empty() && !param.starts_with("mode="))
+        .collect();
+    match kept.is_empty() {
+        true => format!("sqlite://{}", absolute.display()),
+        false => format!("sqlite://{}?{}", absolute.display(), kept.join("&")),
     }
 }
 
@@ -339,12 +348,15 @@ mod tests {
     }
 
     #[test]
-    fn relative_sqlite_paths_become_absolute() {
+    fn relative_sqlite_paths_become_absolute_and_mode_is_dropped() {
         let url = absolute_sqlite("sqlite://outsourced.db");
         assert!(url.starts_with("sqlite:///"), "{url}");
         assert!(url.ends_with("/outsourced.db"), "{url}");
         assert_eq!(absolute_sqlite("sqlite:///var/x.db"), "sqlite:///var/x.db");
         assert_eq!(absolute_sqlite("postgres://h/db"), "postgres://h/db");
-        assert!(absolute_sqlite("sqlite://x.db?mode=rwc").ends_with("/x.db?mode=rwc"));
+        assert!(absolute_sqlite("sqlite://x.db?mode=rwc").ends_with("/x.db"));
+        assert_eq!(absolute_sqlite("sqlite:///x.db?mode=rwc"), "sqlite:///x.db");
+        let kept = absolute_sqlite("sqlite:///x.db?mode=rwc&cache=shared");
+        assert_eq!(kept, "sqlite:///x.db?cache=shared");
     }
 }

@@ -674,6 +674,14 @@ fn a_jsonl_file_is_enqueued_all_checked_first() {
         error.contains("array.jsonl line 1: each line is one JSON object"),
         "{error}"
     );
+    // A line's fields are named as the file spells them, not as the flags do.
+    let when = json!({"class": "A", "queue": "bulk", "run_at": "soon"}).to_string();
+    std::fs::write(s.path("when.jsonl"), when).expect("write");
+    let error = s.fails(&["job", "enqueue", "--from", "when.jsonl"]);
+    assert!(
+        error.contains("when.jsonl line 1: `run_at` \"soon\"") && !error.contains("--run-at"),
+        "{error}"
+    );
     // Text names the jobs it stored.
     std::fs::write(s.path("two.jsonl"), typo[0].clone() + "\n" + &typo[0]).expect("write");
     let said = s.ok(&["job", "enqueue", "--from", "two.jsonl"]);
@@ -726,6 +734,11 @@ fn migrate_and_usage_errors() {
             .is_some_and(|m| m.contains("did you mean default?")),
         "{typo}"
     );
+    assert_eq!(typo["error"]["code"], "unknown_queue", "{typo}");
+    assert_eq!(typo["error"]["queue"], "defualt", "{typo}");
+    let worker = json_error(&["--json", "worker", "show", "nobody"]);
+    assert_eq!(worker["error"]["code"], "unknown", "{worker}");
+    assert_eq!(worker["error"]["kind"], "worker", "{worker}");
 }
 
 #[test]
