@@ -83,6 +83,9 @@ pub(crate) struct BenchWorkerArgs {
     /// The server's URL, mount included.
     #[arg(long)]
     pub(crate) url: String,
+    /// The worker whose keys these are (the server refuses a reserve naming another).
+    #[arg(long, default_value = crate::rig::WORKER)]
+    pub(crate) worker: String,
     /// The worker's consumer key.
     #[arg(long, allow_hyphen_values = true)]
     pub(crate) key: String,

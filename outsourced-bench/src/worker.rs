@@ -10,7 +10,6 @@ use outsourced_core::{Backend, Error, Result};
 use outsourced_worker::{Shutdown, Worker, WorkerOptions};
 
 use crate::args::BenchWorkerArgs;
-use crate::rig::WORKER;
 use crate::scenarios::{registry, take_waits};
 
 pub(crate) async fn run(args: BenchWorkerArgs) -> Result<()> {
@@ -27,7 +26,7 @@ pub(crate) async fn run(args: BenchWorkerArgs) -> Result<()> {
     for _ in 0..args.instances {
         let config = HttpConfig::new(&args.url, &args.key, &args.secret);
         let backend: Arc<dyn Backend> = Arc::new(HttpBackend::new(config)?);
-        let worker = Worker::new(backend, WORKER)
+        let worker = Worker::new(backend, args.worker.as_str())
             .registry(registry())
             .options(options.clone());
         let shutdown = shutdown.clone();

@@ -70,7 +70,8 @@ pub(crate) struct Inner {
 }
 
 impl Worker {
-    /// A worker named `name` (its credentials' name) with an instance id of its own, with the
+    /// A worker named `name` (its credentials' name: over HTTP the server refuses a reserve
+    /// that names another worker than its keys') with an instance id of its own, with the
     /// default options and no job types yet.
     pub fn new(backend: Arc<dyn Backend>, name: impl Into<String>) -> Self {
         let id = WorkerInstance::new(name, instance_id());

@@ -36,6 +36,8 @@ fn pollers(cluster: &Cluster) -> WorkerProcess {
     let child = Command::new(bin("outsourced-bench"))
         .args([
             "worker",
+            "--worker",
+            "pollers",
             "--url",
             &cluster.url,
             "--key",
