@@ -64,8 +64,9 @@ pub async fn main() -> ExitCode {
             };
             (worker, finish)
         }
+        // Said with the config's path: the refusal is of something in it.
         Err(error) => {
-            eprintln!("outsourced-worker: {error}");
+            eprintln!("outsourced-worker: {}: {error}", args.config.display());
             return ExitCode::from(1);
         }
     };

@@ -105,7 +105,7 @@ async fn refused_at_start(
         )),
         Err(error @ outsourced_core::Error::Unauthorized { .. }) => Err(format!(
             "the server refused this config's credentials ({error}); {}",
-            refusal_advice(config, "the config", &error)
+            refusal_advice(config, "this config", &error)
         )),
         // A URL that reaches no route of the API, or another worker's keys: no retry would.
         Err(outsourced_core::Error::InvalidInput { message }) => Err(message),

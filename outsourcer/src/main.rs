@@ -152,15 +152,11 @@ async fn run(cli: Cli) -> std::result::Result<(), Failed> {
     }
     let ctx = Ctx::open(&cli).await?;
     let done = match command(&ctx, cli.command).await {
-        Err(error @ outsourced_core::Error::UnknownQueue { .. }) => Err(Failed {
-            said: Some(unknown_queue(&ctx, &error).await),
+        Err(error) => Err(Failed {
+            said: unknown_name(&ctx, &error).await,
             error,
         }),
-        Err(error @ outsourced_core::Error::Unknown { .. }) => Err(Failed {
-            said: Some(unknown_principal(&ctx, &error).await),
-            error,
-        }),
-        done => done.map_err(Failed::from),
+        Ok(()) => Ok(()),
     };
     // What this process did to jobs (an enqueue, a retry, a server's whole run) joins the
     // database's tallies before it exits, even when the command failed after some of it.
@@ -170,34 +166,25 @@ async fn run(cli: Cli) -> std::result::Result<(), Failed> {
     done
 }
 
-/// What to say of an unknown queue (`error`): the name meant when the one given is a typo of
-/// it.
-async fn unknown_queue(ctx: &Ctx, error: &outsourced_core::Error) -> String {
-    use outsourced_core::Backend;
-    let outsourced_core::Error::UnknownQueue { queue } = error else {
-        return message(error);
+/// What to say of an unknown queue, worker, producer or admin (`error`): the name meant when
+/// the one given is a typo of one that exists. `None` for any other error.
+async fn unknown_name(ctx: &Ctx, error: &outsourced_core::Error) -> Option<String> {
+    use outsourced_core::{Backend, Error};
+    let (kind, given, names): (&str, &str, Vec<String>) = match error {
+        Error::UnknownQueue { queue } => {
+            let queues = ctx.backend.queues(&ctx.actor()).await;
+            let names = queues.map(|all| all.into_iter().map(|q| q.name).collect());
+            ("queue", queue, names.unwrap_or_default())
+        }
+        Error::Unknown { kind, name } => {
+            let role = kind.parse::<outsourced_backend_sql::Role>().ok()?;
+            let principals = ctx.directory().list(role).await;
+            let names = principals.map(|all| all.into_iter().map(|p| p.name).collect());
+            (kind, name, names.unwrap_or_default())
+        }
+        _ => return None,
     };
-    let names = match ctx.backend.queues(&ctx.actor()).await {
-        Ok(queues) => queues.into_iter().map(|q| q.name).collect(),
-        Err(_) => Vec::new(),
-    };
-    not_found("queue", queue, &names)
-}
-
-/// What to say of an unknown worker, producer or admin (`error`): the name meant when the one
-/// given is a typo of it.
-async fn unknown_principal(ctx: &Ctx, error: &outsourced_core::Error) -> String {
-    let outsourced_core::Error::Unknown { kind, name } = error else {
-        return message(error);
-    };
-    let Ok(role) = kind.parse::<outsourced_backend_sql::Role>() else {
-        return message(error);
-    };
-    let names = match ctx.directory().list(role).await {
-        Ok(all) => all.into_iter().map(|p| p.name).collect(),
-        Err(_) => Vec::new(),
-    };
-    not_found(kind, name, &names)
+    Some(not_found(kind, given, &names))
 }
 
 /// "unknown {kind}", naming the closest of `names` when `given` looks like a typo of it (at
