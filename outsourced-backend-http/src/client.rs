@@ -118,6 +118,54 @@ pub(crate) fn with_causes(error: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
+/// Whether `error` failed in TLS: a server that speaks plain HTTP to an `https://` URL, a
+/// certificate refused. Waiting mends neither, unlike a server out of reach.
+fn failed_in_tls(error: &reqwest::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = cause {
+        if is_rustls(e) {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
+}
+
+/// Whether `error` is rustls's, or an `io::Error` around it (at any depth: the connector
+/// wraps tokio-rustls's `io::Error` in one of its own, and an `io::Error`'s `source` skips
+/// what it wraps).
+fn is_rustls(error: &(dyn std::error::Error + 'static)) -> bool {
+    if error.is::<rustls::Error>() {
+        return true;
+    }
+    let inner = error
+        .downcast_ref::<std::io::Error>()
+        .and_then(std::io::Error::get_ref);
+    inner.is_some_and(|inner| is_rustls(inner))
+}
+
+/// A request that failed on its way: said with its causes, retryable when it may not have
+/// been sent or timed out, never when TLS failed (then with what to check).
+fn failed_on_the_way(
+    method: &Method,
+    url: &reqwest::Url,
+    error: reqwest::Error,
+    timeouts: bool,
+) -> Error {
+    let tls = failed_in_tls(&error);
+    let retryable = error.is_connect() || error.is_timeout() || (timeouts && error.is_request());
+    let why = with_causes(&error.without_url());
+    if tls {
+        return transport(
+            format!(
+                "{method} {url}: {why} (TLS failed: a server that speaks plain HTTP answers an https:// URL so; check the URL's scheme, or the server's certificate and `ca_file`)"
+            ),
+            false,
+        );
+    }
+    transport(format!("{method} {url}: {why}"), retryable)
+}
+
 pub(crate) fn transport(message: String, retryable: bool) -> Error {
     Error::Backend {
         backend: "http",
@@ -242,16 +290,14 @@ impl HttpBackend {
             match request.send().await {
                 // Not sent, or sent with a key that makes sending it again harmless.
                 Err(error)
-                    if (error.is_connect() || idempotency.is_some()) && tries < CONNECT_TRIES =>
+                    if (error.is_connect() || idempotency.is_some())
+                        && tries < CONNECT_TRIES
+                        && !failed_in_tls(&error) =>
                 {
                     tokio::time::sleep(Duration::from_millis(100 * u64::from(tries))).await;
                 }
-                Err(error) => {
-                    let retryable = error.is_connect() || error.is_timeout() || error.is_request();
-                    // The URL is said once, without its query.
-                    let why = with_causes(&error.without_url());
-                    return Err(transport(format!("{method} {url}: {why}"), retryable));
-                }
+                // The URL is said once, without its query.
+                Err(error) => return Err(failed_on_the_way(&method, &url, error, true)),
                 Ok(response) if response.status() == 503 => {
                     let bytes = response.bytes().await.unwrap_or_default();
                     let error = error_from_response(503, &bytes);
@@ -289,11 +335,10 @@ impl HttpBackend {
         // Long enough for the largest attachment over a slow link; a stalled one still ends.
         let timeout = Duration::from_secs(24 * 3600);
         let request = body(self.signed(method.clone(), url.clone(), query, None, timeout)?);
-        let response = request.send().await.map_err(|error| {
-            let retryable = error.is_connect() || error.is_timeout();
-            let why = with_causes(&error.without_url());
-            transport(format!("{method} {url}: {why}"), retryable)
-        })?;
+        let response = request
+            .send()
+            .await
+            .map_err(|error| failed_on_the_way(&method, &url, error, false))?;
         if response.status().is_success() {
             return Ok(response);
         }

@@ -80,9 +80,8 @@ pub async fn main() -> ExitCode {
             let file = args.config.display().to_string();
             let what = crate::connect::refusal_advice(&config, &file, &error);
             eprintln!(
-                "outsourced-worker: stopping: the backend refused worker {}'s requests {} times in a row ({error}); {what}",
+                "outsourced-worker: stopping: the backend refused worker {}'s requests ({error}); {what}",
                 config.worker,
-                config.options().max_refusals,
             );
             ExitCode::from(1)
         }

@@ -276,6 +276,13 @@ impl WorkerConfig {
             path: path.to_owned(),
             message,
         };
+        if let BackendConfig::Http { url, .. } = &self.backend
+            && !is_server_url(url)
+        {
+            return Err(invalid(format!(
+                "`backend.http.url`: {url:?} is not a server's URL: give http:// or https://, the host and the API's mount (such as http://127.0.0.1:8080/outsourced)"
+            )));
+        }
         if self.commands.is_empty() && !self.catch_all {
             return Err(invalid(
                 "it runs no job class: add a `commands:` section naming a program for each class \
@@ -293,6 +300,16 @@ impl WorkerConfig {
         }
         Ok(())
     }
+}
+
+/// Whether `url` looks like a server's URL: http or https, a host, no blank. What it reaches
+/// is the worker's start to find out.
+fn is_server_url(url: &str) -> bool {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"));
+    let host = rest.and_then(|r| r.split('/').next()).unwrap_or_default();
+    !host.is_empty() && !url.chars().any(char::is_whitespace)
 }
 
 /// Whether `program` can be started: a path to an executable file, or a name found on the

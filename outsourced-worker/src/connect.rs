@@ -99,9 +99,10 @@ async fn refused_at_start(
 ) -> std::result::Result<(), String> {
     let asked = outsourced_core::ReserveOptions::up_to(1);
     match backend.any_due(instance, &asked).await {
+        // The config's `worker` may name the producer whose keys these are: no command to
+        // suggest for that name, only where a worker's keys come from.
         Err(outsourced_core::Error::Forbidden { message }) => Err(format!(
-            "the credentials in this config are not a worker's: the server refused a worker's request ({message}); give `consumer_key` and `consumer_secret` of worker {worker} (`outsourcer worker config {worker} --url {url} -o FILE` writes them)",
-            worker = config.worker
+            "the credentials in this config are not a worker's: the server refused a worker's request ({message}); give a worker's `consumer_key` and `consumer_secret` (`outsourcer worker config WORKER --url {url} -o FILE` writes a worker's config; `outsourcer worker list` shows the workers)"
         )),
         Err(error @ outsourced_core::Error::Unauthorized { .. }) => Err(format!(
             "the server refused this config's credentials ({error}); {}",
@@ -109,6 +110,11 @@ async fn refused_at_start(
         )),
         // A URL that reaches no route of the API, or another worker's keys: no retry would.
         Err(outsourced_core::Error::InvalidInput { message }) => Err(message),
+        // A server that cannot be talked to for good (TLS with a server that speaks plain
+        // HTTP, a certificate refused): waiting would wait forever.
+        Err(error @ outsourced_core::Error::Backend { .. }) if !error.is_retryable() => {
+            Err(format!("cannot talk to the server: {error}"))
+        }
         _ => Ok(()),
     }
 }
@@ -173,7 +179,16 @@ pub(crate) fn warn_of_queues(config: &WorkerConfig, hired: &[String], existing: 
         }
     }
     // Next to the database the worker's loop says so itself.
-    if existing.is_none() && outsourced_core::workable_queues(hired, &config.queues).is_empty() {
-        tracing::warn!(%worker, "hired for no queue it may work: it takes no job until it is (`outsourcer queue hire QUEUE {worker}`)");
+    if existing.is_some() || !outsourced_core::workable_queues(hired, &config.queues).is_empty() {
+        return;
+    }
+    match hired.is_empty() {
+        true => {
+            tracing::warn!(%worker, "hired for no queue: it takes no job until it is (`outsourcer queue hire QUEUE {worker}`)")
+        }
+        // Hired, but the config's `queues:` leaves none of them.
+        false => {
+            tracing::warn!(%worker, hired = %hired.join(", "), "none of the queues the config names is one the worker is hired for: it takes no job until `queues:` names one of those (or is left out, for all of them)")
+        }
     }
 }

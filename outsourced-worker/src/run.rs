@@ -30,6 +30,9 @@ pub(crate) struct Run {
     pub(crate) pause: Pause,
     /// Refusals of the worker's credentials in a row.
     pub(crate) refusals: u32,
+    /// Whether the backend has answered a reserve in this run: until it has, a refusal is of
+    /// what the worker was configured with, and stops it at once.
+    pub(crate) answered: bool,
     /// Reserves in a row that could not reach the backend.
     pub(crate) unreachable: u32,
     /// Since when the backend cannot be reached, and when the worker last said so.
@@ -57,6 +60,7 @@ impl Run {
             started: 0,
             pause: Pause::new(),
             refusals: 0,
+            answered: false,
             unreachable: 0,
             outage: None,
             said_unassigned: false,
@@ -110,7 +114,8 @@ impl Run {
 
     /// A reserve failed: how long to wait before the next, or the error to stop with once the
     /// backend refused `max_refusals` times in a row (its credentials, or a request no retry
-    /// can fix, such as a URL without the server's mount). A backend that cannot be reached
+    /// can fix, such as a URL without the server's mount), or at its first refusal when it
+    /// has not answered a reserve yet in this run. A backend that cannot be reached
     /// is waited for, however long, except by a worker that stops when idle (`gives_up`): it
     /// stops with the error after [`GIVE_UP_AFTER`] tries in a row (a batch run that waits
     /// forever for a server that is down would never say so).
@@ -146,7 +151,9 @@ impl Run {
         }
         self.refusals += 1;
         let max = self.inner.options.max_refusals.max(1);
-        if self.refusals >= max {
+        // Refused before it ever got an answer (a server that was down when it started, say):
+        // waiting does not mend a config, as the check before the start would have said.
+        if !self.answered || self.refusals >= max {
             return Err(error);
         }
         tracing::error!(%error, refusals = self.refusals, max, retry_in = ?wait, "The backend refused this worker's request");
@@ -159,9 +166,13 @@ impl Run {
             let tries = self.unreachable;
             let down_for = self.outage.take().map(|o| o.since.elapsed());
             let down_for = format!("{}s", down_for.unwrap_or_default().as_secs());
-            tracing::info!(tries, %down_for, "Reached the backend again; working");
+            match self.answered {
+                true => tracing::info!(tries, %down_for, "Reached the backend again; working"),
+                false => tracing::info!(tries, %down_for, "Reached the backend; working"),
+            }
             self.unreachable = 0;
         }
+        self.answered = true;
         self.refusals = 0;
         self.pause.reset();
     }

@@ -411,9 +411,10 @@ impl Worker {
         let Run {
             mut tasks,
             mut tally,
-            started,
             ..
         } = run;
+        // Jobs still running when the drain ended, whose leases only the release gives back.
+        let mut stopped = 0;
         if !tasks.is_empty() {
             let within = self.inner.options.shutdown_grace;
             tracing::info!(
@@ -435,6 +436,7 @@ impl Worker {
             }
             tasks.abort_all();
             while let Some(done) = tasks.join_next().await {
+                stopped += 1;
                 tally.add(done.unwrap_or(Outcome::Released));
             }
         }
@@ -453,9 +455,10 @@ impl Worker {
                 released = n,
                 "Gave back jobs that were still running (their attempt unused: they wait for a worker again)"
             ),
-            // A worker that never leased anything has nothing to lose (and its backend may be
-            // the very thing that refused it).
-            Err(error) if started == 0 => tracing::debug!(%error, "release at exit failed"),
+            // With no job stopped here, nothing is known to be held (a reserve cut short is
+            // given back by the backend itself), and the backend may be the very thing that
+            // refused the worker (locked, say): no alarm.
+            Err(error) if stopped == 0 => tracing::debug!(%error, "release at exit failed"),
             Err(error) => {
                 tracing::error!(%error, "Could not release this worker's jobs; their leases will expire")
             }

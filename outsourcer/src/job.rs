@@ -122,7 +122,9 @@ pub(crate) async fn run(ctx: &Ctx, command: JobCommand) -> Result<()> {
             if ctx.json {
                 print_json(&json!({ "id": id, "state": state.as_str() }));
             } else if state == JobState::Running {
-                out!("job {id} is running: asked its worker to stop it");
+                out!(
+                    "job {id} is running: asked its worker to stop it (heard at the worker's next heartbeat, every third of its lease: 10 s by default; a job that ends first keeps its end)"
+                );
             } else {
                 out!("job {id} is cancelled");
             }
@@ -268,9 +270,14 @@ fn time(flag: &str, text: &str) -> Result<DateTime<Utc>> {
     }
     DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| {
+        .map_err(|_| {
+            // A duration without its sign: say the one meant.
+            let hint = match humantime::parse_duration(text) {
+                Ok(_) => format!(" (+{text} from now, or -{text} ago?)"),
+                Err(_) => String::new(),
+            };
             Error::invalid(format!(
-                "{flag} {text:?} is neither +DURATION, -DURATION nor an RFC 3339 time: {e}"
+                "{flag} {text:?} is neither +DURATION (+5m), -DURATION nor an RFC 3339 time (2026-12-08T09:00:00Z){hint}"
             ))
         })
 }

@@ -98,10 +98,11 @@ fn usage(error: clap::Error) -> ExitCode {
 }
 
 /// An error as a sentence: a refusal of what was asked speaks for itself, without "invalid
-/// input:".
+/// input:" or "conflict:".
 pub(crate) fn message(error: &outsourced_core::Error) -> String {
     match error {
-        outsourced_core::Error::InvalidInput { message } => message.clone(),
+        outsourced_core::Error::InvalidInput { message }
+        | outsourced_core::Error::Conflict { message } => message.clone(),
         error => error.to_string(),
     }
 }

@@ -32,10 +32,15 @@ pub(crate) async fn run(ctx: &Ctx, args: ServeArgs) -> Result<()> {
         .rsplit_once(':')
         .is_none_or(|(_, port)| port.parse::<u16>().is_err())
     {
-        return Err(Error::invalid(format!(
-            "--bind {:?} has no port: give a host and a port, such as 127.0.0.1:8080 or 0.0.0.0:8080",
-            args.bind
-        )));
+        // A port alone is a host forgotten, not a port missing.
+        let what = match args.bind.parse::<u16>() {
+            Ok(port) => format!(
+                "is a port without a host: give 127.0.0.1:{port} (this machine only) or 0.0.0.0:{port} (every interface)"
+            ),
+            Err(_) => "has no port: give a host and a port, such as 127.0.0.1:8080 or 0.0.0.0:8080"
+                .to_owned(),
+        };
+        return Err(Error::invalid(format!("--bind {:?} {what}", args.bind)));
     }
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => {

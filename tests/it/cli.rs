@@ -707,6 +707,8 @@ fn migrate_and_usage_errors() {
     assert!(folder.contains("its folder"), "{folder}");
     let port = s.fails(&["serve", "--bind", "localhost"]);
     assert!(port.contains("has no port"), "{port}");
+    let host = s.fails(&["serve", "--bind", "18102"]);
+    assert!(host.contains("give 127.0.0.1:18102"), "{host}");
     // With --json a failure is one JSON object, for the script that asked for JSON.
     let json_error = |args: &[&str]| {
         let out = s.outsourcer(args);

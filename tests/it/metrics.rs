@@ -192,6 +192,12 @@ async fn metrics_count_what_happened() {
         sample(&text, "outsourced_auth_failures_total", &refused),
         1.0
     );
+    // The three scrapes above without the right token.
+    let scrapes = [("reason", "metrics_token")];
+    assert_eq!(
+        sample(&text, "outsourced_auth_failures_total", &scrapes),
+        3.0
+    );
 }
 
 /// A limited queue's limits are gauges, and a reserve that found it full is counted.

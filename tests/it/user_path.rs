@@ -248,6 +248,24 @@ fn a_worker_whose_credentials_are_refused_stops_and_says_why() {
         "{last}"
     );
     assert!(!stderr.contains("refusals="), "said once: {stderr}");
+    // An https:// URL to a server that speaks plain HTTP: no wait mends it.
+    let tls = config.replace("url: http://", "url: https://");
+    assert_ne!(tls, config, "the config names its URL: {config}");
+    std::fs::write(s.path("w1.yml"), format!("{tls}\ncatch_all: true\n")).expect("write");
+    let out = run_worker(&s, &["--config", "w1.yml"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("cannot talk to the server") && stderr.contains("TLS failed"),
+        "{stderr}"
+    );
+    // A scheme mistyped is the config's mistake, said before anything is sent.
+    let typo = config.replace("url: http://", "url: htp://");
+    std::fs::write(s.path("w1.yml"), format!("{typo}\ncatch_all: true\n")).expect("write");
+    let out = run_worker(&s, &["--config", "w1.yml"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("`backend.http.url`"), "{stderr}");
     // Worker w1's keys under another worker's name: the server says whose they are.
     let renamed = config.replacen("worker: w1", "worker: w2", 1);
     assert_ne!(renamed, config, "the config names its worker: {config}");
@@ -547,12 +565,55 @@ fn a_worker_started_before_its_server_waits_for_it_and_says_when_it_is_back() {
     let waiting = wait_for_line(&logs, "Cannot reach the backend");
     assert!(waiting.contains("WARN"), "{waiting}");
     let server = s.serve_on(&format!("127.0.0.1:{port}"), &[], "warn");
-    wait_for_line(&logs, "Reached the backend again");
+    wait_for_line(&logs, "Reached the backend; working");
     let _ = worker.kill();
     let _ = worker.wait();
     server.stop();
     let errors: Vec<String> = logs.try_iter().filter(|l| l.contains("ERROR")).collect();
     assert!(errors.is_empty(), "{errors:?}");
+}
+
+/// A worker started before its server, with a wrong secret: once the server is up, its first
+/// refusal stops it (a config waiting does not mend), where it was refused five times.
+#[test]
+fn a_worker_started_before_its_server_stops_at_its_first_refusal() {
+    let s = Scratch::new();
+    let port = free_port();
+    hired_for_a_server_on(&s, port);
+    let config = std::fs::read_to_string(s.path("w1.yml")).expect("the config");
+    let wrong = config.replace("consumer_secret: ", "consumer_secret: x");
+    std::fs::write(s.path("w1.yml"), wrong).expect("write the config");
+    let mut worker = Command::new(bin("outsourced-worker"))
+        .arg("--config")
+        .arg(s.path("w1.yml"))
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the worker");
+    let logs = log_lines(&mut worker);
+    wait_for_line(&logs, "Cannot reach the backend");
+    let server = s.serve_on(&format!("127.0.0.1:{port}"), &[], "warn");
+    let mut seen = Vec::new();
+    let last = loop {
+        let line = logs
+            .recv_timeout(Duration::from_secs(60))
+            .expect("its last line");
+        seen.push(line.clone());
+        if line.contains("outsourced-worker: stopping:") {
+            break line;
+        }
+    };
+    let status = worker.wait().expect("the worker's exit");
+    server.stop();
+    assert_eq!(status.code(), Some(1), "{last}");
+    assert!(
+        last.contains("refused worker w1's requests")
+            && last.contains("invalid_signature")
+            && last.contains("consumer_secret"),
+        "{last}"
+    );
+    let retried = seen.iter().any(|l| l.contains("refusals="));
+    assert!(!retried, "stopped at the first: {seen:?}");
 }
 
 /// A worker that exits on complete, started while its server is down, gives up after its

@@ -136,6 +136,7 @@ async fn metrics(
 ) -> Result<axum::response::Response, ApiError> {
     use axum::response::IntoResponse;
     let Some(token) = &state.config().metrics_token else {
+        state.metrics().auth_failure("metrics_token");
         return Err(ApiError::unauthorized(
             Code::MetricsToken,
             "the metrics are off: this server has no metrics token (start it with --metrics-token TOKEN or OUTSOURCED_METRICS_TOKEN, then send Authorization: Bearer TOKEN)",
@@ -150,6 +151,7 @@ async fn metrics(
         bool::from(given.as_bytes().ct_eq(token.as_bytes()))
     });
     if !matches {
+        state.metrics().auth_failure("metrics_token");
         return Err(ApiError::unauthorized(
             Code::MetricsToken,
             "the metrics need Authorization: Bearer with the server's metrics token",
