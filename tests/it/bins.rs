@@ -336,6 +336,20 @@ pub(crate) fn wait_for_line(lines: &std::sync::mpsc::Receiver<String>, text: &st
     }
 }
 
+impl Scratch {
+    /// `outsourced-worker --config CONFIG` (a file of the scratch directory) in the background,
+    /// logging at info to a piped standard error (see [`log_lines`]).
+    pub(crate) fn start_worker(&self, config: &str) -> std::process::Child {
+        Command::new(bin("outsourced-worker"))
+            .arg("--config")
+            .arg(self.path(config))
+            .env("RUST_LOG", "info")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start the worker")
+    }
+}
+
 /// The lines a child writes to its stderr (piped), as they come, read by a thread of its own
 /// so that the child never blocks on a full pipe.
 pub(crate) fn log_lines(child: &mut std::process::Child) -> std::sync::mpsc::Receiver<String> {

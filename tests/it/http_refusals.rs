@@ -9,7 +9,7 @@ use outsourced_core::{
 };
 use outsourced_server::ServerConfig;
 use reqwest::Method;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::http::RunningServer;
 use crate::signing::{Signed, status_and_code};
@@ -74,6 +74,24 @@ impl Setup {
         let admin = Actor::Admin("root".into());
         let raised = self.server.sql.update_queue(&admin, "mail", room).await;
         raised.expect("room");
+    }
+
+    /// The credentials of worker w1, hired for `mail`.
+    async fn hired_worker(&self) -> outsourced_backend_sql::Credentials {
+        let (_, worker) = self.server.client(Role::Worker, "w1").await;
+        let directory = self.server.directory();
+        directory
+            .grant(Role::Worker, "w1", "mail")
+            .await
+            .expect("hire");
+        worker
+    }
+
+    /// A reserve with `body`, signed with `worker`'s credentials.
+    fn reserve(&self, worker: &outsourced_backend_sql::Credentials, body: Value) -> Signed {
+        let url = self.url("reserve");
+        Signed::new(Method::POST, &url, &worker.consumer_key, Some(body))
+            .sign(&worker.consumer_secret)
     }
 
     /// Sends `request`, expects `status` and `code`, and checks that nothing was stored.
@@ -276,22 +294,8 @@ async fn refused_enqueues_cannot_be_sent_again_once_they_would_succeed() {
 async fn a_replayed_reserve_leases_nothing() {
     let s = Setup::new(ServerConfig::default()).await;
     let admin = Actor::Admin("root".into());
-    let (_, worker) = s.server.client(Role::Worker, "w1").await;
-    s.server
-        .directory()
-        .grant(Role::Worker, "w1", "mail")
-        .await
-        .expect("hire");
-    let reserve = || {
-        let body = json!({"instance": "i", "limit": 1});
-        Signed::new(
-            Method::POST,
-            &s.url("reserve"),
-            &worker.consumer_key,
-            Some(body),
-        )
-        .sign(&worker.consumer_secret)
-    };
+    let worker = s.hired_worker().await;
+    let reserve = || s.reserve(&worker, json!({"instance": "i", "limit": 1}));
     let empty = reserve();
     assert_eq!(
         empty.send().await.status().as_u16(),
@@ -331,22 +335,9 @@ async fn a_replayed_reserve_leases_nothing() {
 async fn a_reserve_naming_another_worker_than_its_keys_leases_nothing() {
     let s = Setup::new(ServerConfig::default()).await;
     let admin = Actor::Admin("root".into());
-    let (_, worker) = s.server.client(Role::Worker, "w1").await;
-    s.server
-        .directory()
-        .grant(Role::Worker, "w1", "mail")
-        .await
-        .expect("hire");
+    let worker = s.hired_worker().await;
     assert_eq!(s.enqueue().send().await.status().as_u16(), 201);
-    let reserve = |body: serde_json::Value| {
-        Signed::new(
-            Method::POST,
-            &s.url("reserve"),
-            &worker.consumer_key,
-            Some(body),
-        )
-        .sign(&worker.consumer_secret)
-    };
+    let reserve = |body: serde_json::Value| s.reserve(&worker, body);
     let theirs = reserve(json!({"instance": "i", "limit": 1, "worker": "w2"}));
     let answer = theirs.send().await;
     assert_eq!(answer.status().as_u16(), 400);

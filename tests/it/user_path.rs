@@ -91,13 +91,7 @@ fn db_worker(s: &Scratch, name: &str, extra: &str) -> std::process::Child {
         "commands:\n  Job:\n    program: ./job.sh\n{extra}"
     ));
     std::fs::write(s.path(&format!("{name}.yml")), config).expect("write the config");
-    Command::new(bin("outsourced-worker"))
-        .arg("--config")
-        .arg(s.path(&format!("{name}.yml")))
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the worker")
+    s.start_worker(&format!("{name}.yml"))
 }
 
 /// Runs `outsourced-worker` in the scratch directory to its end (errors only in its log).
@@ -554,13 +548,7 @@ fn a_worker_started_before_its_server_waits_for_it_and_says_when_it_is_back() {
     let s = Scratch::new();
     let port = free_port();
     hired_for_a_server_on(&s, port);
-    let mut worker = Command::new(bin("outsourced-worker"))
-        .arg("--config")
-        .arg(s.path("w1.yml"))
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the worker");
+    let mut worker = s.start_worker("w1.yml");
     let logs = log_lines(&mut worker);
     let waiting = wait_for_line(&logs, "Cannot reach the backend");
     assert!(waiting.contains("WARN"), "{waiting}");
@@ -583,13 +571,7 @@ fn a_worker_started_before_its_server_stops_at_its_first_refusal() {
     let config = std::fs::read_to_string(s.path("w1.yml")).expect("the config");
     let wrong = config.replace("consumer_secret: ", "consumer_secret: x");
     std::fs::write(s.path("w1.yml"), wrong).expect("write the config");
-    let mut worker = Command::new(bin("outsourced-worker"))
-        .arg("--config")
-        .arg(s.path("w1.yml"))
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the worker");
+    let mut worker = s.start_worker("w1.yml");
     let logs = log_lines(&mut worker);
     wait_for_line(&logs, "Cannot reach the backend");
     let server = s.serve_on(&format!("127.0.0.1:{port}"), &[], "warn");

@@ -160,13 +160,7 @@ fn a_class_no_worker_runs_stays_waiting_and_is_named() {
     let unknown = s.json(&["job", "enqueue", "NoSuchClass", "--queue", "stuff_to_do"]);
     let id = unknown["id"].as_i64().expect("an id").to_string();
     s.ok(&["job", "enqueue", "Shell", "--queue", "stuff_to_do"]);
-    let mut child = Command::new(bin("outsourced-worker"))
-        .arg("--config")
-        .arg(s.path("w1.yml"))
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the worker");
+    let mut child = s.start_worker("w1.yml");
     let logs = crate::bins::log_lines(&mut child);
     // Its Shell job ran: the worker has reserved, and said which classes it runs.
     let line = crate::bins::wait_for_line(&logs, "COMPLETED");
