@@ -362,14 +362,22 @@ fn parse_error(text: &str, error: &serde_saphyr::Error) -> String {
         return report;
     };
     let key = key.trim().trim_start_matches("- ");
+    let value = value.trim();
     let counts = ["u8", "u16", "u32", "u64", "usize"].map(|ty| (ty, "a count, such as 4"));
     let numbers = ["i32", "i64"].map(|ty| (ty, "a whole number, such as -1 or 4"));
     for (ty, wanted) in counts.into_iter().chain(numbers) {
         let parsers = format!("invalid {ty}");
         if report.contains(&parsers) {
-            let ours = format!("`{key}` takes {wanted}, not {:?}", value.trim());
+            let ours = format!("`{key}` takes {wanted}, not {value:?}");
             return report.replace(&parsers, &ours);
         }
+    }
+    // humantime's refusal names neither the key nor what a duration looks like.
+    let duration = format!("invalid value: string {value:?}, expected a duration");
+    if report.contains(&duration) {
+        let ours =
+            format!("`{key}` takes a duration with its unit, such as 30s, 5m or 1h, not {value:?}");
+        return report.replace(&duration, &ours);
     }
     report
 }

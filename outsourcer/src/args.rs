@@ -36,7 +36,7 @@ pub(crate) struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
-    /// Create, change, list and delete queues; hire and fire workers.
+    /// Create, change, pause, list and delete queues; hire and fire workers.
     #[command(subcommand)]
     Queue(QueueCommand),
     /// Create workers and write their config files (hire them with `queue hire`).
@@ -48,7 +48,7 @@ pub(crate) enum Command {
     /// Create admins (clients of the whole API) and set their dashboard passwords.
     #[command(subcommand)]
     Admin(AdminCommand),
-    /// Enqueue, list, inspect, retry and cancel jobs.
+    /// Enqueue, list, inspect, retry, cancel and delete jobs.
     #[command(subcommand)]
     Job(JobCommand),
     /// Group jobs under a callback job that runs once all of them have ended.
@@ -171,6 +171,17 @@ pub(crate) enum QueueCommand {
         /// Hand out jobs again.
         #[arg(long)]
         resume: bool,
+    },
+    /// Hand out none of a queue's jobs until it is resumed (enqueue still works; running jobs
+    /// run on): the same as `queue update NAME --pause`.
+    Pause {
+        /// Its name.
+        name: String,
+    },
+    /// Hand out a paused queue's jobs again: the same as `queue update NAME --resume`.
+    Resume {
+        /// Its name.
+        name: String,
     },
     /// Delete a queue that holds no live jobs.
     Delete {
@@ -367,15 +378,23 @@ pub(crate) enum JobCommand {
     /// depends on others runs only once they have succeeded (retry those first); a pending
     /// job waits for its dependencies or its batch and cannot be retried.
     Retry {
-        /// Its id.
-        #[arg(value_parser = an_id)]
-        id: i64,
+        /// Its id, or several (each retried on its own).
+        #[arg(value_parser = an_id, required = true)]
+        ids: Vec<i64>,
     },
     /// Cancel a waiting job, or ask a running one to stop.
     Cancel {
-        /// Its id.
-        #[arg(value_parser = an_id)]
-        id: i64,
+        /// Its id, or several (each cancelled on its own).
+        #[arg(value_parser = an_id, required = true)]
+        ids: Vec<i64>,
+    },
+    /// Delete a finished job (succeeded, failed or cancelled) with its history and attachment.
+    ///
+    /// Now, rather than at its queue's retention. A live job is refused: cancel it first.
+    Delete {
+        /// Its id, or several (each deleted on its own).
+        #[arg(value_parser = an_id, required = true)]
+        ids: Vec<i64>,
     },
     /// Count jobs by state, for an owner or a queue.
     Count {

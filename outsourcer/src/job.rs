@@ -116,20 +116,28 @@ pub(crate) async fn run(ctx: &Ctx, command: JobCommand) -> Result<()> {
             }
             Ok(())
         }
-        JobCommand::Retry { id } => show(ctx, &backend.retry(&by, JobId(id)).await?),
-        JobCommand::Cancel { id } => {
-            let state = backend.cancel(&by, JobId(id)).await?;
-            if ctx.json {
-                print_json(&json!({ "id": id, "state": state.as_str() }));
-            } else if state == JobState::Running {
-                out!(
-                    "job {id} is running: asked its worker to stop it (heard at the worker's next heartbeat, every third of its lease: 10 s by default; a job that ends first keeps its end)"
-                );
-            } else {
-                out!("job {id} is cancelled");
-            }
-            Ok(())
+        JobCommand::Retry { ids } => {
+            each(ctx, &ids, "retried", async |id| {
+                let job = backend.retry(&by, id).await?;
+                let text = format!("job {id} is {} again", job.state);
+                Ok((text, job_json(&job)))
+            })
+            .await
         }
+        JobCommand::Cancel { ids } => {
+            each(ctx, &ids, "cancelled", async |id| {
+                let state = backend.cancel(&by, id).await?;
+                let text = match state {
+                    JobState::Running => format!(
+                        "job {id} is running: asked its worker to stop it (heard at the worker's next heartbeat, every third of its lease: 10 s by default; a job that ends first keeps its end)"
+                    ),
+                    _ => format!("job {id} is cancelled"),
+                };
+                Ok((text, json!({ "id": id.0, "state": state.as_str() })))
+            })
+            .await
+        }
+        JobCommand::Delete { ids } => each(ctx, &ids, "deleted", async |id| delete(ctx, id).await).await,
         JobCommand::Count { owner, queue } => {
             let owner = owner.as_deref().map(str::parse::<Owner>).transpose()?;
             let groups = backend
@@ -158,20 +166,84 @@ pub(crate) async fn run(ctx: &Ctx, command: JobCommand) -> Result<()> {
     }
 }
 
+/// Does `act` to each of `ids` in turn; `act` answers what to print (a line, or with `--json`
+/// an object). One id is the command's whole answer, its error the command's. Of several, each
+/// is printed as it is done (with `--json`, a list of them at the end), a failure is said on
+/// standard error (in the list, as `{"id", "error"}`) and the rest are still done; the
+/// command fails if any did.
+async fn each(
+    ctx: &Ctx,
+    ids: &[i64],
+    done: &str,
+    act: impl AsyncFn(JobId) -> Result<(String, Value)>,
+) -> Result<()> {
+    if let [id] = ids {
+        let (text, json) = act(JobId(*id)).await?;
+        match ctx.json {
+            true => print_json(&json),
+            false => out!("{text}"),
+        }
+        return Ok(());
+    }
+    let (mut listed, mut failed) = (Vec::with_capacity(ids.len()), 0);
+    for &id in ids {
+        match act(JobId(id)).await {
+            Ok((_, json)) if ctx.json => listed.push(json),
+            Ok((text, _)) => out!("{text}"),
+            // The database is gone or busy: the rest would fail alike.
+            Err(error) if error.is_retryable() => return Err(error),
+            Err(error) => {
+                failed += 1;
+                let said = crate::message(&error);
+                if ctx.json {
+                    let mut body = outsourced_backend_http::wire::ErrorBody::from_error(&error);
+                    body.message = said;
+                    listed.push(json!({ "id": id, "error": body }));
+                } else if said.contains(&format!("job {id} ")) {
+                    eprintln!("outsourcer: {said}");
+                } else {
+                    eprintln!("outsourcer: job {id}: {said}");
+                }
+            }
+        }
+    }
+    if ctx.json {
+        print_json(&Value::Array(listed));
+    }
+    match failed {
+        0 => Ok(()),
+        n => Err(Error::invalid(format!(
+            "{n} of {} jobs were not {done} (each said why)",
+            ids.len()
+        ))),
+    }
+}
+
+/// Deletes finished job `id` with its history and attachment; refuses a live one.
+async fn delete(ctx: &Ctx, id: JobId) -> Result<(String, Value)> {
+    let job = ctx.backend.job(&ctx.actor(), id).await?;
+    let refused = |state: JobState| {
+        Error::conflict(format!(
+            "job {id} is {state}: only a finished job is deleted (cancel it first: outsourcer job cancel {id})"
+        ))
+    };
+    if job.state.is_live() {
+        return Err(refused(job.state));
+    }
+    if ctx.backend.delete_finished(&[id]).await? == 0 {
+        // Retried between the read and the delete.
+        let now = ctx.backend.job(&ctx.actor(), id).await?;
+        return Err(refused(now.state));
+    }
+    let text = format!("deleted job {id}, with its history and attachment");
+    Ok((text, json!({ "id": id.0, "deleted": true })))
+}
+
 /// Why a job that is due may not start yet: its queue's pause or run limits, as they stand now.
 async fn held_by(ctx: &Ctx, job: &JobRecord) -> Option<String> {
     let actor = ctx.actor();
     let why = ctx.backend.why_held_back(&actor, job, Utc::now()).await;
     why.ok().flatten().map(|why| clean(&why))
-}
-
-fn show(ctx: &Ctx, job: &JobRecord) -> Result<()> {
-    if ctx.json {
-        print_json(&job_json(job));
-    } else {
-        out!("{}", job_text(job));
-    }
-    Ok(())
 }
 
 /// The most follow-ups (or dependants) `job show` names; `job list --parent` (or

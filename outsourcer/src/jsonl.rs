@@ -37,7 +37,8 @@ pub(crate) async fn enqueue_file(ctx: &Ctx, path: &Path) -> Result<()> {
             let shape = r#"one JSON object, such as {"class": "Mail", "args": [1]}"#;
             return Err(at(n + 1, &format!(": each line is {shape}{NOTHING}")));
         }
-        let parsed: Line = serde_json::from_str(line)
+        let mut fields = serde_json::Deserializer::from_str(line);
+        let parsed: Line = serde_path_to_error::deserialize(&mut fields)
             .map_err(|e| at(n + 1, &format!("{}{NOTHING}", parse_error(&e))))?;
         let job = parsed
             .into_job(crate::job::Names::Keys)
@@ -53,6 +54,10 @@ pub(crate) async fn enqueue_file(ctx: &Ctx, path: &Path) -> Result<()> {
     if let Some((n, why)) = refused {
         return Err(at(n, &format!(": {why}{NOTHING}")));
     }
+    let unkeyed: Vec<String> = (jobs.iter().zip(&lines))
+        .filter(|(job, _)| job.repeat.is_some() && job.unique.is_none())
+        .map(|(_, n)| n.to_string())
+        .collect();
     let each = ctx
         .backend
         .enqueue_each(&ctx.actor(), jobs)
@@ -65,6 +70,15 @@ pub(crate) async fn enqueue_file(ctx: &Ctx, path: &Path) -> Result<()> {
             ))
         })?;
     answer(ctx, path, &each);
+    // A file of schedules is enqueued again after an edit more often than not.
+    if !unkeyed.is_empty() {
+        eprintln!(
+            "note: line{} {} repeat{} without a `unique_key`: enqueueing this file again adds a second copy of each (with a `unique_key`, enqueueing it again adds none)",
+            if unkeyed.len() == 1 { "" } else { "s" },
+            unkeyed.join(", "),
+            if unkeyed.len() == 1 { "s" } else { "" },
+        );
+    }
     Ok(())
 }
 
@@ -104,14 +118,25 @@ async fn missing_link(
     Ok(None)
 }
 
-/// A line's JSON error, to follow its line number: serde's own position counts within the line
-/// (always "line 1"), so only its column is kept.
-fn parse_error(error: &serde_json::Error) -> String {
-    let text = error.to_string();
+/// A line's JSON error, to follow its line number, naming the field at fault when there is one
+/// (`priority`): serde's own position counts within the line (always "line 1"), so only its
+/// column is kept.
+fn parse_error(error: &serde_path_to_error::Error<serde_json::Error>) -> String {
+    let inner = error.inner();
+    let text = inner.to_string();
     let message = text
         .rsplit_once(" at line ")
         .map_or(text.as_str(), |(message, _)| message);
-    format!(", column {}: {message}", error.column())
+    // A syntax error is of the line, not of the field it stopped in; an unknown field's
+    // message names it already.
+    let path = format!("`{}`", error.path());
+    let field = match inner.classify() {
+        serde_json::error::Category::Data if path != "`.`" && !message.contains(&path) => {
+            format!(" {path}:")
+        }
+        _ => String::new(),
+    };
+    format!(", column {}:{field} {message}", inner.column())
 }
 
 /// The first line whose queue does not exist, and the refusal that names it (with the queue
@@ -210,7 +235,20 @@ mod tests {
 
     #[test]
     fn a_parse_error_says_the_column_once() {
-        let error = serde_json::from_str::<serde_json::Value>("{\"a\": }").expect_err("bad");
+        let mut fields = serde_json::Deserializer::from_str("{\"a\": }");
+        let error =
+            serde_path_to_error::deserialize::<_, serde_json::Value>(&mut fields).expect_err("bad");
         assert_eq!(parse_error(&error), ", column 7: expected value");
+    }
+
+    #[test]
+    fn a_wrong_type_names_its_field() {
+        let line = r#"{"class": "Mail", "priority": "high"}"#;
+        let mut fields = serde_json::Deserializer::from_str(line);
+        let error = serde_path_to_error::deserialize::<_, Line>(&mut fields).expect_err("bad");
+        assert_eq!(
+            parse_error(&error),
+            ", column 36: `priority`: invalid type: string \"high\", expected i32"
+        );
     }
 }

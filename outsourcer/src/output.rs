@@ -247,7 +247,6 @@ const JOB_FIELDS: [&str; 28] = [
     "no_worker",
 ];
 
-/// One job as "key: value" lines.
 /// A repeat as people read it: the stored form says milliseconds (`every:1000`); people read
 /// "every 1s", and "cron 0 3 * * *".
 pub(crate) fn repeat_text(repeat: &Repeat) -> String {
@@ -267,6 +266,7 @@ fn dependencies_text(job: &JobRecord) -> String {
     }
 }
 
+/// One job as "key: value" lines.
 pub(crate) fn job_text(job: &JobRecord) -> String {
     let fields = job_json(job);
     let mut lines = Vec::new();
@@ -280,6 +280,18 @@ pub(crate) fn job_text(job: &JobRecord) -> String {
             }
             ("callback_of", _) if let Some(batch) = job.callback_of => {
                 format!("batch {batch} (it runs once the batch has ended)")
+            }
+            ("lease", _) if let Some(lease) = &job.lease => format!(
+                "held by {} until {}",
+                clean(&lease.holder.to_string()),
+                time(lease.expires_at)
+            ),
+            // A job that failed and then succeeded keeps the failure's error.
+            ("last_error", _)
+                if let Some(error) = &job.last_error
+                    && job.state == JobState::Succeeded =>
+            {
+                format!("{} (of an earlier attempt)", clean(error))
             }
             _ => match &fields[key] {
                 Value::Null => continue,
@@ -443,16 +455,24 @@ pub(crate) fn principal_json(p: &Principal) -> Value {
     })
 }
 
-pub(crate) fn principals_table(principals: &[Principal]) -> Table {
-    let mut t = table(&["name", "consumer key", "locked", "queues", "last seen"]);
-    for p in principals {
-        t.add_row(vec![
+/// Principals as a table; a worker's with its live processes (`live[i]`, `None` for others).
+pub(crate) fn principals_table(principals: &[Principal], live: &[Option<usize>]) -> Table {
+    let workers = live.iter().any(Option::is_some);
+    let mut head = vec!["name", "consumer key", "locked", "queues", "last seen"];
+    if workers {
+        head.push("live processes");
+    }
+    let mut t = table(&head);
+    for (p, live) in principals.iter().zip(live) {
+        let mut row = vec![
             p.name.clone(),
             p.consumer_key.clone(),
             if p.locked { "yes".into() } else { "no".into() },
             p.queues.join(", "),
             p.last_seen_at.map(time).unwrap_or_else(|| "never".into()),
-        ]);
+        ];
+        row.extend(live.map(|n| n.to_string()));
+        t.add_row(row);
     }
     t
 }

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use outsourced_backend_sql::{Credentials, Role, store::secrets::write_private};
+use outsourced_backend_sql::{Credentials, Principal, Role, store::secrets::write_private};
 use outsourced_core::{Error, Result};
 use outsourced_worker::WorkerConfig;
 use outsourced_worker::config::BackendConfig;
@@ -34,8 +34,7 @@ pub(crate) async fn producer(ctx: &Ctx, command: ProducerCommand) -> Result<()> 
             directory.revoke(Role::Producer, &name, &queue).await?
         }
     };
-    show(ctx, &principal);
-    Ok(())
+    show(ctx, &principal).await
 }
 
 /// `outsourcer admin ...`
@@ -66,10 +65,12 @@ async fn run(ctx: &Ctx, role: Role, command: PrincipalCommand) -> Result<()> {
         }
         PrincipalCommand::List => {
             let all = directory.list(role).await?;
+            let live = live_processes(ctx, role, &all).await?;
             if ctx.json {
-                print_json(&all.iter().map(principal_json).collect());
+                let listed = all.iter().zip(&live).map(|(p, live)| listed_json(p, *live));
+                print_json(&listed.collect());
             } else {
-                out!("{}", principals_table(&all));
+                out!("{}", principals_table(&all, &live));
             }
             return Ok(());
         }
@@ -93,16 +94,42 @@ async fn run(ctx: &Ctx, role: Role, command: PrincipalCommand) -> Result<()> {
             return Ok(());
         }
     };
-    show(ctx, &principal);
+    show(ctx, &principal).await
+}
+
+async fn show(ctx: &Ctx, principal: &Principal) -> Result<()> {
+    let one = std::slice::from_ref(principal);
+    let live = live_processes(ctx, principal.role, one).await?;
+    if ctx.json {
+        print_json(&listed_json(principal, live[0]));
+    } else {
+        out!("{}", principals_table(one, &live));
+    }
     Ok(())
 }
 
-fn show(ctx: &Ctx, principal: &outsourced_backend_sql::Principal) {
-    if ctx.json {
-        print_json(&principal_json(principal));
-    } else {
-        out!("{}", principals_table(std::slice::from_ref(principal)));
+/// How many processes of each of `principals` the database heard from lately (a worker's
+/// instances; `None` for producers and admins, which have none).
+async fn live_processes(
+    ctx: &Ctx,
+    role: Role,
+    principals: &[Principal],
+) -> Result<Vec<Option<usize>>> {
+    if role != Role::Worker {
+        return Ok(vec![None; principals.len()]);
     }
+    let live = ctx.backend.live_instances().await?;
+    let of = |name: &str| live.iter().filter(|i| i.worker == name).count();
+    Ok(principals.iter().map(|p| Some(of(&p.name))).collect())
+}
+
+/// A principal as JSON, with a worker's live processes.
+fn listed_json(principal: &Principal, live: Option<usize>) -> serde_json::Value {
+    let mut json = principal_json(principal);
+    if let Some(live) = live {
+        json["live_processes"] = json!(live);
+    }
+    json
 }
 
 /// A password: prompted for without echo on a terminal, else the first line of standard input.

@@ -63,7 +63,7 @@ fn limit(args: &LimitArgs) -> Result<Option<QueueLimit>> {
         // than a wish, and pausing is the way to stop handing jobs out.
         (false, Some(0)) => Err(Error::invalid(
             "--limit 0 would refuse every enqueue: give 1 or more, --unlimited, or pause the \
-             queue (queue update --pause) to hand out nothing",
+             queue (queue pause NAME) to hand out nothing",
         )),
         (false, max) => Ok(max.map(QueueLimit::Max)),
     }
@@ -236,19 +236,10 @@ pub(crate) async fn run(ctx: &Ctx, command: QueueCommand) -> Result<()> {
                     "nothing to change: give --limit or --unlimited, --pause or --resume, --retention, --max-running, --rate, --max-running-per-key or --rate-per-key",
                 ));
             }
-            let before = backend.queue(&by, &name).await?;
-            let after = backend.update_queue(&by, &name, update).await?;
-            println_unless_json(ctx, changes_text(&before, &after));
-            let notes = [
-                over_limit_note(&after),
-                over_running_note(&after),
-                idle_limits_note(&after),
-            ];
-            for note in notes.into_iter().flatten() {
-                eprintln!("{note}");
-            }
-            after
+            updated(ctx, &name, update).await?
         }
+        QueueCommand::Pause { name } => paused(ctx, &name, true).await?,
+        QueueCommand::Resume { name } => paused(ctx, &name, false).await?,
         QueueCommand::Delete { name } => {
             backend.delete_queue(&by, &name).await?;
             println_unless_json(ctx, format!("deleted queue {name}"));
@@ -278,6 +269,33 @@ pub(crate) async fn run(ctx: &Ctx, command: QueueCommand) -> Result<()> {
         }
     };
     show_queues(ctx, std::slice::from_ref(&info), true).await
+}
+
+/// Pauses or resumes queue `name`, saying so (or that it was already).
+async fn paused(ctx: &Ctx, name: &str, paused: bool) -> Result<QueueInfo> {
+    let update = QueueUpdate {
+        paused: Some(paused),
+        ..QueueUpdate::default()
+    };
+    updated(ctx, name, update).await
+}
+
+/// Applies `update` to queue `name`: says what changed, and notes what the new settings mean
+/// for the jobs there now.
+async fn updated(ctx: &Ctx, name: &str, update: QueueUpdate) -> Result<QueueInfo> {
+    let (backend, by) = (&ctx.backend, ctx.actor());
+    let before = backend.queue(&by, name).await?;
+    let after = backend.update_queue(&by, name, update).await?;
+    println_unless_json(ctx, changes_text(&before, &after));
+    let notes = [
+        over_limit_note(&after),
+        over_running_note(&after),
+        idle_limits_note(&after),
+    ];
+    for note in notes.into_iter().flatten() {
+        eprintln!("{note}");
+    }
+    Ok(after)
 }
 
 /// What an update changed, in one line: `updated queue mail: max_running 2 -> none, rate
@@ -330,11 +348,11 @@ fn changes_text(before: &QueueInfo, after: &QueueInfo) -> String {
     }
 }
 
-/// Queues as a table (or JSON: an object for `one`, else a list), each with the classes of
-/// its waiting jobs that no live worker runs.
 /// How many of the busiest keys `queue show` lists.
 const KEYS_SHOWN: u64 = 10;
 
+/// Queues as a table (or JSON: an object for `one`, else a list), each with the classes of
+/// its waiting jobs that no live worker runs.
 async fn show_queues(ctx: &Ctx, queues: &[QueueInfo], one: bool) -> Result<()> {
     let mut unserved = Vec::with_capacity(queues.len());
     for queue in queues {

@@ -31,6 +31,17 @@ fn queues_are_created_changed_listed_and_deleted() {
     );
     let resumed = s.json(&["queue", "update", "mail", "--resume"]);
     assert_eq!(resumed["paused"], false);
+    // `queue pause` and `queue resume` are the words a user tries first.
+    assert!(
+        s.ok(&["queue", "pause", "mail"])
+            .contains("updated queue mail: paused")
+    );
+    assert!(
+        s.ok(&["queue", "pause", "mail"])
+            .contains("queue mail unchanged")
+    );
+    assert_eq!(s.json(&["queue", "show", "mail"])["paused"], true);
+    assert_eq!(s.json(&["queue", "resume", "mail"])["paused"], false);
     let nothing = s.fails(&["queue", "update", "mail"]);
     assert!(nothing.contains("nothing to change"), "{nothing}");
     assert_eq!(s.json(&["queue", "show", "mail"])["limit"], 5);
@@ -108,10 +119,12 @@ fn workers_are_created_hired_locked_rotated_and_deleted() {
     }
     let hired = s.json(&["queue", "hire", "stuff_to_do", "w1"]);
     assert_eq!(hired["queues"], json!(["stuff_to_do"]));
+    let shown = s.json(&["worker", "show", "w1"]);
     assert_eq!(
-        s.json(&["worker", "show", "w1"])["queues"],
-        json!(["stuff_to_do"])
+        (&shown["queues"], &shown["live_processes"]),
+        (&json!(["stuff_to_do"]), &json!(0))
     );
+    assert!(s.ok(&["worker", "list"]).contains("live processes"));
     assert!(
         s.fails(&["queue", "hire", "nope", "w1"])
             .contains("unknown queue")
@@ -461,6 +474,46 @@ fn jobs_are_enqueued_listed_shown_cancelled_and_counted() {
 }
 
 #[test]
+fn jobs_are_cancelled_retried_and_deleted_several_at_once() {
+    let s = Scratch::new();
+    s.ok(&["queue", "create", "mail"]);
+    let ids: Vec<String> = (0..3)
+        .map(|_| s.json(&["job", "enqueue", "SendMail", "-q", "mail"])["id"].to_string())
+        .collect();
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let live = s.fails(&["job", "delete", ids[0]]);
+    assert!(
+        live.contains("is available") && live.contains("job cancel"),
+        "{live}"
+    );
+    let cancelled = s.ok(&["job", "cancel", ids[0], ids[1], ids[2]]);
+    assert_eq!(cancelled.matches("is cancelled").count(), 3, "{cancelled}");
+    let retried = s.json(&["job", "retry", ids[0], ids[1]]);
+    assert_eq!(retried[1]["state"], "available", "{retried}");
+    s.ok(&["job", "cancel", ids[0], ids[1]]);
+    // One of several fails: the others are still done, each said, and the command fails.
+    let out = s.outsourcer(&["--json", "job", "delete", ids[0], "9999", ids[1]]);
+    assert_eq!(out.status.code(), Some(1));
+    let listed: Value = serde_json::from_slice(&out.stdout).expect("a JSON list");
+    assert_eq!(
+        (&listed[0]["deleted"], &listed[2]["deleted"]),
+        (&json!(true), &json!(true)),
+        "{listed}"
+    );
+    assert_eq!(listed[1]["error"]["code"], "not_found", "{listed}");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("1 of 3 jobs were not deleted"), "{said}");
+    assert!(s.fails(&["job", "history", ids[0]]).contains("not found"));
+    // The job left alone keeps its history.
+    let kept = s.json(&["job", "history", ids[2]]);
+    assert_eq!(kept[0]["reason"], "enqueued", "{kept}");
+    let text = s.outsourcer(&["job", "delete", ids[2], "9999"]);
+    let said = String::from_utf8_lossy(&text.stderr);
+    assert!(said.contains("outsourcer: job 9999 not found"), "{said}");
+    assert!(String::from_utf8_lossy(&text.stdout).contains("deleted job"));
+}
+
+#[test]
 fn jobs_are_searched_by_enqueue_time_and_paged_newest_first() {
     let s = Scratch::new();
     s.ok(&["migrate"]);
@@ -515,15 +568,33 @@ fn jobs_repeat_on_an_interval_or_a_cron_schedule() {
     assert!(cron.contains("a cron schedule goes in --cron"), "{cron}");
     let polls = s.json(&["job", "list", "--class", "Poll"]);
     assert_eq!(polls.as_array().map(Vec::len), Some(1), "{polls}");
+    let words = s.fails(&["job", "enqueue", "Report", "--cron", "every day"]);
     assert!(
-        s.fails(&["job", "enqueue", "Report", "--cron", "every day"])
-            .contains("not a cron schedule")
+        words.contains("not a cron schedule") && words.contains("\"0 3 * * *\""),
+        "what one looks like: {words}"
     );
     let path = s.path("repeats.jsonl");
-    std::fs::write(&path, "{\"class\": \"A\", \"cron\": \"*/5 * * * *\"}\n").expect("write");
-    s.ok(&["job", "enqueue", "--from", path.to_str().expect("a path")]);
+    let lines = concat!(
+        "{\"class\": \"A\", \"cron\": \"*/5 * * * *\"}\n",
+        "{\"class\": \"B\", \"every\": \"1h\", \"unique_key\": \"hourly-b\"}\n",
+    );
+    std::fs::write(&path, lines).expect("write");
+    let file = path.to_str().expect("a path");
+    // Enqueued twice, as a file of schedules is after an edit: the keyed line adds no copy.
+    for _ in 0..2 {
+        let out = s.outsourcer(&["job", "enqueue", "--from", file]);
+        assert!(out.status.success());
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            said.contains("note: line 1 repeats without a `unique_key`"),
+            "{said}"
+        );
+    }
     let listed = s.json(&["job", "list", "--class", "A"]);
     assert_eq!(listed[0]["repeat"], "cron:*/5 * * * *");
+    assert_eq!(listed.as_array().map(Vec::len), Some(2), "{listed}");
+    let keyed = s.json(&["job", "list", "--class", "B"]);
+    assert_eq!(keyed.as_array().map(Vec::len), Some(1), "{keyed}");
 }
 
 #[test]

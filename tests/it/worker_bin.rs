@@ -183,6 +183,8 @@ fn a_class_no_worker_runs_stays_waiting_and_is_named() {
         text.contains("no live worker runs class NoSuchClass"),
         "{text}"
     );
+    let worker = s.json(&["worker", "show", "w1"]);
+    assert_eq!(worker["live_processes"], 1, "{worker}");
     let queue = s.json(&["queue", "show", "stuff_to_do"]);
     assert_eq!(queue["unserved"], json!(["NoSuchClass"]));
     let term = Command::new("kill")

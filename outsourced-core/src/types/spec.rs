@@ -152,13 +152,18 @@ pub struct CronSchedule {
     cron: Box<croner::Cron>,
 }
 
+/// What a cron schedule looks like, for a refusal of one that is not.
+const CRON_SHAPE: &str = "give five fields, minute hour day-of-month month day-of-week, in UTC, such as \"0 3 * * *\" for 03:00 every day or \"*/15 * * * *\" for every 15 minutes";
+
 impl CronSchedule {
     /// Parses `pattern`; `InvalidInput` saying why when it is not one.
     pub fn new(pattern: &str) -> Result<Self, Error> {
         let pattern = pattern.trim();
-        let cron = pattern
-            .parse::<croner::Cron>()
-            .map_err(|e| Error::invalid(format!("{pattern:?} is not a cron schedule: {e}")))?;
+        let cron = pattern.parse::<croner::Cron>().map_err(|e| {
+            Error::invalid(format!(
+                "{pattern:?} is not a cron schedule ({e}): {CRON_SHAPE}"
+            ))
+        })?;
         Ok(CronSchedule {
             pattern: pattern.to_owned(),
             cron: Box::new(cron),

@@ -163,6 +163,11 @@ fn bad_values_are_named() {
         "{error}"
     );
     assert!(!error.contains("invalid u"), "{error}");
+    let error = error_of("worker: w\nbackend:\n  sql:\n    url: x\nmax_run_time: 5\n");
+    assert!(
+        error.contains("`max_run_time` takes a duration with its unit, such as 30s"),
+        "a number without its unit: {error}"
+    );
     let error = error_of("worker: w\nbackend:\n  sql:\n    url: x\nconcurrency: 0\n");
     assert!(error.contains("`concurrency`"), "{error}");
     let error = error_of("worker: w\nbackend:\n  sql:\n    url: x\nconcurrency: 100000\n");
