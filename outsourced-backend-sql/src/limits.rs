@@ -588,10 +588,17 @@ pub(crate) async fn running_per_key(
 
 /// The condition that leaves out the jobs of keys at their limit, evaluated per candidate
 /// through the index of running jobs. The limit is a number of ours, written in the text (a
-/// bound value's placeholder differs between the databases).
-pub(crate) fn key_has_room(per_key: u32) -> sea_orm::sea_query::SimpleExpr {
+/// bound value's placeholder differs between the databases). MariaDB and MySQL are told the
+/// index: with statistics a burn-down had made stale, MariaDB counted through the index of
+/// a state's jobs or of the queue's finished ones, thousands of rows per candidate (32 ms a
+/// read, where the index of running jobs makes it 1 ms).
+pub(crate) fn key_has_room(per_key: u32, flavor: Option<Flavor>) -> sea_orm::sea_query::SimpleExpr {
+    let hint = match flavor {
+        Some(Flavor::MariaDb | Flavor::MySql) => " FORCE INDEX (outsourced_jobs_running)",
+        _ => "",
+    };
     Expr::cust(format!(
-        "(concurrency_key IS NULL OR (SELECT COUNT(*) FROM outsourced_jobs r \
+        "(concurrency_key IS NULL OR (SELECT COUNT(*) FROM outsourced_jobs r{hint} \
          WHERE r.queue = outsourced_jobs.queue AND r.concurrency_key = outsourced_jobs.concurrency_key \
          AND r.state = 'running') < {per_key})"
     ))

@@ -357,7 +357,6 @@ async fn claim_in(
     clock: &dyn Clock,
     lease: Duration,
 ) -> Result<Claim> {
-    let lock_rows = flavor.locks_rows();
     let (plan, expired) = limits::plan(db, flavor, by, opts, limit, clock.now()).await?;
     // Read after the limits' locks: a start is never dated before the end it waited for.
     let now = clock.now();
@@ -414,7 +413,7 @@ async fn claim_in(
         });
     }
     let mut plan = plan;
-    let rows = ready(db, opts, &mut plan, limit, now, lock_rows).await?;
+    let rows = ready(db, opts, &mut plan, limit, now, flavor).await?;
     // The starts are dated after the counts of running jobs per key that let them (and the
     // keys' locks): every end a count saw was dated before it.
     let now = clock.now();
@@ -473,7 +472,7 @@ fn picked(
             per_key: shape.per_key,
             ..range
         };
-        claim_select(opts, range, limit, now, true)
+        claim_select(opts, range, limit, now, Some(Flavor::Postgres))
             .select_only()
             .columns(columns.iter().copied())
             .columns([job::Column::Priority, job::Column::RunAt])
@@ -569,10 +568,10 @@ async fn ready(
     plan: &mut limits::Plan,
     limit: u32,
     now: DateTime<Utc>,
-    lock_rows: bool,
+    flavor: Flavor,
 ) -> Result<Vec<job::Model>> {
     if plan.limited.is_empty() {
-        return read(db, opts, Range::default(), limit, now, lock_rows).await;
+        return read(db, opts, Range::default(), limit, now, flavor).await;
     }
     let mut rows = Vec::new();
     if opts.queues.is_empty() {
@@ -580,12 +579,12 @@ async fn ready(
             exclude: &plan.limited,
             ..Range::default()
         };
-        rows = read(db, opts, others, limit, now, lock_rows).await?;
+        rows = read(db, opts, others, limit, now, flavor).await?;
     } else {
         let mut others = opts.clone();
         others.queues.retain(|queue| !plan.limited.contains(queue));
         if !others.queues.is_empty() {
-            rows = read(db, &others, Range::default(), limit, now, lock_rows).await?;
+            rows = read(db, &others, Range::default(), limit, now, flavor).await?;
         }
     }
     let (mut held, mut key_starts) = (Vec::new(), Vec::new());
@@ -599,7 +598,7 @@ async fn ready(
             key_rate: room.key_rate.is_some(),
             ..Range::default()
         };
-        let read = read(db, &one, shape, room.read(), now, lock_rows).await?;
+        let read = read(db, &one, shape, room.read(), now, flavor).await?;
         let kept = limits::trim(db, room, read).await?;
         if room.key_rate.is_some() && kept.len() < room.take as usize {
             // A long poll held back by a key's clock sleeps until the first one comes.
@@ -627,7 +626,7 @@ async fn any_due(
     opts: &ReserveOptions,
     now: DateTime<Utc>,
 ) -> Result<bool> {
-    let select = claim_select(opts, Range::default(), 1, now, false);
+    let select = claim_select(opts, Range::default(), 1, now, None);
     Ok(select.one(db).await.map_err(db_error)?.is_some())
 }
 
@@ -642,11 +641,11 @@ async fn read(
     shape: Range<'_>,
     limit: u32,
     now: DateTime<Utc>,
-    lock_rows: bool,
+    flavor: Flavor,
 ) -> Result<Vec<job::Model>> {
     let ranges = ranges(opts);
     if ranges.is_empty() {
-        let select = claim_select(opts, shape, limit, now, lock_rows);
+        let select = claim_select(opts, shape, limit, now, Some(flavor));
         return select.all(db).await.map_err(db_error);
     }
     let mut rows = Vec::new();
@@ -657,7 +656,7 @@ async fn read(
             key_rate: shape.key_rate,
             ..range
         };
-        let select = claim_select(opts, range, limit, now, lock_rows);
+        let select = claim_select(opts, range, limit, now, Some(flavor));
         rows.extend(select.all(db).await.map_err(db_error)?);
     }
     if ranges.len() > 1 {
@@ -671,13 +670,14 @@ async fn read(
 /// and class through the class reserve index `(queue, waiting, class, priority, run_at, id)`,
 /// a queue through the queue reserve index `(queue, waiting, priority, run_at, id)`, or the
 /// options' queues and classes through the reserve index `(waiting, priority, run_at, id)`;
-/// skipping rows other claims hold where the database locks rows.
+/// skipping rows other claims hold where `flavor`, the database read, locks rows (`None`: a
+/// look that locks nothing).
 pub(crate) fn claim_select(
     opts: &ReserveOptions,
     range: Range<'_>,
     limit: u32,
     now: DateTime<Utc>,
-    lock_rows: bool,
+    flavor: Option<Flavor>,
 ) -> sea_orm::Select<job::Entity> {
     let paused = Query::select()
         .column(queue::Column::Name)
@@ -706,7 +706,7 @@ pub(crate) fn claim_select(
             select.filter(job::Column::Queue.is_not_in(range.exclude.iter().map(String::as_str)));
     }
     if let Some(per_key) = range.per_key {
-        select = select.filter(limits::key_has_room(per_key));
+        select = select.filter(limits::key_has_room(per_key, flavor));
     }
     if range.key_rate {
         select = select.filter(key_rates::due(ms(now)));
@@ -719,7 +719,7 @@ pub(crate) fn claim_select(
         .order_by_asc(job::Column::RunAt)
         .order_by_asc(job::Column::Id)
         .limit(u64::from(limit));
-    match lock_rows {
+    match flavor.is_some_and(Flavor::locks_rows) {
         true => select.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked),
         false => select,
     }

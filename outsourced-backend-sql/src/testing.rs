@@ -63,7 +63,7 @@ pub async fn reserve_plan(
         ..Default::default()
     };
     let (limit, now) = (opts.limit, backend.now());
-    let select = crate::reserve::claim_select(opts, range, limit, now, flavor.locks_rows());
+    let select = crate::reserve::claim_select(opts, range, limit, now, Some(flavor));
     let mut statement = select.build(db.get_database_backend());
     let prefix = match flavor {
         Flavor::Postgres => "EXPLAIN (ANALYZE, BUFFERS)",
