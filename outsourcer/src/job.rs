@@ -9,6 +9,7 @@ use outsourced_core::{
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::acts;
 use crate::args::{EnqueueArgs, JobCommand, ListArgs};
 use crate::attachment;
 use crate::context::Ctx;
@@ -117,7 +118,7 @@ pub(crate) async fn run(ctx: &Ctx, command: JobCommand) -> Result<()> {
             Ok(())
         }
         JobCommand::Retry { ids } => {
-            each(ctx, &ids, "retried", async |id| {
+            acts::each(ctx, &ids, "retried", async |id| {
                 let job = backend.retry(&by, id).await?;
                 let text = format!("job {id} is {} again", job.state);
                 Ok((text, job_json(&job)))
@@ -125,7 +126,7 @@ pub(crate) async fn run(ctx: &Ctx, command: JobCommand) -> Result<()> {
             .await
         }
         JobCommand::Cancel { ids } => {
-            each(ctx, &ids, "cancelled", async |id| {
+            acts::each(ctx, &ids, "cancelled", async |id| {
                 let state = backend.cancel(&by, id).await?;
                 let text = match state {
                     JobState::Running => format!(
@@ -137,7 +138,9 @@ pub(crate) async fn run(ctx: &Ctx, command: JobCommand) -> Result<()> {
             })
             .await
         }
-        JobCommand::Delete { ids } => each(ctx, &ids, "deleted", async |id| delete(ctx, id).await).await,
+        JobCommand::Delete { ids } => {
+            acts::each(ctx, &ids, "deleted", async |id| acts::delete(ctx, id).await).await
+        }
         JobCommand::Count { owner, queue } => {
             let owner = owner.as_deref().map(str::parse::<Owner>).transpose()?;
             let groups = backend
@@ -164,79 +167,6 @@ pub(crate) async fn run(ctx: &Ctx, command: JobCommand) -> Result<()> {
             Ok(())
         }
     }
-}
-
-/// Does `act` to each of `ids` in turn; `act` answers what to print (a line, or with `--json`
-/// an object). One id is the command's whole answer, its error the command's. Of several, each
-/// is printed as it is done (with `--json`, a list of them at the end), a failure is said on
-/// standard error (in the list, as `{"id", "error"}`) and the rest are still done; the
-/// command fails if any did.
-async fn each(
-    ctx: &Ctx,
-    ids: &[i64],
-    done: &str,
-    act: impl AsyncFn(JobId) -> Result<(String, Value)>,
-) -> Result<()> {
-    if let [id] = ids {
-        let (text, json) = act(JobId(*id)).await?;
-        match ctx.json {
-            true => print_json(&json),
-            false => out!("{text}"),
-        }
-        return Ok(());
-    }
-    let (mut listed, mut failed) = (Vec::with_capacity(ids.len()), 0);
-    for &id in ids {
-        match act(JobId(id)).await {
-            Ok((_, json)) if ctx.json => listed.push(json),
-            Ok((text, _)) => out!("{text}"),
-            // The database is gone or busy: the rest would fail alike.
-            Err(error) if error.is_retryable() => return Err(error),
-            Err(error) => {
-                failed += 1;
-                let said = crate::message(&error);
-                if ctx.json {
-                    let mut body = outsourced_backend_http::wire::ErrorBody::from_error(&error);
-                    body.message = said;
-                    listed.push(json!({ "id": id, "error": body }));
-                } else if said.contains(&format!("job {id} ")) {
-                    eprintln!("outsourcer: {said}");
-                } else {
-                    eprintln!("outsourcer: job {id}: {said}");
-                }
-            }
-        }
-    }
-    if ctx.json {
-        print_json(&Value::Array(listed));
-    }
-    match failed {
-        0 => Ok(()),
-        n => Err(Error::invalid(format!(
-            "{n} of {} jobs were not {done} (each said why)",
-            ids.len()
-        ))),
-    }
-}
-
-/// Deletes finished job `id` with its history and attachment; refuses a live one.
-async fn delete(ctx: &Ctx, id: JobId) -> Result<(String, Value)> {
-    let job = ctx.backend.job(&ctx.actor(), id).await?;
-    let refused = |state: JobState| {
-        Error::conflict(format!(
-            "job {id} is {state}: only a finished job is deleted (cancel it first: outsourcer job cancel {id})"
-        ))
-    };
-    if job.state.is_live() {
-        return Err(refused(job.state));
-    }
-    if ctx.backend.delete_finished(&[id]).await? == 0 {
-        // Retried between the read and the delete.
-        let now = ctx.backend.job(&ctx.actor(), id).await?;
-        return Err(refused(now.state));
-    }
-    let text = format!("deleted job {id}, with its history and attachment");
-    Ok((text, json!({ "id": id.0, "deleted": true })))
 }
 
 /// Why a job that is due may not start yet: its queue's pause or run limits, as they stand now.

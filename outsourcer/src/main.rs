@@ -12,6 +12,7 @@ macro_rules! out {
     };
 }
 
+mod acts;
 mod args;
 mod attachment;
 mod batch;
@@ -119,10 +120,18 @@ fn report(failed: &Failed, json: bool) {
         eprintln!("outsourcer: {message}");
         return;
     }
-    let mut body = outsourced_backend_http::wire::ErrorBody::from_error(&failed.error);
+    eprintln!(
+        "{}",
+        serde_json::json!({ "error": error_body(&failed.error, message) })
+    );
+}
+
+/// An error as the HTTP API's error body (`{"code", "message", ...}`), said as `message`.
+pub(crate) fn error_body(error: &outsourced_core::Error, message: String) -> serde_json::Value {
+    let mut body = outsourced_backend_http::wire::ErrorBody::from_error(error);
     // The API keeps a backend failure's cause from its callers; the CLI's user owns it.
     body.message = message;
-    eprintln!("{}", serde_json::json!({ "error": body }));
+    serde_json::json!(body)
 }
 
 /// Logs go to standard error unless `RUST_LOG` says otherwise: `info` for the server (JSON
