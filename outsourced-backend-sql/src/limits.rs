@@ -343,8 +343,9 @@ async fn locked(
 }
 
 /// The room a queue's limits row leaves (locked, unless its reserves lock keys instead), after
-/// reclaiming the queue's lapsed leases when a limit on running jobs holds the reserve back,
-/// or may (per key): a lease that ran out gives its place back now, not at the next reclaim.
+/// reclaiming the queue's lapsed leases when its limit on running jobs holds the reserve back:
+/// a lease that ran out gives its place back now, not at the next reclaim. (A key's lapsed
+/// leases are looked for when its read comes back short, `reserve::ready`.)
 async fn under_lock(
     db: &impl ConnectionTrait,
     flavor: Flavor,
@@ -355,7 +356,7 @@ async fn under_lock(
 ) -> Result<(Room, Events)> {
     let mut room = room(db, row, limit, ms(now)).await?;
     let full = row.max_running.is_some() && room.take == 0;
-    if !full && row.max_running_per_key.is_none() {
+    if !full {
         return Ok((room, Events::default()));
     }
     let expired = expire_lapsed(db, flavor.locks_rows(), &row.queue, by, now).await?;

@@ -412,8 +412,9 @@ async fn claim_in(
             expired,
         });
     }
-    let mut plan = plan;
-    let rows = ready(db, opts, &mut plan, limit, now, flavor).await?;
+    let (mut plan, mut expired) = (plan, expired);
+    let (rows, lapsed) = ready(db, by, opts, &mut plan, limit, now, flavor).await?;
+    expired.append(lapsed);
     // The starts are dated after the counts of running jobs per key that let them (and the
     // keys' locks): every end a count saw was dated before it.
     let now = clock.now();
@@ -559,19 +560,23 @@ fn ranges(opts: &ReserveOptions) -> Vec<Range<'_>> {
 }
 
 /// The first `limit` ready jobs in hand-out order, locked, within the run limits: those of the
-/// queues without limits, and of each limited queue as many as its room allows. Notes in
-/// `plan` the queues whose keys held back every job read, and the earliest time a key held
-/// back by a rate per key may start.
+/// queues without limits, and of each limited queue as many as its room allows; with the
+/// events of the lapsed leases reclaimed on the way. Notes in `plan` the queues whose keys
+/// held back every job read, and the earliest time a key held back by a rate per key may
+/// start.
 async fn ready(
     db: &impl ConnectionTrait,
+    by: &WorkerInstance,
     opts: &ReserveOptions,
     plan: &mut limits::Plan,
     limit: u32,
     now: DateTime<Utc>,
     flavor: Flavor,
-) -> Result<Vec<job::Model>> {
+) -> Result<(Vec<job::Model>, Events)> {
+    let mut expired = Events::default();
     if plan.limited.is_empty() {
-        return read(db, opts, Range::default(), limit, now, flavor).await;
+        let rows = read(db, opts, Range::default(), limit, now, flavor).await?;
+        return Ok((rows, expired));
     }
     let mut rows = Vec::new();
     if opts.queues.is_empty() {
@@ -598,8 +603,21 @@ async fn ready(
             key_rate: room.key_rate.is_some(),
             ..Range::default()
         };
-        let read = read(db, &one, shape, room.read(), now, flavor).await?;
-        let kept = limits::trim(db, room, read).await?;
+        let read_and_trim = async || {
+            let read = read(db, &one, shape, room.read(), now, flavor).await?;
+            limits::trim(db, room, read).await
+        };
+        let mut kept = read_and_trim().await?;
+        // A key whose lease ran out gives its place back now, looked for only when the keys'
+        // limits left the read short (an unlimited reserve makes no such look).
+        if room.per_key.is_some() && kept.len() < room.take as usize {
+            let lapsed =
+                limits::expire_lapsed(db, flavor.locks_rows(), &room.queue, by, now).await?;
+            if !lapsed.is_empty() {
+                expired.append(lapsed);
+                kept = read_and_trim().await?;
+            }
+        }
         if room.key_rate.is_some() && kept.len() < room.take as usize {
             // A long poll held back by a key's clock sleeps until the first one comes.
             key_starts.extend(key_rates::next_at(db, &room.queue, ms(now)).await?);
@@ -616,7 +634,7 @@ async fn ready(
     }
     rows.sort_unstable_by_key(|row| (row.priority, row.run_at, row.id));
     rows.truncate(limit as usize);
-    Ok(rows)
+    Ok((rows, expired))
 }
 
 /// Whether any job of `opts` is due, whatever its key: a queue whose reserve took none while
