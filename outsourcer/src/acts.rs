@@ -26,8 +26,11 @@ pub(crate) async fn each(
         }
         return Ok(());
     }
+    // An id given twice is acted on once.
+    let mut seen = std::collections::HashSet::new();
+    let ids: Vec<i64> = ids.iter().copied().filter(|id| seen.insert(*id)).collect();
     let (mut listed, mut failed) = (Vec::with_capacity(ids.len()), 0);
-    for &id in ids {
+    for &id in &ids {
         match act(JobId(id)).await {
             Ok((_, json)) if ctx.json => listed.push(json),
             Ok((text, _)) => out!("{text}"),
@@ -43,7 +46,7 @@ pub(crate) async fn each(
                 let said = crate::message(&error);
                 if ctx.json {
                     listed.push(json!({ "id": id, "error": crate::error_body(&error, said) }));
-                } else if said.contains(&format!("job {id} ")) {
+                } else if names_job(&said, id) {
                     eprintln!("outsourcer: {said}");
                 } else {
                     eprintln!("outsourcer: job {id}: {said}");
@@ -79,6 +82,35 @@ pub(crate) async fn delete(ctx: &Ctx, id: JobId) -> Result<(String, Value)> {
         let now = ctx.backend.job(&ctx.actor(), id).await?;
         return Err(refused(now.state));
     }
-    let text = format!("deleted job {id}, with its history and attachment");
+    let text = match job.attachment {
+        Some(_) => format!("deleted job {id}, with its history and attachment"),
+        None => format!("deleted job {id} and its history"),
+    };
     Ok((text, json!({ "id": id.0, "deleted": true })))
+}
+
+/// Whether a refusal's sentence names job `id` already ("job 7 not found", "cannot cancel job
+/// 7: ..."), so that it is not named twice.
+fn names_job(said: &str, id: i64) -> bool {
+    let name = format!("job {id}");
+    said.match_indices(&name).any(|(at, _)| {
+        let after = said[at + name.len()..].chars().next();
+        !after.is_some_and(|c| c.is_ascii_digit())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::names_job;
+
+    #[test]
+    fn a_refusal_that_names_its_job_is_not_prefixed_again() {
+        assert!(names_job("cannot cancel job 1: its state is succeeded", 1));
+        assert!(names_job("job 999 not found", 999));
+        assert!(!names_job(
+            "cannot cancel job 12: its state is succeeded",
+            1
+        ));
+        assert!(!names_job("the database is gone", 1));
+    }
 }

@@ -9,11 +9,13 @@ use outsourced_server::ServerConfig;
 #[derive(Debug, Parser)]
 #[command(name = "outsourcer", version, about, propagate_version = true)]
 pub(crate) struct Cli {
-    /// The database (SQLite file by default; also postgres:// and mysql:// URLs).
+    /// The database (SQLite file by default; also postgres:// and mysql:// URLs). Its value
+    /// from the environment is not shown in the help: a URL may hold a password.
     #[arg(
         long,
         global = true,
         env = "OUTSOURCED_DATABASE_URL",
+        hide_env_values = true,
         default_value = "sqlite://outsourced.db",
         help_heading = "Global options"
     )]
@@ -585,7 +587,12 @@ pub(crate) struct ServeArgs {
     pub(crate) idle_recheck: Option<std::time::Duration>,
     /// A token Prometheus must send (`Authorization: Bearer TOKEN`) to read `<mount>/metrics`;
     /// without one the metrics are off.
-    #[arg(long, env = "OUTSOURCED_METRICS_TOKEN", allow_hyphen_values = true)]
+    #[arg(
+        long,
+        env = "OUTSOURCED_METRICS_TOKEN",
+        hide_env_values = true,
+        allow_hyphen_values = true
+    )]
     pub(crate) metrics_token: Option<String>,
     /// The largest attachment accepted, in MiB (2048 unless given); larger ones get 413.
     #[arg(long)]

@@ -773,6 +773,11 @@ fn migrate_and_usage_errors() {
     assert!(s.ok(&["migrate"]).contains("up to date"));
     let usage = s.outsourcer(&["queue", "frobnicate"]);
     assert_eq!(usage.status.code(), Some(2), "clap's usage error");
+    // The help names the variables, not their values: a database URL may hold a password.
+    let help = s.outsourcer(&["serve", "--help"]);
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(help.contains("OUTSOURCED_DATABASE_URL"), "{help}");
+    assert!(!help.contains(&s.database()), "{help}");
     let nowhere = format!("sqlite://{}", s.path("missing/o.db").display());
     let folder = s.fails(&["--database", &nowhere, "migrate"]);
     assert!(folder.contains("its folder"), "{folder}");
