@@ -9,8 +9,8 @@ use outsourced_server::ServerConfig;
 #[derive(Debug, Parser)]
 #[command(name = "outsourcer", version, about, propagate_version = true)]
 pub(crate) struct Cli {
-    /// The database (SQLite file by default; also postgres:// and mysql:// URLs). Its value
-    /// from the environment is not shown in the help: a URL may hold a password.
+    /// The database (SQLite file by default; also postgres:// and mysql:// URLs). The help
+    /// shows the variable, not its value, which may hold credentials.
     #[arg(
         long,
         global = true,
