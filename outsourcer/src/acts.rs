@@ -18,17 +18,17 @@ pub(crate) async fn each(
     done: &str,
     act: impl AsyncFn(JobId) -> Result<(String, Value)>,
 ) -> Result<()> {
-    if let [id] = ids {
-        let (text, json) = act(JobId(*id)).await?;
+    // An id given twice is acted on once.
+    let mut seen = std::collections::HashSet::new();
+    let ids: Vec<i64> = ids.iter().copied().filter(|id| seen.insert(*id)).collect();
+    if let [id] = ids[..] {
+        let (text, json) = act(JobId(id)).await?;
         match ctx.json {
             true => print_json(&json),
             false => out!("{text}"),
         }
         return Ok(());
     }
-    // An id given twice is acted on once.
-    let mut seen = std::collections::HashSet::new();
-    let ids: Vec<i64> = ids.iter().copied().filter(|id| seen.insert(*id)).collect();
     let (mut listed, mut failed) = (Vec::with_capacity(ids.len()), 0);
     for &id in &ids {
         match act(JobId(id)).await {

@@ -511,6 +511,9 @@ fn jobs_are_cancelled_retried_and_deleted_several_at_once() {
     let said = String::from_utf8_lossy(&text.stderr);
     assert!(said.contains("outsourcer: job 9999 not found"), "{said}");
     assert!(String::from_utf8_lossy(&text.stdout).contains("deleted job"));
+    // An id given twice is one job: one refusal, said once.
+    let twice = s.fails(&["job", "delete", ids[2], ids[2]]);
+    assert!(twice.contains("not found"), "{twice}");
 }
 
 #[test]
